@@ -1,0 +1,423 @@
+"""parse(text) -> ir.Spec: Lark LALR over grammar/nnspec.lark, then a builder that walks
+the tree in source order, attaching comments and reporting structural mistakes.
+
+Syntax errors are named by matching the parser's state against a table of *example*
+bad inputs (SYNTAX_ERRORS); tests/test_parse.py runs that same table.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from nnspec import ir
+from nnspec.diagnostics import Diagnostic, NNSpecError, error
+from nnspec.source import Source, Span
+from nnspec.suggest import did_you_mean
+
+GRAMMAR_NAME = "nnspec.lark"
+
+
+def grammar_text() -> str:
+    """The grammar shipped in the wheel, or grammar/ beside the package in a checkout."""
+    try:
+        return resources.files("nnspec").joinpath(GRAMMAR_NAME).read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        path = Path(__file__).resolve().parent.parent / "grammar" / GRAMMAR_NAME
+        return path.read_text(encoding="utf-8")
+
+
+_OPEN = {"LPAR": "RPAR", "LSQB": "RSQB"}
+_CLOSE = {"RPAR", "RSQB"}
+
+
+class _PostLex:
+    """Newline handling: one `_NL` between statements, none inside ( ) or [ ],
+    one before every `}`, one at the end of the file. Remembers what is left open."""
+
+    always_accept = ("_NL",)
+
+    def __init__(self) -> None:
+        self.open: list[Token] = []
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        self.open = []
+        last: Token | None = None
+        for tok in stream:
+            kind = tok.type
+            if kind == "_NL":
+                if any(t.type in _OPEN for t in self.open):
+                    continue
+                if last is None or last.type in ("_NL", "LBRACE"):
+                    continue
+            elif kind in _OPEN or kind == "LBRACE":
+                self.open.append(tok)
+            elif kind in _CLOSE or kind == "RBRACE":
+                if self.open:
+                    self.open.pop()
+                if kind == "RBRACE" and last is not None and last.type not in ("_NL", "LBRACE"):
+                    yield Token.new_borrow_pos("_NL", "", tok)
+            yield tok
+            last = tok
+        if last is not None and last.type != "_NL":
+            yield Token("_NL", "", start_pos=last.end_pos, end_pos=last.end_pos,
+                        line=last.end_line, column=last.end_column)
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True,
+                maybe_placeholders=False, postlex=_PostLex())
+
+
+# code, message, help, example inputs that end in this error
+SYNTAX_ERRORS: dict[tuple[str, str, str | None], list[str]] = {
+    ("E006", "missing value after `=`", "write a value after `=`, as in `lr=0.01`"): [
+        "optimizer adam lr=\n", "optimizer adam lr= beta1=0.9\n", "let x =\n",
+        "x normal(stddev=)\n", "x f(a=,)\n", "model m {\n dense 3 init=\n}\n",
+    ],
+    ("E007", "stray `}` with no open block", "remove this `}`"): ["}\n", "loss mse\n}\n"],
+    ("E008", "expected a name after `let`", "write `let NAME = VALUE`, as in `let hidden = 64`"): [
+        "let = 3\n", "let 3 = 3\n", "let\n",
+    ],
+    ("E009", "expected `=` in `let`", "write `let NAME = VALUE`, as in `let hidden = 64`"): [
+        "let x 3\n", "let x\n",
+    ],
+    ("E010", "blocks cannot be nested", "close the block with `}` before starting another"): [
+        "model m {\n train {\n", "model m {\n a b {\n", "train {\n model {\n",
+    ],
+    ("E011", "expected `,` or `]` in a list", "separate list items with commas, as in `[1, 2]`"): [
+        "x [1 2]\n", "x [[1] [2]]\n", "x y[1 2]\n", "x [a b]\n", "let w = [1 2]\n",
+    ],
+    ("E012", "expected `,` or `)` in arguments", "separate arguments with commas, as in `normal(mean=0, stddev=0.1)`"): [
+        "x f(a=1 b=2)\n", "x f(1 2)\n", "data builtin(\"moons\" n=3)\n",
+    ],
+    ("E013", "a label must be followed by a layer", "write `NAME: LAYER ...`, as in `h1: dense 64 relu`"): [
+        "h1:\n", "h1: 3\n", "model m {\n h1:\n}\n", "a: b: c\n",
+    ],
+    ("E023", "a constant needs `let`", "write `let NAME = VALUE`, as in `let hidden = 64`"): [
+        "x = 3\n", "hidden = 64\n", "model m {\n x = 3\n}\n",
+    ],
+    ("E014", "a statement must start with a name", "statements look like `dense 64 relu` or `loss mse`"): [
+        "3\n", "\"x\"\n", "[1]\n", "= 3\n", "model m {\n 3\n}\n", "(\n",
+        "model m {\n [1]\n}\n", "model m {\n = 3\n}\n",
+    ],
+}
+
+
+def _syntax_error(exc: UnexpectedInput, src: Source, postlex: _PostLex) -> Diagnostic:
+    pos = getattr(exc, "pos_in_stream", None) or 0
+    if isinstance(exc, UnexpectedCharacters):
+        ch = src.text[pos] if pos < len(src.text) else ""
+        if ch == '"':
+            return error("E004", "unterminated string", Span(pos, _line_end(src.text, pos)),
+                         "this string has no closing `\"`", help='close the string on the same line with `"`')
+        shown = repr(ch)[1:-1] if not ch.isprintable() or ch == "`" else ch
+        return error("E005", f"unexpected character `{shown}`", Span(pos, pos + 1),
+                     "not part of the language", help="remove it; comments start with `#`")
+    assert isinstance(exc, UnexpectedToken)
+    tok = exc.token
+    at_end = tok.type == "$END" or tok.start_pos >= len(src.text.rstrip())
+    if tok.type == "$END" or (at_end and postlex.open):
+        return _unexpected_end(src, postlex)
+    span = Span(tok.start_pos, max(tok.end_pos, tok.start_pos + 1)) if tok.type != "_NL" else Span(tok.start_pos, tok.start_pos + 1)
+    try:
+        label = exc.match_examples(_lark().parse, SYNTAX_ERRORS, use_accepts=True)
+    except Exception:  # match_examples re-parses; its failure must not hide the error
+        label = None
+    if label is not None:
+        code, message, help_ = label
+        return error(code, message, span, "", help=help_)
+    expected = sorted(_EXPECTED.get(t, t) for t in exc.accepts or exc.expected if t in _EXPECTED)
+    help_ = f"expected {_one_of(expected)}" if expected else None
+    return error("E001", f"unexpected {_describe(tok)}", span, "", help=help_)
+
+
+def _unexpected_end(src: Source, postlex: _PostLex) -> Diagnostic:
+    end = len(src.text)
+    if postlex.open:
+        tok = postlex.open[-1]
+        close = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}[tok.type]
+        return error("E002", f"unclosed `{tok.value}`", Span(tok.start_pos, tok.end_pos),
+                     "opened here and never closed", help=f"add `{close}` where it should end")
+    return error("E003", "unexpected end of file", Span(end, end), "", help="the last statement is incomplete")
+
+
+def _line_end(text: str, pos: int) -> int:
+    nl = text.find("\n", pos)
+    return len(text) if nl < 0 else nl
+
+
+_EXPECTED = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_NL": "a new line",
+             "LBRACE": "`{`", "RBRACE": "`}`", "LSQB": "`[`", "RSQB": "`]`", "LPAR": "`(`",
+             "RPAR": "`)`", "EQUAL": "`=`", "COMMA": "`,`", "COLON": "`:`", "TRUE": "`true`",
+             "FALSE": "`false`"}
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "_NL":
+        return "end of line"
+    if tok.type in ("NAME", "NUMBER", "STRING"):
+        return f"{_EXPECTED[tok.type].split(' ', 1)[1]} `{tok.value}`"
+    return f"`{tok.value}`"
+
+
+def _one_of(items: list[str]) -> str:
+    items = list(dict.fromkeys(items))
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+# ------------------------------------------------------------------------------ building
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+TOP_LEVEL = ("model", "train", "loss", "optimizer", "regularize")
+_BLOCKS = ("model", "train")
+
+
+class _Comments:
+    """Hands out the comments in source order: leading ones before a span, and the
+    trailing one on the span's last line."""
+
+    def __init__(self, src: Source, tokens: list[Token]) -> None:
+        self.src = src
+        self.items = sorted(tokens, key=lambda t: t.start_pos)
+        self.i = 0
+
+    def before(self, offset: int) -> tuple[str, ...]:
+        out = []
+        while self.i < len(self.items) and self.items[self.i].start_pos < offset:
+            out.append(self._text(self.items[self.i]))
+            self.i += 1
+        return tuple(out)
+
+    def trailing(self, end: int) -> str | None:
+        if self.i < len(self.items):
+            tok = self.items[self.i]
+            line_end = _line_end(self.src.text, end)
+            if end <= tok.start_pos < line_end + 1 and "\n" not in self.src.text[end:tok.start_pos]:
+                self.i += 1
+                return self._text(tok)
+        return None
+
+    def rest(self) -> tuple[str, ...]:
+        return self.before(len(self.src.text) + 1)
+
+    @staticmethod
+    def _text(tok: Token) -> str:
+        return str(tok.value)[1:].rstrip()
+
+
+class _Builder:
+    def __init__(self, src: Source, comments: _Comments) -> None:
+        self.src = src
+        self.comments = comments
+        self.diags: list[Diagnostic] = []
+
+    # spans -----------------------------------------------------------------
+    def span(self, node: Tree | Token) -> Span:
+        if isinstance(node, Token):
+            return Span(node.start_pos, node.end_pos)
+        start, end = node.meta.start_pos, node.meta.end_pos
+        while end > start and self.src.text[end - 1] in " \t\r\n":
+            end -= 1
+        return Span(start, end)
+
+    # values ----------------------------------------------------------------
+    def value(self, t: Tree) -> ir.Value:
+        kind = t.data
+        sp = self.span(t)
+        if kind == "number":
+            text = str(t.children[0])
+            if not _NUMBER.fullmatch(text):
+                self.diags.append(error("E015", f"invalid number `{text}`", sp, "not a number",
+                                        help="numbers look like `3`, `-2`, `0.5` or `1e-3`"))
+                return ir.Number(0, text, sp)
+            is_int = not any(c in text for c in ".eE")
+            return ir.Number(int(text) if is_int else float(text), text, sp)
+        if kind == "string":
+            return ir.String(_unescape(str(t.children[0])), sp)
+        if kind in ("true", "false"):
+            return ir.Bool(kind == "true", sp)
+        if kind == "ref":
+            return ir.Ref(str(t.children[0]), sp)
+        if kind == "shaped":
+            name, *dims = t.children
+            return ir.Shaped(str(name), tuple(self.value(d) for d in dims), sp)
+        if kind == "list":
+            return ir.List(tuple(self.value(v) for v in t.children), sp)
+        if kind == "call":
+            name, *args = t.children
+            return ir.Call(str(name), self.args(args), sp, self.span(name))
+        raise AssertionError(f"unhandled value {kind}")  # pragma: no cover
+
+    def args(self, children: list) -> tuple[ir.Arg, ...]:
+        out = []
+        for c in children:
+            if isinstance(c, Tree) and c.data == "keyword":
+                key, val = c.children
+                out.append(ir.Arg(str(key), self.value(val), self.span(c), self.span(key)))
+            else:
+                v = self.value(c)
+                out.append(ir.Arg(None, v, v.span))
+        return tuple(out)
+
+    # statements ------------------------------------------------------------
+    def statement(self, t: Tree) -> tuple[Token | None, Token, tuple[ir.Arg, ...], Span]:
+        children = list(t.children)
+        label = None
+        if isinstance(children[0], Tree) and children[0].data == "label":
+            label = children.pop(0).children[0]
+        head = children.pop(0)
+        return label, head, self.args(children), self.span(t)
+
+    def directive(self, t: Tree) -> ir.Directive:
+        label, head, args, sp = self.statement(t)
+        if label is not None:
+            self.diags.append(error("E016", f"only layers can be named, not `{head}`", self.span(label),
+                                    "remove this label", help=f"write `{head} ...` without `{label}:`"))
+        return ir.Directive(str(head), args, sp, self.span(head), self.comments.before(sp.start),
+                            self.comments.trailing(sp.end))
+
+    def build(self, tree: Tree) -> ir.Spec:
+        lets: list[ir.Let] = []
+        sections: dict[str, object] = {}
+        first_span: dict[str, Span] = {}
+        for item in tree.children:
+            sp = self.span(item)
+            if item.data == "let":
+                name, val = item.children
+                lead = self.comments.before(sp.start)
+                lets.append(ir.Let(str(name), self.value(val), sp, self.span(name), lead,
+                                   self.comments.trailing(sp.end)))
+                continue
+            if item.data == "block":
+                keyword_tok = item.children[0]
+                node: object = self.block(item)
+            else:
+                keyword_tok = item.children[1 if isinstance(item.children[0], Tree) else 0]
+                keyword = str(keyword_tok)
+                if keyword in _BLOCKS:
+                    self.diags.append(error(
+                        "E017", f"`{keyword}` needs a block", self.span(keyword_tok), "",
+                        help=f"write `{keyword} {{` on this line and close it with `}}`"))
+                    self.comments.before(sp.end)
+                    continue
+                node = self.directive(item)
+            keyword = str(keyword_tok)
+            if keyword not in TOP_LEVEL:
+                self.diags.append(error(
+                    "E018", f"unknown section `{keyword}`", self.span(keyword_tok), "not a section",
+                    help=did_you_mean(keyword, TOP_LEVEL + ("let",),
+                                      fallback="a spec has `model { }`, `loss`, `optimizer`, `regularize`, `train { }` and `let` statements")))
+                continue
+            if keyword in _BLOCKS and item.data != "block":
+                continue
+            if keyword not in _BLOCKS and item.data == "block":
+                self.diags.append(error("E019", f"`{keyword}` is a statement, not a block",
+                                        self.span(keyword_tok), "",
+                                        help=f"write it on one line, as in `{_EXAMPLE[keyword]}`"))
+                continue
+            if keyword in sections:
+                self.diags.append(error("E020", f"duplicate `{keyword}` section", self.span(keyword_tok),
+                                        "given again here", secondary=[(first_span[keyword], "first given here")],
+                                        help="a spec has one of each section; remove one"))
+                continue
+            sections[keyword] = node
+            first_span[keyword] = self.span(keyword_tok)
+        return ir.Spec(tuple(lets), sections.get("model"), sections.get("loss"),  # type: ignore[arg-type]
+                       sections.get("optimizer"), sections.get("regularize"),  # type: ignore[arg-type]
+                       sections.get("train"), ir.VERSION, self.comments.rest(),  # type: ignore[arg-type]
+                       Span(0, len(self.src.text)))
+
+    def block(self, t: Tree) -> ir.Model | ir.Train | None:
+        keyword, *rest = t.children
+        name = rest.pop(0) if rest and isinstance(rest[0], Token) else None
+        sp = self.span(t)
+        lead = self.comments.before(sp.start)
+        header_end = self.src.text.find("{", keyword.end_pos) + 1
+        trailing = self.comments.trailing(header_end)
+        if str(keyword) == "train":
+            if name is not None:
+                self.diags.append(error("E021", "a `train` block has no name", self.span(name), "",
+                                        help="write `train {`"))
+            stmts = tuple(self.directive(s) for s in rest)
+            return ir.Train(stmts, sp, lead, trailing, self.comments.before(sp.end))
+        if str(keyword) == "model":
+            return self.model(name, rest, sp, lead, trailing)
+        self.comments.before(sp.end)
+        return None
+
+    def model(self, name: Token | None, stmts: list[Tree], sp: Span, lead, trailing) -> ir.Model:
+        inputs: list[ir.Input] = []
+        nodes: list[ir.Node] = []
+        counts: dict[str, int] = {}
+        previous: str | None = None
+        for s in stmts:
+            label, head, args, ssp = self.statement(s)
+            comments = self.comments.before(ssp.start)
+            trail = self.comments.trailing(ssp.end)
+            op = str(head)
+            if op == "input":
+                shaped = args[0].value if len(args) == 1 and args[0].key is None else None
+                if not isinstance(shaped, ir.Shaped) or label is not None:
+                    self.diags.append(error("E022", "malformed `input`", ssp, "",
+                                            help="write `input NAME[SHAPE]`, as in `input x[2]` or `input image[8, 8]`"))
+                    continue
+                inputs.append(ir.Input(shaped.name, shaped.dims, ssp, comments, trail))
+                previous = shaped.name
+                continue
+            counts[op] = counts.get(op, 0) + 1
+            node_name = str(label) if label is not None else f"{op}_{counts[op]}"
+            ins = (previous,) if previous is not None else ()
+            nodes.append(ir.Node(node_name, op, ins, args, label is not None, ssp, self.span(head),
+                                 comments, trail))
+            previous = node_name
+        return ir.Model(str(name) if name is not None else None, tuple(inputs), tuple(nodes), sp,
+                        lead, trailing, self.comments.before(sp.end))
+
+
+_EXAMPLE = {"loss": "loss mse", "optimizer": "optimizer adam lr=1e-3", "regularize": "regularize l2=1e-4"}
+
+
+def _unescape(literal: str) -> str:
+    body = literal[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+def parse_collect(text: str, filename: str = "<string>") -> tuple[ir.Spec | None, list[Diagnostic], Source]:
+    """Parse, returning the IR (None after a syntax error) and every diagnostic found."""
+    src = Source(text, filename)
+    lark = _lark()
+    postlex = lark.options.postlex
+    try:
+        tree = lark.parse(text)
+    except UnexpectedInput as exc:
+        return None, [_syntax_error(exc, src, postlex)], src
+    # Comments come from a lexer pass of their own: Lark drops %ignore'd tokens.
+    comment_tokens = [Token("COMMENT", m.group(0), start_pos=m.start(), end_pos=m.end())
+                      for m in _comment_matches(text, tree)]
+    builder = _Builder(src, _Comments(src, comment_tokens))
+    spec = builder.build(tree)
+    return spec, builder.diags, src
+
+
+def _comment_matches(text: str, tree: Tree) -> Iterator[re.Match]:
+    """`#` comments, skipping any `#` inside a string literal."""
+    strings = [(t.start_pos, t.end_pos) for t in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "STRING")]
+    for m in re.finditer(r"#[^\n]*", text):
+        if not any(a <= m.start() < b for a, b in strings):
+            yield m
+
+
+def parse(text: str, filename: str = "<string>") -> ir.Spec:
+    """Parse nnspec source text into IR; raises NNSpecError with every diagnostic."""
+    spec, diags, src = parse_collect(text, filename)
+    if spec is None or any(d.is_error for d in diags):
+        raise NNSpecError(diags, src)
+    return spec
