@@ -1,0 +1,768 @@
+"""check(spec) -> Program: resolve names against the registries, bind and range-check
+arguments, infer shapes, and check that loss, output, metrics and data agree.
+
+Every problem becomes a Diagnostic; all of them are collected, then raised at once.
+The passes run in order (PASSES), each adding to one shared `_Checker`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable, Mapping
+
+from nnspec import ir
+from nnspec.checked import (EarlyStop, Fn, Layer, LossProgram, ModelProgram, OptimizerProgram,
+                            Program, Regularization, TrainProgram)
+from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of
+from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
+from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes
+from nnspec.losses import LOSSES, METRICS
+from nnspec.optim import OPTIMIZERS, SCHEDULES
+from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
+                           Registry, Str, Sym, Symbol, Union)
+from nnspec.source import Source, Span
+from nnspec.suggest import did_you_mean, one_of
+
+SYMBOLS: dict[str, Registry] = {
+    "activation": ACTIVATIONS, "initializer": INITIALIZERS, "schedule": SCHEDULES,
+    "metric": METRICS, "data source": SOURCES,
+}
+
+class _Word:
+    """A bare name such as `monitor=val_loss`; validated by a later pass."""
+
+    def describe(self) -> str:
+        return "a name"
+
+    def convert(self, v: Any) -> str:
+        if not isinstance(v, Sym):
+            raise ArgError("E103", f"expected a name, found {_describe(v)}")
+        return str(v)
+
+
+def _describe(v: Any) -> str:
+    from nnspec.params import _show
+    return _show(v)
+
+
+TRAIN = Registry("train setting", [
+    Entry("data", (P("source", Symbol("data source"), required=True, positional=True,
+                     doc="`builtin(\"NAME\", ...)`, `csv(\"PATH\", target=...)` or `npz(\"PATH\")`"),),
+          doc="where the examples come from"),
+    Entry("split", (P("val", Float(ge=0, lt=1), 0.0, "fraction held out for validation"),
+                    P("test", Float(ge=0, lt=1), 0.0, "fraction held out for the final test")),
+          doc="how the data is divided into train, validation and test"),
+    Entry("batch", (P("size", Union((Int(min=1), Choice(("all",)))), required=True, positional=True,
+                      doc="examples per gradient step: `1` (pure SGD), `B` (mini-batch) or `all`"),),
+          doc="mini-batch size"),
+    Entry("epochs", (P("count", Int(min=1), required=True, positional=True, doc="passes over the training data"),),
+          doc="how long to train"),
+    Entry("early_stop", (P("monitor", _Word(), "val_loss", "the metric to watch, as in `val_loss`"),
+                         P("mode", Choice(("auto", "min", "max")), "auto", "whether lower or higher is better"),
+                         P("patience", Int(min=0), 5, "epochs without improvement before stopping"),
+                         P("min_delta", Float(ge=0), 0.0, "smallest change that counts as improvement"),
+                         P("restore_best", Bool(), False, "end with the best epoch's weights")),
+          doc="stop when the monitored metric stops improving"),
+    Entry("seed", (P("value", Int(min=0), required=True, positional=True, doc="seed for every random choice"),),
+          doc="makes runs repeatable"),
+    Entry("metrics", (), variadic=P("metric", Symbol("metric")), doc="what to report besides the loss"),
+    Entry("standardize", (P("enabled", Bool(), True, positional=True, doc="`false` to turn it off"),),
+          doc="rescale each feature to mean 0 and standard deviation 1, using training statistics"),
+])
+
+REGULARIZE = Entry("regularize", (
+    P("l1", Float(ge=0), 0.0, "λ₁ in λ₁·Σ|w| added to the loss"),
+    P("l2", Float(ge=0), 0.0, "λ₂ in λ₂·Σw² added to the loss"),
+    P("weight_decay", Float(ge=0), 0.0, "decoupled weight decay, applied by the optimizer"),
+    P("include_bias", Bool(), False, "penalize biases too"),
+), doc="weight penalties for the whole model")
+
+# Bytes per parameter-sized array (float32) and how many such arrays training keeps:
+# the parameters, their gradients, and the optimizer's slots.
+_BYTES = 4
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM on this machine, if the OS says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class _Checker:
+    def __init__(self, spec: ir.Spec, source: Source | None, memory_budget: int | None) -> None:
+        self.spec = spec
+        self.source = source
+        self.budget = memory_budget
+        self.diags: list[Diagnostic] = []
+        self.lets: dict[str, ir.Let] = {}
+        self.used_lets: set[str] = set()
+        self.model: ModelProgram | None = None
+        self.loss: LossProgram | None = None
+        self.optimizer: OptimizerProgram | None = None
+        self.reg = Regularization()
+        self.train: TrainProgram | None = None
+        self.reg_span: dict[str, Span | None] = {}
+        self.opt_given: set[str] = set()
+
+    # -------------------------------------------------------------- reporting
+    def err(self, *args: Any, **kw: Any) -> None:
+        self.diags.append(error(*args, **kw))
+
+    def warn(self, *args: Any, **kw: Any) -> None:
+        self.diags.append(warning(*args, **kw))
+
+    # ----------------------------------------------------------------- values
+    def pyvalue(self, v: ir.Value, accepts_words: bool, seen: frozenset = frozenset()) -> Any:
+        """IR value -> Python value for a param type; raises ArgError (with span)."""
+        if isinstance(v, ir.Number):
+            return v.value
+        if isinstance(v, (ir.String, ir.Bool)):
+            return v.value
+        if isinstance(v, ir.List):
+            return tuple(self.pyvalue(x, accepts_words, seen) for x in v.items)
+        if isinstance(v, ir.Ref):
+            let = self.lets.get(v.name)
+            if let is not None and v.name not in seen:
+                self.used_lets.add(v.name)
+                return self.pyvalue(let.value, accepts_words, seen | {v.name})
+            if not accepts_words:
+                raise ArgError("E109", f"unknown constant `{v.name}`",
+                               did_you_mean(v.name, self.lets, fallback="define it first with `let "
+                                            f"{v.name} = ...`"), v.span)
+            return Sym(v.name)
+        if isinstance(v, ir.Call):
+            return Callish(v.name)
+        if isinstance(v, ir.Shaped):
+            raise ArgError("E103", f"unexpected `{v.name}[...]` here", "dimensions in `[ ]` only follow an input's name", v.span)
+        raise AssertionError(v)  # pragma: no cover
+
+    def convert(self, ptype: Any, v: ir.Value) -> Any:
+        if isinstance(ptype, Symbol):
+            return self.symbol(ptype.kind, v)
+        if isinstance(ptype, Union) and any(isinstance(o, Symbol) for o in ptype.options):
+            if isinstance(v, ir.Call) or (isinstance(v, ir.Ref) and v.name not in self.lets):
+                sym = next(o for o in ptype.options if isinstance(o, Symbol))
+                return self.symbol(sym.kind, v)
+            rest = Union(tuple(o for o in ptype.options if not isinstance(o, Symbol)))
+            return self.convert(rest, v)
+        try:
+            return ptype.convert(self.pyvalue(v, _accepts_words(ptype)))
+        except ArgError as exc:
+            if exc.span is None:
+                exc.span = v.span
+            raise
+
+    def symbol(self, kind: str, v: ir.Value) -> Fn | None:
+        """Resolve `relu` or `leaky_relu(slope=0.2)` against the registry of `kind`."""
+        registry = SYMBOLS[kind]
+        if isinstance(v, ir.Ref) and v.name in self.lets:
+            self.used_lets.add(v.name)
+            return self.symbol(kind, self.lets[v.name].value)
+        if isinstance(v, ir.Ref):
+            name, args, name_span = v.name, (), v.span
+        elif isinstance(v, ir.Call):
+            name, args, name_span = v.name, v.args, v.name_span
+        else:
+            raise ArgError("E103", f"expected {Symbol(kind).describe()}, found {_describe(self.pyvalue(v, True))}",
+                           f"{kind}s are names such as {one_of(registry.names()[:3])}", v.span)
+        entry = registry.get(name)
+        if entry is None:
+            self.unknown(kind, name, name_span, registry.names())
+            return None
+        # `builtin("moons", n=500)` passes the dataset's own arguments through
+        passthrough = kind == "data source" and entry.name == "builtin"
+        params = self.bind(entry, args, v.span, what=f"{kind} `{name}`", extra_ok=passthrough)
+        if params is None:
+            return None
+        params.pop("__given__")
+        return Fn(entry.name, params)
+
+    def unknown(self, kind: str, name: str, span: Span | None, names: Iterable[str], *,
+                extra: str | None = None) -> None:
+        names = tuple(names)
+        hint = did_you_mean(name, names)
+        if hint is None:
+            hint = extra or f"known {kind}s: {one_of(names)}"
+        self.err("E101", f"unknown {kind} `{name}`", span, f"not a known {kind}", help=hint)
+
+    # ---------------------------------------------------------------- binding
+    def bind(self, entry: Entry, args: Iterable[ir.Arg], span: Span | None, *, what: str,
+             extra_ok: bool = False) -> dict[str, Any] | None:
+        """Match arguments to `entry`'s params; fill defaults. None if anything failed.
+        With `extra_ok`, unknown keywords are returned under the key `"__extra__"`."""
+        ok = True
+        given: dict[str, ir.Arg] = {}
+        values: dict[str, Any] = {}
+        positionals = list(entry.positionals)
+        variadic: list[Any] = []
+        extra: dict[str, ir.Arg] = {}
+        for arg in args:
+            if arg.key is None:
+                flag = self.flag(entry, arg)
+                if flag is not None:
+                    name = flag
+                elif positionals:
+                    name = positionals.pop(0).name
+                    while name in given and positionals:
+                        name = positionals.pop(0).name
+                elif entry.variadic is not None:
+                    try:
+                        variadic.append((self.convert(entry.variadic.type, arg.value), arg))
+                    except ArgError as exc:
+                        ok = self.arg_error(exc, arg) and False
+                    continue
+                else:
+                    ok = False
+                    n = len(entry.positionals)
+                    takes = f"takes {n} positional argument{'s' if n != 1 else ''}" if n else "takes no positional arguments"
+                    self.err("E107", f"unexpected argument to {what}", arg.span, f"{what} {takes}",
+                             help=self.usage_help(entry))
+                    continue
+            else:
+                name = arg.key
+                p = entry.param(name)
+                if p is None:
+                    alias = next((q for q in entry.params if name in q.aliases), None)
+                    if alias is not None:
+                        name = alias.name
+                    elif extra_ok:
+                        extra[name] = arg
+                        continue
+                    else:
+                        ok = False
+                        hint = did_you_mean(name, [q.name for q in entry.params])
+                        if hint is None:
+                            hint = (f"{what} takes {one_of([q.name for q in entry.params])}" if entry.params
+                                    else f"{what} takes no arguments")
+                        self.err("E102", f"unknown argument `{name}` for {what}", arg.key_span or arg.span,
+                                 "not an argument here", help=hint)
+                        continue
+            if name in given:
+                ok = False
+                self.err("E105", f"`{name}` given twice", arg.span, "given again here",
+                         secondary=[(given[name].span, "first given here")], help="remove one of them")
+                continue
+            given[name] = arg
+            p = entry.param(name)
+            assert p is not None
+            if p.flag and arg.key is None and isinstance(arg.value, ir.Ref) and arg.value.name == p.name:
+                values[name] = True
+                continue
+            try:
+                values[name] = self.convert(p.type, arg.value)
+            except ArgError as exc:
+                ok = self.arg_error(exc, arg, p) and False
+                continue
+            if values[name] is None and isinstance(p.type, (Symbol, Union)):
+                ok = False  # an unknown symbol, already reported
+        for p in entry.params:
+            if p.name in values or p.name in given:
+                continue
+            if p.required:
+                ok = False
+                self.err("E106", f"missing `{p.name}` for {what}", span, f"needs `{p.name}`",
+                         help=f"{p.name}: {p.doc}; write {self.usage(entry)}")
+            else:
+                values[p.name] = self.default(p)
+        if not ok:
+            return None
+        if entry.variadic is not None:
+            values[entry.variadic.name + "s"] = tuple(v for v, _ in variadic)
+        check: Callable | None = entry.attrs.get("check")
+        if check is not None:
+            try:
+                check(values, set(given))
+            except ArgError as exc:
+                self.err(exc.code, exc.message, span, "", help=exc.help)
+                return None
+        if extra_ok:
+            values["__extra__"] = extra
+        values["__given__"] = given
+        return values
+
+    def flag(self, entry: Entry, arg: ir.Arg) -> str | None:
+        """A bare name that is a boolean parameter of `entry` (`restore_best`)."""
+        if isinstance(arg.value, ir.Ref):
+            p = entry.param(arg.value.name)
+            if p is not None and p.flag:
+                return p.name
+        return None
+
+    def default(self, p: P) -> Any:
+        if isinstance(p.type, Symbol) and isinstance(p.default, str):
+            entry = SYMBOLS[p.type.kind].get(p.default)
+            assert entry is not None, p
+            return Fn(entry.name, entry.defaults())
+        return p.default
+
+    def arg_error(self, exc: ArgError, arg: ir.Arg, p: P | None = None) -> bool:
+        label = {"E103": f"expected {p.type.describe()}" if p is not None and not isinstance(p.type, _Word) else "",
+                 "E104": "out of range"}.get(exc.code, "")
+        if exc.code == "E109":
+            label = "not defined"
+        help_ = exc.help
+        if help_ is None and p is not None and p.doc and exc.code in ("E103", "E104"):
+            help_ = f"`{p.name}` is the {p.doc}" if not p.doc[0].isupper() else p.doc
+        self.err(exc.code, exc.message, exc.span or arg.span, label, help=help_)
+        return False
+
+    def usage(self, entry: Entry) -> str:
+        parts = [entry.name]
+        for p in entry.params:
+            if p.required:
+                parts.append(p.name.upper() if p.positional else f"{p.name}=...")
+        return "`" + " ".join(parts) + "`"
+
+    def usage_help(self, entry: Entry) -> str:
+        names = [p.name for p in entry.params if not p.positional]
+        tail = f"; other arguments need a name: {one_of(names)}" if names else ""
+        return f"write {self.usage(entry)}{tail}"
+
+    # ----------------------------------------------------------------- passes
+    def check_lets(self) -> None:
+        for let in self.spec.lets:
+            if let.name in self.lets:
+                self.err("E110", f"`{let.name}` is defined twice", let.name_span, "defined again here",
+                         secondary=[(self.lets[let.name].name_span, "first defined here")],
+                         help="give the second one another name")
+                continue
+            self.lets[let.name] = let
+
+    def check_model(self) -> None:
+        model = self.spec.model
+        if model is None:
+            self.err("E112", "no `model` section", _first_line(self.source), "",
+                     help="a spec needs `model NAME { input x[N] ... }`")
+            return
+        inputs = []
+        names: dict[str, Span | None] = {}
+        shapes: dict[str, tuple[int, ...]] = {}
+        for inp in model.inputs:
+            dims = []
+            for d in inp.shape:
+                try:
+                    dims.append(Int(min=1).convert(self.pyvalue(d, False)))
+                except ArgError as exc:
+                    msg = exc.message if exc.code == "E109" else f"input dimensions must be whole numbers ≥ 1, found {_describe(self.pyvalue(d, True))}"
+                    self.err("E203" if exc.code != "E109" else "E109", msg, d.span, "", help=exc.help if exc.code == "E109" else "write the number of features, as in `input x[2]`")
+            if not inp.shape:
+                self.err("E203", f"input `{inp.name}` has no shape", inp.span, "",
+                         help=f"write its dimensions, as in `input {inp.name}[2]`")
+            if len(dims) == len(inp.shape) and dims:
+                inputs.append((inp.name, tuple(dims)))
+                shapes[inp.name] = tuple(dims)
+            if inp.name in names:
+                self.err("E110", f"`{inp.name}` is defined twice", inp.span, "", secondary=[(names[inp.name], "first defined here")],
+                         help="give each input and layer its own name")
+            names[inp.name] = inp.span
+        if not model.inputs:
+            self.err("E204", "the model has no input", model.span, "",
+                     help="start the model with `input NAME[SHAPE]`, as in `input x[2]`")
+        elif len(model.inputs) > 1:
+            self.err("E204", "a model with more than one input needs a layer that merges them, which nnspec does not have yet",
+                     model.inputs[1].span, "second input", help="combine the features into one input")
+        layers: list[Layer] = []
+        ok = bool(inputs) and len(model.inputs) == 1 and len(inputs) == 1
+        for node in model.nodes:
+            if node.name in names and node.labelled:
+                self.err("E110", f"`{node.name}` is defined twice", node.span, "",
+                         secondary=[(names[node.name], "first defined here")],
+                         help="give each input and layer its own name")
+            names[node.name] = node.span
+            entry = LAYERS.get(node.op)
+            if entry is None:
+                self.unknown_layer(node)
+                ok = False
+                continue
+            params = self.bind(entry, node.args, node.span, what=f"`{node.op}`")
+            if params is None:
+                ok = False
+                continue
+            if not ok:
+                continue
+            in_shape = shapes.get(node.inputs[0]) if node.inputs else None
+            if in_shape is None:
+                ok = False
+                continue
+            try:
+                pshapes = param_shapes(entry.name, params, in_shape)
+                out = entry.attrs["out_shape"](params, in_shape)
+            except ShapeError as exc:
+                given = params["__given__"]
+                span = given[exc.arg].span if exc.arg in given else node.span
+                self.err(exc.code, exc.message, span, f"input shape is {_shape(in_shape)}" if exc.code == "E201" else "",
+                         help=exc.help)
+                ok = False
+                continue
+            shapes[node.name] = out
+            layers.append(Layer(node.name, entry.name, node.inputs, _public(params), in_shape, out,
+                                pshapes, node.span))
+        if ok:
+            self.model = ModelProgram(model.name, tuple(inputs), tuple(layers))
+
+    def unknown_layer(self, node: ir.Node) -> None:
+        extra = None
+        if node.op in ("loss", "optimizer", "regularize", "train", "model"):
+            extra = f"`{node.op}` belongs outside the model block"
+        elif node.op in TRAIN:
+            extra = f"`{node.op}` belongs in the `train {{ }}` block"
+        self.unknown("layer", node.op, node.op_span, LAYERS.names(), extra=extra)
+
+    def check_loss(self) -> None:
+        d = self.spec.loss
+        if d is None:
+            return
+        entry = self.head(d, LOSSES, "loss")
+        if entry is None:
+            return
+        params = self.bind(entry, d.args[1:], d.span, what=f"loss `{d.args[0].value.name}`")  # type: ignore[union-attr]
+        if params is not None:
+            self.loss = LossProgram(entry.name, _public(params), entry.attrs["task"])
+
+    def check_optimizer(self) -> None:
+        d = self.spec.optimizer
+        if d is None:
+            return
+        entry = self.head(d, OPTIMIZERS, "optimizer")
+        if entry is None:
+            return
+        params = self.bind(entry, d.args[1:], d.span, what=f"optimizer `{d.args[0].value.name}`")  # type: ignore[union-attr]
+        if params is not None:
+            self.opt_given = set(params["__given__"])
+            self.optimizer = OptimizerProgram(entry.name, _public(params))
+            lr = params["lr"]
+            if isinstance(lr, float) and lr > entry.attrs["lr_warn"]:
+                arg = params["__given__"].get("lr")
+                self.warn("W001", f"learning rate {lr:g} is very large for `{entry.name}`",
+                          arg.span if arg else d.span, "may diverge",
+                          help=f"typical values for `{entry.name}` are at most {entry.attrs['lr_warn']:g}; "
+                               "if the loss becomes NaN, lower it")
+
+    def head(self, d: ir.Directive, registry: Registry, kind: str) -> Entry | None:
+        """The registry row named by a directive's first positional (`loss mse`)."""
+        first = d.args[0] if d.args else None
+        if first is None or first.key is not None or not isinstance(first.value, ir.Ref):
+            self.err("E106", f"`{kind}` needs a name", first.span if first else d.keyword_span,
+                     "", help=f"write `{kind} NAME`, as in `{_EXAMPLE[kind]}`; known: {one_of(registry.names())}")
+            return None
+        entry = registry.get(first.value.name)
+        if entry is None:
+            self.unknown(kind, first.value.name, first.value.span, registry.names())
+        return entry
+
+    def check_regularize(self) -> None:
+        d = self.spec.regularize
+        if d is None:
+            return
+        params = self.bind(REGULARIZE, d.args, d.span, what="`regularize`")
+        if params is None:
+            return
+        given = params["__given__"]
+        self.reg_span = {k: a.span for k, a in given.items()}
+        self.reg = Regularization(params["l1"], params["l2"], params["weight_decay"], params["include_bias"])
+        if self.optimizer is not None and self.optimizer.name == "adamw" and "weight_decay" in given:
+            opt_wd = self.spec.optimizer.args  # type: ignore[union-attr]
+            opt_span = next((a.span for a in opt_wd if a.key == "weight_decay"), self.spec.optimizer.span)  # type: ignore[union-attr]
+            self.err("E309", "weight decay is given twice", given["weight_decay"].span, "here",
+                     secondary=[(opt_span, "and `adamw` applies its own")],
+                     help="set it once: `optimizer adamw weight_decay=...` and remove it from `regularize`")
+
+    def check_train(self) -> None:
+        block = self.spec.train
+        if block is None:
+            return
+        seen: dict[str, ir.Directive] = {}
+        bound: dict[str, dict[str, Any]] = {}
+        for d in block.statements:
+            entry = TRAIN.get(d.keyword)
+            if entry is None:
+                extra = None
+                if d.keyword in LAYERS:
+                    extra = f"`{d.keyword}` is a layer: it belongs in the `model {{ }}` block"
+                elif d.keyword in ("loss", "optimizer", "regularize"):
+                    extra = f"`{d.keyword}` is a section of its own, outside `train {{ }}`"
+                self.unknown("train setting", d.keyword, d.keyword_span, TRAIN.names(), extra=extra)
+                continue
+            if d.keyword in seen:
+                self.err("E111", f"`{d.keyword}` is given twice", d.keyword_span, "given again here",
+                         secondary=[(seen[d.keyword].keyword_span, "first given here")], help="keep one")
+                continue
+            seen[d.keyword] = d
+            if d.keyword == "data":
+                params = self.data_source(d)
+            else:
+                params = self.bind(entry, d.args, d.span, what=f"`{d.keyword}`")
+            if params is not None:
+                bound[d.keyword] = params
+        missing = [k for k in ("data",) if k not in seen]
+        for k in missing:
+            self.err("E112", f"`train` has no `{k}`", block.span, "", help='say where the examples come from, as in `data builtin("moons")`')
+        if self.model is not None and self.spec.loss is None:
+            self.err("E112", "training needs a `loss`", block.span, "", help="add a line such as `loss mse` or `loss binary_crossentropy`")
+        if self.spec.optimizer is None:
+            self.err("E112", "training needs an `optimizer`", block.span, "", help="add a line such as `optimizer sgd lr=0.1`")
+        if len(bound) != len(seen) or missing:
+            return
+        split = bound.get("split", {"val": 0.0, "test": 0.0})
+        if split["val"] + split["test"] >= 1:
+            self.err("E308", f"`val` and `test` leave nothing to train on ({split['val']:g} + {split['test']:g} ≥ 1)",
+                     seen["split"].span, "", help="keep their sum below 1, as in `split val=0.2 test=0.1`")
+            return
+        batch = bound.get("batch", {"size": 32})["size"]
+        metrics = tuple(m.name for m in bound.get("metrics", {"metrics": ()})["metrics"] if m is not None)
+        es = None
+        if "early_stop" in bound:
+            es = self.early_stop(bound["early_stop"], seen["early_stop"], metrics, split["val"] > 0, seen)
+            if es is None:
+                return
+        self.check_metrics(metrics, seen.get("metrics"))
+        self.train = TrainProgram(
+            data=bound["data"]["source"], val=split["val"], test=split["test"],
+            batch=None if batch == "all" else batch, epochs=bound.get("epochs", {"count": 10})["count"],
+            seed=bound.get("seed", {"value": 0})["value"], metrics=metrics,
+            standardize=bound.get("standardize", {"enabled": False})["enabled"], early_stop=es,
+            data_span=seen["data"].span)
+
+    def data_source(self, d: ir.Directive) -> dict[str, Any] | None:
+        entry = TRAIN.get("data")
+        assert entry is not None
+        params = self.bind(entry, d.args, d.span, what="`data`")
+        if params is None:
+            return None
+        fn: Fn = params["source"]
+        if fn.name == "builtin":
+            call = d.args[0].value
+            assert isinstance(call, ir.Call)
+            name_arg = call.args[0] if call.args and call.args[0].key is None else None
+            ds = DATASETS.get(fn.params["name"])
+            if ds is None:
+                self.unknown("dataset", fn.params["name"], name_arg.span if name_arg else call.span, DATASETS.names())
+                return None
+            extra = fn.params.get("__extra__", {})
+            ds_params = self.bind(ds, [a for a in extra.values()], call.span, what=f"dataset `{ds.name}`")
+            if ds_params is None:
+                return None
+            source = DataSource("builtin", {"name": ds.name, **_public(ds_params)})
+        else:
+            source = DataSource(fn.name, _public(fn.params))
+        return {"source": source}
+
+    def early_stop(self, p: dict[str, Any], d: ir.Directive, metrics: tuple[str, ...], has_val: bool,
+                   seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
+        monitor = p["monitor"]
+        span = p["__given__"]["monitor"].value.span if "monitor" in p["__given__"] else d.span
+        base = monitor[4:] if monitor.startswith("val_") else monitor
+        known = ["loss", "val_loss"] + [m for name in metrics for m in (name, f"val_{name}")]
+        if base != "loss" and base not in metrics:
+            hint = did_you_mean(monitor, known)
+            if hint is None and base in METRICS:
+                hint = f"add `{base}` to the train block's `metrics` line"
+            self.err("E306", f"early stopping monitors `{monitor}`, which is not measured", span, "not a measured metric",
+                     help=hint or f"monitor one of {one_of(known)}")
+            return None
+        if monitor.startswith("val_") and not has_val:
+            self.err("E307", f"early stopping monitors `{monitor}`, but there is no validation split", span, "",
+                     help="hold out validation data with `split val=0.2`")
+            return None
+        if not monitor.startswith("val_"):
+            self.warn("W005", f"early stopping watches the training `{monitor}`", span, "",
+                      help=f"training metrics keep improving while the model overfits; monitor `val_{base}` instead")
+        mode = p["mode"]
+        if mode == "auto":
+            mode = "min" if base == "loss" else METRICS.get(base).attrs["mode"]  # type: ignore[union-attr]
+        return EarlyStop(monitor, mode, p["patience"], p["min_delta"], p["restore_best"])
+
+    def check_metrics(self, metrics: tuple[str, ...], d: ir.Directive | None) -> None:
+        if self.loss is None or d is None:
+            return
+        for arg, name in zip(d.args, metrics):
+            tasks = METRICS.get(name).attrs["tasks"]  # type: ignore[union-attr]
+            if self.loss.task not in tasks:
+                self.err("E305", f"`{name}` does not apply to a {self.loss.task} loss", arg.span, "",
+                         help=f"`{name}` is for {' and '.join(tasks)} problems")
+
+    def check_agreement(self) -> None:
+        """Loss and output layer, builtin data and input/labels."""
+        if self.model is None or not self.model.layers:
+            return
+        last = self.model.layers[-1]
+        out = self.model.output_shape
+        span = last.span
+        final_act = _final_activation(self.model)
+        if self.loss is not None:
+            loss, logits = self.loss, self.loss.params.get("from_logits", False)
+            lspan = self.spec.loss.span  # type: ignore[union-attr]
+            out_kind = ACTIVATIONS.get(final_act).attrs["output"] if final_act else "linear"  # type: ignore[union-attr]
+            if len(out) != 1:
+                self.err("E304", f"the model's output has shape {_shape(out)}, but a loss needs a flat vector",
+                         span, "", help="end the model with a `dense` layer")
+                return
+            units = out[0]
+            if loss.task == "binary":
+                if units != 1:
+                    self.err("E301", f"`{loss.name}` needs exactly one output unit, but the model has {units}",
+                             span, f"{units} units", secondary=[(lspan, "the loss")],
+                             help="for two classes use `dense 1 sigmoid`; for more, use `categorical_crossentropy` with softmax")
+                    return
+                self.probability_agreement(loss.name, logits, out_kind, final_act, "sigmoid", "probability", span, lspan)
+            elif loss.task == "multiclass":
+                if units < 2:
+                    self.err("E301", f"`{loss.name}` needs at least two output units (one per class), but the model has {units}",
+                             span, "1 unit", secondary=[(lspan, "the loss")],
+                             help="for two classes with one unit use `binary_crossentropy`; otherwise one unit per class")
+                    return
+                self.probability_agreement(loss.name, logits, out_kind, final_act, "softmax", "distribution", span, lspan)
+            elif final_act is not None and out_kind != "linear":
+                self.warn("W003", f"the output layer of a regression model applies `{final_act}`", span,
+                          f"limits the predictions' range", secondary=[(lspan, "a regression loss")],
+                          help=f"a regression output is usually linear: remove `{final_act}`")
+        self.check_data_fit()
+
+    def probability_agreement(self, loss: str, logits: bool, kind: str, act: str | None, want: str,
+                              want_kind: str, span: Span | None, lspan: Span | None) -> None:
+        if logits and kind in ("probability", "distribution"):
+            self.err("E303", f"`{act}` feeds a loss that expects logits", span, f"already applies `{act}`",
+                     secondary=[(lspan, "`from_logits=true` here")],
+                     help=f"remove `{act}` from the last layer (the loss applies it), or drop `from_logits=true`")
+        elif not logits and kind != want_kind and not (want_kind == "distribution" and kind == "log_distribution" and False):
+            shown = f"`{act}`" if act else "no activation"
+            self.err("E302", f"`{loss}` expects {'probabilities' if want == 'sigmoid' else 'a probability distribution'}, "
+                             f"but the last layer has {shown}",
+                     span, f"not a {want_kind}", secondary=[(lspan, "the loss")],
+                     help=f"end with `{want}`, or write `loss {loss} from_logits=true` to pass raw scores")
+
+    def check_data_fit(self) -> None:
+        if self.train is None or self.model is None or self.train.data.kind != "builtin":
+            return
+        ds = DATASETS.get(self.train.data.params["name"])
+        assert ds is not None
+        params = self.train.data.params
+        features = features_of(ds, params)
+        if tuple(features) != self.model.input_shape:
+            self.err("E311", f"dataset `{ds.name}` has examples of shape {_shape(tuple(features))}, "
+                             f"but the model's input is {_shape(self.model.input_shape)}",
+                     self.train.data_span, "", secondary=[(self.spec.model.inputs[0].span, "the input")],  # type: ignore[union-attr]
+                     help=f"declare `input {self.model.inputs[0][0]}{list(features)}`".replace(" ", "").replace("input", "input ", 1))
+        if self.loss is not None and ds.attrs["task"] != self.loss.task:
+            task = ds.attrs["task"]
+            fits = [e.name for e in LOSSES if e.attrs["task"] == task]
+            self.err("E311", f"dataset `{ds.name}` is a {task} problem, but `{self.loss.name}` is a {self.loss.task} loss",
+                     self.train.data_span, "", secondary=[(self.spec.loss.span, "the loss")],  # type: ignore[union-attr]
+                     help=f"use {one_of(fits)}")
+        classes = classes_of(ds, params)
+        if self.loss is not None and self.loss.task == "multiclass" and classes and self.model.output_shape != (classes,):
+            self.err("E311", f"dataset `{ds.name}` has {classes} classes, but the model has {self.model.output_shape[0]} output units",
+                     self.model.layers[-1].span, "", secondary=[(self.train.data_span, "the data")],
+                     help=f"end the model with `dense {classes} softmax`")
+
+    def check_style(self) -> None:
+        """Warnings: legal, but probably not what was meant."""
+        for let in self.spec.lets:
+            if let.name not in self.used_lets and self.lets.get(let.name) is let:
+                self.warn("W004", f"constant `{let.name}` is never used", let.name_span, "", help="remove it, or use it")
+        if self.model is None:
+            return
+        hidden = self.model.layers[:-1]
+        sig = [layer for layer in hidden if layer.op == "dense" and layer.activation == "sigmoid"]
+        dense_hidden = [layer for layer in hidden if layer.op == "dense"]
+        if len(sig) >= 3 and len(sig) == len(dense_hidden):
+            self.warn("W002", f"every hidden layer of this {len(sig)}-layer-deep net uses `sigmoid`", sig[0].span,
+                      "gradients shrink through each sigmoid", help="use `relu` in hidden layers; keep `sigmoid` for the output")
+        if self.model.layers and self.model.layers[-1].op == "dropout":
+            self.warn("W006", "dropout is the last layer", self.model.layers[-1].span, "",
+                      help="dropout goes between hidden layers, not on the output")
+
+    def check_budget(self) -> None:
+        if self.model is None or self.budget is None:
+            return
+        slots = 0
+        if self.optimizer is not None:
+            slots = OPTIMIZERS.get(self.optimizer.name).attrs["slots"]  # type: ignore[union-attr]
+        n = self.model.n_params
+        need = n * _BYTES * (2 + slots)
+        if need > self.budget:
+            self.err("E310", f"the model needs about {_bytes(need)} for its parameters, gradients and optimizer state",
+                     self.spec.model.span, f"{n:,} parameters", notes=[f"the memory budget is {_bytes(self.budget)}"],  # type: ignore[union-attr]
+                     help="use fewer or smaller layers")
+
+    def run(self) -> Program:
+        for step in PASSES:
+            step(self)
+        errors = [d for d in self.diags if d.is_error]
+        if errors:
+            raise NNSpecError(self.diags, self.source)
+        assert self.model is not None
+        return Program(self.spec, self.model, self.loss, self.optimizer, self.reg, self.train, self.source,
+                       tuple(d for d in self.diags if not d.is_error))
+
+
+# The pass order is data: each pass may rely on what the earlier ones found.
+PASSES: tuple[Callable[[_Checker], None], ...] = (
+    _Checker.check_lets, _Checker.check_model, _Checker.check_loss, _Checker.check_optimizer,
+    _Checker.check_regularize, _Checker.check_train, _Checker.check_agreement, _Checker.check_budget,
+    _Checker.check_style,
+)
+
+_EXAMPLE = {"loss": "loss mse", "optimizer": "optimizer adam lr=1e-3"}
+
+
+def _accepts_words(ptype: Any) -> bool:
+    if isinstance(ptype, (Choice, _Word)):
+        return True
+    if isinstance(ptype, (Union,)):
+        return any(_accepts_words(o) for o in ptype.options)
+    if isinstance(ptype, ListOf):
+        return _accepts_words(ptype.item)
+    return False
+
+
+def _public(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if not k.startswith("__")}
+
+
+def _final_activation(model: ModelProgram) -> str | None:
+    """The activation that produces the model's output, looking through dropout."""
+    for layer in reversed(model.layers):
+        if layer.op == "dropout":
+            continue
+        return layer.activation
+    return None
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _first_line(source: Source | None) -> Span | None:
+    return Span(0, len(source.line_text(1))) if source is not None else None
+
+
+def check(spec: ir.Spec, *, source: Source | None = None, memory_budget: int | None = None) -> Program:
+    """Check a parsed spec; raises NNSpecError with every error (warnings ride along)."""
+    return _Checker(spec, source, memory_budget if memory_budget is not None else physical_memory()).run()
+
+
+def check_source(text: str, filename: str = "<string>", *, memory_budget: int | None = None
+                 ) -> tuple[Program | None, list[Diagnostic], Source]:
+    """Parse and check, collecting every diagnostic of both stages (the CLI's entry)."""
+    from nnspec.parse import parse_collect
+    spec, diags, src = parse_collect(text, filename)
+    if spec is None:
+        return None, diags, src
+    try:
+        program = check(spec, source=src, memory_budget=memory_budget)
+    except NNSpecError as exc:
+        return None, diags + list(exc.diagnostics), src
+    if any(d.is_error for d in diags):
+        return None, diags + list(program.warnings), src
+    return program, list(program.warnings), src

@@ -1,0 +1,128 @@
+"""The checked program: the IR with every name resolved, every default filled in and
+every shape inferred. What lower.py and train.py consume. Plain data, no JAX."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from nnspec import ir
+from nnspec.diagnostics import Diagnostic
+from nnspec.source import Source, Span
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Fn:
+    """A resolved registry call: `normal(stddev=0.1)` -> Fn("normal", {"mean": 0.0, "stddev": 0.1})."""
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    params: Mapping[str, Any]
+    in_shape: Shape
+    out_shape: Shape
+    param_shapes: Mapping[str, Shape]
+    span: Span | None = None
+
+    @property
+    def n_params(self) -> int:
+        total = 0
+        for shape in self.param_shapes.values():
+            n = 1
+            for d in shape:
+                n *= d
+            total += n
+        return total
+
+    @property
+    def activation(self) -> str | None:
+        """The activation this layer ends in (`dense ... relu`, or `relu` itself)."""
+        act = self.params.get("activation")
+        if isinstance(act, Fn):
+            return act.name
+        from nnspec.layers import LAYERS
+        entry = LAYERS.get(self.op)
+        return entry.attrs.get("activation") if entry else None
+
+
+@dataclass(frozen=True)
+class ModelProgram:
+    name: str | None
+    inputs: tuple[tuple[str, Shape], ...]
+    layers: tuple[Layer, ...]
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.inputs[0][1]
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.layers[-1].out_shape if self.layers else self.input_shape
+
+    @property
+    def n_params(self) -> int:
+        return sum(layer.n_params for layer in self.layers)
+
+
+@dataclass(frozen=True)
+class LossProgram:
+    name: str
+    params: Mapping[str, Any]
+    task: str  # binary | multiclass | regression
+
+
+@dataclass(frozen=True)
+class OptimizerProgram:
+    name: str
+    params: Mapping[str, Any]  # lr is a float or an Fn schedule
+
+
+@dataclass(frozen=True)
+class Regularization:
+    l1: float = 0.0
+    l2: float = 0.0
+    weight_decay: float = 0.0  # decoupled, applied by the optimizer
+    include_bias: bool = False
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    monitor: str
+    mode: str  # min | max
+    patience: int
+    min_delta: float
+    restore_best: bool
+
+
+@dataclass(frozen=True)
+class TrainProgram:
+    data: Any  # datasets.DataSource
+    val: float
+    test: float
+    batch: int | None  # None: the whole training split in one batch
+    epochs: int
+    seed: int
+    metrics: tuple[str, ...]
+    standardize: bool
+    early_stop: EarlyStop | None
+    data_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Program:
+    """Everything a spec says, checked. `train` is None for a model-only spec."""
+    spec: ir.Spec
+    model: ModelProgram
+    loss: LossProgram | None
+    optimizer: OptimizerProgram | None
+    regularization: Regularization
+    train: TrainProgram | None
+    source: Source | None = None
+    warnings: tuple[Diagnostic, ...] = ()

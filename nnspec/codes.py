@@ -1,0 +1,195 @@
+"""The catalog of diagnostic codes: a title and a long explanation each, for `nnspec explain`.
+
+E0xx: syntax and structure (parse.py). E1xx: names and arguments. E2xx: shapes.
+E3xx: agreement between loss, output, metrics, data and resources. Wxxx: warnings.
+A test asserts that every code the compiler can emit is here and has a UI test.
+"""
+
+from __future__ import annotations
+
+CODES: dict[str, tuple[str, str]] = {
+    "E001": ("unexpected token", """
+The parser met a token that cannot appear where it stands.
+
+    optimizer adam lr 0.01 = 3
+
+Statements are a name followed by arguments: values (`3`, `relu`, `"file.csv"`,
+`[1, 2]`) or `key=value` pairs. The `help:` line lists what could come next."""),
+    "E002": ("unclosed bracket", """
+A `{`, `(` or `[` was opened and the file ended before it was closed.
+
+    model m {
+        dense 3 init=normal(stddev=0.1
+    }
+
+The error points at the opening bracket; add the matching `}`, `)` or `]`."""),
+    "E003": ("unexpected end of file", """
+The file ended in the middle of a statement. Finish the last statement."""),
+    "E004": ("unterminated string", """
+A string started with `"` but the line ended before the closing `"`.
+
+    data csv("scores.csv, target="passed")
+
+Strings cannot span lines."""),
+    "E005": ("unexpected character", """
+A character that is not part of the language, such as `@`, `;` or `$`.
+Comments start with `#`; everything after it on the line is ignored."""),
+    "E006": ("missing value after `=`", """
+A keyword argument has a `=` but no value.
+
+    optimizer adam lr=
+
+Write the value right after `=`: `optimizer adam lr=0.001`."""),
+    "E007": ("stray `}`", """
+A `}` closes no block. Only `model NAME {` and `train {` open blocks."""),
+    "E008": ("`let` without a name", """
+`let` defines a named constant: `let hidden = 64`. The name comes right after `let`."""),
+    "E009": ("`let` without `=`", """
+`let` defines a named constant: `let hidden = 64`. Write `=` between name and value."""),
+    "E010": ("nested block", """
+Blocks do not nest: `train { }` goes after the `model { }` block's closing `}`, not inside it."""),
+    "E011": ("missing comma in a list", """
+List items are separated by commas: `[1, 2, 3]`, `[[3], [-2]]`."""),
+    "E012": ("missing comma in arguments", """
+Arguments inside parentheses are separated by commas: `normal(mean=0, stddev=0.1)`,
+`builtin("moons", n=500)`. (Arguments of a statement are separated by spaces.)"""),
+    "E013": ("label without a layer", """
+A label names the layer that follows it on the same line: `h1: dense 64 relu`."""),
+    "E014": ("statement does not start with a name", """
+Every statement starts with a name: `dense 64 relu`, `loss mse`, `batch 32`."""),
+    "E015": ("invalid number", """
+A number that cannot be read: `1.2.3`, `1e-`, `3x`. Numbers look like `3`, `-2`,
+`0.5`, `.5`, `1e-3` or `2.5E+4`."""),
+    "E016": ("label on a statement that is not a layer", """
+Only layers inside `model { }` can be named with `NAME:`. `loss`, `optimizer` and
+the train settings are not nodes of the model graph."""),
+    "E017": ("section needs a block", """
+`model` and `train` are blocks: `model NAME {` ... `}` and `train {` ... `}`."""),
+    "E018": ("unknown section", """
+At the top level a spec has `let` constants, a `model { }` block, `loss`,
+`optimizer` and `regularize` lines, and a `train { }` block. Layers belong inside
+`model { }`; `batch`, `epochs` and the like inside `train { }`."""),
+    "E019": ("statement written as a block", """
+`loss`, `optimizer` and `regularize` are one-line statements, as in `loss mse`."""),
+    "E020": ("duplicate section", """
+Each section appears at most once. Merge the two, or delete one."""),
+    "E021": ("named `train` block", """
+The `train` block has no name: write `train {`."""),
+    "E022": ("malformed input", """
+An input is declared as `input NAME[SHAPE]`: `input x[2]` for two features,
+`input image[8, 8]` for an 8x8 grid. Inputs cannot carry labels."""),
+    "E023": ("constant without `let`", """
+Named constants are declared with `let`: `let hidden = 64`, then used by name:
+`dense hidden relu`."""),
+    "E024": ("file is not UTF-8", """
+Spec files are UTF-8 text. The error points at the first byte that cannot be decoded;
+re-save the file as UTF-8."""),
+    "E101": ("unknown name", """
+A layer, activation, initializer, loss, optimizer, schedule, dataset, metric, data
+source or train setting that nnspec does not know. The help line suggests the closest
+known name; `docs/language.md` lists them all."""),
+    "E102": ("unknown argument", """
+A keyword argument that this layer, loss, optimizer, ... does not take.
+
+    optimizer adam learning_rate=0.01   # the argument is `lr`"""),
+    "E103": ("wrong type", """
+A value of the wrong kind: a string where a number is expected, a number where a
+name is expected, and so on. `units` is a whole number; `lr` a positive number or a
+schedule; `activation` a name such as `relu`."""),
+    "E104": ("value out of range", """
+A value outside what its parameter allows: `units` ≥ 1, `drop_prob` in [0, 1)
+(the probability of *dropping* a unit), `lr` > 0, momentum-like rates in [0, 1)."""),
+    "E105": ("argument given twice", """
+The same argument was given twice (perhaps once by position and once by name)."""),
+    "E106": ("missing argument", """
+A required argument is missing: `dense` needs its number of units, `dropout` its
+drop probability, `loss` and `optimizer` a name."""),
+    "E107": ("too many positional arguments", """
+More unnamed arguments than the statement takes. `dense` takes units and an
+activation by position (`dense 64 relu`); the rest need names (`init=he_normal`)."""),
+    "E108": ("conflicting arguments", """
+Two arguments that cannot both be given, such as literal `weights` and an `init`
+initializer, or a `uniform` initializer whose `low` is not below `high`."""),
+    "E109": ("unknown constant", """
+A bare name where a value is expected, and no `let` defines it.
+
+    let hidden = 64
+    dense hiden relu      # typo: `hidden`"""),
+    "E110": ("name defined twice", """
+Two constants, inputs or layers have the same name. Names must be unique."""),
+    "E111": ("train setting given twice", """
+Each setting (`batch`, `epochs`, ...) appears once in the `train` block."""),
+    "E112": ("missing section", """
+Something required is absent: a spec needs a `model` block; training needs a `loss`,
+an `optimizer` and a `data` line in `train { }`."""),
+    "E201": ("layer needs a flat input", """
+`dense` multiplies a vector by a matrix; its input must be one-dimensional.
+Put `flatten` before it to turn an (8, 8) image into 64 numbers."""),
+    "E202": ("literal weights of the wrong shape", """
+Literal `weights=` of a dense layer have one row per input and one column per unit:
+for 2 inputs and 1 unit, `weights=[[3], [-2]]`. A literal `bias=` has one number per unit."""),
+    "E203": ("bad input shape", """
+Input dimensions are whole numbers ≥ 1: `input x[2]`, `input image[8, 8]`."""),
+    "E204": ("input count", """
+A model has exactly one input. (Layers that merge several inputs are not in the
+language yet.)"""),
+    "E301": ("output units do not fit the loss", """
+`binary_crossentropy` needs one output unit (the probability of class 1).
+`categorical_crossentropy` needs one unit per class, at least two."""),
+    "E302": ("loss expects probabilities", """
+`binary_crossentropy` reads its input as probabilities, so the last layer should end
+in `sigmoid`; `categorical_crossentropy` needs `softmax`. If the model outputs raw
+scores (logits) instead, say so: `loss binary_crossentropy from_logits=true`, which
+is also more numerically stable."""),
+    "E303": ("probabilities fed to a logits loss", """
+With `from_logits=true` the loss applies sigmoid/softmax itself. A last layer that
+already applies it would squash twice. Remove the activation from the last layer, or
+remove `from_logits=true`."""),
+    "E304": ("output is not flat", """
+Losses compare a flat vector of outputs with the labels. End the model with a `dense`
+layer (after `flatten` if needed)."""),
+    "E305": ("metric does not fit the task", """
+`accuracy` is for classification (binary or categorical cross-entropy); `mse` and
+`mae` for regression."""),
+    "E306": ("early stopping monitors an unmeasured metric", """
+`early_stop monitor=` names `loss`, `val_loss`, or a metric from the train block's
+`metrics` line, with `val_` in front for its validation value."""),
+    "E307": ("validation metric without a validation split", """
+Monitoring `val_...` needs validation data: `split val=0.2` holds out 20%."""),
+    "E308": ("splits leave no training data", """
+`split val=V test=T` holds out V + T of the data; their sum must be below 1."""),
+    "E309": ("weight decay given twice", """
+`adamw` applies its own decoupled `weight_decay`; do not also set it in `regularize`."""),
+    "E310": ("model too large for memory", """
+The parameters, their gradients and the optimizer's state (Adam keeps two more
+copies) would not fit in this machine's memory. The message gives the estimate."""),
+    "E311": ("data does not fit the model", """
+A built-in dataset whose examples do not match the input's shape, whose task does not
+match the loss, or whose number of classes does not match the output units."""),
+    "W001": ("very large learning rate", """
+A learning rate far above the usual range for this optimizer; training will likely
+diverge (the loss becomes NaN). Try a value ten or a hundred times smaller."""),
+    "W002": ("sigmoid in every hidden layer of a deep net", """
+The sigmoid's derivative is at most 1/4, so gradients shrink through every sigmoid
+layer (vanishing gradients). Use `relu` in hidden layers."""),
+    "W003": ("activation on a regression output", """
+A regression model usually ends in a linear layer: `sigmoid` limits predictions to
+(0, 1), `relu` to non-negative values."""),
+    "W004": ("unused constant", """
+A `let` constant that nothing uses."""),
+    "W005": ("early stopping on a training metric", """
+The training loss keeps falling while a model overfits, so early stopping on it rarely
+stops at the right time. Monitor the validation loss: `monitor=val_loss`."""),
+    "W006": ("dropout as the last layer", """
+Dropout on the output zeroes predictions at random during training. Put it between
+hidden layers."""),
+}
+
+
+def explain(code: str) -> str | None:
+    """The long explanation of `code`, or None if there is no such code."""
+    entry = CODES.get(code.upper())
+    if entry is None:
+        return None
+    title, text = entry
+    return f"{code.upper()}: {title}\n{text.rstrip()}\n"

@@ -1,0 +1,162 @@
+"""The layer, activation and initializer registries: one row each, pure Python.
+
+A layer row knows its parameters, its per-example output shape and the shapes of its
+weights (stax's `init(key, in_shape) -> (out_shape, params)`, minus the arrays). The
+JAX side (nn.py) implements the same rows; tests sweep both and compare shapes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+from nnspec.params import (ArgError, Array, Bool, Entry, Float, Int, P, Registry, Symbol,
+                           Union)
+
+Shape = tuple[int, ...]
+
+# `output` says what the activation's values are, for loss/output agreement.
+ACTIVATIONS = Registry("activation", [
+    Entry("sigmoid", doc="1 / (1 + e^-x): squashes to (0, 1), a probability", attrs={"output": "probability"}),
+    Entry("tanh", doc="hyperbolic tangent: squashes to (-1, 1)", attrs={"output": "bounded"}),
+    Entry("relu", doc="max(0, x)", attrs={"output": "nonnegative"}),
+    Entry("leaky_relu", (P("slope", Float(ge=0), 0.01, "slope for x < 0", positional=True),),
+          doc="x for x ≥ 0, slope·x below", attrs={"output": "other"}),
+    Entry("elu", (P("alpha", Float(gt=0), 1.0, "scale of the negative part", positional=True),),
+          doc="x for x > 0, alpha·(e^x − 1) below", attrs={"output": "other"}),
+    Entry("gelu", (P("approximate", Bool(), False, "use the tanh approximation"),),
+          doc="x·Φ(x), the Gaussian error linear unit", attrs={"output": "other"}),
+    Entry("softplus", doc="log(1 + e^x), a smooth relu", attrs={"output": "nonnegative"}),
+    Entry("silu", aliases=("swish",), doc="x·sigmoid(x)", attrs={"output": "other"}),
+    Entry("softmax", doc="e^x / Σe^x over the last axis: a probability distribution",
+          attrs={"output": "distribution"}),
+    Entry("log_softmax", doc="log of softmax: log-probabilities", attrs={"output": "log_distribution"}),
+    Entry("identity", aliases=("linear",), doc="x unchanged: a linear output", attrs={"output": "linear"}),
+])
+
+
+def _uniform_bounds(p: Mapping[str, Any], given: set[str]) -> None:
+    if p["low"] >= p["high"]:
+        raise ArgError("E104", f"`low` ({p['low']:g}) must be less than `high` ({p['high']:g})",
+                       "swap them, or widen the range")
+
+
+INITIALIZERS = Registry("initializer", [
+    Entry("zeros", doc="all 0"),
+    Entry("ones", doc="all 1"),
+    Entry("constant", (P("value", Float(), required=True, positional=True, doc="the value"),),
+          doc="every entry the same value"),
+    Entry("normal", (P("mean", Float(), 0.0, "mean μ"), P("stddev", Float(gt=0), 0.05, "standard deviation σ")),
+          doc="N(μ, σ²), the textbook's Gaussian initialization"),
+    Entry("uniform", (P("low", Float(), -0.05), P("high", Float(), 0.05)),
+          doc="U(low, high)", attrs={"check": _uniform_bounds}),
+    Entry("glorot_normal", aliases=("xavier_normal",), doc="N(0, 2 / (fan_in + fan_out))"),
+    Entry("glorot_uniform", aliases=("xavier_uniform",), doc="U(±√(6 / (fan_in + fan_out))), the default"),
+    Entry("he_normal", doc="N(0, 2 / fan_in), for relu layers"),
+    Entry("he_uniform", doc="U(±√(6 / fan_in)), for relu layers"),
+    Entry("lecun_normal", aliases=("lecun",), doc="N(0, 1 / fan_in)"),
+    Entry("lecun_uniform", doc="U(±√(3 / fan_in))"),
+])
+
+
+class ShapeError(Exception):
+    """A layer that cannot take its input's shape."""
+
+    def __init__(self, code: str, message: str, help: str | None = None, arg: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.help, self.arg = code, message, help, arg
+
+
+def _flat(op: str, in_shape: Shape) -> int:
+    if len(in_shape) != 1:
+        raise ShapeError("E201", f"`{op}` expects a flat vector, found shape {_show(in_shape)}",
+                         "add a `flatten` layer before it")
+    return in_shape[0]
+
+
+def _array_shape(a: Any) -> Shape:
+    """The shape of a nested tuple; -1 marks a ragged level."""
+    if not isinstance(a, tuple):
+        return ()
+    if not a:
+        return (0,)
+    inner = {_array_shape(x) for x in a}
+    return (len(a), *inner.pop()) if len(inner) == 1 else (len(a), -1)
+
+
+def _dense_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
+    n_in = _flat("dense", in_shape)
+    shapes = {"w": (n_in, p["units"])}
+    if p["bias"] is not False:
+        shapes["b"] = (p["units"],)
+    if p["weights"] is not None:
+        got = _array_shape(p["weights"])
+        if got != shapes["w"]:
+            raise ShapeError("E202", f"`weights` has shape {_show(got)}, but this layer needs {_show(shapes['w'])}",
+                             f"write {n_in} rows of {p['units']} numbers: one row per input, one column per unit",
+                             arg="weights")
+    if isinstance(p["bias"], tuple):
+        got = _array_shape(p["bias"])
+        if got != (p["units"],):
+            raise ShapeError("E202", f"`bias` has shape {_show(got)}, but this layer needs ({p['units']},)",
+                             f"write a list of {p['units']} numbers, one per unit", arg="bias")
+    return shapes
+
+
+def _same(p: Mapping[str, Any], in_shape: Shape) -> Shape:
+    return in_shape
+
+
+def _show(shape: Shape) -> str:
+    dims = ["?" if d < 0 else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _dense_check(p: Mapping[str, Any], given: set[str]) -> None:
+    if p["weights"] is not None and "init" in given:
+        raise ArgError("E108", "both `weights` and `init` given", "literal `weights` replace the initializer: remove one")
+    if isinstance(p["bias"], tuple) and "bias_init" in given:
+        raise ArgError("E108", "both literal `bias` values and `bias_init` given", "remove one")
+
+
+_PENALTY = (P("l1", Float(ge=0), 0.0, "L1 penalty on this layer's weights"),
+            P("l2", Float(ge=0), 0.0, "L2 penalty on this layer's weights"))
+
+LAYERS = Registry("layer", [
+    Entry("dense", (
+        P("units", Int(min=1), required=True, positional=True, doc="number of units (neurons)"),
+        P("activation", Symbol("activation"), None, "applied to the output", positional=True),
+        P("bias", Union((Bool(), Array())), True, "`false` for no bias, or literal values [b1, ...]"),
+        P("init", Symbol("initializer"), "glorot_uniform", "how the weights start"),
+        P("bias_init", Symbol("initializer"), "zeros", "how the bias starts"),
+        P("weights", Array(), None, "literal weights: one row per input, one column per unit"),
+        *_PENALTY,
+    ), doc="fully connected: y = g(x·W + b)",
+        attrs={"param_shapes": _dense_shapes, "out_shape": lambda p, s: (p["units"],),
+               "check": _dense_check}),
+    Entry("dropout", (P("drop_prob", Float(ge=0, lt=1), required=True, positional=True,
+                        doc="probability that a unit is dropped (set to 0) in training"),),
+          doc="zeroes each unit with probability drop_prob in training, scales the rest by 1/(1-drop_prob)",
+          attrs={"out_shape": _same}),
+    Entry("flatten", doc="reshapes the example to a flat vector",
+          attrs={"out_shape": lambda p, s: (math.prod(s),)}),
+    *(Entry(a.name, a.params, doc=a.doc, aliases=a.aliases,
+            attrs={"out_shape": _same, "activation": a.name}) for a in ACTIVATIONS),
+])
+
+
+def out_shape(op: str, params: Mapping[str, Any], in_shape: Shape) -> Shape:
+    """The per-example output shape, raising ShapeError where the input does not fit."""
+    entry = LAYERS.get(op)
+    assert entry is not None
+    if "param_shapes" in entry.attrs:
+        entry.attrs["param_shapes"](params, in_shape)
+    return entry.attrs["out_shape"](params, in_shape)
+
+
+def param_shapes(op: str, params: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
+    """The trainable arrays of one layer, by name, with their shapes."""
+    entry = LAYERS.get(op)
+    assert entry is not None
+    fn: Callable | None = entry.attrs.get("param_shapes")
+    return fn(params, in_shape) if fn else {}
