@@ -1,0 +1,739 @@
+"""Data: built-in datasets, CSV and NPZ files -> arrays, with errors that point into the file.
+
+`load(source, seed=, base_dir=, task=)` turns a checked `DataSource` into a `Dataset`:
+`x` float32 (n, *features); `y` float32 (n, k) of 0/1 for binary, int32 (n,) class
+indices for multiclass, float32 (n, k) for regression. `split` shuffles from the seed
+and cuts train/val/test; `Standardizer` is fitted on the train split only. Problems in
+the data raise `DataError` with the file, line and column. NumPy only; no JAX.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import re
+import zipfile
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+
+from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, TASKS, DataSource,
+                              classes_of)
+from nnspec.suggest import did_you_mean
+
+
+class DataError(Exception):
+    """Something wrong with the data, located as precisely as the data allows.
+
+    `row` is the 1-based line in the file (the header is line 1); `column` a CSV column
+    name. `str()` is one line, `path:row: column `c`: message`; `help` says how to fix it."""
+
+    def __init__(self, message: str, *, path: str | None = None, row: int | None = None,
+                 column: str | None = None, help: str | None = None) -> None:
+        self.message = message
+        self.path = path
+        self.row = row
+        self.column = column
+        self.help = help
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        parts = []
+        if self.path is not None:
+            parts.append(self.path if self.row is None else f"{self.path}:{self.row}")
+        if self.column is not None:
+            parts.append(f"column `{self.column}`")
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Examples as arrays; `classes` names the class of each index (None for regression)."""
+    x: np.ndarray
+    y: np.ndarray
+    task: str
+    classes: tuple[str, ...] | None = None
+    feature_names: tuple[str, ...] | None = None
+    target_names: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def features(self) -> tuple[int, ...]:
+        """The shape of one example."""
+        return tuple(self.x.shape[1:])
+
+    def take(self, index: np.ndarray) -> Dataset:
+        """The examples at `index`, in that order."""
+        return dataclasses.replace(self, x=self.x[index], y=self.y[index])
+
+
+def load(source: DataSource, *, seed: int, base_dir: Path,
+         task: str | None = None) -> Dataset:
+    """Load or generate the data a checked `data` line names.
+
+    `task` (from the loss) decides how a target is encoded; without it, text targets are
+    classes, 0/1 targets binary and other numbers regression."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task `{task}`")
+    params = dict(source.params)
+    if source.kind == "builtin":
+        return _builtin(params, seed=seed, task=task)
+    if source.kind == "csv":
+        target = params["target"]
+        features = params.get("features")
+        return load_csv(params["path"], base_dir=base_dir,
+                        target=(target,) if isinstance(target, str) else tuple(target),
+                        features=(features,) if isinstance(features, str)
+                        else None if features is None else tuple(features),
+                        delimiter=params.get("delimiter", ","), task=task)
+    if source.kind == "npz":
+        return load_npz(params["path"], base_dir=base_dir, x=params.get("x", "x"),
+                        y=params.get("y", "y"), task=task)
+    raise ValueError(f"unknown data source `{source.kind}`")
+
+
+# ---------------------------------------------------------------------------------------
+# Built-in datasets: each is `generate(rng, **params) -> (x, labels, info)`. `labels` are
+# int class indices for classification and float (n, k) for regression. Classes are
+# balanced and the examples shuffled, so every split sees every class.
+
+Generated = tuple[np.ndarray, np.ndarray]
+
+
+def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    return rng.permutation(np.arange(n) % k)
+
+
+def _pass_class(rng: np.random.Generator, *, n: int, noise: float) -> Generated:
+    lectures = rng.integers(0, 21, n).astype(np.float64)
+    hours = np.round(rng.uniform(0, 40, n) * 2) / 2
+    score = lectures / 20 + hours / 40 + noise * rng.normal(size=n)
+    return np.stack([lectures, hours], 1), (score > 1.0).astype(np.int64)
+
+
+def _linear(rng: np.random.Generator, *, n: int, margin: float) -> Generated:
+    angle = rng.uniform(0, 2 * np.pi)
+    normal = np.array([np.cos(angle), np.sin(angle)])
+    offset = rng.uniform(-0.25, 0.25)
+    x = rng.uniform(-1, 1, (n, 2))
+    side = x @ normal - offset
+    labels = _balanced(rng, n, 2)
+    # Move each point to its class's side of the line, at least margin/2 away from it.
+    dist = np.abs(side) + margin / 2
+    x = x - np.outer(side, normal) + np.outer(np.where(labels == 1, dist, -dist), normal)
+    return x, labels
+
+
+def _spirals(rng: np.random.Generator, *, n: int, noise: float, turns: float) -> Generated:
+    labels = _balanced(rng, n, 2)
+    t = np.sqrt(rng.uniform(size=n))  # uniform over the disc's area, not along the arm
+    angle = t * turns * 2 * np.pi + labels * np.pi
+    x = np.stack([t * np.cos(angle), t * np.sin(angle)], 1)
+    return x + noise * rng.normal(size=(n, 2)), labels
+
+
+def _circles(rng: np.random.Generator, *, n: int, noise: float, factor: float) -> Generated:
+    labels = _balanced(rng, n, 2)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    radius = np.where(labels == 1, factor, 1.0)
+    x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1)
+    return x + noise * rng.normal(size=(n, 2)), labels
+
+
+def _moons(rng: np.random.Generator, *, n: int, noise: float) -> Generated:
+    labels = _balanced(rng, n, 2)
+    t = rng.uniform(0, np.pi, n)
+    upper = np.stack([np.cos(t), np.sin(t)], 1)
+    lower = np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1)
+    x = np.where(labels[:, None] == 0, upper, lower)
+    return x + noise * rng.normal(size=(n, 2)), labels
+
+
+def _xor(rng: np.random.Generator, *, n: int, noise: float) -> Generated:
+    quadrant = _balanced(rng, n, 4)
+    sx = np.where(quadrant % 2 == 0, 1.0, -1.0)
+    sy = np.where(quadrant < 2, 1.0, -1.0)
+    x = np.stack([sx, sy], 1) + noise * rng.normal(size=(n, 2))
+    return x, (sx != sy).astype(np.int64)
+
+
+def _regression(rng: np.random.Generator, *, n: int, noise: float) -> Generated:
+    x = rng.uniform(-3, 3, (n, 1))
+    y = np.sin(2 * x) + 0.3 * x ** 2 - 1 + noise * rng.normal(size=(n, 1))
+    return x, y
+
+
+def _blobs(rng: np.random.Generator, *, n: int, classes: int, spread: float) -> Generated:
+    # Centres evenly around a circle, wide enough that neighbours stay ~4 apart.
+    radius = max(3.0, 0.75 * classes)
+    angles = rng.uniform(0, 2 * np.pi) + np.arange(classes) * 2 * np.pi / classes
+    centres = radius * np.stack([np.cos(angles), np.sin(angles)], 1)
+    labels = _balanced(rng, n, classes)
+    return centres[labels] + spread * rng.normal(size=(n, 2)), labels
+
+
+def _digits(rng: np.random.Generator, *, image: bool) -> Generated:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError("the `digits` dataset needs scikit-learn, which is not installed",
+                        help="install it with `pip install scikit-learn`") from None
+    bunch = load_digits()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    return (x.reshape(-1, 8, 8, 1) if image else x), np.asarray(bunch.target, dtype=np.int64)
+
+
+GENERATORS: Mapping[str, Callable[..., Generated]] = {
+    "pass_class": _pass_class,
+    "linear": _linear,
+    "spirals": _spirals,
+    "circles": _circles,
+    "moons": _moons,
+    "xor": _xor,
+    "regression": _regression,
+    "blobs": _blobs,
+    "digits": _digits,
+}
+
+_NAMES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...] | None]] = {
+    # dataset: (feature names, target names, class names)
+    "pass_class": (("lectures", "hours"), ("passed",), ("fail", "pass")),
+    "regression": (("x",), ("y",), None),
+}
+
+
+def _builtin(params: dict[str, Any], *, seed: int, task: str | None) -> Dataset:
+    name = params.pop("name")
+    entry = DATASETS.get(name)
+    if entry is None:
+        raise DataError(f"unknown dataset `{name}`",
+                        help=did_you_mean(name, DATASETS.names(),
+                                          fallback="the datasets are " + _listing(DATASETS.names())))
+    params = {**entry.defaults(), **params}
+    x, labels = GENERATORS[entry.name](np.random.default_rng(seed), **params)
+    own = entry.attrs["task"]
+    feature_names, target_names, class_names = _NAMES.get(entry.name, (None, ("y",), None))
+    if feature_names is None and x.ndim == 2 and x.shape[1] <= 16:
+        feature_names = tuple(f"x{i + 1}" for i in range(x.shape[1]))
+    x = x.astype(np.float32)
+    if own == REGRESSION:
+        if task in (BINARY, MULTICLASS):
+            raise DataError(f"dataset `{entry.name}` has a numeric target, not classes",
+                            help="use a regression loss such as `mse`")
+        return Dataset(x, labels.astype(np.float32), REGRESSION, None, feature_names,
+                       target_names)
+    k = classes_of(entry, params)
+    names = class_names or tuple(str(i) for i in range(k))
+    want = task or own
+    if want != MULTICLASS and k != 2:
+        raise DataError(f"dataset `{entry.name}` has {k} classes; a {want} loss needs 2",
+                        help="use a multiclass loss such as `categorical_crossentropy`")
+    if want == REGRESSION:  # a 0/1 target fitted as a number, as with a perceptron and mse
+        return Dataset(x, _encode_classes(labels, BINARY), REGRESSION, None, feature_names,
+                       target_names)
+    return Dataset(x, _encode_classes(labels, want), want, names, feature_names, target_names)
+
+
+def _encode_classes(labels: np.ndarray, task: str) -> np.ndarray:
+    """Class indices (n,) -> the `y` layout of `task`."""
+    if task == MULTICLASS:
+        return labels.astype(np.int32)
+    return labels.reshape(len(labels), -1).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Files.
+
+def _resolve(path: str, base_dir: Path, kind: str) -> Path:
+    full = Path(path) if os.path.isabs(path) else Path(base_dir) / path
+    if full.is_dir():
+        raise DataError("is a folder, not a file", path=path,
+                        help=f"name the {kind} file inside it")
+    if not full.is_file():
+        siblings: list[str] = []
+        if full.parent.is_dir():
+            siblings = sorted(p.name for p in full.parent.iterdir() if p.is_file())
+        hint = did_you_mean(full.name, siblings)
+        where = f"looked for `{full}`; paths are relative to the spec's folder"
+        raise DataError("file not found", path=path,
+                        help=f"{hint} ({where})" if hint else where)
+    return full
+
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NONFINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity",
+              "-infinity"}
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+class _CellError(Exception):
+    def __init__(self, message: str, help: str | None = None) -> None:
+        self.message = message
+        self.help = help
+
+
+def _number(cell: str) -> float:
+    """A strictly parsed finite number (no `1_000`, no `0x10`, no non-ASCII digits)."""
+    text = cell.strip()
+    if not text:
+        raise _CellError("missing value", "fill in the value or remove the row")
+    if text.lower() in _NONFINITE:
+        raise _CellError(f"`{text}` is not a finite number",
+                         "fill in a real value or remove the row")
+    if not _NUMBER.fullmatch(text):
+        help = None
+        if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", text):
+            help = "write decimals with a point, as in `1.5`"
+        raise _CellError(f"cannot read `{text}` as a number", help)
+    value = float(text)
+    if not abs(value) <= _F32_MAX:
+        raise _CellError(f"`{text}` is too large for a 32-bit float")
+    return value
+
+
+def _lines(path: Path, display: str) -> Iterator[str]:
+    """The file's lines, decoded one at a time so a bad byte is reported at its line."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError("the file is not UTF-8 text", path=display, row=number,
+                                help="save it as UTF-8 CSV, or check that it is the right "
+                                     "file") from None
+            yield line.lstrip("\ufeff") if number == 1 else line
+
+
+def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
+             features: tuple[str, ...] | None = None, delimiter: str = ",",
+             task: str | None = None) -> Dataset:
+    """A CSV file with a header row: numeric feature columns and one or more targets.
+
+    Reads row by row and stops at the first problem, raising `DataError` located at it."""
+    full = _resolve(path, base_dir, "CSV")
+    if len(delimiter) != 1:
+        raise DataError(f"the delimiter must be one character, found `{delimiter}`", path=path)
+    reader = csv.reader(_lines(full, path), delimiter=delimiter, skipinitialspace=True,
+                        strict=True)
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        """(first line, values) of each record that is not a blank line."""
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise DataError(f"cannot read the line as CSV ({exc})", path=path, row=start,
+                                help="check the quotes: a value that starts with `\"` must "
+                                     "end with one") from None
+            if len(row) > 1 or (row and row[0].strip()):
+                yield start, row
+
+    stream = rows()
+    header_row, header = next(stream, (0, None))
+    if header is None:
+        raise DataError("the file is empty", path=path,
+                        help="the first line must name the columns, as in `x1,x2,label`")
+    columns = _header(header, path=path, row=header_row)
+    index = {name: i for i, name in enumerate(columns)}
+
+    def lookup(names: tuple[str, ...], what: str) -> list[int]:
+        seen: set[str] = set()
+        out = []
+        for name in names:
+            if name in seen:
+                raise DataError(f"column `{name}` is listed twice in `{what}`", path=path)
+            seen.add(name)
+            if name not in index:
+                raise DataError(f"no column named `{name}`", path=path, row=header_row,
+                                help=_missing_column_help(name, columns, header, delimiter))
+            out.append(index[name])
+        return out
+
+    target_idx = lookup(target, "target")
+    if features is None:
+        feature_idx = [i for i in range(len(columns)) if i not in target_idx]
+        if not feature_idx:
+            raise DataError("no feature columns: every column is a target", path=path,
+                            row=header_row, help="add feature columns to the file")
+    else:
+        feature_idx = lookup(features, "features")
+        both = [columns[i] for i in feature_idx if i in target_idx]
+        if both:
+            raise DataError(f"column `{both[0]}` is both a target and a feature", path=path,
+                            help=f"remove `{both[0]}` from `features`")
+    feature_names = tuple(columns[i] for i in feature_idx)
+    target_names = tuple(columns[i] for i in target_idx)
+    if task == MULTICLASS and len(target_idx) > 1:
+        raise DataError(f"a multiclass target is one column, found {len(target_idx)} "
+                        f"({_listing(target_names)})", path=path,
+                        row=header_row,
+                        help="name one column in `target`")
+
+    values = array("d")
+    targets = _Targets(target_names, task, path)
+    width = len(columns)
+    n = 0
+    for line, row in stream:
+        if len(row) != width:
+            raise DataError(f"expected {width} values, found {len(row)}", path=path, row=line,
+                            help=_ragged_help(row, width, delimiter))
+        for i, name in zip(feature_idx, feature_names):
+            try:
+                values.append(_number(row[i]))
+            except _CellError as exc:
+                help = exc.help
+                if help is None and exc.message.startswith("cannot read"):
+                    help = _text_feature_help(name, feature_names)
+                raise DataError(exc.message, path=path, row=line, column=name,
+                                help=help) from None
+        targets.add([row[i] for i in target_idx], line)
+        n += 1
+    if n == 0:
+        raise DataError("the file has a header but no data rows", path=path,
+                        help="add one row per example below the header")
+    x = np.frombuffer(values, dtype=np.float64).reshape(n, len(feature_idx)).astype(np.float32)
+    y, task_, classes = targets.finish()
+    return Dataset(x, y, task_, classes, feature_names, target_names)
+
+
+def _header(header: list[str], *, path: str, row: int) -> list[str]:
+    columns = [name.strip() for name in header]
+    first: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        if not name:
+            raise DataError(f"column {i + 1} of the header has no name", path=path, row=row,
+                            help="every column needs a name in the first line")
+        if name in first:
+            raise DataError(f"appears twice in the header (columns {first[name] + 1} and "
+                            f"{i + 1})", path=path, row=row, column=name,
+                            help="give each column its own name")
+        first[name] = i
+    return columns
+
+
+def _missing_column_help(name: str, columns: list[str], header: list[str],
+                         delimiter: str) -> str:
+    if len(columns) == 1:
+        for other in (";", "\t", ",", "|"):
+            if other != delimiter and other in header[0]:
+                shown = "\\t" if other == "\t" else other
+                return f"the header looks `{shown}`-separated: add `delimiter=\"{shown}\"`"
+    return did_you_mean(name, columns, fallback="the columns are " + _listing(columns))
+
+
+def _ragged_help(row: list[str], width: int, delimiter: str) -> str:
+    if len(row) > width and delimiter == ",":
+        return ("every row needs one value per header column; a value with a `,` in it "
+                "must be in double quotes")
+    return "every row needs one value per header column"
+
+
+def _text_feature_help(name: str, feature_names: tuple[str, ...]) -> str | None:
+    rest = [f for f in feature_names if f != name]
+    if not rest:
+        return None
+    listed = ", ".join(f'"{f}"' for f in rest)
+    return f"features must be numbers; to leave `{name}` out, write `features=[{listed}]`"
+
+
+class _Targets:
+    """Reads target cells row by row and encodes them for the task.
+
+    A column whose first value is a number is numeric: every value must then be a
+    number. Otherwise its values are class names, sorted for the class indices."""
+
+    def __init__(self, names: tuple[str, ...], task: str | None, path: str) -> None:
+        self.names = names
+        self.task = task
+        self.path = path
+        self.numbers = array("d")
+        self.text: list[str] = []
+        self.first_row: dict[str, int] = {}
+        self.numeric: bool | None = None
+        self.first_line = 0
+
+    def error(self, message: str, line: int, column: str | None = None,
+              help: str | None = None) -> DataError:
+        return DataError(message, path=self.path, row=line,
+                         column=column or self.names[0], help=help)
+
+    def add(self, cells: list[str], line: int) -> None:
+        if self.numeric is None:
+            self.first_line = line
+            self.numeric = self.task == REGRESSION or len(cells) > 1 or all(
+                _NUMBER.fullmatch(c.strip()) or c.strip().lower() in _NONFINITE for c in cells)
+        if self.numeric:
+            for cell, name in zip(cells, self.names):
+                try:
+                    v = _number(cell)
+                except _CellError as exc:
+                    help = exc.help
+                    if self.task == REGRESSION and exc.message.startswith("cannot read"):
+                        help = "a regression loss needs numeric targets"
+                    elif len(self.names) > 1 and exc.message.startswith("cannot read"):
+                        help = "only a single target column can hold class names"
+                    elif exc.message.startswith("cannot read"):
+                        help = (f"the column's first value, on line {self.first_line}, is a "
+                                f"number, so every value must be one")
+                    raise self.error(exc.message, line, name, help) from None
+                if self.task == BINARY and v not in (0.0, 1.0):
+                    raise self.error(f"expected 0 or 1 for a binary target, found "
+                                     f"`{cell.strip()}`", line, name,
+                                     "for more than two classes use a multiclass loss")
+                if self.task == MULTICLASS and not (v >= 0 and v == int(v)):
+                    raise self.error(f"expected a class index (0, 1, 2, …), found "
+                                     f"`{cell.strip()}`", line, name,
+                                     "for a numeric target use a regression loss")
+                self.numbers.append(v)
+            return
+        label = cells[0].strip()
+        if not label:
+            raise self.error("missing value", line, help="fill in the value or remove the row")
+        if label not in self.first_row:
+            if self.task == BINARY and len(self.first_row) == 2:
+                seen = " and ".join(f"`{c}`" for c in self.first_row)
+                raise self.error(f"a third class `{label}` in a binary target (after {seen})",
+                                 line, help="for more than two classes use a multiclass loss")
+            self.first_row[label] = line
+        self.text.append(label)
+
+    def finish(self) -> tuple[np.ndarray, str, tuple[str, ...] | None]:
+        k = len(self.names)
+        if self.numeric:
+            y = np.frombuffer(self.numbers, dtype=np.float64).reshape(-1, k)
+            task = self.task
+            if task is None:
+                task = BINARY if np.isin(y, (0.0, 1.0)).all() else REGRESSION
+            if task == MULTICLASS:
+                count = int(y.max()) + 1
+                return y[:, 0].astype(np.int32), task, tuple(str(i) for i in range(count))
+            classes = ("0", "1") if task == BINARY else None
+            return y.astype(np.float32), task, classes
+        classes = tuple(sorted(self.first_row))
+        task = self.task or (BINARY if len(classes) == 2 else MULTICLASS)
+        if task == BINARY and len(classes) != 2:
+            only = classes[0]
+            raise DataError(f"only one class, `{only}`; a binary target needs two",
+                            path=self.path, row=self.first_row[only], column=self.names[0],
+                            help="check that this is the right target column")
+        code = {c: i for i, c in enumerate(classes)}
+        labels = np.fromiter((code[t] for t in self.text), dtype=np.int64, count=len(self.text))
+        return _encode_classes(labels, task), task, classes
+
+
+def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
+             task: str | None = None) -> Dataset:
+    """A NumPy `.npz` archive with a features array `x` (n, ...) and a targets array `y`."""
+    full = _resolve(path, base_dir, "NPZ")
+    help = f"write it with `numpy.savez(path, {x}=features, {y}=targets)`"
+    try:
+        archive = np.load(full, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        raise DataError("cannot read the file as a NumPy `.npz` archive", path=path,
+                        help=help) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError("the file is a single `.npy` array, not an `.npz` archive", path=path,
+                        help=help)
+    with archive:
+        keys = tuple(archive.files)
+        arrays = {}
+        for key, what in ((x, "features"), (y, "targets")):
+            if key not in keys:
+                present = _listing(keys) if keys else "no arrays"
+                raise DataError(f"no array named `{key}` (the file has {present})", path=path,
+                                help=did_you_mean(key, keys, fallback=f"name the {what} "
+                                                  f"array with `{'x' if what == 'features' else 'y'}=`"))
+            try:
+                arrays[key] = archive[key]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                if "allow_pickle" in str(exc):
+                    raise DataError(f"array `{key}` holds Python objects, not numbers",
+                                    path=path, help="convert it with `numpy.asarray(a, "
+                                    "dtype=float)` before saving") from None
+                raise DataError(f"array `{key}` is damaged and cannot be read", path=path,
+                                help=help) from None
+    xa, ya = arrays[x], arrays[y]
+    if xa.ndim < 2:
+        raise DataError(f"array `{x}` has shape {_shape(xa)}; features need (examples, ...)",
+                        path=path, help=f"for one feature per example save "
+                                        f"`{x}.reshape(-1, 1)`")
+    if ya.ndim not in (1, 2):
+        raise DataError(f"array `{y}` has shape {_shape(ya)}; targets need (examples,) or "
+                        f"(examples, k)", path=path)
+    if xa.shape[0] != ya.shape[0]:
+        raise DataError(f"array `{x}` has {xa.shape[0]} examples but `{y}` has "
+                        f"{ya.shape[0]}", path=path,
+                        help="both arrays need one entry per example along the first axis")
+    if xa.shape[0] == 0:
+        raise DataError("the arrays hold no examples", path=path)
+    if not _numeric(xa):
+        raise DataError(f"array `{x}` has dtype `{xa.dtype}`; features must be numbers",
+                        path=path)
+    _finite(xa, x, path)
+    feature_names = None
+    if ya.dtype.kind in "US":
+        if ya.ndim == 2 and ya.shape[1] != 1:
+            raise DataError(f"array `{y}` holds text in {ya.shape[1]} columns; class names "
+                            f"need one column", path=path)
+        names = ya.reshape(-1).astype(str)
+        classes, labels = np.unique(names, return_inverse=True)
+        task_ = task or (BINARY if len(classes) == 2 else MULTICLASS)
+        if task_ == REGRESSION:
+            raise DataError(f"array `{y}` holds text; a regression loss needs numbers",
+                            path=path)
+        if task_ == BINARY and len(classes) != 2:
+            raise DataError(f"array `{y}` has {len(classes)} classes; a binary target needs 2",
+                            path=path, help="for more than two classes use a multiclass loss"
+                            if len(classes) > 2 else None)
+        return Dataset(xa.astype(np.float32), _encode_classes(labels, task_), task_,
+                       tuple(str(c) for c in classes), feature_names, (y,))
+    if not _numeric(ya):
+        raise DataError(f"array `{y}` has dtype `{ya.dtype}`; targets must be numbers or "
+                        f"strings", path=path)
+    _finite(ya, y, path)
+    task_ = task
+    if task_ is None:  # integers are classes, other numbers a regression target
+        one_column = ya.ndim == 1 or ya.shape[1] == 1
+        if ya.dtype.kind not in "biu":
+            task_ = REGRESSION
+        elif np.isin(ya, (0, 1)).all():
+            task_ = BINARY
+        else:
+            task_ = MULTICLASS if one_column else REGRESSION
+    yf = ya.astype(np.float64).reshape(len(ya), -1)
+    if task_ == BINARY:
+        bad = np.argwhere(~np.isin(ya, (0, 1)))
+        if len(bad):
+            where = tuple(int(i) for i in bad[0])
+            raise DataError(f"array `{y}`: expected 0 or 1 for a binary target, found "
+                            f"`{_scalar(ya[where])}` at index {_index(where)}", path=path,
+                            help="for more than two classes use a multiclass loss")
+        return Dataset(xa.astype(np.float32), yf.astype(np.float32), BINARY, ("0", "1"),
+                       feature_names, _target_names(y, yf.shape[1]))
+    if task_ == MULTICLASS:
+        if ya.ndim == 2 and ya.shape[1] != 1:
+            raise DataError(f"array `{y}` has shape {_shape(ya)}; class indices need "
+                            f"(examples,)", path=path,
+                            help=f"for one-hot rows save `{y}.argmax(axis=1)`")
+        flat = yf[:, 0]
+        bad = np.flatnonzero((flat < 0) | (flat != np.floor(flat)))
+        if len(bad):
+            raise DataError(f"array `{y}`: expected a class index (0, 1, 2, …), found "
+                            f"`{_scalar(ya.reshape(-1)[bad[0]])}` at index {bad[0]}",
+                            path=path, help="for a numeric target use a regression loss")
+        count = int(flat.max()) + 1
+        return Dataset(xa.astype(np.float32), flat.astype(np.int32), MULTICLASS,
+                       tuple(str(i) for i in range(count)), feature_names, (y,))
+    return Dataset(xa.astype(np.float32), yf.astype(np.float32), REGRESSION, None,
+                   feature_names, _target_names(y, yf.shape[1]))
+
+
+def _numeric(a: np.ndarray) -> bool:
+    return a.dtype.kind in "biuf"
+
+
+def _finite(a: np.ndarray, key: str, path: str) -> None:
+    if a.dtype.kind != "f":
+        return
+    bad = np.argwhere(~np.isfinite(a))
+    if len(bad):
+        where = tuple(int(i) for i in bad[0])
+        raise DataError(f"array `{key}` has a non-finite value `{_scalar(a[where])}` at index "
+                        f"{_index(where)}", path=path,
+                        help="replace or drop the examples with missing values")
+    big = np.argwhere(np.abs(a) > _F32_MAX)
+    if len(big):
+        where = tuple(int(i) for i in big[0])
+        raise DataError(f"array `{key}` has `{_scalar(a[where])}` at index {_index(where)}, "
+                        f"too large for a 32-bit float", path=path)
+
+
+def _listing(names: Any) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _target_names(key: str, k: int) -> tuple[str, ...]:
+    return (key,) if k == 1 else tuple(f"{key}[{i}]" for i in range(k))
+
+
+def _scalar(v: Any) -> str:
+    v = v.item() if hasattr(v, "item") else v
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _index(where: tuple[int, ...]) -> str:
+    return str(where[0]) if len(where) == 1 else "(" + ", ".join(map(str, where)) + ")"
+
+
+def _shape(a: np.ndarray) -> str:
+    return "(" + ", ".join(map(str, a.shape)) + ("," if a.ndim == 1 else "") + ")"
+
+
+# ---------------------------------------------------------------------------------------
+# Splitting and standardizing.
+
+def split(ds: Dataset, *, val: float, test: float,
+          seed: int) -> tuple[Dataset, Dataset | None, Dataset | None]:
+    """Shuffle from `seed`, then cut (train, val, test); a zero fraction gives None."""
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise ValueError(f"bad split fractions val={val}, test={test}")
+    n = len(ds)
+    n_test = math.floor(n * test + 0.5)
+    n_val = math.floor(n * val + 0.5)
+    for name, fraction, count in (("validation", val, n_val), ("test", test, n_test)):
+        if fraction > 0 and count == 0:
+            raise DataError(f"dataset too small: {n} examples leave none for the {name} "
+                            f"split ({fraction:g} of them)",
+                            help="use more data, or a larger fraction")
+    if n - n_val - n_test <= 0:
+        raise DataError(f"dataset too small: {n} examples leave none for training",
+                        help="use more data, or smaller `val`/`test` fractions")
+    order = np.random.default_rng(seed).permutation(n)
+    test_idx, val_idx = order[:n_test], order[n_test:n_test + n_val]
+    train_idx = order[n_test + n_val:]
+    return (ds.take(train_idx), ds.take(val_idx) if n_val else None,
+            ds.take(test_idx) if n_test else None)
+
+
+@dataclass(frozen=True, eq=False)
+class Standardizer:
+    """Per-feature `(x - mean) / std`, fitted on the train split; a constant feature keeps
+    std 1 so it maps to 0 instead of dividing by zero."""
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Standardizer:
+        x64 = np.asarray(x, dtype=np.float64)
+        std = x64.std(axis=0)
+        return cls(x64.mean(axis=0).astype(np.float32),
+                   np.where(std > 0, std, 1.0).astype(np.float32))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+
+    def apply_to(self, ds: Dataset | None) -> Dataset | None:
+        """`ds` with standardized features (None stays None)."""
+        return None if ds is None else dataclasses.replace(ds, x=self.apply(ds.x))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: nested lists of floats, stored with checkpoints."""
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Standardizer:
+        return cls(np.asarray(data["mean"], dtype=np.float32),
+                   np.asarray(data["std"], dtype=np.float32))

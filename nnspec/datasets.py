@@ -1,0 +1,148 @@
+"""What a spec's `data` line may name: built-in datasets and data sources, as registries.
+
+`data builtin("spirals", n=500)`, `data csv("scores.csv", target="passed")` and
+`data npz("arrays.npz", x="x", y="y")` are checked against `SOURCES` (and, for
+`builtin`, against `DATASETS`) by check.py, which builds a `DataSource`; data.py loads it.
+Each dataset's `attrs` say what it holds without generating it: `task`, `features`
+(shape of one example), `classes` and `targets`; `features_of`/`classes_of` resolve
+the ones that depend on the dataset's params. Pure Python: no NumPy, no JAX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from nnspec.params import Bool, Entry, Float, Int, ListOf, P, Registry, Str
+
+BINARY = "binary"
+MULTICLASS = "multiclass"
+REGRESSION = "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+
+
+def _n(default: int = 1000) -> Any:
+    return P("n", Int(min=4, max=10_000_000), default, "number of examples")
+
+
+def _noise(default: float, what: str = "each coordinate") -> Any:
+    return P("noise", Float(ge=0), default,
+             f"standard deviation of the Gaussian noise added to {what}")
+
+
+def _binary_2d(name: str, params: tuple, doc: str) -> Entry:
+    return Entry(name, params, doc,
+                 attrs={"task": BINARY, "features": (2,), "classes": 2, "targets": 1})
+
+
+DATASETS = Registry("dataset", [
+    Entry("pass_class", (
+        _n(),
+        _noise(0.05, "the pass score (0 gives a clean linear boundary)"),
+    ), "will I pass this class? lectures attended (0-20) and hours on the final project "
+       "(0-40) -> pass or fail",
+        attrs={"task": BINARY, "features": (2,), "classes": 2, "targets": 1}),
+    _binary_2d("linear", (
+        _n(),
+        P("margin", Float(gt=0), 0.1, "width of the empty band between the two classes"),
+    ), "points in the square [-1, 1]^2 split by a random line; perfectly linearly separable"),
+    _binary_2d("spirals", (
+        _n(),
+        _noise(0.05, "each coordinate (neighbouring arms are 0.5 / turns apart)"),
+        P("turns", Float(gt=0, le=10), 1.5, "how many times each arm winds around the centre"),
+    ), "two interleaved spirals (the red vs green points); not linearly separable"),
+    _binary_2d("circles", (
+        _n(),
+        _noise(0.05),
+        P("factor", Float(gt=0, lt=1), 0.5, "radius of the inner circle; the outer one is 1"),
+    ), "a small circle inside a large one; not linearly separable"),
+    _binary_2d("moons", (
+        _n(),
+        _noise(0.1),
+    ), "two interlocking half-moons; not linearly separable"),
+    _binary_2d("xor", (
+        _n(),
+        _noise(0.25),
+    ), "four Gaussian clusters at (±1, ±1), labelled 1 where the signs differ; not linearly "
+       "separable"),
+    Entry("regression", (
+        _n(),
+        _noise(0.1, "the target"),
+    ), "one input x in [-3, 3] and the smooth non-linear target sin(2x) + 0.3 x^2 - 1, "
+       "plus noise",
+        attrs={"task": REGRESSION, "features": (1,), "classes": None, "targets": 1}),
+    Entry("blobs", (
+        _n(),
+        P("classes", Int(min=2, max=1000), 3, "number of blobs, one class each"),
+        P("spread", Float(gt=0), 0.6, "standard deviation of each blob"),
+    ), "Gaussian blobs in 2-D, one class each, centred around a circle",
+        attrs={"task": MULTICLASS, "features": (2,), "classes": lambda p: p["classes"],
+               "targets": 1}),
+    Entry("digits", (
+        P("image", Bool(), False, "give each example as an 8x8x1 image instead of 64 numbers"),
+    ), "scikit-learn's 1797 handwritten digits, 8x8 pixels of 0-16 -> 10 classes "
+       "(needs scikit-learn)",
+        attrs={"task": MULTICLASS, "features": (64,), "classes": 10, "targets": 1,
+               "features_fn": lambda p: (8, 8, 1) if p.get("image") else (64,)}),
+])
+
+
+SOURCES = Registry("data source", [
+    Entry("builtin", (
+        P("name", Str(), None, "which built-in dataset", required=True, positional=True),
+    ), "a built-in dataset, generated from the spec's seed; the dataset's own params are "
+       "passed as keyword arguments, as in `builtin(\"spirals\", n=500, noise=0.1)`",
+        attrs={"params_from": DATASETS}),
+    Entry("csv", (
+        P("path", Str(), None, "the file, relative to the spec's folder",
+          required=True, positional=True),
+        P("target", ListOf(Str()), None, "the target column, or a list of them", required=True),
+        P("features", ListOf(Str()), None, "the feature columns (default: every other column)"),
+        P("delimiter", Str(), ",", "the character between values"),
+    ), "a CSV file with a header row; numeric features, and a numeric or text target"),
+    Entry("npz", (
+        P("path", Str(), None, "the file, relative to the spec's folder",
+          required=True, positional=True),
+        P("x", Str(), "x", "name of the features array, shaped (examples, ...)"),
+        P("y", Str(), "y", "name of the targets array, shaped (examples,) or (examples, k)"),
+    ), "a NumPy `.npz` archive (as written by `numpy.savez`) with a features and a "
+       "targets array"),
+])
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A checked `data` line: the source's kind and every param, defaults filled in.
+
+    For `builtin`, `params` holds `name` and the dataset's own params."""
+    kind: str
+    params: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, kind: str, **params: Any) -> DataSource:
+        """A source from Python, defaults filled in (no type checks: that is check.py's job)."""
+        entry = SOURCES.get(kind)
+        if entry is None:
+            raise ValueError(f"unknown data source `{kind}`")
+        full = {**entry.defaults(), **params}
+        if kind == "builtin":
+            dataset = DATASETS.get(full.get("name"))
+            if dataset is None:
+                raise ValueError(f"unknown dataset `{full.get('name')}`")
+            full = {**dataset.defaults(), **full}
+        missing = [p.name for p in entry.params if p.required and p.name not in full]
+        if missing:
+            raise ValueError(f"data source `{kind}` needs `{missing[0]}`")
+        return cls(kind, full)
+
+
+def features_of(entry: Entry, params: Mapping[str, Any]) -> tuple[int, ...]:
+    """The shape of one example of `entry` with `params` (defaults filled in)."""
+    fn: Callable[[Mapping[str, Any]], tuple[int, ...]] | None = entry.attrs.get("features_fn")
+    return tuple(fn({**entry.defaults(), **params})) if fn else tuple(entry.attrs["features"])
+
+
+def classes_of(entry: Entry, params: Mapping[str, Any]) -> int | None:
+    """The number of classes of `entry` with `params`; None for regression."""
+    classes = entry.attrs["classes"]
+    return classes({**entry.defaults(), **params}) if callable(classes) else classes
