@@ -8,6 +8,7 @@ The passes run in order (PASSES), each adding to one shared `_Checker`.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
@@ -21,7 +22,7 @@ from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
                            Registry, Str, Sym, Symbol, Union)
 from nnspec.source import Source, Span
-from nnspec.suggest import did_you_mean, one_of
+from nnspec.suggest import closest, did_you_mean, one_of
 
 SYMBOLS: dict[str, Registry] = {
     "activation": ACTIVATIONS, "initializer": INITIALIZERS, "schedule": SCHEDULES,
@@ -128,6 +129,9 @@ class _Checker:
                 self.used_lets.add(v.name)
                 return self.pyvalue(let.value, accepts_words, seen | {v.name})
             if not accepts_words:
+                meant = closest(v.name, self.lets)
+                if meant is not None:
+                    self.used_lets.add(meant)  # no "never used" warning on top of the typo
                 raise ArgError("E109", f"unknown constant `{v.name}`",
                                did_you_mean(v.name, self.lets, fallback="define it first with `let "
                                             f"{v.name} = ...`"), v.span)
@@ -164,6 +168,9 @@ class _Checker:
             name, args, name_span = v.name, (), v.span
         elif isinstance(v, ir.Call):
             name, args, name_span = v.name, v.args, v.name_span
+        elif isinstance(v, ir.String) and v.value in registry:
+            raise ArgError("E103", f"expected {Symbol(kind).describe()}, found the string `\"{v.value}\"`",
+                           f"names are written without quotes: `{v.value}`", v.span)
         else:
             raise ArgError("E103", f"expected {Symbol(kind).describe()}, found {_describe(self.pyvalue(v, True))}",
                            f"{kind}s are names such as {one_of(registry.names()[:3])}", v.span)
@@ -198,11 +205,24 @@ class _Checker:
         positionals = list(entry.positionals)
         variadic: list[Any] = []
         extra: dict[str, ir.Arg] = {}
+        skipped: set[str] = set()
+        unknown_keys = False
         for arg in args:
             if arg.key is None:
                 flag = self.flag(entry, arg)
+                later = self.later_positional(positionals, arg)
                 if flag is not None:
                     name = flag
+                elif later is not None:
+                    # `dense relu`: `relu` is the activation, so the units are missing
+                    ok = False
+                    first = positionals[0]
+                    skipped.add(first.name)
+                    del positionals[:positionals.index(later) + 1]
+                    self.err("E106", f"missing `{first.name}` for {what}", arg.span,
+                             f"this is the `{later.name}`; `{first.name}` comes before it",
+                             help=f"write `{entry.name} {first.name.upper()} {arg.value.name}`")  # type: ignore[union-attr]
+                    continue
                 elif positionals:
                     name = positionals.pop(0).name
                     while name in given and positionals:
@@ -218,7 +238,7 @@ class _Checker:
                     n = len(entry.positionals)
                     takes = f"takes {n} positional argument{'s' if n != 1 else ''}" if n else "takes no positional arguments"
                     self.err("E107", f"unexpected argument to {what}", arg.span, f"{what} {takes}",
-                             help=self.usage_help(entry))
+                             help=self.usage_help(entry, arg))
                     continue
             else:
                 name = arg.key
@@ -232,7 +252,10 @@ class _Checker:
                         continue
                     else:
                         ok = False
+                        unknown_keys = True
                         hint = did_you_mean(name, [q.name for q in entry.params])
+                        if hint is None and len(entry.params) == 1:
+                            hint = f"{what} takes `{entry.params[0].name}`: {entry.params[0].doc}"
                         if hint is None:
                             hint = (f"{what} takes {one_of([q.name for q in entry.params])}" if entry.params
                                     else f"{what} takes no arguments")
@@ -258,12 +281,14 @@ class _Checker:
             if values[name] is None and isinstance(p.type, (Symbol, Union)):
                 ok = False  # an unknown symbol, already reported
         for p in entry.params:
-            if p.name in values or p.name in given:
+            if p.name in values or p.name in given or p.name in skipped:
                 continue
-            if p.required:
+            if p.required and unknown_keys:
+                ok = False  # the unknown argument is most likely this one, misnamed
+            elif p.required:
                 ok = False
                 self.err("E106", f"missing `{p.name}` for {what}", span, f"needs `{p.name}`",
-                         help=f"{p.name}: {p.doc}; write {self.usage(entry)}")
+                         help=f"`{p.name}`: {p.doc}; write {self.usage(entry)}")
             else:
                 values[p.name] = self.default(p)
         if not ok:
@@ -275,12 +300,32 @@ class _Checker:
             try:
                 check(values, set(given))
             except ArgError as exc:
-                self.err(exc.code, exc.message, span, "", help=exc.help)
+                # point at the arguments the message names, the last one primary
+                named = [given[n] for n in re.findall(r"`(\w+)`", exc.message) if n in given]
+                if named:
+                    self.err(exc.code, exc.message, named[-1].span, "",
+                             secondary=[(a.span, "") for a in named[:-1]], help=exc.help)
+                else:
+                    self.err(exc.code, exc.message, span, "", help=exc.help)
                 return None
         if extra_ok:
             values["__extra__"] = extra
         values["__given__"] = given
         return values
+
+    def later_positional(self, positionals: list[P], arg: ir.Arg) -> P | None:
+        """The positional after the next one that a bare name belongs to, when the next
+        one cannot take a name (`dense relu`: `relu` fits `activation`, not `units`)."""
+        v = arg.value
+        if len(positionals) < 2 or not isinstance(v, ir.Ref) or v.name in self.lets:
+            return None
+        if _accepts_words(positionals[0].type) or _symbol_kind(positionals[0].type) is not None:
+            return None
+        for p in positionals[1:]:
+            kind = _symbol_kind(p.type)
+            if kind is not None and v.name in SYMBOLS[kind]:
+                return p
+        return None
 
     def flag(self, entry: Entry, arg: ir.Arg) -> str | None:
         """A bare name that is a boolean parameter of `entry` (`restore_best`)."""
@@ -304,7 +349,7 @@ class _Checker:
             label = "not defined"
         help_ = exc.help
         if help_ is None and p is not None and p.doc and exc.code in ("E103", "E104"):
-            help_ = f"`{p.name}` is the {p.doc}" if not p.doc[0].isupper() else p.doc
+            help_ = f"`{p.name}`: {p.doc}"
         self.err(exc.code, exc.message, exc.span or arg.span, label, help=help_)
         return False
 
@@ -315,10 +360,16 @@ class _Checker:
                 parts.append(p.name.upper() if p.positional else f"{p.name}=...")
         return "`" + " ".join(parts) + "`"
 
-    def usage_help(self, entry: Entry) -> str:
+    def usage_help(self, entry: Entry, arg: ir.Arg | None = None) -> str:
+        if arg is not None and isinstance(arg.value, ir.Ref):
+            for p in entry.params:
+                kind = _symbol_kind(p.type)
+                if not p.positional and kind is not None and arg.value.name in SYMBOLS[kind]:
+                    return f"name it: `{p.name}={arg.value.name}`"
         names = [p.name for p in entry.params if not p.positional]
         tail = f"; other arguments need a name: {one_of(names)}" if names else ""
-        return f"write {self.usage(entry)}{tail}"
+        positional = " ".join([entry.name] + [p.name.upper() for p in entry.positionals])
+        return f"write `{positional}`{tail}"
 
     # ----------------------------------------------------------------- passes
     def check_lets(self) -> None:
@@ -443,9 +494,14 @@ class _Checker:
     def head(self, d: ir.Directive, registry: Registry, kind: str) -> Entry | None:
         """The registry row named by a directive's first positional (`loss mse`)."""
         first = d.args[0] if d.args else None
+        if first is not None and first.key is None and isinstance(first.value, ir.String):
+            self.err("E103", f"expected a {kind} name, found the string `\"{first.value.value}\"`", first.span, "",
+                     help=f"names are written without quotes: `{kind} {first.value.value}`"
+                     if first.value.value in registry else f"write `{kind} NAME`, as in `{_EXAMPLE[kind]}`")
+            return None
         if first is None or first.key is not None or not isinstance(first.value, ir.Ref):
             self.err("E106", f"`{kind}` needs a name", first.span if first else d.keyword_span,
-                     "", help=f"write `{kind} NAME`, as in `{_EXAMPLE[kind]}`; known: {one_of(registry.names())}")
+                     "", help=f"write `{kind} NAME`, as in `{_EXAMPLE[kind]}`; known: {one_of(e.name for e in registry)}")
             return None
         entry = registry.get(first.value.name)
         if entry is None:
@@ -496,14 +552,15 @@ class _Checker:
                 params = self.bind(entry, d.args, d.span, what=f"`{d.keyword}`")
             if params is not None:
                 bound[d.keyword] = params
-        missing = [k for k in ("data",) if k not in seen]
+        misspelt = {closest(d.keyword, TRAIN.names()) for d in block.statements if d.keyword not in TRAIN}
+        missing = [k for k in ("data",) if k not in seen and k not in misspelt]
         for k in missing:
             self.err("E112", f"`train` has no `{k}`", block.span, "", help='say where the examples come from, as in `data builtin("moons")`')
         if self.model is not None and self.spec.loss is None:
             self.err("E112", "training needs a `loss`", block.span, "", help="add a line such as `loss mse` or `loss binary_crossentropy`")
         if self.spec.optimizer is None:
             self.err("E112", "training needs an `optimizer`", block.span, "", help="add a line such as `optimizer sgd lr=0.1`")
-        if len(bound) != len(seen) or missing:
+        if len(bound) != len(seen) or "data" not in seen:
             return
         split = bound.get("split", {"val": 0.0, "test": 0.0})
         if split["val"] + split["test"] >= 1:
@@ -567,8 +624,9 @@ class _Checker:
                      help="hold out validation data with `split val=0.2`")
             return None
         if not monitor.startswith("val_"):
+            split = "" if has_val else ", with a validation split such as `split val=0.2`"
             self.warn("W005", f"early stopping watches the training `{monitor}`", span, "",
-                      help=f"training metrics keep improving while the model overfits; monitor `val_{base}` instead")
+                      help=f"training metrics keep improving while the model overfits; monitor `val_{base}` instead{split}")
         mode = p["mode"]
         if mode == "auto":
             mode = "min" if base == "loss" else METRICS.get(base).attrs["mode"]  # type: ignore[union-attr]
@@ -580,8 +638,10 @@ class _Checker:
         for arg, name in zip(d.args, metrics):
             tasks = METRICS.get(name).attrs["tasks"]  # type: ignore[union-attr]
             if self.loss.task not in tasks:
-                self.err("E305", f"`{name}` does not apply to a {self.loss.task} loss", arg.span, "",
-                         help=f"`{name}` is for {' and '.join(tasks)} problems")
+                fits = [m.name for m in METRICS if self.loss.task in m.attrs["tasks"]]
+                self.err("E305", f"`{name}` does not apply to a {_TASK[self.loss.task]} loss", arg.span, "",
+                         help=f"`{name}` is for {_tasks(tasks)}; "
+                              f"with `{self.loss.name}`, measure {one_of(fits)}")
 
     def check_agreement(self) -> None:
         """Loss and output layer, builtin data and input/labels."""
@@ -644,13 +704,13 @@ class _Checker:
             self.err("E311", f"dataset `{ds.name}` has examples of shape {_shape(tuple(features))}, "
                              f"but the model's input is {_shape(self.model.input_shape)}",
                      self.train.data_span, "", secondary=[(self.spec.model.inputs[0].span, "the input")],  # type: ignore[union-attr]
-                     help=f"declare `input {self.model.inputs[0][0]}{list(features)}`".replace(" ", "").replace("input", "input ", 1))
+                     help=f"declare `input {self.model.inputs[0][0]}[{', '.join(map(str, features))}]`")
         if self.loss is not None and ds.attrs["task"] != self.loss.task:
             task = ds.attrs["task"]
             fits = [e.name for e in LOSSES if e.attrs["task"] == task]
-            self.err("E311", f"dataset `{ds.name}` is a {task} problem, but `{self.loss.name}` is a {self.loss.task} loss",
+            self.err("E311", f"dataset `{ds.name}` is a {_TASK[task]} problem, but `{self.loss.name}` is a {_TASK[self.loss.task]} loss",
                      self.train.data_span, "", secondary=[(self.spec.loss.span, "the loss")],  # type: ignore[union-attr]
-                     help=f"use {one_of(fits)}")
+                     help=f"use {one_of(fits)}, with {_output_for(task, classes_of(ds, params))}")
         classes = classes_of(ds, params)
         if self.loss is not None and self.loss.task == "multiclass" and classes and self.model.output_shape != (classes,):
             self.err("E311", f"dataset `{ds.name}` has {classes} classes, but the model has {self.model.output_shape[0]} output units",
@@ -668,7 +728,7 @@ class _Checker:
         sig = [layer for layer in hidden if layer.op == "dense" and layer.activation == "sigmoid"]
         dense_hidden = [layer for layer in hidden if layer.op == "dense"]
         if len(sig) >= 3 and len(sig) == len(dense_hidden):
-            self.warn("W002", f"every hidden layer of this {len(sig)}-layer-deep net uses `sigmoid`", sig[0].span,
+            self.warn("W002", f"all {len(sig)} hidden layers use `sigmoid`", sig[0].span,
                       "gradients shrink through each sigmoid", help="use `relu` in hidden layers; keep `sigmoid` for the output")
         if self.model.layers and self.model.layers[-1].op == "dropout":
             self.warn("W006", "dropout is the last layer", self.model.layers[-1].span, "",
@@ -706,6 +766,7 @@ PASSES: tuple[Callable[[_Checker], None], ...] = (
 )
 
 _EXAMPLE = {"loss": "loss mse", "optimizer": "optimizer adam lr=1e-3"}
+_TASK = {"binary": "binary classification", "multiclass": "multiclass classification", "regression": "regression"}
 
 
 def _accepts_words(ptype: Any) -> bool:
@@ -716,6 +777,32 @@ def _accepts_words(ptype: Any) -> bool:
     if isinstance(ptype, ListOf):
         return _accepts_words(ptype.item)
     return False
+
+
+def _tasks(tasks: Iterable[str]) -> str:
+    """`classification` for both kinds of it, else the tasks by name."""
+    tasks = tuple(tasks)
+    if set(tasks) == {"binary", "multiclass"}:
+        return "classification"
+    return " and ".join(_TASK[t] for t in tasks)
+
+
+def _output_for(task: str, classes: int | None) -> str:
+    """The last layer a loss for `task` wants, for helps."""
+    if task == "binary":
+        return "`dense 1 sigmoid` as the last layer"
+    if task == "multiclass":
+        return f"`dense {classes or 'K'} softmax` as the last layer"
+    return "a linear last layer, such as `dense 1`"
+
+
+def _symbol_kind(ptype: Any) -> str | None:
+    """The registry a parameter type names things from (`activation` for `Symbol("activation")`)."""
+    if isinstance(ptype, Symbol):
+        return ptype.kind
+    if isinstance(ptype, Union):
+        return next((o.kind for o in ptype.options if isinstance(o, Symbol)), None)
+    return None
 
 
 def _public(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -762,7 +849,26 @@ def check_source(text: str, filename: str = "<string>", *, memory_budget: int | 
     try:
         program = check(spec, source=src, memory_budget=memory_budget)
     except NNSpecError as exc:
-        return None, diags + list(exc.diagnostics), src
+        return None, diags + [d for d in exc.diagnostics if not _follows_from(diags, d)], src
     if any(d.is_error for d in diags):
-        return None, diags + list(program.warnings), src
+        return None, diags + [d for d in program.warnings if not _follows_from(diags, d)], src
     return program, list(program.warnings), src
+
+
+def _follows_from(parse_diags: list[Diagnostic], d: Diagnostic) -> bool:
+    """Whether checker diagnostic `d` only repeats a parse error: it is about a number the
+    parser could not read (and replaced by 0), or about a section or input it dropped."""
+    span = d.primary_span
+    dropped: set[str] = set()  # sections the parser left out, as far as it can tell
+    for p in parse_diags:
+        bad = p.primary_span
+        if p.is_error and span is not None and bad is not None and bad.start <= span.start and span.end <= bad.end:
+            return True
+        if p.code in ("E017", "E019"):
+            dropped.update(re.findall(r"`(\w+)`", p.message)[:1])
+        elif p.code == "E018":
+            meant = re.findall(r"did you mean `(\w+)`", p.help or "")
+            dropped.update(meant or ["model", "loss", "optimizer", "data"])
+    if d.code == "E112" and dropped & set(re.findall(r"`(\w+)`", d.message)):
+        return True
+    return d.code == "E204" and any(p.code == "E022" for p in parse_diags)

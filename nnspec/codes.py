@@ -1,7 +1,8 @@
 """The catalog of diagnostic codes: a title and a long explanation each, for `nnspec explain`.
 
 E0xx: syntax and structure (parse.py). E1xx: names and arguments. E2xx: shapes.
-E3xx: agreement between loss, output, metrics, data and resources. Wxxx: warnings.
+E3xx: agreement between loss, output, metrics, data and resources. E4xx: problems
+found while training (data, divergence, checkpoints). Wxxx: warnings.
 A test asserts that every code the compiler can emit is here and has a UI test.
 """
 
@@ -84,6 +85,9 @@ Named constants are declared with `let`: `let hidden = 64`, then used by name:
     "E024": ("file is not UTF-8", """
 Spec files are UTF-8 text. The error points at the first byte that cannot be decoded;
 re-save the file as UTF-8."""),
+    "E025": ("brackets nested too deeply", """
+Lists and calls may nest at most 100 levels deep, as in `[[[1]]]`. Deeper nesting
+is almost always a mistake (a bracket opened in a loop, a generated file gone wrong)."""),
     "E101": ("unknown name", """
 A layer, activation, initializer, loss, optimizer, schedule, dataset, metric, data
 source or train setting that nnspec does not know. The help line suggests the closest
@@ -98,7 +102,8 @@ name is expected, and so on. `units` is a whole number; `lr` a positive number o
 schedule; `activation` a name such as `relu`."""),
     "E104": ("value out of range", """
 A value outside what its parameter allows: `units` ≥ 1, `drop_prob` in [0, 1)
-(the probability of *dropping* a unit), `lr` > 0, momentum-like rates in [0, 1)."""),
+(the probability of *dropping* a unit), `lr` > 0, momentum-like rates in [0, 1).
+A `uniform` initializer's `low` must be below its `high`."""),
     "E105": ("argument given twice", """
 The same argument was given twice (perhaps once by position and once by name)."""),
     "E106": ("missing argument", """
@@ -109,7 +114,7 @@ More unnamed arguments than the statement takes. `dense` takes units and an
 activation by position (`dense 64 relu`); the rest need names (`init=he_normal`)."""),
     "E108": ("conflicting arguments", """
 Two arguments that cannot both be given, such as literal `weights` and an `init`
-initializer, or a `uniform` initializer whose `low` is not below `high`."""),
+initializer, or literal `bias` values and a `bias_init` initializer."""),
     "E109": ("unknown constant", """
 A bare name where a value is expected, and no `let` defines it.
 
@@ -166,6 +171,23 @@ copies) would not fit in this machine's memory. The message gives the estimate."
     "E311": ("data does not fit the model", """
 A built-in dataset whose examples do not match the input's shape, whose task does not
 match the loss, or whose number of classes does not match the output units."""),
+    "E401": ("data cannot be used", """
+Training could not read or split the data the `data` line names: a missing file, a
+bad cell, a missing column, too few examples for the split. The note gives the file,
+line and column; the error points at the spec's `data` line."""),
+    "E402": ("batch larger than the data", """
+The batch size exceeds the number of training examples, so there would be no
+mini-batches at all. Use a smaller batch, or `batch all` for full-batch descent."""),
+    "E403": ("data does not fit the model", """
+The examples' shape differs from the model's input, or a label needs more output
+units than the model has."""),
+    "E404": ("training diverged", """
+The loss became NaN or infinite. Usually the learning rate is too large: each step
+overshoots and the weights grow without bound. Lower the learning rate (10x), or clip
+gradients with `clip_norm=1.0`. The last good checkpoint is kept."""),
+    "E405": ("unusable checkpoint", """
+A checkpoint that is missing, truncated, corrupt, or written for a different spec.
+nnspec never loads such a file; the message names it."""),
     "W001": ("very large learning rate", """
 A learning rate far above the usual range for this optimizer; training will likely
 diverge (the loss becomes NaN). Try a value ten or a hundred times smaller."""),

@@ -35,19 +35,32 @@ def grammar_text() -> str:
 
 _OPEN = {"LPAR": "RPAR", "LSQB": "RSQB"}
 _CLOSE = {"RPAR", "RSQB"}
+# Values are built (and printed, compared, serialised) recursively; a fixed bound turns
+# `[[[[...` a thousand deep into a diagnostic instead of a RecursionError.
+MAX_NESTING = 100
+
+
+class _TooDeep(Exception):
+    def __init__(self, token: Token) -> None:
+        super().__init__(token)
+        self.token = token
 
 
 class _PostLex:
     """Newline handling: one `_NL` between statements, none inside ( ) or [ ],
     one before every `}`, one at the end of the file. Remembers what is left open."""
 
-    always_accept = ("_NL",)
+    # RBRACE too: Lark's contextual lexer would otherwise reject the `}` of `dense 1 }`
+    # before this post-lexer could put the `_NL` in front of it.
+    always_accept = ("_NL", "RBRACE")
 
     def __init__(self) -> None:
         self.open: list[Token] = []
+        self.mismatch: tuple[Token, Token] | None = None  # (`(` or `[`, the `}` that closed it)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         self.open = []
+        self.mismatch = None
         last: Token | None = None
         for tok in stream:
             kind = tok.type
@@ -58,11 +71,17 @@ class _PostLex:
                     continue
             elif kind in _OPEN or kind == "LBRACE":
                 self.open.append(tok)
+                if kind in _OPEN and sum(t.type in _OPEN for t in self.open) > MAX_NESTING:
+                    raise _TooDeep(tok)
             elif kind in _CLOSE or kind == "RBRACE":
                 if self.open:
-                    self.open.pop()
+                    opened = self.open.pop()
+                    if kind == "RBRACE" and opened.type in _OPEN and self.mismatch is None:
+                        self.mismatch = (opened, tok)
                 if kind == "RBRACE" and last is not None and last.type not in ("_NL", "LBRACE"):
-                    yield Token.new_borrow_pos("_NL", "", tok)
+                    # Zero-width at the `}`, so the statement's span does not take the brace in.
+                    yield Token("_NL", "", start_pos=tok.start_pos, end_pos=tok.start_pos, line=tok.line,
+                                column=tok.column, end_line=tok.line, end_column=tok.column)
             yield tok
             last = tok
         if last is not None and last.type != "_NL":
@@ -82,7 +101,9 @@ SYNTAX_ERRORS: dict[tuple[str, str, str | None], list[str]] = {
         "optimizer adam lr=\n", "optimizer adam lr= beta1=0.9\n", "let x =\n",
         "x normal(stddev=)\n", "x f(a=,)\n", "model m {\n dense 3 init=\n}\n",
     ],
-    ("E007", "stray `}` with no open block", "remove this `}`"): ["}\n", "loss mse\n}\n"],
+    ("E007", "stray `}` with no open block", "remove this `}`"): [
+        "}\n", "loss mse\n}\n", "model m {\n}\n}\n",
+    ],
     ("E008", "expected a name after `let`", "write `let NAME = VALUE`, as in `let hidden = 64`"): [
         "let = 3\n", "let 3 = 3\n", "let\n",
     ],
@@ -106,7 +127,8 @@ SYNTAX_ERRORS: dict[tuple[str, str, str | None], list[str]] = {
     ],
     ("E014", "a statement must start with a name", "statements look like `dense 64 relu` or `loss mse`"): [
         "3\n", "\"x\"\n", "[1]\n", "= 3\n", "model m {\n 3\n}\n", "(\n",
-        "model m {\n [1]\n}\n", "model m {\n = 3\n}\n",
+        "model m {\n [1]\n}\n", "model m {\n = 3\n}\n", "model m {\n a\n 3\n}\n",
+        "model m {\n a\n [1]\n}\n",
     ],
 }
 
@@ -126,17 +148,141 @@ def _syntax_error(exc: UnexpectedInput, src: Source, postlex: _PostLex) -> Diagn
     at_end = tok.type == "$END" or tok.start_pos >= len(src.text.rstrip())
     if tok.type == "$END" or (at_end and postlex.open):
         return _unexpected_end(src, postlex)
-    span = Span(tok.start_pos, max(tok.end_pos, tok.start_pos + 1)) if tok.type != "_NL" else Span(tok.start_pos, tok.start_pos + 1)
-    try:
-        label = exc.match_examples(_lark().parse, SYNTAX_ERRORS, use_accepts=True)
-    except Exception:  # match_examples re-parses; its failure must not hide the error
-        label = None
+    open_blocks = any(t.type == "LBRACE" for t in postlex.open)  # read now: matching re-parses
+    unclosed = _never_closed(src, tok, postlex.open[-1] if postlex.open else None)
+    if unclosed is not None:
+        return unclosed
+    # The `_NL` the post-lexer adds at the end of a file has no character to underline.
+    span = Span(tok.start_pos, max(tok.end_pos, tok.start_pos + 1)) if tok.type != "_NL" else \
+        Span(tok.start_pos, min(tok.start_pos + 1, len(src.text)))
+    unterminated = _unterminated_string(src, tok)
+    if unterminated is not None:
+        return unterminated
+    mismatch = postlex.mismatch
+    if mismatch is not None and mismatch[1].start_pos == tok.start_pos:  # the `}` or the `_NL` before it
+        opened = mismatch[0]
+        close = ")" if opened.type == "LPAR" else "]"
+        return error("E002", f"unclosed `{opened.value}`", Span(opened.start_pos, opened.end_pos),
+                     "opened here and never closed", secondary=[(span, f"`}}` found before the `{close}`")],
+                     help=f"add `{close}` where it should end")
+    label = _match_example(exc)
     if label is not None:
         code, message, help_ = label
+        if code == "E023":
+            return _constant_without_let(src, tok, open_blocks)
+        if code == "E007":
+            return _stray_brace(src, span, message, help_)
         return error(code, message, span, "", help=help_)
     expected = sorted(_EXPECTED.get(t, t) for t in exc.accepts or exc.expected if t in _EXPECTED)
     help_ = f"expected {_one_of(expected)}" if expected else None
     return error("E001", f"unexpected {_describe(tok)}", span, "", help=help_)
+
+
+_Label = tuple[str, str, "str | None"]
+
+
+@lru_cache(maxsize=1)
+def _examples() -> dict[tuple, set[_Label]]:
+    """SYNTAX_ERRORS' labels by where their examples fail: the parser's state and the
+    tokens it would accept there, with the unexpected token's type (and the state without).
+
+    Lark's own `match_examples` compares the depth of the parser's stack too, so an
+    example written at the top level would not name the same mistake inside a block;
+    and since LALR errors before reducing, the state alone also depends on the shape
+    of the previous statement. The set of acceptable tokens does not."""
+    table: dict[tuple, set[_Label]] = {}
+    for label, examples in SYNTAX_ERRORS.items():
+        for text in examples:
+            try:
+                _lark().parse(text)
+            except UnexpectedToken as exc:
+                for key in _keys(exc):
+                    table.setdefault(key, set()).add(label)
+            except (UnexpectedInput, _TooDeep):  # pragma: no cover - the table is tested
+                pass
+    return table
+
+
+def _keys(exc: UnexpectedToken) -> list[tuple]:
+    state = exc.state.position if exc.state is not None else None
+    accepts = frozenset(exc.accepts or exc.expected)
+    kind = exc.token.type
+    return [("state", state, kind), ("state", state), ("accepts", accepts, kind)]
+
+
+def _match_example(exc: UnexpectedToken) -> _Label | None:
+    """The label of the most specific match that names one mistake only."""
+    table = _examples()
+    for key in _keys(exc):
+        labels = table.get(key, set())
+        if len(labels) == 1:
+            return next(iter(labels))
+    return None
+
+
+def _constant_without_let(src: Source, tok: Token, in_block: bool) -> Diagnostic:
+    """E023, underlining `NAME =`; the help rewrites the line, where `let` is allowed."""
+    line_start = src.text.rfind("\n", 0, tok.start_pos) + 1
+    start = line_start + len(src.text[line_start:]) - len(src.text[line_start:].lstrip(" \t"))
+    if in_block:
+        help_ = "constants are defined with `let` at the top level, before the block that uses them"
+    else:
+        help_ = f"write `let {src.text[start:_line_end(src.text, tok.start_pos)].strip()}`"
+    return error("E023", "a constant needs `let`", Span(start, tok.end_pos), "", help=help_)
+
+
+_STRING_OR_COMMENT = re.compile(r'"([^"\\\n]|\\.)*"?|#[^\n]*')
+
+
+def _unterminated_string(src: Source, tok: Token) -> Diagnostic | None:
+    """E004 when the line of an unexpected token has a string with no closing quote.
+
+    The lexer reads `csv("a.csv, target="y")` as the string `"a.csv, target="`, then the
+    name `y`, so the parser fails on `y` before the lexer reaches the lone `"`."""
+    line_start = src.text.rfind("\n", 0, tok.start_pos) + 1
+    line_end = _line_end(src.text, line_start)
+    before: re.Match | None = None
+    for m in _STRING_OR_COMMENT.finditer(src.text, line_start, line_end):
+        if m.group(0).startswith("#"):
+            return None
+        if len(m.group(0)) == 1 or not m.group(0).endswith('"'):
+            if m.start() < tok.start_pos:
+                return None
+            secondary = [(Span(before.start(), before.end()), "read as one string")] if before is not None else []
+            return error("E004", "unterminated string", Span(m.start(), m.start() + 1),
+                         "this `\"` has no partner on the line", secondary=secondary,
+                         help='the quotes on this line do not pair up: a `"` is missing')
+        if m.end() <= tok.start_pos and not src.text[m.end():tok.start_pos].strip():
+            before = m
+    return None
+
+
+def _never_closed(src: Source, tok: Token, opened: Token | None) -> Diagnostic | None:
+    """E002 for a `(` or `[` left open on an earlier line and never closed: newlines do not
+    end a statement inside brackets, so the parser only fails at a later line's tokens."""
+    if opened is None or opened.type not in _OPEN or opened.line == tok.line:
+        return None
+    close = ")" if opened.type == "LPAR" else "]"
+    rest = _STRING_OR_COMMENT.sub("", src.text[tok.start_pos:])
+    if rest.count(close) > rest.count(str(opened.value)):
+        return None  # closed further on: some other mistake in between
+    return error("E002", f"unclosed `{opened.value}`", Span(opened.start_pos, opened.end_pos),
+                 "opened here and never closed", secondary=[(Span(tok.start_pos, max(tok.end_pos, tok.start_pos + 1)),
+                                                             f"expected `{close}` before this")],
+                 help=f"add `{close}` where it should end")
+
+
+def _stray_brace(src: Source, span: Span, message: str, help_: str | None) -> Diagnostic:
+    """E007; if a `model` or `train` line above has no `{`, the brace is probably missing there."""
+    header = None
+    for m in re.finditer(r"^[ \t]*((?:model|train)\b[^{}\n#]*?)[ \t]*(#.*)?$", src.text[:span.start], re.M):
+        header = m
+    if header is None:
+        return error("E007", message, span, "", help=help_)
+    text = header.group(1)
+    line, _ = src.line_col(header.start(1))
+    return error("E007", message, span, "", secondary=[(Span(header.start(1), header.end(1)), "this block has no `{`")],
+                 help=f"add `{{` at the end of line {line}: `{text} {{`")
 
 
 def _unexpected_end(src: Source, postlex: _PostLex) -> Diagnostic:
@@ -218,15 +364,21 @@ class _Builder:
         self.src = src
         self.comments = comments
         self.diags: list[Diagnostic] = []
+        self._comment_at_end = {t.end_pos: t.start_pos for t in comments.items}
 
     # spans -----------------------------------------------------------------
     def span(self, node: Tree | Token) -> Span:
         if isinstance(node, Token):
             return Span(node.start_pos, node.end_pos)
         start, end = node.meta.start_pos, node.meta.end_pos
-        while end > start and self.src.text[end - 1] in " \t\r\n":
-            end -= 1
-        return Span(start, end)
+        # A statement's span runs to its `_NL`, past any same-line comment: back off both.
+        while True:
+            while end > start and self.src.text[end - 1] in " \t\r\n":
+                end -= 1
+            comment_start = self._comment_at_end.get(end)
+            if comment_start is None or comment_start < start:
+                return Span(start, end)
+            end = comment_start
 
     # values ----------------------------------------------------------------
     def value(self, t: Tree) -> ir.Value:
@@ -239,7 +391,12 @@ class _Builder:
                                         help="numbers look like `3`, `-2`, `0.5` or `1e-3`"))
                 return ir.Number(0, text, sp)
             is_int = not any(c in text for c in ".eE")
-            return ir.Number(int(text) if is_int else float(text), text, sp)
+            try:
+                return ir.Number(int(text) if is_int else float(text), text, sp)
+            except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+                self.diags.append(error("E015", "number has too many digits", sp, f"{len(text)} characters long",
+                                        help="write a large number with an exponent, as in `1e30`"))
+                return ir.Number(0, text, sp)
         if kind == "string":
             return ir.String(_unescape(str(t.children[0])), sp)
         if kind in ("true", "false"):
@@ -281,7 +438,7 @@ class _Builder:
         if label is not None:
             self.diags.append(error("E016", f"only layers can be named, not `{head}`", self.span(label),
                                     "remove this label", help=f"write `{head} ...` without `{label}:`"))
-        return ir.Directive(str(head), args, sp, self.span(head), self.comments.before(sp.start),
+        return ir.Directive(str(head), args, sp, self.span(head), self.comments.before(sp.end),
                             self.comments.trailing(sp.end))
 
     def build(self, tree: Tree) -> ir.Spec:
@@ -292,7 +449,7 @@ class _Builder:
             sp = self.span(item)
             if item.data == "let":
                 name, val = item.children
-                lead = self.comments.before(sp.start)
+                lead = self.comments.before(sp.end)
                 lets.append(ir.Let(str(name), self.value(val), sp, self.span(name), lead,
                                    self.comments.trailing(sp.end)))
                 continue
@@ -303,9 +460,12 @@ class _Builder:
                 keyword_tok = item.children[1 if isinstance(item.children[0], Tree) else 0]
                 keyword = str(keyword_tok)
                 if keyword in _BLOCKS:
+                    header = self.src.text[sp.start:sp.end] if keyword == "model" else keyword
+                    if not re.fullmatch(r"model([ \t]+[A-Za-z_][A-Za-z0-9_]*)?", header):
+                        header = keyword
                     self.diags.append(error(
                         "E017", f"`{keyword}` needs a block", self.span(keyword_tok), "",
-                        help=f"write `{keyword} {{` on this line and close it with `}}`"))
+                        help=f"write `{header} {{` on this line and close it with `}}`"))
                     self.comments.before(sp.end)
                     continue
                 node = self.directive(item)
@@ -360,7 +520,7 @@ class _Builder:
         previous: str | None = None
         for s in stmts:
             label, head, args, ssp = self.statement(s)
-            comments = self.comments.before(ssp.start)
+            comments = self.comments.before(ssp.end)
             trail = self.comments.trailing(ssp.end)
             op = str(head)
             if op == "input":
@@ -399,6 +559,11 @@ def parse_collect(text: str, filename: str = "<string>") -> tuple[ir.Spec | None
         tree = lark.parse(text)
     except UnexpectedInput as exc:
         return None, [_syntax_error(exc, src, postlex)], src
+    except _TooDeep as exc:
+        tok = exc.token
+        return None, [error("E025", "brackets nested too deeply", Span(tok.start_pos, tok.end_pos),
+                            f"more than {MAX_NESTING} levels deep",
+                            help=f"nest lists and calls at most {MAX_NESTING} levels deep")], src
     # Comments come from a lexer pass of their own: Lark drops %ignore'd tokens.
     comment_tokens = [Token("COMMENT", m.group(0), start_pos=m.start(), end_pos=m.end())
                       for m in _comment_matches(text, tree)]
@@ -410,9 +575,16 @@ def parse_collect(text: str, filename: str = "<string>") -> tuple[ir.Spec | None
 def _comment_matches(text: str, tree: Tree) -> Iterator[re.Match]:
     """`#` comments, skipping any `#` inside a string literal."""
     strings = [(t.start_pos, t.end_pos) for t in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "STRING")]
-    for m in re.finditer(r"#[^\n]*", text):
-        if not any(a <= m.start() < b for a, b in strings):
+    pos = 0
+    while (m := _COMMENT.search(text, pos)) is not None:
+        inside = next((b for a, b in strings if a <= m.start() < b), None)
+        if inside is None:
             yield m
+        # A `#` in a string is no comment, but a real one may follow on its line.
+        pos = m.end() if inside is None else inside
+
+
+_COMMENT = re.compile(r"#[^\n]*")
 
 
 def parse(text: str, filename: str = "<string>") -> ir.Spec:

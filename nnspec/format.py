@@ -1,0 +1,186 @@
+"""format_spec(spec) -> canonical `.nn` text: the printer behind `nnspec fmt`.
+
+The canonical layout:
+- `let` statements first, then the sections in `ir.SECTIONS` order: `model NAME { }`,
+  `loss`, `optimizer`, `regularize`, `train { }`, whatever order the source used;
+- one blank line between the groups that are present (the lets | the model block |
+  the loss, optimizer and regularize lines | the train block | the comments that end
+  the file) and no blank lines anywhere else: blank lines in the source are not kept;
+- 4-space indentation inside blocks, `}` on a line of its own; one space between a
+  statement's arguments, `key=value`, `[1, 2]`, `f(a, k=v)`, `input x[8, 8]`;
+- numbers keep the text they were written with (`1e-3` stays `1e-3`); numbers built
+  without text print as the shortest text that reads back to the same value and type;
+- every comment is kept: leading comments as `# text` lines above their statement, at
+  its indentation; a same-line comment after two spaces; comments before a `}` stay
+  inside the block. `#text` gains a space, as black does, except `#!`, `#:` and `##`.
+  A comment written after a `}` has no place of its own in the IR: the parser gives
+  it to the next statement, so it prints above that statement;
+- a model's inputs and layers print in an order the parser wires back the same way:
+  an unlabelled layer's name and its input are implied by where it stands.
+
+Non-empty output ends with exactly one newline; an empty spec prints as "". IR that
+has no text form (a NaN, a name that is not a name, `f a [1]` read back as `a[1]`)
+raises ValueError rather than printing text that parses differently.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from itertools import groupby
+
+from nnspec import ir
+from nnspec.parse import _NUMBER, parse  # the parser's own number syntax, so they cannot drift
+
+INDENT = "    "
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEYWORDS = ("true", "false")  # lexed as booleans wherever a value may stand
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
+
+
+def format_source(text: str, filename: str = "<string>") -> str:
+    """Parse `text` and print it canonically; raises NNSpecError on bad input."""
+    return format_spec(parse(text, filename))
+
+
+def format_spec(spec: ir.Spec) -> str:
+    """The canonical text of `spec`."""
+    groups = [[line for let in spec.lets
+               for line in _statement(let, f"let {_name(let.name)} = {_value(let.value)}", "")]]
+    present = [node for node in (getattr(spec, s) for s in ir.SECTIONS) if node is not None]
+    for is_block, run in groupby(present, key=lambda node: not isinstance(node, ir.Directive)):
+        if is_block:
+            groups += [_block(node) for node in run]
+        else:
+            groups.append([line for d in run for line in _directive(d, "")])
+    groups.append(_comments(spec.end_comments, ""))
+    text = "\n\n".join("\n".join(lines) for lines in groups if lines)
+    return text + "\n" if text else ""
+
+
+# -------------------------------------------------------------------------- statements
+
+def _block(node: ir.Model | ir.Train) -> list[str]:
+    if isinstance(node, ir.Model):
+        header = "model {" if node.name is None else f"model {_name(node.name)} {{"
+        body = [line for item in _source_order(node) for line in _model_statement(item)]
+    else:
+        header = "train {"
+        body = [line for d in node.statements for line in _directive(d, INDENT)]
+    return _statement(node, header, "") + body + _comments(node.end_comments, INDENT) + ["}"]
+
+
+def _model_statement(item: ir.Input | ir.Node) -> list[str]:
+    if isinstance(item, ir.Input):
+        return _statement(item, f"input {_name(item.name)}[{_values(item.shape)}]", INDENT)
+    label = f"{_name(item.name)}: " if item.labelled else ""
+    return _statement(item, label + _words(_name(item.op), item.args), INDENT)
+
+
+def _directive(d: ir.Directive, indent: str) -> list[str]:
+    return _statement(d, _words(_name(d.keyword), d.args), indent)
+
+
+def _statement(node: ir.Let | ir.Input | ir.Node | ir.Directive | ir.Model | ir.Train,
+               text: str, indent: str) -> list[str]:
+    """`text` at `indent`, under its leading comments and before its trailing one."""
+    trailing = "" if node.trailing is None else "  " + _comment(node.trailing.replace("\n", " "))
+    return _comments(node.comments, indent) + [indent + text + trailing]
+
+
+def _source_order(model: ir.Model) -> list[ir.Input | ir.Node]:
+    """Inputs and layers interleaved so that each layer reads the item printed before it,
+    which is how the parser wires an input to a layer."""
+    out: list[ir.Input | ir.Node] = []
+    pending = list(model.inputs)
+    previous: str | None = None
+    for node in model.nodes:
+        if node.inputs != ((previous,) if previous is not None else ()):
+            names = [i.name for i in pending]
+            if len(node.inputs) == 1 and node.inputs[0] in names:
+                k = names.index(node.inputs[0]) + 1
+                out += pending[:k]
+                del pending[:k]
+        out.append(node)
+        previous = node.name
+    return out + pending
+
+
+def _comments(comments: tuple[str, ...], indent: str) -> list[str]:
+    return [indent + _comment(line) for text in comments for line in text.split("\n")]
+
+
+def _comment(text: str) -> str:
+    text = text.rstrip()
+    if text and not text[0].isspace() and text[0] not in "!#:":
+        text = " " + text
+    return "#" + text
+
+
+# ------------------------------------------------------------------------------ values
+
+def _words(head: str, args: tuple[ir.Arg, ...]) -> str:
+    """A statement: its head and arguments separated by spaces."""
+    for before, arg in zip(args, args[1:]):
+        # `f a [1]` reads back as `f a[1]`: the grammar has no way to write this.
+        if isinstance(before.value, ir.Ref) and arg.key is None and isinstance(arg.value, ir.List):
+            raise ValueError(f"`{head}`: a positional list cannot follow the name "
+                             f"`{before.value.name}` in a statement; it would read as `{before.value.name}[...]`")
+    return " ".join([head] + [_arg(a) for a in args])
+
+
+def _arg(arg: ir.Arg) -> str:
+    return _value(arg.value) if arg.key is None else f"{_name(arg.key, value=True)}={_value(arg.value)}"
+
+
+def _values(values: tuple[ir.Value, ...]) -> str:
+    return ", ".join(_value(v) for v in values)
+
+
+def _value(v: ir.Value) -> str:
+    if isinstance(v, ir.Number):
+        return _number(v)
+    if isinstance(v, ir.String):
+        return '"' + "".join(_ESCAPES.get(c, c) for c in v.value) + '"'
+    if isinstance(v, ir.Bool):
+        return "true" if v.value else "false"
+    if isinstance(v, ir.Ref):
+        return _name(v.name, value=True)
+    if isinstance(v, ir.Shaped):
+        return f"{_name(v.name, value=True)}[{_values(v.dims)}]"
+    if isinstance(v, ir.List):
+        return f"[{_values(v.items)}]"
+    if isinstance(v, ir.Call):
+        return f"{_name(v.name, value=True)}({', '.join(_arg(a) for a in v.args)})"
+    raise TypeError(f"not an IR value: {v!r}")
+
+
+def _number(n: ir.Number) -> str:
+    if n.text is not None and _reads_as(n.text, n.value):
+        return n.text
+    value = n.value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"`Number` holds {value!r}, not an int or a float")
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        raise ValueError("NaN has no nnspec text")
+    if math.isinf(value):
+        return "1e999" if value > 0 else "-1e999"  # the literal the parser reads as inf
+    return repr(value)  # shortest text that reads back exactly, always with `.` or `e`
+
+
+def _reads_as(text: str, value: int | float) -> bool:
+    """Whether the parser reads `text` as this value, of this type."""
+    if not _NUMBER.fullmatch(text):
+        return False
+    if any(c in text for c in ".eE"):
+        return isinstance(value, float) and float(text) == value
+    return isinstance(value, int) and not isinstance(value, bool) and int(text) == value
+
+
+def _name(name: str, *, value: bool = False) -> str:
+    if not _NAME.fullmatch(name) or (value and name in _KEYWORDS):
+        raise ValueError(f"`{name}` cannot be written as a name in nnspec text")
+    return name

@@ -1,0 +1,438 @@
+"""Diagnostics as a first-week student meets them: one style (STYLE.md §7), spans under
+the offending token, helps that work when followed, the JSON format, and `nnspec explain`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from nnspec.check import check_source
+from nnspec.cli import main
+from nnspec.codes import CODES
+from nnspec.diagnostics import Diagnostic
+from nnspec.parse import SYNTAX_ERRORS, parse_collect
+from nnspec.source import Source
+
+ROOT = Path(__file__).resolve().parent.parent
+UI = ROOT / "tests" / "ui"
+MEMORY_BUDGET = 16 * 2**30
+
+
+def diagnose(text: str, filename: str = "spec.nn") -> tuple[list[Diagnostic], Source]:
+    _, diags, src = check_source(text, filename, memory_budget=MEMORY_BUDGET)
+    return diags, src
+
+
+def ui_corpus() -> list[tuple[str, list[Diagnostic], Source]]:
+    out = []
+    for path in sorted(UI.glob("*.nn")):
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # E024 comes from the CLI's file reading, tested through the JSON below
+        diags, src = diagnose(text, f"tests/ui/{path.name}")
+        out.append((path.stem, diags, src))
+    return out
+
+
+CORPUS = ui_corpus()
+ALL = [(name, d, src) for name, diags, src in CORPUS for d in diags]
+
+
+def errors(text: str) -> list[str]:
+    diags, _ = diagnose(text)
+    return [f"{d.code}: {d.message}" for d in diags if d.is_error]
+
+
+def codes(text: str) -> list[str]:
+    diags, _ = diagnose(text)
+    return [d.code for d in diags]
+
+
+# ------------------------------------------------------------------------------ style
+
+def test_the_corpus_is_large() -> None:
+    assert len(ALL) >= 80
+
+
+@pytest.mark.parametrize("name,d", [(n, d) for n, d, _ in ALL], ids=lambda x: x if isinstance(x, str) else x.code)
+def test_message_style(name: str, d: Diagnostic) -> None:
+    """Lowercase, no trailing period, backticks paired; the same for labels and helps."""
+    texts = [d.message] + [lab.message for lab in d.labels if lab.message]
+    for text in texts:
+        assert text == text.strip(), text
+        assert not text[0].isupper(), f"{name}: starts uppercase: {text!r}"
+        assert not text.endswith("."), f"{name}: ends with a period: {text!r}"
+        assert text.count("`") % 2 == 0, f"{name}: unpaired backtick: {text!r}"
+    if d.help is not None:
+        assert not d.help.endswith("."), f"{name}: help ends with a period: {d.help!r}"
+        assert d.help.count("`") % 2 == 0, f"{name}: unpaired backtick in help: {d.help!r}"
+        assert not d.help[0].isupper(), f"{name}: help starts uppercase: {d.help!r}"
+    # a fix goes under `help:`, not in the message
+    assert "did you mean" not in d.message, d.message
+    assert not re.match(r"(try|write|use|add|remove|replace|put|change)\b", d.message), d.message
+    assert d.code in CODES
+
+
+@pytest.mark.parametrize("name,d,src", ALL, ids=lambda x: x if isinstance(x, str) else "")
+def test_spans_sit_on_tokens(name: str, d: Diagnostic, src: Source) -> None:
+    """Every label covers text that starts and ends with a token, not with blanks; a
+    zero-width caret is allowed only at the end of a line (`lr=` with nothing after)."""
+    for lab in d.labels:
+        covered = src.text[lab.span.start:lab.span.end]
+        assert lab.span.start <= lab.span.end <= len(src.text)
+        if covered in ("", "\n", "\r\n"):
+            rest_of_line = src.text[lab.span.start:].split("\n", 1)[0]
+            assert rest_of_line.strip() == "", f"{name}: empty span in the middle of a line"
+            continue
+        assert covered == covered.strip(), f"{name}: span {covered!r} has blanks at its ends"
+
+
+def test_secondary_labels_never_hide_the_primary() -> None:
+    for name, d, _ in ALL:
+        assert sum(lab.primary for lab in d.labels) == 1, name
+
+
+# ------------------------------------------------------------------------------ spans
+
+def caret_line(text: str, name: str = "spec.nn") -> tuple[str, str]:
+    """The source line and the caret line of the first diagnostic's primary label."""
+    from nnspec.diagnostics import render
+    diags, src = diagnose(text, name)
+    lines = render(diags[0], src).splitlines()
+    i = next(k for k, line in enumerate(lines) if "^" in line)
+    return lines[i - 1].split("| ", 1)[1], lines[i].split("| ", 1)[1]
+
+
+@pytest.mark.parametrize("text,token", [
+    ("model m {\n    input x[2]\n    dense 8 rleu\n}\n", "rleu"),
+    ("model m {\n    input x[2]\n    dense 8 relu init=he_norml\n}\n", "he_norml"),
+    ("model m {\n    input x[2]\n    dense 1 sigmoid\n}\noptimizer adam lr=0\n", "0"),
+    ("model m {\n    input x[2]\n    dense 1 sigmoid\n}\noptimizer adam learning_rate=0.1\n", "learning_rate"),
+    ("model m {\n\tinput x[2]\n\tdense 8 relu\tinit=zeroes\n}\n", "zeroes"),
+    ("# caf\u00e9 \u2713\nmodel m {\n    input x[2]\n    dense 8 r\u00e9lu\n}\n", "\u00e9"),
+    ("model m {\r\n    input x[2]\r\n    dense 8 rleu\r\n}\r\n", "rleu"),
+])
+def test_carets_sit_exactly_under_the_token(text: str, token: str) -> None:
+    source_line, carets = caret_line(text)
+    start = carets.index("^")
+    width = len(carets.split(" ", 1)[0] if not carets.startswith(" ") else carets[start:].split(" ", 1)[0])
+    assert source_line.expandtabs(1)[start:start + width] == token.expandtabs(1)
+
+
+# ------------------------------------------------------------------------------ helps that work
+
+def _help(text: str, code: str) -> str:
+    diags, _ = diagnose(text)
+    found = [d for d in diags if d.code == code]
+    assert found, [f"{d.code}: {d.message}" for d in diags]
+    assert found[0].help is not None
+    return found[0].help
+
+
+def _ui(name: str) -> str:
+    return (UI / f"{name}.nn").read_bytes().decode("utf-8")  # keeping `\r\n`, as the CLI does
+
+
+def _assert_clean(text: str, *, warnings_too: bool = False) -> None:
+    diags, _ = diagnose(text)
+    bad = [f"{d.code}: {d.message}" for d in diags if d.is_error or warnings_too]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("name,code,suggested,old,new", [
+    # UI case, code, the fix as the help spells it, and where it goes in the file
+    ("constant_without_let", "E023", "let hidden = 64", "hidden = 64", "let hidden = 64"),
+    ("missing_open_brace", "E007", "model m {", "model m\n", "model m {\n"),
+    ("model_without_block", "E017", "model m {", "model m\nloss mse", "model m {\n    input x[1]\n    dense 1\n}\nloss mse"),
+    ("too_many_positionals", "E107", "init=he_normal", "relu he_normal", "relu init=he_normal"),
+    ("loss_as_string", "E103", "loss binary_crossentropy", 'loss "binary_crossentropy"', "loss binary_crossentropy"),
+    ("dataset_features", "E311", "input x[2]", "input x[3]", "input x[2]"),
+    ("dataset_classes", "E311", "dense 4 softmax", "dense 3 softmax", "dense 4 softmax"),
+    ("bce_three_units", "E301", "dense 1 sigmoid", "dense 3 sigmoid", "dense 1 sigmoid"),
+    ("bce_linear_output", "E302", "loss binary_crossentropy from_logits=true", "loss binary_crossentropy",
+     "loss binary_crossentropy from_logits=true"),
+    ("bce_linear_output", "E302", "sigmoid", "    dense 1\n", "    dense 1 sigmoid\n"),
+    ("split_sum", "E308", "split val=0.2 test=0.1", "split val=0.5 test=0.5", "split val=0.2 test=0.1"),
+    ("named_train_block", "E021", "train {", "train quick {", "train {"),
+    ("loss_as_block", "E019", "loss mse", "loss {\n    binary_crossentropy\n}", "loss binary_crossentropy"),
+    ("label_on_setting", "E016", "size:", "size: batch", "batch"),
+    ("val_monitor_without_split", "E307", "split val=0.2", "    early_stop", "    split val=0.2\n    early_stop"),
+    ("early_stop_unmeasured", "E306", "accuracy", "    early_stop", "    metrics accuracy\n    early_stop"),
+    ("dense_after_image_input", "E201", "flatten", "    dense 32 relu", "    flatten\n    dense 32 relu"),
+    ("weights_and_init", "E108", "init", " init=he_normal", ""),
+    ("duplicate_argument", "E105", "remove one of them", " activation=tanh", ""),
+    ("unknown_argument", "E102", "lr", "learning_rate=", "lr="),
+    ("accuracy_with_mse", "E305", "mae", "metrics accuracy", "metrics mae"),
+    ("missing_loss_and_optimizer", "E112", "loss binary_crossentropy", "train {",
+     "loss binary_crossentropy\noptimizer sgd lr=0.1\ntrain {"),
+])
+def test_following_the_help_fixes_the_error(name: str, code: str, suggested: str, old: str, new: str) -> None:
+    text = _ui(name)
+    help_ = _help(text, code)
+    assert f"`{suggested}`" in help_ or suggested in help_, help_
+    assert text.count(old) == 1, old
+    _assert_clean(text.replace(old, new))
+
+
+@pytest.mark.parametrize("name,d", [(n, d) for n, d, _ in ALL
+                                    if d.help and d.help.startswith("did you mean")],
+                         ids=lambda x: x if isinstance(x, str) else x.code)
+def test_every_did_you_mean_names_a_working_fix(name: str, d: Diagnostic) -> None:
+    """Replace the flagged token with the suggestion: that diagnostic must go away, and
+    in a case with a single error the whole file must then check clean."""
+    text = _ui(name)
+    suggestion = re.fullmatch(r"did you mean `([^`]+)`\?", d.help or "")
+    assert suggestion, d.help
+    span = d.primary_span
+    assert span is not None
+    word = text[span.start:span.end]
+    new = f'"{suggestion.group(1)}"' if word.startswith('"') else suggestion.group(1)
+    fixed = text[:span.start] + new + text[span.end:]
+    diags, _ = diagnose(fixed)
+    assert not any(x.code == d.code and x.primary_span == span for x in diags)
+    original, _ = diagnose(text)
+    if sum(x.is_error for x in original) == 1:
+        assert not [x for x in diags if x.is_error], [x.message for x in diags]
+
+
+def test_e311_task_help_names_loss_and_output() -> None:
+    text = _ui("dataset_task")
+    assert "`binary_crossentropy`" in _help(text, "E311") and "`dense 1 sigmoid`" in _help(text, "E311")
+    _assert_clean(text.replace("loss mse", "loss binary_crossentropy").replace("    dense 1\n", "    dense 1 sigmoid\n"))
+
+
+def test_e303_either_fix_works() -> None:
+    text = _ui("softmax_from_logits")
+    help_ = _help(text, "E303")
+    assert "remove `softmax`" in help_ and "`from_logits=true`" in help_
+    _assert_clean(text.replace("dense 3 softmax", "dense 3"))
+    _assert_clean(text.replace(" from_logits=true", ""))
+
+
+def test_e309_fix_works() -> None:
+    text = _ui("adamw_weight_decay_twice")
+    assert "remove it from `regularize`" in _help(text, "E309")
+    _assert_clean(text.replace("regularize weight_decay=0.01\n", ""))
+
+
+def test_quoted_activation_help_works() -> None:
+    text = "model m {\n    input x[2]\n    dense 8 activation=\"relu\"\n    dense 1 sigmoid\n}\n"
+    assert "`relu`" in _help(text, "E103")
+    _assert_clean(text.replace('"relu"', "relu"))
+
+
+def test_missing_units_names_the_order() -> None:
+    text = "model m {\n    input x[2]\n    dense relu\n    dense 1 sigmoid\n}\n"
+    assert errors(text) == ["E106: missing `units` for `dense`"]
+    assert _help(text, "E106") == "write `dense UNITS relu`"
+    _assert_clean(text.replace("dense relu", "dense 8 relu"))
+
+
+def test_warning_helps_remove_the_warning() -> None:
+    text = _ui("warn_early_stop_training_loss")
+    help_ = _help(text, "W005")
+    assert "`val_loss`" in help_ and "`split val=0.2`" in help_
+    _assert_clean(text.replace("monitor=loss", "monitor=val_loss").replace("    epochs 20\n", "    epochs 20\n    split val=0.2\n"),
+                  warnings_too=True)
+    text = _ui("warn_sigmoid_regression")
+    assert "remove `sigmoid`" in _help(text, "W003")
+    _assert_clean(text.replace("dense 1 sigmoid", "dense 1"), warnings_too=True)
+    text = _ui("warn_deep_sigmoid")
+    assert "use `relu` in hidden layers" in _help(text, "W002")
+    _assert_clean(text.replace("dense 16 sigmoid", "dense 16 relu"), warnings_too=True)
+
+
+# ------------------------------------------------------------------------------ cascades
+
+def test_an_unreadable_number_is_reported_once() -> None:
+    """The parser stands in 0 for `1.2.3`; the checker must not then call 0 out of range."""
+    text = "model m {\n    input x[2]\n    dense 1 sigmoid\n}\noptimizer adam lr=1.2.3\n"
+    assert codes(text) == ["E015"]
+
+
+def test_a_dropped_section_is_not_also_missing() -> None:
+    assert codes("model m\nloss mse\n") == ["E017"]
+    assert codes("model m {\n    input [2]\n    dense 1\n}\n") == ["E022"]
+
+
+def test_a_misspelt_setting_is_not_also_missing() -> None:
+    text = _ui("misspelt_data")
+    assert codes(text) == ["E101"]
+
+
+def test_a_misnamed_argument_is_not_also_missing() -> None:
+    text = "model m {\n    input x[2]\n    dense 8 relu\n    dropout rate=0.5\n    dense 1 sigmoid\n}\n"
+    assert errors(text) == ["E102: unknown argument `rate` for `dropout`"]
+    assert "`drop_prob`" in _help(text, "E102")
+
+
+def test_a_typo_does_not_make_its_constant_unused() -> None:
+    text = _ui("undefined_constant")
+    assert codes(text) == ["E109"]
+
+
+# ------------------------------------------------------------------------------ syntax table
+
+@pytest.mark.parametrize("label,example", [(label, ex) for label, exs in SYNTAX_ERRORS.items() for ex in exs],
+                         ids=lambda x: x[0] if isinstance(x, tuple) else repr(x))
+def test_syntax_examples_name_their_own_mistake(label: tuple, example: str) -> None:
+    _, diags, _ = parse_collect(example)
+    assert [d.code for d in diags] == [label[0]]
+
+
+@pytest.mark.parametrize("text,code", [
+    # the same mistakes after other statements and inside blocks, where the parser's
+    # state (and the depth of its stack) differs from the table's examples
+    ("model m {\n    input x[2]\n    64 relu\n}\n", "E014"),
+    ("model m {\n    input x[2]\n    dense 1 weights=[[3] [-2]]\n}\n", "E011"),
+    ("train {\n    data builtin(\"moons\" n=3)\n}\n", "E012"),
+    ("model m {\n    input x[2]\n    h1:\n}\n", "E013"),
+    ("model m {\n    input x[2]\n    train {\n", "E010"),
+    ("model m {\n    input x[2]\n}\n}\n", "E007"),
+    ("model m {\n    input x[2]\n    dense 1 init=normal(stddev=0.1\n}\n", "E002"),
+    ("let w = [[1, 2],\n  [3, 4]\n  [5, 6]]\n", "E011"),
+    ("optimizer adam lr 0.01 = 3\n", "E001"),
+    ("loss mse )\n", "E001"),
+])
+def test_syntax_errors_are_named_in_any_context(text: str, code: str) -> None:
+    _, diags, _ = parse_collect(text)
+    assert [d.code for d in diags] == [code]
+
+
+def test_braces_may_close_on_a_statement_line() -> None:
+    one_line = "model m { input x[2]\n    dense 1 sigmoid }\ntrain { data builtin(\"moons\") }\n"
+    spec, diags, _ = parse_collect(one_line)
+    assert spec is not None and not diags
+    spaced = "model m {\n    input x[2]\n    dense 1 sigmoid\n}\ntrain {\n    data builtin(\"moons\")\n}\n"
+    assert spec == parse_collect(spaced)[0]
+
+
+# ------------------------------------------------------------------------------ JSON
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setattr(importlib.import_module("nnspec.check"), "physical_memory", lambda: MEMORY_BUDGET)
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_format(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, err = run(["check", "--format", "json", "tests/ui/unknown_activation.nn"], capsys, monkeypatch)
+    assert code == 1 and err == ""
+    assert json.loads(out) == [{
+        "severity": "error",
+        "code": "E101",
+        "message": "unknown activation `rleu`",
+        "file": "tests/ui/unknown_activation.nn",
+        "labels": [{"start": 73, "end": 77, "message": "not a known activation", "primary": True,
+                    "line": 4, "col": 13, "end_line": 4, "end_col": 17}],
+        "help": "did you mean `relu`?",
+        "notes": [],
+    }]
+
+
+def test_json_secondary_labels_and_notes(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = run(["check", "--format", "json", "tests/ui/duplicate_let.nn", "tests/ui/memory_budget.nn"],
+                       capsys, monkeypatch)
+    assert code == 1
+    dup, mem = json.loads(out)
+    assert [(lab["primary"], lab["line"], lab["col"], lab["end_line"], lab["end_col"], lab["message"])
+            for lab in dup["labels"]] == [(True, 3, 5, 3, 11, "defined again here"),
+                                          (False, 2, 5, 2, 11, "first defined here")]
+    assert mem["code"] == "E310" and mem["notes"] == ["the memory budget is 16.0 GiB"]
+    assert mem["file"] == "tests/ui/memory_budget.nn"
+
+
+def test_json_for_a_clean_file_and_warnings(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, err = run(["check", "--format", "json", "tests/ui/clean_one_line_blocks.nn"], capsys, monkeypatch)
+    assert (code, json.loads(out), err) == (0, [], "")
+    code, out, err = run(["check", "--format", "json", "tests/ui/warnings_only.nn"], capsys, monkeypatch)
+    assert code == 0 and err == ""
+    assert [(d["severity"], d["code"]) for d in json.loads(out)] == [
+        ("warning", "W004"), ("warning", "W006"), ("warning", "W001")]
+
+
+def test_json_for_a_file_that_is_not_utf8(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = run(["check", "--format", "json", "tests/ui/not_utf8.nn"], capsys, monkeypatch)
+    assert code == 1
+    (d,) = json.loads(out)
+    assert d["code"] == "E024" and d["file"] == "tests/ui/not_utf8.nn"
+    assert (d["labels"][0]["line"], d["labels"][0]["col"]) == (1, 19)
+
+
+def test_json_covers_the_whole_corpus(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every UI case in one run: the same diagnostics as the text output, well formed."""
+    paths = [f"tests/ui/{p.name}" for p in sorted(UI.glob("*.nn"))]
+    code, out, err = run(["check", "--format", "json", *paths], capsys, monkeypatch)
+    assert code == 1 and err == ""
+    diags = json.loads(out)
+    assert {"severity", "code", "message", "file", "labels", "help", "notes"} == set(diags[0])
+    for d in diags:
+        assert d["severity"] in ("error", "warning") and d["code"] in CODES
+        assert d["file"] in paths
+        for lab in d["labels"]:
+            assert 1 <= lab["line"] <= lab["end_line"] and lab["col"] >= 1 and lab["end_col"] >= 1
+            assert (lab["line"], lab["col"]) <= (lab["end_line"], lab["end_col"])
+    headers = []
+    for p in sorted(UI.glob("*.stderr")):
+        headers += re.findall(r"^(?:error|warning)\[(\w+)\]: (.*)$", p.read_text(encoding="utf-8"), re.M)
+    assert sorted((d["code"], d["message"]) for d in diags) == sorted(headers)
+
+
+# ------------------------------------------------------------------------------ explain
+
+def _catalog_examples() -> list[tuple[str, str]]:
+    out = []
+    for code, (_, text) in CODES.items():
+        for block in re.findall(r"\n\n((?:    .*\n?)+)", text):
+            out.append((code, "\n".join(line[4:] for line in block.splitlines()) + "\n"))
+    return out
+
+
+@pytest.mark.parametrize("code,example", _catalog_examples())
+def test_catalog_examples_produce_their_code(code: str, example: str) -> None:
+    """The examples in `nnspec explain` texts, as written or with the statements that
+    are not `let` put inside a model block."""
+    lines = example.splitlines()
+    lets = [line for line in lines if line.startswith("let ")]
+    body = [line for line in lines if not line.startswith("let ")]
+    wrapped = "\n".join(lets + ["model m {", "    input x[2]", *("    " + b for b in body), "}"]) + "\n"
+    assert code in codes(example) or code in codes(wrapped)
+
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_explain_every_code(code: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    status, out, err = run(["explain", code], capsys, monkeypatch)
+    title, text = CODES[code]
+    assert status == 0 and err == ""
+    assert out.startswith(f"{code}: {title}\n")
+    assert text.strip() in out
+    assert not title[0].isupper() and not title.endswith(".")
+
+
+def test_explain_is_case_insensitive(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    status, out, _ = run(["explain", "e101"], capsys, monkeypatch)
+    assert status == 0 and out.startswith("E101: unknown name\n")
+
+
+def test_explain_unknown_code(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    status, out, err = run(["explain", "E999"], capsys, monkeypatch)
+    assert status == 2 and out == ""
+    assert err == "error: no diagnostic code `E999`\n"
+
+
+def test_only_the_dropped_section_is_not_reported_missing() -> None:
+    # `optimiser` was meant as the optimizer; the missing loss is a mistake of its own
+    text = "model m {\n    input x[2]\n    dense 1 sigmoid\n}\noptimiser sgd\ntrain {\n    data builtin(\"moons\")\n}\n"
+    assert errors(text) == ["E018: unknown section `optimiser`", "E112: training needs a `loss`"]
