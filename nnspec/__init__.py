@@ -2,6 +2,8 @@
 
     spec = nnspec.parse(text, filename="model.nn")   # -> ir.Spec (plain data)
     program = nnspec.check(spec)                     # -> checked.Program (shapes, defaults)
+    model = nnspec.compile(program)                  # -> lower.Model: pure JAX functions
+    result = nnspec.train("specs/pass_class.nn")     # -> train.Result: params and history
 
 Errors raise `nnspec.NNSpecError`, whose `.diagnostics` hold every problem found.
 The front end (this module, parse, check) never imports JAX.
@@ -9,13 +11,21 @@ The front end (this module, parse, check) never imports JAX.
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Any
+
 from nnspec import ir
 from nnspec.check import check as _check
 from nnspec.checked import Program
 from nnspec.diagnostics import Diagnostic, NNSpecError, Severity
 from nnspec.parse import parse
 
-__all__ = ["parse", "check", "check_text", "ir", "Program", "Diagnostic", "NNSpecError", "Severity"]
+if TYPE_CHECKING:  # pragma: no cover
+    from nnspec.lower import Model
+    from nnspec.fit import Result
+
+__all__ = ["parse", "check", "check_text", "compile", "train", "ir", "Program", "Diagnostic",
+           "NNSpecError", "Severity"]
 __version__ = "0.1.0"
 
 
@@ -33,3 +43,39 @@ def check_text(text: str, *, filename: str = "<string>", memory_budget: int | No
     if program is None:
         raise NNSpecError(diags, src)
     return program
+
+
+def _program(spec: Any, filename: str = "<string>") -> Program:
+    """A Program from a Program, IR, source text, or a path to a `.nn` file."""
+    if isinstance(spec, Program):
+        return spec
+    if isinstance(spec, ir.Spec):
+        return _check(spec)
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and "\n" not in spec
+                                         and spec.endswith(".nn") and os.path.exists(spec)):
+        path = os.fspath(spec)
+        with open(path, encoding="utf-8") as f:
+            return check_text(f.read(), filename=path)
+    if isinstance(spec, str):
+        return check_text(spec, filename=filename)
+    raise TypeError(f"expected a Program, an ir.Spec, spec text or a path, not {type(spec).__name__}")
+
+
+def compile(spec: Any) -> "Model":  # noqa: A001 - the verb of the pipeline
+    """Lower a spec (Program, IR, text or path) to pure JAX functions. Imports JAX."""
+    from nnspec.lower import lower
+    return lower(_program(spec))
+
+
+def train(spec: Any, *, epochs: int | None = None, seed: int | None = None, out: "str | os.PathLike | None" = None,
+          resume: bool = False, progress: Any = None) -> "Result":
+    """Train a spec (Program, IR, text or path); returns parameters and history. Imports JAX.
+    With `out`, writes a run folder (checkpoint, history); `resume=True` continues it."""
+    import dataclasses
+    from pathlib import Path
+    from nnspec.fit import fit
+    program = _program(spec)
+    if seed is not None and program.train is not None:
+        program = dataclasses.replace(program, train=dataclasses.replace(program.train, seed=seed))
+    return fit(program, epochs=epochs, out=Path(out) if out is not None else None, resume=resume,
+               progress=progress)

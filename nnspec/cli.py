@@ -8,6 +8,7 @@ is reported as an internal error, with the traceback and a request to report it.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -120,11 +121,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
     elif args.emit == "summary":
         from nnspec.summary import summary
         sys.stdout.write(summary(program))
+    else:
+        if program.loss is None or program.optimizer is None:
+            raise UsageError(f"`--emit {args.emit}` shows the training step, which needs a `loss` and an `optimizer`")
+        from nnspec.lower import emit_step
+        sys.stdout.write(emit_step(program, args.emit))
     return EXIT_OK
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from nnspec.format import format_source
+    from nnspec.format import format_spec
     from nnspec.parse import parse_collect
     status = EXIT_OK
     for path in args.files:
@@ -138,7 +144,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             _report(diags, src, "human")
             status = EXIT_SPEC
             continue
-        formatted = format_source(text, path)
+        formatted = format_spec(spec)
         if formatted == text:
             continue
         if args.check:
@@ -173,6 +179,208 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _program_or_exit(path: str):
+    program, diags, src = load(path)
+    _report(diags, src, "human")
+    return program
+
+
+def _print_progress(quiet: bool):
+    """One line per epoch on a terminal (rewritten in place); about 20 lines otherwise."""
+    tty = sys.stderr.isatty()
+    started = [0.0]
+
+    def show(epoch: int, total: int, row: dict, dt: float) -> None:
+        import time
+        if epoch == 1 or not started[0]:
+            started[0] = time.perf_counter() - dt
+        if quiet:
+            return
+        every = max(1, total // 20)
+        elapsed = time.perf_counter() - started[0]
+        left = elapsed / epoch * (total - epoch)
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "time"))
+        line = f"epoch {epoch:>{len(str(total))}}/{total}  {metrics}  [{elapsed:.1f}s, ~{left:.1f}s left]"
+        if tty:
+            sys.stderr.write("\r\x1b[2K" + line + ("\n" if epoch == total or epoch % every == 0 else ""))
+        elif epoch == 1 or epoch == total or epoch % every == 0:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    return show
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows) + "\n"
+
+
+def _compile_cache() -> None:
+    """Reuse compiled XLA programs across runs (a CPU compile takes seconds; a cache hit does not)."""
+    if os.environ.get("NNSPEC_NO_CACHE"):
+        return
+    import jax
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        (base / "nnspec" / "xla").mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # an unwritable cache only costs time
+    jax.config.update("jax_compilation_cache_dir", str(base / "nnspec" / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.fit import fit
+    _compile_cache()
+    if args.resume is not None:
+        run = Path(args.resume)
+        spec_path = str(run / "spec.nn") if args.spec is None else args.spec
+        if not (run / "checkpoint.npz").exists():
+            raise UsageError(f"cannot resume `{run}`: it holds no checkpoint")
+        out, resume = run, True
+    else:
+        if args.spec is None:
+            raise UsageError("name a spec to train, or `--resume DIR`")
+        spec_path = args.spec
+        out = Path(args.out) if args.out else Path("runs") / Path(spec_path).stem
+        resume = False
+    program = _program_or_exit(spec_path)
+    if program is None:
+        return EXIT_SPEC
+    if program.train is None:
+        print(f"error: `{spec_path}` has no `train {{ }}` block, so there is nothing to train", file=sys.stderr)
+        return EXIT_SPEC
+    if args.seed is not None:
+        program = _with_seed(program, args.seed)
+    try:
+        result = fit(program, epochs=args.epochs, out=out, resume=resume, checkpoint_every=args.checkpoint_every,
+                     progress=_print_progress(args.quiet), base_dir=Path(spec_path).resolve().parent
+                     if args.resume is None else None)
+    except NNSpecError as exc:
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the last finished epoch is saved; continue with `nnspec train --resume {out}`",
+              file=sys.stderr)
+        return 130
+    last = result.history[-1] if result.history else {}
+    rows = [("epochs run", f"{result.epochs_run}" + (" (stopped early)" if result.stopped_early else ""))]
+    if result.best_epoch:
+        rows.append(("best epoch", str(result.best_epoch)))
+    rows += [(k, f"{v:.4f}") for k, v in last.items() if k not in ("epoch", "time")]
+    rows.append(("run folder", str(out)))
+    sys.stdout.write("training finished\n" + _table(rows))
+    return EXIT_OK
+
+
+def _with_seed(program, seed: int):
+    import dataclasses
+    return dataclasses.replace(program, train=dataclasses.replace(program.train, seed=seed))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.fit import evaluate, load_trained, prepare
+    _compile_cache()
+    program = _program_or_exit(args.spec)
+    if program is None:
+        return EXIT_SPEC
+    if program.train is None:
+        raise UsageError(f"`{args.spec}` has no `train` block: there is no data to evaluate on")
+    try:
+        model, params, _, _ = load_trained(program, Path(args.run))
+        splits = prepare(program)
+    except NNSpecError as exc:
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    ds, name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
+    if ds is None:
+        ds, name = splits.train, "training"
+        print("note: the spec holds out no test or validation data; reporting the training split", file=sys.stderr)
+    metrics = evaluate(model, params, ds, program)
+    sys.stdout.write(f"{name} split ({len(ds)} examples)\n" + _table([(k, f"{v:.4f}") for k, v in metrics.items()]))
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    from nnspec.data import DataError, load_csv
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.fit import load_trained
+    _compile_cache()
+    program = _program_or_exit(args.spec)
+    if program is None:
+        return EXIT_SPEC
+    try:
+        model, params, std, _ = load_trained(program, Path(args.run))
+    except NNSpecError as exc:
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    x = _read_inputs(args.input, program)
+    if std is not None:
+        x = std.apply(x)
+    import jax.numpy as jnp
+    from nnspec import nn
+    pred = np.asarray(model.apply(params, jnp.asarray(x)))
+    loss = program.loss
+    if loss is not None:
+        pred = np.asarray(nn.probabilities(jnp.asarray(pred), loss.name, bool(loss.params.get("from_logits", False))))
+    header = [f"y{i}" for i in range(pred.shape[-1])] if pred.shape[-1] > 1 else ["y"]
+    if loss is not None and loss.task in ("binary", "multiclass"):
+        cls = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False))
+        rows = np.column_stack([pred, cls])
+        header = header + ["class"]
+    else:
+        rows = pred
+    buf = io.StringIO()
+    buf.write(",".join(header) + "\n")
+    for r in rows:
+        buf.write(",".join(f"{v:.6g}" for v in r[:-1]) + (f",{int(r[-1])}" if "class" in header else "") if "class" in header
+                  else ",".join(f"{v:.6g}" for v in r))
+        buf.write("\n")
+    if args.output:
+        write_atomic(Path(args.output), buf.getvalue())
+        print(f"wrote {len(rows)} predictions to `{args.output}`", file=sys.stderr)
+    else:
+        sys.stdout.write(buf.getvalue())
+    return EXIT_OK
+
+
+def _read_inputs(path: str, program):
+    """Feature rows from a CSV with a header (the input's columns, in order)."""
+    import csv as _csv
+    import numpy as np
+    text, diags, _ = read_text(path)
+    if text is None:
+        raise UsageError(f"`{path}` is not UTF-8 text")
+    rows = list(_csv.reader(io.StringIO(text)))
+    if len(rows) < 2:
+        raise UsageError(f"`{path}` has no rows to predict (a header row, then one row per example)")
+    want = 1
+    for d in program.model.input_shape:
+        want *= d
+    out = []
+    for i, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != want:
+            raise UsageError(f"{path}:{i}: expected {want} values (the model's input), found {len(row)}")
+        try:
+            out.append([float(c) for c in row])
+        except ValueError:
+            bad = next(c for c in row if not _is_float(c))
+            raise UsageError(f"{path}:{i}: cannot read `{bad}` as a number") from None
+    return np.asarray(out, np.float32).reshape((-1, *program.model.input_shape))
+
+
+def _is_float(c: str) -> bool:
+    try:
+        float(c)
+        return True
+    except ValueError:
+        return False
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from nnspec.codes import CODES, explain
     text = explain(args.code)
@@ -198,8 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="check a spec and print what it compiles to")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--emit", choices=("ir", "summary"), default="summary",
-                   help="`ir`: the IR as JSON; `summary`: a table of layers and parameters")
+    p.add_argument("--emit", choices=("ir", "summary", "jaxpr", "stablehlo"), default="summary",
+                   help="`ir`: the IR as JSON; `summary`: a table of layers and parameters; "
+                        "`jaxpr`/`stablehlo`: the lowered training step")
     p.add_argument("--format", choices=("human", "json"), default="human", help="diagnostics as text or JSON")
     p.set_defaults(func=cmd_compile)
 
@@ -207,6 +416,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
     p.set_defaults(func=cmd_fmt)
+
+    p = sub.add_parser("train", help="train a spec and write a run folder")
+    p.add_argument("spec", nargs="?", metavar="SPEC")
+    p.add_argument("--epochs", type=int, metavar="N", help="override the spec's epochs")
+    p.add_argument("--seed", type=int, metavar="S", help="override the spec's seed")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/SPEC-NAME)")
+    p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    p.add_argument("--checkpoint-every", type=float, default=2.0, metavar="SECONDS",
+                   help="save a checkpoint at most this often (0: every epoch); always at the end and on Ctrl-C")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="report a trained run's metrics on the test split")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--run", required=True, metavar="DIR", help="the run folder written by `train`")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="predict with a trained run")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--run", required=True, metavar="DIR")
+    p.add_argument("--input", required=True, metavar="CSV", help="features, one example a row, with a header")
+    p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("explain", help="explain a diagnostic code, as in `nnspec explain E101`")
     p.add_argument("code", metavar="CODE")

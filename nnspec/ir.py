@@ -249,3 +249,23 @@ def from_json(text: str) -> Spec:
     if data.get("version") != VERSION:
         raise IRFormatError(f"IR version {data.get('version')!r} is not supported (expected {VERSION})")
     return from_data(data)
+
+
+_NOT_MEANING = {"span", "name_span", "key_span", "op_span", "keyword_span", "comments", "trailing",
+                "end_comments", "text"}
+
+
+def fingerprint(node: Any) -> str:
+    """A hash of what a spec (or one of its nodes) *means*: spans, comments and the
+    spelling of numbers do not count, so reformatting keeps the fingerprint."""
+    import hashlib
+
+    def strip(d: Any) -> Any:
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k not in _NOT_MEANING}
+        if isinstance(d, list):
+            return [strip(x) for x in d]
+        return d
+
+    text = json.dumps(strip(to_data(node)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

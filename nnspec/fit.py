@@ -1,0 +1,417 @@
+"""fit(program) -> Result: fused epoch programs, validation, early stopping, checkpoints.
+
+A whole epoch is one compiled program: the shuffle, every mini-batch's gradient step
+(a `lax.scan`) and the metric sums, on the device, with no Python per step. The epoch
+program is compiled once (its shapes never change) and reused every epoch. Keys derive
+from the spec's seed and the epoch number, so a resumed run ends bit-identical to an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nnspec import checkpoint, ir
+from nnspec.checked import Program
+from nnspec.data import DataError, Dataset, Standardizer, load, split
+from nnspec.diagnostics import NNSpecError, error
+from nnspec.lower import Model, TrainState, lower
+from nnspec.source import Span
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
+    standardizer: Standardizer | None
+
+
+@dataclass
+class Result:
+    """What a run produced: final parameters, per-epoch history, where it stopped."""
+    program: Program
+    model: Model
+    params: Any
+    history: list[dict[str, float]]
+    epochs_run: int
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    run_dir: Path | None = None
+    standardizer: Standardizer | None = None
+    splits: Splits | None = None
+
+
+def fail(code: str, message: str, program: Program, span: Span | None, *, label: str = "",
+         help: str | None = None, notes: tuple[str, ...] = (), secondary=()) -> NNSpecError:
+    """A runtime problem as a located diagnostic (raised, rendered by the CLI)."""
+    return NNSpecError([error(code, message, span, label, help=help, notes=notes, secondary=secondary)],
+                       program.source)
+
+
+# ---------------------------------------------------------------------------------- data
+
+def prepare(program: Program, base_dir: Path | None = None) -> Splits:
+    """Load, check against the model, split and standardize the spec's data."""
+    t = program.train
+    assert t is not None and program.loss is not None
+    base = base_dir or _spec_dir(program)
+    try:
+        ds = load(t.data, seed=t.seed, base_dir=base, task=program.loss.task)
+        train_ds, val_ds, test_ds = split(ds, val=t.val, test=t.test, seed=t.seed)
+    except DataError as exc:
+        raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
+                   notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
+    check_fit(program, ds, t.data_span)
+    if t.batch is not None and t.batch > len(train_ds):
+        raise fail("E402", f"batch size {t.batch} is larger than the training split ({len(train_ds)} examples)",
+                   program, _stmt_span(program, "batch") or t.data_span, label="too large",
+                   help="use a smaller batch, or `batch all` for full-batch gradient descent")
+    std = None
+    if t.standardize:
+        std = Standardizer.fit(train_ds.x)
+        train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
+    return Splits(train_ds, val_ds, test_ds, std)
+
+
+def _where(exc: DataError) -> str | None:
+    if exc.path is None:
+        return None
+    where = exc.path + (f", line {exc.row}" if exc.row is not None else "")
+    return where + (f", column `{exc.column}`" if exc.column else "")
+
+
+def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
+    """The data's example shape and labels must fit the model's input and output."""
+    want = program.model.input_shape
+    in_span = program.spec.model.inputs[0].span if program.spec.model else None
+    if tuple(ds.features) != tuple(want):
+        raise fail("E403", f"the data has examples of shape {_shape(ds.features)}, but the model's input is {_shape(want)}",
+                   program, span, label="this data", secondary=[(in_span, "the input")],
+                   help=f"declare the input as `{program.model.inputs[0][0]}{list(ds.features)}`".replace(" ", "")
+                        if len(ds.features) else "give each example at least one feature")
+    loss = program.loss
+    assert loss is not None
+    out = program.model.output_shape
+    if loss.task == "multiclass" and ds.y.ndim == 1 and ds.y.size and int(ds.y.max()) >= out[0]:
+        raise fail("E403", f"the data has a label {int(ds.y.max())}, but the model has only {out[0]} output units (classes 0..{out[0] - 1})",
+                   program, span, label="this data", help=f"give the last layer {int(ds.y.max()) + 1} units")
+    if loss.task == "regression" and ds.y.ndim == 2 and ds.y.shape[1] != out[0]:
+        raise fail("E403", f"the data has {ds.y.shape[1]} target column(s), but the model has {out[0]} output unit(s)",
+                   program, span, label="this data", help=f"give the last layer {ds.y.shape[1]} unit(s)")
+
+
+def _labels(program: Program, y: np.ndarray) -> np.ndarray:
+    """Labels in the layout the loss reads (one-hot for `labels=onehot`)."""
+    loss = program.loss
+    assert loss is not None
+    if loss.name == "categorical_crossentropy" and loss.params["labels"] == "onehot" and y.ndim == 1:
+        return np.eye(program.model.output_shape[0], dtype=np.float32)[y]
+    return y
+
+
+# ------------------------------------------------------------------------------ programs
+
+def epoch_program(model: Model, n: int, batch: int | None) -> Callable:
+    """(state, x, y, base key, epoch, hparams) -> (state, metric sums, per-step losses),
+    compiled once; the epoch's key is folded in on the device.
+
+    Every example is used once per epoch: the last, partial batch is padded with
+    repeated examples whose weight is 0, so all batches have one static shape."""
+    b = n if batch is None else batch
+    steps = math.ceil(n / b)
+    pad = steps * b - n
+    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b)
+
+    def run(state: TrainState, x, y, base_key, epoch, hparams):
+        key = jax.random.fold_in(base_key, epoch)
+        k_perm, k_steps = jax.random.split(key)
+        perm = jax.random.permutation(k_perm, n) if batch is not None else jnp.arange(n)
+        idx = jnp.concatenate([perm, perm[:pad]]).reshape(steps, b)
+        keys = jax.random.split(k_steps, steps)
+
+        def body(state, inp):
+            i, w, k = inp
+            state, sums = model.step(state, x[i], y[i], key=k, hparams=hparams, weights=w)
+            return state, sums
+
+        state, sums = jax.lax.scan(body, state, (idx, weights, keys))
+        per_step = sums["loss"] / jnp.sum(weights, axis=1)
+        return state, {k: jnp.sum(v) / n for k, v in sums.items()}, per_step
+
+    # No buffer donation: the last good state must survive an epoch that diverges.
+    return jax.jit(run)
+
+
+def eval_program(model: Model) -> Callable:
+    """(params, x, y, hparams) -> mean of the loss and every metric, compiled once per shape."""
+    def run(params, x, y, hparams):
+        pred = model.apply(params, x, train=False, hparams=hparams)
+        return {k: jnp.mean(v) for k, v in model.metrics(pred, y).items()}
+    return jax.jit(run)
+
+
+# ------------------------------------------------------------------------------ the loop
+
+@dataclass
+class _Stopper:
+    monitor: str
+    mode: str
+    patience: int
+    min_delta: float
+    best: float = math.nan
+    best_epoch: int = 0
+    wait: int = 0
+
+    def update(self, value: float, epoch: int) -> tuple[bool, bool]:
+        """(improved, should stop)."""
+        better = (math.isnan(self.best) or
+                  (value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta))
+        if better:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return True, False
+        self.wait += 1
+        return False, self.wait > self.patience
+
+
+Progress = Callable[[int, int, dict[str, float], float], None]
+
+
+def keys_for(seed: int) -> tuple[jax.Array, jax.Array]:
+    base = jax.random.key(seed)
+    return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)
+
+
+def fit(program: Program, *, epochs: int | None = None, out: Path | None = None, resume: bool = False,
+        progress: Progress | None = None, base_dir: Path | None = None,
+        stop_after: int | None = None, checkpoint_every: float = 2.0) -> Result:
+    """Train a checked program. With `out`, write the run directory (and resume from it):
+    a checkpoint at most every `checkpoint_every` seconds, at the end, and on Ctrl-C.
+    `stop_after` ends this call's work after that many epochs (for tests of resuming)."""
+    t = program.train
+    if t is None or program.loss is None or program.optimizer is None:
+        raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
+                   program, None, help="add the missing sections")
+    total = epochs if epochs is not None else t.epochs
+    splits = prepare(program, base_dir)
+    model = lower(program)
+    hp = model.hparams()
+    init_key, epoch_base = keys_for(t.seed)
+    state = jax.jit(model.init_state)(init_key)  # one compiled program, not dozens of eager ops
+    x, y = jnp.asarray(splits.train.x), jnp.asarray(_labels(program, splits.train.y))
+    val = None
+    if splits.val is not None:
+        val = (jnp.asarray(splits.val.x), jnp.asarray(_labels(program, splits.val.y)))
+    run_epoch = epoch_program(model, len(splits.train), t.batch)
+    evaluate = eval_program(model)
+    es = t.early_stop
+    stopper = _Stopper(es.monitor, es.mode, es.patience, es.min_delta) if es else None
+    best_params = None
+    history: list[dict[str, float]] = []
+    start = 0
+    ckpt = out / "checkpoint.npz" if out is not None else None
+    if out is not None:
+        if resume:
+            state, best_params, history, stopper_state = _restore(program, model, ckpt, state)  # type: ignore[arg-type]
+            start = len(history)
+            if stopper is not None and stopper_state:
+                stopper.best, stopper.best_epoch, stopper.wait = (stopper_state["best"], stopper_state["best_epoch"],
+                                                                  stopper_state["wait"])
+        else:
+            _start_run_dir(out, program, splits)
+    stopped_early = False
+    done_here = 0
+    last_save = time.perf_counter()
+
+    def save(final=None):
+        if ckpt is not None:
+            _save(ckpt, program, state, best_params, history, stopper, final=final)
+            _write_history(out, history)  # type: ignore[arg-type]
+
+    try:
+        for epoch in range(start, total):
+            if stop_after is not None and done_here >= stop_after:
+                break
+            t0 = time.perf_counter()
+            new_state, sums, per_step = run_epoch(state, x, y, epoch_base, np.int32(epoch), hp)
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in sums.items()}}
+            if not math.isfinite(row["loss"]):
+                save()
+                _diverged(program, epoch, np.asarray(per_step), history, ckpt)
+            if val is not None:
+                row.update({f"val_{k}": float(v) for k, v in evaluate(new_state.params, *val, hp).items()})
+            row["time"] = time.perf_counter() - t0
+            # One statement without calls: Ctrl-C cannot land between the two stores,
+            # so the state saved on interrupt always matches the history.
+            state, history = new_state, history + [row]
+            stop = False
+            if stopper is not None:
+                value = row.get(stopper.monitor)
+                if value is not None:
+                    improved, stop = stopper.update(value, epoch + 1)
+                    if improved and es is not None and es.restore_best:
+                        best_params = jax.tree_util.tree_map(jnp.copy, state.params)
+            if ckpt is not None and time.perf_counter() - last_save >= checkpoint_every:
+                save()
+                last_save = time.perf_counter()
+            if progress is not None:
+                progress(epoch + 1, total, row, row["time"])
+            done_here += 1
+            if stop:
+                stopped_early = True
+                break
+    except KeyboardInterrupt:
+        save()  # the last finished epoch, so `--resume` can go on from there
+        raise
+    params = state.params
+    if es is not None and es.restore_best and best_params is not None:
+        params = best_params
+    result = Result(program, model, params, history, len(history),
+                    stopper.best_epoch if stopper else None, stopped_early, out, splits.standardizer, splits)
+    finished = stop_after is None or done_here < stop_after or len(history) >= total
+    save(final=params if finished else None)
+    return result
+
+
+def _diverged(program: Program, epoch: int, per_step: np.ndarray, history, ckpt) -> None:
+    bad = np.flatnonzero(~np.isfinite(per_step))
+    step = int(bad[0]) + 1 if bad.size else 1
+    finite = per_step[:step - 1]
+    last = (f"{finite[-1]:.6g} at step {step - 1} of epoch {epoch + 1}" if finite.size else
+            (f"{history[-1]['loss']:.6g} (mean of epoch {epoch})" if history else "none"))
+    opt = program.optimizer
+    lr_span = None
+    if program.spec.optimizer is not None:
+        lr_span = next((a.span for a in program.spec.optimizer.args if a.key == "lr"), program.spec.optimizer.span)
+    kept = f"the checkpoint of epoch {epoch} is kept in `{ckpt}`" if ckpt is not None and epoch > 0 else "nothing was saved"
+    raise fail("E404", f"training diverged: the loss became {'NaN' if np.isnan(per_step[step - 1]) else 'infinite'} "
+                       f"at step {step} of epoch {epoch + 1}", program, lr_span, label="this learning rate may be too large",
+               notes=(f"last finite loss: {last}", kept),
+               help="try a learning rate 10 times smaller, or add `clip_norm=1.0` to the optimizer")
+
+
+# ----------------------------------------------------------------------------- run files
+
+def _start_run_dir(out: Path, program: Program, splits: Splits) -> None:
+    from nnspec.format import format_spec
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes_atomic(out / "spec.nn", format_spec(program.spec).encode())
+    checkpoint.write_bytes_atomic(out / "ir.json", ir.to_json(program.spec).encode())
+    t = program.train
+    assert t is not None
+    info = {"seed": t.seed, "spec_fingerprint": ir.fingerprint(program.spec),
+            "model_fingerprint": _model_fingerprint(program),
+            "examples": {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
+                         "test": len(splits.test) if splits.test else 0},
+            "jax": jax.__version__, "backend": jax.default_backend()}
+    checkpoint.write_bytes_atomic(out / "run.json", json.dumps(info, indent=2).encode())
+    for name in ("history.csv", "history.jsonl"):
+        (out / name).unlink(missing_ok=True)
+
+
+def _write_history(out: Path, rows: list[dict[str, float]]) -> None:
+    # Rewritten whole (atomically) with the checkpoint: never torn, never ahead of it.
+    if not rows:
+        return
+    keys = list(rows[0].keys())
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    checkpoint.write_bytes_atomic(out / "history.csv", buf.getvalue().encode())
+    checkpoint.write_bytes_atomic(out / "history.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def _model_fingerprint(program: Program) -> str:
+    return ir.fingerprint((program.spec.model, program.spec.loss))
+
+
+def _save(path: Path, program: Program, state: TrainState, best_params, history, stopper,
+          final=None) -> None:
+    trees: dict[str, Any] = {"params": state.params, "opt_state": state.opt_state}
+    if best_params is not None:
+        trees["best_params"] = best_params
+    if final is not None:
+        trees["final_params"] = final
+    t = program.train
+    assert t is not None
+    meta = {"spec_fingerprint": ir.fingerprint(program.spec), "model_fingerprint": _model_fingerprint(program),
+            "epoch": len(history), "seed": t.seed, "history": history,
+            "rng": {"seed": t.seed, "next_epoch_key": np.asarray(jax.random.key_data(
+                jax.random.fold_in(keys_for(t.seed)[1], len(history)))).tolist()},
+            "stopper": None if stopper is None else {"best": stopper.best, "best_epoch": stopper.best_epoch,
+                                                      "wait": stopper.wait}}
+    checkpoint.save(path, trees, meta)
+
+
+def _restore(program: Program, model: Model, path: Path, template: TrainState):
+    try:
+        meta = checkpoint.read_meta(path)
+        if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
+            raise checkpoint.CheckpointError(f"`{path}` was written by a different spec",
+                                             "resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
+        templates: dict[str, Any] = {"params": template.params, "opt_state": template.opt_state}
+        if "best_params" in meta["trees"]:
+            templates["best_params"] = template.params
+        trees, meta = checkpoint.load(path, templates)
+    except checkpoint.CheckpointError as exc:
+        raise fail("E405", exc.message, program, None, help=exc.help) from None
+    return TrainState(trees["params"], trees["opt_state"]), trees.get("best_params"), meta["history"], meta["stopper"]
+
+
+def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardizer | None, dict]:
+    """The final parameters of a finished run, refusing a run of a different model."""
+    path = run_dir / "checkpoint.npz"
+    model = lower(program)
+    try:
+        meta = checkpoint.read_meta(path)
+        if meta.get("model_fingerprint") != _model_fingerprint(program):
+            raise checkpoint.CheckpointError(f"`{path}` was written for a different model",
+                                             f"use the spec it was trained with: `{run_dir / 'spec.nn'}`")
+        if "final_params" not in meta["trees"]:
+            raise checkpoint.CheckpointError(f"the run in `{run_dir}` did not finish",
+                                             f"resume it with `nnspec train --resume {run_dir}`")
+        params = model.init(jax.random.key(0))
+        trees, meta = checkpoint.load(path, {"final_params": params})
+    except checkpoint.CheckpointError as exc:
+        raise fail("E405", exc.message, program, None, help=exc.help) from None
+    std = None
+    if program.train is not None and program.train.standardize:
+        splits = prepare(program)
+        std = splits.standardizer
+    return model, trees["final_params"], std, meta
+
+
+def evaluate(model: Model, params, ds: Dataset, program: Program) -> dict[str, float]:
+    ev = eval_program(model)
+    out = ev(params, jnp.asarray(ds.x), jnp.asarray(_labels(program, ds.y)), model.hparams())
+    return {k: float(v) for k, v in out.items()}
+
+
+def _stmt_span(program: Program, keyword: str) -> Span | None:
+    if program.spec.train is None:
+        return None
+    d = program.spec.train.get(keyword)
+    return d.span if d else None
+
+
+def _spec_dir(program: Program) -> Path:
+    if program.source is not None and program.source.filename not in ("<string>", "<stdin>"):
+        return Path(program.source.filename).resolve().parent
+    return Path.cwd()
+
+
+def _shape(shape) -> str:
+    shape = tuple(shape)
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"

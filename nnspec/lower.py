@@ -1,0 +1,249 @@
+"""lower(program) -> Model: a checked program as pure JAX functions.
+
+    model = lower(program)
+    params = model.init(key)
+    y = model.apply(params, x, key=key, train=True)        # jit-, grad- and vmap-able
+    state = model.init_state(key); state, loss = model.step(state, x, y, key=key)
+
+Nothing is global or hidden: randomness comes in as keys, hyperparameters that a sweep
+may vary (learning rate, momentum, drop probability, penalties) come in as the `hparams`
+pytree and the optimizer state (optax.inject_hyperparams), as traced arrays.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import numpy as np
+import jax.numpy as jnp
+import optax
+
+from nnspec.checked import Fn, OptimizerProgram, Program, Regularization
+from nnspec import nn
+
+Params = dict[str, dict[str, jax.Array]]
+HParams = dict[str, dict[str, jax.Array]]
+
+
+class TrainState(NamedTuple):
+    params: Params
+    opt_state: Any
+
+
+# ------------------------------------------------------------------------------- optimizer
+
+def schedule(lr: float | Fn, warmup: int) -> float | Callable[[jax.Array], jax.Array]:
+    """The learning rate as optax sees it: a number or a schedule, with linear warm-up."""
+    if isinstance(lr, Fn):
+        p = lr.params
+        base: Any = {
+            "constant": lambda: optax.constant_schedule(p.get("value")),
+            "step_decay": lambda: optax.exponential_decay(p["initial"], p["every"], p["factor"], staircase=True),
+            "exponential_decay": lambda: optax.exponential_decay(p["initial"], p["every"], p["rate"]),
+            "cosine_decay": lambda: optax.cosine_decay_schedule(p["initial"], p["steps"], alpha=p["final"]),
+        }[lr.name]()
+        peak = base(0)
+    else:
+        base, peak = lr, lr
+    if warmup <= 0:
+        return base
+    after = base if callable(base) else optax.constant_schedule(base)
+    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), after], [warmup])
+
+
+_BASE: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "sgd": lambda learning_rate: optax.sgd(learning_rate),
+    "momentum": lambda learning_rate, momentum: optax.sgd(learning_rate, momentum=momentum),
+    "nesterov": lambda learning_rate, momentum: optax.sgd(learning_rate, momentum=momentum, nesterov=True),
+    "adagrad": lambda learning_rate, initial_accumulator, eps: optax.adagrad(
+        learning_rate, initial_accumulator_value=initial_accumulator, eps=eps),
+    "adadelta": lambda learning_rate, rho, eps: optax.adadelta(learning_rate, rho=rho, eps=eps),
+    "adam": lambda learning_rate, beta1, beta2, eps: optax.adam(learning_rate, b1=beta1, b2=beta2, eps=eps),
+    "adamw": lambda learning_rate, beta1, beta2, eps, weight_decay: optax.adamw(
+        learning_rate, b1=beta1, b2=beta2, eps=eps, weight_decay=weight_decay),
+    "rmsprop": lambda learning_rate, decay, eps, momentum, centered: optax.rmsprop(
+        learning_rate, decay=decay, eps=eps, momentum=momentum, centered=centered),
+}
+_STATIC_OPT = ("centered",)
+_COMMON = ("lr", "clip_norm", "clip_value", "warmup")
+
+
+def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization()) -> optax.GradientTransformation:
+    """The optimizer as one optax composition, every number a traced hyperparameter."""
+    p = opt.params
+    base_args = {k: v for k, v in p.items() if k not in _COMMON}
+    clip_norm, clip_value, wd = p["clip_norm"], p["clip_value"], reg.weight_decay
+
+    def factory(learning_rate, clip_norm=None, clip_value=None, decoupled_decay=None, **kw):
+        parts = []
+        if clip_value is not None:
+            parts.append(optax.clip(clip_value))
+        if clip_norm is not None:
+            parts.append(optax.clip_by_global_norm(clip_norm))
+        parts.append(_BASE[opt.name](learning_rate, **kw))
+        if decoupled_decay is not None:
+            # w ← w − η·λ·w, outside the adaptive scaling (Loshchilov & Hutter)
+            parts.append(optax.add_decayed_weights(-learning_rate * decoupled_decay, mask=_decay_mask(reg)))
+        return optax.chain(*parts)
+
+    extra = {}
+    if clip_norm is not None:
+        extra["clip_norm"] = clip_norm
+    if clip_value is not None:
+        extra["clip_value"] = clip_value
+    if wd > 0:
+        extra["decoupled_decay"] = wd
+    # inject_hyperparams binds hyperparameters by the factory's signature, so spell it out
+    names = ["learning_rate", *extra, *base_args]
+    factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY if i else inspect.Parameter.POSITIONAL_OR_KEYWORD)
+         for i, n in enumerate(names)])
+    static = tuple(k for k in _STATIC_OPT if k in base_args)
+    return optax.inject_hyperparams(factory, static_args=static)(
+        learning_rate=schedule(p["lr"], p["warmup"]), **extra, **base_args)
+
+
+def _decay_mask(reg: Regularization) -> Callable[[Params], Any]:
+    return lambda params: {layer: {name: (name == "w" or reg.include_bias) for name in ps}
+                           for layer, ps in params.items()}
+
+
+# ----------------------------------------------------------------------------------- model
+
+class Model:
+    """A checked program as pure functions. The object itself holds no arrays."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.layers = tuple(nn.LAYERS[layer.op](layer) for layer in program.model.layers)
+        loss = program.loss
+        self._loss = nn.loss_fn(loss.name, loss.params) if loss is not None else None
+        self.optimizer = optimizer(program.optimizer, program.regularization) if program.optimizer else None
+        metrics = program.train.metrics if program.train else ()
+        self.metric_names = tuple(metrics)
+        self._metrics = {m: nn.metric_fn(m, loss.name, loss.params) for m in metrics} if loss else {}
+
+    # -- parameters and hyperparameters
+    def init(self, key: jax.Array) -> Params:
+        """Fresh parameters: one dict of arrays per layer that has any."""
+        keys = jax.random.split(key, max(1, len(self.layers)))
+        params = {}
+        for k, impl in zip(keys, self.layers):
+            p = impl.init(k)
+            if p:
+                params[impl.layer.name] = p
+        return params
+
+    def hparams(self) -> HParams:
+        """The traced hyperparameters' values as written in the spec, as float32 scalars.
+        (NumPy, not jnp: building them must not compile anything.)"""
+        hp: dict[str, dict[str, Any]] = {impl.layer.name: impl.hparams() for impl in self.layers}
+        reg = self.program.regularization
+        hp["regularize"] = {"l1": reg.l1, "l2": reg.l2}
+        return jax.tree_util.tree_map(lambda v: np.float32(v), hp)
+
+    # -- the forward pass
+    def apply(self, params: Params, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
+              hparams: HParams | None = None) -> jax.Array:
+        """Outputs for one example, or a batch (leading axes are carried along)."""
+        hp = self.hparams() if hparams is None else hparams
+        keys = (jax.random.split(key, len(self.layers)) if key is not None and train
+                else [None] * len(self.layers))
+        for k, impl in zip(keys, self.layers):
+            x = impl.apply(params.get(impl.layer.name, {}), x, hp[impl.layer.name], key=k, train=train)
+        return x
+
+    # -- the objective
+    def penalty(self, params: Params, hparams: HParams | None = None) -> jax.Array:
+        """L1/L2 weight penalties, model-wide and per layer (biases only with include_bias)."""
+        hp = self.hparams() if hparams is None else hparams
+        reg = self.program.regularization
+        total = jnp.zeros((), jnp.float32)
+        for impl in self.layers:
+            ps = params.get(impl.layer.name, {})
+            h = hp[impl.layer.name]
+            for name, w in ps.items():
+                if name != "w" and not reg.include_bias:
+                    continue
+                l1 = hp["regularize"]["l1"] + h.get("l1", 0.0)
+                l2 = hp["regularize"]["l2"] + h.get("l2", 0.0)
+                total = total + l1 * jnp.sum(jnp.abs(w)) + l2 * jnp.sum(w * w)
+        return total
+
+    def per_example_loss(self, pred: jax.Array, y: jax.Array) -> jax.Array:
+        assert self._loss is not None, "this spec has no loss"
+        return self._loss(pred, y)
+
+    def loss(self, params: Params, x: jax.Array, y: jax.Array, *, key: jax.Array | None = None,
+             train: bool = False, hparams: HParams | None = None, weights: jax.Array | None = None) -> jax.Array:
+        """Mean loss over the batch (weighted: padding examples have weight 0) plus penalties."""
+        hp = self.hparams() if hparams is None else hparams
+        per = self.per_example_loss(self.apply(params, x, key=key, train=train, hparams=hp), y)
+        return _mean(per, weights) + self.penalty(params, hp)
+
+    def metrics(self, pred: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
+        """Per-example values of the loss (without penalties) and every metric."""
+        out = {"loss": self.per_example_loss(pred, y)}
+        for name, fn in self._metrics.items():
+            out[name] = fn(pred, y)
+        return out
+
+    # -- training
+    def init_state(self, key: jax.Array) -> TrainState:
+        params = self.init(key)
+        assert self.optimizer is not None, "this spec has no optimizer"
+        return TrainState(params, self.optimizer.init(params))
+
+    def step(self, state: TrainState, x: jax.Array, y: jax.Array, *, key: jax.Array,
+             hparams: HParams | None = None, weights: jax.Array | None = None
+             ) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One gradient step on a batch; returns the new state and the batch's metric sums."""
+        hp = self.hparams() if hparams is None else hparams
+
+        def objective(params):
+            pred = self.apply(params, x, key=key, train=True, hparams=hp)
+            per = self.per_example_loss(pred, y)
+            return _mean(per, weights) + self.penalty(params, hp), pred
+
+        (_, pred), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        assert self.optimizer is not None
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        w = jnp.ones(x.shape[0]) if weights is None else weights
+        sums = {k: jnp.sum(v * w) for k, v in self.metrics(jax.lax.stop_gradient(pred), y).items()}
+        return TrainState(params, opt_state), sums
+
+
+def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
+    if weights is None:
+        return jnp.mean(values)
+    return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def lower(program: Program) -> Model:
+    """Lower a checked program to pure JAX functions."""
+    return Model(program)
+
+
+def emit_step(program: Program, form: str) -> str:
+    """The training step on one batch, as a jaxpr or as StableHLO text."""
+    model = lower(program)
+    batch = program.train.batch if program.train and program.train.batch else 32
+    x = jax.ShapeDtypeStruct((batch, *program.model.input_shape), jnp.float32)
+    assert program.loss is not None
+    if program.loss.task == "multiclass" and program.loss.params.get("labels") == "index":
+        y = jax.ShapeDtypeStruct((batch,), jnp.int32)
+    else:
+        y = jax.ShapeDtypeStruct((batch, *program.model.output_shape), jnp.float32)
+    state = jax.eval_shape(model.init_state, jax.random.key(0))
+    hp = model.hparams()
+
+    def step(state, x, y, key, hparams):
+        return model.step(state, x, y, key=key, hparams=hparams)
+
+    key = jax.random.key(0)
+    if form == "jaxpr":
+        return str(jax.make_jaxpr(step)(state, x, y, key, hp)) + "\n"
+    return jax.jit(step).lower(state, x, y, key, hp).as_text()
