@@ -24,7 +24,11 @@ from nnspec.checked import Fn, OptimizerProgram, Program, Regularization
 from nnspec import nn
 
 Params = dict[str, dict[str, jax.Array]]
+# The `hparams` entry of the `regularize` section: not an identifier, so no layer can share it.
+MODEL_WIDE = "*regularize"
 HParams = dict[str, dict[str, jax.Array]]
+# The `hparams` entry of the `regularize` section: not an identifier, so no layer can share it.
+MODEL_WIDE = "*regularize"
 
 
 class TrainState(NamedTuple):
@@ -141,7 +145,7 @@ class Model:
         (NumPy, not jnp: building them must not compile anything.)"""
         hp: dict[str, dict[str, Any]] = {impl.layer.name: impl.hparams() for impl in self.layers}
         reg = self.program.regularization
-        hp["regularize"] = {"l1": reg.l1, "l2": reg.l2}
+        hp[MODEL_WIDE] = {"l1": reg.l1, "l2": reg.l2}
         return jax.tree_util.tree_map(lambda v: np.float32(v), hp)
 
     # -- the forward pass
@@ -167,8 +171,8 @@ class Model:
             for name, w in ps.items():
                 if name != "w" and not reg.include_bias:
                     continue
-                l1 = hp["regularize"]["l1"] + h.get("l1", 0.0)
-                l2 = hp["regularize"]["l2"] + h.get("l2", 0.0)
+                l1 = hp[MODEL_WIDE]["l1"] + h.get("l1", 0.0)
+                l2 = hp[MODEL_WIDE]["l2"] + h.get("l2", 0.0)
                 total = total + l1 * jnp.sum(jnp.abs(w)) + l2 * jnp.sum(w * w)
         return total
 

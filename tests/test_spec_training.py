@@ -1,0 +1,87 @@
+"""Every trainable spec in specs/ trains, and teaches what it says it teaches."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import nnspec
+from nnspec.fit import evaluate, fit
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def program(name: str, text: str | None = None):
+    path = SPECS / name
+    return nnspec.check_text(text if text is not None else path.read_text(), filename=str(path))
+
+
+def trained(name: str, text: str | None = None):
+    return fit(program(name, text))
+
+
+def best(result, key: str) -> float:
+    return max(row[key] for row in result.history)
+
+
+def test_every_trainable_spec_is_listed_below():
+    trainable = {p.name for p in SPECS.glob("*.nn") if program(p.name).train is not None}
+    assert trainable == set(EXPECTED), "add a row to EXPECTED for each new spec"
+
+
+# spec -> (what to measure, check): each a claim the spec's comments make.
+EXPECTED = {
+    "pass_class.nn": ("val_accuracy", lambda v: v >= 0.9),
+    "spirals_linear.nn": ("val_accuracy", lambda v: v <= 0.75),   # linear: cannot separate
+    "spirals_relu.nn": ("val_accuracy", lambda v: v >= 0.95),     # relu: can
+    "blobs_softmax.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "csv_example.nn": ("val_accuracy", lambda v: v >= 0.8),
+    "full_batch.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "sgd_pure.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "logits.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "schedules.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "regression.nn": ("val_loss", lambda v: v <= 0.05),
+    "overfit_rescued.nn": ("val_accuracy", lambda v: v >= 0.8),
+    "digits_mlp.nn": ("test_accuracy", lambda v: v >= 0.95),
+    "lr_small.nn": ("val_accuracy", lambda v: v < 0.9),            # too small: still slow
+    "lr_good.nn": ("val_accuracy", lambda v: v >= 0.93),
+    "lr_large.nn": ("val_accuracy", lambda v: v < 0.9),            # too large: bounces
+    **{f"opt_{o}.nn": ("val_accuracy", lambda v: v >= 0.93)
+       for o in ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "adam", "adamw", "rmsprop")},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_spec_trains_as_claimed(name):
+    result = trained(name)
+    key, ok = EXPECTED[name]
+    if key.startswith("test_"):
+        value = evaluate(result.model, result.params, result.splits.test, result.program)[key[5:]]
+    else:
+        value = result.history[-1][key] if not result.program.train.early_stop else \
+            evaluate(result.model, result.params, result.splits.val, result.program)[key[4:]]
+    assert ok(value), f"{name}: {key} = {value:.3f}"
+
+
+@pytest.mark.slow
+def test_dropout_and_early_stopping_rescue_an_overfitting_net():
+    text = (SPECS / "overfit_rescued.nn").read_text()
+    bare = re.sub(r"(?m)^\s*(dropout .*|regularize .*|early_stop .*)$", "", text)
+    rescued, overfit = trained("overfit_rescued.nn"), trained("overfit_rescued.nn", bare)
+    # Without the rescue, training loss keeps falling while validation loss climbs.
+    assert overfit.history[-1]["loss"] < rescued.history[-1]["loss"]
+    assert overfit.history[-1]["val_loss"] > min(r["val_loss"] for r in overfit.history) * 1.5
+    rescued_val = evaluate(rescued.model, rescued.params, rescued.splits.val, rescued.program)["loss"]
+    assert rescued_val < overfit.history[-1]["val_loss"]
+
+
+@pytest.mark.slow
+def test_learning_rates_too_small_right_and_too_large():
+    small, good, large = (trained(f"lr_{n}.nn") for n in ("small", "good", "large"))
+    assert good.history[-1]["val_loss"] < small.history[-1]["val_loss"]
+    assert good.history[-1]["val_loss"] < large.history[-1]["val_loss"]
+    # too small: still improving at the end; too large: no steady progress
+    assert small.history[-1]["loss"] < small.history[len(small.history) // 2]["loss"]
