@@ -125,6 +125,9 @@ class _Checker:
             return tuple(self.pyvalue(x, accepts_words, seen) for x in v.items)
         if isinstance(v, ir.Ref):
             let = self.lets.get(v.name)
+            if let is not None and v.name in seen:
+                raise ArgError("E109", f"`{v.name}` is defined in terms of itself",
+                               f"give `{v.name}` a value that does not use `{v.name}`", v.span)
             if let is not None and v.name not in seen:
                 self.used_lets.add(v.name)
                 return self.pyvalue(let.value, accepts_words, seen | {v.name})
@@ -146,6 +149,11 @@ class _Checker:
         if isinstance(ptype, Symbol):
             return self.symbol(ptype.kind, v)
         if isinstance(ptype, Union) and any(isinstance(o, Symbol) for o in ptype.options):
+            seen: set[str] = set()
+            while isinstance(v, ir.Ref) and v.name in self.lets and v.name not in seen:
+                seen.add(v.name)
+                self.used_lets.add(v.name)
+                v = self.lets[v.name].value
             if isinstance(v, ir.Call) or (isinstance(v, ir.Ref) and v.name not in self.lets):
                 sym = next(o for o in ptype.options if isinstance(o, Symbol))
                 return self.symbol(sym.kind, v)
@@ -180,7 +188,7 @@ class _Checker:
             return None
         # `builtin("moons", n=500)` passes the dataset's own arguments through
         passthrough = kind == "data source" and entry.name == "builtin"
-        params = self.bind(entry, args, v.span, what=f"{kind} `{name}`", extra_ok=passthrough)
+        params = self.bind(entry, args, v.span, what=f"{kind} `{name}`", extra_ok=passthrough, call=True)
         if params is None:
             return None
         params.pop("__given__")
@@ -196,9 +204,10 @@ class _Checker:
 
     # ---------------------------------------------------------------- binding
     def bind(self, entry: Entry, args: Iterable[ir.Arg], span: Span | None, *, what: str,
-             extra_ok: bool = False) -> dict[str, Any] | None:
+             extra_ok: bool = False, call: bool = False) -> dict[str, Any] | None:
         """Match arguments to `entry`'s params; fill defaults. None if anything failed.
-        With `extra_ok`, unknown keywords are returned under the key `"__extra__"`."""
+        With `extra_ok`, unknown keywords are returned under the key `"__extra__"`;
+        `call` says the entry is written as a call, `f(...)`, for the helps' examples."""
         ok = True
         given: dict[str, ir.Arg] = {}
         values: dict[str, Any] = {}
@@ -238,7 +247,7 @@ class _Checker:
                     n = len(entry.positionals)
                     takes = f"takes {n} positional argument{'s' if n != 1 else ''}" if n else "takes no positional arguments"
                     self.err("E107", f"unexpected argument to {what}", arg.span, f"{what} {takes}",
-                             help=self.usage_help(entry, arg))
+                             help=self.usage_help(entry, arg, call=call))
                     continue
             else:
                 name = arg.key
@@ -288,7 +297,7 @@ class _Checker:
             elif p.required:
                 ok = False
                 self.err("E106", f"missing `{p.name}` for {what}", span, f"needs `{p.name}`",
-                         help=f"`{p.name}`: {p.doc}; write {self.usage(entry)}")
+                         help=f"`{p.name}`: {p.doc}; write {self.usage(entry, call=call)}")
             else:
                 values[p.name] = self.default(p)
         if not ok:
@@ -353,14 +362,18 @@ class _Checker:
         self.err(exc.code, exc.message, exc.span or arg.span, label, help=help_)
         return False
 
-    def usage(self, entry: Entry) -> str:
-        parts = [entry.name]
+    def usage(self, entry: Entry, *, call: bool = False) -> str:
+        """How to write `entry` with its required arguments: `dense UNITS`, `constant(VALUE)`."""
+        parts = []
         for p in entry.params:
             if p.required:
-                parts.append(p.name.upper() if p.positional else f"{p.name}=...")
-        return "`" + " ".join(parts) + "`"
+                value = f'"{p.name.upper()}"' if isinstance(p.type, Str) else p.name.upper()
+                parts.append(value if p.positional else f"{p.name}={value}")
+        if call:
+            return f"`{entry.name}({', '.join(parts)})`"
+        return "`" + " ".join([entry.name, *parts]) + "`"
 
-    def usage_help(self, entry: Entry, arg: ir.Arg | None = None) -> str:
+    def usage_help(self, entry: Entry, arg: ir.Arg | None = None, *, call: bool = False) -> str:
         if arg is not None and isinstance(arg.value, ir.Ref):
             for p in entry.params:
                 kind = _symbol_kind(p.type)
@@ -368,6 +381,8 @@ class _Checker:
                     return f"name it: `{p.name}={arg.value.name}`"
         names = [p.name for p in entry.params if not p.positional]
         tail = f"; other arguments need a name: {one_of(names)}" if names else ""
+        if call:
+            return f"write `{entry.name}({', '.join(p.name.upper() for p in entry.positionals)})`{tail}"
         positional = " ".join([entry.name] + [p.name.upper() for p in entry.positionals])
         return f"write `{positional}`{tail}"
 
@@ -379,6 +394,11 @@ class _Checker:
                          secondary=[(self.lets[let.name].name_span, "first defined here")],
                          help="give the second one another name")
                 continue
+            later = {other.name for other in self.spec.lets[self.spec.lets.index(let) + 1:]} - set(self.lets)
+            for ref in _refs(let.value):
+                if ref.name in later:
+                    self.err("E109", f"`{ref.name}` is used before it is defined", ref.span, "not defined yet",
+                             help=f"define `{ref.name}` above this line")
             self.lets[let.name] = let
 
     def check_model(self) -> None:
@@ -417,7 +437,7 @@ class _Checker:
         layers: list[Layer] = []
         ok = bool(inputs) and len(model.inputs) == 1 and len(inputs) == 1
         for node in model.nodes:
-            if node.name in names and node.labelled:
+            if node.name in names:
                 self.err("E110", f"`{node.name}` is defined twice", node.span, "",
                          secondary=[(names[node.name], "first defined here")],
                          help="give each input and layer its own name")
@@ -433,7 +453,12 @@ class _Checker:
                 continue
             if not ok:
                 continue
-            in_shape = shapes.get(node.inputs[0]) if node.inputs else None
+            if not node.inputs:
+                self.err("E204", f"`{node.op}` comes before the model's input", node.op_span, "nothing flows into it yet",
+                         help="declare `input NAME[SHAPE]` as the model's first line")
+                ok = False
+                continue
+            in_shape = shapes.get(node.inputs[0])
             if in_shape is None:
                 ok = False
                 continue
@@ -484,6 +509,8 @@ class _Checker:
             self.opt_given = set(params["__given__"])
             self.optimizer = OptimizerProgram(entry.name, _public(params))
             lr = params["lr"]
+            if isinstance(lr, Fn):  # a schedule starts at `initial` (or its constant `value`)
+                lr = lr.params.get("initial", lr.params.get("value"))
             if isinstance(lr, float) and lr > entry.attrs["lr_warn"]:
                 arg = params["__given__"].get("lr")
                 self.warn("W001", f"learning rate {lr:g} is very large for `{entry.name}`",
@@ -569,6 +596,11 @@ class _Checker:
             return
         batch = bound.get("batch", {"size": 32})["size"]
         metrics = tuple(m.name for m in bound.get("metrics", {"metrics": ()})["metrics"] if m is not None)
+        if len(set(metrics)) != len(metrics):
+            twice = [m for i, m in enumerate(metrics) if m in metrics[:i]]
+            self.err("E105", f"`{twice[0]}` given twice", seen["metrics"].span, "",
+                     help=f"list each metric once: `metrics {' '.join(dict.fromkeys(metrics))}`")
+            return
         es = None
         if "early_stop" in bound:
             es = self.early_stop(bound["early_stop"], seen["early_stop"], metrics, split["val"] > 0, seen)
@@ -724,7 +756,9 @@ class _Checker:
                 self.warn("W004", f"constant `{let.name}` is never used", let.name_span, "", help="remove it, or use it")
         if self.model is None:
             return
-        hidden = self.model.layers[:-1]
+        # the output layer is the last one that is not dropout
+        last = max((i for i, layer in enumerate(self.model.layers) if layer.op != "dropout"), default=0)
+        hidden = self.model.layers[:last]
         sig = [layer for layer in hidden if layer.op == "dense" and layer.activation == "sigmoid"]
         dense_hidden = [layer for layer in hidden if layer.op == "dense"]
         if len(sig) >= 3 and len(sig) == len(dense_hidden):
@@ -803,6 +837,18 @@ def _symbol_kind(ptype: Any) -> str | None:
     if isinstance(ptype, Union):
         return next((o.kind for o in ptype.options if isinstance(o, Symbol)), None)
     return None
+
+
+def _refs(v: ir.Value) -> Iterable[ir.Ref]:
+    """Every bare name inside a value."""
+    if isinstance(v, ir.Ref):
+        yield v
+    elif isinstance(v, (ir.List, ir.Shaped)):
+        for item in (v.items if isinstance(v, ir.List) else v.dims):
+            yield from _refs(item)
+    elif isinstance(v, ir.Call):
+        for arg in v.args:
+            yield from _refs(arg.value)
 
 
 def _public(params: Mapping[str, Any]) -> dict[str, Any]:

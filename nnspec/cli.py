@@ -457,6 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`nnspec compile ... | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except Exception:  # the last line of defence: no bare traceback for users
         print("error: internal compiler error: this is a bug in nnspec, not in your spec\n"
               "  please report it with the spec and the text below\n", file=sys.stderr)

@@ -70,16 +70,18 @@ def _make(severity, code, message, span, label, help, secondary, notes) -> Diagn
 class NNSpecError(Exception):
     """Raised by the library API; carries every diagnostic of the input, errors first."""
 
-    def __init__(self, diagnostics: Iterable[Diagnostic], source: Source | None = None) -> None:
+    def __init__(self, diagnostics: Iterable[Diagnostic], source: Source | None = None, *,
+                 action: str = "check") -> None:
         self.diagnostics = tuple(sorted(diagnostics, key=_order))
         self.source = source
+        self.action = action  # what failed, for the closing line: check, train, ...
         first = next((d for d in self.diagnostics if d.is_error), None)
         summary = f"{first.code}: {first.message}" if first else "no errors"
         more = len([d for d in self.diagnostics if d.is_error]) - 1
         super().__init__(summary + (f" (and {more} more)" if more > 0 else ""))
 
     def render(self, color: bool = False) -> str:
-        return render_all(self.diagnostics, self.source, color=color)
+        return render_all(self.diagnostics, self.source, color=color, action=self.action)
 
 
 def _order(d: Diagnostic) -> tuple[int, int]:
@@ -149,7 +151,8 @@ def render(d: Diagnostic, source: Source | None, *, color: bool = False) -> str:
     return "\n".join(out)
 
 
-def render_all(diags: Iterable[Diagnostic], source: Source | None, *, color: bool = False) -> str:
+def render_all(diags: Iterable[Diagnostic], source: Source | None, *, color: bool = False,
+               action: str = "check") -> str:
     diags = sort_diagnostics(diags)
     blocks = [render(d, source, color=color) for d in diags]
     errors = sum(d.is_error for d in diags)
@@ -157,7 +160,7 @@ def render_all(diags: Iterable[Diagnostic], source: Source | None, *, color: boo
     tail = []
     if errors:
         what = "spec" if source is None else f"`{source.filename}`"
-        tail.append(f"error: could not check {what} due to {_plural(errors, 'previous error')}"
+        tail.append(f"error: could not {action} {what} due to {_plural(errors, 'previous error')}"
                     + (f"; {_plural(warnings, 'warning')} emitted" if warnings else ""))
     elif warnings:
         tail.append(f"warning: {_plural(warnings, 'warning')} emitted")

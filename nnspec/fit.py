@@ -57,7 +57,7 @@ def fail(code: str, message: str, program: Program, span: Span | None, *, label:
          help: str | None = None, notes: tuple[str, ...] = (), secondary=()) -> NNSpecError:
     """A runtime problem as a located diagnostic (raised, rendered by the CLI)."""
     return NNSpecError([error(code, message, span, label, help=help, notes=notes, secondary=secondary)],
-                       program.source)
+                       program.source, action="train")
 
 
 # ---------------------------------------------------------------------------------- data
@@ -99,7 +99,7 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
     if tuple(ds.features) != tuple(want):
         raise fail("E403", f"the data has examples of shape {_shape(ds.features)}, but the model's input is {_shape(want)}",
                    program, span, label="this data", secondary=[(in_span, "the input")],
-                   help=f"declare the input as `{program.model.inputs[0][0]}{list(ds.features)}`".replace(" ", "")
+                   help=f"declare the input as `input {program.model.inputs[0][0]}[{', '.join(map(str, ds.features))}]`"
                         if len(ds.features) else "give each example at least one feature")
     loss = program.loss
     assert loss is not None
@@ -182,7 +182,7 @@ class _Stopper:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             return True, False
         self.wait += 1
-        return False, self.wait > self.patience
+        return False, self.wait >= self.patience  # as Keras: `patience` epochs without improvement
 
 
 Progress = Callable[[int, int, dict[str, float], float], None]

@@ -48,7 +48,7 @@ INITIALIZERS = Registry("initializer", [
           doc="every entry the same value"),
     Entry("normal", (P("mean", Float(), 0.0, "mean μ"), P("stddev", Float(gt=0), 0.05, "standard deviation σ")),
           doc="N(μ, σ²), the textbook's Gaussian initialization"),
-    Entry("uniform", (P("low", Float(), -0.05), P("high", Float(), 0.05)),
+    Entry("uniform", (P("low", Float(), -0.05, "smallest value"), P("high", Float(), 0.05, "largest value (exclusive)")),
           doc="U(low, high)", attrs={"check": _uniform_bounds}),
     Entry("glorot_normal", aliases=("xavier_normal",), doc="N(0, 2 / (fan_in + fan_out))"),
     Entry("glorot_uniform", aliases=("xavier_uniform",), doc="U(±√(6 / (fan_in + fan_out))), the default"),
@@ -93,14 +93,18 @@ def _dense_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
         got = _array_shape(p["weights"])
         if got != shapes["w"]:
             raise ShapeError("E202", f"`weights` has shape {_show(got)}, but this layer needs {_show(shapes['w'])}",
-                             f"write {n_in} rows of {p['units']} numbers: one row per input, one column per unit",
+                             f"write {_count(n_in, 'row')} of {_count(p['units'], 'number')}: one row per input, one column per unit",
                              arg="weights")
     if isinstance(p["bias"], tuple):
         got = _array_shape(p["bias"])
         if got != (p["units"],):
             raise ShapeError("E202", f"`bias` has shape {_show(got)}, but this layer needs ({p['units']},)",
-                             f"write a list of {p['units']} numbers, one per unit", arg="bias")
+                             f"write a list of {_count(p['units'], 'number')}, one per unit", arg="bias")
     return shapes
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _same(p: Mapping[str, Any], in_shape: Shape) -> Shape:

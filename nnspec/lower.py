@@ -27,8 +27,6 @@ Params = dict[str, dict[str, jax.Array]]
 # The `hparams` entry of the `regularize` section: not an identifier, so no layer can share it.
 MODEL_WIDE = "*regularize"
 HParams = dict[str, dict[str, jax.Array]]
-# The `hparams` entry of the `regularize` section: not an identifier, so no layer can share it.
-MODEL_WIDE = "*regularize"
 
 
 class TrainState(NamedTuple):

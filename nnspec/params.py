@@ -38,6 +38,9 @@ class Int:
         return "an integer" + _range_text(self.min, None, self.max, None)
 
     def convert(self, v: Any) -> int:
+        # `n=1e3` means 1000: a whole number written with an exponent is still whole
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 53:
+            v = int(v)
         if isinstance(v, bool) or not isinstance(v, int):
             raise ArgError(E_TYPE, f"expected an integer, found {_show(v)}")
         _check_range(v, self.min, None, self.max, None)
@@ -124,7 +127,7 @@ class ListOf:
     min_len: int = 1
 
     def describe(self) -> str:
-        return f"a list of {self.item.describe()}"
+        return f"{self.item.describe()}, or a list of them"
 
     def convert(self, v: Any) -> tuple:
         items = v if isinstance(v, tuple) else (v,)
@@ -270,6 +273,8 @@ class Callish:
 
 
 def _fmt(x: float) -> str:
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
     return f"{x:g}"
 
 

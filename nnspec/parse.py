@@ -518,6 +518,9 @@ class _Builder:
         nodes: list[ir.Node] = []
         counts: dict[str, int] = {}
         previous: str | None = None
+        # Automatic names (`dense_1`) skip every name written in the block, so a label
+        # further down can never be taken by an unlabelled layer.
+        written = {_written_name(s) for s in stmts} - {None}
         for s in stmts:
             label, head, args, ssp = self.statement(s)
             comments = self.comments.before(ssp.end)
@@ -532,8 +535,10 @@ class _Builder:
                 inputs.append(ir.Input(shaped.name, shaped.dims, ssp, comments, trail))
                 previous = shaped.name
                 continue
-            counts[op] = counts.get(op, 0) + 1
-            node_name = str(label) if label is not None else f"{op}_{counts[op]}"
+            node_name = str(label) if label is not None else ""
+            while not node_name or (label is None and node_name in written):
+                counts[op] = counts.get(op, 0) + 1
+                node_name = f"{op}_{counts[op]}"
             ins = (previous,) if previous is not None else ()
             nodes.append(ir.Node(node_name, op, ins, args, label is not None, ssp, self.span(head),
                                  comments, trail))
@@ -543,6 +548,18 @@ class _Builder:
 
 
 _EXAMPLE = {"loss": "loss mse", "optimizer": "optimizer adam lr=1e-3", "regularize": "regularize l2=1e-4"}
+
+
+def _written_name(stmt: Tree) -> str | None:
+    """The name a model statement writes out: its label, or an input's name."""
+    first = stmt.children[0]
+    if isinstance(first, Tree) and first.data == "label":
+        return str(first.children[0])
+    if str(first) == "input" and len(stmt.children) > 1:
+        value = stmt.children[1]
+        if isinstance(value, Tree) and value.data == "shaped":
+            return str(value.children[0])
+    return None
 
 
 def _unescape(literal: str) -> str:

@@ -81,7 +81,7 @@ def test_early_stopping_restores_the_best_epoch():
     assert result.stopped_early
     losses = [r["val_loss"] for r in result.history]
     assert result.best_epoch == int(np.argmin(losses)) + 1
-    assert len(losses) == result.best_epoch + 4  # patience 3: the 4th worse epoch stops
+    assert len(losses) == result.best_epoch + 3  # patience 3: the 3rd epoch without improvement stops
     replay = nnspec.train(spec.replace("early_stop", "# early_stop"), epochs=result.best_epoch)
     for x, y in zip(leaves(result.params), leaves(replay.params)):
         assert np.array_equal(x, y)
