@@ -8,6 +8,7 @@ is reported as an internal error, with the traceback and a request to report it.
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import os
@@ -288,8 +289,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if program.train is None:
         raise UsageError(f"`{args.spec}` has no `train` block: there is no data to evaluate on")
     try:
-        model, params, _, _ = load_trained(program, Path(args.run))
-        splits = prepare(program)
+        model, params, std, _ = load_trained(program, Path(args.run))
+        splits = prepare(program, standardizer=std)
     except NNSpecError as exc:
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
@@ -312,10 +313,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if program is None:
         return EXIT_SPEC
     try:
-        model, params, std, _ = load_trained(program, Path(args.run))
+        model, params, std, meta = load_trained(program, Path(args.run))
     except NNSpecError as exc:
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
+    classes = meta.get("classes")
     x = _read_inputs(args.input, program)
     if std is not None:
         x = std.apply(x)
@@ -326,18 +328,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if loss is not None:
         pred = np.asarray(nn.probabilities(jnp.asarray(pred), loss.name, bool(loss.params.get("from_logits", False))))
     header = [f"y{i}" for i in range(pred.shape[-1])] if pred.shape[-1] > 1 else ["y"]
+    labels = None
     if loss is not None and loss.task in ("binary", "multiclass"):
-        cls = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False))
-        rows = np.column_stack([pred, cls])
-        header = header + ["class"]
-    else:
-        rows = pred
+        # the class as the data named it (a CSV's text label), else its index
+        index = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False))
+        labels = [classes[i] if classes and i < len(classes) else str(i) for i in index]
+        header.append("class")
     buf = io.StringIO()
-    buf.write(",".join(header) + "\n")
-    for r in rows:
-        buf.write(",".join(f"{v:.6g}" for v in r[:-1]) + (f",{int(r[-1])}" if "class" in header else "") if "class" in header
-                  else ",".join(f"{v:.6g}" for v in r))
-        buf.write("\n")
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(header)
+    for i, row in enumerate(pred):
+        out.writerow([f"{v:.6g}" for v in row] + ([labels[i]] if labels is not None else []))
+    rows = pred
     if args.output:
         write_atomic(Path(args.output), buf.getvalue())
         print(f"wrote {len(rows)} predictions to `{args.output}`", file=sys.stderr)
@@ -348,12 +350,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _read_inputs(path: str, program):
     """Feature rows from a CSV with a header (the input's columns, in order)."""
-    import csv as _csv
     import numpy as np
     text, diags, _ = read_text(path)
     if text is None:
         raise UsageError(f"`{path}` is not UTF-8 text")
-    rows = list(_csv.reader(io.StringIO(text)))
+    rows = list(csv.reader(io.StringIO(text)))
     if len(rows) < 2:
         raise UsageError(f"`{path}` has no rows to predict (a header row, then one row per example)")
     want = 1

@@ -62,8 +62,9 @@ def fail(code: str, message: str, program: Program, span: Span | None, *, label:
 
 # ---------------------------------------------------------------------------------- data
 
-def prepare(program: Program, base_dir: Path | None = None) -> Splits:
-    """Load, check against the model, split and standardize the spec's data."""
+def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Standardizer | None = None) -> Splits:
+    """Load, check against the model, split and standardize the spec's data (with the
+    statistics of the training split, or with `standardizer` from a finished run)."""
     t = program.train
     assert t is not None and program.loss is not None
     base = base_dir or _spec_dir(program)
@@ -78,9 +79,10 @@ def prepare(program: Program, base_dir: Path | None = None) -> Splits:
         raise fail("E402", f"batch size {t.batch} is larger than the training split ({len(train_ds)} examples)",
                    program, _stmt_span(program, "batch") or t.data_span, label="too large",
                    help="use a smaller batch, or `batch all` for full-batch gradient descent")
-    std = None
-    if t.standardize:
+    std = standardizer
+    if t.standardize and std is None:
         std = Standardizer.fit(train_ds.x)
+    if std is not None:
         train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
     return Splits(train_ds, val_ds, test_ds, std)
 
@@ -236,7 +238,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
 
     def save(final=None):
         if ckpt is not None:
-            _save(ckpt, program, state, best_params, history, stopper, final=final)
+            _save(ckpt, program, state, best_params, history, stopper, splits, final=final)
             _write_history(out, history)  # type: ignore[arg-type]
 
     try:
@@ -338,7 +340,7 @@ def _model_fingerprint(program: Program) -> str:
 
 
 def _save(path: Path, program: Program, state: TrainState, best_params, history, stopper,
-          final=None) -> None:
+          splits: Splits, final=None) -> None:
     trees: dict[str, Any] = {"params": state.params, "opt_state": state.opt_state}
     if best_params is not None:
         trees["best_params"] = best_params
@@ -351,7 +353,10 @@ def _save(path: Path, program: Program, state: TrainState, best_params, history,
             "rng": {"seed": t.seed, "next_epoch_key": np.asarray(jax.random.key_data(
                 jax.random.fold_in(keys_for(t.seed)[1], len(history)))).tolist()},
             "stopper": None if stopper is None else {"best": stopper.best, "best_epoch": stopper.best_epoch,
-                                                      "wait": stopper.wait}}
+                                                      "wait": stopper.wait},
+            # what eval and predict need without the training data
+            "standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
+            "classes": list(splits.train.classes) if splits.train.classes is not None else None}
     checkpoint.save(path, trees, meta)
 
 
@@ -386,10 +391,7 @@ def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardi
         trees, meta = checkpoint.load(path, {"final_params": params})
     except checkpoint.CheckpointError as exc:
         raise fail("E405", exc.message, program, None, help=exc.help) from None
-    std = None
-    if program.train is not None and program.train.standardize:
-        splits = prepare(program)
-        std = splits.standardizer
+    std = Standardizer.from_dict(meta["standardizer"]) if meta.get("standardizer") else None
     return model, trees["final_params"], std, meta
 
 

@@ -107,12 +107,39 @@ def test_batch_larger_than_data_is_reported():
     assert "batch size 1000 is larger than the training split (300 examples)" in info.value.diagnostics[0].message
 
 
-def test_csv_data_problem_points_at_file_and_spec(tmp_path):
+def test_csv_data_problem_points_at_file_and_spec(tmp_path, capsys):
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,x,1\n")
     spec = tmp_path / "s.nn"
     spec.write_text(MOONS.replace('builtin("moons", n=400)', 'csv("d.csv", target="y")'))
     code = main(["train", str(spec), "--out", str(tmp_path / "run"), "-q"])
     assert code == 1
+    err = capsys.readouterr().err
+    assert "error[E401]: cannot use the data: cannot read `x` as a number" in err
+    assert 'data csv("d.csv", target="y")' in err  # the spec line, with carets under it
+    assert "d.csv, line 3, column `b`" in err
+    assert "could not train" in err and "Traceback" not in err
+
+
+def test_text_labels_come_back_as_names_and_standardization_is_stored(tmp_path, capsys):
+    rows = ["hours,lectures,result"] + [f"{h},{l},{'pass' if h / 40 + l / 20 > 1 else 'fail'}"
+                                       for h in range(0, 40, 3) for l in range(0, 20, 3)]
+    (tmp_path / "exam.csv").write_text("\n".join(rows) + "\n")
+    spec = tmp_path / "exam.nn"
+    spec.write_text(MOONS.replace('builtin("moons", n=400)', 'csv("exam.csv", target="result")')
+                    .replace("seed 3", "seed 3\n    standardize").replace("batch 32", "batch 8"))
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(run), "-q"]) == 0
+    from nnspec import checkpoint
+    meta = checkpoint.read_meta(run / "checkpoint.npz")
+    assert meta["classes"] == ["fail", "pass"]
+    assert len(meta["standardizer"]["mean"]) == 2
+    (tmp_path / "exam.csv").unlink()  # predict needs the run, not the training data
+    (tmp_path / "x.csv").write_text("hours,lectures\n40,20\n0,0\n")
+    capsys.readouterr()
+    assert main(["predict", str(spec), "--run", str(run), "--input", str(tmp_path / "x.csv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "y,class"
+    assert out[1].endswith(",pass") and out[2].endswith(",fail")
 
 
 def test_cli_train_eval_predict_and_refuse_other_spec(tmp_path, capsys):
@@ -134,6 +161,7 @@ def test_cli_train_eval_predict_and_refuse_other_spec(tmp_path, capsys):
                  "--output", str(tmp_path / "y.csv")]) == 0
     lines = (tmp_path / "y.csv").read_text().splitlines()
     assert lines[0] == "y,class" and len(lines) == 3
+    assert all(line.split(",")[1] in ("0", "1") for line in lines[1:])
     other = tmp_path / "other.nn"
     other.write_text(MOONS.replace("dense 16 relu\n    dense 16 relu", "dense 8 relu"))
     assert main(["eval", str(other), "--run", str(run)]) == 1
