@@ -91,21 +91,30 @@ def directives(keyword: st.SearchStrategy[str]) -> st.SearchStrategy[ir.Directiv
 @st.composite
 def models(draw: st.DrawFn) -> ir.Model:
     """A model block whose layer names and inputs are wired as the parser wires them."""
+    plan = []  # drawn first: automatic names skip every name written anywhere in the block
+    for _ in range(draw(st.integers(0, 5))):
+        comments, trail = draw(leading), draw(trailing)
+        if draw(st.booleans()):
+            plan.append(ir.Input(draw(names), tuple(draw(st.lists(values, max_size=3))),
+                                 comments=comments, trailing=trail))
+        else:
+            plan.append((draw(ops), draw(st.none() | names), draw(statement_args), comments, trail))
+    written = {p.name if isinstance(p, ir.Input) else p[1] for p in plan} - {None}
     inputs: list[ir.Input] = []
     nodes: list[ir.Node] = []
     counts: dict[str, int] = {}
     previous: str | None = None
-    for _ in range(draw(st.integers(0, 5))):
-        comments, trail = draw(leading), draw(trailing)
-        if draw(st.booleans()):
-            item = ir.Input(draw(names), tuple(draw(st.lists(values, max_size=3))), comments=comments, trailing=trail)
+    for item in plan:
+        if isinstance(item, ir.Input):
             inputs.append(item)
             previous = item.name
             continue
-        op, label = draw(ops), draw(st.none() | names)
-        counts[op] = counts.get(op, 0) + 1
-        name = label if label is not None else f"{op}_{counts[op]}"
-        nodes.append(ir.Node(name, op, (previous,) if previous is not None else (), draw(statement_args),
+        op, label, args, comments, trail = item
+        name = label or ""
+        while not name or (label is None and name in written):
+            counts[op] = counts.get(op, 0) + 1
+            name = f"{op}_{counts[op]}"
+        nodes.append(ir.Node(name, op, (previous,) if previous is not None else (), args,
                              label is not None, comments=comments, trailing=trail))
         previous = name
     return ir.Model(draw(st.none() | names), tuple(inputs), tuple(nodes), comments=draw(leading),
