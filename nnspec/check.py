@@ -7,13 +7,14 @@ The passes run in order (PASSES), each adding to one shared `_Checker`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
 from nnspec.checked import (EarlyStop, Fn, Layer, LossProgram, ModelProgram, OptimizerProgram,
-                            Program, Regularization, TrainProgram)
+                            Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes
@@ -839,6 +840,10 @@ def _symbol_kind(ptype: Any) -> str | None:
     return None
 
 
+def _overlap(a: Span | None, b: Span | None) -> bool:
+    return a is not None and b is not None and a.start < b.end and b.start < a.end
+
+
 def _refs(v: ir.Value) -> Iterable[ir.Ref]:
     """Every bare name inside a value."""
     if isinstance(v, ir.Ref):
@@ -881,8 +886,35 @@ def _first_line(source: Source | None) -> Span | None:
 
 
 def check(spec: ir.Spec, *, source: Source | None = None, memory_budget: int | None = None) -> Program:
-    """Check a parsed spec; raises NNSpecError with every error (warnings ride along)."""
-    return _Checker(spec, source, memory_budget if memory_budget is not None else physical_memory()).run()
+    """Check a parsed spec; raises NNSpecError with every error (warnings ride along).
+    A spec with sweeps is checked once per model; the Program is the first model's,
+    carrying them all in `.sweep`."""
+    from nnspec import sweep
+    budget = memory_budget if memory_budget is not None else physical_memory()
+    try:
+        found = sweep.axes(spec)
+    except sweep.SweepError as exc:
+        raise NNSpecError(exc.diagnostics, source) from None
+    if not found:
+        return _Checker(spec, source, budget).run()
+    members = sweep.expand(spec, found)
+    programs = []
+    warnings: dict[tuple, Diagnostic] = {}
+    for member in members:
+        try:
+            program = _Checker(member.spec, source, budget).run()
+        except NNSpecError as exc:
+            shown = ", ".join(f"{k}={v:g}" for k, v in member.setting.items())
+            notes = (f"in the model with {shown}",)
+            raise NNSpecError([dataclasses.replace(d, notes=d.notes + notes) if d.is_error else d
+                               for d in exc.diagnostics], source) from None
+        programs.append(program)
+        for w in program.warnings:
+            if w.code == "W001" and any(_overlap(a.span, w.primary_span) for a, _ in found):
+                continue  # a learning-rate sweep is meant to reach rates that are too large
+            warnings.setdefault((w.code, w.message, w.primary_span), w)
+    info = Sweep(tuple(a for a, _ in found), tuple(m.setting for m in members), tuple(programs))
+    return dataclasses.replace(programs[0], spec=spec, warnings=tuple(warnings.values()), sweep=info)
 
 
 def check_source(text: str, filename: str = "<string>", *, memory_budget: int | None = None

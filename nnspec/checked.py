@@ -126,3 +126,20 @@ class Program:
     train: TrainProgram | None
     source: Source | None = None
     warnings: tuple[Diagnostic, ...] = ()
+    sweep: "Sweep | None" = None  # the models to train when the spec declares sweeps
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A spec's sweep: its axes and one checked Program per combination of values."""
+    axes: tuple[Any, ...]                          # sweep.Axis
+    settings: tuple[Mapping[str, Any], ...]        # axis name -> value, one per model
+    programs: tuple[Program, ...]
+
+    def groups(self) -> list[list[int]]:
+        """Models that can share one compiled program: equal in every untraced axis."""
+        static = [a.name for a in self.axes if not a.traced]
+        out: dict[tuple, list[int]] = {}
+        for i, setting in enumerate(self.settings):
+            out.setdefault(tuple(setting[n] for n in static), []).append(i)
+        return list(out.values())

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -71,7 +70,8 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 
 def load(path: Path, templates: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Restore each named pytree into the structure of its template; returns (trees, meta)."""
+    """Restore each named pytree into the structure of its template (arrays, or just
+    shapes and dtypes such as `jax.eval_shape` gives); returns (trees, meta)."""
     import jax
     arrays, meta = _open(path)
     out = {}
@@ -84,11 +84,12 @@ def load(path: Path, templates: Mapping[str, Any]) -> tuple[dict[str, Any], dict
         restored = []
         for i, leaf in enumerate(leaves):
             arr = arrays[f"{name}/{i:06d}"]
-            want = np.shape(leaf)
+            want = tuple(leaf.shape) if hasattr(leaf, "shape") else np.shape(leaf)
             if arr.shape != want:
                 raise CheckpointError(f"`{path}`: array {name}/{i} has shape {arr.shape}, the spec needs {want}",
                                       "it was written for a different model")
-            restored.append(jax.numpy.asarray(arr, dtype=np.asarray(leaf).dtype))
+            dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+            restored.append(jax.numpy.asarray(arr, dtype=dtype))
         out[name] = jax.tree_util.tree_unflatten(treedef, restored)
     return out, meta
 
@@ -100,12 +101,18 @@ def _open(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    except Exception as exc:  # a damaged zip fails in many ways (BadZipFile, NotImplementedError, ...)
         raise CheckpointError(f"`{path}` is corrupt or truncated ({type(exc).__name__}: {exc})", bad) from None
     try:
         meta = json.loads(arrays.pop("__meta__").tobytes().decode())
     except (KeyError, ValueError, UnicodeDecodeError):
         raise CheckpointError(f"`{path}` is not an nnspec checkpoint (no readable metadata)", bad) from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CheckpointError(f"`{path}` is not an nnspec checkpoint of version {VERSION}", bad)
+    # Every array the table of contents lists, and no other: a damaged zip directory can
+    # rename a member without failing its CRC.
+    trees = meta.get("trees")
+    if (not isinstance(trees, dict) or not all(isinstance(c, int) for c in trees.values())
+            or set(arrays) != {f"{n}/{i:06d}" for n, c in trees.items() for i in range(c)}):
+        raise CheckpointError(f"`{path}` is corrupt: its arrays do not match its table of contents", bad)
     return arrays, meta

@@ -103,7 +103,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             _report(diags, src, args.format)
             if program is not None and not args.quiet:
-                print(f"ok: `{path}` ({program.model.n_params:,} parameters)")
+                sweep = f", a sweep of {len(program.sweep.programs)} models" if program.sweep else ""
+                print(f"ok: `{path}` ({program.model.n_params:,} parameters{sweep})")
     if args.format == "json":
         print(json.dumps(everything, indent=2))
     return status
@@ -159,6 +160,10 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and rename: never half-written."""
+    shown = path
+    path = Path(os.path.realpath(path))  # through a symlink, not over it
+    if path.is_dir():
+        raise UsageError(f"cannot write `{shown}`: it is a directory")
     try:
         mode = path.stat().st_mode & 0o777
     except OSError:
@@ -166,7 +171,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise UsageError(f"cannot write `{path}`: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write `{shown}`: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -174,9 +179,11 @@ def write_atomic(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write `{shown}`: {exc.strerror or exc}") from None
         raise
 
 
@@ -245,6 +252,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         spec_path = args.spec
         out = Path(args.out) if args.out else Path("runs") / Path(spec_path).stem
         resume = False
+        _check_run_folder(out)
     program = _program_or_exit(spec_path)
     if program is None:
         return EXIT_SPEC
@@ -253,6 +261,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     if args.seed is not None:
         program = _with_seed(program, args.seed)
+    if program.sweep is not None:
+        return _train_sweep(program, args, out, spec_path)
+    if args.plot:
+        raise UsageError("`--plot` draws a sweep's learning-rate curve; this spec has no sweep")
     try:
         result = fit(program, epochs=args.epochs, out=out, resume=resume, checkpoint_every=args.checkpoint_every,
                      progress=_print_progress(args.quiet), base_dir=Path(spec_path).resolve().parent
@@ -264,6 +276,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: the last finished epoch is saved; continue with `nnspec train --resume {out}`",
               file=sys.stderr)
         return 130
+    except OSError as exc:  # the run folder could not be written (disk full, a file in the way, ...)
+        raise UsageError(f"cannot write `{exc.filename or out}`: {exc.strerror or exc}") from None
     last = result.history[-1] if result.history else {}
     rows = [("epochs run", f"{result.epochs_run}" + (" (stopped early)" if result.stopped_early else ""))]
     if result.best_epoch:
@@ -272,6 +286,51 @@ def cmd_train(args: argparse.Namespace) -> int:
     rows.append(("run folder", str(out)))
     sys.stdout.write("training finished\n" + _table(rows))
     return EXIT_OK
+
+
+def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str) -> int:
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.sweep_fit import fit_sweep, plot_lr_curve
+    if args.resume:
+        raise UsageError("sweeps cannot be resumed yet; train again")
+    quiet = args.quiet
+    every = max(1, (args.epochs or program.train.epochs) // 20)
+    count = [0]
+
+    def show(line: str) -> None:
+        count[0] += 1
+        if not quiet and (count[0] % every == 0 or count[0] == 1):
+            print(line, file=sys.stderr)
+    try:
+        result = fit_sweep(program, epochs=args.epochs, out=out, progress=show,
+                           base_dir=Path(spec_path).resolve().parent)
+    except NNSpecError as exc:
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    sys.stdout.write(f"sweep of {len(result.members)} models, ranked by {result.monitor}\n" + result.table())
+    best = result.best
+    sys.stdout.write(f"best: {', '.join(f'{k}={v:g}' for k, v in best.setting.items())}; "
+                     f"its spec is `{out / 'best.nn'}`, its weights the run's checkpoint\n")
+    if args.plot:
+        try:
+            plot_lr_curve(result, Path(args.plot))
+        except (RuntimeError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        print(f"wrote the learning-rate curve to `{args.plot}`", file=sys.stderr)
+    return EXIT_OK
+
+
+def _check_run_folder(out: Path) -> None:
+    """Refuse a run folder that cannot be created, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"cannot use `{out}` as the run folder: it is a file")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"cannot create the run folder `{out}`: `{parent}` is a file")
+            break
 
 
 def _with_seed(program, seed: int):
@@ -289,16 +348,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if program.train is None:
         raise UsageError(f"`{args.spec}` has no `train` block: there is no data to evaluate on")
     try:
-        model, params, std, _ = load_trained(program, Path(args.run))
+        model, params, std, meta = load_trained(program, Path(args.run))
+        program = model.program
         splits = prepare(program, standardizer=std)
     except NNSpecError as exc:
+        exc.action = "evaluate"
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
     ds, name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
     if ds is None:
         ds, name = splits.train, "training"
         print("note: the spec holds out no test or validation data; reporting the training split", file=sys.stderr)
-    metrics = evaluate(model, params, ds, program)
+    ensemble = bool(meta.get("ensemble"))
+    metrics = evaluate(model, params, ds, program, ensemble=ensemble)
+    if ensemble:
+        print(f"note: the mean prediction of an ensemble of {meta['ensemble']} models", file=sys.stderr)
     sys.stdout.write(f"{name} split ({len(ds)} examples)\n" + _table([(k, f"{v:.4f}") for k, v in metrics.items()]))
     return EXIT_OK
 
@@ -315,6 +379,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         model, params, std, meta = load_trained(program, Path(args.run))
     except NNSpecError as exc:
+        exc.action = "predict with"
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
     classes = meta.get("classes")
@@ -323,7 +388,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         x = std.apply(x)
     import jax.numpy as jnp
     from nnspec import nn
-    pred = np.asarray(model.apply(params, jnp.asarray(x)))
+    from nnspec.fit import predict
+    pred = np.asarray(predict(model, params, jnp.asarray(x), ensemble=bool(meta.get("ensemble"))))
     loss = program.loss
     if loss is not None:
         pred = np.asarray(nn.probabilities(jnp.asarray(pred), loss.name, bool(loss.params.get("from_logits", False))))
@@ -424,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, metavar="S", help="override the spec's seed")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/SPEC-NAME)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    p.add_argument("--plot", metavar="PNG", help="for a sweep: plot the best loss against the learning rate")
     p.add_argument("--checkpoint-every", type=float, default=2.0, metavar="SECONDS",
                    help="save a checkpoint at most this often (0: every epoch); always at the end and on Ctrl-C")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")

@@ -171,6 +171,15 @@ copies) would not fit in this machine's memory. The message gives the estimate."
     "E311": ("data does not fit the model", """
 A built-in dataset whose examples do not match the input's shape, whose task does not
 match the loss, or whose number of classes does not match the output units."""),
+    "E312": ("malformed sweep", """
+`sweep(V1, V2, ...)` lists distinct numbers to try; `sweep_log(LOW, HIGH, n=K)` and
+`sweep_uniform(LOW, HIGH, n=K)` draw K values from a non-empty range (positive, for
+`sweep_log`).
+
+    optimizer sgd lr=sweep_log(0, 0.1, n=16)      # log scale: LOW must be > 0"""),
+    "E313": ("sweep in the wrong place", """
+A sweep stands where a number is used, not in a `let` constant; and a spec's sweeps
+together may describe at most 4,096 models."""),
     "E401": ("data cannot be used", """
 Training could not read or split the data the `data` line names: a missing file, a
 bad cell, a missing column, too few examples for the split. The note gives the file,

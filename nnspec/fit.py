@@ -126,8 +126,14 @@ def _labels(program: Program, y: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------ programs
 
 def epoch_program(model: Model, n: int, batch: int | None) -> Callable:
-    """(state, x, y, base key, epoch, hparams) -> (state, metric sums, per-step losses),
-    compiled once; the epoch's key is folded in on the device.
+    """The epoch function below, compiled once.
+    No buffer donation: the last good state must survive an epoch that diverges."""
+    return jax.jit(epoch_fn(model, n, batch))
+
+
+def epoch_fn(model: Model, n: int, batch: int | None) -> Callable:
+    """(state, x, y, base key, epoch, hparams) -> (state, metric sums, per-step losses);
+    the epoch's key is folded in on the device. Pure: sweeps vmap it.
 
     Every example is used once per epoch: the last, partial batch is padded with
     repeated examples whose weight is 0, so all batches have one static shape."""
@@ -152,16 +158,19 @@ def epoch_program(model: Model, n: int, batch: int | None) -> Callable:
         per_step = sums["loss"] / jnp.sum(weights, axis=1)
         return state, {k: jnp.sum(v) / n for k, v in sums.items()}, per_step
 
-    # No buffer donation: the last good state must survive an epoch that diverges.
-    return jax.jit(run)
+    return run
 
 
 def eval_program(model: Model) -> Callable:
     """(params, x, y, hparams) -> mean of the loss and every metric, compiled once per shape."""
+    return jax.jit(eval_fn(model))
+
+
+def eval_fn(model: Model) -> Callable:
     def run(params, x, y, hparams):
         pred = model.apply(params, x, train=False, hparams=hparams)
         return {k: jnp.mean(v) for k, v in model.metrics(pred, y).items()}
-    return jax.jit(run)
+    return run
 
 
 # ------------------------------------------------------------------------------ the loop
@@ -376,28 +385,49 @@ def _restore(program: Program, model: Model, path: Path, template: TrainState):
 
 
 def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardizer | None, dict]:
-    """The final parameters of a finished run, refusing a run of a different model."""
+    """The final parameters of a finished run, refusing a run of a different model.
+    For a sweep, the best model's; for an ensemble (a sweep over `seed` only), every
+    member's, stacked on a leading axis (`meta["ensemble"]` members)."""
     path = run_dir / "checkpoint.npz"
-    model = lower(program)
     try:
         meta = checkpoint.read_meta(path)
+        if program.sweep is not None and meta.get("best_setting") is not None:
+            settings = [dict(s) for s in program.sweep.settings]
+            if meta["best_setting"] in settings:
+                program = program.sweep.programs[settings.index(meta["best_setting"])]
+        model = lower(program)
         if meta.get("model_fingerprint") != _model_fingerprint(program):
             raise checkpoint.CheckpointError(f"`{path}` was written for a different model",
                                              f"use the spec it was trained with: `{run_dir / 'spec.nn'}`")
         if "final_params" not in meta["trees"]:
             raise checkpoint.CheckpointError(f"the run in `{run_dir}` did not finish",
                                              f"resume it with `nnspec train --resume {run_dir}`")
-        params = model.init(jax.random.key(0))
-        trees, meta = checkpoint.load(path, {"final_params": params})
+        params = jax.eval_shape(model.init, jax.random.key(0))
+        templates: dict[str, Any] = {"final_params": params}
+        if meta.get("ensemble"):
+            k = meta["ensemble"]
+            templates = {"members": jax.tree_util.tree_map(lambda a: np.zeros((k, *a.shape), a.dtype), params)}
+        trees, meta = checkpoint.load(path, templates)
     except checkpoint.CheckpointError as exc:
         raise fail("E405", exc.message, program, None, help=exc.help) from None
     std = Standardizer.from_dict(meta["standardizer"]) if meta.get("standardizer") else None
-    return model, trees["final_params"], std, meta
+    return model, trees.get("members", trees.get("final_params")), std, meta
 
 
-def evaluate(model: Model, params, ds: Dataset, program: Program) -> dict[str, float]:
-    ev = eval_program(model)
-    out = ev(params, jnp.asarray(ds.x), jnp.asarray(_labels(program, ds.y)), model.hparams())
+def predict(model: Model, params, x: jax.Array, *, ensemble: bool = False) -> jax.Array:
+    """The model's outputs; an ensemble's are the mean of its members'."""
+    if ensemble:
+        return jnp.mean(jax.vmap(lambda p: model.apply(p, x))(params), axis=0)
+    return model.apply(params, x)
+
+
+def evaluate(model: Model, params, ds: Dataset, program: Program, *, ensemble: bool = False) -> dict[str, float]:
+    """Mean loss and metrics on `ds` (of the averaged outputs, for an ensemble)."""
+    y = jnp.asarray(_labels(program, ds.y))
+    if ensemble:
+        pred = predict(model, params, jnp.asarray(ds.x), ensemble=True)
+        return {k: float(jnp.mean(v)) for k, v in model.metrics(pred, y).items()}
+    out = eval_program(model)(params, jnp.asarray(ds.x), y, model.hparams())
     return {k: float(v) for k, v in out.items()}
 
 

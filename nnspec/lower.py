@@ -36,23 +36,59 @@ class TrainState(NamedTuple):
 
 # ------------------------------------------------------------------------------- optimizer
 
-def schedule(lr: float | Fn, warmup: int) -> float | Callable[[jax.Array], jax.Array]:
-    """The learning rate as optax sees it: a number or a schedule, with linear warm-up."""
-    if isinstance(lr, Fn):
-        p = lr.params
-        base: Any = {
-            "constant": lambda: optax.constant_schedule(p.get("value")),
-            "step_decay": lambda: optax.exponential_decay(p["initial"], p["every"], p["factor"], staircase=True),
-            "exponential_decay": lambda: optax.exponential_decay(p["initial"], p["every"], p["rate"]),
-            "cosine_decay": lambda: optax.cosine_decay_schedule(p["initial"], p["steps"], alpha=p["final"]),
-        }[lr.name]()
-        peak = base(0)
-    else:
-        base, peak = lr, lr
+# Schedule constants that may vary between the models of a sweep (traced); the others
+# (`every`, `steps`, `factor`, `rate`, `warmup`) shape optax's schedule code and stay static.
+TRACED_SCHEDULE_PARAMS = ("initial", "value", "final")
+
+
+def _lr_at(count: jax.Array, lr: float | Fn, traced: Mapping[str, jax.Array], warmup: int) -> jax.Array:
+    """The learning rate at step `count`: optax's schedules, fed the traced constants."""
+    p = lr.params if isinstance(lr, Fn) else {}
+    name = lr.name if isinstance(lr, Fn) else "constant"
+    base: Callable[[jax.Array], jax.Array] = {
+        "constant": lambda: optax.constant_schedule(traced["value"]),
+        "step_decay": lambda: optax.exponential_decay(traced["initial"], p["every"], p["factor"], staircase=True),
+        "exponential_decay": lambda: optax.exponential_decay(traced["initial"], p["every"], p["rate"]),
+        "cosine_decay": lambda: optax.cosine_decay_schedule(traced["initial"], p["steps"], alpha=traced["final"]),
+    }[name]()
     if warmup <= 0:
-        return base
-    after = base if callable(base) else optax.constant_schedule(base)
-    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), after], [warmup])
+        return base(count)
+    return optax.join_schedules([optax.linear_schedule(0.0, base(0), warmup), base], [warmup])(count)
+
+
+def schedule_hparams(opt: OptimizerProgram) -> dict[str, float]:
+    """The traced constants of the optimizer's learning-rate schedule (empty without one)."""
+    lr, warmup = opt.params["lr"], opt.params["warmup"]
+    if isinstance(lr, Fn):
+        return {k: float(v) for k, v in lr.params.items() if k in TRACED_SCHEDULE_PARAMS}
+    return {"value": float(lr)} if warmup > 0 else {}
+
+
+class ScheduleState(NamedTuple):
+    count: jax.Array
+    schedule: dict[str, jax.Array]  # the schedule's traced constants
+    inner: Any                      # optax.inject_hyperparams' state
+
+    @property
+    def hyperparams(self) -> dict[str, jax.Array]:
+        return self.inner.hyperparams
+
+
+def _scheduled(inner: optax.GradientTransformation, lr: float | Fn, warmup: int,
+               constants: Mapping[str, float]) -> optax.GradientTransformation:
+    """Sets the injected learning rate from a schedule whose constants live in the state,
+    so models of one sweep may follow different schedules in one program."""
+    def init(params):
+        return ScheduleState(jnp.zeros([], jnp.int32),
+                             {k: jnp.asarray(v, jnp.float32) for k, v in constants.items()}, inner.init(params))
+
+    def update(updates, state, params=None):
+        rate = _lr_at(state.count, lr, state.schedule, warmup)
+        hyper = {**state.inner.hyperparams, "learning_rate": jnp.asarray(rate, jnp.float32)}
+        updates, inner_state = inner.update(updates, state.inner._replace(hyperparams=hyper), params)
+        return updates, ScheduleState(optax.safe_increment(state.count), state.schedule, inner_state)
+
+    return optax.GradientTransformation(init, update)
 
 
 _BASE: dict[str, Callable[..., optax.GradientTransformation]] = {
@@ -72,11 +108,29 @@ _STATIC_OPT = ("centered",)
 _COMMON = ("lr", "clip_norm", "clip_value", "warmup")
 
 
-def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization()) -> optax.GradientTransformation:
-    """The optimizer as one optax composition, every number a traced hyperparameter."""
+def optimizer_hparams(opt: OptimizerProgram, reg: Regularization = Regularization(), *,
+                      with_decay: bool = False) -> dict[str, Any]:
+    """The numbers `optimizer` injects (the learning rate at step 0 for a schedule)."""
+    p = opt.params
+    lr = p["lr"]
+    start = float(lr) if not isinstance(lr, Fn) else float(lr.params.get("initial", lr.params.get("value", 0.0)))
+    out: dict[str, Any] = {"learning_rate": 0.0 if p["warmup"] > 0 else start}
+    if p["clip_norm"] is not None:
+        out["clip_norm"] = p["clip_norm"]
+    if p["clip_value"] is not None:
+        out["clip_value"] = p["clip_value"]
+    if reg.weight_decay > 0 or with_decay:
+        out["decoupled_decay"] = reg.weight_decay
+    out.update({k: v for k, v in p.items() if k not in _COMMON})
+    return out
+
+
+def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization(), *,
+              with_decay: bool = False) -> optax.GradientTransformation:
+    """The optimizer as one optax composition, every number a traced hyperparameter.
+    `with_decay` keeps a (possibly zero) decoupled decay, so a sweep's models share one structure."""
     p = opt.params
     base_args = {k: v for k, v in p.items() if k not in _COMMON}
-    clip_norm, clip_value, wd = p["clip_norm"], p["clip_value"], reg.weight_decay
 
     def factory(learning_rate, clip_norm=None, clip_value=None, decoupled_decay=None, **kw):
         parts = []
@@ -90,21 +144,17 @@ def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization()) -> 
             parts.append(optax.add_decayed_weights(-learning_rate * decoupled_decay, mask=_decay_mask(reg)))
         return optax.chain(*parts)
 
-    extra = {}
-    if clip_norm is not None:
-        extra["clip_norm"] = clip_norm
-    if clip_value is not None:
-        extra["clip_value"] = clip_value
-    if wd > 0:
-        extra["decoupled_decay"] = wd
+    hps = optimizer_hparams(opt, reg, with_decay=with_decay)
     # inject_hyperparams binds hyperparameters by the factory's signature, so spell it out
-    names = ["learning_rate", *extra, *base_args]
+    names = list(hps)
     factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY if i else inspect.Parameter.POSITIONAL_OR_KEYWORD)
          for i, n in enumerate(names)])
     static = tuple(k for k in _STATIC_OPT if k in base_args)
-    return optax.inject_hyperparams(factory, static_args=static)(
-        learning_rate=schedule(p["lr"], p["warmup"]), **extra, **base_args)
+    inner = optax.inject_hyperparams(factory, static_args=static)(**hps)
+    if isinstance(p["lr"], Fn) or p["warmup"] > 0:
+        return _scheduled(inner, p["lr"], p["warmup"], schedule_hparams(opt))
+    return inner
 
 
 def _decay_mask(reg: Regularization) -> Callable[[Params], Any]:
@@ -117,12 +167,13 @@ def _decay_mask(reg: Regularization) -> Callable[[Params], Any]:
 class Model:
     """A checked program as pure functions. The object itself holds no arrays."""
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, *, with_decay: bool = False) -> None:
         self.program = program
         self.layers = tuple(nn.LAYERS[layer.op](layer) for layer in program.model.layers)
         loss = program.loss
         self._loss = nn.loss_fn(loss.name, loss.params) if loss is not None else None
-        self.optimizer = optimizer(program.optimizer, program.regularization) if program.optimizer else None
+        self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay)
+                          if program.optimizer else None)
         metrics = program.train.metrics if program.train else ()
         self.metric_names = tuple(metrics)
         self._metrics = {m: nn.metric_fn(m, loss.name, loss.params) for m in metrics} if loss else {}
@@ -216,6 +267,21 @@ class Model:
         w = jnp.ones(x.shape[0]) if weights is None else weights
         sums = {k: jnp.sum(v * w) for k, v in self.metrics(jax.lax.stop_gradient(pred), y).items()}
         return TrainState(params, opt_state), sums
+
+
+def with_hparams(opt_state: Any, opt: OptimizerProgram, reg: Regularization) -> Any:
+    """`opt_state` (from `optimizer(...).init`) carrying another setting's numbers: how the
+    models of a sweep get their own learning rate, momentum, ... in one shared structure."""
+    numbers = optimizer_hparams(opt, reg, with_decay=True)
+
+    def inject(state):
+        hyper = {k: jnp.asarray(numbers[k], v.dtype) for k, v in state.hyperparams.items()}
+        return state._replace(hyperparams=hyper)
+    if isinstance(opt_state, ScheduleState):
+        consts = schedule_hparams(opt)
+        return opt_state._replace(schedule={k: jnp.asarray(consts[k], jnp.float32) for k in opt_state.schedule},
+                                  inner=inject(opt_state.inner))
+    return inject(opt_state)
 
 
 def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:

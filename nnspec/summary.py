@@ -31,6 +31,10 @@ def summary(program: Program) -> str:
         out.append(f"Optimizer: {program.optimizer.name}")
     if program.loss is not None:
         out.append(f"Loss: {program.loss.name}")
+    if program.sweep is not None:
+        axes = ", ".join(f"{a.name} ({len(a.values)} values{'' if a.traced else ', own program'})"
+                         for a in program.sweep.axes)
+        out.append(f"Sweep: {len(program.sweep.programs)} models over {axes}; the table shows the first")
     return "\n".join(out) + "\n"
 
 

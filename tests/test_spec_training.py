@@ -28,7 +28,37 @@ def best(result, key: str) -> float:
 
 def test_every_trainable_spec_is_listed_below():
     trainable = {p.name for p in SPECS.glob("*.nn") if program(p.name).train is not None}
-    assert trainable == set(EXPECTED), "add a row to EXPECTED for each new spec"
+    assert trainable == set(EXPECTED) | set(SWEEPS), "add a row to EXPECTED (or a test of SWEEPS) for each new spec"
+
+
+SWEEPS = ("lr_sweep.nn", "ensemble.nn")
+
+
+@pytest.mark.slow
+def test_lr_sweep_finds_a_good_rate_between_too_small_and_too_large():
+    from nnspec.sweep_fit import fit_sweep
+    result = fit_sweep(program("lr_sweep.nn"))
+    assert len(result.members) == 16
+    by_lr = sorted(result.members, key=lambda m: m.setting["lr"])
+    best = result.best
+    assert best.history[-1]["val_accuracy"] >= 0.93
+    assert by_lr[0].best_value > best.best_value * 2  # far too small: still far from done
+    assert by_lr[0].setting["lr"] < best.setting["lr"] < by_lr[-1].setting["lr"]
+
+
+@pytest.mark.slow
+def test_ensemble_is_at_least_as_good_as_its_average_member():
+    from nnspec.fit import evaluate
+    from nnspec.sweep_fit import fit_sweep
+    result = fit_sweep(program("ensemble.nn"))
+    test = result.splits.test
+    import jax
+    stacked = jax.tree_util.tree_map(lambda *xs: jax.numpy.stack(xs), *[m.params for m in result.members])
+    model = nnspec.compile(result.members[0].program)
+    together = evaluate(model, stacked, test, result.program, ensemble=True)["accuracy"]
+    alone = [evaluate(model, m.params, test, result.program)["accuracy"] for m in result.members]
+    assert together >= 0.85
+    assert together >= sum(alone) / len(alone) - 1e-9
 
 
 # spec -> (what to measure, check): each a claim the spec's comments make.

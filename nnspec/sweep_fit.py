@@ -1,0 +1,297 @@
+"""fit_sweep(program) -> SweepResult: every model of a sweep trained at once.
+
+Models whose settings differ only in traced numbers (learning rate, momentum, drop
+probability, penalties, schedule constants, seed) share ONE compiled epoch program: the
+epoch function of fit.py, `jax.vmap`ped over their stacked parameters, optimizer states,
+hyperparameters and keys, so N models cost one compilation and one pass over the data
+per epoch. Axes that change the program (units, batch size, ...) give one such group per
+value, trained one after the other. A group larger than the memory budget is split into
+chunks. Early stopping and divergence are per model: a stopped or diverged model keeps
+its last good parameters while the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nnspec import checkpoint, ir
+from nnspec.check import physical_memory
+from nnspec.checked import Program
+from nnspec.fit import (Splits, _Stopper, _labels, _model_fingerprint, epoch_fn, eval_fn, fail, keys_for,
+                        prepare)
+from nnspec.lower import Model, TrainState, with_hparams
+from nnspec.optim import OPTIMIZERS
+
+
+@dataclass
+class MemberResult:
+    setting: dict[str, Any]
+    program: Program
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float = math.nan
+    diverged: tuple[int, int] | None = None  # (epoch, step)
+    stopped_early: bool = False
+    params: Any = None
+
+
+@dataclass
+class SweepResult:
+    program: Program
+    members: list[MemberResult]
+    monitor: str
+    mode: str
+    notes: list[str]
+    run_dir: Path | None = None
+    splits: Splits | None = None
+
+    def ranking(self) -> list[int]:
+        """Member indices, best first; diverged models last."""
+        def key(i: int) -> tuple:
+            m = self.members[i]
+            bad = m.diverged is not None or not math.isfinite(m.best_value)
+            value = m.best_value if self.mode == "min" else -m.best_value
+            return (bad, value if not bad else 0.0, i)
+        return sorted(range(len(self.members)), key=key)
+
+    @property
+    def best(self) -> MemberResult:
+        return self.members[self.ranking()[0]]
+
+    def table(self) -> str:
+        """The ranked table: setting, best monitored value, epoch reached, diverged or not."""
+        axes = list(self.members[0].setting)
+        head = ["rank", *axes, f"best {self.monitor}", "best epoch", "epochs", "status"]
+        rows = []
+        for rank, i in enumerate(self.ranking(), start=1):
+            m = self.members[i]
+            status = (f"diverged (epoch {m.diverged[0]}, step {m.diverged[1]})" if m.diverged
+                      else "stopped early" if m.stopped_early else "ok")
+            rows.append([str(rank), *(f"{m.setting[a]:g}" for a in axes),
+                         f"{m.best_value:.4f}" if math.isfinite(m.best_value) else "—",
+                         str(m.best_epoch or "—"), str(len(m.history)), status])
+        widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
+        line = lambda r: "  ".join(v.rjust(w) if k < len(head) - 1 else v for k, (v, w) in enumerate(zip(r, widths)))
+        return "\n".join([line(head), *(line(r) for r in rows)]) + "\n"
+
+
+def _stack(trees: list[Any]) -> Any:
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def _member_bytes(program: Program, batch: int) -> int:
+    """Rough bytes one model needs in a vmapped epoch: parameters, gradients, optimizer
+    slots, and a batch of activations kept for the backward pass (float32)."""
+    slots = OPTIMIZERS.get(program.optimizer.name).attrs["slots"] if program.optimizer else 0  # type: ignore[union-attr]
+    acts = sum(math.prod(layer.out_shape) for layer in program.model.layers)
+    return 4 * (program.model.n_params * (3 + slots) + batch * acts * 3)
+
+
+def _select(mask: jax.Array, new: Any, old: Any) -> Any:
+    def pick(n, o):
+        m = mask.reshape(mask.shape + (1,) * (n.ndim - 1))
+        return jnp.where(m, n, o)
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None = None,
+              progress: Callable[[str], None] | None = None, base_dir: Path | None = None,
+              chunk: int | None = None) -> SweepResult:
+    """Train every model of `program.sweep`; returns per-model histories and the ranking."""
+    sweep = program.sweep
+    assert sweep is not None, "not a sweep"
+    t = program.train
+    if t is None or program.loss is None or program.optimizer is None:
+        raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
+                   program, None, help="add the missing sections")
+    # The data (its generation and split) comes from the first model's seed, so all see the same examples.
+    splits = prepare(sweep.programs[0], base_dir)
+    es = t.early_stop
+    monitor = es.monitor if es else ("val_loss" if splits.val is not None else "loss")
+    mode = es.mode if es else "min"
+    members = [MemberResult(dict(s), p) for s, p in zip(sweep.settings, sweep.programs)]
+    notes = []
+    groups = sweep.groups()
+    if len(groups) > 1:
+        static = [a.name for a in sweep.axes if not a.traced]
+        notes.append(f"{', '.join(f'`{n}`' for n in static)} change the compiled program: "
+                     f"{len(groups)} programs, trained one after another")
+    budget = (physical_memory() or 8 << 30) // 4
+    for g, group in enumerate(groups):
+        first = sweep.programs[group[0]]
+        per = _member_bytes(first, first.train.batch or len(splits.train))  # type: ignore[union-attr]
+        size = chunk or max(1, min(len(group), budget // max(per, 1)))
+        if size < len(group) and chunk is None:
+            notes.append(f"{len(group)} models do not fit in memory at once: trained in chunks of {size}")
+        for start in range(0, len(group), size):
+            part = group[start:start + size]
+            _train_group([members[i] for i in part], first, splits, epochs or t.epochs, monitor, mode,
+                         progress, label=f"program {g + 1}/{len(groups)}, " if len(groups) > 1 else "")
+    result = SweepResult(program, members, monitor, mode, notes, out, splits)
+    if out is not None:
+        _write_run(out, result)
+    return result
+
+
+def _train_group(members: list[MemberResult], first: Program, splits: Splits, epochs: int, monitor: str,
+                 mode: str, progress, label: str) -> None:
+    t = first.train
+    assert t is not None
+    with_decay = any(m.program.regularization.weight_decay > 0 for m in members)
+    model = Model(first, with_decay=with_decay)
+    m_count = len(members)
+    keys = [keys_for(m.program.train.seed) for m in members]  # type: ignore[union-attr]
+    init_keys = jnp.stack([k[0] for k in keys])
+    epoch_keys = jnp.stack([k[1] for k in keys])
+    params = jax.jit(jax.vmap(model.init))(init_keys)
+    template = jax.jit(model.optimizer.init)(jax.tree_util.tree_map(lambda a: a[0], params))  # type: ignore[union-attr]
+    opt_states = _stack([with_hparams(template, m.program.optimizer, m.program.regularization) for m in members])
+    hps = _stack([Model(m.program).hparams() for m in members])
+    state = TrainState(params, opt_states)
+
+    x, y = jnp.asarray(splits.train.x), jnp.asarray(_labels(first, splits.train.y))
+    val = None
+    if splits.val is not None:
+        val = (jnp.asarray(splits.val.x), jnp.asarray(_labels(first, splits.val.y)))
+    run = jax.jit(jax.vmap(epoch_fn(model, len(splits.train), t.batch), in_axes=(0, None, None, 0, None, 0)))
+    evaluate = jax.jit(jax.vmap(eval_fn(model), in_axes=(0, None, None, 0)))
+    select = jax.jit(_select)
+    es = t.early_stop
+    stoppers = [_Stopper(monitor, mode, es.patience if es else 10 ** 9, es.min_delta if es else 0.0)
+                for _ in members]
+    best_params = params if es is not None and es.restore_best else None
+    active = np.ones(m_count, bool)
+    started = time.perf_counter()
+    for epoch in range(epochs):
+        if not active.any():
+            break
+        new, sums, per_step = run(state, x, y, epoch_keys, np.int32(epoch), hps)
+        losses = np.asarray(sums["loss"])
+        finite = np.isfinite(losses)
+        for i in np.flatnonzero(active & ~finite):
+            steps = np.asarray(per_step[i])
+            bad = np.flatnonzero(~np.isfinite(steps))
+            members[i].diverged = (epoch + 1, int(bad[0]) + 1 if bad.size else 1)
+        keep = active & finite
+        state = select(jnp.asarray(keep), new, state)
+        vals = {k: np.asarray(v) for k, v in evaluate(state.params, *val, hps).items()} if val is not None else {}
+        improved = np.zeros(m_count, bool)
+        for i in np.flatnonzero(keep):
+            row = {"epoch": epoch + 1, **{k: float(v[i]) for k, v in sums.items()},
+                   **{f"val_{k}": float(v[i]) for k, v in vals.items()}}
+            members[i].history.append(row)
+            value = row.get(monitor)
+            if value is not None and math.isfinite(value):
+                better, stop = stoppers[i].update(value, epoch + 1)
+                improved[i] = better
+                if stop and es is not None:
+                    members[i].stopped_early = True
+                    keep[i] = False
+        if best_params is not None:
+            best_params = select(jnp.asarray(improved), state.params, best_params)
+        active = keep
+        if progress is not None:
+            done = [m for m in members if m.history]
+            lead = min(done, key=lambda m: _best_of(m, monitor, mode)) if done else None
+            stopped = sum(m.stopped_early for m in members)
+            diverged = sum(m.diverged is not None for m in members)
+            best = (f"  best {monitor} {_best_of(lead, monitor, mode) * (1 if mode == 'min' else -1):.4f} "
+                    f"({', '.join(f'{k}={v:g}' for k, v in lead.setting.items())})" if lead else "")
+            progress(f"{label}epoch {epoch + 1}/{epochs}  {m_count} models ({stopped} stopped, {diverged} diverged)"
+                     f"{best}  [{time.perf_counter() - started:.1f}s]")
+    final = best_params if best_params is not None else state.params
+    for i, m in enumerate(members):
+        m.best_epoch = stoppers[i].best_epoch or None
+        m.best_value = stoppers[i].best
+        m.params = jax.tree_util.tree_map(lambda a: a[i], final)
+
+
+def _best_of(m: MemberResult, monitor: str, mode: str) -> float:
+    values = [r[monitor] for r in m.history if monitor in r and math.isfinite(r[monitor])]
+    if not values:
+        return math.inf
+    return min(values) if mode == "min" else -max(values)
+
+
+# ----------------------------------------------------------------------------- run files
+
+def _write_run(out: Path, result: SweepResult) -> None:
+    """The ranked table, every model's history, and the best model as the run's result."""
+    from nnspec.format import format_spec
+    out.mkdir(parents=True, exist_ok=True)
+    best = result.best
+    checkpoint.write_bytes_atomic(out / "spec.nn", format_spec(result.program.spec).encode())
+    checkpoint.write_bytes_atomic(out / "best.nn", format_spec(best.program.spec).encode())
+    checkpoint.write_bytes_atomic(out / "sweep.txt", result.table().encode())
+    lines = [json.dumps({"setting": m.setting, "best_epoch": m.best_epoch, "best_value": m.best_value,
+                         "diverged": m.diverged, "stopped_early": m.stopped_early, "history": m.history})
+             for m in result.members]
+    checkpoint.write_bytes_atomic(out / "sweep.jsonl", ("\n".join(lines) + "\n").encode())
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    axes = list(best.setting)
+    w.writerow(["rank", *axes, f"best_{result.monitor}", "best_epoch", "epochs", "diverged"])
+    for rank, i in enumerate(result.ranking(), start=1):
+        m = result.members[i]
+        w.writerow([rank, *(m.setting[a] for a in axes), m.best_value, m.best_epoch, len(m.history),
+                    m.diverged is not None])
+    checkpoint.write_bytes_atomic(out / "sweep.csv", buf.getvalue().encode())
+    splits = result.splits
+    assert splits is not None
+    trees: dict[str, Any] = {"final_params": best.params}
+    ensemble = [a.name for a in result.program.sweep.axes] == ["seed"]  # type: ignore[union-attr]
+    if ensemble:
+        trees["members"] = _stack([m.params for m in result.members])
+    meta = {"model_fingerprint": _model_fingerprint(best.program), "epoch": len(best.history),
+            "seed": best.program.train.seed, "history": best.history, "sweep": True,  # type: ignore[union-attr]
+            "best_setting": best.setting, "ensemble": len(result.members) if ensemble else 0,
+            "standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
+            "classes": list(splits.train.classes) if splits.train.classes is not None else None,
+            "spec_fingerprint": ir.fingerprint(result.program.spec)}
+    checkpoint.save(out / "checkpoint.npz", trees, meta)
+
+
+def plot_lr_curve(result: SweepResult, path: Path) -> None:
+    """Final (best) monitored value against learning rate, log scale, as a PNG."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("plotting needs matplotlib: pip install 'nnspec[plot]'") from None
+    lr_axes = [a for a in result.program.sweep.axes if a.name == "lr"]  # type: ignore[union-attr]
+    if not lr_axes:
+        raise ValueError("the sweep has no `lr` axis to plot")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    others = [a.name for a in result.program.sweep.axes if a.name != "lr"]  # type: ignore[union-attr]
+    series: dict[tuple, list[tuple[float, float]]] = {}
+    for m in result.members:
+        key = tuple((n, m.setting[n]) for n in others)
+        value = m.best_value if m.diverged is None else math.nan
+        series.setdefault(key, []).append((m.setting["lr"], value))
+    for key, points in series.items():
+        points.sort()
+        label = ", ".join(f"{n}={v:g}" for n, v in key) or None
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"best {result.monitor}")
+    ax.set_title("learning-rate sweep (gaps: diverged)")
+    if others:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    checkpoint.write_bytes_atomic(path, buf.getvalue())

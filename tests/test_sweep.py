@@ -1,0 +1,157 @@
+"""Sweeps: many models in one vmapped program, each the same as training it alone."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import nnspec
+from nnspec.cli import main
+from nnspec.diagnostics import NNSpecError
+from nnspec.fit import fit
+from nnspec.sweep_fit import fit_sweep
+
+BASE = """
+model moons {
+    input x[2]
+    dense UNITS relu
+    dropout DROP
+    dense 1 sigmoid
+}
+loss binary_crossentropy
+optimizer OPT
+train {
+    data builtin("moons", n=300)
+    split val=0.2 test=0.2
+    batch 32
+    epochs EPOCHS
+    metrics accuracy
+    SEED
+}
+"""
+
+
+def spec(units="8", drop="0.1", opt="sgd lr=sweep(0.03, 0.3)", epochs="6", seed="seed 0"):
+    return (BASE.replace("UNITS", units).replace("DROP", drop).replace("OPT", opt)
+            .replace("EPOCHS", epochs).replace("SEED", seed))
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
+def test_check_expands_a_grid_of_traced_axes():
+    program = nnspec.check_text(spec(opt="momentum lr=sweep(0.01, 0.1, 1) momentum=sweep(0, 0.9)"))
+    sweep = program.sweep
+    assert [a.name for a in sweep.axes] == ["lr", "momentum"] and all(a.traced for a in sweep.axes)
+    assert len(sweep.programs) == 6 and sweep.groups() == [list(range(6))]
+    assert [dict(s) for s in sweep.settings][:3] == [{"lr": 0.01, "momentum": 0}, {"lr": 0.01, "momentum": 0.9},
+                                                     {"lr": 0.1, "momentum": 0}]
+    assert sweep.programs[3].optimizer.params["lr"] == 0.1 and sweep.programs[3].optimizer.params["momentum"] == 0.9
+
+
+def test_random_search_draws_the_same_values_every_time():
+    a = nnspec.check_text(spec(opt="adam lr=sweep_log(1e-4, 1e-1, n=8)")).sweep.axes[0].values
+    b = nnspec.check_text(spec(opt="adam lr=sweep_log(1e-4, 1e-1, n=8)")).sweep.axes[0].values
+    assert a == b and len(set(a)) == 8 and all(1e-4 <= v <= 1e-1 for v in a)
+
+
+@pytest.mark.parametrize("text, code", [
+    ("let rates = sweep(0.1, 1)\n" + spec(opt="sgd lr=rates"), "E313"),
+    (spec(opt="sgd lr=sweep()"), "E312"),
+    (spec(opt="sgd lr=sweep(0.1, 0.1)"), "E312"),
+    (spec(opt="sgd lr=sweep_log(0, 1, n=4)"), "E312"),
+    (spec(opt="sgd lr=sweep_uniform(1, 0.1, n=4)"), "E312"),
+    (spec(opt="sgd lr=sweep(0.1, -1)"), "E104"),  # each model is checked as usual
+])
+def test_malformed_sweeps_are_located_errors(text, code):
+    with pytest.raises(NNSpecError) as info:
+        nnspec.check_text(text)
+    assert info.value.diagnostics[0].code == code
+    assert info.value.diagnostics[0].primary_span is not None
+
+
+def test_each_member_matches_training_that_setting_alone():
+    program = nnspec.check_text(spec(opt="adam lr=sweep(0.003, 0.03) beta1=sweep(0.8, 0.9)", drop="sweep(0, 0.3)"))
+    result = fit_sweep(program)
+    assert len(result.members) == 8
+    for member in result.members:
+        alone = fit(member.program)
+        for a, b in zip(leaves(alone.params), leaves(member.params)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert [r["loss"] for r in alone.history] == pytest.approx([r["loss"] for r in member.history], rel=1e-5)
+
+
+def test_one_compilation_for_all_traced_members(monkeypatch):
+    from nnspec import sweep_fit
+    traces = []
+    real = sweep_fit.epoch_fn
+
+    def counting(*args, **kw):
+        fn = real(*args, **kw)
+
+        def traced(*a):
+            traces.append(1)
+            return fn(*a)
+        return traced
+    monkeypatch.setattr(sweep_fit, "epoch_fn", counting)
+    fit_sweep(nnspec.check_text(spec(opt="sgd lr=sweep(0.01, 0.03, 0.1, 0.3)", seed="seed sweep(0, 1)")))
+    assert len(traces) == 1  # 8 models, 6 epochs: traced once
+
+
+def test_shape_axes_get_a_program_each_and_chunks_change_nothing():
+    program = nnspec.check_text(spec(units="sweep(4, 8)"))
+    assert program.sweep.groups() == [[0, 1], [2, 3]]
+    whole = fit_sweep(program)
+    assert any("2 programs" in note for note in whole.notes)
+    chunked = fit_sweep(program, chunk=1)
+    for a, b in zip(whole.members, chunked.members):
+        for x, y in zip(leaves(a.params), leaves(b.params)):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_divergence_and_early_stopping_are_per_model():
+    text = spec(opt="sgd lr=sweep(0.1, 1e30)", epochs="40").replace(
+        "seed 0", "seed 0\n    early_stop monitor=val_loss patience=2")
+    result = fit_sweep(nnspec.check_text(text))
+    good, bad = result.members
+    assert bad.diverged is not None and bad.diverged[0] == 1
+    assert good.diverged is None and len(good.history) > 1
+    assert result.ranking() == [0, 1]
+    assert "diverged (epoch 1, step" in result.table()
+
+
+def test_cli_sweep_writes_ranked_table_histories_plot_and_best_model(tmp_path, capsys):
+    path = tmp_path / "sweep.nn"
+    path.write_text(spec(opt="sgd lr=sweep(0.01, 0.1, 1)"))
+    run = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(run), "--plot", str(tmp_path / "lr.png"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sweep of 3 models, ranked by val_loss")
+    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = (run / "sweep.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and all(len(json.loads(l)["history"]) == 6 for l in lines)
+    assert "lr=1" in (run / "best.nn").read_text() or "lr=0.1" in (run / "best.nn").read_text()
+    assert main(["eval", str(path), "--run", str(run)]) == 0
+    assert "test split" in capsys.readouterr().out
+
+
+def test_an_ensemble_averages_its_members(tmp_path, capsys):
+    path = tmp_path / "ens.nn"
+    path.write_text(spec(opt="adam lr=0.01", seed="seed sweep(0, 1, 2)"))
+    run = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(run), "-q"]) == 0
+    program = nnspec.check_text(path.read_text(), filename=str(path))
+    from nnspec.fit import evaluate, load_trained, predict
+    model, params, std, meta = load_trained(program, run)
+    assert meta["ensemble"] == 3 and jax.tree_util.tree_leaves(params)[0].shape[0] == 3
+    x = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    each = [np.asarray(model.apply(jax.tree_util.tree_map(lambda a: a[i], params), x)) for i in range(3)]
+    np.testing.assert_allclose(np.asarray(predict(model, params, x, ensemble=True)), np.mean(each, axis=0), rtol=1e-6)
+    capsys.readouterr()
+    assert main(["eval", str(path), "--run", str(run)]) == 0
+    captured = capsys.readouterr()
+    assert "ensemble of 3 models" in captured.err
