@@ -447,3 +447,11 @@ def _spec_dir(program: Program) -> Path:
 def _shape(shape) -> str:
     shape = tuple(shape)
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def __getattr__(name: str) -> Any:
+    # `nnspec.fit.fit_sweep` lives in sweep_fit.py, which builds on this module
+    if name == "fit_sweep":
+        from nnspec.sweep_fit import fit_sweep
+        return fit_sweep
+    raise AttributeError(name)
