@@ -29,7 +29,7 @@ from nnspec import checkpoint, ir
 from nnspec.check import physical_memory
 from nnspec.checked import Program
 from nnspec.fit import (Splits, _Stopper, _labels, _model_fingerprint, epoch_fn, eval_fn, fail, keys_for,
-                        prepare)
+                        prepare, shuffle)
 from nnspec.lower import Model, TrainState, with_hparams
 from nnspec.optim import OPTIMIZERS
 
@@ -44,6 +44,7 @@ class MemberResult:
     diverged: tuple[int, int] | None = None  # (epoch, step)
     stopped_early: bool = False
     params: Any = None
+    kept_value: float = math.nan  # the monitored value of the parameters kept (best or last epoch)
 
 
 @dataclass
@@ -57,11 +58,12 @@ class SweepResult:
     splits: Splits | None = None
 
     def ranking(self) -> list[int]:
-        """Member indices, best first; diverged models last."""
+        """Member indices, best first, by the monitored value of the weights each model ends
+    with (its best epoch's with `restore_best`, else its last epoch's); diverged last."""
         def key(i: int) -> tuple:
             m = self.members[i]
-            bad = m.diverged is not None or not math.isfinite(m.best_value)
-            value = m.best_value if self.mode == "min" else -m.best_value
+            bad = m.diverged is not None or not math.isfinite(m.kept_value)
+            value = m.kept_value if self.mode == "min" else -m.kept_value
             return (bad, value if not bad else 0.0, i)
         return sorted(range(len(self.members)), key=key)
 
@@ -72,13 +74,14 @@ class SweepResult:
     def table(self) -> str:
         """The ranked table: setting, best monitored value, epoch reached, diverged or not."""
         axes = list(self.members[0].setting)
-        head = ["rank", *axes, f"best {self.monitor}", "best epoch", "epochs", "status"]
+        head = ["rank", *axes, f"{self.monitor}", f"best {self.monitor}", "best epoch", "epochs", "status"]
         rows = []
         for rank, i in enumerate(self.ranking(), start=1):
             m = self.members[i]
             status = (f"diverged (epoch {m.diverged[0]}, step {m.diverged[1]})" if m.diverged
                       else "stopped early" if m.stopped_early else "ok")
             rows.append([str(rank), *(f"{m.setting[a]:g}" for a in axes),
+                         f"{m.kept_value:.4f}" if math.isfinite(m.kept_value) else "—",
                          f"{m.best_value:.4f}" if math.isfinite(m.best_value) else "—",
                          str(m.best_epoch or "—"), str(len(m.history)), status])
         widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
@@ -164,7 +167,11 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
     val = None
     if splits.val is not None:
         val = (jnp.asarray(splits.val.x), jnp.asarray(_labels(first, splits.val.y)))
-    run = jax.jit(jax.vmap(epoch_fn(model, len(splits.train), t.batch), in_axes=(0, None, None, 0, None, 0)))
+    # Models with the same seed see the examples in the same order: one shared permutation.
+    seeds = [m.program.train.seed for m in members]  # type: ignore[union-attr]
+    shared = len(set(seeds)) == 1
+    n = len(splits.train)
+    run = jax.jit(jax.vmap(epoch_fn(model, n, t.batch), in_axes=(0, None, None, None if shared else 0, 0, None, 0)))
     evaluate = jax.jit(jax.vmap(eval_fn(model), in_axes=(0, None, None, 0)))
     select = jax.jit(_select)
     es = t.early_stop
@@ -176,7 +183,13 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
     for epoch in range(epochs):
         if not active.any():
             break
-        new, sums, per_step = run(state, x, y, epoch_keys, np.int32(epoch), hps)
+        if t.batch is None:
+            orders = np.arange(n, dtype=np.int32) if shared else np.tile(np.arange(n, dtype=np.int32), (m_count, 1))
+        elif shared:
+            orders = shuffle(seeds[0], epoch, n)
+        else:
+            orders = np.stack([shuffle(s, epoch, n) for s in seeds])
+        new, sums, per_step = run(state, x, y, orders, epoch_keys, np.int32(epoch), hps)
         losses = np.asarray(sums["loss"])
         finite = np.isfinite(losses)
         for i in np.flatnonzero(active & ~finite):
@@ -214,6 +227,8 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
     for i, m in enumerate(members):
         m.best_epoch = stoppers[i].best_epoch or None
         m.best_value = stoppers[i].best
+        last = m.history[-1].get(monitor, math.nan) if m.history else math.nan
+        m.kept_value = m.best_value if best_params is not None else last
         m.params = jax.tree_util.tree_map(lambda a: a[i], final)
 
 
@@ -235,16 +250,17 @@ def _write_run(out: Path, result: SweepResult) -> None:
     checkpoint.write_bytes_atomic(out / "best.nn", format_spec(best.program.spec).encode())
     checkpoint.write_bytes_atomic(out / "sweep.txt", result.table().encode())
     lines = [json.dumps({"setting": m.setting, "best_epoch": m.best_epoch, "best_value": m.best_value,
+                         "final_value": m.kept_value,
                          "diverged": m.diverged, "stopped_early": m.stopped_early, "history": m.history})
              for m in result.members]
     checkpoint.write_bytes_atomic(out / "sweep.jsonl", ("\n".join(lines) + "\n").encode())
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     axes = list(best.setting)
-    w.writerow(["rank", *axes, f"best_{result.monitor}", "best_epoch", "epochs", "diverged"])
+    w.writerow(["rank", *axes, result.monitor, f"best_{result.monitor}", "best_epoch", "epochs", "diverged"])
     for rank, i in enumerate(result.ranking(), start=1):
         m = result.members[i]
-        w.writerow([rank, *(m.setting[a] for a in axes), m.best_value, m.best_epoch, len(m.history),
+        w.writerow([rank, *(m.setting[a] for a in axes), m.kept_value, m.best_value, m.best_epoch, len(m.history),
                     m.diverged is not None])
     checkpoint.write_bytes_atomic(out / "sweep.csv", buf.getvalue().encode())
     splits = result.splits
@@ -263,7 +279,8 @@ def _write_run(out: Path, result: SweepResult) -> None:
 
 
 def plot_lr_curve(result: SweepResult, path: Path) -> None:
-    """Final (best) monitored value against learning rate, log scale, as a PNG."""
+    """The monitored value of each model's final weights against its learning rate
+    (log scale), as a PNG; diverged models leave gaps."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -278,7 +295,7 @@ def plot_lr_curve(result: SweepResult, path: Path) -> None:
     series: dict[tuple, list[tuple[float, float]]] = {}
     for m in result.members:
         key = tuple((n, m.setting[n]) for n in others)
-        value = m.best_value if m.diverged is None else math.nan
+        value = m.kept_value if m.diverged is None else math.nan
         series.setdefault(key, []).append((m.setting["lr"], value))
     for key, points in series.items():
         points.sort()
@@ -286,7 +303,7 @@ def plot_lr_curve(result: SweepResult, path: Path) -> None:
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
-    ax.set_ylabel(f"best {result.monitor}")
+    ax.set_ylabel(f"final {result.monitor}")
     ax.set_title("learning-rate sweep (gaps: diverged)")
     if others:
         ax.legend(fontsize="small")

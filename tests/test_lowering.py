@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import nnspec
-from nnspec.fit import epoch_program, fit
+from nnspec.fit import shuffle, epoch_program, fit
 from nnspec.layers import LAYERS
 from nnspec.lower import Model, lower
 
@@ -268,7 +268,7 @@ def epochs(model: Model, n: int = N):
     """`run(state, x, y, epoch)`: one epoch at the spec's batch size -> (state, metric means, per-step losses)."""
     program = epoch_program(model, n, model.program.train.batch)
     hp = model.hparams()
-    return lambda state, x=BX, y=BY, epoch=0: program(state, x, y, KEY, epoch, hp)
+    return lambda state, x=BX, y=BY, epoch=0: program(state, x, y, shuffle(0, epoch, n), KEY, epoch, hp)
 
 
 def with_lr(state, lr: float):
