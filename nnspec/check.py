@@ -65,7 +65,7 @@ TRAIN = Registry("train setting", [
                          P("min_delta", Float(ge=0), 0.0, "smallest change that counts as improvement"),
                          P("restore_best", Bool(), False, "end with the best epoch's weights")),
           doc="stop when the monitored metric stops improving"),
-    Entry("seed", (P("value", Int(min=0), required=True, positional=True, doc="seed for every random choice"),),
+    Entry("seed", (P("value", Int(min=0, max=2**63 - 1), required=True, positional=True, doc="seed for every random choice"),),
           doc="makes runs repeatable"),
     Entry("metrics", (), variadic=P("metric", Symbol("metric")), doc="what to report besides the loss"),
     Entry("standardize", (P("enabled", Bool(), True, positional=True, doc="`false` to turn it off"),),
@@ -92,6 +92,10 @@ def physical_memory() -> int | None:
         return None
 
 
+# How deep a value may nest lists once constants are substituted (as brackets in the text).
+MAX_VALUE_DEPTH = 100
+
+
 class _Checker:
     def __init__(self, spec: ir.Spec, source: Source | None, memory_budget: int | None) -> None:
         self.spec = spec
@@ -116,22 +120,28 @@ class _Checker:
         self.diags.append(warning(*args, **kw))
 
     # ----------------------------------------------------------------- values
-    def pyvalue(self, v: ir.Value, accepts_words: bool, seen: frozenset = frozenset()) -> Any:
+    def pyvalue(self, v: ir.Value, accepts_words: bool, seen: frozenset = frozenset(), depth: int = 0) -> Any:
         """IR value -> Python value for a param type; raises ArgError (with span)."""
         if isinstance(v, ir.Number):
             return v.value
         if isinstance(v, (ir.String, ir.Bool)):
             return v.value
         if isinstance(v, ir.List):
-            return tuple(self.pyvalue(x, accepts_words, seen) for x in v.items)
+            if depth >= MAX_VALUE_DEPTH:  # `let a2 = [a1]`, `let a3 = [a2]`, ...: deeper than any bracket
+                raise ArgError("E025", f"lists nested more than {MAX_VALUE_DEPTH} levels deep through constants",
+                               f"nest lists at most {MAX_VALUE_DEPTH} levels deep", v.span)
+            return tuple(self.pyvalue(x, accepts_words, seen, depth + 1) for x in v.items)
         if isinstance(v, ir.Ref):
-            let = self.lets.get(v.name)
-            if let is not None and v.name in seen:
-                raise ArgError("E109", f"`{v.name}` is defined in terms of itself",
-                               f"give `{v.name}` a value that does not use `{v.name}`", v.span)
-            if let is not None and v.name not in seen:
+            # a chain of constants (`let b = a`, `let c = b`, ...) is followed without recursing
+            while isinstance(v, ir.Ref) and v.name in self.lets:
+                if v.name in seen:
+                    raise ArgError("E109", f"`{v.name}` is defined in terms of itself",
+                                   f"give `{v.name}` a value that does not use `{v.name}`", v.span)
                 self.used_lets.add(v.name)
-                return self.pyvalue(let.value, accepts_words, seen | {v.name})
+                seen = seen | {v.name}
+                v = self.lets[v.name].value
+            if not isinstance(v, ir.Ref):
+                return self.pyvalue(v, accepts_words, seen, depth)
             if not accepts_words:
                 meant = closest(v.name, self.lets)
                 if meant is not None:
@@ -170,9 +180,14 @@ class _Checker:
     def symbol(self, kind: str, v: ir.Value) -> Fn | None:
         """Resolve `relu` or `leaky_relu(slope=0.2)` against the registry of `kind`."""
         registry = SYMBOLS[kind]
-        if isinstance(v, ir.Ref) and v.name in self.lets:
+        seen: set[str] = set()
+        while isinstance(v, ir.Ref) and v.name in self.lets:  # iteratively: chains may be long
+            if v.name in seen:
+                raise ArgError("E109", f"`{v.name}` is defined in terms of itself",
+                               f"give `{v.name}` a value that does not use `{v.name}`", v.span)
+            seen.add(v.name)
             self.used_lets.add(v.name)
-            return self.symbol(kind, self.lets[v.name].value)
+            v = self.lets[v.name].value
         if isinstance(v, ir.Ref):
             name, args, name_span = v.name, (), v.span
         elif isinstance(v, ir.Call):
@@ -389,15 +404,15 @@ class _Checker:
 
     # ----------------------------------------------------------------- passes
     def check_lets(self) -> None:
-        for let in self.spec.lets:
+        last = {let.name: i for i, let in enumerate(self.spec.lets)}  # linear: specs may hold thousands
+        for i, let in enumerate(self.spec.lets):
             if let.name in self.lets:
                 self.err("E110", f"`{let.name}` is defined twice", let.name_span, "defined again here",
                          secondary=[(self.lets[let.name].name_span, "first defined here")],
                          help="give the second one another name")
                 continue
-            later = {other.name for other in self.spec.lets[self.spec.lets.index(let) + 1:]} - set(self.lets)
             for ref in _refs(let.value):
-                if ref.name in later:
+                if ref.name not in self.lets and last.get(ref.name, -1) > i:
                     self.err("E109", f"`{ref.name}` is used before it is defined", ref.span, "not defined yet",
                              help=f"define `{ref.name}` above this line")
             self.lets[let.name] = let
@@ -779,8 +794,16 @@ class _Checker:
         need = n * _BYTES * (2 + slots)
         if need > self.budget:
             self.err("E310", f"the model needs about {_bytes(need)} for its parameters, gradients and optimizer state",
-                     self.spec.model.span, f"{n:,} parameters", notes=[f"the memory budget is {_bytes(self.budget)}"],  # type: ignore[union-attr]
+                     self.spec.model.span, f"{n:,} parameters" if n < 10**30 else f"{_power(n)} parameters", notes=[f"the memory budget is {_bytes(self.budget)}"],  # type: ignore[union-attr]
                      help="use fewer or smaller layers")
+        for (name, shape), inp in zip(self.model.inputs, self.spec.model.inputs):  # type: ignore[union-attr]
+            values = 1
+            for d in shape:
+                values *= d
+            if values * _BYTES > self.budget:  # a shape that cannot exist; nothing downstream can print it
+                self.err("E310", f"one example of `{name}` needs about {_bytes(values * _BYTES)}", inp.span,
+                         f"{values:,} values" if values < 10**30 else f"{_power(values)} values",
+                         notes=[f"the memory budget is {_bytes(self.budget)}"], help="use a smaller input")
 
     def run(self) -> Program:
         for step in PASSES:
@@ -873,7 +896,14 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _power(n: int) -> str:
+    """`10^k` for a huge integer, without `str(n)` (refused past 4,300 digits)."""
+    return f"10^{int((n.bit_length() - 1) * 0.30103)}"
+
+
 def _bytes(n: float) -> str:
+    if n >= 1024 ** 7:  # beyond what a float may hold (a 400-digit `dense` count): say its size
+        return f"{_power(int(n))} B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"

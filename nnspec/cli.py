@@ -420,7 +420,10 @@ def _read_inputs(path: str, program):
     text, diags, _ = read_text(path)
     if text is None:
         raise UsageError(f"`{path}` is not UTF-8 text")
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise UsageError(f"cannot read `{path}` as CSV: {exc}") from None
     if len(rows) < 2:
         raise UsageError(f"`{path}` has no rows to predict (a header row, then one row per example)")
     want = 1
@@ -437,6 +440,9 @@ def _read_inputs(path: str, program):
         except ValueError:
             bad = next(c for c in row if not _is_float(c))
             raise UsageError(f"{path}:{i}: cannot read `{bad}` as a number") from None
+        if not all(abs(v) <= 3.4028234663852886e38 for v in out[-1]):  # NaN fails this too
+            bad = next(c for c, v in zip(row, out[-1]) if not abs(v) <= 3.4028234663852886e38)
+            raise UsageError(f"{path}:{i}: `{bad.strip()}` is not a finite 32-bit number")
     return np.asarray(out, np.float32).reshape((-1, *program.model.input_shape))
 
 
@@ -457,6 +463,30 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise UsageError(f"no diagnostic code `{args.code}`" + (f"; {hint}" if hint else ""))
     sys.stdout.write(text)
     return EXIT_OK
+
+
+def _whole(low: int, high: int | None):
+    """An argparse type: a whole number in [low, high], as the spec's own settings are checked."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, found `{text}`") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"`{value}` is out of range: must be ≥ {low}"
+                                             + (f" and ≤ {high:,}" if high is not None else ""))
+        return value
+    return convert
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, found `{text}`") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number of seconds ≥ 0, found `{text}`")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -486,12 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a spec and write a run folder")
     p.add_argument("spec", nargs="?", metavar="SPEC")
-    p.add_argument("--epochs", type=int, metavar="N", help="override the spec's epochs")
-    p.add_argument("--seed", type=int, metavar="S", help="override the spec's seed")
+    p.add_argument("--epochs", type=_whole(1, None), metavar="N", help="override the spec's epochs")
+    p.add_argument("--seed", type=_whole(0, 2**63 - 1), metavar="S", help="override the spec's seed")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/SPEC-NAME)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     p.add_argument("--plot", metavar="PNG", help="for a sweep: plot the best loss against the learning rate")
-    p.add_argument("--checkpoint-every", type=float, default=2.0, metavar="SECONDS",
+    p.add_argument("--checkpoint-every", type=_seconds, default=2.0, metavar="SECONDS",
                    help="save a checkpoint at most this often (0: every epoch); always at the end and on Ctrl-C")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_train)
@@ -518,7 +548,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a failed write (a full disk) surfaces here, not as a traceback at exit
+        return code
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -530,6 +562,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # the output could not be written: a full disk, a device that refuses
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # drop what is still buffered
+        except (OSError, ValueError):
+            pass  # stdout is not a file (in-process callers)
+        what = f"access `{exc.filename}`" if exc.filename else "write the output"
+        print(f"error: cannot {what}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception:  # the last line of defence: no bare traceback for users
         print("error: internal compiler error: this is a bug in nnspec, not in your spec\n"
               "  please report it with the spec and the text below\n", file=sys.stderr)

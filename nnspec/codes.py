@@ -167,7 +167,8 @@ Monitoring `val_...` needs validation data: `split val=0.2` holds out 20%."""),
 `adamw` applies its own decoupled `weight_decay`; do not also set it in `regularize`."""),
     "E310": ("model too large for memory", """
 The parameters, their gradients and the optimizer's state (Adam keeps two more
-copies) would not fit in this machine's memory. The message gives the estimate."""),
+copies) would not fit in this machine's memory, or a single example of the input would
+not. The message gives the estimate."""),
     "E311": ("data does not fit the model", """
 A built-in dataset whose examples do not match the input's shape, whose task does not
 match the loss, or whose number of classes does not match the output units."""),

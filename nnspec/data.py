@@ -61,6 +61,7 @@ class Dataset:
     classes: tuple[str, ...] | None = None
     feature_names: tuple[str, ...] | None = None
     target_names: tuple[str, ...] | None = None
+    lines: np.ndarray | None = None  # each example's line in its CSV file, for errors found later
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -72,7 +73,8 @@ class Dataset:
 
     def take(self, index: np.ndarray) -> Dataset:
         """The examples at `index`, in that order."""
-        return dataclasses.replace(self, x=self.x[index], y=self.y[index])
+        return dataclasses.replace(self, x=self.x[index], y=self.y[index],
+                                   lines=None if self.lines is None else self.lines[index])
 
 
 def load(source: DataSource, *, seed: int, base_dir: Path,
@@ -381,6 +383,7 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
                         help="name one column in `target`")
 
     values = array("d")
+    lines = array("q")
     targets = _Targets(target_names, task, path)
     width = len(columns)
     n = 0
@@ -398,13 +401,15 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
                 raise DataError(exc.message, path=path, row=line, column=name,
                                 help=help) from None
         targets.add([row[i] for i in target_idx], line)
+        lines.append(line)
         n += 1
     if n == 0:
         raise DataError("the file has a header but no data rows", path=path,
                         help="add one row per example below the header")
     x = np.frombuffer(values, dtype=np.float64).reshape(n, len(feature_idx)).astype(np.float32)
     y, task_, classes = targets.finish()
-    return Dataset(x, y, task_, classes, feature_names, target_names)
+    return Dataset(x, y, task_, classes, feature_names, target_names,
+                   np.frombuffer(lines, dtype=np.int64))
 
 
 def _header(header: list[str], *, path: str, row: int) -> list[str]:

@@ -300,7 +300,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
             if not math.isfinite(row["loss"]):
                 save()
                 _diverged(program, epoch, np.asarray(per_step), history, ckpt, culprit=lambda step: _first_nonfinite(
-                    model, state, x, y, epoch_base, epoch, hp, t.batch, step))
+                    model, state, x, y, order, epoch_base, epoch, hp, t.batch, step))
             if val is not None:
                 row.update({f"val_{k}": float(v) for k, v in evaluate(new_state.params, *val, hp).items()})
             row["time"] = time.perf_counter() - t0
@@ -369,25 +369,32 @@ def _diverged(program: Program, epoch: int, per_step: np.ndarray, history, ckpt,
                help="try a learning rate 10 times smaller, or add `clip_norm=1.0` to the optimizer")
 
 
-def _first_nonfinite(model: Model, state: TrainState, x, y, base_key, epoch: int, hparams, batch: int | None,
-                     step: int, max_steps: int = 10_000):
-    """(note, span, label): the layer whose weights or outputs went non-finite first in the
-    diverged epoch, found by replaying it step by step from the last good state; None
-    where the replay does not reproduce the divergence. The batches and keys mirror `epoch_fn`."""
+def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, hparams, batch: int | None,
+           steps_done: int):
+    """The state after the first `steps_done` steps of an epoch, one step at a time, with
+    the batches and keys of `epoch_fn` (a test holds the two together); and the epoch's
+    (batch indices, weights or None, step keys)."""
     n = int(x.shape[0])
     b = n if batch is None else batch
     steps = math.ceil(n / b)
     pad = steps * b - n
+    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b) if pad else None
+    idx = jnp.concatenate([jnp.asarray(order), jnp.asarray(order)[:pad]]).reshape(steps, b)
+    keys = jax.random.split(jax.random.fold_in(base_key, epoch), steps)
+    one = jax.jit(lambda s, i, w, k: model.step(s, x[i], y[i], key=k, hparams=hparams, weights=w)[0])
+    for j in range(steps_done):
+        state = one(state, idx[j], None if weights is None else weights[j], keys[j])
+    return state, (idx, weights, keys)
+
+
+def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epoch: int, hparams,
+                     batch: int | None, step: int, max_steps: int = 10_000):
+    """(note, span, label): the layer whose weights or outputs went non-finite first in the
+    diverged epoch, found by replaying it step by step from the last good state; None
+    where the replay does not reproduce the divergence. The batches and keys mirror `epoch_fn`."""
     if step - 1 > max_steps:
         return None
-    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b)
-    k_perm, k_steps = jax.random.split(jax.random.fold_in(base_key, epoch))
-    perm = jax.random.permutation(k_perm, n) if batch is not None else jnp.arange(n)
-    idx = jnp.concatenate([perm, perm[:pad]]).reshape(steps, b)
-    keys = jax.random.split(k_steps, steps)
-    one = jax.jit(lambda s, i, w, k: model.step(s, x[i], y[i], key=k, hparams=hparams, weights=w)[0])
-    for j in range(step - 1):
-        state = one(state, idx[j], weights[j], keys[j])
+    state, (idx, weights, keys) = replay(model, state, x, y, order, base_key, epoch, hparams, batch, step - 1)
 
     def finite(tree) -> bool:
         return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(tree))
@@ -407,7 +414,8 @@ def _first_nonfinite(model: Model, state: TrainState, x, y, base_key, epoch: int
             return named(impl.layer, "output")
     last = model.layers[-1].layer if model.layers else None
     per = model.per_example_loss(h, y[idx[step - 1]])
-    if last is None or finite(jnp.sum(per * weights[step - 1])):  # the batch's sum, as the epoch adds it
+    w = jnp.ones(idx.shape[1]) if weights is None else weights[step - 1]
+    if last is None or finite(jnp.sum(per * w)):  # the batch's sum, as the epoch adds it
         return None
     return (f"every layer's values were finite, but the loss overflowed: the largest output was "
             f"{float(jnp.max(jnp.abs(h))):.3g}", last.span, "its outputs grew too large for the loss")

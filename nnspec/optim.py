@@ -16,10 +16,13 @@ def _lr(default: float) -> P:
     return P("lr", _LR, default, "learning rate η: a number or a schedule")
 
 
+# Step counts become int32 arrays on the device: a larger one would overflow there.
+_STEPS = Int(min=0, max=2**31 - 1)
+
 _COMMON = (
     P("clip_norm", Float(gt=0), None, "clip the gradient's global norm to this"),
     P("clip_value", Float(gt=0), None, "clip each gradient entry to [−v, v]"),
-    P("warmup", Int(min=0), 0, "steps of linear warm-up from 0 to the learning rate"),
+    P("warmup", _STEPS, 0, "steps of linear warm-up from 0 to the learning rate"),
 )
 
 OPTIMIZERS = Registry("optimizer", [
@@ -58,12 +61,12 @@ SCHEDULES = Registry("schedule", [
     Entry("constant", (P("value", Float(gt=0), required=True, positional=True, doc="the learning rate"),),
           doc="the same learning rate at every step"),
     Entry("step_decay", (_INITIAL, P("factor", Float(gt=0, le=1), 0.5, "multiply by this ..."),
-                         P("every", Int(min=1), required=True, doc="... every this many steps")),
+                         P("every", Int(min=1, max=_STEPS.max), required=True, doc="... every this many steps")),
           doc="initial · factor^⌊step / every⌋"),
     Entry("exponential_decay", (_INITIAL, P("rate", Float(gt=0, le=1), required=True, doc="decay rate"),
-                                P("every", Int(min=1), required=True, doc="steps over which lr decays by `rate`")),
+                                P("every", Int(min=1, max=_STEPS.max), required=True, doc="steps over which lr decays by `rate`")),
           doc="initial · rate^(step / every)"),
-    Entry("cosine_decay", (_INITIAL, P("steps", Int(min=1), required=True, doc="steps to decay over"),
+    Entry("cosine_decay", (_INITIAL, P("steps", Int(min=1, max=_STEPS.max), required=True, doc="steps to decay over"),
                            P("final", Float(ge=0), 0.0, "learning rate at the end, as a fraction of initial")),
           doc="half a cosine from initial down to final·initial over `steps`"),
 ])

@@ -60,9 +60,9 @@ class Float:
     def convert(self, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ArgError(E_TYPE, f"expected a number, found {_show(v)}")
+        if not math.isfinite(_as_float(v)):
+            raise ArgError(E_RANGE, f"expected a finite number, found {_show_huge(v)}")
         v = float(v)
-        if not math.isfinite(v):
-            raise ArgError(E_RANGE, f"expected a finite number, found `{v}`")
         _check_range(v, self.ge, self.gt, self.le, self.lt)
         return v
 
@@ -245,9 +245,25 @@ def _numeric_nested(v: tuple) -> tuple:
             out.append(_numeric_nested(x))
         elif isinstance(x, bool) or not isinstance(x, (int, float)):
             raise ArgError(E_TYPE, f"expected a list of numbers, found {_show(x)} in it")
+        elif not math.isfinite(_as_float(x)):
+            raise ArgError(E_RANGE, f"expected finite numbers, found {_show_huge(x)} in it")
         else:
             out.append(float(x))
     return tuple(out)
+
+
+def _as_float(v: int | float) -> float:
+    """`float(v)`, but an integer too large for a float (400 nines) is ±inf, not an OverflowError."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
+def _show_huge(v: int | float) -> str:
+    if isinstance(v, int) and len(str(abs(v))) > 20:
+        return f"a number with {len(str(abs(v))):,} digits"
+    return f"`{v}`"
 
 
 def _show(v: Any) -> str:
@@ -273,6 +289,8 @@ class Callish:
 
 
 def _fmt(x: float) -> str:
+    if isinstance(x, int) and not isinstance(x, bool):
+        return f"{x:,}"  # exactly: a seed's limit is 9,223,372,036,854,775,807, not 9.22337e+18
     if float(x).is_integer() and abs(x) < 1e15:
         return f"{int(x):,}"
     return f"{x:g}"

@@ -115,9 +115,15 @@ def _values(call: ir.Call, name: str) -> tuple[float | int, ...]:
     if len(nums) != 2 or set(keys) != {"n"}:
         raise bad(f"`{call.name}` needs a range and a count", f"write `{call.name}(LOW, HIGH, n=COUNT)`, as in "
                   f"`{call.name}(1e-4, 1e-1, n=16)`")
-    low, high, n = float(nums[0]), float(nums[1]), keys["n"]
+    try:
+        low, high, n = float(nums[0]), float(nums[1]), keys["n"]
+    except OverflowError:  # an integer with hundreds of digits
+        raise bad(f"the range of `{call.name}` is too large for a float", "write the ends as numbers such as `1e-4`") from None
     if not (isinstance(n, int) and n >= 1):
         raise bad(f"`n` must be a whole number ≥ 1, found `{n}`", "write how many values to draw, as in `n=16`")
+    if n > MAX_MODELS:  # refuse before drawing: `n=1000000000` would take minutes and gigabytes
+        raise SweepError([error("E313", f"the sweep has {n:,} models, more than {MAX_MODELS:,}", call.span, "",
+                                help="try fewer values, or sweep fewer parameters at once")])
     if not low < high:
         raise bad(f"the range of `{call.name}` is empty ({low:g} is not below {high:g})", "write the lower end first")
     if call.name == "sweep_log" and low <= 0:

@@ -1,0 +1,204 @@
+"""7. Every command fails cleanly.
+
+For check, compile, fmt, explain, train, eval and predict: a missing file, a directory
+where a file belongs, an output that cannot be written, an unknown flag and a few bad
+values. Each exits non-zero with one clear `error:` line (or one rendered diagnostic),
+never a traceback. Tests run as root, so permission bits stop nothing: an output path
+under a regular file (`somefile/y.csv`), a directory as the output, `/dev/full` and a
+simulated full disk play the unwritable places.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robust_helpers import cli, fails_cleanly, moons, write
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory) -> dict[str, Path]:
+    """A finished run, its spec, an input CSV, a regular file and a directory."""
+    base = tmp_path_factory.mktemp("cli")
+    spec = write(base / "moons.nn", moons(n=200, epochs=2).replace("split val=0.25", "split val=0.25 test=0.25"))
+    code, _, err = cli("train", spec, "--out", base / "run", "-q")
+    assert code == 0, err
+    return {"spec": spec, "run": base / "run", "x": write(base / "x.csv", "x1,x2\n0.5,0.2\n-1,1\n"),
+            "file": write(base / "somefile", "not a folder\n"), "dir": base, "missing": base / "missing.nn",
+            "empty_run": Path(base / "empty_run")}
+
+
+# (argv with placeholders, the first line of stderr: exact, or a prefix ending in `…`)
+CASES = {
+    # check
+    "check: missing file": (["check", "{missing}"], "error: cannot read `{missing}`: no such file"),
+    "check: a directory": (["check", "{dir}"], "error: cannot read `{dir}`: it is a directory"),
+    "check: unknown flag": (["check", "--frobnicate", "{spec}"], "error: unrecognized arguments: --frobnicate"),
+    "check: bad --format": (["check", "--format", "xml", "{spec}"], "error: argument --format: invalid choice: 'xml'…"),
+    "check: no file": (["check"], "error: the following arguments are required: FILE"),
+    # compile
+    "compile: missing file": (["compile", "{missing}"], "error: cannot read `{missing}`: no such file"),
+    "compile: a directory": (["compile", "{dir}"], "error: cannot read `{dir}`: it is a directory"),
+    "compile: unknown flag": (["compile", "{spec}", "--frobnicate"], "error: unrecognized arguments: --frobnicate"),
+    "compile: bad --emit": (["compile", "{spec}", "--emit", "asm"], "error: argument --emit: invalid choice: 'asm'…"),
+    # fmt
+    "fmt: missing file": (["fmt", "{missing}"], "error: cannot read `{missing}`: no such file"),
+    "fmt: a directory": (["fmt", "{dir}"], "error: cannot read `{dir}`: it is a directory"),
+    "fmt: unknown flag": (["fmt", "--frobnicate", "{spec}"], "error: unrecognized arguments: --frobnicate"),
+    # explain
+    "explain: unknown code": (["explain", "E999"], "error: no diagnostic code `E999`…"),
+    "explain: a near miss": (["explain", "e10"], "error: no diagnostic code `e10`…"),
+    "explain: unknown flag": (["explain", "E101", "--frobnicate"], "error: unrecognized arguments: --frobnicate"),
+    "explain: no code": (["explain"], "error: the following arguments are required: CODE"),
+    # train
+    "train: missing file": (["train", "{missing}"], "error: cannot read `{missing}`: no such file"),
+    "train: a directory": (["train", "{dir}"], "error: cannot read `{dir}`: it is a directory"),
+    "train: --out under a file": (["train", "{spec}", "--out", "{file}/run", "-q"],
+                                  "error: cannot create the run folder `{file}/run`: `{file}` is a file"),
+    "train: --out is a file": (["train", "{spec}", "--out", "{file}", "-q"],
+                               "error: cannot use `{file}` as the run folder: it is a file"),
+    "train: unknown flag": (["train", "{spec}", "--frobnicate"], "error: unrecognized arguments: --frobnicate"),
+    "train: --resume missing": (["train", "--resume", "{missing}"], "error: cannot resume `{missing}`: it holds no checkpoint"),
+    "train: --resume a file": (["train", "--resume", "{file}"], "error: cannot resume `{file}`: it holds no checkpoint"),
+    "train: nothing to train": (["train"], "error: name a spec to train, or `--resume DIR`"),
+    "train: --epochs 0": (["train", "{spec}", "--epochs", "0"], "error: argument --epochs: `0` is out of range: must be ≥ 1"),
+    "train: --seed -1": (["train", "{spec}", "--seed", "-1"], "error: argument --seed: `-1` is out of range…"),
+    "train: --seed 2**64": (["train", "{spec}", "--seed", str(2**64)], "error: argument --seed: `18446744073709551616` is out of range…"),
+    "train: --checkpoint-every nan": (["train", "{spec}", "--checkpoint-every", "nan"],
+                                      "error: argument --checkpoint-every: expected a number of seconds ≥ 0, found `nan`"),
+    # eval
+    "eval: missing spec": (["eval", "{missing}", "--run", "{run}"], "error: cannot read `{missing}`: no such file"),
+    "eval: a directory": (["eval", "{dir}", "--run", "{run}"], "error: cannot read `{dir}`: it is a directory"),
+    "eval: missing run": (["eval", "{spec}", "--run", "{missing}"], "error[E405]: no checkpoint at `{missing}/checkpoint.npz`"),
+    "eval: run is a file": (["eval", "{spec}", "--run", "{file}"], "error[E405]: no checkpoint at `{file}/checkpoint.npz`"),
+    "eval: unknown flag": (["eval", "{spec}", "--run", "{run}", "--frobnicate"], "error: unrecognized arguments: --frobnicate"),
+    "eval: no --run": (["eval", "{spec}"], "error: the following arguments are required: --run"),
+    # predict
+    "predict: missing spec": (["predict", "{missing}", "--run", "{run}", "--input", "{x}"],
+                              "error: cannot read `{missing}`: no such file"),
+    "predict: a directory": (["predict", "{dir}", "--run", "{run}", "--input", "{x}"],
+                             "error: cannot read `{dir}`: it is a directory"),
+    "predict: missing run": (["predict", "{spec}", "--run", "{missing}", "--input", "{x}"],
+                             "error[E405]: no checkpoint at `{missing}/checkpoint.npz`"),
+    "predict: missing input": (["predict", "{spec}", "--run", "{run}", "--input", "{missing}"],
+                               "error: cannot read `{missing}`: no such file"),
+    "predict: input is a directory": (["predict", "{spec}", "--run", "{run}", "--input", "{dir}"],
+                                      "error: cannot read `{dir}`: it is a directory"),
+    "predict: --output under a file": (["predict", "{spec}", "--run", "{run}", "--input", "{x}", "--output", "{file}/y.csv"],
+                                       "error: cannot write `{file}/y.csv`: Not a directory"),
+    "predict: --output is a directory": (["predict", "{spec}", "--run", "{run}", "--input", "{x}", "--output", "{dir}"],
+                                         "error: cannot write `{dir}`: it is a directory"),
+    "predict: unknown flag": (["predict", "{spec}", "--run", "{run}", "--input", "{x}", "--frobnicate"],
+                              "error: unrecognized arguments: --frobnicate"),
+}
+
+
+def fill(s: str, place: dict[str, Path]) -> str:
+    return s.format(**{k: str(v) for k, v in place.items()})
+
+
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_fails_with_one_clear_line(name: str, place: dict[str, Path]) -> None:
+    argv, want = CASES[name]
+    before = sorted(p.name for p in place["dir"].iterdir())
+    code, out, err = cli(*(fill(a, place) for a in argv))
+    first = fails_cleanly(code, err)
+    want = fill(want, place)
+    if want.endswith("…"):
+        assert first.startswith(want[:-1]), err
+    else:
+        assert first == want, err
+    assert sorted(p.name for p in place["dir"].iterdir()) == before, "a failed command leaves nothing behind"
+    assert (place["file"]).read_text() == "not a folder\n"
+
+
+BAD_INPUTS = {
+    "a word": ("x1,x2\n0.5,oops\n", "{path}:2: cannot read `oops` as a number"),
+    "too few values": ("x1,x2\n0.5\n", "{path}:2: expected 2 values (the model's input), found 1"),
+    "NaN": ("x1,x2\n0.5,nan\n", "{path}:2: `nan` is not a finite 32-bit number"),
+    "infinite": ("x1,x2\n1e999,1\n", "{path}:2: `1e999` is not a finite 32-bit number"),
+    "header only": ("x1,x2\n", "`{path}` has no rows to predict (a header row, then one row per example)"),
+    "not UTF-8": (b"x1,x2\n\xff,1\n", "`{path}` is not UTF-8 text"),
+    "a huge field": ('x1,x2\n"' + "9" * 200_000 + '",1\n', "cannot read `{path}` as CSV: field larger than field limit…"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS), ids=list(BAD_INPUTS))
+def test_predict_refuses_bad_inputs(name: str, place: dict[str, Path], tmp_path: Path) -> None:
+    data, want = BAD_INPUTS[name]
+    path = tmp_path / "x.csv"
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    code, out, err = cli("predict", place["spec"], "--run", place["run"], "--input", path)
+    first = fails_cleanly(code, err)
+    want = "error: " + want.format(path=path)
+    assert first.startswith(want[:-1]) if want.endswith("…") else first == want, err
+    assert out == ""
+
+
+def test_fmt_on_a_full_disk_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    path = write(tmp_path / "f.nn", "model   m {\n  input x[2]\n  dense 1\n}\n")
+    before = path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr("nnspec.cli.os.replace", full)
+    code, _, err = cli("fmt", path)
+    assert fails_cleanly(code, err) == f"error: cannot write `{path}`: No space left on device"
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_fmt_writes_through_a_symlink(tmp_path: Path) -> None:
+    real = write(tmp_path / "real.nn", "model   m {\n  input x[2]\n  dense 1\n}\n")
+    link = tmp_path / "link.nn"
+    link.symlink_to(real)
+    code, _, err = cli("fmt", link)
+    assert code == 0, err
+    assert link.is_symlink() and real.read_text().startswith("model m {\n")
+
+
+def test_train_on_a_full_disk_keeps_the_last_checkpoint(place: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    """The disk fills up mid-run: one clear line, and the checkpoint on disk still loads."""
+    from nnspec import checkpoint
+    real = checkpoint.write_bytes_atomic
+    calls = []
+
+    def filling(path, data):
+        calls.append(path)
+        if len(calls) > 8:  # the run folder's files and the first checkpoints fit
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+    monkeypatch.setattr(checkpoint, "write_bytes_atomic", filling)
+    run = tmp_path / "run"
+    code, _, err = cli("train", place["spec"], "--out", run, "--epochs", "20", "--checkpoint-every", "0", "-q")
+    first = fails_cleanly(code, err)
+    assert first.startswith(f"error: cannot write `{run}/") and first.endswith(": No space left on device"), err
+    meta = checkpoint.read_meta(run / "checkpoint.npz")
+    assert 0 <= meta["epoch"] < 20
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("argv", [["check", "{spec}"], ["compile", "{spec}", "--emit", "ir"], ["explain", "E101"],
+                                  ["predict", "{spec}", "--run", "{run}", "--input", "{x}"]],
+                         ids=["check", "compile", "explain", "predict"])
+def test_stdout_on_a_full_device(argv: list[str], place: dict[str, Path]) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "nnspec.cli", *(fill(a, place) for a in argv)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "error: cannot write the output: No space left on device\n", done.stderr
+
+
+def test_stdout_closed_early_is_not_an_error(place: dict[str, Path]) -> None:
+    """`nnspec compile ... | head -c 1`: the reader leaves; nnspec exits 0 quietly."""
+    proc = subprocess.Popen([sys.executable, "-m", "nnspec.cli", "compile", str(place["spec"]), "--emit", "ir"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(1)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err

@@ -1,0 +1,165 @@
+"""5. Bad data is refused clearly, through `nnspec train`.
+
+Each bad file gives exit 1, no traceback, one diagnostic that points at the spec's `data`
+line (carets under it) and a note with the file, the line and the column where they
+apply. A huge file is not read whole to report an error near its start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robust_helpers import cli, fails_cleanly, write
+
+SPEC = """\
+model m {
+    input x[2]
+    dense 8 relu
+    dense 3 softmax
+}
+loss categorical_crossentropy
+optimizer adam lr=0.01
+train {
+    data DATA
+    batch 2
+    epochs 1
+    seed 0
+}
+"""
+CSV_LINE = 'data csv("d.csv", target="y")'
+GOOD = "a,b,y\n1,2,0\n3,4,1\n5,6,2\n7,8,0\n"
+
+# name: (file contents, diagnostic's first line, the note's location)
+CASES = {
+    "ragged row": ("a,b,y\n1,2,0\n3,4\n5,6,2\n",
+                   "error[E401]: cannot use the data: expected 3 values, found 2", "d.csv, line 3"),
+    "too many values": ("a,b,y\n1,2,0\n3,4,1,9\n",
+                        "error[E401]: cannot use the data: expected 3 values, found 4", "d.csv, line 3"),
+    "text in a numeric column": ("a,b,y\n1,2,0\n3,four,1\n",
+                                 "error[E401]: cannot use the data: cannot read `four` as a number",
+                                 "d.csv, line 3, column `b`"),
+    "decimal comma": ('a,b,y\n1,2,0\n"3,5",4,1\n', "error[E401]: cannot use the data: cannot read `3,5` as a number",
+                      "d.csv, line 3, column `a`"),
+    "empty file": ("", "error[E401]: cannot use the data: the file is empty", "d.csv"),
+    "blank lines only": ("\n\n  \n", "error[E401]: cannot use the data: the file is empty", "d.csv"),
+    "header only": ("a,b,y\n", "error[E401]: cannot use the data: the file has a header but no data rows", "d.csv"),
+    "missing target column": ("a,b,c\n1,2,0\n", "error[E401]: cannot use the data: no column named `y`",
+                              "d.csv, line 1"),
+    "NaN feature": ("a,b,y\n1,2,0\n3,NaN,1\n", "error[E401]: cannot use the data: `NaN` is not a finite number",
+                    "d.csv, line 3, column `b`"),
+    "inf feature": ("a,b,y\n1,2,0\n3,4,1\n-inf,6,2\n", "error[E401]: cannot use the data: `-inf` is not a finite number",
+                    "d.csv, line 4, column `a`"),
+    "overflowing feature": ("a,b,y\n1,1e39,0\n", "error[E401]: cannot use the data: `1e39` is too large for a 32-bit float",
+                            "d.csv, line 2, column `b`"),
+    "missing feature": ("a,b,y\n1,,0\n", "error[E401]: cannot use the data: missing value", "d.csv, line 2, column `b`"),
+    "NaN label": ("a,b,y\n1,2,0\n3,4,nan\n", "error[E401]: cannot use the data: `nan` is not a finite number",
+                  "d.csv, line 3, column `y`"),
+    "fractional label": ("a,b,y\n1,2,0\n3,4,1.5\n",
+                         "error[E401]: cannot use the data: expected a class index (0, 1, 2, …), found `1.5`",
+                         "d.csv, line 3, column `y`"),
+    "label outside the classes": ("a,b,y\n1,2,0\n3,4,1\n\n5,6,5\n7,8,2\n",
+                                  "error[E403]: the data has a label 5, but the model has only 3 output units "
+                                  "(classes 0..2)", "d.csv, line 5, column `y`: `5` is the first such label"),
+    "a fourth text class": ("a,b,y\n1,2,cat\n3,4,dog\n5,6,emu\n7,8,fox\n",
+                            "error[E403]: the data has a label 3, but the model has only 3 output units "
+                            "(classes 0..2)", "d.csv, line 5, column `y`: `fox` is the first such label"),
+    "more features than the input": ("a,b,c,y\n1,2,3,0\n4,5,6,1\n",
+                                     "error[E403]: the data has examples of shape (3,), but the model's input is (2,)",
+                                     "d.csv: the header names 3 feature column(s): `a`, `b`, `c`"),
+    "not UTF-8": (b"a,b,y\n1,2,0\n3,\xff4,1\n", "error[E401]: cannot use the data: the file is not UTF-8 text",
+                  "d.csv, line 3"),
+    "unclosed quote": ('a,b,y\n1,2,0\n"3,4,1\n5,6,2\n', "error[E401]: cannot use the data: cannot read the line as CSV",
+                       "d.csv, line 3"),
+    "duplicate column": ("a,a,y\n1,2,0\n", "error[E401]: cannot use the data: appears twice in the header",
+                         "d.csv, line 1, column `a`"),
+}
+
+
+def train(tmp_path: Path, contents: str | bytes, data_line: str = CSV_LINE, name: str = "d.csv"):
+    if isinstance(contents, str):
+        contents = contents.encode()
+    (tmp_path / name).write_bytes(contents)
+    spec = write(tmp_path / "s.nn", SPEC.replace("data DATA", data_line))
+    return cli("train", spec, "--out", tmp_path / "run", "-q")
+
+
+def assert_located(err: str, message: str, where: str, data_line: str = CSV_LINE) -> None:
+    first = fails_cleanly(1, err)
+    assert first.startswith(message), err
+    # the spec's data line, with carets under it
+    assert re.search(rf"^9 \|     {re.escape(data_line)}\n  \|     \^{{{len(data_line)}}}", err, re.M), err
+    assert f"= note: {where}\n" in err, err
+
+
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_bad_csv_is_refused_with_file_line_and_column(name: str, tmp_path: Path) -> None:
+    contents, message, where = CASES[name]
+    code, _, err = train(tmp_path, contents)
+    assert code == 1, err
+    assert_located(err, message, where)
+    assert not (tmp_path / "run" / "checkpoint.npz").exists(), "nothing is trained on bad data"
+
+
+def test_the_good_file_trains(tmp_path: Path) -> None:
+    code, out, err = train(tmp_path, GOOD)
+    assert code == 0, err
+
+
+def test_bad_npz(tmp_path: Path) -> None:
+    line = 'data npz("d.npz")'
+    for name, x, y, message, where in (
+            ("NaN feature", [[1, 2], [np.nan, 4]], [0, 1],
+             "error[E401]: cannot use the data: array `x` has a non-finite value `nan` at index (1, 0)", "d.npz"),
+            ("label outside the classes", [[1, 2], [3, 4], [5, 6]], [0, 7, 1],
+             "error[E403]: the data has a label 7, but the model has only 3 output units (classes 0..2)",
+             "d.npz, array `y`, index 1: `7` is the first such label"),
+            ("more features", [[1, 2, 3], [3, 4, 5]], [0, 1],
+             "error[E403]: the data has examples of shape (3,), but the model's input is (2,)",
+             "d.npz: the features have shape (2, 3)")):
+        folder = tmp_path / name.replace(" ", "_")
+        folder.mkdir()
+        np.savez(folder / "d.npz", x=np.asarray(x, np.float32), y=np.asarray(y))
+        code, _, err = train(folder, (folder / "d.npz").read_bytes(), line, "d.npz")
+        assert code == 1, (name, err)
+        assert_located(err, message, where, line)
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    spec = write(tmp_path / "s.nn", SPEC.replace("data DATA", CSV_LINE))
+    code, _, err = cli("train", spec, "--out", tmp_path / "run", "-q")
+    assert_located(err, "error[E401]: cannot use the data: file not found", "d.csv")
+    (tmp_path / "d.csv").mkdir()
+    code, _, err = cli("train", spec, "--out", tmp_path / "run", "-q")
+    assert_located(err, "error[E401]: cannot use the data: is a folder, not a file", "d.csv")
+
+
+def _bytes_read() -> int | None:
+    try:
+        return int(re.search(r"^rchar: (\d+)$", Path("/proc/self/io").read_text(), re.M)[1])
+    except (OSError, TypeError):
+        return None
+
+
+def test_a_huge_file_is_not_read_to_report_an_error_on_line_3(tmp_path: Path) -> None:
+    """A 200 MB CSV (sparse: it costs no disk) with a bad cell on line 3 and, after it,
+    bytes that are not even text. The error is line 3's, and at most a few MB are read."""
+    path = tmp_path / "d.csv"
+    with open(path, "wb") as f:
+        f.write(b"a,b,y\n1,2,0\n3,oops,1\n" + b"4,5,1\n" * 1000 + b"\xff\xfe\x00 \"unclosed")
+        f.truncate(200 * 2**20)  # the rest is a hole of NUL bytes
+    spec = write(tmp_path / "s.nn", SPEC.replace("data DATA", CSV_LINE))
+    before, t0 = _bytes_read(), time.perf_counter()
+    code, _, err = cli("train", spec, "--out", tmp_path / "run", "-q")
+    elapsed, after = time.perf_counter() - t0, _bytes_read()
+    assert code == 1
+    assert_located(err, "error[E401]: cannot use the data: cannot read `oops` as a number", "d.csv, line 3, column `b`")
+    assert os.path.getsize(path) == 200 * 2**20
+    if before is not None and after is not None:
+        assert after - before < 8 * 2**20, f"read {after - before:,} bytes of a 200 MB file to report line 3"
+    assert elapsed < 10
