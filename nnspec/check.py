@@ -8,6 +8,7 @@ The passes run in order (PASSES), each adding to one shared `_Checker`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from typing import Any, Callable, Iterable, Mapping
@@ -792,10 +793,17 @@ class _Checker:
             slots = OPTIMIZERS.get(self.optimizer.name).attrs["slots"]  # type: ignore[union-attr]
         n = self.model.n_params
         need = n * _BYTES * (2 + slots)
+        what = "its parameters, gradients and optimizer state"
+        batch = self.batch_size()
+        if batch:
+            # a batch's activations are kept for the backward pass, and get gradients of their own
+            values = sum(math.prod(layer.out_shape) for layer in self.model.layers) + math.prod(self.model.input_shape)
+            need += 2 * batch * values * _BYTES
+            what = f"its parameters, gradients, optimizer state and a batch of {batch:,} examples"
         if need > self.budget:
-            self.err("E310", f"the model needs about {_bytes(need)} for its parameters, gradients and optimizer state",
+            self.err("E310", f"the model needs about {_bytes(need)} for {what}",
                      self.spec.model.span, f"{n:,} parameters" if n < 10**30 else f"{_power(n)} parameters", notes=[f"the memory budget is {_bytes(self.budget)}"],  # type: ignore[union-attr]
-                     help="use fewer or smaller layers")
+                     help="use fewer or smaller layers" + (", or a smaller batch" if batch else ""))
         for (name, shape), inp in zip(self.model.inputs, self.spec.model.inputs):  # type: ignore[union-attr]
             values = 1
             for d in shape:
@@ -804,6 +812,15 @@ class _Checker:
                 self.err("E310", f"one example of `{name}` needs about {_bytes(values * _BYTES)}", inp.span,
                          f"{values:,} values" if values < 10**30 else f"{_power(values)} values",
                          notes=[f"the memory budget is {_bytes(self.budget)}"], help="use a smaller input")
+
+    def batch_size(self) -> int | None:
+        """Examples in one training step, where the spec says (`batch all`: a built-in set's `n`)."""
+        if self.train is None:
+            return None
+        if self.train.batch is not None:
+            return self.train.batch
+        n = self.train.data.params.get("n") if self.train.data.kind == "builtin" else None
+        return int(n * (1 - self.train.val - self.train.test)) if isinstance(n, int) else None
 
     def run(self) -> Program:
         for step in PASSES:

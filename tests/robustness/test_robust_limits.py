@@ -1,6 +1,7 @@
 """6. Resource limits.
 
-A model whose parameters, gradients and optimizer state would not fit in memory is
+A model whose parameters, gradients, optimizer state and one batch of activations would
+not fit in memory is
 refused by the checker (E310), by `nnspec check` and by `nnspec train` alike, in well
 under a second of checking and before any array is allocated or any file written. A
 batch larger than the training split is reported (E402), not silently cut.
@@ -48,7 +49,7 @@ def test_check_refuses_a_model_that_cannot_fit(tmp_path: Path) -> None:
     assert time.perf_counter() - t0 < 5
     first = fails_cleanly(code, err)
     assert code == 1 and first.startswith("error[E310]: the model needs about ") and first.endswith(
-        " for its parameters, gradients and optimizer state"), err
+        " for its parameters, gradients, optimizer state and a batch of 32 examples"), err
     assert "100,000,020,000,001 parameters" in err and "= note: the memory budget is " in err
     for argv in (("compile", "--emit", "summary", spec), ("compile", "--emit", "jaxpr", spec)):
         code, out, err = cli(*argv)
