@@ -111,7 +111,6 @@ class _Checker:
         self.reg = Regularization()
         self.train: TrainProgram | None = None
         self.reg_span: dict[str, Span | None] = {}
-        self.opt_given: set[str] = set()
 
     # -------------------------------------------------------------- reporting
     def err(self, *args: Any, **kw: Any) -> None:
@@ -503,27 +502,27 @@ class _Checker:
             extra = f"`{node.op}` belongs in the `train {{ }}` block"
         self.unknown("layer", node.op, node.op_span, LAYERS.names(), extra=extra)
 
-    def check_loss(self) -> None:
-        d = self.spec.loss
+    def named(self, d: ir.Directive | None, registry: Registry, kind: str) -> tuple[Entry, dict[str, Any]] | None:
+        """`loss NAME ARGS` / `optimizer NAME ARGS`: the registry row and its bound arguments."""
         if d is None:
-            return
-        entry = self.head(d, LOSSES, "loss")
+            return None
+        entry = self.head(d, registry, kind)
         if entry is None:
-            return
-        params = self.bind(entry, d.args[1:], d.span, what=f"loss `{d.args[0].value.name}`")  # type: ignore[union-attr]
-        if params is not None:
+            return None
+        params = self.bind(entry, d.args[1:], d.span, what=f"{kind} `{d.args[0].value.name}`")  # type: ignore[union-attr]
+        return None if params is None else (entry, params)
+
+    def check_loss(self) -> None:
+        found = self.named(self.spec.loss, LOSSES, "loss")
+        if found is not None:
+            entry, params = found
             self.loss = LossProgram(entry.name, _public(params), entry.attrs["task"])
 
     def check_optimizer(self) -> None:
+        found = self.named(self.spec.optimizer, OPTIMIZERS, "optimizer")
         d = self.spec.optimizer
-        if d is None:
-            return
-        entry = self.head(d, OPTIMIZERS, "optimizer")
-        if entry is None:
-            return
-        params = self.bind(entry, d.args[1:], d.span, what=f"optimizer `{d.args[0].value.name}`")  # type: ignore[union-attr]
-        if params is not None:
-            self.opt_given = set(params["__given__"])
+        if found is not None and d is not None:
+            entry, params = found
             self.optimizer = OptimizerProgram(entry.name, _public(params))
             lr = params["lr"]
             if isinstance(lr, Fn):  # a schedule starts at `initial` (or its constant `value`)
