@@ -1,7 +1,7 @@
 """nnspec against what its users would write instead: hand-written JAX + Optax (a jitted
 step per batch, and a whole epoch fused in `lax.scan`), PyTorch eager and Keras 3 on JAX.
 
-    python -m benchmarks [--quick] [--only W1,W2] [--repeat N] [--out FILE.json]
+    python -m benchmarks [--quick] [--only W1,W2] [--repeat N] [--out FILE.json] [--report FILE.json]
 
 The layout is the pipeline: `workloads` (what is trained, the data, the bars) →
 `harness` (one `worker` subprocess per measurement, `baselines/` the implementations) →

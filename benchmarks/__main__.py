@@ -23,7 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each measurement wait up to SECONDS for other processes to leave the CPUs")
     p.add_argument("--out", type=Path, metavar="FILE.json", help="also write the results as JSON")
+    p.add_argument("--report", type=Path, metavar="FILE.json",
+                   help="measure nothing: print the tables of an earlier --out file, its bars judged anew")
     args = p.parse_args(argv)
+    if args.report is not None:
+        try:
+            results = json.loads(args.report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            p.error(f"cannot read `{args.report}`: {exc}")
+        sys.stdout.write(report.tables(report.rejudge(results)))
+        return 0
     only = args.only.split(",") if args.only else None
     impls = args.impls.split(",") if args.impls else None
     if impls and "nnspec" not in impls:

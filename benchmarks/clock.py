@@ -6,7 +6,13 @@ are on the host (so the device work is finished). From those timestamps:
 - steady-state samples/s = n / median(epoch time), over every epoch but the first;
 - time to first step = first epoch − (steps − 1)/steps × median(epoch): the compile and
   the first step, measured the same way for programs that fuse a whole epoch (whose first
-  step cannot be seen alone) and for loops that run one step at a time.
+  step cannot be seen alone) and for loops that run one step at a time;
+- wall clock = the end of the last epoch − the start: everything after the imports
+  (reading the data, compiling, training), for comparing whole jobs.
+
+An implementation that can only see whole training runs (a `nnspec train` process per
+model) sets `whole_runs` and calls `clock.epoch(final loss)` once per run: it then has a
+wall clock, but no samples/s and no time to first step.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ class Clock:
     samples: int | None = None
     final_loss: float | None = None
     sweep_losses: list[float] | None = None
+    # models trained one after another, each reporting its own epochs (or, with
+    # `whole_runs`, each reporting once, at its end)
+    models: int = 1
+    whole_runs: bool = False
 
     def begin(self) -> None:
         self.start = time.perf_counter()
@@ -47,6 +57,10 @@ def summarize(clock: Clock, *, n: int, steps: int) -> dict[str, float | None]:
     times = clock.epoch_times()
     if not times:
         raise ValueError("the implementation reported no epoch")
+    if clock.whole_runs:
+        return {"samples_per_s": None, "epoch_s": None, "first_epoch_s": None, "first_step_s": None,
+                "total_s": sum(times), "final_loss": clock.final_loss if clock.final_loss is not None
+                else clock.losses[-1], "runs": len(times)}
     steady = statistics.median(times[1:]) if len(times) > 1 else None
     first_step = times[0] - (steady * (steps - 1) / steps if steady is not None else 0.0)
     return {
@@ -67,6 +81,7 @@ def rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB (getrusage: KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb(*, children: bool = False) -> float:
+    """This process's peak resident memory so far, in MiB (getrusage: KiB on Linux); with
+    `children`, the largest peak of any finished child process (0 if none)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -42,7 +42,7 @@ def in_process(path: Path, repeats: int) -> dict[str, float | bool]:
             "layers": len(program.model.layers), "jax_imported": "jax" in sys.modules}
 
 
-def _cli() -> list[str]:
+def cli_command() -> list[str]:
     """The `nnspec` console script beside this interpreter, as a user runs it."""
     script = Path(sys.executable).with_name("nnspec")
     if script.exists():
@@ -69,7 +69,7 @@ def measure(directory: Path, *, layers: int = 200, repeats: int = 5) -> dict:
     path = directory / "deep.nn"
     path.write_text(big_spec(layers), encoding="utf-8")
     env = {**os.environ, "NNSPEC_NO_CACHE": "1"}
-    cli = _cli()
+    cli = cli_command()
     here = subprocess.run([sys.executable, "-m", "benchmarks.frontend", str(path), str(max(repeats, 5) * 4)],
                           capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent)
     if here.returncode != 0:

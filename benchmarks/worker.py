@@ -34,11 +34,15 @@ def measure(request: dict) -> dict:
     clock.begin()
     module.train(w, Path(request["npz"]), Path(request["spec"]), clock)
     out = summarize(clock, n=w.n, steps=w.steps)
-    expected = w.epochs * (len(w.lrs) if w.lrs and not clock.samples else 1)
-    if out["epochs"] != expected:
-        raise RuntimeError(f"{request['impl']} reported {out['epochs']} epochs, not {expected}")
+    if clock.whole_runs:
+        if out["runs"] != clock.models:
+            raise RuntimeError(f"{request['impl']} reported {out['runs']} runs, not {clock.models}")
+    elif out["epochs"] != w.epochs * clock.models:
+        raise RuntimeError(f"{request['impl']} reported {out['epochs']} epochs, not {w.epochs * clock.models}")
     return {"status": "ok", **out, "import_s": import_s, "rss_after_import_mb": base_rss,
-            "peak_rss_mb": peak_rss_mb(), "losses": clock.losses[-w.epochs:],
+            # with `nnspec train` subprocesses, the largest of them (each is one job)
+            "peak_rss_mb": max(peak_rss_mb(), peak_rss_mb(children=True)), "whole_runs": clock.whole_runs,
+            "losses": clock.losses[-w.epochs:],
             **({"sweep_losses": clock.sweep_losses} if clock.sweep_losses is not None else {})}
 
 

@@ -32,7 +32,13 @@ class Workload:
     impls: tuple[str, ...] = ("nnspec", "jax_steps", "jax_fused", "torch_eager", "keras_jax")
     # baseline -> the least acceptable ratio (nnspec samples/s ÷ baseline samples/s)
     bars: dict[str, float] = field(default_factory=dict, compare=False)
+    # baseline -> (the least acceptable ratio of wall clocks, baseline's ÷ nnspec's, and the
+    # nnspec implementation it is compared with): whole jobs, compilation included
+    wall_bars: dict[str, tuple[float, str]] = field(default_factory=dict, compare=False)
     loss_tol: float = 0.15    # final losses may differ from nnspec's by this fraction
+    # a sweep's rows that train each setting in a job of its own (`nnspec_fits`,
+    # `nnspec_procs`) train only this many settings, the reference first (None: all)
+    alone: int | None = None
 
     def __post_init__(self) -> None:
         # every implementation runs exactly n / batch full steps an epoch
@@ -47,6 +53,11 @@ class Workload:
     def reference(self) -> int:
         """For a sweep: the index of the rate whose final loss is compared (the one nearest `lr`)."""
         return min(range(len(self.lrs)), key=lambda i: abs(self.lrs[i] - self.lr))
+
+    def settings_alone(self) -> list[int]:
+        """Which of a sweep's settings the one-job-per-setting rows train (indices into `lrs`)."""
+        rest = [i for i in range(len(self.lrs)) if i != self.reference]
+        return ([self.reference] + rest)[:self.alone] if self.alone is not None else list(range(len(self.lrs)))
 
     @property
     def outputs(self) -> int:
@@ -116,9 +127,16 @@ def workloads(quick: bool = False) -> dict[str, Workload]:
                   lr=1e-3, batch=128, epochs=3 if quick else 5, drop_prob=0.5,
                   bars={"jax_fused": 0.9, "torch_eager": 4.0, "keras_jax": 1.4}, loss_tol=tol)
     # W3 needs `nnspec.fit.fit_sweep`: the harness skips it with W3_PENDING where it is missing
-    w3 = Workload("W3", "W1 at 16 learning rates: nnspec's sweep vs the same in JAX", n=w1.n, features=2,
-                  hidden=(3,), classes=2, optimizer="sgd", lr=0.1, batch=32, epochs=w1.epochs,
-                  lrs=W3_LRS, impls=("nnspec", "jax_fused", "jax_vmap"), loss_tol=tol)
+    w3 = Workload("W3", "W1 at 16 learning rates: nnspec's sweep vs training them one by one", n=w1.n,
+                  features=2, hidden=(3,), classes=2, optimizer="sgd", lr=0.1, batch=32, epochs=w1.epochs,
+                  lrs=W3_LRS, impls=("nnspec", "jax_fused", "jax_vmap", "nnspec_seq", "nnspec_fits",
+                                     "nnspec_cli", "nnspec_procs"),
+                  # the sweep against nnspec's own fused program run 16 times (compiled once):
+                  # steady state and whole job; `nnspec train` of the sweep against 16 `nnspec
+                  # train` processes: whole jobs (docs/benchmarks.md on what bounds these)
+                  bars={"nnspec_seq": 4.0},
+                  wall_bars={"nnspec_seq": (4.0, "nnspec"), "nnspec_procs": (20.0, "nnspec_cli")},
+                  loss_tol=tol, alone=1 if quick else None)
     return {"W1": w1, "W2": w2, "W3": w3}
 
 

@@ -302,7 +302,7 @@ def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str) -
         if not quiet and (count[0] % every == 0 or count[0] == 1):
             print(line, file=sys.stderr)
     try:
-        result = fit_sweep(program, epochs=args.epochs, out=out, progress=show,
+        result = fit_sweep(program, epochs=args.epochs, out=out, progress=None if quiet else show,
                            base_dir=Path(spec_path).resolve().parent)
     except NNSpecError as exc:
         sys.stderr.write(exc.render(color=_color(sys.stderr)))

@@ -167,8 +167,13 @@ def _decay_mask(reg: Regularization) -> Callable[[Params], Any]:
 class Model:
     """A checked program as pure functions. The object itself holds no arrays."""
 
-    def __init__(self, program: Program, *, with_decay: bool = False) -> None:
+    def __init__(self, program: Program, *, with_decay: bool = False, with_penalty: bool | None = None) -> None:
         self.program = program
+        reg = program.regularization
+        # Penalties cost a pass over the weights every step: leave them out when the spec
+        # has none (a sweep whose other models have some says so with `with_penalty`).
+        self.has_penalty = with_penalty if with_penalty is not None else bool(
+            reg.l1 or reg.l2 or any(layer.params.get("l1") or layer.params.get("l2") for layer in program.model.layers))
         self.layers = tuple(nn.LAYERS[layer.op](layer) for layer in program.model.layers)
         loss = program.loss
         self._loss = nn.loss_fn(loss.name, loss.params) if loss is not None else None
@@ -214,6 +219,8 @@ class Model:
         hp = self.hparams() if hparams is None else hparams
         reg = self.program.regularization
         total = jnp.zeros((), jnp.float32)
+        if not self.has_penalty:
+            return total
         for impl in self.layers:
             ps = params.get(impl.layer.name, {})
             h = hp[impl.layer.name]

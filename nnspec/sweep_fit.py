@@ -152,7 +152,8 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
     t = first.train
     assert t is not None
     with_decay = any(m.program.regularization.weight_decay > 0 for m in members)
-    model = Model(first, with_decay=with_decay)
+    with_penalty = any(Model(m.program).has_penalty for m in members)
+    model = Model(first, with_decay=with_decay, with_penalty=with_penalty)
     m_count = len(members)
     keys = [keys_for(m.program.train.seed) for m in members]  # type: ignore[union-attr]
     init_keys = jnp.stack([k[0] for k in keys])
@@ -190,7 +191,8 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
         else:
             orders = np.stack([shuffle(s, epoch, n) for s in seeds])
         new, sums, per_step = run(state, x, y, orders, epoch_keys, np.int32(epoch), hps)
-        losses = np.asarray(sums["loss"])
+        sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
+        losses = sums["loss"]
         finite = np.isfinite(losses)
         for i in np.flatnonzero(active & ~finite):
             steps = np.asarray(per_step[i])

@@ -50,14 +50,20 @@ def test_every_workload_runs_and_losses_agree(quick_run):
                 continue
             assert r["status"] == "ok", (name, impl, r.get("note"))
             assert math.isfinite(r["final_loss"]), (name, impl)
-            assert r["samples_per_s"] > 0 and r["first_step_s"] > 0 and r["peak_rss_mb"] > 0
-            assert len(r["losses"]) == w["epochs"]
+            assert r["total_s"] > 0 and r["peak_rss_mb"] > 0
+            if r["whole_runs"]:  # `nnspec train` processes: only their wall clock is seen
+                assert r["samples_per_s"] is None and r["first_step_s"] is None and r["runs"] >= 1
+            else:
+                assert r["samples_per_s"] > 0 and r["first_step_s"] > 0
+                assert len(r["losses"]) == w["epochs"]
             if impl != "nnspec":
                 c = w["comparison"][impl]
                 assert c["loss_agrees"], (name, impl, r["final_loss"], w["impls"]["nnspec"]["final_loss"])
-                assert {"speed", "first_step", "peak_rss"} <= set(c)
+                assert {"speed", "first_step", "wall", "peak_rss"} <= set(c)
                 if "bar" in c:
                     assert c["passes"] is None  # --quick never judges the bars
+                if "wall_bar" in c:
+                    assert c["wall_passes"] is None and c["wall_vs_ratio"] > 0
     assert report.all_losses_finite(results)
 
 
@@ -67,7 +73,20 @@ def test_w3_is_a_sweep_or_skipped_with_its_reason(quick_run):
     if "impls" not in w3:
         assert w3 == {"status": "skipped", "note": W3_PENDING}
     else:
-        assert len(w3["impls"]["nnspec"]["sweep_losses"]) == 16
+        impls = w3["impls"]
+        sweep = impls["nnspec"]["sweep_losses"]
+        assert len(sweep) == 16
+        for impl in ("jax_fused", "jax_vmap", "nnspec_seq", "nnspec_cli"):
+            assert len(impls[impl]["sweep_losses"]) == 16, impl
+        # nnspec's program compiled once and run per setting trains exactly the sweep's models
+        assert impls["nnspec_seq"]["sweep_losses"] == pytest.approx(sweep, rel=1e-4)
+        assert impls["nnspec_cli"]["sweep_losses"] == pytest.approx(sweep, rel=1e-4)
+        # --quick trains one setting alone (the compared one), in-process and as a process
+        for impl in ("nnspec_fits", "nnspec_procs"):
+            assert impls[impl]["final_loss"] == pytest.approx(impls["nnspec"]["final_loss"], rel=1e-4), impl
+        c = w3["comparison"]
+        assert (c["nnspec_seq"]["wall_bar"], c["nnspec_seq"]["wall_vs"]) == (4.0, "nnspec")
+        assert (c["nnspec_procs"]["wall_bar"], c["nnspec_procs"]["wall_vs"]) == (20.0, "nnspec_cli")
 
 
 def test_front_end_latency_is_measured(quick_run):
@@ -80,7 +99,7 @@ def test_front_end_latency_is_measured(quick_run):
 
 def test_the_table_names_every_workload_and_ratio(quick_run):
     _, text = quick_run
-    for word in ("W1:", "W2:", "W3", "speed ratio", "nnspec", "jax_fused", "front end"):
+    for word in ("W1:", "W2:", "W3", "speed ratio", "wall s", "nnspec", "jax_fused", "front end"):
         assert word in text
     assert "LOSSES DIFFER" not in text
 
@@ -112,3 +131,61 @@ def test_loss_agreement_is_relative():
     assert report.loss_agrees(0.21, 0.20, 0.15)
     assert not report.loss_agrees(0.30, 0.20, 0.15)
     assert not report.loss_agrees(math.nan, 0.20, 0.15)
+
+
+def _entry(quick: bool, **totals: float) -> dict:
+    ok = lambda t: {"status": "ok", "samples_per_s": None, "first_step_s": None, "total_s": t,  # noqa: E731
+                    "peak_rss_mb": 100.0, "final_loss": 0.2}
+    return {"quick": quick, "bars": {}, "wall_bars": {"seq": [4.0, "nnspec"], "procs": [20.0, "cli"]},
+            "loss_tol": 0.15, "impls": {k: ok(v) for k, v in totals.items()}}
+
+
+def test_wall_bars_compare_whole_jobs_against_the_named_implementation():
+    c = report.compare(_entry(False, nnspec=2.0, seq=10.0, cli=3.0, procs=45.0))
+    assert c["seq"]["wall"] == pytest.approx(5.0) and c["seq"]["wall_passes"] is True
+    assert c["procs"]["wall_vs_ratio"] == pytest.approx(15.0) and c["procs"]["wall_passes"] is False
+    assert c["procs"]["wall"] == pytest.approx(22.5)  # against nnspec itself, for the table
+    assert c["seq"]["speed"] is None and c["seq"]["first_step"] is None
+    assert report.compare(_entry(True, nnspec=2.0, seq=10.0, cli=3.0, procs=45.0))["seq"]["wall_passes"] is None
+    missing = report.compare(_entry(False, nnspec=2.0, procs=45.0))["procs"]  # `cli` not run (--impls)
+    assert missing["wall_vs_ratio"] is None and missing["wall_passes"] is None
+
+
+def test_whole_runs_have_a_wall_clock_only():
+    from benchmarks.clock import Clock, summarize
+    clock = Clock(whole_runs=True, models=2)
+    clock.start = 0.0
+    clock.ends, clock.losses = [3.0, 7.0], [0.3, 0.2]
+    out = summarize(clock, n=100, steps=10)
+    assert out["samples_per_s"] is None and out["first_step_s"] is None
+    assert out["total_s"] == 7.0 and out["runs"] == 2 and out["final_loss"] == 0.2
+
+
+def test_best_round_keeps_the_shortest_wall_clock():
+    rounds = [{"status": "ok", "samples_per_s": 10.0, "first_step_s": 1.0, "total_s": 5.0, "peak_rss_mb": 1.0,
+               "others_cores": 0.0},
+              {"status": "ok", "samples_per_s": 12.0, "first_step_s": 2.0, "total_s": 6.0, "peak_rss_mb": 1.0,
+               "others_cores": 0.0}]
+    b = harness.best(rounds)
+    assert (b["samples_per_s"], b["first_step_s"], b["total_s"]) == (12.0, 1.0, 5.0)
+    whole = [{**r, "samples_per_s": None, "first_step_s": None} for r in rounds]
+    assert harness.best(whole)["total_s"] == 5.0 and harness.best(whole)["first_step_s"] is None
+
+
+def test_saved_results_are_reported_again(quick_run, tmp_path, capsys):
+    results, text = quick_run
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(results))
+    assert main(["--report", str(saved)]) == 0
+    again = capsys.readouterr().out
+    assert again == text  # the same tables, from the file alone
+
+
+def test_the_ablation_still_finds_what_it_patches():
+    """`benchmarks.ablate` reads nnspec's internals: fail here, not silently there, when they move."""
+    import nnspec.fit as nfit
+    from benchmarks import ablate
+    assert ablate.patched_train_group() is not None
+    import inspect
+    assert list(inspect.signature(nfit.epoch_fn(None, 64, 32)).parameters) == [
+        "state", "x", "y", "order", "base_key", "epoch", "hparams"]

@@ -66,6 +66,7 @@ def _one_after_another(w: Workload, x, y, init_key, dropout_key, clock: Clock) -
     from benchmarks.baselines.jax_vmap import set_lr, sweep_optimizer
     opt = sweep_optimizer(w)
     epoch = epoch_program(w, opt, dropout_key)
+    clock.models = len(w.lrs)
     finals = []
     for lr in w.lrs:  # every model from the same start and the same shuffles, as in nnspec's sweep
         params = common.init(w, init_key)
