@@ -265,14 +265,16 @@ class Model:
         def objective(params):
             pred = self.apply(params, x, key=key, train=True, hparams=hp)
             per = self.per_example_loss(pred, y)
-            return _mean(per, weights) + self.penalty(params, hp), pred
+            return _mean(per, weights) + self.penalty(params, hp), (pred, per)
 
-        (_, pred), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (_, (pred, per)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         assert self.optimizer is not None
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        w = jnp.ones(x.shape[0]) if weights is None else weights
-        sums = {k: jnp.sum(v * w) for k, v in self.metrics(jax.lax.stop_gradient(pred), y).items()}
+        # The loss per example comes from the objective; only the other metrics are computed anew.
+        pred, per = jax.lax.stop_gradient(pred), jax.lax.stop_gradient(per)
+        total = (lambda v: jnp.sum(v)) if weights is None else (lambda v: jnp.sum(v * weights))
+        sums = {"loss": total(per), **{k: total(fn(pred, y)) for k, fn in self._metrics.items()}}
         return TrainState(params, opt_state), sums
 
 
