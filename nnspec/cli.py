@@ -238,8 +238,6 @@ def _compile_cache() -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from nnspec.diagnostics import NNSpecError
-    from nnspec.fit import fit
-    _compile_cache()
     if args.resume is not None:
         run = Path(args.resume)
         spec_path = str(run / "spec.nn") if args.spec is None else args.spec
@@ -259,6 +257,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if program.train is None:
         print(f"error: `{spec_path}` has no `train {{ }}` block, so there is nothing to train", file=sys.stderr)
         return EXIT_SPEC
+    # JAX only now: a spec with mistakes is refused without starting it
+    from nnspec.fit import fit
+    _compile_cache()
     if args.seed is not None:
         program = _with_seed(program, args.seed)
     if program.sweep is not None:
@@ -340,11 +341,11 @@ def _with_seed(program, seed: int):
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from nnspec.diagnostics import NNSpecError
-    from nnspec.fit import evaluate, load_trained, prepare
-    _compile_cache()
     program = _program_or_exit(args.spec)
     if program is None:
         return EXIT_SPEC
+    from nnspec.fit import evaluate, load_trained, prepare
+    _compile_cache()
     if program.train is None:
         raise UsageError(f"`{args.spec}` has no `train` block: there is no data to evaluate on")
     try:
@@ -371,11 +372,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
     from nnspec.data import DataError, load_csv
     from nnspec.diagnostics import NNSpecError
-    from nnspec.fit import load_trained
-    _compile_cache()
     program = _program_or_exit(args.spec)
     if program is None:
         return EXIT_SPEC
+    from nnspec.fit import load_trained
+    _compile_cache()
     try:
         model, params, std, meta = load_trained(program, Path(args.run))
     except NNSpecError as exc:
