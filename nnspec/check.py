@@ -18,7 +18,7 @@ from nnspec.checked import (EarlyStop, Fn, Layer, LossProgram, ModelProgram, Opt
                             Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
-from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes
+from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
 from nnspec.losses import LOSSES, METRICS
 from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
@@ -484,7 +484,7 @@ class _Checker:
             except ShapeError as exc:
                 given = params["__given__"]
                 span = given[exc.arg].span if exc.arg in given else node.span
-                self.err(exc.code, exc.message, span, f"input shape is {_shape(in_shape)}" if exc.code == "E201" else "",
+                self.err(exc.code, exc.message, span, f"input shape is {show_shape(in_shape)}" if exc.code == "E201" else "",
                          help=exc.help)
                 ok = False
                 continue
@@ -704,7 +704,7 @@ class _Checker:
             lspan = self.spec.loss.span  # type: ignore[union-attr]
             out_kind = ACTIVATIONS.get(final_act).attrs["output"] if final_act else "linear"  # type: ignore[union-attr]
             if len(out) != 1:
-                self.err("E304", f"the model's output has shape {_shape(out)}, but a loss needs a flat vector",
+                self.err("E304", f"the model's output has shape {show_shape(out)}, but a loss needs a flat vector",
                          span, "", help="end the model with a `dense` layer")
                 return
             units = out[0]
@@ -749,8 +749,8 @@ class _Checker:
         params = self.train.data.params
         features = features_of(ds, params)
         if tuple(features) != self.model.input_shape:
-            self.err("E311", f"dataset `{ds.name}` has examples of shape {_shape(tuple(features))}, "
-                             f"but the model's input is {_shape(self.model.input_shape)}",
+            self.err("E311", f"dataset `{ds.name}` has examples of shape {show_shape(tuple(features))}, "
+                             f"but the model's input is {show_shape(self.model.input_shape)}",
                      self.train.data_span, "", secondary=[(self.spec.model.inputs[0].span, "the input")],  # type: ignore[union-attr]
                      help=f"declare `input {self.model.inputs[0][0]}[{', '.join(map(str, features))}]`")
         if self.loss is not None and ds.attrs["task"] != self.loss.task:
@@ -787,30 +787,23 @@ class _Checker:
     def check_budget(self) -> None:
         if self.model is None or self.budget is None:
             return
-        slots = 0
-        if self.optimizer is not None:
-            slots = OPTIMIZERS.get(self.optimizer.name).attrs["slots"]  # type: ignore[union-attr]
         n = self.model.n_params
-        need = n * _BYTES * (2 + slots)
-        what = "its parameters, gradients and optimizer state"
         batch = self.batch_size()
-        if batch:
-            # a batch's activations are kept for the backward pass, and get gradients of their own
-            values = sum(math.prod(layer.out_shape) for layer in self.model.layers) + math.prod(self.model.input_shape)
-            need += 2 * batch * values * _BYTES
-            what = f"its parameters, gradients, optimizer state and a batch of {batch:,} examples"
+        need = training_bytes(self.model, self.optimizer.name if self.optimizer else None, batch)
+        what = (f"its parameters, gradients, optimizer state and a batch of {batch:,} examples" if batch
+                else "its parameters, gradients and optimizer state")
         if need > self.budget:
-            self.err("E310", f"the model needs about {_bytes(need)} for {what}",
-                     self.spec.model.span, f"{n:,} parameters" if n < 10**30 else f"{_power(n)} parameters", notes=[f"the memory budget is {_bytes(self.budget)}"],  # type: ignore[union-attr]
+            self.err("E310", f"the model needs about {show_bytes(need)} for {what}",
+                     self.spec.model.span, f"{n:,} parameters" if n < 10**30 else f"{_power(n)} parameters", notes=[f"the memory budget is {show_bytes(self.budget)}"],  # type: ignore[union-attr]
                      help="use fewer or smaller layers" + (", or a smaller batch" if batch else ""))
         for (name, shape), inp in zip(self.model.inputs, self.spec.model.inputs):  # type: ignore[union-attr]
             values = 1
             for d in shape:
                 values *= d
             if values * _BYTES > self.budget:  # a shape that cannot exist; nothing downstream can print it
-                self.err("E310", f"one example of `{name}` needs about {_bytes(values * _BYTES)}", inp.span,
+                self.err("E310", f"one example of `{name}` needs about {show_bytes(values * _BYTES)}", inp.span,
                          f"{values:,} values" if values < 10**30 else f"{_power(values)} values",
-                         notes=[f"the memory budget is {_bytes(self.budget)}"], help="use a smaller input")
+                         notes=[f"the memory budget is {show_bytes(self.budget)}"], help="use a smaller input")
 
     def batch_size(self) -> int | None:
         """Examples in one training step, where the spec says (`batch all`: a built-in set's `n`)."""
@@ -908,16 +901,24 @@ def _final_activation(model: ModelProgram) -> str | None:
     return None
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
 def _power(n: int) -> str:
     """`10^k` for a huge integer, without `str(n)` (refused past 4,300 digits)."""
     return f"10^{int((n.bit_length() - 1) * 0.30103)}"
 
 
-def _bytes(n: float) -> str:
+def training_bytes(model: ModelProgram, optimizer: str | None, batch: int | None) -> int:
+    """Bytes (float32) that training keeps: parameters, gradients, the optimizer's slots,
+    and with a batch size, that batch's activations and their gradients."""
+    slots = OPTIMIZERS.get(optimizer).attrs["slots"] if optimizer else 0  # type: ignore[union-attr]
+    need = model.n_params * _BYTES * (2 + slots)
+    if batch:
+        values = sum(math.prod(layer.out_shape) for layer in model.layers) + math.prod(model.input_shape)
+        need += 2 * batch * values * _BYTES
+    return need
+
+
+def show_bytes(n: float) -> str:
+    """A byte count for people: `52 B`, `1.5 GiB`, or `10^k B` when it is beyond a float."""
     if n >= 1024 ** 7:  # beyond what a float may hold (a 400-digit `dense` count): say its size
         return f"{_power(int(n))} B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):

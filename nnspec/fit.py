@@ -26,6 +26,7 @@ from nnspec import checkpoint, ir
 from nnspec.checked import Program
 from nnspec.data import DataError, Dataset, Standardizer, load, split
 from nnspec.diagnostics import NNSpecError, error
+from nnspec.layers import show_shape
 from nnspec.lower import Model, TrainState, lower
 from nnspec.source import Span
 
@@ -99,7 +100,7 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
     want = program.model.input_shape
     in_span = program.spec.model.inputs[0].span if program.spec.model else None
     if tuple(ds.features) != tuple(want):
-        raise fail("E403", f"the data has examples of shape {_shape(ds.features)}, but the model's input is {_shape(want)}",
+        raise fail("E403", f"the data has examples of shape {show_shape(ds.features)}, but the model's input is {show_shape(want)}",
                    program, span, label="this data", secondary=[(in_span, "the input")], notes=_columns_note(program, ds),
                    help=f"declare the input as `input {program.model.inputs[0][0]}[{', '.join(map(str, ds.features))}]`"
                         if len(ds.features) else "give each example at least one feature")
@@ -139,7 +140,7 @@ def _columns_note(program: Program, ds: Dataset) -> tuple[str, ...]:
     if ds.lines is not None and ds.feature_names:
         names = ", ".join(f"`{n}`" for n in ds.feature_names)
         return (f"{path}: the header names {len(ds.feature_names)} feature column(s): {names}",)
-    return (f"{path}: the features have shape {_shape(ds.x.shape)}",)
+    return (f"{path}: the features have shape {show_shape(ds.x.shape)}",)
 
 
 def _labels(program: Program, y: np.ndarray) -> np.ndarray:
@@ -562,11 +563,6 @@ def _spec_dir(program: Program) -> Path:
     if program.source is not None and program.source.filename not in ("<string>", "<stdin>"):
         return Path(program.source.filename).resolve().parent
     return Path.cwd()
-
-
-def _shape(shape) -> str:
-    shape = tuple(shape)
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def __getattr__(name: str) -> Any:

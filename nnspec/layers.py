@@ -69,7 +69,7 @@ class ShapeError(Exception):
 
 def _flat(op: str, in_shape: Shape) -> int:
     if len(in_shape) != 1:
-        raise ShapeError("E201", f"`{op}` expects a flat vector, found shape {_show(in_shape)}",
+        raise ShapeError("E201", f"`{op}` expects a flat vector, found shape {show_shape(in_shape)}",
                          "add a `flatten` layer before it")
     return in_shape[0]
 
@@ -92,13 +92,13 @@ def _dense_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
     if p["weights"] is not None:
         got = _array_shape(p["weights"])
         if got != shapes["w"]:
-            raise ShapeError("E202", f"`weights` has shape {_show(got)}, but this layer needs {_show(shapes['w'])}",
+            raise ShapeError("E202", f"`weights` has shape {show_shape(got)}, but this layer needs {show_shape(shapes['w'])}",
                              f"write {_count(n_in, 'row')} of {_count(p['units'], 'number')}: one row per input, one column per unit",
                              arg="weights")
     if isinstance(p["bias"], tuple):
         got = _array_shape(p["bias"])
         if got != (p["units"],):
-            raise ShapeError("E202", f"`bias` has shape {_show(got)}, but this layer needs ({p['units']},)",
+            raise ShapeError("E202", f"`bias` has shape {show_shape(got)}, but this layer needs ({p['units']},)",
                              f"write a list of {_count(p['units'], 'number')}, one per unit", arg="bias")
     return shapes
 
@@ -111,7 +111,8 @@ def _same(p: Mapping[str, Any], in_shape: Shape) -> Shape:
     return in_shape
 
 
-def _show(shape: Shape) -> str:
+def show_shape(shape: Shape) -> str:
+    """`(2,)`, `(8, 8)`; a ragged dimension (-1) shows as `?`."""
     dims = ["?" if d < 0 else str(d) for d in shape]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 

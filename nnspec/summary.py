@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+from nnspec.check import show_bytes
 from nnspec.checked import Program
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+from nnspec.layers import show_shape
 
 
 def summary(program: Program) -> str:
     """The model as a table: one row per input and layer, then the totals."""
     model = program.model
-    rows = [(f"{name} (input)", _shape(shape), "0") for name, shape in model.inputs]
+    rows = [(f"{name} (input)", show_shape(shape), "0") for name, shape in model.inputs]
     for layer in model.layers:
         act = layer.activation if layer.op == "dense" else None
         kind = f"{layer.op} {act}" if act and act != "identity" else layer.op
-        rows.append((f"{layer.name} ({kind})", _shape(layer.out_shape), f"{layer.n_params:,}"))
+        rows.append((f"{layer.name} ({kind})", show_shape(layer.out_shape), f"{layer.n_params:,}"))
     head = ("Layer (type)", "Output shape", "Params")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
     rule = "─" * (sum(widths) + 6)
@@ -26,7 +24,7 @@ def summary(program: Program) -> str:
 
     total = model.n_params
     out = [f"Model: {model.name or '(unnamed)'}", rule, line(head), rule, *map(line, rows), rule,
-           f"Total params: {total:,} ({_bytes(total * 4)} as float32)"]
+           f"Total params: {total:,} ({show_bytes(total * 4)} as float32)"]
     if program.optimizer is not None:
         out.append(f"Optimizer: {program.optimizer.name}")
     if program.loss is not None:
@@ -37,11 +35,3 @@ def summary(program: Program) -> str:
         out.append(f"Sweep: {len(program.sweep.programs)} models over {axes}; the table shows the first")
     return "\n".join(out) + "\n"
 
-
-def _bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"

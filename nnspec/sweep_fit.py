@@ -26,12 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnspec import checkpoint, ir
-from nnspec.check import physical_memory
+from nnspec.check import physical_memory, training_bytes
 from nnspec.checked import Program
 from nnspec.fit import (Splits, _Stopper, _labels, _model_fingerprint, epoch_fn, eval_fn, fail, keys_for,
                         prepare, shuffle)
 from nnspec.lower import Model, TrainState, with_hparams
-from nnspec.optim import OPTIMIZERS
 
 
 @dataclass
@@ -93,14 +92,6 @@ def _stack(trees: list[Any]) -> Any:
     return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
 
 
-def _member_bytes(program: Program, batch: int) -> int:
-    """Rough bytes one model needs in a vmapped epoch: parameters, gradients, optimizer
-    slots, and a batch of activations kept for the backward pass (float32)."""
-    slots = OPTIMIZERS.get(program.optimizer.name).attrs["slots"] if program.optimizer else 0  # type: ignore[union-attr]
-    acts = sum(math.prod(layer.out_shape) for layer in program.model.layers)
-    return 4 * (program.model.n_params * (3 + slots) + batch * acts * 3)
-
-
 def _select(mask: jax.Array, new: Any, old: Any) -> Any:
     def pick(n, o):
         m = mask.reshape(mask.shape + (1,) * (n.ndim - 1))
@@ -133,7 +124,8 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
     budget = (physical_memory() or 8 << 30) // 4
     for g, group in enumerate(groups):
         first = sweep.programs[group[0]]
-        per = _member_bytes(first, first.train.batch or len(splits.train))  # type: ignore[union-attr]
+        per = training_bytes(first.model, first.optimizer.name if first.optimizer else None,  # type: ignore[union-attr]
+                             first.train.batch or len(splits.train))  # type: ignore[union-attr]
         size = chunk or max(1, min(len(group), budget // max(per, 1)))
         if size < len(group) and chunk is None:
             notes.append(f"{len(group)} models do not fit in memory at once: trained in chunks of {size}")
@@ -152,7 +144,8 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
     t = first.train
     assert t is not None
     with_decay = any(m.program.regularization.weight_decay > 0 for m in members)
-    with_penalty = any(Model(m.program).has_penalty for m in members)
+    alone = [Model(m.program) for m in members]  # each setting's own numbers
+    with_penalty = any(one.has_penalty for one in alone)
     model = Model(first, with_decay=with_decay, with_penalty=with_penalty)
     m_count = len(members)
     keys = [keys_for(m.program.train.seed) for m in members]  # type: ignore[union-attr]
@@ -161,7 +154,7 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
     params = jax.jit(jax.vmap(model.init))(init_keys)
     template = jax.jit(model.optimizer.init)(jax.tree_util.tree_map(lambda a: a[0], params))  # type: ignore[union-attr]
     opt_states = _stack([with_hparams(template, m.program.optimizer, m.program.regularization) for m in members])
-    hps = _stack([Model(m.program).hparams() for m in members])
+    hps = _stack([one.hparams() for one in alone])
     state = TrainState(params, opt_states)
 
     x, y = jnp.asarray(splits.train.x), jnp.asarray(_labels(first, splits.train.y))
