@@ -50,6 +50,7 @@ import optax
 
 import nnspec
 import nnspec.fit as nfit
+import nnspec.prepare as nprep
 from nnspec.lower import Model, TrainState, lower, with_hparams
 
 from benchmarks.baselines import jax_common as common
@@ -140,9 +141,9 @@ def _setup(w: Workload, folder: Path):
     npz, spec = w.write(folder)
     program = nnspec.check_text(spec.read_text(encoding="utf-8"), filename=str(spec))
     first = program.sweep.programs[0] if program.sweep is not None else program
-    splits = nfit.prepare(first)
+    splits = nprep.prepare(first)
     x = jnp.asarray(splits.train.x)
-    y = jnp.asarray(nfit._labels(first, splits.train.y))
+    y = jnp.asarray(nprep._labels(first, splits.train.y))
     return program, x, y, npz
 
 

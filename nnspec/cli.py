@@ -344,7 +344,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     program = _program_or_exit(args.spec)
     if program is None:
         return EXIT_SPEC
-    from nnspec.fit import evaluate, load_trained, prepare
+    from nnspec.fit import evaluate, load_trained
+    from nnspec.prepare import prepare
     _compile_cache()
     if program.train is None:
         raise UsageError(f"`{args.spec}` has no `train` block: there is no data to evaluate on")

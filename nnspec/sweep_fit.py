@@ -28,8 +28,8 @@ import numpy as np
 from nnspec import checkpoint, ir
 from nnspec.check import physical_memory, training_bytes
 from nnspec.checked import Program
-from nnspec.fit import (Splits, _Stopper, _labels, _model_fingerprint, epoch_fn, eval_fn, fail, keys_for,
-                        prepare, shuffle)
+from nnspec.fit import _Stopper, _model_fingerprint, epoch_fn, eval_fn, keys_for, shuffle
+from nnspec.prepare import Splits, _labels, fail, prepare
 from nnspec.lower import Model, TrainState, with_hparams
 
 
@@ -269,6 +269,8 @@ def _write_run(out: Path, result: SweepResult) -> None:
             "best_setting": best.setting, "ensemble": len(result.members) if ensemble else 0,
             "standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
             "classes": list(splits.train.classes) if splits.train.classes is not None else None,
+            "feature_names": list(splits.train.feature_names) if splits.train.feature_names else None,
+            "target_names": list(splits.train.target_names) if splits.train.target_names else None,
             "spec_fingerprint": ir.fingerprint(result.program.spec)}
     checkpoint.save(out / "checkpoint.npz", trees, meta)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 import nnspec
 import nnspec.fit as nfit
+import nnspec.prepare as nprep
 from nnspec.lower import lower, with_hparams
 
 from benchmarks.clock import Clock
@@ -27,12 +28,12 @@ from benchmarks.workloads import Workload
 def train(w: Workload, npz: Path, spec: Path, clock: Clock) -> None:
     program = nnspec.check_text(spec.read_text(encoding="utf-8"), filename=str(spec))
     members = program.sweep.programs  # one checked Program per setting, in `w.lrs` order
-    splits = nfit.prepare(members[0])
+    splits = nprep.prepare(members[0])
     n = len(splits.train)
     model = lower(members[0])
     init = jax.jit(model.init_state)
     run = nfit.epoch_program(model, n, members[0].train.batch)
-    x, y = jnp.asarray(splits.train.x), jnp.asarray(nfit._labels(members[0], splits.train.y))
+    x, y = jnp.asarray(splits.train.x), jnp.asarray(nprep._labels(members[0], splits.train.y))
     clock.models = len(members)
     finals = []
     for p in members:

@@ -1,0 +1,133 @@
+"""prepare(program) -> Splits: the data a run trains on, loaded, checked against the
+model, split and standardized. One place for training, eval, predict and sweeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nnspec.checked import Program
+from nnspec.data import DataError, Dataset, Standardizer, load, split
+from nnspec.diagnostics import NNSpecError, error
+from nnspec.layers import show_shape
+from nnspec.source import Span
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
+    standardizer: Standardizer | None
+
+
+def fail(code: str, message: str, program: Program, span: Span | None, *, label: str = "",
+         help: str | None = None, notes: tuple[str, ...] = (), secondary=()) -> NNSpecError:
+    """A runtime problem as a located diagnostic (raised, rendered by the CLI)."""
+    return NNSpecError([error(code, message, span, label, help=help, notes=notes, secondary=secondary)],
+                       program.source, action="train")
+
+
+def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Standardizer | None = None) -> Splits:
+    """Load, check against the model, split and standardize the spec's data (with the
+    statistics of the training split, or with `standardizer` from a finished run)."""
+    t = program.train
+    assert t is not None and program.loss is not None
+    base = base_dir or _spec_dir(program)
+    try:
+        ds = load(t.data, seed=t.seed, base_dir=base, task=program.loss.task)
+        train_ds, val_ds, test_ds = split(ds, val=t.val, test=t.test, seed=t.seed)
+    except DataError as exc:
+        raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
+                   notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
+    check_fit(program, ds, t.data_span)
+    if t.batch is not None and t.batch > len(train_ds):
+        raise fail("E402", f"batch size {t.batch} is larger than the training split ({len(train_ds)} examples)",
+                   program, _stmt_span(program, "batch") or t.data_span, label="too large",
+                   help="use a smaller batch, or `batch all` for full-batch gradient descent")
+    std = standardizer
+    if t.standardize and std is None:
+        std = Standardizer.fit(train_ds.x)
+    if std is not None:
+        train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
+    return Splits(train_ds, val_ds, test_ds, std)
+
+
+def _where(exc: DataError) -> str | None:
+    if exc.path is None:
+        return None
+    where = exc.path + (f", line {exc.row}" if exc.row is not None else "")
+    return where + (f", column `{exc.column}`" if exc.column else "")
+
+
+def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
+    """The data's example shape and labels must fit the model's input and output."""
+    want = program.model.input_shape
+    in_span = program.spec.model.inputs[0].span if program.spec.model else None
+    if tuple(ds.features) != tuple(want):
+        raise fail("E403", f"the data has examples of shape {show_shape(ds.features)}, but the model's input is {show_shape(want)}",
+                   program, span, label="this data", secondary=[(in_span, "the input")], notes=_columns_note(program, ds),
+                   help=f"declare the input as `input {program.model.inputs[0][0]}[{', '.join(map(str, ds.features))}]`"
+                        if len(ds.features) else "give each example at least one feature")
+    loss = program.loss
+    assert loss is not None
+    out = program.model.output_shape
+    if loss.task == "multiclass" and ds.y.ndim == 1 and ds.y.size and int(ds.y.max()) >= out[0]:
+        raise fail("E403", f"the data has a label {int(ds.y.max())}, but the model has only {out[0]} output units (classes 0..{out[0] - 1})",
+                   program, span, label="this data", help=f"give the last layer {int(ds.y.max()) + 1} units",
+                   notes=_label_note(program, ds, int(np.argmax(ds.y >= out[0]))))
+    if loss.task == "regression" and ds.y.ndim == 2 and ds.y.shape[1] != out[0]:
+        raise fail("E403", f"the data has {ds.y.shape[1]} target column(s), but the model has {out[0]} output unit(s)",
+                   program, span, label="this data", help=f"give the last layer {ds.y.shape[1]} unit(s)")
+
+
+def _data_path(program: Program) -> str | None:
+    t = program.train
+    return t.data.params.get("path") if t is not None and t.data.kind in ("csv", "npz") else None
+
+
+def _label_note(program: Program, ds: Dataset, i: int) -> tuple[str, ...]:
+    """Where the first label that does not fit is: file, line and column (or array index)."""
+    path = _data_path(program)
+    if path is None:
+        return ()
+    shown = ds.classes[int(ds.y[i])] if ds.classes is not None and int(ds.y[i]) < len(ds.classes) else str(int(ds.y[i]))
+    column = ds.target_names[0] if ds.target_names else "y"
+    if ds.lines is not None:
+        return (f"{path}, line {int(ds.lines[i])}, column `{column}`: `{shown}` is the first such label",)
+    return (f"{path}, array `{column}`, index {i}: `{shown}` is the first such label",)
+
+
+def _columns_note(program: Program, ds: Dataset) -> tuple[str, ...]:
+    path = _data_path(program)
+    if path is None:
+        return ()
+    if ds.lines is not None and ds.feature_names:
+        names = ", ".join(f"`{n}`" for n in ds.feature_names)
+        return (f"{path}: the header names {len(ds.feature_names)} feature column(s): {names}",)
+    return (f"{path}: the features have shape {show_shape(ds.x.shape)}",)
+
+
+def _labels(program: Program, y: np.ndarray) -> np.ndarray:
+    """Labels in the layout the loss reads (one-hot for `labels=onehot`)."""
+    loss = program.loss
+    assert loss is not None
+    if loss.name == "categorical_crossentropy" and loss.params["labels"] == "onehot" and y.ndim == 1:
+        return np.eye(program.model.output_shape[0], dtype=np.float32)[y]
+    return y
+
+
+def _stmt_span(program: Program, keyword: str) -> Span | None:
+    if program.spec.train is None:
+        return None
+    d = program.spec.train.get(keyword)
+    return d.span if d else None
+
+
+def _spec_dir(program: Program) -> Path:
+    if program.source is not None and program.source.filename not in ("<string>", "<stdin>"):
+        return Path(program.source.filename).resolve().parent
+    return Path.cwd()
