@@ -71,6 +71,10 @@ TRAIN = Registry("train setting", [
     Entry("metrics", (), variadic=P("metric", Symbol("metric")), doc="what to report besides the loss"),
     Entry("standardize", (P("enabled", Bool(), True, positional=True, doc="`false` to turn it off"),),
           doc="rescale each feature to mean 0 and standard deviation 1, using training statistics"),
+    Entry("divergence", (P("factor", Union((Float(gt=1), Choice(("off",)))), required=True, positional=True,
+                           doc="stop (E404) once an epoch's mean training loss exceeds this many times "
+                               "the initial loss; `off` stops only for NaN or infinity"),),
+          doc="when a run counts as diverged"),
 ])
 
 REGULARIZE = Entry("regularize", (
@@ -628,7 +632,7 @@ class _Checker:
             batch=None if batch == "all" else batch, epochs=bound.get("epochs", {"count": 10})["count"],
             seed=bound.get("seed", {"value": 0})["value"], metrics=metrics,
             standardize=bound.get("standardize", {"enabled": False})["enabled"], early_stop=es,
-            data_span=seen["data"].span)
+            data_span=seen["data"].span, divergence=_divergence(bound))
 
     def data_source(self, d: ir.Directive) -> dict[str, Any] | None:
         entry = TRAIN.get("data")
@@ -834,6 +838,14 @@ PASSES: tuple[Callable[[_Checker], None], ...] = (
 
 _EXAMPLE = {"loss": "loss mse", "optimizer": "optimizer adam lr=1e-3"}
 _TASK = {"binary": "binary classification", "multiclass": "multiclass classification", "regression": "regression"}
+
+
+def _divergence(bound: Mapping[str, dict[str, Any]]) -> float | None:
+    """`divergence F` -> F, `divergence off` -> None; without the line, TrainProgram's default."""
+    if "divergence" not in bound:
+        return TrainProgram.divergence
+    factor = bound["divergence"]["factor"]
+    return None if factor == "off" else factor
 
 
 def _accepts_words(ptype: Any) -> bool:

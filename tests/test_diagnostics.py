@@ -436,3 +436,46 @@ def test_only_the_dropped_section_is_not_reported_missing() -> None:
     # `optimiser` was meant as the optimizer; the missing loss is a mistake of its own
     text = "model m {\n    input x[2]\n    dense 1 sigmoid\n}\noptimiser sgd\ntrain {\n    data builtin(\"moons\")\n}\n"
     assert errors(text) == ["E018: unknown section `optimiser`", "E112: training needs a `loss`"]
+
+
+# ------------------------------------------------------------------------ divergence
+
+DIVERGENCE = """\
+model m {
+    input x[2]
+    dense 1 sigmoid
+}
+loss binary_crossentropy
+optimizer sgd
+train {
+    data builtin("moons")
+    %s
+}
+"""
+
+
+@pytest.mark.parametrize("line,factor", [("", 10.0), ("divergence 100", 100.0), ("divergence factor=2.5", 2.5),
+                                         ("divergence off", None)])
+def test_divergence_sets_the_trainers_factor(line: str, factor: float | None) -> None:
+    program, diags, _ = check_source(DIVERGENCE % line, "spec.nn", memory_budget=MEMORY_BUDGET)
+    assert program is not None and diags == []
+    assert program.train is not None and program.train.divergence == factor
+
+
+@pytest.mark.parametrize("line,error", [
+    ("divergence 1", "E104: `1` is out of range: must be > 1"),
+    ("divergence 0.5", "E104: `0.5` is out of range: must be > 1"),
+    ("divergence of", "E104: `of` is not one of `off`"),
+    ("divergence", "E106: missing `factor` for `divergence`"),
+    ("divergence \"off\"", "E103: expected a number > 1 or one of `off`, found the string `\"off\"`"),
+])
+def test_divergence_factor_is_checked(line: str, error: str) -> None:
+    assert errors(DIVERGENCE % line) == [error]
+
+
+def test_nnspec_check_refuses_a_divergence_factor_of_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.nn"
+    spec.write_text(DIVERGENCE % "divergence 1", encoding="utf-8")
+    assert main(["check", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "error[E104]: `1` is out of range: must be > 1" in err and "divergence 1" in err

@@ -380,6 +380,7 @@ def gen_train_defaults() -> str:
         "metrics": "only the loss is reported" if not t.metrics else ", ".join(f"`{m}`" for m in t.metrics),
         "standardize": "features are used as they are" if not t.standardize else "`standardize`",
         "early_stop": "every epoch runs" if t.early_stop is None else "?",
+        "divergence": f"`divergence {_num(t.divergence)}`" if t.divergence is not None else "`divergence off`",
     }
     rows = ["| Setting | Without its line |\n", "|---|---|\n"]
     for e in TRAIN:

@@ -209,6 +209,8 @@ model m {
 # after the model
 loss mse
 """),
+    "divergence settings": ("train {\n  divergence   factor=100\n divergence off\n}\n",
+                            "train {\n    divergence factor=100\n    divergence off\n}\n"),
     "empty blocks": ("model {\n}\ntrain {\n}\n", "model {\n}\n\ntrain {\n}\n"),
     "only comments": ("\n\n#   one\n\n#two\n\n", "#   one\n# two\n"),
     "empty": ("", ""),
