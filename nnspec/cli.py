@@ -371,21 +371,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
-    from nnspec.data import DataError, load_csv
     from nnspec.diagnostics import NNSpecError
     program = _program_or_exit(args.spec)
     if program is None:
         return EXIT_SPEC
+    if args.run is None:
+        _refuse_without_run(program, args.spec)
+    _input_file(args.input)
     from nnspec.fit import load_trained
     _compile_cache()
-    try:
-        model, params, std, meta = load_trained(program, Path(args.run))
-    except NNSpecError as exc:
-        exc.action = "predict with"
-        sys.stderr.write(exc.render(color=_color(sys.stderr)))
-        return EXIT_SPEC
+    if args.run is not None:
+        try:
+            model, params, std, meta = load_trained(program, Path(args.run))
+        except NNSpecError as exc:
+            exc.action = "predict with"
+            sys.stderr.write(exc.render(color=_color(sys.stderr)))
+            return EXIT_SPEC
+        program = model.program
+        names, targets = meta.get("feature_names"), meta.get("target_names") or ()
+    else:  # every parameter is written in the spec (checked above): nothing to load
+        import jax
+        from nnspec.lower import lower
+        model = lower(program)
+        params, std, meta = model.init(jax.random.key(0)), None, {}
+        names, targets = _spec_names(program, args.spec)
     classes = meta.get("classes")
-    x = _read_inputs(args.input, program)
+    x = _read_inputs(args.input, program, names, targets, header=not args.no_header)
     if std is not None:
         x = std.apply(x)
     import jax.numpy as jnp
@@ -416,44 +427,88 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_inputs(path: str, program):
-    """Feature rows from a CSV with a header (the input's columns, in order)."""
-    import numpy as np
-    text, diags, _ = read_text(path)
-    if text is None:
-        raise UsageError(f"`{path}` is not UTF-8 text")
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise UsageError(f"cannot read `{path}` as CSV: {exc}") from None
-    if len(rows) < 2:
-        raise UsageError(f"`{path}` has no rows to predict (a header row, then one row per example)")
-    want = 1
-    for d in program.model.input_shape:
-        want *= d
-    out = []
-    for i, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != want:
-            raise UsageError(f"{path}:{i}: expected {want} values (the model's input), found {len(row)}")
-        try:
-            out.append([float(c) for c in row])
-        except ValueError:
-            bad = next(c for c in row if not _is_float(c))
-            raise UsageError(f"{path}:{i}: cannot read `{bad}` as a number") from None
-        if not all(abs(v) <= 3.4028234663852886e38 for v in out[-1]):  # NaN fails this too
-            bad = next(c for c, v in zip(row, out[-1]) if not abs(v) <= 3.4028234663852886e38)
-            raise UsageError(f"{path}:{i}: `{bad.strip()}` is not a finite 32-bit number")
-    return np.asarray(out, np.float32).reshape((-1, *program.model.input_shape))
+def _refuse_without_run(program, spec: str) -> None:
+    """Without `--run`, the spec itself must hold every number the model uses."""
+    run = f"train it first (`nnspec train {spec} --out DIR`) and pass `--run DIR`"
+    if program.sweep is not None:
+        raise UsageError(f"`{spec}` is a sweep of {len(program.sweep.programs)} models: {run}")
+    learned = [layer.name for layer in program.model.layers
+               if any(not _literal(layer.params, name) for name in layer.param_shapes)]
+    if learned:
+        raise UsageError(f"`{spec}` gives no values for the parameters of layer `{learned[0]}`"
+                         f"{f' (and {len(learned) - 1} more)' if len(learned) > 1 else ''}: {run}")
+    if program.train is not None and program.train.standardize:
+        raise UsageError(f"`{spec}` standardizes its inputs with statistics measured in training: {run}")
 
 
-def _is_float(c: str) -> bool:
+def _literal(params, name: str) -> bool:
+    """Whether the spec writes out array `name` of a layer (`weights=[[..]]`, `bias=[..]`)."""
+    if name == "w":
+        return params.get("weights") is not None
+    if name == "b":
+        return isinstance(params.get("bias"), tuple)
+    return False
+
+
+def _spec_names(program, spec: str):
+    """(feature names, target names) as the spec's own `data` line gives them, for a
+    model predicted without a run; None where the spec names no columns."""
+    from nnspec.data import DataError, feature_names
+    t = program.train
+    if t is None:
+        return None, ()
     try:
-        float(c)
-        return True
-    except ValueError:
-        return False
+        names = feature_names(t.data, base_dir=Path(spec).resolve().parent)
+    except DataError as exc:
+        raise UsageError(f"cannot read the column names of the spec's data: {_data_message(exc)}") from None
+    target = t.data.params.get("target", ())
+    return names, ((target,) if isinstance(target, str) else tuple(target))
+
+
+def _input_file(path: str) -> None:
+    """Refuse an input that is not a readable file, as `read_text` refuses a spec."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"cannot read `{path}`: it is a directory")
+    if not p.exists():
+        raise UsageError(f"cannot read `{path}`: no such file")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot read `{path}`: {exc.strerror or exc}") from None
+
+
+def _data_message(exc) -> str:
+    """A `DataError` as the rest of one `error:` line: where, what, then how to fix it."""
+    return str(exc) + (f"; {exc.help}" if exc.help else "")
+
+
+def _read_inputs(path: str, program, names, targets, *, header: bool = True):
+    """Feature rows from a CSV, read by training's reader (data.py) with the spec's
+    delimiter: columns matched by name to the run's features, or by position."""
+    from nnspec.data import DataError, read_features
+    shape = tuple(program.model.input_shape)
+    width = 1
+    for d in shape:
+        width *= d
+    if names is not None and (not isinstance(names, list | tuple) or len(names) != width
+                              or not all(isinstance(n, str) for n in names)):
+        raise UsageError(f"the run records {len(names) if isinstance(names, list) else 'unusable'} "
+                         f"feature names for a model of {width} inputs: train it again")
+    t = program.train
+    delimiter = t.data.params.get("delimiter", ",") if t is not None and t.data.kind == "csv" else ","
+    try:
+        x, ignored = read_features(path, base_dir=Path.cwd(), names=None if names is None else tuple(names),
+                                   width=width, delimiter=delimiter, header=header)
+    except DataError as exc:
+        raise UsageError(_data_message(exc)) from None
+    if ignored:
+        from nnspec.data import _listing
+        kind = "the training target" if set(ignored) <= set(targets or ()) else "not inputs of the model"
+        print(f"note: ignoring column{'s' if len(ignored) > 1 else ''} {_listing(ignored)} of `{path}` ({kind})",
+              file=sys.stderr)
+    return x.reshape((-1, *shape))
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -533,10 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, metavar="DIR", help="the run folder written by `train`")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("predict", help="predict with a trained run")
+    p = sub.add_parser("predict", help="predict with a trained run, or with a spec that writes out every weight")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--run", required=True, metavar="DIR")
-    p.add_argument("--input", required=True, metavar="CSV", help="features, one example a row, with a header")
+    p.add_argument("--run", metavar="DIR", help="the run folder written by `train` (not needed when the spec gives "
+                                                "every weight literally)")
+    p.add_argument("--input", required=True, metavar="CSV",
+                   help="features, one example a row, under a header naming the columns (any order; others ignored)")
+    p.add_argument("--no-header", action="store_true",
+                   help="the input has no header: its columns are the model's inputs, in order")
     p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
     p.set_defaults(func=cmd_predict)
 

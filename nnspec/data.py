@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import math
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, TASKS, DataSource,
-                              classes_of)
+                              classes_of, features_of)
 from nnspec.suggest import did_you_mean
 
 
@@ -47,7 +48,7 @@ class DataError(Exception):
         if self.path is not None:
             parts.append(self.path if self.row is None else f"{self.path}:{self.row}")
         if self.column is not None:
-            parts.append(f"column `{self.column}`")
+            parts.append(f"column `{_excerpt(self.column)}`")
         parts.append(self.message)
         return ": ".join(parts)
 
@@ -222,9 +223,7 @@ def _builtin(params: dict[str, Any], *, seed: int, task: str | None) -> Dataset:
     params = {**entry.defaults(), **params}
     x, labels = GENERATORS[entry.name](np.random.default_rng(seed), **params)
     own = entry.attrs["task"]
-    feature_names, target_names, class_names = _NAMES.get(entry.name, (None, ("y",), None))
-    if feature_names is None and x.ndim == 2 and x.shape[1] <= 16:
-        feature_names = tuple(f"x{i + 1}" for i in range(x.shape[1]))
+    feature_names, target_names, class_names = _builtin_names(entry.name, x.shape[1:])
     x = x.astype(np.float32)
     if own == REGRESSION:
         if task in (BINARY, MULTICLASS):
@@ -244,6 +243,16 @@ def _builtin(params: dict[str, Any], *, seed: int, task: str | None) -> Dataset:
     return Dataset(x, _encode_classes(labels, want), want, names, feature_names, target_names)
 
 
+def _builtin_names(name: str, features: tuple[int, ...]
+                   ) -> tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, ...] | None]:
+    """(feature names, target names, class names) of a built-in dataset; up to 16 flat
+    features without names of their own are `x1`, `x2`, ..."""
+    feature_names, target_names, class_names = _NAMES.get(name, (None, ("y",), None))
+    if feature_names is None and len(features) == 1 and features[0] <= 16:
+        feature_names = tuple(f"x{i + 1}" for i in range(features[0]))
+    return feature_names, target_names, class_names
+
+
 def _encode_classes(labels: np.ndarray, task: str) -> np.ndarray:
     """Class indices (n,) -> the `y` layout of `task`."""
     if task == MULTICLASS:
@@ -261,13 +270,23 @@ def _resolve(path: str, base_dir: Path, kind: str) -> Path:
                         help=f"name the {kind} file inside it")
     if not full.is_file():
         siblings: list[str] = []
-        if full.parent.is_dir():
+        # Only from inside the spec's folder: a did-you-mean must not reveal which files
+        # exist elsewhere on the machine.
+        if full.parent.is_dir() and _inside(full.parent, base_dir):
             siblings = sorted(p.name for p in full.parent.iterdir() if p.is_file())
         hint = did_you_mean(full.name, siblings)
         where = f"looked for `{full}`; paths are relative to the spec's folder"
         raise DataError("file not found", path=path,
                         help=f"{hint} ({where})" if hint else where)
     return full
+
+
+def _inside(folder: Path, base_dir: Path) -> bool:
+    try:
+        folder.resolve().relative_to(Path(base_dir).resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -288,23 +307,43 @@ def _number(cell: str) -> float:
     if not text:
         raise _CellError("missing value", "fill in the value or remove the row")
     if text.lower() in _NONFINITE:
-        raise _CellError(f"`{text}` is not a finite number",
+        raise _CellError(f"`{_excerpt(text)}` is not a finite number",
                          "fill in a real value or remove the row")
     if not _NUMBER.fullmatch(text):
         help = None
         if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", text):
             help = "write decimals with a point, as in `1.5`"
-        raise _CellError(f"cannot read `{text}` as a number", help)
+        raise _CellError(f"cannot read `{_excerpt(text)}` as a number", help)
     value = float(text)
     if not abs(value) <= _F32_MAX:
-        raise _CellError(f"`{text}` is too large for a 32-bit float")
+        raise _CellError(f"`{_excerpt(text)}` is too large for a 32-bit float")
     return value
 
 
-def _lines(path: Path, display: str) -> Iterator[str]:
+# Caps on what one line may hold, checked on the raw line before the CSV reader splits
+# it: a header of 10 million columns would otherwise become 10 million strings (2 GB).
+MAX_LINE_BYTES = 4 << 20
+MAX_COLUMNS = 100_000
+
+
+def _lines(path: Path, display: str, delimiter: str) -> Iterator[str]:
     """The file's lines, decoded one at a time so a bad byte is reported at its line."""
     with open(path, "rb") as f:
-        for number, raw in enumerate(f, 1):
+        number = 0
+        while True:
+            raw = f.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            number += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"the line is longer than {MAX_LINE_BYTES >> 20} MiB",
+                                path=display, row=number,
+                                help="check that this is a CSV file with one example a line")
+            if raw.count(delimiter.encode("utf-8")) >= MAX_COLUMNS:
+                raise DataError(f"the line holds more than {MAX_COLUMNS:,} values",
+                                path=display, row=number,
+                                help=f"nnspec reads at most {MAX_COLUMNS:,} columns; save wide "
+                                     f"data as an `.npz` archive instead")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -314,6 +353,35 @@ def _lines(path: Path, display: str) -> Iterator[str]:
             yield line.lstrip("\ufeff") if number == 1 else line
 
 
+def _records(full: Path, path: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, values) of each CSV record that is not a blank line."""
+    if len(delimiter) != 1:
+        raise DataError(f"the delimiter must be one character, found `{_excerpt(delimiter)}`",
+                        path=path)
+    reader = csv.reader(_lines(full, path, delimiter), delimiter=delimiter,
+                        skipinitialspace=True, strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"cannot read the line as CSV ({exc})", path=path, row=start,
+                            help="check the quotes: a value that starts with `\"` must "
+                                 "end with one") from None
+        if len(row) > 1 or (row and row[0].strip()):
+            yield start, row
+
+
+def _first_record(stream: Iterator[tuple[int, list[str]]], path: str) -> tuple[int, list[str]]:
+    header_row, header = next(stream, (0, None))
+    if header is None:
+        raise DataError("the file is empty", path=path,
+                        help="the first line must name the columns, as in `x1,x2,label`")
+    return header_row, header
+
+
 def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
              features: tuple[str, ...] | None = None, delimiter: str = ",",
              task: str | None = None) -> Dataset:
@@ -321,46 +389,13 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
 
     Reads row by row and stops at the first problem, raising `DataError` located at it."""
     full = _resolve(path, base_dir, "CSV")
-    if len(delimiter) != 1:
-        raise DataError(f"the delimiter must be one character, found `{delimiter}`", path=path)
-    reader = csv.reader(_lines(full, path), delimiter=delimiter, skipinitialspace=True,
-                        strict=True)
-
-    def rows() -> Iterator[tuple[int, list[str]]]:
-        """(first line, values) of each record that is not a blank line."""
-        while True:
-            start = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise DataError(f"cannot read the line as CSV ({exc})", path=path, row=start,
-                                help="check the quotes: a value that starts with `\"` must "
-                                     "end with one") from None
-            if len(row) > 1 or (row and row[0].strip()):
-                yield start, row
-
-    stream = rows()
-    header_row, header = next(stream, (0, None))
-    if header is None:
-        raise DataError("the file is empty", path=path,
-                        help="the first line must name the columns, as in `x1,x2,label`")
+    stream = _records(full, path, delimiter)
+    header_row, header = _first_record(stream, path)
     columns = _header(header, path=path, row=header_row)
-    index = {name: i for i, name in enumerate(columns)}
 
     def lookup(names: tuple[str, ...], what: str) -> list[int]:
-        seen: set[str] = set()
-        out = []
-        for name in names:
-            if name in seen:
-                raise DataError(f"column `{name}` is listed twice in `{what}`", path=path)
-            seen.add(name)
-            if name not in index:
-                raise DataError(f"no column named `{name}`", path=path, row=header_row,
-                                help=_missing_column_help(name, columns, header, delimiter))
-            out.append(index[name])
-        return out
+        return _lookup(names, what, columns, header, path=path, row=header_row,
+                       delimiter=delimiter)
 
     target_idx = lookup(target, "target")
     if features is None:
@@ -388,18 +423,8 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
     width = len(columns)
     n = 0
     for line, row in stream:
-        if len(row) != width:
-            raise DataError(f"expected {width} values, found {len(row)}", path=path, row=line,
-                            help=_ragged_help(row, width, delimiter))
-        for i, name in zip(feature_idx, feature_names):
-            try:
-                values.append(_number(row[i]))
-            except _CellError as exc:
-                help = exc.help
-                if help is None and exc.message.startswith("cannot read"):
-                    help = _text_feature_help(name, feature_names)
-                raise DataError(exc.message, path=path, row=line, column=name,
-                                help=help) from None
+        _check_width(row, width, path=path, line=line, delimiter=delimiter)
+        _append_numbers(values, row, feature_idx, feature_names, path=path, line=line)
         targets.add([row[i] for i in target_idx], line)
         lines.append(line)
         n += 1
@@ -410,6 +435,125 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
     y, task_, classes = targets.finish()
     return Dataset(x, y, task_, classes, feature_names, target_names,
                    np.frombuffer(lines, dtype=np.int64))
+
+
+def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, width: int,
+                  delimiter: str = ",", header: bool = True,
+                  targets: tuple[str, ...] = ()) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Feature rows to predict on, with the training reader's rules: `(x, ignored)`.
+
+    `x` is float32 (n, width). With `names` (the training data's feature columns), the
+    header is matched by name, in any order; columns that are not features (the training
+    file's `targets`, an id) are `ignored`. Without names, columns are taken by position
+    and the header must be `width` wide. A first line of numbers where names are expected
+    is refused, never read as a header; with `header=False` every line is an example."""
+    full = _resolve(path, base_dir, "CSV")
+    stream = _records(full, path, delimiter)
+    first_line, first = _first_record(stream, path)
+    ignored: tuple[str, ...] = ()
+    if not header:
+        columns = list(names) if names is not None else [f"#{i + 1}" for i in range(width)]
+        rows = itertools.chain([(first_line, first)], stream)
+        index = list(range(width))
+        row_width = width
+    else:
+        cells = [c.strip() for c in first]
+        if (names is None or not set(names) <= set(cells)) and cells and all(
+                _NUMBER.fullmatch(c) or c.lower() in _NONFINITE for c in cells):
+            raise DataError("the first line holds numbers, not column names", path=path,
+                            row=first_line, help="if the file has no header, pass `--no-header` "
+                            "to read the columns in the order the model takes them")
+        header_cols = _header(first, path=path, row=first_line)
+        if names is None:
+            if len(header_cols) != width:
+                raise DataError(f"the header has {len(header_cols)} columns, but the model "
+                                f"takes {width} inputs", path=path, row=first_line,
+                                help="the training data named no columns, so the columns "
+                                     "are read by position: give one per input")
+            columns, index = header_cols, list(range(width))
+        else:
+            index = _lookup(names, "the model's features", header_cols, first, path=path,
+                            row=first_line, delimiter=delimiter)
+            columns = list(names)
+            used = set(index)
+            ignored = tuple(c for i, c in enumerate(header_cols) if i not in used)
+        rows, row_width = stream, len(header_cols)
+    values = array("d")
+    n = 0
+    for line, row in rows:
+        _check_width(row, row_width, path=path, line=line, delimiter=delimiter, header=header)
+        _append_numbers(values, row, index, tuple(columns), path=path, line=line,
+                        training=False)
+        n += 1
+    if n == 0:
+        raise DataError("the file has a header but no data rows", path=path,
+                        help="add one row per example below the header")
+    x = np.frombuffer(values, dtype=np.float64).reshape(n, width).astype(np.float32)
+    return x, ignored
+
+
+def feature_names(source: DataSource, *, base_dir: Path) -> tuple[str, ...] | None:
+    """The names of the features `source` gives, as `load` would name them, reading at
+    most a CSV file's header; None for data without names (NPZ, images)."""
+    params = dict(source.params)
+    if source.kind == "builtin":
+        entry = DATASETS.get(params["name"])
+        if entry is None:
+            return None
+        return _builtin_names(entry.name, features_of(entry, params))[0]
+    if source.kind != "csv":
+        return None
+    if params.get("features") is not None:
+        features = params["features"]
+        return (features,) if isinstance(features, str) else tuple(features)
+    target = params["target"]
+    target = (target,) if isinstance(target, str) else tuple(target)
+    path, delimiter = params["path"], params.get("delimiter", ",")
+    stream = _records(_resolve(path, base_dir, "CSV"), path, delimiter)
+    row, header = _first_record(stream, path)
+    columns = _header(header, path=path, row=row)
+    _lookup(target, "target", columns, header, path=path, row=row, delimiter=delimiter)
+    return tuple(c for c in columns if c not in target)
+
+
+def _lookup(names: tuple[str, ...], what: str, columns: list[str], header: list[str], *,
+            path: str, row: int, delimiter: str) -> list[int]:
+    """The positions of `names` in the header, refusing a name listed twice or missing."""
+    index = {name: i for i, name in enumerate(columns)}
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        if name in seen:
+            raise DataError(f"column `{_excerpt(name)}` is listed twice in `{what}`", path=path)
+        seen.add(name)
+        if name not in index:
+            raise DataError(f"no column named `{_excerpt(name)}`", path=path, row=row,
+                            help=_missing_column_help(name, columns, header, delimiter))
+        out.append(index[name])
+    return out
+
+
+def _check_width(row: list[str], width: int, *, path: str, line: int, delimiter: str,
+                 header: bool = True) -> None:
+    if len(row) != width:
+        raise DataError(f"expected {width} values, found {len(row)}", path=path, row=line,
+                        help=_ragged_help(row, width, delimiter) if header else
+                        f"without a header, every row holds the model's {width} inputs in order")
+
+
+def _append_numbers(values: array, row: list[str], index: list[int], names: tuple[str, ...], *,
+                    path: str, line: int, training: bool = True) -> None:
+    """Append the feature cells `index` of one row, refusing the first that is no number
+    (in training data, with how to leave a text column out)."""
+    for i, name in zip(index, names):
+        try:
+            values.append(_number(row[i]))
+        except _CellError as exc:
+            help = exc.help
+            if help is None and training and exc.message.startswith("cannot read"):
+                help = _text_feature_help(name, names)
+            raise DataError(exc.message, path=path, row=line, column=name,
+                            help=help) from None
 
 
 def _header(header: list[str], *, path: str, row: int) -> list[str]:
@@ -494,11 +638,11 @@ class _Targets:
                     raise self.error(exc.message, line, name, help) from None
                 if self.task == BINARY and v not in (0.0, 1.0):
                     raise self.error(f"expected 0 or 1 for a binary target, found "
-                                     f"`{cell.strip()}`", line, name,
+                                     f"`{_excerpt(cell.strip())}`", line, name,
                                      "for more than two classes use a multiclass loss")
                 if self.task == MULTICLASS and not (v >= 0 and v == int(v)):
                     raise self.error(f"expected a class index (0, 1, 2, …), found "
-                                     f"`{cell.strip()}`", line, name,
+                                     f"`{_excerpt(cell.strip())}`", line, name,
                                      "for a numeric target use a regression loss")
                 self.numbers.append(v)
             return
@@ -507,8 +651,8 @@ class _Targets:
             raise self.error("missing value", line, help="fill in the value or remove the row")
         if label not in self.first_row:
             if self.task == BINARY and len(self.first_row) == 2:
-                seen = " and ".join(f"`{c}`" for c in self.first_row)
-                raise self.error(f"a third class `{label}` in a binary target (after {seen})",
+                seen = " and ".join(f"`{_excerpt(c)}`" for c in self.first_row)
+                raise self.error(f"a third class `{_excerpt(label)}` in a binary target (after {seen})",
                                  line, help="for more than two classes use a multiclass loss")
             self.first_row[label] = line
         self.text.append(label)
@@ -529,7 +673,7 @@ class _Targets:
         task = self.task or (BINARY if len(classes) == 2 else MULTICLASS)
         if task == BINARY and len(classes) != 2:
             only = classes[0]
-            raise DataError(f"only one class, `{only}`; a binary target needs two",
+            raise DataError(f"only one class, `{_excerpt(only)}`; a binary target needs two",
                             path=self.path, row=self.first_row[only], column=self.names[0],
                             help="check that this is the right target column")
         code = {c: i for i, c in enumerate(classes)}
@@ -664,8 +808,19 @@ def _finite(a: np.ndarray, key: str, path: str) -> None:
                         f"too large for a 32-bit float", path=path)
 
 
-def _listing(names: Any) -> str:
-    return ", ".join(f"`{n}`" for n in names)
+def _listing(names: Any, limit: int = 12) -> str:
+    """`a`, `b`, `c`: each name cut to a short excerpt, at most `limit` of them (names
+    may come from a file the user named, which must not be echoed whole)."""
+    names = list(names)
+    shown = ", ".join(f"`{_excerpt(n, 30)}`" for n in names[:limit])
+    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _excerpt(text: Any, limit: int = 60) -> str:
+    """At most `limit` characters of text read from a file, unprintable ones escaped and
+    a cut marked with `…`: an error message must never replay a file's content."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)[:limit + 1])
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _target_names(key: str, k: int) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from nnspec.checked import Program
-from nnspec.data import DataError, Dataset, Standardizer, load, split
+from nnspec.data import DataError, Dataset, Standardizer, _listing, load, split
 from nnspec.diagnostics import NNSpecError, error
 from nnspec.layers import show_shape
 from nnspec.source import Span
@@ -106,7 +106,7 @@ def _columns_note(program: Program, ds: Dataset) -> tuple[str, ...]:
     if path is None:
         return ()
     if ds.lines is not None and ds.feature_names:
-        names = ", ".join(f"`{n}`" for n in ds.feature_names)
+        names = _listing(ds.feature_names)
         return (f"{path}: the header names {len(ds.feature_names)} feature column(s): {names}",)
     return (f"{path}: the features have shape {show_shape(ds.x.shape)}",)
 

@@ -117,14 +117,15 @@ def test_fails_with_one_clear_line(name: str, place: dict[str, Path]) -> None:
     assert (place["file"]).read_text() == "not a folder\n"
 
 
-BAD_INPUTS = {
-    "a word": ("x1,x2\n0.5,oops\n", "{path}:2: cannot read `oops` as a number"),
-    "too few values": ("x1,x2\n0.5\n", "{path}:2: expected 2 values (the model's input), found 1"),
-    "NaN": ("x1,x2\n0.5,nan\n", "{path}:2: `nan` is not a finite 32-bit number"),
-    "infinite": ("x1,x2\n1e999,1\n", "{path}:2: `1e999` is not a finite 32-bit number"),
-    "header only": ("x1,x2\n", "`{path}` has no rows to predict (a header row, then one row per example)"),
-    "not UTF-8": (b"x1,x2\n\xff,1\n", "`{path}` is not UTF-8 text"),
-    "a huge field": ('x1,x2\n"' + "9" * 200_000 + '",1\n', "cannot read `{path}` as CSV: field larger than field limit…"),
+BAD_INPUTS = {  # read by training's CSV reader, so located and worded as its errors are
+    "a word": ("x1,x2\n0.5,oops\n", "{path}:2: column `x2`: cannot read `oops` as a number"),
+    "too few values": ("x1,x2\n0.5\n", "{path}:2: expected 2 values, found 1; every row needs one value per header column"),
+    "NaN": ("x1,x2\n0.5,nan\n", "{path}:2: column `x2`: `nan` is not a finite number; fill in a real value or remove the row"),
+    "infinite": ("x1,x2\n1e999,1\n", "{path}:2: column `x1`: `1e999` is too large for a 32-bit float"),
+    "header only": ("x1,x2\n", "{path}: the file has a header but no data rows; add one row per example below the header"),
+    "not UTF-8": (b"x1,x2\n\xff,1\n", "{path}:2: the file is not UTF-8 text…"),
+    "a huge field": ('x1,x2\n"' + "9" * 200_000 + '",1\n', "{path}:2: cannot read the line as CSV (field larger than field limit…"),
+    "1_0, which training refuses": ("x1,x2\n1_0,1\n", "{path}:2: column `x1`: cannot read `1_0` as a number"),
 }
 
 
