@@ -4,8 +4,10 @@ Models whose settings differ only in traced numbers (learning rate, momentum, dr
 probability, penalties, schedule constants, seed) share ONE compiled epoch program: the
 epoch function of fit.py, `jax.vmap`ped over their stacked parameters, optimizer states,
 hyperparameters and keys, so N models cost one compilation and one pass over the data
-per epoch. Axes that change the program (units, batch size, ...) give one such group per
-value, trained one after the other. A group larger than the memory budget is split into
+per epoch. Axes that change the program (units, batch size, ...), the data (a dataset's
+parameters, the split) or the loop (epochs) give one such group per value, each trained
+on its own data for its own epochs, one after the other; groups that read the same data
+share one preparation of it. A group larger than the memory budget is split into
 chunks. Early stopping and divergence are per model: a stopped or diverged model keeps
 its last good parameters while the others go on.
 """
@@ -13,6 +15,7 @@ its last good parameters while the others go on.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -31,6 +34,7 @@ from nnspec.checked import Program
 from nnspec.fit import _Stopper, _model_fingerprint, epoch_fn, eval_fn, keys_for, shuffle
 from nnspec.prepare import Splits, _labels, fail, prepare
 from nnspec.lower import Model, TrainState, with_hparams
+from nnspec.show import format_value
 
 
 @dataclass
@@ -44,6 +48,16 @@ class MemberResult:
     stopped_early: bool = False
     params: Any = None
     kept_value: float = math.nan  # the monitored value of the parameters kept (best or last epoch)
+    how: str = ""  # why it diverged: "NaN", "infinite" or "exploded" (finite, but far above its start)
+    start_loss: float = math.nan  # the loss of the initial weights: epoch 1's first step, before its update
+    splits: Splits | None = None  # the data this model was trained on
+
+
+def _rank_key(m: MemberResult, mode: str) -> tuple[bool, float]:
+    """Better models sort first: by the monitored value of the weights the model keeps;
+    diverged models, and models without a finite value, last."""
+    bad = m.diverged is not None or not math.isfinite(m.kept_value)
+    return bad, 0.0 if bad else (m.kept_value if mode == "min" else -m.kept_value)
 
 
 @dataclass
@@ -54,34 +68,33 @@ class SweepResult:
     mode: str
     notes: list[str]
     run_dir: Path | None = None
-    splits: Splits | None = None
 
     def ranking(self) -> list[int]:
         """Member indices, best first, by the monitored value of the weights each model ends
     with (its best epoch's with `restore_best`, else its last epoch's); diverged last."""
-        def key(i: int) -> tuple:
-            m = self.members[i]
-            bad = m.diverged is not None or not math.isfinite(m.kept_value)
-            value = m.kept_value if self.mode == "min" else -m.kept_value
-            return (bad, value if not bad else 0.0, i)
-        return sorted(range(len(self.members)), key=key)
+        return sorted(range(len(self.members)), key=lambda i: (*_rank_key(self.members[i], self.mode), i))
 
     @property
     def best(self) -> MemberResult:
         return self.members[self.ranking()[0]]
 
+    @property
+    def splits(self) -> Splits | None:
+        """The best model's data (what its checkpoint's standardizer and classes describe)."""
+        return self.best.splits
+
     def table(self) -> str:
-        """The ranked table: setting, best monitored value, epoch reached, diverged or not."""
+        """The ranked table: setting, the kept weights' and the best monitored value, epochs, status."""
         axes = list(self.members[0].setting)
-        head = ["rank", *axes, f"{self.monitor}", f"best {self.monitor}", "best epoch", "epochs", "status"]
+        head = ["rank", *axes, f"kept {self.monitor}", f"best {self.monitor}", "best epoch", "epochs", "status"]
         rows = []
         for rank, i in enumerate(self.ranking(), start=1):
             m = self.members[i]
-            status = (f"diverged (epoch {m.diverged[0]}, step {m.diverged[1]})" if m.diverged
+            status = (f"diverged (epoch {m.diverged[0]}, step {m.diverged[1]}, {m.how})" if m.diverged
                       else "stopped early" if m.stopped_early else "ok")
             rows.append([str(rank), *(f"{m.setting[a]:g}" for a in axes),
-                         f"{m.kept_value:.4f}" if math.isfinite(m.kept_value) else "—",
-                         f"{m.best_value:.4f}" if math.isfinite(m.best_value) else "—",
+                         format_value(m.kept_value) if math.isfinite(m.kept_value) else "—",
+                         format_value(m.best_value) if math.isfinite(m.best_value) else "—",
                          str(m.best_epoch or "—"), str(len(m.history)), status])
         widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
         line = lambda r: "  ".join(v.rjust(w) if k < len(head) - 1 else v for k, (v, w) in enumerate(zip(r, widths)))
@@ -102,45 +115,98 @@ def _select(mask: jax.Array, new: Any, old: Any) -> Any:
 def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None = None,
               progress: Callable[[str], None] | None = None, base_dir: Path | None = None,
               chunk: int | None = None) -> SweepResult:
-    """Train every model of `program.sweep`; returns per-model histories and the ranking."""
+    """Train every model of `program.sweep`; returns per-model histories and the ranking.
+    `epochs` (the command line's `--epochs`) replaces every model's epochs."""
     sweep = program.sweep
     assert sweep is not None, "not a sweep"
     t = program.train
     if t is None or program.loss is None or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
-    # The data (its generation and split) comes from the first model's seed, so all see the same examples.
-    splits = prepare(sweep.programs[0], base_dir)
-    es = t.early_stop
-    monitor = es.monitor if es else ("val_loss" if splits.val is not None else "loss")
-    mode = es.mode if es else "min"
+    swept_epochs = next((a for a in sweep.axes if a.name.split(".")[0] == "epochs"), None)
+    if epochs is not None and swept_epochs is not None:
+        # The table and best.nn would list epoch counts that no model was trained for.
+        raise fail("E108", f"`--epochs {epochs}` would replace the swept `epochs`", program, swept_epochs.span,
+                   label="the epochs this sweep tries", help="leave out `--epochs`, or write one number in the spec")
+    if out is not None:
+        _remove_stale_temporaries(out)
     members = [MemberResult(dict(s), p) for s, p in zip(sweep.settings, sweep.programs)]
-    notes = []
     groups = sweep.groups()
+    # Every model sees the data (its generation and split) of the first model's seed: a
+    # swept seed varies the start, the shuffling and dropout, not the examples. Other
+    # axes may change the data; groups that read the same data prepare it once.
+    data_seed = sweep.programs[0].train.seed  # type: ignore[union-attr]
+    prepared: dict[str, Splits] = {}
+    for group in groups:
+        first = sweep.programs[group[0]]
+        key = _preparation_key(first)
+        if key not in prepared:
+            prepared[key] = prepare(_with_seed(first, data_seed), base_dir)
+        for i in group:
+            members[i].splits = prepared[key]
+    es = t.early_stop
+    every_val = all(m.splits.val is not None for m in members)  # type: ignore[union-attr]
+    monitor = es.monitor if es else ("val_loss" if every_val else "loss")
+    mode = es.mode if es else "min"
+    notes = []
     if len(groups) > 1:
         static = [a.name for a in sweep.axes if not a.traced]
-        notes.append(f"{', '.join(f'`{n}`' for n in static)} change the compiled program: "
+        notes.append(f"{', '.join(f'`{n}`' for n in static)} change the compiled program, the data or the loop: "
                      f"{len(groups)} programs, trained one after another")
+    data_axes = [a.name for a in sweep.axes if len({_data_key(p) for p in _varying(sweep, a)}) > 1]
+    if data_axes:
+        notes.append(f"{', '.join(f'`{n}`' for n in data_axes)} change the data: the models were trained and "
+                     f"measured on different examples, so their `{monitor}` values are not strictly comparable")
+    if epochs is not None:
+        notes.append(f"`--epochs {epochs}` replaces the spec's `epochs {t.epochs}` for every model")
     budget = (physical_memory() or 8 << 30) // 4
     for g, group in enumerate(groups):
         first = sweep.programs[group[0]]
-        per = training_bytes(first.model, first.optimizer.name if first.optimizer else None,  # type: ignore[union-attr]
-                             first.train.batch or len(splits.train))  # type: ignore[union-attr]
+        splits = members[group[0]].splits
+        assert splits is not None and first.train is not None
+        per = training_bytes(first.model, first.optimizer.name if first.optimizer else None,
+                             first.train.batch or len(splits.train))
         size = chunk or max(1, min(len(group), budget // max(per, 1)))
         if size < len(group) and chunk is None:
             notes.append(f"{len(group)} models do not fit in memory at once: trained in chunks of {size}")
         for start in range(0, len(group), size):
             part = group[start:start + size]
-            _train_group([members[i] for i in part], first, splits, epochs or t.epochs, monitor, mode,
-                         progress, label=f"program {g + 1}/{len(groups)}, " if len(groups) > 1 else "")
-    result = SweepResult(program, members, monitor, mode, notes, out, splits)
+            _train_group([members[i] for i in part], first, splits, epochs or first.train.epochs, monitor, mode,
+                         progress, label=f"program {g + 1}/{len(groups)}, " if len(groups) > 1 else "",
+                         everyone=members)
+    result = SweepResult(program, members, monitor, mode, notes, out)
     if out is not None:
         _write_run(out, result)
     return result
 
 
+def _with_seed(program: Program, seed: int) -> Program:
+    return dataclasses.replace(program, train=dataclasses.replace(program.train, seed=seed))
+
+
+def _data_key(program: Program) -> str:
+    """What decides the examples a model is trained and measured on (the seed aside)."""
+    t = program.train
+    assert t is not None
+    return repr((t.data, t.val, t.test, t.standardize))
+
+
+def _preparation_key(program: Program) -> str:
+    """Everything `prepare` reads: the data, and what it checks the data against."""
+    t = program.train
+    assert t is not None
+    return repr((_data_key(program), t.batch, program.model.input_shape, program.model.output_shape, program.loss))
+
+
+def _varying(sweep: Any, axis: Any) -> list[Program]:
+    """The programs of the sweep's models whose other axes hold the first model's values."""
+    first = sweep.settings[0]
+    return [p for s, p in zip(sweep.settings, sweep.programs)
+            if all(s[n] == first[n] for n in s if n != axis.name)]
+
+
 def _train_group(members: list[MemberResult], first: Program, splits: Splits, epochs: int, monitor: str,
-                 mode: str, progress, label: str) -> None:
+                 mode: str, progress, label: str, everyone: list[MemberResult]) -> None:
     t = first.train
     assert t is not None
     with_decay = any(m.program.regularization.weight_decay > 0 for m in members)
@@ -169,9 +235,12 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
     evaluate = jax.jit(jax.vmap(eval_fn(model), in_axes=(0, None, None, 0)))
     select = jax.jit(_select)
     es = t.early_stop
+    restore = es is not None and es.restore_best
     stoppers = [_Stopper(monitor, mode, es.patience if es else 10 ** 9, es.min_delta if es else 0.0)
                 for _ in members]
-    best_params = params if es is not None and es.restore_best else None
+    # Each model's own factor over its initial loss beyond which it has diverged (None: never).
+    limits = np.array([m.program.train.divergence or math.inf for m in members])  # type: ignore[union-attr]
+    best_params = params if restore else None
     active = np.ones(m_count, bool)
     started = time.perf_counter()
     for epoch in range(epochs):
@@ -186,52 +255,72 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
         new, sums, per_step = run(state, x, y, orders, epoch_keys, np.int32(epoch), hps)
         sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
         losses = sums["loss"]
-        finite = np.isfinite(losses)
-        for i in np.flatnonzero(active & ~finite):
+        if epoch == 0:  # each step's loss is measured before its update: the first is the initial weights'
+            for m, first_loss in zip(members, np.asarray(per_step[:, 0])):
+                m.start_loss = float(first_loss)
+        start = np.array([m.start_loss for m in members])
+        with np.errstate(invalid="ignore"):
+            exploded = np.isfinite(losses) & (losses > limits * start)
+        good = np.isfinite(losses) & ~exploded
+        for i in np.flatnonzero(active & ~good):
             steps = np.asarray(per_step[i])
-            bad = np.flatnonzero(~np.isfinite(steps))
-            members[i].diverged = (epoch + 1, int(bad[0]) + 1 if bad.size else 1)
-        keep = active & finite
+            with np.errstate(invalid="ignore"):
+                bad = np.flatnonzero(~np.isfinite(steps) | (steps > limits[i] * start[i]))
+            step = int(bad[0]) if bad.size else 0
+            members[i].diverged = (epoch + 1, step + 1)
+            members[i].how = ("exploded" if exploded[i] else "NaN" if np.isnan(steps[step]) else "infinite")
+        keep = active & good
         state = select(jnp.asarray(keep), new, state)
         vals = {k: np.asarray(v) for k, v in evaluate(state.params, *val, hps).items()} if val is not None else {}
         improved = np.zeros(m_count, bool)
         for i in np.flatnonzero(keep):
+            m = members[i]
             row = {"epoch": epoch + 1, **{k: float(v[i]) for k, v in sums.items()},
                    **{f"val_{k}": float(v[i]) for k, v in vals.items()}}
-            members[i].history.append(row)
+            m.history.append(row)
             value = row.get(monitor)
             if value is not None and math.isfinite(value):
                 better, stop = stoppers[i].update(value, epoch + 1)
                 improved[i] = better
                 if stop and es is not None:
-                    members[i].stopped_early = True
+                    m.stopped_early = True
                     keep[i] = False
+            m.best_epoch = stoppers[i].best_epoch or None
+            m.best_value = stoppers[i].best
+            # The value of the weights the model would end with now, which the ranking compares.
+            m.kept_value = m.best_value if restore else row.get(monitor, math.nan)
         if best_params is not None:
             best_params = select(jnp.asarray(improved), state.params, best_params)
         active = keep
         if progress is not None:
-            done = [m for m in members if m.history]
-            lead = min(done, key=lambda m: _best_of(m, monitor, mode)) if done else None
-            stopped = sum(m.stopped_early for m in members)
-            diverged = sum(m.diverged is not None for m in members)
-            best = (f"  best {monitor} {_best_of(lead, monitor, mode) * (1 if mode == 'min' else -1):.4f} "
-                    f"({', '.join(f'{k}={v:g}' for k, v in lead.setting.items())})" if lead else "")
-            progress(f"{label}epoch {epoch + 1}/{epochs}  {m_count} models ({stopped} stopped, {diverged} diverged)"
-                     f"{best}  [{time.perf_counter() - started:.1f}s]")
+            progress(f"{label}epoch {epoch + 1}/{epochs}  {_progress_summary(members, everyone, monitor, mode)}"
+                     f"  [{time.perf_counter() - started:.1f}s]")
     final = best_params if best_params is not None else state.params
     for i, m in enumerate(members):
-        m.best_epoch = stoppers[i].best_epoch or None
-        m.best_value = stoppers[i].best
-        last = m.history[-1].get(monitor, math.nan) if m.history else math.nan
-        m.kept_value = m.best_value if best_params is not None else last
         m.params = jax.tree_util.tree_map(lambda a: a[i], final)
 
 
-def _best_of(m: MemberResult, monitor: str, mode: str) -> float:
-    values = [r[monitor] for r in m.history if monitor in r and math.isfinite(r[monitor])]
-    if not values:
-        return math.inf
-    return min(values) if mode == "min" else -max(values)
+def _progress_summary(group: list[MemberResult], everyone: list[MemberResult], monitor: str, mode: str) -> str:
+    """How the group stands, and the best model so far of the whole sweep by the ranking's rule."""
+    stopped = sum(m.stopped_early for m in group)
+    diverged = sum(m.diverged is not None for m in group)
+    text = f"{len(group)} models ({stopped} stopped, {diverged} diverged)"
+    lead = min(everyone, key=lambda m: _rank_key(m, mode))
+    if _rank_key(lead, mode)[0]:  # no model has a kept value yet
+        return text
+    return (f"{text}  best {monitor} {format_value(lead.kept_value)} "
+            f"({', '.join(f'{k}={v:g}' for k, v in lead.setting.items())})")
+
+
+SWEEP_FILES = ("spec.nn", "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "checkpoint.npz")
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """A sweep killed mid-write leaves the temporary file of an atomic write beside the
+    intact old one (see fit._remove_stale_temporaries); the next sweep in the folder removes it."""
+    for name in SWEEP_FILES:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- run files
@@ -245,20 +334,21 @@ def _write_run(out: Path, result: SweepResult) -> None:
     checkpoint.write_bytes_atomic(out / "best.nn", format_spec(best.program.spec).encode())
     checkpoint.write_bytes_atomic(out / "sweep.txt", result.table().encode())
     lines = [json.dumps({"setting": m.setting, "best_epoch": m.best_epoch, "best_value": m.best_value,
-                         "final_value": m.kept_value,
-                         "diverged": m.diverged, "stopped_early": m.stopped_early, "history": m.history})
+                         "kept_value": m.kept_value, "examples": _examples(m.splits),
+                         "diverged": m.diverged, "divergence": m.how or None, "start_loss": m.start_loss,
+                         "stopped_early": m.stopped_early, "history": m.history})
              for m in result.members]
     checkpoint.write_bytes_atomic(out / "sweep.jsonl", ("\n".join(lines) + "\n").encode())
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     axes = list(best.setting)
-    w.writerow(["rank", *axes, result.monitor, f"best_{result.monitor}", "best_epoch", "epochs", "diverged"])
+    w.writerow(["rank", *axes, f"kept_{result.monitor}", f"best_{result.monitor}", "best_epoch", "epochs", "diverged"])
     for rank, i in enumerate(result.ranking(), start=1):
         m = result.members[i]
         w.writerow([rank, *(m.setting[a] for a in axes), m.kept_value, m.best_value, m.best_epoch, len(m.history),
                     m.diverged is not None])
     checkpoint.write_bytes_atomic(out / "sweep.csv", buf.getvalue().encode())
-    splits = result.splits
+    splits = best.splits  # the standardizer, classes and names of the data the kept model saw
     assert splits is not None
     trees: dict[str, Any] = {"final_params": best.params}
     ensemble = [a.name for a in result.program.sweep.axes] == ["seed"]  # type: ignore[union-attr]
@@ -273,6 +363,13 @@ def _write_run(out: Path, result: SweepResult) -> None:
             "target_names": list(splits.train.target_names) if splits.train.target_names else None,
             "spec_fingerprint": ir.fingerprint(result.program.spec)}
     checkpoint.save(out / "checkpoint.npz", trees, meta)
+
+
+def _examples(splits: Splits | None) -> dict[str, int] | None:
+    if splits is None:
+        return None
+    return {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
+            "test": len(splits.test) if splits.test else 0}
 
 
 def plot_lr_curve(result: SweepResult, path: Path) -> None:

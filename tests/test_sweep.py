@@ -155,3 +155,96 @@ def test_an_ensemble_averages_its_members(tmp_path, capsys):
     assert main(["eval", str(path), "--run", str(run)]) == 0
     captured = capsys.readouterr()
     assert "ensemble of 3 models" in captured.err
+
+
+# ------------------------------------------------------------- axes that change the data or the loop
+
+DATA = """
+model spirals {
+    input x[2]
+    dense 4 relu
+    dense 1 sigmoid
+}
+loss binary_crossentropy
+optimizer sgd lr=0.3
+train {
+    data DATA
+    split SPLIT
+    batch 32
+    epochs EPOCHS
+    standardize
+    seed 3
+}
+"""
+
+
+def data_spec(data='builtin("spirals", n=200)', split="val=0.2 test=0.2", epochs="3"):
+    return DATA.replace("DATA", data).replace("SPLIT", split).replace("EPOCHS", epochs)
+
+
+@pytest.mark.parametrize("axes", [
+    dict(data='builtin("spirals", n=sweep(200, 400), noise=sweep(0.05, 0.2))'),
+    dict(split="val=sweep(0.2, 0.3) test=0.1", epochs="sweep(2, 4)"),
+])
+def test_axes_that_change_the_data_or_the_loop_really_vary(axes):
+    program = nnspec.check_text(data_spec(**axes))
+    result = fit_sweep(program)
+    datas = {repr((m.program.train.data, m.program.train.val)) for m in result.members}
+    assert len({id(m.splits) for m in result.members}) == len(datas)  # one preparation per distinct data
+    for member in result.members:
+        t = member.program.train
+        alone = fit(member.program)  # the setting trained on its own: its data, split and epochs
+        assert len(member.history) == t.epochs
+        assert [len(member.splits.train), len(member.splits.val), len(member.splits.test)] == \
+            [len(alone.splits.train), len(alone.splits.val), len(alone.splits.test)]
+        assert len(member.splits.train) + len(member.splits.val) + len(member.splits.test) == t.data.params["n"]
+        np.testing.assert_array_equal(member.splits.standardizer.mean, alone.splits.standardizer.mean)
+        assert [r["loss"] for r in member.history] == pytest.approx([r["loss"] for r in alone.history], rel=1e-5)
+    assert any("change the data" in note and "not strictly comparable" in note for note in result.notes)
+
+
+def test_members_that_read_the_same_data_prepare_it_once(monkeypatch):
+    from nnspec import sweep_fit
+    calls = []
+    real = sweep_fit.prepare
+    monkeypatch.setattr(sweep_fit, "prepare", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    result = fit_sweep(nnspec.check_text(data_spec(epochs="sweep(1, 2)")))
+    assert len(calls) == 1 and [len(m.history) for m in result.members] == [1, 2]
+    assert not any("change the data" in note for note in result.notes)
+
+
+def test_sweep_run_records_each_members_examples_and_the_best_members_data(tmp_path, capsys):
+    from nnspec import checkpoint
+    from nnspec.prepare import prepare
+    path = tmp_path / "data.nn"
+    path.write_text(data_spec(data='builtin("spirals", n=sweep(100, 300))', epochs="sweep(2, 3)"))
+    run = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(run), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "note: `data.source.n` change the data" in captured.err
+    rows = [json.loads(line) for line in (run / "sweep.jsonl").read_text().splitlines()]
+    assert [(r["setting"], sum(r["examples"].values()), len(r["history"])) for r in rows] == [
+        ({"data.source.n": 100, "epochs.source": 2}, 100, 2), ({"data.source.n": 100, "epochs.source": 3}, 100, 3),
+        ({"data.source.n": 300, "epochs.source": 2}, 300, 2), ({"data.source.n": 300, "epochs.source": 3}, 300, 3)]
+    meta = checkpoint.read_meta(run / "checkpoint.npz")
+    program = nnspec.check_text(path.read_text(), filename=str(path))
+    best = program.sweep.programs[[dict(s) for s in program.sweep.settings].index(meta["best_setting"])]
+    assert meta["standardizer"] == prepare(best).standardizer.to_dict()
+    assert len(meta["history"]) == best.train.epochs
+
+
+def test_epochs_on_the_command_line_cannot_replace_swept_epochs(tmp_path, capsys):
+    path = tmp_path / "epochs.nn"
+    path.write_text(data_spec(epochs="sweep(2, 4)"))
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--epochs", "1", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E108]: `--epochs 1` would replace the swept `epochs`" in err
+    assert "epochs.nn:13:12\n   |\n13 |     epochs sweep(2, 4)\n   |            ^^^^^^^^^^^ the epochs this sweep tries" in err
+    assert "help: leave out `--epochs`, or write one number in the spec" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_epochs_on_the_command_line_replaces_every_models_epochs_and_says_so():
+    result = fit_sweep(nnspec.check_text(data_spec(data='builtin("spirals", n=sweep(100, 200))')), epochs=2)
+    assert [len(m.history) for m in result.members] == [2, 2]
+    assert "`--epochs 2` replaces the spec's `epochs 3` for every model" in result.notes
