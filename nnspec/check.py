@@ -110,6 +110,9 @@ class _Checker:
         self.lets: dict[str, ir.Let] = {}
         self.used_lets: set[str] = set()
         self.model: ModelProgram | None = None
+        # With errors in the model but a known output: its layers whose shapes are known
+        # (some without their input's), for the checks that only need the output. Never lowered.
+        self.outline: ModelProgram | None = None
         self.loss: LossProgram | None = None
         self.optimizer: OptimizerProgram | None = None
         self.reg = Regularization()
@@ -454,6 +457,9 @@ class _Checker:
         elif len(model.inputs) > 1:
             self.err("E204", "a model with more than one input needs a layer that merges them, which nnspec does not have yet",
                      model.inputs[1].span, "second input", help="combine the features into one input")
+        # A node whose shape is unknown (its layer, arguments or input failed) is left out of
+        # `shapes`: whatever reads it goes unchecked rather than reporting follow-on errors,
+        # while a layer whose output does not depend on its input (`dense 4`) starts afresh.
         layers: list[Layer] = []
         ok = bool(inputs) and len(model.inputs) == 1 and len(inputs) == 1
         for node in model.nodes:
@@ -471,32 +477,36 @@ class _Checker:
             if params is None:
                 ok = False
                 continue
-            if not ok:
-                continue
-            if not node.inputs:
+            if not node.inputs and model.inputs:  # without any input, E204 above says it once
                 self.err("E204", f"`{node.op}` comes before the model's input", node.op_span, "nothing flows into it yet",
                          help="declare `input NAME[SHAPE]` as the model's first line")
+            in_shape = shapes.get(node.inputs[0]) if node.inputs else None
+            fits = False
+            if in_shape is not None:  # else nothing to check this layer against: reported already
+                try:
+                    pshapes = param_shapes(entry.name, params, in_shape)
+                    out = entry.attrs["out_shape"](params, in_shape)
+                    fits = True
+                except ShapeError as exc:
+                    given = params["__given__"]
+                    span = given[exc.arg].span if exc.arg in given else node.span
+                    self.err(exc.code, exc.message, span, f"input shape is {show_shape(in_shape)}" if exc.code == "E201" else "",
+                             help=exc.help)
+            if not fits:
                 ok = False
-                continue
-            in_shape = shapes.get(node.inputs[0])
-            if in_shape is None:
-                ok = False
-                continue
-            try:
-                pshapes = param_shapes(entry.name, params, in_shape)
-                out = entry.attrs["out_shape"](params, in_shape)
-            except ShapeError as exc:
-                given = params["__given__"]
-                span = given[exc.arg].span if exc.arg in given else node.span
-                self.err(exc.code, exc.message, span, f"input shape is {show_shape(in_shape)}" if exc.code == "E201" else "",
-                         help=exc.help)
-                ok = False
+                out = entry.attrs["out_shape"](params, None)
+                if out is not None:  # this layer is wrong, but what it outputs is still known
+                    shapes[node.name] = out
+                    layers.append(Layer(node.name, entry.name, node.inputs, _public(params), (), out, {}, node.span))
                 continue
             shapes[node.name] = out
             layers.append(Layer(node.name, entry.name, node.inputs, _public(params), in_shape, out,
                                 pshapes, node.span))
+        outline = ModelProgram(model.name, tuple(inputs), tuple(layers))
         if ok:
-            self.model = ModelProgram(model.name, tuple(inputs), tuple(layers))
+            self.model = outline
+        elif model.nodes and model.nodes[-1].name in shapes:
+            self.outline = outline  # the output is known: loss and data agreement can still be checked
 
     def unknown_layer(self, node: ir.Node) -> None:
         extra = None
@@ -603,30 +613,32 @@ class _Checker:
         missing = [k for k in ("data",) if k not in seen and k not in misspelt]
         for k in missing:
             self.err("E112", f"`train` has no `{k}`", block.span, "", help='say where the examples come from, as in `data builtin("moons")`')
-        if self.model is not None and self.spec.loss is None:
+        if self.spec.model is not None and self.spec.loss is None:
             self.err("E112", "training needs a `loss`", block.span, "", help="add a line such as `loss mse` or `loss binary_crossentropy`")
         if self.spec.optimizer is None:
             self.err("E112", "training needs an `optimizer`", block.span, "", help="add a line such as `optimizer sgd lr=0.1`")
-        if len(bound) != len(seen) or "data" not in seen:
-            return
+        # Each setting is checked on its own, so one bad line hides no other; the train
+        # program exists only when every line is right.
+        ok = len(bound) == len(seen) and "data" in seen
         split = bound.get("split", {"val": 0.0, "test": 0.0})
         if split["val"] + split["test"] >= 1:
             self.err("E308", f"`val` and `test` leave nothing to train on ({split['val']:g} + {split['test']:g} ≥ 1)",
                      seen["split"].span, "", help="keep their sum below 1, as in `split val=0.2 test=0.1`")
-            return
+            ok = False
         batch = bound.get("batch", {"size": 32})["size"]
         metrics = tuple(m.name for m in bound.get("metrics", {"metrics": ()})["metrics"] if m is not None)
         if len(set(metrics)) != len(metrics):
             twice = [m for i, m in enumerate(metrics) if m in metrics[:i]]
             self.err("E105", f"`{twice[0]}` given twice", seen["metrics"].span, "",
                      help=f"list each metric once: `metrics {' '.join(dict.fromkeys(metrics))}`")
-            return
+            ok = False
         es = None
-        if "early_stop" in bound:
+        if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
             es = self.early_stop(bound["early_stop"], seen["early_stop"], metrics, split["val"] > 0, seen)
-            if es is None:
-                return
+            ok = ok and es is not None
         self.check_metrics(metrics, seen.get("metrics"))
+        if not ok:
+            return
         self.train = TrainProgram(
             data=bound["data"]["source"], val=split["val"], test=split["test"],
             batch=None if batch == "all" else batch, epochs=bound.get("epochs", {"count": 10})["count"],
@@ -697,12 +709,13 @@ class _Checker:
 
     def check_agreement(self) -> None:
         """Loss and output layer, builtin data and input/labels."""
-        if self.model is None or not self.model.layers:
+        model = self.model or self.outline
+        if model is None or not model.layers:
             return
-        last = self.model.layers[-1]
-        out = self.model.output_shape
+        last = model.layers[-1]
+        out = model.output_shape
         span = last.span
-        final_act = _final_activation(self.model)
+        final_act = _final_activation(model)
         if self.loss is not None:
             loss, logits = self.loss, self.loss.params.get("from_logits", False)
             lspan = self.spec.loss.span  # type: ignore[union-attr]
@@ -730,7 +743,7 @@ class _Checker:
                 self.warn("W003", f"the output layer of a regression model applies `{final_act}`", span,
                           f"limits the predictions' range", secondary=[(lspan, "a regression loss")],
                           help=f"a regression output is usually linear: remove `{final_act}`")
-        self.check_data_fit()
+        self.check_data_fit(model)
 
     def probability_agreement(self, loss: str, logits: bool, kind: str, act: str | None, want: str,
                               want_kind: str, span: Span | None, lspan: Span | None) -> None:
@@ -745,18 +758,18 @@ class _Checker:
                      span, f"not a {want_kind}", secondary=[(lspan, "the loss")],
                      help=f"end with `{want}`, or write `loss {loss} from_logits=true` to pass raw scores")
 
-    def check_data_fit(self) -> None:
-        if self.train is None or self.model is None or self.train.data.kind != "builtin":
+    def check_data_fit(self, model: ModelProgram) -> None:
+        if self.train is None or self.train.data.kind != "builtin":
             return
         ds = DATASETS.get(self.train.data.params["name"])
         assert ds is not None
         params = self.train.data.params
         features = features_of(ds, params)
-        if tuple(features) != self.model.input_shape:
+        if len(model.inputs) == len(self.spec.model.inputs) == 1 and tuple(features) != model.input_shape:  # type: ignore[union-attr]
             self.err("E311", f"dataset `{ds.name}` has examples of shape {show_shape(tuple(features))}, "
-                             f"but the model's input is {show_shape(self.model.input_shape)}",
+                             f"but the model's input is {show_shape(model.input_shape)}",
                      self.train.data_span, "", secondary=[(self.spec.model.inputs[0].span, "the input")],  # type: ignore[union-attr]
-                     help=f"declare `input {self.model.inputs[0][0]}[{', '.join(map(str, features))}]`")
+                     help=f"declare `input {model.inputs[0][0]}[{', '.join(map(str, features))}]`")
         if self.loss is not None and ds.attrs["task"] != self.loss.task:
             task = ds.attrs["task"]
             fits = [e.name for e in LOSSES if e.attrs["task"] == task]
@@ -764,9 +777,9 @@ class _Checker:
                      self.train.data_span, "", secondary=[(self.spec.loss.span, "the loss")],  # type: ignore[union-attr]
                      help=f"use {one_of(fits)}, with {_output_for(task, classes_of(ds, params))}")
         classes = classes_of(ds, params)
-        if self.loss is not None and self.loss.task == "multiclass" and classes and self.model.output_shape != (classes,):
-            self.err("E311", f"dataset `{ds.name}` has {classes} classes, but the model has {self.model.output_shape[0]} output units",
-                     self.model.layers[-1].span, "", secondary=[(self.train.data_span, "the data")],
+        if self.loss is not None and self.loss.task == "multiclass" and classes and model.output_shape != (classes,):
+            self.err("E311", f"dataset `{ds.name}` has {classes} classes, but the model has {model.output_shape[0]} output units",
+                     model.layers[-1].span, "", secondary=[(self.train.data_span, "the data")],
                      help=f"end the model with `dense {classes} softmax`")
 
     def check_style(self) -> None:
@@ -884,6 +897,10 @@ def _symbol_kind(ptype: Any) -> str | None:
     return None
 
 
+def _within(inner: Span | None, outer: Span | None) -> bool:
+    return inner is not None and outer is not None and outer.start <= inner.start and inner.end <= outer.end
+
+
 def _overlap(a: Span | None, b: Span | None) -> bool:
     return a is not None and b is not None and a.start < b.end and b.start < a.end
 
@@ -953,7 +970,14 @@ def check(spec: ir.Spec, *, source: Source | None = None, memory_budget: int | N
     try:
         found = sweep.axes(spec)
     except sweep.SweepError as exc:
-        raise NNSpecError(exc.diagnostics, source) from None
+        # the rest of the spec is still checked, as if each sweep were its first value
+        try:
+            _Checker(sweep.first_values(spec), source, budget).run()
+            rest: list[Diagnostic] = []
+        except NNSpecError as more:
+            rest = [d for d in more.diagnostics if d.is_error and not any(
+                _within(d.primary_span, s.primary_span) for s in exc.diagnostics)]
+        raise NNSpecError(exc.diagnostics + rest, source) from None
     if not found:
         return _Checker(spec, source, budget).run()
     members = sweep.expand(spec, found)

@@ -107,7 +107,9 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _same(p: Mapping[str, Any], in_shape: Shape) -> Shape:
+# Shape rules take None for an input whose shape is unknown (an earlier error) and
+# return None unless the output does not depend on it, as `dense`'s does not.
+def _same(p: Mapping[str, Any], in_shape: Shape | None) -> Shape | None:
     return in_shape
 
 
@@ -144,7 +146,7 @@ LAYERS = Registry("layer", [
           doc="zeroes each unit with probability drop_prob in training, scales the rest by 1/(1-drop_prob)",
           attrs={"out_shape": _same}),
     Entry("flatten", doc="reshapes the example to a flat vector",
-          attrs={"out_shape": lambda p, s: (math.prod(s),)}),
+          attrs={"out_shape": lambda p, s: None if s is None else (math.prod(s),)}),
     *(Entry(a.name, a.params, doc=a.doc, aliases=a.aliases,
             attrs={"out_shape": _same, "activation": a.name}) for a in ACTIVATIONS),
 ])

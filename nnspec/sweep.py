@@ -185,6 +185,17 @@ def expand(spec: ir.Spec, found: list[tuple[Axis, ir.Call]]) -> list[Member]:
     return members
 
 
+def first_values(spec: ir.Spec) -> ir.Spec:
+    """The spec with each sweep call replaced by its first number, for checking the rest of
+    a spec whose sweeps are malformed or too large (a call without a number stays)."""
+    replace = {}
+    for call, _, _ in _sites(spec):
+        first = next((a.value for a in call.args if isinstance(a.value, ir.Number)), None)
+        if first is not None:
+            replace[id(call)] = dataclasses.replace(first, span=call.span)
+    return _substitute(spec, replace)
+
+
 def _substitute(node: Any, replace: dict[int, Any]) -> Any:
     if id(node) in replace:
         return replace[id(node)]
