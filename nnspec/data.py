@@ -657,6 +657,13 @@ class _Targets:
             self.first_row[label] = line
         self.text.append(label)
 
+    def one_class(self, only: str, task: str, line: int, column: str) -> DataError:
+        # Training would only learn to answer `only`: as likely a wrong column as data.
+        return DataError(f"only one class, `{_excerpt(only)}`; a {task} "
+                         f"target needs {'two' if task == BINARY else 'at least two'}",
+                         path=self.path, row=line, column=column,
+                         help="check that this is the right target column")
+
     def finish(self) -> tuple[np.ndarray, str, tuple[str, ...] | None]:
         k = len(self.names)
         if self.numeric:
@@ -664,6 +671,10 @@ class _Targets:
             task = self.task
             if task is None:
                 task = BINARY if np.isin(y, (0.0, 1.0)).all() else REGRESSION
+            if task in (BINARY, MULTICLASS):
+                for j, name in enumerate(self.names):
+                    if (y[:, j] == y[0, j]).all():
+                        raise self.one_class(_scalar(y[0, j]), task, self.first_line, name)
             if task == MULTICLASS:
                 count = int(y.max()) + 1
                 return y[:, 0].astype(np.int32), task, tuple(str(i) for i in range(count))
@@ -671,11 +682,9 @@ class _Targets:
             return y.astype(np.float32), task, classes
         classes = tuple(sorted(self.first_row))
         task = self.task or (BINARY if len(classes) == 2 else MULTICLASS)
-        if task == BINARY and len(classes) != 2:
+        if len(classes) == 1:
             only = classes[0]
-            raise DataError(f"only one class, `{_excerpt(only)}`; a binary target needs two",
-                            path=self.path, row=self.first_row[only], column=self.names[0],
-                            help="check that this is the right target column")
+            raise self.one_class(only, task, self.first_row[only], self.names[0])
         code = {c: i for i, c in enumerate(classes)}
         labels = np.fromiter((code[t] for t in self.text), dtype=np.int64, count=len(self.text))
         return _encode_classes(labels, task), task, classes
@@ -703,6 +712,8 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
                 raise DataError(f"no array named `{key}` (the file has {present})", path=path,
                                 help=did_you_mean(key, keys, fallback=f"name the {what} "
                                                   f"array with `{'x' if what == 'features' else 'y'}=`"))
+        _check_declared_sizes(archive, (x, y), path=path, help=help)
+        for key in (x, y):
             try:
                 arrays[key] = archive[key]
             except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -741,10 +752,11 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
         if task_ == REGRESSION:
             raise DataError(f"array `{y}` holds text; a regression loss needs numbers",
                             path=path)
+        if len(classes) == 1:
+            raise _one_class(y, str(classes[0]), task_, path)
         if task_ == BINARY and len(classes) != 2:
             raise DataError(f"array `{y}` has {len(classes)} classes; a binary target needs 2",
-                            path=path, help="for more than two classes use a multiclass loss"
-                            if len(classes) > 2 else None)
+                            path=path, help="for more than two classes use a multiclass loss")
         return Dataset(xa.astype(np.float32), _encode_classes(labels, task_), task_,
                        tuple(str(c) for c in classes), feature_names, (y,))
     if not _numeric(ya):
@@ -768,24 +780,88 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
             raise DataError(f"array `{y}`: expected 0 or 1 for a binary target, found "
                             f"`{_scalar(ya[where])}` at index {_index(where)}", path=path,
                             help="for more than two classes use a multiclass loss")
+        for j in range(yf.shape[1]):
+            if (yf[:, j] == yf[0, j]).all():
+                raise _one_class(y if yf.shape[1] == 1 else f"{y}[:, {j}]", _scalar(yf[0, j]),
+                                 BINARY, path)
         return Dataset(xa.astype(np.float32), yf.astype(np.float32), BINARY, ("0", "1"),
                        feature_names, _target_names(y, yf.shape[1]))
     if task_ == MULTICLASS:
-        if ya.ndim == 2 and ya.shape[1] != 1:
-            raise DataError(f"array `{y}` has shape {_shape(ya)}; class indices need "
-                            f"(examples,)", path=path,
-                            help=f"for one-hot rows save `{y}.argmax(axis=1)`")
-        flat = yf[:, 0]
-        bad = np.flatnonzero((flat < 0) | (flat != np.floor(flat)))
-        if len(bad):
-            raise DataError(f"array `{y}`: expected a class index (0, 1, 2, …), found "
-                            f"`{_scalar(ya.reshape(-1)[bad[0]])}` at index {bad[0]}",
-                            path=path, help="for a numeric target use a regression loss")
-        count = int(flat.max()) + 1
+        if ya.ndim == 2 and ya.shape[1] != 1:  # one-hot rows: the width is the class count
+            onehot = np.isin(ya, (0, 1)).all(axis=1) & (yf.sum(axis=1) == 1)
+            bad = np.flatnonzero(~onehot)
+            if len(bad):
+                row = ", ".join(_scalar(v) for v in ya[bad[0]][:8]) + (", …" if ya.shape[1] > 8 else "")
+                raise DataError(f"array `{y}`: row {bad[0]} is not one-hot, found `[{row}]`",
+                                path=path, help="a one-hot row holds a single 1, for its class, "
+                                                "and 0 elsewhere; or save class indices (examples,)")
+            flat, count = yf.argmax(axis=1).astype(np.float64), ya.shape[1]
+        else:
+            flat = yf[:, 0]
+            bad = np.flatnonzero((flat < 0) | (flat != np.floor(flat)))
+            if len(bad):
+                raise DataError(f"array `{y}`: expected a class index (0, 1, 2, …), found "
+                                f"`{_scalar(ya.reshape(-1)[bad[0]])}` at index {bad[0]}",
+                                path=path, help="for a numeric target use a regression loss")
+            count = int(flat.max()) + 1
+        if (flat == flat[0]).all():
+            raise _one_class(y, _scalar(flat[0]), MULTICLASS, path)
         return Dataset(xa.astype(np.float32), flat.astype(np.int32), MULTICLASS,
                        tuple(str(i) for i in range(count)), feature_names, (y,))
     return Dataset(xa.astype(np.float32), yf.astype(np.float32), REGRESSION, None,
                    feature_names, _target_names(y, yf.shape[1]))
+
+
+def _one_class(key: str, only: str, task: str, path: str) -> DataError:
+    return DataError(f"array `{key}` holds only one class, `{_excerpt(only)}`; a {task} target "
+                     f"needs {'two' if task == BINARY else 'at least two'}", path=path,
+                     help="check that this is the right targets array")
+
+
+def memory_budget() -> int:
+    """The most bytes a data file's arrays may take once loaded: half of this machine's
+    memory (8 GiB where the OS does not say), leaving the rest for training."""
+    import importlib  # the module, not the `nnspec.check` function the package exports
+    return (importlib.import_module("nnspec.check").physical_memory() or 16 << 30) // 2
+
+
+def _check_declared_sizes(archive: Any, keys: tuple[str, ...], *, path: str, help: str) -> None:
+    """Refuse arrays too large for memory from what the archive declares (each `.npy`
+    header's shape and dtype, each zip entry's uncompressed size) before decompressing
+    anything: a zip bomb of 1.6 MB can hold gigabytes of zeros."""
+    from nnspec.check import show_bytes
+    total = 0
+    for key in dict.fromkeys(keys):
+        member = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
+        info = archive.zip.getinfo(member)
+        try:
+            with archive.zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(f)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError):
+            raise DataError(f"array `{key}` is damaged and cannot be read", path=path,
+                            help=help) from None
+        if dtype.hasobject:
+            raise DataError(f"array `{key}` holds Python objects, not numbers", path=path,
+                            help="convert it with `numpy.asarray(a, dtype=float)` before saving")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > info.file_size:
+            raise DataError(f"array `{key}` declares shape {_shape_of(shape)} ({show_bytes(nbytes)}) "
+                            f"but the archive holds {show_bytes(info.file_size)} for it",
+                            path=path, help="the file is damaged or was not written by NumPy: "
+                                            "write it again with `numpy.savez`")
+        total += max(nbytes, info.file_size)
+    budget = memory_budget()
+    if total > budget:
+        raise DataError(f"the arrays take {show_bytes(total)} once decompressed, more than "
+                        f"the {show_bytes(budget)} allowed (half of this machine's memory)",
+                        path=path, help="use fewer examples, or a machine with more memory")
+
+
+def _shape_of(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _numeric(a: np.ndarray) -> bool:
@@ -839,7 +915,7 @@ def _index(where: tuple[int, ...]) -> str:
 
 
 def _shape(a: np.ndarray) -> str:
-    return "(" + ", ".join(map(str, a.shape)) + ("," if a.ndim == 1 else "") + ")"
+    return _shape_of(a.shape)
 
 
 # ---------------------------------------------------------------------------------------

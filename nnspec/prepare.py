@@ -79,6 +79,10 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
         raise fail("E403", f"the data has a label {int(ds.y.max())}, but the model has only {out[0]} output units (classes 0..{out[0] - 1})",
                    program, span, label="this data", help=f"give the last layer {int(ds.y.max()) + 1} units",
                    notes=_label_note(program, ds, int(np.argmax(ds.y >= out[0]))))
+    if loss.task == "multiclass" and ds.classes is not None and len(ds.classes) > out[0]:
+        # one-hot rows say how many classes there are even when some never occur
+        raise fail("E403", f"the data has {len(ds.classes)} classes, but the model has only {out[0]} output units",
+                   program, span, label="this data", help=f"give the last layer {len(ds.classes)} units")
     if loss.task == "regression" and ds.y.ndim == 2 and ds.y.shape[1] != out[0]:
         raise fail("E403", f"the data has {ds.y.shape[1]} target column(s), but the model has {out[0]} output unit(s)",
                    program, span, label="this data", help=f"give the last layer {ds.y.shape[1]} unit(s)")

@@ -460,9 +460,9 @@ def test_csv_hints_work(tmp_path):
     ds = load(csv_source(features=("lectures", "hours")), seed=0, base_dir=tmp_path,
               task=BINARY)
     assert ds.x.shape == (2, 2)
-    write(tmp_path, "lectures;hours;passed\n1;2;1\n")
+    write(tmp_path, "lectures;hours;passed\n1;2;1\n3;4;0\n")
     ds = load(csv_source(delimiter=";"), seed=0, base_dir=tmp_path, task=BINARY)
-    assert ds.x.tolist() == [[1, 2]]
+    assert ds.x.tolist() == [[1, 2], [3, 4]]
 
 
 @pytest.mark.parametrize("source", ["csv", "npz"])
@@ -573,9 +573,12 @@ def test_npz_errors(tmp_path):
     assert error(MULTICLASS) == ("arrays.npz: array `y`: expected a class index (0, 1, 2, …), "
                                  "found `1.5` at index 2",
                                  "for a numeric target use a regression loss")
-    npz(tmp_path, x=x, y=np.eye(5))
-    assert error(MULTICLASS) == ("arrays.npz: array `y` has shape (5, 5); class indices need "
-                                 "(examples,)", "for one-hot rows save `y.argmax(axis=1)`")
+    two_ones = np.eye(5)
+    two_ones[2, 0] = 1
+    npz(tmp_path, x=x, y=two_ones)
+    assert error(MULTICLASS) == ("arrays.npz: array `y`: row 2 is not one-hot, found `[1, 0, 1, 0, 0]`",
+                                 "a one-hot row holds a single 1, for its class, and 0 elsewhere; "
+                                 "or save class indices (examples,)")
     npz(tmp_path, x=x, y=np.array(["a", "b", "c", "a", "b"]))
     assert error(BINARY)[0] == "arrays.npz: array `y` has 3 classes; a binary target needs 2"
     assert error(REGRESSION)[0] == ("arrays.npz: array `y` holds text; a regression loss "
@@ -669,3 +672,41 @@ def test_standardizer_round_trips_through_json():
     t = Standardizer.from_dict(json.loads(json.dumps(s.to_dict())))
     assert t.mean.shape == (2, 3) and t.mean.tobytes() == s.mean.tobytes()
     assert t.std.tobytes() == s.std.tobytes()
+
+
+def test_npz_one_hot_rows_are_class_labels(tmp_path):
+    """`labels=onehot` promises one-hot rows are accepted: they load as the class of
+    their 1, and the row width is the class count even if the last class never occurs."""
+    y = np.eye(4)[[2, 0, 1, 2, 0]]
+    npz(tmp_path, x=np.arange(10.0).reshape(5, 2), y=y)
+    ds = npz_load(tmp_path, MULTICLASS)
+    assert ds.y.tolist() == [2, 0, 1, 2, 0] and ds.y.dtype == np.int32
+    assert ds.classes == ("0", "1", "2", "3")
+
+
+@pytest.mark.parametrize("contents,task,message", [
+    ("a,passed\n1,0\n2,0\n3,0\n", BINARY,
+     "scores.csv:2: column `passed`: only one class, `0`; a binary target needs two"),
+    ("a,passed\n1,cat\n2,cat\n", MULTICLASS,
+     "scores.csv:2: column `passed`: only one class, `cat`; a multiclass target needs at least two"),
+    ("a,passed\n1,2\n2,2\n", MULTICLASS,
+     "scores.csv:2: column `passed`: only one class, `2`; a multiclass target needs at least two"),
+], ids=["all-zero binary", "one text class", "one class index"])
+def test_a_csv_target_of_one_class_is_refused(tmp_path, contents, task, message):
+    """As a one-class text target always was: training could only learn a constant."""
+    write(tmp_path, contents)
+    with pytest.raises(DataError) as err:
+        load(csv_source(), seed=0, base_dir=tmp_path, task=task)
+    assert (str(err.value), err.value.help) == (message, "check that this is the right target column")
+
+
+@pytest.mark.parametrize("y,task,message", [
+    (np.zeros(4), BINARY, "array `y` holds only one class, `0`; a binary target needs two"),
+    (np.array(["a"] * 4), MULTICLASS, "array `y` holds only one class, `a`; a multiclass target needs at least two"),
+    (np.eye(3)[[1, 1, 1, 1]], MULTICLASS, "array `y` holds only one class, `1`; a multiclass target needs at least two"),
+], ids=["all-zero binary", "one text class", "one-hot of one class"])
+def test_an_npz_target_of_one_class_is_refused(tmp_path, y, task, message):
+    npz(tmp_path, x=np.zeros((4, 2)), y=y)
+    with pytest.raises(DataError) as err:
+        npz_load(tmp_path, task)
+    assert (str(err.value), err.value.help) == (f"arrays.npz: {message}", "check that this is the right targets array")

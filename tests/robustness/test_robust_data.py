@@ -163,3 +163,122 @@ def test_a_huge_file_is_not_read_to_report_an_error_on_line_3(tmp_path: Path) ->
     if before is not None and after is not None:
         assert after - before < 8 * 2**20, f"read {after - before:,} bytes of a 200 MB file to report line 3"
     assert elapsed < 10
+
+
+# ---------------------------------------------------------------------------------------
+# Files that would exhaust memory, refused from what they declare before anything is
+# decompressed or split (docs/reliability.md)
+
+NPZ_LINE = 'data npz("d.npz")'
+
+
+def _npz_member(z, name: str, shape: tuple[int, ...], dtype: str, zeros: int) -> None:
+    """A `.npy` entry declaring `shape` and holding `zeros` bytes of zeros after its header."""
+    with z.open(name, "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False, "shape": shape})
+        for _ in range(zeros >> 20):
+            f.write(bytes(1 << 20))
+        f.write(bytes(zeros & ((1 << 20) - 1)))
+
+
+def test_a_zip_bomb_npz_is_refused_before_it_is_decompressed(tmp_path: Path, monkeypatch) -> None:
+    """48 MiB of zeros compress to 50 KB; on a machine of 64 MiB (so a budget of half
+    that) the archive's own declarations refuse it."""
+    import importlib
+    import zipfile
+    monkeypatch.setattr(importlib.import_module("nnspec.check"), "physical_memory", lambda: 64 << 20)
+    n = 3 << 20  # (n, 2) float64: 48 MiB
+    with zipfile.ZipFile(tmp_path / "d.npz", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        _npz_member(z, "x.npy", (n, 2), "<f8", n * 16)
+        _npz_member(z, "y.npy", (n,), "|u1", n)
+    assert os.path.getsize(tmp_path / "d.npz") < 1 << 20
+    code, _, err = train(tmp_path, (tmp_path / "d.npz").read_bytes(), NPZ_LINE, "d.npz")
+    assert code == 1, err
+    assert_located(err, "error[E401]: cannot use the data: the arrays take 51.0 MiB once decompressed, "
+                        "more than the 32.0 MiB allowed (half of this machine's memory)", "d.npz", NPZ_LINE)
+
+
+def test_an_npz_declaring_a_trillion_elements_is_refused(tmp_path: Path) -> None:
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "d.npz", "w") as z:
+        _npz_member(z, "x.npy", (10**12, 2), "<f4", 64)
+        _npz_member(z, "y.npy", (10**12,), "<i8", 64)
+    code, _, err = train(tmp_path, (tmp_path / "d.npz").read_bytes(), NPZ_LINE, "d.npz")
+    assert code == 1, err
+    assert_located(err, "error[E401]: cannot use the data: array `x` declares shape (1000000000000, 2) "
+                        "(7.3 TiB) but the archive holds 192 B for it", "d.npz", NPZ_LINE)
+
+
+def test_a_header_of_too_many_columns_is_refused_before_it_is_split(tmp_path: Path) -> None:
+    header = ",".join(f"c{i}" for i in range(200_000)) + ",y\n"
+    code, _, err = train(tmp_path, header + "0," * 200_000 + "1\n")
+    assert code == 1, err
+    assert_located(err, "error[E401]: cannot use the data: the line holds more than 100,000 values", "d.csv, line 1")
+
+
+def test_a_line_too_long_is_refused_before_it_is_split(tmp_path: Path) -> None:
+    code, _, err = train(tmp_path, "a,b,y\n1,2," + "7" * (5 << 20) + "\n")
+    assert code == 1, err
+    assert_located(err, "error[E401]: cannot use the data: the line is longer than 4 MiB", "d.csv, line 2")
+
+
+# ---------------------------------------------------------------------------------------
+# Error messages show a short excerpt of a file the user named, never its content, and
+# suggest no file names from outside the spec's folder
+
+def _outside(tmp_path: Path, contents: bytes) -> Path:
+    """A spec folder, and beside it a file that is not the spec's to show."""
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "passwd").write_bytes(contents)
+    (tmp_path / "spec").mkdir()
+    return tmp_path / "spec"
+
+
+@pytest.mark.parametrize("contents", [
+    b"root:x:0:0:the administrator of this machine, whose line must not be shown:/root:/bin/bash\n"
+    b"daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+    b"\x00".join(b"SECRET_%d=%s" % (i, b"v" * 40) for i in range(100)),  # /proc/self/environ
+], ids=["passwd", "environ"])
+def test_errors_echo_only_a_short_excerpt_of_a_file(tmp_path: Path, contents: bytes) -> None:
+    folder = _outside(tmp_path, contents)
+    line = 'data csv("../secret/passwd", target="y")'
+    code, _, err = train(folder, b"", line, "unused.csv")
+    assert code == 1, err
+    assert_located(err, "error[E401]: cannot use the data: no column named `y`", "../secret/passwd, line 1", line)
+    shown = re.search(r"the columns are `([^`]*)`", err)[1]
+    assert len(shown) <= 30 and shown.endswith("…"), err
+    assert "daemon" not in err and "SECRET_1" not in err
+
+
+def test_a_long_cell_is_shown_as_an_excerpt(tmp_path: Path) -> None:
+    code, _, err = train(tmp_path, "a,b,y\n1,2,0\n3," + "x" * 5000 + ",1\n")
+    assert code == 1, err
+    assert_located(err, f"error[E401]: cannot use the data: cannot read `{'x' * 59}…` as a number",
+                   "d.csv, line 3, column `b`")
+
+
+def test_no_file_names_are_suggested_from_outside_the_specs_folder(tmp_path: Path) -> None:
+    folder = _outside(tmp_path, b"a,b,y\n")
+    line = 'data csv("../secret/passwx", target="y")'
+    code, _, err = train(folder, b"", line, "unused.csv")
+    assert code == 1, err
+    assert "passwd" not in err, err
+    assert "= help: looked for `" in err
+    # inside the spec's folder, a near miss is still suggested
+    line = 'data csv("unuzed.csv", target="y")'
+    code, _, err = train(folder, b"a,b,y\n", line, "unused.csv")
+    assert "= help: did you mean `unused.csv`?" in err, err
+
+
+def test_one_hot_labels_train_under_labels_onehot(tmp_path: Path) -> None:
+    spec = SPEC.replace("loss categorical_crossentropy", "loss categorical_crossentropy labels=onehot")
+    x = np.arange(16, dtype=np.float32).reshape(8, 2)
+    np.savez(tmp_path / "d.npz", x=x, y=np.eye(3)[[0, 1, 2, 0, 1, 2, 0, 1]])
+    write(tmp_path / "s.nn", spec.replace("data DATA", NPZ_LINE))
+    code, _, err = cli("train", tmp_path / "s.nn", "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    # four one-hot columns for a model of three classes
+    np.savez(tmp_path / "d.npz", x=x, y=np.eye(4)[[0, 1, 2, 0, 1, 2, 0, 1]])
+    code, _, err = cli("train", tmp_path / "s.nn", "--out", tmp_path / "run2", "-q")
+    assert code == 1
+    assert fails_cleanly(code, err) == "error[E403]: the data has 4 classes, but the model has only 3 output units"
