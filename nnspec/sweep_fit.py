@@ -151,11 +151,11 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
     notes = []
     if len(groups) > 1:
         static = [a.name for a in sweep.axes if not a.traced]
-        notes.append(f"{', '.join(f'`{n}`' for n in static)} change the compiled program, the data or the loop: "
+        notes.append(f"{_names(static)} {_verb(static)} the compiled program, the data or the loop: "
                      f"{len(groups)} programs, trained one after another")
     data_axes = [a.name for a in sweep.axes if len({_data_key(p) for p in _varying(sweep, a)}) > 1]
     if data_axes:
-        notes.append(f"{', '.join(f'`{n}`' for n in data_axes)} change the data: the models were trained and "
+        notes.append(f"{_names(data_axes)} {_verb(data_axes)} the data: the models were trained and "
                      f"measured on different examples, so their `{monitor}` values are not strictly comparable")
     if epochs is not None:
         notes.append(f"`--epochs {epochs}` replaces the spec's `epochs {t.epochs}` for every model")
@@ -178,6 +178,14 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
     if out is not None:
         _write_run(out, result)
     return result
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _verb(names: list[str]) -> str:
+    return "changes" if len(names) == 1 else "change"
 
 
 def _with_seed(program: Program, seed: int) -> Program:

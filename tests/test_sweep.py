@@ -200,7 +200,9 @@ def test_axes_that_change_the_data_or_the_loop_really_vary(axes):
         assert len(member.splits.train) + len(member.splits.val) + len(member.splits.test) == t.data.params["n"]
         np.testing.assert_array_equal(member.splits.standardizer.mean, alone.splits.standardizer.mean)
         assert [r["loss"] for r in member.history] == pytest.approx([r["loss"] for r in alone.history], rel=1e-5)
-    assert any("change the data" in note and "not strictly comparable" in note for note in result.notes)
+    varied = "`data.source.n`, `data.source.noise` change" if "data" in axes else "`split.val` changes"
+    assert (f"{varied} the data: the models were trained and measured on different examples, so their "
+            f"`val_loss` values are not strictly comparable") in result.notes
 
 
 def test_members_that_read_the_same_data_prepare_it_once(monkeypatch):
@@ -210,7 +212,7 @@ def test_members_that_read_the_same_data_prepare_it_once(monkeypatch):
     monkeypatch.setattr(sweep_fit, "prepare", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     result = fit_sweep(nnspec.check_text(data_spec(epochs="sweep(1, 2)")))
     assert len(calls) == 1 and [len(m.history) for m in result.members] == [1, 2]
-    assert not any("change the data" in note for note in result.notes)
+    assert not any("the data: the models were trained" in note for note in result.notes)
 
 
 def test_sweep_run_records_each_members_examples_and_the_best_members_data(tmp_path, capsys):
@@ -221,7 +223,7 @@ def test_sweep_run_records_each_members_examples_and_the_best_members_data(tmp_p
     run = tmp_path / "run"
     assert main(["train", str(path), "--out", str(run), "-q"]) == 0
     captured = capsys.readouterr()
-    assert "note: `data.source.n` change the data" in captured.err
+    assert "note: `data.source.n` changes the data: the models were trained and measured on" in captured.err
     rows = [json.loads(line) for line in (run / "sweep.jsonl").read_text().splitlines()]
     assert [(r["setting"], sum(r["examples"].values()), len(r["history"])) for r in rows] == [
         ({"data.source.n": 100, "epochs.source": 2}, 100, 2), ({"data.source.n": 100, "epochs.source": 3}, 100, 3),
