@@ -311,6 +311,10 @@ def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str) -
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     sys.stdout.write(f"sweep of {len(result.members)} models, ranked by {result.monitor}\n" + result.table())
+    failure = result.failure()
+    if failure is not None:  # the table shows each model's divergence; no model is "best"
+        sys.stderr.write(failure.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
     best = result.best
     sys.stdout.write(f"best: {', '.join(f'{k}={v:g}' for k, v in best.setting.items())}; "
                      f"its spec is `{out / 'best.nn'}`, its weights the run's checkpoint\n")

@@ -31,6 +31,7 @@ import numpy as np
 from nnspec import checkpoint, ir
 from nnspec.check import physical_memory, training_bytes
 from nnspec.checked import Program
+from nnspec.diagnostics import NNSpecError
 from nnspec.fit import _Stopper, _model_fingerprint, epoch_fn, eval_fn, keys_for, shuffle
 from nnspec.prepare import Splits, _labels, fail, prepare
 from nnspec.lower import Model, TrainState, with_hparams
@@ -83,6 +84,16 @@ class SweepResult:
         """The best model's data (what its checkpoint's standardizer and classes describe)."""
         return self.best.splits
 
+    def failure(self) -> NNSpecError | None:
+        """E404 when every model diverged: the checkpoint then holds no trained model worth the name."""
+        if any(m.diverged is None for m in self.members):
+            return None
+        lr = next((a.span for a in self.program.sweep.axes if a.name == "lr"), None)  # type: ignore[union-attr]
+        opt = self.program.spec.optimizer
+        return fail("E404", f"training diverged: all {len(self.members)} models of the sweep diverged",
+                    self.program, lr or (opt.span if opt else None), label="these learning rates may be too large",
+                    help="try learning rates 10 times smaller, or add `clip_norm=1.0` to the optimizer")
+
     def table(self) -> str:
         """The ranked table: setting, the kept weights' and the best monitored value, epochs, status."""
         axes = list(self.members[0].setting)
@@ -128,6 +139,13 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         # The table and best.nn would list epoch counts that no model was trained for.
         raise fail("E108", f"`--epochs {epochs}` would replace the swept `epochs`", program, swept_epochs.span,
                    label="the epochs this sweep tries", help="leave out `--epochs`, or write one number in the spec")
+    swept_seed = next((a for a in sweep.axes if a.name == "seed"), None)
+    if swept_seed is not None and any(p.train.seed != s["seed"]  # type: ignore[union-attr]
+                                      for s, p in zip(sweep.settings, sweep.programs)):
+        # `--seed` gave every model one seed: the table would list seeds no model was trained with.
+        raise fail("E108", f"`--seed {sweep.programs[0].train.seed}` would replace the swept `seed`",  # type: ignore[union-attr]
+                   program, swept_seed.span, label="the seeds this sweep tries",
+                   help="leave out `--seed`, or write one seed in the spec")
     if out is not None:
         _remove_stale_temporaries(out)
     members = [MemberResult(dict(s), p) for s, p in zip(sweep.settings, sweep.programs)]

@@ -246,6 +246,20 @@ def test_epochs_on_the_command_line_cannot_replace_swept_epochs(tmp_path, capsys
     assert not (tmp_path / "run").exists()
 
 
+def test_seed_on_the_command_line_cannot_replace_a_swept_seed():
+    import dataclasses
+    program = nnspec.check_text(spec(opt="adam lr=0.01", seed="seed sweep(0, 1)", epochs="1"), filename="ens.nn")
+    # what `nnspec train --seed 5` makes of it: every model reseeded
+    reseeded = tuple(dataclasses.replace(p, train=dataclasses.replace(p.train, seed=5)) for p in program.sweep.programs)
+    program = dataclasses.replace(program, sweep=dataclasses.replace(program.sweep, programs=reseeded))
+    with pytest.raises(NNSpecError) as info:
+        fit_sweep(program)
+    err = info.value.render()
+    assert "error[E108]: `--seed 5` would replace the swept `seed`" in err
+    assert "16 |     seed sweep(0, 1)\n   |          ^^^^^^^^^^^ the seeds this sweep tries" in err
+    assert "help: leave out `--seed`, or write one seed in the spec" in err
+
+
 def test_epochs_on_the_command_line_replaces_every_models_epochs_and_says_so():
     result = fit_sweep(nnspec.check_text(data_spec(data='builtin("spirals", n=sweep(100, 200))')), epochs=2)
     assert [len(m.history) for m in result.members] == [2, 2]
@@ -345,3 +359,14 @@ def test_a_killed_sweeps_temporary_files_are_removed_by_the_next(tmp_path):
     assert not any(f.exists() for f in stale)
     assert sorted(p.name for p in run.iterdir()) == sorted(
         ["spec.nn", "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "checkpoint.npz"])
+
+
+def test_a_sweep_whose_every_model_diverged_fails_with_e404(tmp_path, capsys):
+    path = tmp_path / "all.nn"
+    path.write_text(spec(opt="sgd lr=sweep(1e30, 1e31)", epochs="2"))
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert [line.split()[-1] for line in captured.out.splitlines()[2:]] == ["NaN)", "NaN)"]
+    assert "error[E404]: training diverged: all 2 models of the sweep diverged" in captured.err
+    assert "^^^^^^^^^^^^^^^^^ these learning rates may be too large" in captured.err
+    assert "best:" not in captured.out
