@@ -24,7 +24,7 @@ from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
                            Registry, Str, Sym, Symbol, Union)
 from nnspec.source import Source, Span
-from nnspec.suggest import closest, did_you_mean, one_of
+from nnspec.suggest import closest, did_you_mean, one_of, plural
 
 SYMBOLS: dict[str, Registry] = {
     "activation": ACTIVATIONS, "initializer": INITIALIZERS, "schedule": SCHEDULES,
@@ -204,7 +204,7 @@ class _Checker:
                            f"names are written without quotes: `{v.value}`", v.span)
         else:
             raise ArgError("E103", f"expected {Symbol(kind).describe()}, found {_describe(self.pyvalue(v, True))}",
-                           f"{kind}s are names such as {one_of(registry.names()[:3])}", v.span)
+                           f"{plural(kind)} are names such as {one_of(registry.names()[:3])}", v.span)
         entry = registry.get(name)
         if entry is None:
             self.unknown(kind, name, name_span, registry.names())
@@ -222,15 +222,16 @@ class _Checker:
         names = tuple(names)
         hint = did_you_mean(name, names)
         if hint is None:
-            hint = extra or f"known {kind}s: {one_of(names)}"
+            hint = extra or f"known {plural(kind)}: {one_of(names)}"
         self.err("E101", f"unknown {kind} `{name}`", span, f"not a known {kind}", help=hint)
 
     # ---------------------------------------------------------------- binding
     def bind(self, entry: Entry, args: Iterable[ir.Arg], span: Span | None, *, what: str,
-             extra_ok: bool = False, call: bool = False) -> dict[str, Any] | None:
+             extra_ok: bool = False, call: bool = False, head: str = "") -> dict[str, Any] | None:
         """Match arguments to `entry`'s params; fill defaults. None if anything failed.
         With `extra_ok`, unknown keywords are returned under the key `"__extra__"`;
-        `call` says the entry is written as a call, `f(...)`, for the helps' examples."""
+        `call` says the entry is written as a call, `f(...)`, and `head` is the keyword
+        written before its name (`loss`), for the helps' examples."""
         ok = True
         given: dict[str, ir.Arg] = {}
         values: dict[str, Any] = {}
@@ -270,7 +271,7 @@ class _Checker:
                     n = len(entry.positionals)
                     takes = f"takes {n} positional argument{'s' if n != 1 else ''}" if n else "takes no positional arguments"
                     self.err("E107", f"unexpected argument to {what}", arg.span, f"{what} {takes}",
-                             help=self.usage_help(entry, arg, call=call))
+                             help=self.usage_help(entry, arg, call=call, head=head))
                     continue
             else:
                 name = arg.key
@@ -290,7 +291,8 @@ class _Checker:
                             hint = f"{what} takes `{entry.params[0].name}`: {entry.params[0].doc}"
                         if hint is None:
                             hint = (f"{what} takes {one_of([q.name for q in entry.params])}" if entry.params
-                                    else f"{what} takes no arguments")
+                                    else f"{what} takes only values by position, each {entry.variadic.type.describe()}"
+                                    if entry.variadic is not None else f"{what} takes no arguments")
                         self.err("E102", f"unknown argument `{name}` for {what}", arg.key_span or arg.span,
                                  "not an argument here", help=hint)
                         continue
@@ -320,7 +322,7 @@ class _Checker:
             elif p.required:
                 ok = False
                 self.err("E106", f"missing `{p.name}` for {what}", span, f"needs `{p.name}`",
-                         help=f"`{p.name}`: {p.doc}; write {self.usage(entry, call=call)}")
+                         help=f"`{p.name}`: {p.doc}; write {self.usage(entry, call=call, head=head)}")
             else:
                 values[p.name] = self.default(p)
         if not ok:
@@ -385,29 +387,20 @@ class _Checker:
         self.err(exc.code, exc.message, exc.span or arg.span, label, help=help_)
         return False
 
-    def usage(self, entry: Entry, *, call: bool = False) -> str:
+    def usage(self, entry: Entry, *, call: bool = False, head: str = "") -> str:
         """How to write `entry` with its required arguments: `dense UNITS`, `constant(VALUE)`."""
-        parts = []
-        for p in entry.params:
-            if p.required:
-                value = f'"{p.name.upper()}"' if isinstance(p.type, Str) else p.name.upper()
-                parts.append(value if p.positional else f"{p.name}={value}")
-        if call:
-            return f"`{entry.name}({', '.join(parts)})`"
-        return "`" + " ".join([entry.name, *parts]) + "`"
+        return _written(entry, [p for p in entry.params if p.required], call, head)
 
-    def usage_help(self, entry: Entry, arg: ir.Arg | None = None, *, call: bool = False) -> str:
+    def usage_help(self, entry: Entry, arg: ir.Arg | None = None, *, call: bool = False, head: str = "") -> str:
         if arg is not None and isinstance(arg.value, ir.Ref):
             for p in entry.params:
                 kind = _symbol_kind(p.type)
                 if not p.positional and kind is not None and arg.value.name in SYMBOLS[kind]:
                     return f"name it: `{p.name}={arg.value.name}`"
-        names = [p.name for p in entry.params if not p.positional]
+        names = [p.name for p in entry.params if not p.positional and not p.required]
         tail = f"; other arguments need a name: {one_of(names)}" if names else ""
-        if call:
-            return f"write `{entry.name}({', '.join(p.name.upper() for p in entry.positionals)})`{tail}"
-        positional = " ".join([entry.name] + [p.name.upper() for p in entry.positionals])
-        return f"write `{positional}`{tail}"
+        shown = [p for p in entry.params if p.positional or p.required]
+        return f"write {_written(entry, shown, call, head)}{tail}"
 
     # ----------------------------------------------------------------- passes
     def check_lets(self) -> None:
@@ -523,7 +516,7 @@ class _Checker:
         entry = self.head(d, registry, kind)
         if entry is None:
             return None
-        params = self.bind(entry, d.args[1:], d.span, what=f"{kind} `{d.args[0].value.name}`")  # type: ignore[union-attr]
+        params = self.bind(entry, d.args[1:], d.span, what=f"{kind} `{d.args[0].value.name}`", head=kind)  # type: ignore[union-attr]
         return None if params is None else (entry, params)
 
     def check_loss(self) -> None:
@@ -859,6 +852,18 @@ def _divergence(bound: Mapping[str, dict[str, Any]]) -> float | None:
         return TrainProgram.divergence
     factor = bound["divergence"]["factor"]
     return None if factor == "off" else factor
+
+
+def _written(entry: Entry, params: list[Any], call: bool, head: str) -> str:
+    """`entry` as a spec writes it, with placeholders for `params`: `loss huber DELTA`,
+    `csv("PATH", target=TARGET)`, `glorot_normal` (a call without arguments is a name)."""
+    parts = []
+    for p in params:
+        value = f'"{p.name.upper()}"' if isinstance(p.type, Str) else p.name.upper()
+        parts.append(value if p.positional else f"{p.name}={value}")
+    if call:
+        return f"`{entry.name}({', '.join(parts)})`" if parts else f"`{entry.name}`"
+    return "`" + " ".join([*head.split(), entry.name, *parts]) + "`"
 
 
 def _accepts_words(ptype: Any) -> bool:

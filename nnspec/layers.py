@@ -50,11 +50,11 @@ INITIALIZERS = Registry("initializer", [
           doc="N(μ, σ²), the textbook's Gaussian initialization"),
     Entry("uniform", (P("low", Float(), -0.05, "smallest value"), P("high", Float(), 0.05, "largest value (exclusive)")),
           doc="U(low, high)", attrs={"check": _uniform_bounds}),
-    Entry("glorot_normal", aliases=("xavier_normal",), doc="N(0, 2 / (fan_in + fan_out))"),
+    Entry("glorot_normal", aliases=("xavier_normal",), doc="N(0, 2 / (fan_in + fan_out)) truncated at ±2σ and rescaled to that variance, as in Keras and JAX"),
     Entry("glorot_uniform", aliases=("xavier_uniform",), doc="U(±√(6 / (fan_in + fan_out))), the default"),
-    Entry("he_normal", doc="N(0, 2 / fan_in), for relu layers"),
+    Entry("he_normal", doc="N(0, 2 / fan_in) truncated at ±2σ and rescaled to that variance, for relu layers"),
     Entry("he_uniform", doc="U(±√(6 / fan_in)), for relu layers"),
-    Entry("lecun_normal", aliases=("lecun",), doc="N(0, 1 / fan_in)"),
+    Entry("lecun_normal", aliases=("lecun",), doc="N(0, 1 / fan_in) truncated at ±2σ and rescaled to that variance"),
     Entry("lecun_uniform", doc="U(±√(3 / fan_in))"),
 ])
 

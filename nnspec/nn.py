@@ -9,7 +9,6 @@ so one compiled program can train many settings.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping
 
 import jax
@@ -49,19 +48,13 @@ def activate(fn: Fn | None, x: Array, hp: Mapping[str, Array]) -> Array:
 
 # ---------------------------------------------------------------------------- initializers
 
-def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    return (shape[0], shape[-1]) if len(shape) >= 2 else (shape[0], shape[0])
-
-
 def _variance_scaling(scale: float, mode: str, dist: str) -> Callable:
+    """`jax.nn.initializers.variance_scaling`, which Keras's initializers of the same names
+    match: `*_normal` draws a normal truncated at ±2σ, rescaled to the stated variance."""
     def init(key: Array, shape: tuple[int, ...]) -> Array:
-        fan_in, fan_out = _fans(shape)
-        n = {"fan_in": fan_in, "fan_avg": (fan_in + fan_out) / 2}[mode]
-        var = scale / max(1.0, n)
-        if dist == "normal":
-            return jnp.sqrt(var) * jax.random.normal(key, shape)
-        lim = math.sqrt(3 * var)
-        return jax.random.uniform(key, shape, minval=-lim, maxval=lim)
+        # a bias has one axis: it is both fan-in and fan-out (jax wants them named)
+        axes = {"in_axis": -1, "out_axis": -1} if len(shape) == 1 else {}
+        return jax.nn.initializers.variance_scaling(scale, mode, dist, **axes)(key, shape)
     return init
 
 
@@ -71,11 +64,11 @@ INITIALIZERS: dict[str, Callable[..., Callable]] = {
     "constant": lambda value: lambda key, shape: jnp.full(shape, value, jnp.float32),
     "normal": lambda mean, stddev: lambda key, shape: mean + stddev * jax.random.normal(key, shape),
     "uniform": lambda low, high: lambda key, shape: jax.random.uniform(key, shape, minval=low, maxval=high),
-    "glorot_normal": lambda: _variance_scaling(1.0, "fan_avg", "normal"),
+    "glorot_normal": lambda: _variance_scaling(1.0, "fan_avg", "truncated_normal"),
     "glorot_uniform": lambda: _variance_scaling(1.0, "fan_avg", "uniform"),
-    "he_normal": lambda: _variance_scaling(2.0, "fan_in", "normal"),
+    "he_normal": lambda: _variance_scaling(2.0, "fan_in", "truncated_normal"),
     "he_uniform": lambda: _variance_scaling(2.0, "fan_in", "uniform"),
-    "lecun_normal": lambda: _variance_scaling(1.0, "fan_in", "normal"),
+    "lecun_normal": lambda: _variance_scaling(1.0, "fan_in", "truncated_normal"),
     "lecun_uniform": lambda: _variance_scaling(1.0, "fan_in", "uniform"),
 }
 

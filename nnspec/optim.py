@@ -60,8 +60,8 @@ _INITIAL = P("initial", Float(gt=0), required=True, doc="the learning rate at st
 SCHEDULES = Registry("schedule", [
     Entry("constant", (P("value", Float(gt=0), required=True, positional=True, doc="the learning rate"),),
           doc="the same learning rate at every step"),
-    Entry("step_decay", (_INITIAL, P("factor", Float(gt=0, le=1), 0.5, "multiply by this ..."),
-                         P("every", Int(min=1, max=_STEPS.max), required=True, doc="... every this many steps")),
+    Entry("step_decay", (_INITIAL, P("factor", Float(gt=0, le=1), 0.5, "what the rate is multiplied by, every `every` steps"),
+                         P("every", Int(min=1, max=_STEPS.max), required=True, doc="steps between multiplications by `factor`")),
           doc="initial · factor^⌊step / every⌋"),
     Entry("exponential_decay", (_INITIAL, P("rate", Float(gt=0, le=1), required=True, doc="decay rate"),
                                 P("every", Int(min=1, max=_STEPS.max), required=True, doc="steps over which lr decays by `rate`")),

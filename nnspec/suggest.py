@@ -29,3 +29,8 @@ def one_of(names: Iterable[str], limit: int = 12) -> str:
         names = names[:limit] + ["…"]
         return ", ".join(names)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def plural(noun: str) -> str:
+    """`losses`, `layers`, `train settings`: the plural of a registry's kind."""
+    return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from nnspec.check import check_source
+from nnspec.checked import TrainProgram
 from nnspec.cli import main
 from nnspec.codes import CODES
 from nnspec.diagnostics import Diagnostic
@@ -454,8 +455,8 @@ train {
 """
 
 
-@pytest.mark.parametrize("line,factor", [("", 10.0), ("divergence 100", 100.0), ("divergence factor=2.5", 2.5),
-                                         ("divergence off", None)])
+@pytest.mark.parametrize("line,factor", [("", TrainProgram.divergence), ("divergence 100", 100.0),
+                                         ("divergence factor=2.5", 2.5), ("divergence off", None)])
 def test_divergence_sets_the_trainers_factor(line: str, factor: float | None) -> None:
     program, diags, _ = check_source(DIVERGENCE % line, "spec.nn", memory_budget=MEMORY_BUDGET)
     assert program is not None and diags == []
@@ -479,3 +480,151 @@ def test_nnspec_check_refuses_a_divergence_factor_of_one(tmp_path: Path, capsys:
     assert main(["check", str(spec)]) == 1
     err = capsys.readouterr().err
     assert "error[E104]: `1` is out of range: must be > 1" in err and "divergence 1" in err
+
+
+# ---------------------------------------------------------------- every help, swept
+# Mistakes made on purpose at every registry row (an unknown name, a misspelling, no
+# arguments, an unknown argument, too many positionals, a wrong value for each
+# parameter), so that every help the registries can generate is read, not only the
+# ones the UI corpus happens to reach.
+
+from nnspec.check import REGULARIZE, TRAIN  # noqa: E402
+from nnspec.datasets import DATASETS, SOURCES  # noqa: E402
+from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS  # noqa: E402
+from nnspec.losses import LOSSES, METRICS  # noqa: E402
+from nnspec.optim import OPTIMIZERS, SCHEDULES  # noqa: E402
+from nnspec.params import Entry  # noqa: E402
+
+_KINDS = {"layer": LAYERS, "activation": ACTIVATIONS, "initializer": INITIALIZERS, "loss": LOSSES,
+          "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "metric": METRICS, "dataset": DATASETS,
+          "data source": SOURCES, "train setting": TRAIN}
+_CALLED = ("activation", "initializer", "schedule", "data source")  # written `name(args)`
+_HEADED = ("loss", "optimizer")  # written `loss name args`
+
+
+def _site(kind: str, text: str, name: str = "") -> str:
+    """A spec, clean but for `text` in the place where a `kind` goes."""
+    body, top, data, train = "", "", 'data builtin("moons")', "    split val=0.2\n"
+    if kind == "layer":
+        body = f"    {text}\n"
+    elif kind in ("activation", "initializer"):
+        body = f"    dense 4 {'activation' if kind == 'activation' else 'init'}={text}\n"
+    elif kind in _HEADED:
+        other = "optimizer sgd" if kind == "loss" else "loss binary_crossentropy"
+        task = LOSSES.get(name).attrs["task"] if name in LOSSES else "binary"  # type: ignore[union-attr]
+        out = {"binary": "dense 1 sigmoid", "multiclass": "dense 3 softmax", "regression": "dense 1"}[task]
+        return f"model m {{\n    input x[2]\n    {out}\n}}\n{kind} {text}\n{other}\n"
+    elif kind == "schedule":
+        return f"model m {{\n    input x[2]\n    dense 1 sigmoid\n}}\nloss binary_crossentropy\noptimizer sgd lr={text}\n"
+    elif kind == "regularize":
+        top = f"regularize {text}\n"
+    elif kind == "metric":
+        train += f"    metrics {text}\n"
+    elif kind == "dataset":
+        data = f"data builtin({text})"
+    elif kind == "data source" or name == "data":
+        data = text if name == "data" else f"data {text}"
+    else:  # a train setting
+        train = ("" if name == "split" else train) + f"    {text}\n"
+    return (f"model m {{\n    input x[2]\n{body}    dense 1 sigmoid\n}}\nloss binary_crossentropy\n"
+            f"optimizer sgd\n{top}train {{\n    {data}\n{train}}}\n")
+
+
+def _written(kind: str, name: str, args: list[str]) -> str:
+    if kind == "dataset":
+        return ", ".join([f'"{name}"', *args])
+    if kind in _CALLED:
+        return f"{name}({', '.join(args)})"
+    return " ".join([name, *args])
+
+
+def _mistakes() -> list[tuple[str, Entry, str]]:
+    """(kind, row, spec text) for every mistake made at every row."""
+    out = []
+    for kind, registry in _KINDS.items():
+        out.append((kind, registry.entries[0], _site(kind, _written(kind, "zzqq", []))))
+        for e in registry:
+            typo = e.name[:-1] if len(e.name) > 3 else e.name + "x"
+            args = [[], ["zzqq=1"], ["7"] * 6] + [[f"{p.name}={bad}"] for p in e.params
+                                                    for bad in ('"s"', "-1e9", "1e9", "zzqq", "[1]", "true")]
+            out.append((kind, e, _site(kind, _written(kind, typo, []), e.name)))
+            out += [(kind, e, _site(kind, _written(kind, e.name, a), e.name)) for a in args]
+    for p in REGULARIZE.params:
+        out += [("regularize", REGULARIZE, _site("regularize", f"{p.name}={bad}")) for bad in ('"s"', "-1", "zzqq")]
+    return out
+
+
+MISTAKES = _mistakes()
+SWEPT = [(kind, e, text, d) for kind, e, text in MISTAKES for d in diagnose(text)[0]]
+
+
+def _every_help() -> dict[str, str]:
+    """Each distinct help line -> where it came from: the sweep, the UI corpus, the catalog."""
+    helps: dict[str, str] = {}
+    for kind, e, text, d in SWEPT:
+        helps.setdefault(d.help or "", f"{d.code} at {kind} `{e.name}`")
+    for name, d in [(n, d) for n, d, _ in ALL]:
+        helps.setdefault(d.help or "", f"{d.code} in tests/ui/{name}.nn")
+    for code, example in _catalog_examples():
+        for d in diagnose(example)[0]:
+            helps.setdefault(d.help or "", f"{d.code} in the example of `nnspec explain {code}`")
+    helps.pop("", None)
+    return helps
+
+
+HELPS = _every_help()
+
+
+def test_the_help_sweep_is_large() -> None:
+    assert len(MISTAKES) > 1000 and len(HELPS) > 300
+
+
+@pytest.mark.parametrize("help_", sorted(HELPS))
+def test_every_help_reads_right(help_: str) -> None:
+    """No `losss` (a plural made by appending `s`), no doubled word, no stray spacing,
+    no `...` placeholder left in a doc string."""
+    where = HELPS[help_]
+    prose = re.sub(r"`[^`]*`", "`x`", help_)  # code may repeat letters; words may not
+    assert not re.search(r"([a-z])\1\1", prose), (where, help_)
+    assert not re.search(r"\b(\w+) \1\b", prose), (where, help_)
+    assert "  " not in help_ and " ;" not in help_ and " ," not in help_, (where, help_)
+    assert not re.search(r"(^|[:;] )\.\.\.|\.\.\.$", prose), (where, help_)  # a doc left unfinished
+
+
+def _fill(snippet: str, kind: str, e: Entry) -> str:
+    """A `write` snippet with each placeholder (`UNITS`, `"PATH"`) replaced by a value its
+    parameter accepts, and a `loss`/`optimizer` head dropped (the site writes it)."""
+    from nnspec.check import _Checker
+    from nnspec.parse import parse
+    values = {}
+    for p in e.params:
+        for text in ("2", "1.5", "0.5", "true", '"moons"', 'builtin("moons")', *(f"{n}" for n in ("relu", "zeros", "accuracy"))):
+            checker = _Checker(parse("", "x.nn"), None, None)
+            try:
+                checker.convert(p.type, parse(f"let v = {text}\n").lets[0].value)
+            except Exception:
+                continue
+            if checker.diags:  # an unknown name is reported, not raised
+                continue
+            values[p.name.upper()] = text
+            break
+    filled = re.sub(r'"?\b([A-Z][A-Z_0-9]+)\b"?', lambda m: values.get(m.group(1), m.group(0)), snippet)
+    if kind in _HEADED:
+        filled = filled.split(" ", 1)[1]
+    return filled
+
+
+_WRITES = sorted({(kind, e.name, m.group(1), d.code) for kind, e, text, d in SWEPT if d.code in ("E106", "E107")
+                  for m in re.finditer(r"write (`[^`]+`)", d.help or "")})
+
+
+@pytest.mark.parametrize("kind,name,snippet,code", _WRITES)
+def test_every_write_help_checks_when_followed(kind: str, name: str, snippet: str, code: str) -> None:
+    """The statement or call a `write ...` help shows, with its placeholders filled in,
+    checks clean where the mistake was made: test your hints."""
+    # the row the snippet writes: the one the mistake was made at, or the call around it
+    head = re.match(r"(?:loss |optimizer )?(\w+)", snippet.strip("`")).group(1)  # type: ignore[union-attr]
+    kind, e = next((k, r.get(head)) for k, r in [(kind, _KINDS[kind]), *_KINDS.items()] if head in r)
+    assert e is not None
+    fixed = _site(kind, _fill(snippet.strip("`"), kind, e), e.name)
+    assert not [x for x in diagnose(fixed)[0] if x.is_error], (snippet, fixed, errors(fixed))

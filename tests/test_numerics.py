@@ -142,6 +142,24 @@ def _normal(mean: float, std: float) -> Callable[[np.ndarray], None]:
     return check
 
 
+# A standard normal truncated to [-2, 2] has standard deviation 0.87962566103423978; Keras
+# and JAX divide it out, so the draws have the stated variance and reach ±2σ/0.8796.
+_TRUNC_STD = 0.87962566103423978
+
+
+def _truncated_normal(std: float) -> Callable[[np.ndarray], None]:
+    def check(w: np.ndarray) -> None:
+        bound = 2 * std / _TRUNC_STD
+        assert np.abs(w).max() <= bound * (1 + 1e-6)
+        assert np.abs(w).max() > 0.99 * bound  # truncated there, not earlier
+        assert abs(w.mean()) < 5 * std / math.sqrt(w.size)
+        assert w.std() == pytest.approx(std, rel=0.02)
+        # within one stated σ: P(|z| < 0.8796) / P(|z| < 2) for a standard normal z
+        within = math.erf(_TRUNC_STD / math.sqrt(2)) / math.erf(2 / math.sqrt(2))
+        assert np.mean(np.abs(w) < std) == pytest.approx(within, abs=0.01)
+    return check
+
+
 def _uniform(low: float, high: float) -> Callable[[np.ndarray], None]:
     def check(w: np.ndarray) -> None:
         width = high - low
@@ -163,11 +181,11 @@ INIT_CASES: dict[str, tuple[str, Callable[[np.ndarray], None]]] = {
     "constant": ("constant(0.7)", _exactly(0.7)),
     "normal": ("normal(mean=0.5, stddev=0.2)", _normal(0.5, 0.2)),
     "uniform": ("uniform(low=-0.3, high=0.1)", _uniform(-0.3, 0.1)),
-    "glorot_normal": ("glorot_normal", _normal(0, math.sqrt(2 / (FAN_IN + FAN_OUT)))),
+    "glorot_normal": ("glorot_normal", _truncated_normal(math.sqrt(2 / (FAN_IN + FAN_OUT)))),
     "glorot_uniform": ("glorot_uniform", _sym_uniform(math.sqrt(6 / (FAN_IN + FAN_OUT)))),
-    "he_normal": ("he_normal", _normal(0, math.sqrt(2 / FAN_IN))),
+    "he_normal": ("he_normal", _truncated_normal(math.sqrt(2 / FAN_IN))),
     "he_uniform": ("he_uniform", _sym_uniform(math.sqrt(6 / FAN_IN))),
-    "lecun_normal": ("lecun_normal", _normal(0, math.sqrt(1 / FAN_IN))),
+    "lecun_normal": ("lecun_normal", _truncated_normal(math.sqrt(1 / FAN_IN))),
     "lecun_uniform": ("lecun_uniform", _sym_uniform(math.sqrt(3 / FAN_IN))),
 }
 
@@ -185,6 +203,18 @@ def test_initializer_statistics(name: str) -> None:
     assert w.shape == (FAN_IN, FAN_OUT) and w.dtype == np.float32
     check(w.astype(np.float64))
     assert np.all(np.asarray(params["d"]["b"]) == 0)  # the default bias_init
+
+
+@pytest.mark.parametrize("name", ["glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
+                                  "lecun_normal", "lecun_uniform"])
+def test_named_initializers_are_jaxs(name: str) -> None:
+    """The names mean what they mean in JAX and Keras: the same key draws the same array."""
+    from nnspec.checked import Fn
+    from nnspec.nn import initializer
+    key = jax.random.key(7)
+    ours = initializer(Fn(name, {}))(key, (FAN_IN, FAN_OUT))
+    theirs = getattr(jax.nn.initializers, name)()(key, (FAN_IN, FAN_OUT))
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
 
 
 def test_bias_init_uses_its_own_initializer() -> None:
