@@ -4,6 +4,7 @@ model, split and standardized. One place for training, eval, predict and sweeps.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import numpy as np
 
 from nnspec.checked import Program
 from nnspec.data import DataError, Dataset, Standardizer, _listing, load, split
-from nnspec.diagnostics import NNSpecError, error
-from nnspec.layers import show_shape
+from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
+from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
 
 
@@ -22,6 +23,7 @@ class Splits:
     val: Dataset | None
     test: Dataset | None
     standardizer: Standardizer | None
+    warnings: tuple[Diagnostic, ...] = ()  # what the data says about the spec (W003)
 
 
 def fail(code: str, message: str, program: Program, span: Span | None, *, label: str = "",
@@ -53,7 +55,34 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         std = Standardizer.fit(train_ds.x)
     if std is not None:
         train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
-    return Splits(train_ds, val_ds, test_ds, std)
+    return Splits(train_ds, val_ds, test_ds, std, warnings=_range_warnings(program, train_ds))
+
+
+# What each kind of output activation can produce: (low, high, as written).
+_RANGES = {"probability": (0.0, 1.0, "[0, 1]"), "distribution": (0.0, 1.0, "[0, 1]"),
+           "bounded": (-1.0, 1.0, "[-1, 1]"), "nonnegative": (0.0, math.inf, "[0, ∞)"),
+           "log_distribution": (-math.inf, 0.0, "(-∞, 0]")}
+
+
+def _range_warnings(program: Program, train: Dataset) -> tuple[Diagnostic, ...]:
+    """W003 where a regression model's last activation cannot reach a training target:
+    a sigmoid under pixels in [0, 1] is right, under house prices probably a mistake."""
+    assert program.loss is not None and program.train is not None
+    last = next((layer for layer in reversed(program.model.layers) if layer.op != "dropout"), None)
+    act = last.activation if last is not None else None
+    entry = ACTIVATIONS.get(act) if act else None
+    if program.loss.task != "regression" or entry is None or entry.attrs["output"] not in _RANGES or not train.y.size:
+        return ()
+    low, high, shown = _RANGES[entry.attrs["output"]]
+    y = np.asarray(train.y, dtype=np.float64)
+    outside = y[(y < low) | (y > high)]
+    if not outside.size:
+        return ()
+    worst = float(outside[np.argmax(np.abs(outside))])
+    return (warning("W003", f"the last layer's `{act}` keeps predictions in {shown}, but training targets reach {worst:g}",
+                    program.train.data_span, "these targets",
+                    secondary=[(last.span, f"limits the predictions to {shown}")],
+                    help=f"a regression output is usually linear: remove `{act}`"),)
 
 
 def _where(exc: DataError) -> str | None:

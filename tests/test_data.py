@@ -710,3 +710,59 @@ def test_an_npz_target_of_one_class_is_refused(tmp_path, y, task, message):
     with pytest.raises(DataError) as err:
         npz_load(tmp_path, task)
     assert (str(err.value), err.value.help) == (f"arrays.npz: {message}", "check that this is the right targets array")
+
+
+AUTOENCODER = """\
+model ae {
+    input x[4]
+    h: dense 2 relu
+    out: dense 4 sigmoid
+}
+loss mse
+optimizer adam lr=0.01
+train {
+    data npz("arrays.npz")
+    batch 4
+    epochs 1
+}
+"""
+
+
+def _prepare(tmp_path, spec: str):
+    from nnspec.check import check_source
+    from nnspec.prepare import prepare
+    (tmp_path / "ae.nn").write_text(spec)
+    program, diags, _ = check_source(spec, str(tmp_path / "ae.nn"))
+    assert program is not None, diags
+    return program, prepare(program)
+
+
+def test_w003_is_silent_when_every_target_fits_the_output(tmp_path):
+    """An autoencoder of pixels in [0, 1] under a sigmoid and mse is right."""
+    pixels = np.random.default_rng(0).uniform(0, 1, (20, 4))
+    pixels[0] = [0, 1, 0, 1]  # the ends of the range are reachable enough
+    npz(tmp_path, x=pixels, y=pixels)
+    _, splits = _prepare(tmp_path, AUTOENCODER)
+    assert splits.warnings == ()
+
+
+def test_w003_warns_at_the_data_when_a_target_is_out_of_reach(tmp_path):
+    from nnspec.diagnostics import render_all
+    x = np.random.default_rng(0).uniform(0, 1, (20, 4))
+    y = x.copy()
+    y[3, 2] = -2.5
+    npz(tmp_path, x=x, y=y)
+    program, splits = _prepare(tmp_path, AUTOENCODER.replace("batch 4", "batch 4\n    split val=0"))
+    [w] = splits.warnings
+    assert render_all([w], program.source).splitlines()[:10] == [
+        "warning[W003]: the last layer's `sigmoid` keeps predictions in [0, 1], but training targets reach -2.5",
+        f" --> {tmp_path / 'ae.nn'}:9:5",
+        "  |",
+        "4 |     out: dense 4 sigmoid",
+        "  |     -------------------- limits the predictions to [0, 1]",
+        "...",
+        '9 |     data npz("arrays.npz")',
+        "  |     ^^^^^^^^^^^^^^^^^^^^^^ these targets",
+        "  |",
+        "  = help: a regression output is usually linear: remove `sigmoid`",
+    ]
