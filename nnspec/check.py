@@ -732,10 +732,8 @@ class _Checker:
                              help="for two classes with one unit use `binary_crossentropy`; otherwise one unit per class")
                     return
                 self.probability_agreement(loss.name, logits, out_kind, final_act, "softmax", "distribution", span, lspan)
-            elif final_act is not None and out_kind != "linear":
-                self.warn("W003", f"the output layer of a regression model applies `{final_act}`", span,
-                          f"limits the predictions' range", secondary=[(lspan, "a regression loss")],
-                          help=f"a regression output is usually linear: remove `{final_act}`")
+            # a regression output's activation is judged by the data (W003, prepare.py):
+            # a sigmoid under pixels in [0, 1] is right, under house prices a mistake
         self.check_data_fit(model)
 
     def probability_agreement(self, loss: str, logits: bool, kind: str, act: str | None, want: str,

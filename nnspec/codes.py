@@ -206,7 +206,9 @@ The sigmoid's derivative is at most 1/4, so gradients shrink through every sigmo
 layer (vanishing gradients). Use `relu` in hidden layers."""),
     "W003": ("activation on a regression output", """
 A regression model usually ends in a linear layer: `sigmoid` limits predictions to
-(0, 1), `relu` to non-negative values. Reported when a training target lies outside."""),
+[0, 1], `relu` to non-negative values. Given when training reads the data and some
+training target lies outside what the last activation can produce; a sigmoid output
+for targets that all lie in [0, 1] (pixels) draws no warning."""),
     "W004": ("unused constant", """
 A `let` constant that nothing uses."""),
     "W005": ("early stopping on a training metric", """

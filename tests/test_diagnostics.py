@@ -242,9 +242,6 @@ def test_warning_helps_remove_the_warning() -> None:
     assert "`val_loss`" in help_ and "`split val=0.2`" in help_
     _assert_clean(text.replace("monitor=loss", "monitor=val_loss").replace("    epochs 20\n", "    epochs 20\n    split val=0.2\n"),
                   warnings_too=True)
-    text = _ui("warn_sigmoid_regression")
-    assert "remove `sigmoid`" in _help(text, "W003")
-    _assert_clean(text.replace("dense 1 sigmoid", "dense 1"), warnings_too=True)
     text = _ui("warn_deep_sigmoid")
     assert "use `relu` in hidden layers" in _help(text, "W002")
     _assert_clean(text.replace("dense 16 sigmoid", "dense 16 relu"), warnings_too=True)
@@ -628,3 +625,13 @@ def test_every_write_help_checks_when_followed(kind: str, name: str, snippet: st
     assert e is not None
     fixed = _site(kind, _fill(snippet.strip("`"), kind, e), e.name)
     assert not [x for x in diagnose(fixed)[0] if x.is_error], (snippet, fixed, errors(fixed))
+
+
+def test_check_leaves_a_sigmoid_regression_output_to_the_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An autoencoder of pixels ends in `sigmoid` under `mse`, rightly: only the targets
+    can say whether a bounded output is wrong, so W003 is given by training, not `check`."""
+    spec = tmp_path / "pixels.nn"
+    spec.write_text("model pixels {\n    input x[64]\n    dense 16 relu\n    dense 64 sigmoid\n}\n"
+                    "loss mse\noptimizer adam\n", encoding="utf-8")
+    assert main(["check", str(spec)]) == 0
+    assert capsys.readouterr().err == ""

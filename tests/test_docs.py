@@ -625,7 +625,8 @@ def test_every_diagnostic_code_is_documented() -> None:
 
 def test_every_warning_has_an_example() -> None:
     shown = {c for b in _blocks("nn-warning") for c in expected_codes(b)}
-    missing = sorted(c for c in codes.CODES if c.startswith("W") and c not in shown)
+    data_time = {"W003"}  # needs the training targets: given by `nnspec train`, not by `check`
+    missing = sorted(c for c in codes.CODES if c.startswith("W") and c not in shown | data_time)
     assert not missing, f"warnings without an `nn-warning` example: {missing}"
 
 
