@@ -282,3 +282,15 @@ def test_one_hot_labels_train_under_labels_onehot(tmp_path: Path) -> None:
     code, _, err = cli("train", tmp_path / "s.nn", "--out", tmp_path / "run2", "-q")
     assert code == 1
     assert fails_cleanly(code, err) == "error[E403]: the data has 4 classes, but the model has only 3 output units"
+
+
+def test_a_target_of_one_class_is_refused(tmp_path: Path) -> None:
+    """All-zero binary labels, as a single text class always was: a model could only
+    learn to answer that class."""
+    spec = SPEC.replace("dense 3 softmax", "dense 1 sigmoid").replace("categorical_crossentropy", "binary_crossentropy")
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,4,0\n5,6,0\n")
+    write(tmp_path / "s.nn", spec.replace("data DATA", CSV_LINE))
+    code, _, err = cli("train", tmp_path / "s.nn", "--out", tmp_path / "run", "-q")
+    assert code == 1
+    assert_located(err, "error[E401]: cannot use the data: only one class, `0`; a binary target needs two",
+                   "d.csv, line 2, column `y`")
