@@ -72,14 +72,13 @@ def train(spec: Any, *, epochs: int | None = None, seed: int | None = None, out:
     """Train a spec (Program, IR, text or path); returns parameters and history. Imports JAX.
     With `out`, writes a run folder (checkpoint, history); `resume=True` continues it.
     A spec with sweeps returns a `sweep_fit.SweepResult` (every model, ranked)."""
-    import dataclasses
     from pathlib import Path
     from nnspec.fit import fit
+    from nnspec.runs import with_overrides
     program = _program(spec)
-    if seed is not None and program.train is not None:
-        program = dataclasses.replace(program, train=dataclasses.replace(program.train, seed=seed))
     if program.sweep is not None:
         from nnspec.sweep_fit import fit_sweep
-        return fit_sweep(program, epochs=epochs, out=Path(out) if out is not None else None)
+        return fit_sweep(with_overrides(program, {"seed": seed}), epochs=epochs,
+                         out=Path(out) if out is not None else None)
     return fit(program, epochs=epochs, out=Path(out) if out is not None else None, resume=resume,
-               progress=progress)
+               progress=progress, overrides={"seed": seed})

@@ -113,10 +113,11 @@ class TrainProgram:
     standardize: bool
     early_stop: EarlyStop | None
     data_span: Span | None = None
-    # Stop with E404 when an epoch's mean training loss exceeds this many times the loss
-    # of the initial weights (a divergence that stays finite, as a clipped cross-entropy
-    # does); None turns the check off. NaN and infinity always stop a run.
-    divergence: float | None = 10.0
+    # Stop with E404 when an epoch's mean training loss exceeds this many times the
+    # initial weights' loss (on the validation split, else the training split): a
+    # divergence that stays finite, as a clipped cross-entropy does. None turns the check
+    # off; NaN and infinity always stop a run.
+    divergence: float | None = 4.0
 
 
 @dataclass(frozen=True)

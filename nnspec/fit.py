@@ -9,12 +9,9 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,11 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnspec import checkpoint, ir
+from nnspec import checkpoint, ir, runs
 from nnspec.checked import Program
 from nnspec.data import Dataset, Standardizer
 from nnspec.lower import Model, TrainState, lower
-from nnspec.prepare import Splits, _labels, fail, prepare
+from nnspec.prepare import Splits, _labels, _spec_dir, fail, prepare
+from nnspec.show import format_value
 from nnspec.source import Span
 
 
@@ -43,6 +41,8 @@ class Result:
     run_dir: Path | None = None
     standardizer: Standardizer | None = None
     splits: Splits | None = None
+    kept: dict[str, Any] | None = None  # kept_metrics(): the kept weights' metrics on every split
+    already_finished: bool = False  # a `--resume` of a run that had finished: nothing was trained
 
 
 # ------------------------------------------------------------------------------ programs
@@ -135,19 +135,65 @@ def keys_for(seed: int) -> tuple[jax.Array, jax.Array]:
     return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)
 
 
+@dataclass
+class Started:
+    """What a run is about to train, for the screen's header (before compiling)."""
+    program: Program
+    splits: Splits
+    total: int
+    start: int
+    overrides: dict[str, Any]
+
+
 def fit(program: Program, *, epochs: int | None = None, out: Path | None = None, resume: bool = False,
         progress: Progress | None = None, base_dir: Path | None = None,
-        stop_after: int | None = None, checkpoint_every: float = 2.0) -> Result:
+        stop_after: int | None = None, checkpoint_every: float = 2.0,
+        overrides: dict[str, Any] | None = None, on_start: Callable[[Started], None] | None = None,
+        command: list[str] | None = None) -> Result:
     """Train a checked program. With `out`, write the run directory (and resume from it):
     a checkpoint at most every `checkpoint_every` seconds, at the end, and on Ctrl-C.
+    `overrides` are the command line's (`seed`, `epochs`); they are recorded with the run
+    and reapplied on resume, where a contradicting one is refused (`runs.RunFolderError`).
     `stop_after` ends this call's work after that many epochs (for tests of resuming)."""
-    t = program.train
-    if t is None or program.loss is None or program.optimizer is None:
+    if program.train is None or program.loss is None or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
-    total = epochs if epochs is not None else t.epochs
-    splits = prepare(program, base_dir)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if epochs is not None:
+        given["epochs"] = epochs
+    ckpt = out / "checkpoint.npz" if out is not None else None
+    if out is not None and not resume:
+        runs.choose_folder("", str(out))  # a new or empty folder: never mix two runs
+    meta: dict[str, Any] = {}
+    if resume:
+        assert ckpt is not None, "resuming needs the run folder"
+        try:
+            meta = checkpoint.read_meta(ckpt)
+        except checkpoint.CheckpointError as exc:
+            raise fail("E405", exc.message, program, None, help=exc.help) from None
+        rec = meta.get("run")
+        if isinstance(rec, dict):
+            given = runs.merge_overrides(rec.get("overrides") or {}, given, out)  # type: ignore[arg-type]
+    program = runs.with_overrides(program, given)
+    t = program.train
+    assert t is not None
+    total = given.get("epochs", t.epochs)
+    base = base_dir or _spec_dir(program)
+    if resume and isinstance(meta.get("run"), dict):
+        program, problem = runs.relocate(program, meta["run"])
+        if problem is not None:
+            raise fail("E401", f"cannot resume: {problem}", program, t.data_span, label="the run's data",
+                       help="put the file back as it was, or train a new run on the new data")
+        t = program.train
+        assert t is not None
+    splits = prepare(program, base)
+    rec = meta["run"] if resume and isinstance(meta.get("run"), dict) else runs.record(
+        program, base, epochs=total, overrides=given)
     model = lower(program)
+    if resume and meta.get("stopped") and "final_params" in meta.get("trees", {}):
+        return _finished(program, model, ckpt, splits, meta)  # type: ignore[arg-type]
+    if on_start is not None:
+        on_start(Started(program, splits, total, len(meta.get("history", [])), given))
     hp = model.hparams()
     init_key, epoch_base = keys_for(t.seed)
     state = jax.jit(model.init_state)(init_key)  # one compiled program, not dozens of eager ops
@@ -156,33 +202,56 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     if splits.val is not None:
         val = (jnp.asarray(splits.val.x), jnp.asarray(_labels(program, splits.val.y)))
     run_epoch = epoch_program(model, len(splits.train), t.batch)
-    evaluate = eval_program(model)
+    evaluate_ = eval_program(model)
     es = t.early_stop
     stopper = _Stopper(es.monitor, es.mode, es.patience, es.min_delta) if es else None
     best_params = None
     history: list[dict[str, float]] = []
+    initial_loss: float | None = None
     start = 0
-    ckpt = out / "checkpoint.npz" if out is not None else None
+    written: list[Path] = []
+    created = False
     if out is not None:
-        _remove_stale_temporaries(out)
+        runs.remove_stale_temporaries(out)
         if resume:
             state, best_params, history, stopper_state = _restore(program, model, ckpt, state)  # type: ignore[arg-type]
             start = len(history)
+            initial_loss = meta.get("initial_loss")
             if stopper is not None and stopper_state:
                 stopper.best, stopper.best_epoch, stopper.wait = (stopper_state["best"], stopper_state["best_epoch"],
                                                                   stopper_state["wait"])
         else:
-            _start_run_dir(out, program, splits)
-    stopped_early = False
+            created = not out.exists()
+            info = {**runs.versions(), "backend": jax.default_backend(), "devices": jax.device_count(),
+                    "command": command, "started": runs.now(), "ended": None, "status": "running",
+                    "seed": t.seed, "spec_fingerprint": ir.fingerprint(program.spec),
+                    "model_fingerprint": _model_fingerprint(program), "examples": _examples(splits), "run": rec}
+            try:
+                written = runs.start(out, program, info)
+            except OSError:
+                runs.take_back(out, written, created)
+                raise
+    stopped: dict[str, Any] | None = None
     done_here = 0
     last_save = time.perf_counter()
 
     def save(final=None):
         if ckpt is not None:
-            _save(ckpt, program, state, best_params, history, stopper, splits, final=final)
-            _write_history(out, history)  # type: ignore[arg-type]
+            _save(ckpt, program, state, best_params, history, stopper, splits, final=final,
+                  extra={"run": rec, "initial_loss": initial_loss, "stopped": stopped})
+            runs.write_history(out, history)  # type: ignore[arg-type]
 
+    if initial_loss is None and t.divergence is not None:
+        # the yardstick of a divergence that stays finite: the initial weights' mean loss on
+        # the validation split (its program is compiled anyway), else on the training split
+        initial_loss = float(evaluate_(state.params, *(val if val is not None else (x, y)), hp)["loss"])
     try:
+        try:
+            save()  # the first checkpoint: from here on the run can always be resumed
+        except OSError:
+            if written:  # nothing of this run can be used yet: leave nothing behind
+                runs.take_back(out, written + [ckpt], created)  # type: ignore[list-item,operator]
+            raise
         for epoch in range(start, total):
             if stop_after is not None and done_here >= stop_after:
                 break
@@ -195,8 +264,11 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                 save()
                 _diverged(program, epoch, np.asarray(per_step), history, ckpt, culprit=lambda step: _first_nonfinite(
                     model, state, x, y, order, epoch_base, epoch, hp, t.batch, step))
+            if t.divergence is not None and initial_loss is not None and math.isfinite(initial_loss) and row["loss"] > t.divergence * initial_loss:
+                save()
+                _exploded(program, epoch, row["loss"], initial_loss, t.divergence, history, ckpt)
             if val is not None:
-                row.update({f"val_{k}": float(v) for k, v in evaluate(new_state.params, *val, hp).items()})
+                row.update({f"val_{k}": float(v) for k, v in evaluate_(new_state.params, *val, hp).items()})
             row["time"] = time.perf_counter() - t0
             # One statement without calls: Ctrl-C cannot land between the two stores,
             # so the state saved on interrupt always matches the history.
@@ -208,26 +280,92 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                     improved, stop = stopper.update(value, epoch + 1)
                     if improved and es is not None and es.restore_best:
                         best_params = jax.tree_util.tree_map(jnp.copy, state.params)
-            if ckpt is not None and time.perf_counter() - last_save >= checkpoint_every:
+            if stop:
+                # recorded in the same atomic write as the state that stopped
+                stopped = {"reason": "early_stop", "epoch": epoch + 1, "monitor": stopper.monitor,  # type: ignore[union-attr]
+                           "patience": stopper.patience}  # type: ignore[union-attr]
+            if ckpt is not None and (stop or time.perf_counter() - last_save >= checkpoint_every):
                 save()
                 last_save = time.perf_counter()
             if progress is not None:
                 progress(epoch + 1, total, row, row["time"])
             done_here += 1
             if stop:
-                stopped_early = True
                 break
     except KeyboardInterrupt:
         save()  # the last finished epoch, so `--resume` can go on from there
+        if out is not None:
+            runs.update_info(out, status="interrupted", ended=runs.now(), epochs_run=len(history))
         raise
     params = state.params
     if es is not None and es.restore_best and best_params is not None:
         params = best_params
-    result = Result(program, model, params, history, len(history),
-                    stopper.best_epoch if stopper else None, stopped_early, out, splits.standardizer, splits)
     finished = stop_after is None or done_here < stop_after or len(history) >= total
+    if finished and stopped is None:
+        stopped = {"reason": "completed", "epoch": len(history)}
+    result = Result(program, model, params, history, len(history),
+                    stopper.best_epoch if stopper else None, bool(stopped and stopped["reason"] == "early_stop"),
+                    out, splits.standardizer, splits)
+    if finished:
+        result.kept = kept_metrics(result)
     save(final=params if finished else None)
+    if out is not None and finished:
+        runs.update_info(out, status="stopped early" if result.stopped_early else "finished", ended=runs.now(),
+                         epochs_run=len(history), kept=result.kept,
+                         last_epoch={k: v for k, v in history[-1].items() if k != "time"} if history else None)
     return result
+
+
+def _examples(splits: Splits) -> dict[str, int]:
+    return {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
+            "test": len(splits.test) if splits.test else 0}
+
+
+def kept_metrics(result: Result) -> dict[str, Any]:
+    """The metrics of the weights the run keeps (the best epoch's with `restore_best`),
+    measured again on each split: what `training finished` and run.json report."""
+    t = result.program.train
+    assert t is not None and result.splits is not None
+    restored = bool(t.early_stop and t.early_stop.restore_best and result.best_epoch)
+    epoch = result.best_epoch if restored else result.epochs_run
+    why = f"best {t.early_stop.monitor}" if restored else "last epoch"  # type: ignore[union-attr]
+    metrics = {}
+    for name, ds in (("train", result.splits.train), ("val", result.splits.val), ("test", result.splits.test)):
+        if ds is not None and len(ds):
+            metrics[name] = evaluate(result.model, result.params, ds, result.program)
+    return {"epoch": epoch, "why": why, "metrics": metrics}
+
+
+def _finished(program: Program, model: Model, ckpt: Path, splits: Splits, meta: dict) -> Result:
+    """A resumed run that had already finished: its kept weights, untouched."""
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    try:
+        trees, meta = checkpoint.load(ckpt, {"final_params": params})
+    except checkpoint.CheckpointError as exc:
+        raise fail("E405", exc.message, program, None, help=exc.help) from None
+    stopper = meta.get("stopper") or {}
+    history = meta["history"]
+    result = Result(program, model, trees["final_params"], history, len(history),
+                    stopper.get("best_epoch") or None, meta["stopped"].get("reason") == "early_stop",
+                    ckpt.parent, splits.standardizer, splits, already_finished=True)
+    result.kept = kept_metrics(result)
+    return result
+
+
+def _exploded(program: Program, epoch: int, loss: float, initial: float, factor: float, history, ckpt) -> None:
+    """A divergence that stays finite (a clipped cross-entropy): E404 as for NaN."""
+    lr_span = None
+    if program.spec.optimizer is not None:
+        lr_span = next((a.span for a in program.spec.optimizer.args if a.key == "lr"), program.spec.optimizer.span)
+    kept = ("nothing was saved" if ckpt is None else
+            f"the checkpoint of epoch {epoch} is kept in `{ckpt}`" if epoch > 0 else
+            f"no epoch finished: the checkpoint in `{ckpt}` holds the initial weights")
+    raise fail("E404", f"training diverged: the mean loss of epoch {epoch + 1} ({format_value(loss)}) is "
+                       f"{loss / initial:.3g} times the initial weights' loss ({format_value(initial)})",
+               program, lr_span, label="this learning rate may be too large",
+               notes=(f"a loss above {factor:g} times the initial one counts as diverged "
+                      f"(`divergence` in the `train` block; `divergence off` turns this check off)", kept),
+               help="try a learning rate 10 times smaller, or add `clip_norm=1.0` to the optimizer")
 
 
 def _diverged(program: Program, epoch: int, per_step: np.ndarray, history, ckpt,
@@ -317,45 +455,8 @@ def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epo
 
 # ----------------------------------------------------------------------------- run files
 
-def _start_run_dir(out: Path, program: Program, splits: Splits) -> None:
-    from nnspec.format import format_spec
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_bytes_atomic(out / "spec.nn", format_spec(program.spec).encode())
-    checkpoint.write_bytes_atomic(out / "ir.json", ir.to_json(program.spec).encode())
-    t = program.train
-    assert t is not None
-    info = {"seed": t.seed, "spec_fingerprint": ir.fingerprint(program.spec),
-            "model_fingerprint": _model_fingerprint(program),
-            "examples": {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
-                         "test": len(splits.test) if splits.test else 0},
-            "jax": jax.__version__, "backend": jax.default_backend()}
-    checkpoint.write_bytes_atomic(out / "run.json", json.dumps(info, indent=2).encode())
-    for name in ("history.csv", "history.jsonl"):
-        (out / name).unlink(missing_ok=True)
-
-
-RUN_FILES = ("spec.nn", "ir.json", "run.json", "history.csv", "history.jsonl", "checkpoint.npz")
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    """A process killed mid-write (SIGKILL, power loss) leaves its temporary file beside the
-    intact old one; the next run in the folder removes it."""
-    for name in RUN_FILES:
-        for tmp in out.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-
-
-def _write_history(out: Path, rows: list[dict[str, float]]) -> None:
-    # Rewritten whole (atomically) with the checkpoint: never torn, never ahead of it.
-    if not rows:
-        return
-    keys = list(rows[0].keys())
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(rows)
-    checkpoint.write_bytes_atomic(out / "history.csv", buf.getvalue().encode())
-    checkpoint.write_bytes_atomic(out / "history.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+# `sweep_fit` removes stale temporaries through this name
+_remove_stale_temporaries = runs.remove_stale_temporaries
 
 
 def _model_fingerprint(program: Program) -> str:
@@ -363,7 +464,7 @@ def _model_fingerprint(program: Program) -> str:
 
 
 def _save(path: Path, program: Program, state: TrainState, best_params, history, stopper,
-          splits: Splits, final=None) -> None:
+          splits: Splits, final=None, extra: dict[str, Any] | None = None) -> None:
     trees: dict[str, Any] = {"params": state.params, "opt_state": state.opt_state}
     if best_params is not None:
         trees["best_params"] = best_params
@@ -382,7 +483,7 @@ def _save(path: Path, program: Program, state: TrainState, best_params, history,
             "classes": list(splits.train.classes) if splits.train.classes is not None else None,
             "feature_names": list(splits.train.feature_names) if splits.train.feature_names else None,
             "target_names": list(splits.train.target_names) if splits.train.target_names else None}
-    checkpoint.save(path, trees, meta)
+    checkpoint.save(path, trees, {**meta, **(extra or {})})
 
 
 def _restore(program: Program, model: Model, path: Path, template: TrainState):

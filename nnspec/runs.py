@@ -1,0 +1,291 @@
+"""The run folder: what a run records, so that resume, eval and predict rebuild exactly
+what was trained, never a re-reading of a spec that may since have changed.
+
+A run's *record* (`run` in the checkpoint's metadata, copied into `run.json`) holds the
+seed and epochs it trained with (command-line overrides included, and which those were),
+the split fractions, and where the data was: for a file, its absolute path, size and
+SHA-256. `for_run` turns a spec back into the program of the run it claims to be,
+refusing (located) a spec whose model, data or split differ from the run's.
+
+A folder is an nnspec run folder when its `run.json` says so; nnspec writes, replaces or
+removes only its own files (`RUN_FILES`) inside one, and never touches another folder.
+No JAX here: the CLI picks the folder before it starts JAX.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import hashlib
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from nnspec import checkpoint, ir
+from nnspec.checked import Program
+from nnspec.datasets import DataSource
+
+FORMAT = "nnspec-run"
+VERSION = 1
+# Every file nnspec may write in a run folder (single runs and sweeps).
+RUN_FILES = ("spec.nn", "ir.json", "run.json", "history.csv", "history.jsonl", "checkpoint.npz",
+             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl")
+
+
+class RunFolderError(Exception):
+    """A run folder that cannot be used as asked (a usage error: exit 2)."""
+
+
+# ------------------------------------------------------------------------- the folder
+
+def is_run_folder(path: Path) -> bool:
+    """Whether `path` holds a run nnspec wrote (its run.json says so)."""
+    try:
+        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    # run.json files before the format field carried the spec's fingerprint
+    return isinstance(info, dict) and (info.get("format") == FORMAT or "spec_fingerprint" in info)
+
+
+def choose_folder(spec_path: str, out: str | None, *, overwrite: bool = False) -> tuple[Path, str | None]:
+    """(the folder a new run goes into, a note for the screen or None).
+
+    Without `--out`: `runs/NAME`, or the first free `runs/NAME-2`, `runs/NAME-3`, ... when
+    it is taken, so two runs (or two `model.nn` in different folders) never mix.
+    With `--out DIR`: a new or empty folder; a folder holding an nnspec run only with
+    `overwrite` (and then only nnspec's own files are replaced); never a folder holding
+    anything else."""
+    if out is None:
+        base = Path("runs") / Path(spec_path).stem
+        _creatable(base)
+        candidate, k = base, 1
+        while candidate.exists() and not _empty_dir(candidate):
+            k += 1
+            candidate = base.with_name(f"{base.name}-{k}")
+        note = f"`{base}` holds an earlier run: this one goes into `{candidate}`" if k > 1 else None
+        return candidate, note
+    path = Path(out)
+    _creatable(path)
+    if not path.exists() or _empty_dir(path):
+        return path, None
+    if is_run_folder(path):
+        foreign = [p.name for p in path.iterdir() if p.name not in RUN_FILES and not _ours_temporary(p.name)]
+        if foreign:
+            raise RunFolderError(f"`{path}` holds a run and also files nnspec did not write "
+                                 f"({_few(foreign)}): choose a new folder")
+        if not overwrite:
+            raise RunFolderError(f"`{path}` already holds a run; continue it with `nnspec train --resume {path}`, "
+                                 f"train into a new folder, or pass `--overwrite` to replace it")
+        for name in RUN_FILES:
+            (path / name).unlink(missing_ok=True)
+        return path, f"replacing the run in `{path}`"
+    names = sorted(p.name for p in path.iterdir())
+    raise RunFolderError(f"`{path}` is not empty and is not an nnspec run folder ({_few(names)}): "
+                         f"nnspec never writes among files it did not create; choose a new or empty folder")
+
+
+def _creatable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"cannot use `{out}` as the run folder: it is a file")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise RunFolderError(f"cannot create the run folder `{out}`: `{parent}` is a file")
+            break
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _ours_temporary(name: str) -> bool:
+    return name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in RUN_FILES)
+
+
+def _few(names: list[str]) -> str:
+    shown = ", ".join(f"`{n}`" for n in names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """A process killed mid-write (SIGKILL, power loss) leaves its temporary file beside the
+    intact old one; the next run in the folder removes it."""
+    for name in RUN_FILES:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------- the record
+
+def data_record(program: Program, base_dir: Path) -> dict[str, Any]:
+    """Where the run's data came from: the source and, for a file, its absolute path,
+    size and SHA-256 (so a changed file is noticed, and found again from anywhere)."""
+    t = program.train
+    assert t is not None
+    rec: dict[str, Any] = {"kind": t.data.kind, "params": _jsonable(dict(t.data.params))}
+    path = t.data.params.get("path") if t.data.kind in ("csv", "npz") else None
+    if path is not None:
+        full = (Path(path) if os.path.isabs(path) else base_dir / path).resolve()
+        rec.update({"path": str(full), "bytes": full.stat().st_size, "sha256": sha256(full)})
+    return rec
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The run record stored with every checkpoint of a run."""
+    t = program.train
+    assert t is not None
+    return {"seed": t.seed, "epochs": epochs, "overrides": dict(overrides),
+            "split": {"val": t.val, "test": t.test}, "standardize": t.standardize,
+            "data": data_record(program, base_dir)}
+
+
+def with_overrides(program: Program, overrides: Mapping[str, Any]) -> Program:
+    """The program with the command line's `--seed` applied (to every model of a sweep)."""
+    seed = overrides.get("seed")
+    if seed is None or program.train is None:
+        return program
+
+    def reseed(p: Program) -> Program:
+        return dataclasses.replace(p, train=dataclasses.replace(p.train, seed=seed))  # type: ignore[arg-type]
+    out = reseed(program)
+    if program.sweep is not None:
+        out = dataclasses.replace(out, sweep=dataclasses.replace(
+            program.sweep, programs=tuple(reseed(p) for p in program.sweep.programs)))
+    return out
+
+
+def merge_overrides(recorded: Mapping[str, Any], given: Mapping[str, Any], run: Path) -> dict[str, Any]:
+    """The run's overrides, refusing a flag on `--resume` that contradicts the run."""
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key in recorded and recorded[key] != value:
+            raise RunFolderError(f"`{run}` was started with `--{key} {recorded[key]}`; it cannot be resumed "
+                                 f"with `--{key} {value}` (train a new run for that)")
+        if key not in recorded:
+            raise RunFolderError(f"`{run}` was started without `--{key}`; it cannot be resumed with "
+                                 f"`--{key} {value}` (train a new run for that)")
+    return dict(recorded)
+
+
+def relocate(program: Program, rec: Mapping[str, Any]) -> tuple[Program, str | None]:
+    """The program reading the data the run recorded, by its absolute path, checked
+    unchanged; (program, problem or None). A built-in dataset needs nothing."""
+    data = rec.get("data") or {}
+    if "path" not in data or program.train is None:
+        return program, None
+    full = Path(data["path"])
+    if not full.is_file():
+        return program, f"the run's data file `{full}` is gone"
+    if full.stat().st_size != data.get("bytes") or sha256(full) != data.get("sha256"):
+        return program, f"the run's data file `{full}` has changed since the run was trained"
+    t = program.train
+    source = DataSource(t.data.kind, {**dict(t.data.params), "path": str(full)})
+    return dataclasses.replace(program, train=dataclasses.replace(t, data=source)), None
+
+
+def differences(program: Program, rec: Mapping[str, Any], base_dir: Path) -> list[tuple[str, str]]:
+    """How the spec's training setup differs from the run's: (statement, what) pairs for
+    the data source and the split (the model is compared by its fingerprint elsewhere)."""
+    t = program.train
+    if t is None:
+        return []
+    out = []
+    data = rec.get("data") or {}
+    mine = {"kind": t.data.kind, "params": _jsonable(dict(t.data.params))}
+    theirs = {"kind": data.get("kind"), "params": {k: v for k, v in (data.get("params") or {}).items()}}
+    path = t.data.params.get("path")
+    if path is not None and "path" in data:
+        full = (Path(path) if os.path.isabs(path) else base_dir / path).resolve()
+        mine["params"]["path"] = theirs["params"]["path"] = None  # compared as absolute paths below
+        if str(full) != data["path"]:
+            out.append(("data", f"the run was trained on `{data['path']}`, this spec reads `{full}`"))
+    if mine != theirs:
+        out.append(("data", "the run was trained on other data than this spec names"))
+    split = rec.get("split") or {}
+    if split and (split.get("val") != t.val or split.get("test") != t.test):
+        out.append(("split", f"the run was split val={split.get('val'):g} test={split.get('test'):g}, "
+                             f"this spec says val={t.val:g} test={t.test:g}"))
+    return out
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(params, default=lambda v: list(v) if isinstance(v, tuple) else str(v)))
+
+
+# ------------------------------------------------------------------------- the files
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    from nnspec import __version__
+    out = {"nnspec": __version__}
+    for name in ("jax", "jaxlib", "optax", "numpy"):
+        mod = sys.modules.get(name)
+        if mod is not None and hasattr(mod, "__version__"):
+            out[name] = mod.__version__
+    return out
+
+
+def start(out: Path, program: Program, info: Mapping[str, Any]) -> list[Path]:
+    """Write the spec, its IR and run.json into a fresh run folder; returns the files written
+    (so a run that fails before its first checkpoint can take them back)."""
+    from nnspec.format import format_spec
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in (("spec.nn", format_spec(program.spec)), ("ir.json", ir.to_json(program.spec)),
+                       ("run.json", json.dumps({"format": FORMAT, "version": VERSION, **info}, indent=2))):
+        written.append(out / name)
+        checkpoint.write_bytes_atomic(out / name, data.encode())
+    return written
+
+
+def update_info(out: Path, **changes: Any) -> None:
+    """Rewrite run.json with `changes` (end time, status, the kept model's metrics)."""
+    try:
+        info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        info = {"format": FORMAT, "version": VERSION}
+    info.update(changes)
+    checkpoint.write_bytes_atomic(out / "run.json", json.dumps(info, indent=2).encode())
+
+
+def write_history(out: Path, rows: list[dict[str, float]]) -> None:
+    # Rewritten whole (atomically) with the checkpoint: never torn, never ahead of it.
+    if not rows:
+        return
+    keys = list(rows[0].keys())
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    checkpoint.write_bytes_atomic(out / "history.csv", buf.getvalue().encode())
+    checkpoint.write_bytes_atomic(out / "history.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def take_back(out: Path, written: list[Path], created: bool) -> None:
+    """Remove what a run that failed before its first checkpoint wrote (a full disk):
+    only nnspec's own files, and the folder only if this run created it and it is empty."""
+    for p in written:
+        p.unlink(missing_ok=True)
+    remove_stale_temporaries(out)
+    if created:
+        try:
+            out.rmdir()
+        except OSError:
+            pass

@@ -1,0 +1,311 @@
+"""The run folder tells the truth: eval and resume rebuild what was trained, the screen
+reports the kept weights, and no run ever replaces or mixes with another (issue 8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnspec import checkpoint
+from nnspec.cli import main
+
+IRIS_LIKE = """
+model m {
+    input x[2]
+    dense 8 relu
+    dense 3 softmax
+}
+loss categorical_crossentropy
+optimizer adam lr=0.05
+train {
+    data builtin("blobs", n=120, classes=3, spread=2.5)
+    split val=0.25 test=0.25
+    batch 16
+    epochs 6
+    metrics accuracy
+    seed 0
+}
+"""
+
+CSV_SPEC = """
+model exam {
+    input x[2]
+    dense 1 sigmoid
+}
+loss binary_crossentropy
+optimizer adam lr=0.05
+train {
+    data csv("data/exam.csv", target="result")
+    split val=0.25
+    batch 8
+    epochs 6
+    seed 0
+    metrics accuracy
+}
+"""
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def run(*argv) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err and "Traceback" not in out, err
+        return code, out, err
+    return run
+
+
+def exam_folder(tmp_path: Path) -> Path:
+    """A spec reading `data/exam.csv` relative to its own folder."""
+    (tmp_path / "proj" / "data").mkdir(parents=True)
+    rows = ["h1,h2,result"] + [f"{a},{b},{'pass' if a + b > 6 else 'fail'}" for a in range(8) for b in range(8)]
+    (tmp_path / "proj" / "data" / "exam.csv").write_text("\n".join(rows) + "\n")
+    spec = tmp_path / "proj" / "exam.nn"
+    spec.write_text(CSV_SPEC)
+    return spec
+
+
+def test_eval_after_train_seed_scores_the_runs_own_test_split(cli, tmp_path: Path) -> None:
+    """`train --seed 5` then `eval`: the test split is the one the seed-5 run held out,
+    so eval's figure equals the kept weights' test metrics that train printed."""
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE)
+    run = tmp_path / "run"
+    code, out, err = cli("train", spec, "--seed", "5", "--out", run, "-q")
+    assert code == 0, err
+    kept = json.loads((run / "run.json").read_text())["kept"]["metrics"]["test"]
+    code, out, err = cli("eval", spec, "--run", run)
+    assert code == 0, err
+    assert "`--seed 5`" in err
+    accuracy = float(next(line.split()[1] for line in out.splitlines() if line.strip().startswith("accuracy")))
+    assert accuracy == pytest.approx(kept["accuracy"], abs=1e-4)
+    # the spec's own seed would have scored another split
+    code, out2, _ = cli("train", spec, "--out", tmp_path / "seed0", "-q")
+    other = json.loads((tmp_path / "seed0" / "run.json").read_text())["run"]
+    assert other["seed"] == 0 and json.loads((run / "run.json").read_text())["run"]["seed"] == 5
+
+
+def test_eval_without_a_spec_uses_the_runs_copy(cli, tmp_path: Path) -> None:
+    spec = exam_folder(tmp_path)
+    run = tmp_path / "run"
+    assert cli("train", spec, "--out", run, "-q")[0] == 0
+    code, out, err = cli("eval", "--run", run)
+    assert code == 0, err
+    assert out.startswith("validation split (16 examples)")
+
+
+def test_eval_refuses_a_spec_with_other_data_or_split(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE)
+    run = tmp_path / "run"
+    assert cli("train", spec, "--out", run, "-q")[0] == 0
+    other = tmp_path / "other.nn"
+    other.write_text(IRIS_LIKE.replace("spread=2.5", "spread=1.0"))
+    code, _, err = cli("eval", other, "--run", run)
+    assert code == 1
+    assert f"error[E405]: this spec does not describe the run in `{run}`: the run was trained on other data" in err
+    assert "other.nn:" in err and "differs from the run's `data`" in err
+    other.write_text(IRIS_LIKE.replace("split val=0.25 test=0.25", "split val=0.2 test=0.3"))
+    code, _, err = cli("eval", other, "--run", run)
+    assert code == 1 and "the run was split val=0.25 test=0.25, this spec says val=0.2 test=0.3" in err
+
+
+def test_resume_finds_relative_csv_data_and_notices_a_change(cli, tmp_path: Path, monkeypatch) -> None:
+    spec = exam_folder(tmp_path)
+    run = tmp_path / "run"
+    code, _, err = cli("train", spec, "--out", run, "--epochs", "6", "-q", "--checkpoint-every", "0")
+    assert code == 0, err
+    # cut the run back to 3 epochs by training a twin that stops after 3 (the interrupted run)
+    import nnspec
+    from nnspec.fit import fit
+    program = nnspec.check(spec.read_text(), filename=str(spec))
+    part = tmp_path / "part"
+    fit(program, out=part, stop_after=3, overrides={"epochs": 6})
+    monkeypatch.chdir(tmp_path / "proj" / "data")  # anywhere: the data is found by its recorded path
+    code, out, err = cli("train", "--resume", part, "-q")
+    assert code == 0, err
+    a, b = np.load(run / "checkpoint.npz"), np.load(part / "checkpoint.npz")
+    for k in a.files:
+        if k.startswith("final_params/"):
+            assert np.array_equal(a[k], b[k])
+    # the data changes: resuming again says so, located at the data line
+    fit(program, out=tmp_path / "part2", stop_after=2, overrides={"epochs": 6})
+    csv = tmp_path / "proj" / "data" / "exam.csv"
+    csv.write_text(csv.read_text().replace("7,7,pass", "7,7,fail"))
+    code, _, err = cli("train", "--resume", tmp_path / "part2", "-q")
+    assert code == 1
+    assert f"error[E401]: cannot resume: the run's data file `{csv.resolve()}` has changed since the run was trained" in err
+
+
+def test_restore_best_summary_reports_the_kept_weights(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 60\n    early_stop monitor=val_loss patience=3 restore_best")
+                    .replace("lr=0.05", "lr=0.3"))
+    run = tmp_path / "run"
+    code, out, err = cli("train", spec, "--out", run, "-q")
+    assert code == 0, err
+    info = json.loads((run / "run.json").read_text())
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    best = info["kept"]["epoch"]
+    assert info["kept"]["why"] == "best val_loss" and best < len(history)
+    # the kept weights are the best epoch's: their val loss is that epoch's, not the last one's
+    assert info["kept"]["metrics"]["val"]["loss"] == pytest.approx(history[best - 1]["val_loss"], rel=1e-5)
+    assert re.search(rf"kept weights +epoch {best} \(best val_loss\)", out), out
+    assert f"last epoch ({len(history)})" in out
+    assert "    test " in out  # the spec holds out a test split: its metrics are printed
+
+
+def test_resume_of_a_finished_early_stopped_run_trains_nothing(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 60\n    early_stop monitor=val_loss patience=2")
+                    .replace("lr=0.05", "lr=0.3"))
+    run = tmp_path / "run"
+    assert cli("train", spec, "--out", run, "-q", "--checkpoint-every", "0")[0] == 0
+    before = (run / "checkpoint.npz").read_bytes()
+    epochs = checkpoint.read_meta(run / "checkpoint.npz")["epoch"]
+    assert checkpoint.read_meta(run / "checkpoint.npz")["stopped"]["reason"] == "early_stop"
+    code, out, err = cli("train", "--resume", run, "-q")
+    assert code == 0, err
+    assert out.startswith("the run had already finished; nothing was trained")
+    assert (run / "checkpoint.npz").read_bytes() == before
+    assert checkpoint.read_meta(run / "checkpoint.npz")["epoch"] == epochs
+
+
+def test_flags_are_remembered_on_resume_and_a_contradiction_is_refused(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE)
+    whole = tmp_path / "whole"
+    assert cli("train", spec, "--seed", "5", "--epochs", "8", "--out", whole, "-q")[0] == 0
+    import nnspec
+    from nnspec.fit import fit
+    part = tmp_path / "part"
+    fit(nnspec.check(IRIS_LIKE), out=part, stop_after=3, overrides={"seed": 5, "epochs": 8})
+    code, _, err = cli("train", "--resume", part, "--seed", "6", "-q")
+    assert code == 2 and "was started with `--seed 5`; it cannot be resumed with `--seed 6`" in err
+    code, _, err = cli("train", "--resume", part, "-q")
+    assert code == 0, err
+    a, b = np.load(whole / "checkpoint.npz"), np.load(part / "checkpoint.npz")
+    assert checkpoint.read_meta(part / "checkpoint.npz")["epoch"] == 8
+    for k in a.files:
+        if k.startswith("final_params/"):
+            assert np.array_equal(a[k], b[k])
+
+
+def test_a_second_run_never_replaces_the_first(cli, tmp_path: Path, monkeypatch) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 2"))
+    monkeypatch.chdir(tmp_path)
+    assert cli("train", spec, "-q")[0] == 0
+    first = (tmp_path / "runs" / "m" / "checkpoint.npz").read_bytes()
+    code, _, err = cli("train", spec, "-q")
+    assert code == 0 and "`runs/m` holds an earlier run: this one goes into `runs/m-2`" not in err  # -q: quiet
+    assert (tmp_path / "runs" / "m-2" / "checkpoint.npz").exists()
+    assert (tmp_path / "runs" / "m" / "checkpoint.npz").read_bytes() == first
+    # a spec of the same name elsewhere gets its own folder too
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "m.nn").write_text(IRIS_LIKE.replace("epochs 6", "epochs 2"))
+    code, _, err = cli("train", tmp_path / "b" / "m.nn")
+    assert code == 0 and "this one goes into `runs/m-3`" in err
+    # an explicit --out that holds a run is refused, unless --overwrite
+    code, _, err = cli("train", spec, "--out", "runs/m", "-q")
+    assert code == 2 and "already holds a run; continue it with `nnspec train --resume runs/m`" in err
+    assert cli("train", spec, "--out", "runs/m", "--overwrite", "-q")[0] == 0
+
+
+def test_out_never_touches_files_nnspec_did_not_write(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 2"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "history.csv").write_text("my own notes\n")
+    for flags in ((), ("--overwrite",)):
+        code, _, err = cli("train", spec, "--out", mine, "-q", *flags)
+        assert code == 2 and "is not empty and is not an nnspec run folder (`history.csv`)" in err
+    assert (mine / "history.csv").read_text() == "my own notes\n"
+    assert sorted(p.name for p in mine.iterdir()) == ["history.csv"]
+
+
+def test_run_json_records_versions_command_times_and_kept_metrics(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 2"))
+    run = tmp_path / "run"
+    assert cli("train", spec, "--out", run, "-q")[0] == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["nnspec"] and info["jax"] and info["command"] == ["nnspec", "train", str(spec), "--out", str(run), "-q"]
+    assert info["started"] <= info["ended"] and info["status"] == "finished"
+    assert set(info["kept"]["metrics"]) == {"train", "val", "test"}
+    assert info["run"]["data"] == {"kind": "builtin", "params": {"name": "blobs", "n": 120, "classes": 3,
+                                                                  "spread": 2.5}}
+
+
+def test_run_files_follow_the_umask(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 1"))
+    old = os.umask(0o022)
+    try:
+        assert cli("train", spec, "--out", tmp_path / "run", "-q")[0] == 0
+    finally:
+        os.umask(old)
+    for p in (tmp_path / "run").iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+
+
+def test_a_finite_divergence_stops_with_e404(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("optimizer adam lr=0.05", "optimizer sgd lr=1e6").replace("epochs 6", "epochs 20"))
+    code, _, err = cli("train", spec, "--out", tmp_path / "run", "-q")
+    assert code == 1
+    assert "error[E404]: training diverged: the mean loss of epoch" in err and "times the initial weights' loss" in err
+    spec.write_text(spec.read_text().replace("seed 0", "seed 0\n    divergence off"))
+    code, _, err = cli("train", spec, "--out", tmp_path / "off", "-q")
+    assert code == 0, err
+
+
+def test_header_is_printed_before_training(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 2"))
+    code, _, err = cli("train", spec, "--out", tmp_path / "run")
+    assert code == 0
+    head = err.split("compiling…")[0]
+    assert f"training `{spec}` for 2 epochs" in head
+    assert "`m`: 2 layers, 51 parameters" in head and "60 train, 30 val, 30 test examples" in head
+    assert "device      cpu" in head
+    first = next(line for line in err.splitlines() if line.startswith("epoch 1/2"))
+    assert "compiled in" in first and "left" not in first  # no ETA from the compiling epoch
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_143(tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 100000").replace("n=120", "n=2000"))
+    run = tmp_path / "run"
+    env = {**os.environ, "NNSPEC_NO_CACHE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "nnspec.cli", "train", str(spec), "--out", str(run),
+                             "--checkpoint-every", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "history.csv").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert f"terminated: the last finished epoch is saved; continue with `nnspec train --resume {run}`" in err
+    meta = checkpoint.read_meta(run / "checkpoint.npz")
+    assert meta["epoch"] > 0 and json.loads((run / "run.json").read_text())["status"] == "interrupted"
