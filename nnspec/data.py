@@ -452,6 +452,10 @@ def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, w
     first_line, first = _first_record(stream, path)
     ignored: tuple[str, ...] = ()
     if not header:
+        if not any(_NUMBER.fullmatch(c.strip()) for c in first):
+            raise DataError("the first line holds no numbers, only what look like column names",
+                            path=path, row=first_line,
+                            help="drop `--no-header`: the file has a header")
         columns = list(names) if names is not None else [f"#{i + 1}" for i in range(width)]
         rows = itertools.chain([(first_line, first)], stream)
         index = list(range(width))

@@ -130,6 +130,10 @@ def test_no_header_reads_every_row_by_position(run) -> None:
     code, out, err = predict(run, "5,30\n18,2\n", "--no-header")
     assert code == 0, err
     assert out == predict(run, "lectures,hours\n5,30\n18,2\n")[1]
+    code, _, err = predict(run, "lectures,hours\n5,30\n", "--no-header")
+    assert code == 2
+    assert err == (f"error: {run['base'] / 'input.csv'}:1: the first line holds no numbers, only what look like "
+                   "column names; drop `--no-header`: the file has a header\n")
     code, _, err = predict(run, "5,30,1\n", "--no-header")
     assert code == 2
     assert err == (f"error: {run['base'] / 'input.csv'}:1: expected 2 values, found 3; "

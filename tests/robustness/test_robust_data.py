@@ -294,3 +294,32 @@ def test_a_target_of_one_class_is_refused(tmp_path: Path) -> None:
     assert code == 1
     assert_located(err, "error[E401]: cannot use the data: only one class, `0`; a binary target needs two",
                    "d.csv, line 2, column `y`")
+
+
+# Runs `nnspec ARGV` and prints its exit code and the child's own peak memory (VmHWM
+# starts afresh at exec, where ru_maxrss would count a large parent's).
+PEAK = """\
+import re, sys
+from nnspec.cli import main
+code = main(sys.argv[1:])
+peak = re.search(r"^VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read(), re.M)[1]
+print("exit", code, "peak_kib", peak, file=sys.stderr)
+"""
+
+
+def test_a_header_of_ten_million_columns_costs_no_memory(tmp_path: Path, subprocess_env) -> None:
+    """Split into names, such a header took 2 GB; refused from the raw line, it takes none."""
+    import subprocess
+    import sys
+    with open(tmp_path / "d.csv", "w") as f:
+        for start in range(0, 10_000_000, 1_000_000):
+            f.write(",".join(f"c{i}" for i in range(start, start + 1_000_000)) + ",")
+        f.write("y\n1,0\n")
+    spec = write(tmp_path / "s.nn", SPEC.replace("data DATA", CSV_LINE))
+    script = write(tmp_path / "peak.py", PEAK)
+    done = subprocess.run([sys.executable, str(script), "train", str(spec), "--out", str(tmp_path / "run"), "-q"],
+                          env=subprocess_env, capture_output=True, text=True, timeout=300)
+    m = re.search(r"exit (\d+) peak_kib (\d+)", done.stderr)
+    assert m and m[1] == "1", done.stderr
+    assert "the line is longer than 4 MiB" in done.stderr and "Traceback" not in done.stderr
+    assert int(m[2]) < 1024 * 1024, f"peak memory {int(m[2]) / 1024:.0f} MiB"
