@@ -6,21 +6,52 @@ nnspec model is a small single-host pytree; one NumPy archive (a zip with a CRC 
 array, readable by any NumPy) written to a temporary file and renamed into place is
 simpler, faster, and cannot be left half-written. The pytree's structure is not stored:
 it is rebuilt from the spec (a template state), and every leaf's shape is checked.
+
+A checkpoint is read as untrusted input: whatever the file holds, reading it gives the
+validated values below or a `CheckpointError` with one short line (the trainer turns it
+into E405); nothing of the file is echoed but a short, escaped excerpt.
+
+- arrays: exactly those the table of contents lists, each of the template's shape and
+  dtype, and finite (a NaN or infinite weight is refused, never loaded silently);
+- metadata, a JSON object nested at most `MAX_DEPTH` deep, whose known keys are
+  (`None` allowed where marked `?`):
+
+  ==================  ======================================================
+  format, version     `"nnspec-checkpoint"`, 1
+  trees               {tree name: number of arrays (int >= 0)}
+  spec_fingerprint    str (the spec that trained it: resume checks it)
+  model_fingerprint   str (the model and loss: eval and predict check it)
+  epoch               int >= 0, the number of `history` rows
+  seed                int
+  history             [{str: number?}], one row per finished epoch
+  rng                 {"seed": int, "next_epoch_key": [int >= 0]}
+  stopper ?           {"best": number, "best_epoch": int >= 0, "wait": int >= 0}
+  standardizer ?      {"mean": numbers, "std": numbers > 0}: finite, same shape
+  classes ?           [str], the class names of a classifier's targets
+  feature_names ?     [str], as many as the standardizer's features
+  target_names ?      [str]
+  sweep               bool (a sweep's best model)
+  best_setting ?      {axis: str | number | bool}
+  ensemble            int >= 0: members stacked in the `members` tree
+  ==================  ======================================================
+
+  Other keys (the trainer's own records) are read through as they are, within the depth limit.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from nnspec.files import write_atomic as write_bytes_atomic  # the one writer, by the name callers use
+
 FORMAT = "nnspec-checkpoint"
 VERSION = 1
+MAX_DEPTH = 32  # nesting of the metadata; nnspec writes at most a few levels
 
 
 class CheckpointError(Exception):
@@ -30,22 +61,6 @@ class CheckpointError(Exception):
         super().__init__(message)
         self.message = message
         self.help = help
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file and a rename: all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save(path: Path, trees: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
@@ -88,7 +103,13 @@ def load(path: Path, templates: Mapping[str, Any]) -> tuple[dict[str, Any], dict
             if arr.shape != want:
                 raise CheckpointError(f"`{path}`: array {name}/{i} has shape {arr.shape}, the spec needs {want}",
                                       "it was written for a different model")
-            dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+            dtype = np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype)
+            if arr.dtype != dtype:
+                raise CheckpointError(f"`{path}`: array {name}/{i} holds {_short(str(arr.dtype))}, the spec needs {dtype}",
+                                      "it was written for a different model")
+            if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+                raise CheckpointError(f"`{path}`: array {name}/{i} holds NaN or infinite values",
+                                      "train again; a run that diverges stops before saving such weights")
             restored.append(jax.numpy.asarray(arr, dtype=dtype))
         out[name] = jax.tree_util.tree_unflatten(treedef, restored)
     return out, meta
@@ -102,17 +123,136 @@ def _open(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except Exception as exc:  # a damaged zip fails in many ways (BadZipFile, NotImplementedError, ...)
-        raise CheckpointError(f"`{path}` is corrupt or truncated ({type(exc).__name__}: {exc})", bad) from None
+        raise CheckpointError(f"`{path}` is corrupt or truncated ({type(exc).__name__}: {_short(str(exc))})",
+                              bad) from None
+    raw = arrays.pop("__meta__", None)
     try:
-        meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-    except (KeyError, ValueError, UnicodeDecodeError):
+        if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError
+        meta = json.loads(raw.tobytes().decode())
+    except ValueError:
         raise CheckpointError(f"`{path}` is not an nnspec checkpoint (no readable metadata)", bad) from None
+    except RecursionError:  # brackets nested thousands deep
+        raise CheckpointError(f"`{path}` is corrupt: its metadata is nested more than {MAX_DEPTH} levels deep",
+                              bad) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CheckpointError(f"`{path}` is not an nnspec checkpoint of version {VERSION}", bad)
+    problem = _depth_problem(meta) or _meta_problem(meta)
+    if problem is not None:
+        raise CheckpointError(f"`{path}` is corrupt: its metadata {problem}", bad)
     # Every array the table of contents lists, and no other: a damaged zip directory can
-    # rename a member without failing its CRC.
-    trees = meta.get("trees")
-    if (not isinstance(trees, dict) or not all(isinstance(c, int) for c in trees.values())
+    # rename a member without failing its CRC. The sum first: a forged count of 10^12
+    # must not build 10^12 names.
+    trees = meta["trees"]
+    if (sum(trees.values()) != len(arrays)
             or set(arrays) != {f"{n}/{i:06d}" for n, c in trees.items() for i in range(c)}):
         raise CheckpointError(f"`{path}` is corrupt: its arrays do not match its table of contents", bad)
+    k = meta.get("ensemble")
+    if k and not (trees.get("members") and all(arrays[f"members/{i:06d}"].shape[:1] == (k,)
+                                                for i in range(trees["members"]))):
+        raise CheckpointError(f"`{path}` is corrupt: its metadata `ensemble` does not match its arrays", bad)
     return arrays, meta
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """At most `limit` characters of `text`, control characters escaped: a message never
+    carries a file's raw bytes."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# ------------------------------------------------------------------ metadata schema
+
+def _depth_problem(meta: Any) -> str | None:
+    stack = [(meta, 1)]  # iteratively: the point is not to recurse 10^5 deep
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"is nested more than {MAX_DEPTH} levels deep"
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return None
+
+
+def _is_int(v: Any, low: int | None = None) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and (low is None or v >= low)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_list(v: Any, item) -> bool:
+    return isinstance(v, list) and all(item(x) for x in v)
+
+
+def _is_names(v: Any) -> bool:
+    return _is_list(v, lambda x: isinstance(x, str))
+
+
+def _is_record(v: Any, fields: Mapping[str, Any]) -> bool:
+    return isinstance(v, dict) and all(k in v and ok(v[k]) for k, ok in fields.items())
+
+
+def _numbers(v: Any) -> np.ndarray | None:
+    """A (nested) list of finite numbers as a float64 array, else None."""
+    try:
+        arr = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged, or not numbers
+        return None
+    ok = arr.ndim >= 1 and np.isfinite(arr).all() and not _has_bool(v)
+    return arr if ok else None
+
+
+def _has_bool(v: Any) -> bool:
+    return isinstance(v, bool) or (isinstance(v, list) and any(_has_bool(x) for x in v))
+
+
+def _standardizer_ok(v: Any) -> bool:
+    if not isinstance(v, dict) or "mean" not in v or "std" not in v:
+        return False
+    mean, std = _numbers(v["mean"]), _numbers(v["std"])
+    return mean is not None and std is not None and mean.shape == std.shape and bool((std > 0).all())
+
+
+# key -> (what it must be, as the message says it; the test). None is allowed where the
+# text ends in "or null".
+SCHEMA: dict[str, tuple[str, Any]] = {
+    "trees": ("a table of array counts", lambda v: isinstance(v, dict) and all(_is_int(c, 0) for c in v.values())),
+    "spec_fingerprint": ("a string", lambda v: isinstance(v, str)),
+    "model_fingerprint": ("a string", lambda v: isinstance(v, str)),
+    "epoch": ("a count of epochs", lambda v: _is_int(v, 0)),
+    "seed": ("an integer", _is_int),
+    "history": ("a list of per-epoch records of numbers", lambda v: _is_list(
+        v, lambda row: isinstance(row, dict) and all(x is None or _is_number(x) for x in row.values()))),
+    "rng": ("a seed and a key", lambda v: _is_record(
+        v, {"seed": _is_int, "next_epoch_key": lambda k: _is_list(k, lambda x: _is_int(x, 0))})),
+    "stopper": ("an early-stopping record or null", lambda v: v is None or _is_record(
+        v, {"best": _is_number, "best_epoch": lambda x: _is_int(x, 0), "wait": lambda x: _is_int(x, 0)})),
+    "standardizer": ("finite means and positive deviations of one shape, or null",
+                     lambda v: v is None or _standardizer_ok(v)),
+    "classes": ("a list of names or null", lambda v: v is None or _is_names(v)),
+    "feature_names": ("a list of names or null", lambda v: v is None or _is_names(v)),
+    "target_names": ("a list of names or null", lambda v: v is None or _is_names(v)),
+    "sweep": ("true or false", lambda v: isinstance(v, bool)),
+    "best_setting": ("a table of settings or null", lambda v: v is None or (isinstance(v, dict) and all(
+        x is None or isinstance(x, (str, int, float)) for x in v.values()))),
+    "ensemble": ("a count of models", lambda v: _is_int(v, 0)),
+}
+
+
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the known keys of `meta`, as the end of a sentence; None if nothing."""
+    if "trees" not in meta:
+        return "has no table of arrays (`trees`)"
+    for key, (what, ok) in SCHEMA.items():
+        if key in meta and not ok(meta[key]):
+            return f"`{key}` is not {what}"
+    if "history" in meta and "epoch" in meta and len(meta["history"]) != meta["epoch"]:
+        return f"`epoch` is {meta['epoch']} but `history` has {len(meta['history'])} rows"
+    std, names = meta.get("standardizer"), meta.get("feature_names")
+    if std and names and np.asarray(std["mean"]).size != len(names):
+        return f"`standardizer` scales {np.asarray(std['mean']).size} features, `feature_names` names {len(names)}"
+    return None

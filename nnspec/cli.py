@@ -13,7 +13,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Sequence
@@ -159,32 +158,12 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: never half-written."""
-    shown = path
-    path = Path(os.path.realpath(path))  # through a symlink, not over it
-    if path.is_dir():
-        raise UsageError(f"cannot write `{shown}`: it is a directory")
+    """`nnspec.files.write_atomic`, its failure as one usage-error line."""
+    from nnspec.files import write_atomic as write
     try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o644
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write(path, text)
     except OSError as exc:
-        raise UsageError(f"cannot write `{shown}`: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise UsageError(f"cannot write `{shown}`: {exc.strerror or exc}") from None
-        raise
+        raise UsageError(f"cannot write `{path}`: {exc.strerror or exc}") from None
 
 
 def _program_or_exit(path: str):

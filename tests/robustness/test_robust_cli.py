@@ -203,3 +203,75 @@ def test_stdout_closed_early_is_not_an_error(place: dict[str, Path]) -> None:
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and err == "", err
+
+
+# ------------------------------------------------------------- what a write may replace
+
+def predictions(place: dict[str, Path]) -> str:
+    code, out, err = cli("predict", place["spec"], "--run", place["run"], "--input", place["x"])
+    assert code == 0 and out.startswith("y,class\n"), err
+    return out
+
+
+def test_predict_output_writes_through_a_fifo(place: dict[str, Path], tmp_path: Path) -> None:
+    """A FIFO (as a device) is written in place; renaming a file over it would replace it."""
+    import stat
+    import threading
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    code, _, err = cli("predict", place["spec"], "--run", place["run"], "--input", place["x"], "--output", fifo)
+    if reader.is_alive():  # the old writer never opened the FIFO: let the reader go
+        with open(fifo, "wb"):
+            pass
+    reader.join(timeout=30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO is still a FIFO"
+    assert got == [predictions(place).encode()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"], "no temporary file beside it"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can replace /dev/null")
+def test_predict_output_dev_null_stays_a_device(place: dict[str, Path]) -> None:
+    import stat
+    try:
+        code, _, err = cli("predict", place["spec"], "--run", place["run"], "--input", place["x"],
+                           "--output", "/dev/null")
+        assert code == 0, err
+        assert stat.S_ISCHR(os.lstat("/dev/null").st_mode), "/dev/null was replaced by a regular file"
+    finally:
+        if not stat.S_ISCHR(os.lstat("/dev/null").st_mode):  # repair what a regression broke
+            os.unlink("/dev/null")
+            os.mknod("/dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            os.chmod("/dev/null", 0o666)
+
+
+def test_predict_output_through_a_symlink_keeps_the_link(place: dict[str, Path], tmp_path: Path) -> None:
+    real = write(tmp_path / "real.csv", "old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    code, _, err = cli("predict", place["spec"], "--run", place["run"], "--input", place["x"], "--output", link)
+    assert code == 0, err
+    assert link.is_symlink() and real.read_text() == predictions(place)
+
+
+def test_files_are_created_with_the_umask_and_keep_their_mode(place: dict[str, Path], tmp_path: Path) -> None:
+    """New files get `0o666 & ~umask`, as any program's; an existing file keeps its mode.
+    (mkstemp made every run file 0600.)"""
+    old = os.umask(0o027)
+    try:
+        run = tmp_path / "run"
+        code, _, err = cli("train", write(tmp_path / "m.nn", moons(n=80, epochs=1)), "--out", run, "-q")
+        assert code == 0, err
+        modes = {p.name: oct(p.stat().st_mode & 0o777) for p in run.iterdir() if p.is_file()}
+        assert "checkpoint.npz" in modes and set(modes.values()) == {"0o640"}, modes
+        out = tmp_path / "y.csv"
+        code, _, err = cli("predict", place["spec"], "--run", place["run"], "--input", place["x"], "--output", out)
+        assert code == 0 and oct(out.stat().st_mode & 0o777) == "0o640", err
+        out.chmod(0o604)
+        code, _, err = cli("predict", place["spec"], "--run", place["run"], "--input", place["x"], "--output", out)
+        assert code == 0 and oct(out.stat().st_mode & 0o777) == "0o604", err
+    finally:
+        os.umask(old)

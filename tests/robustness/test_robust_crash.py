@@ -268,3 +268,111 @@ def test_not_a_checkpoint_at_all(finished, tmp_path: Path) -> None:
     (copy / "checkpoint.npz").mkdir()
     code, _, err = cli("train", "--resume", copy, "-q")
     assert fails_cleanly(code, err).startswith(f"error[E405]: `{copy / 'checkpoint.npz'}` is corrupt"), err
+
+
+# ------------------------------------------------------------------ forged checkpoints
+
+def forged(finished, tmp_path: Path, edit=None, *, raw_meta: bytes | None = None) -> Path:
+    """A copy of the finished run whose checkpoint is rewritten, CRCs and all (so only the
+    validation of what it holds can catch it): `edit(meta, arrays)` changes it in place."""
+    _, run = finished
+    with np.load(run / "checkpoint.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(arrays["__meta__"].tobytes())
+    if edit is not None:
+        edit(meta, arrays)
+    data = raw_meta if raw_meta is not None else json.dumps(meta).encode()
+    arrays["__meta__"] = np.frombuffer(data, dtype=np.uint8)
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return damaged_copy(finished, tmp_path, buf.getvalue())
+
+
+def setter(key, value):
+    return lambda meta, arrays: meta.__setitem__(key, value)
+
+
+def deep(n: int) -> bytes:
+    return b'{"format": "nnspec-checkpoint", "version": 1, "trees": {}, "x": ' + b"[" * n + b"]" * n + b"}"
+
+
+FORGED_META = [
+    # (case, edit or raw metadata, what the one line says)
+    ("history a string", setter("history", "oops"), "`history` is not a list of per-epoch records"),
+    ("history rows of text", setter("history", [{"loss": "low"}] * 3), "`history` is not a list of per-epoch"),
+    ("epoch a list", setter("epoch", [3]), "`epoch` is not a count of epochs"),
+    ("epoch disagrees", setter("epoch", 7), "`epoch` is 7 but `history` has 3 rows"),
+    ("negative tree count", lambda m, a: m["trees"].__setitem__("params", -1), "`trees` is not a table of array counts"),
+    ("huge tree count", lambda m, a: m["trees"].__setitem__("params", 10 ** 12), "do not match its table of contents"),
+    ("trees a list", setter("trees", [1, 2]), "`trees` is not a table of array counts"),
+    ("seed a string", setter("seed", "3"), "`seed` is not an integer"),
+    ("rng without a key", setter("rng", {"seed": 3}), "`rng` is not a seed and a key"),
+    ("stopper a number", setter("stopper", 5), "`stopper` is not an early-stopping record"),
+    ("standardizer lengths", setter("standardizer", {"mean": [0.0, 0.0], "std": [1.0]}), "`standardizer` is not finite"),
+    ("standardizer zero std", setter("standardizer", {"mean": [0.0, 0.0], "std": [1.0, 0.0]}), "`standardizer` is not"),
+    ("standardizer text", setter("standardizer", {"mean": "a", "std": "b"}), "`standardizer` is not"),
+    ("standardizer vs names", lambda m, a: m.update(standardizer={"mean": [0.0] * 3, "std": [1.0] * 3},
+                                                    feature_names=["a", "b"]),
+     "`standardizer` scales 3 features, `feature_names` names 2"),
+    ("classes not strings", setter("classes", [0, 1]), "`classes` is not a list of names"),
+    ("feature names a string", setter("feature_names", "ab"), "`feature_names` is not a list of names"),
+    ("ensemble negative", setter("ensemble", -1), "`ensemble` is not a count of models"),
+    ("ensemble without members", setter("ensemble", 10 ** 9), "`ensemble` does not match its arrays"),
+    ("fingerprint a number", setter("spec_fingerprint", 12), "`spec_fingerprint` is not a string"),
+    ("100,000 deep", deep(100_000), "nested more than 32 levels deep"),
+    ("100 deep", deep(100), "nested more than 32 levels deep"),
+]
+
+
+@pytest.mark.parametrize("case,edit,why", FORGED_META, ids=[c[0] for c in FORGED_META])
+def test_forged_metadata_is_refused_in_one_short_line(finished, tmp_path: Path, case, edit, why) -> None:
+    copy = forged(finished, tmp_path, **({"raw_meta": edit} if isinstance(edit, bytes) else {"edit": edit}))
+    refused_on_resume(copy, why)
+    spec, _ = finished
+    for command in (("eval", spec, "--run", copy), ("predict", spec, "--run", copy, "--input", spec)):
+        code, out, err = cli(*command)
+        first = fails_cleanly(code, err)
+        assert first.startswith("error[E405]: ") and why in first and out == "", err
+        assert len(first.replace(str(copy), "")) < 150, first  # one short line, the path aside
+    COUNTS["forged checkpoints refused"] += 1
+
+
+def test_non_finite_or_foreign_weights_are_refused(finished, tmp_path: Path) -> None:
+    spec, _ = finished
+    for value, name in ((np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")):
+        def poison(meta, arrays, value=value):
+            for tree in ("params", "final_params"):
+                arrays[f"{tree}/000000"] = arrays[f"{tree}/000000"].copy()
+                arrays[f"{tree}/000000"].flat[0] = value
+        copy = forged(finished, tmp_path / name, poison)
+        refused_on_resume(copy, "holds NaN or infinite values")
+        code, out, err = cli("eval", spec, "--run", copy)
+        assert fails_cleanly(code, err) == \
+            f"error[E405]: `{copy / 'checkpoint.npz'}`: array final_params/0 holds NaN or infinite values", err
+
+    def text(meta, arrays):
+        arrays["final_params/000000"] = np.full(arrays["final_params/000000"].shape, "w")
+    copy = forged(finished, tmp_path / "text", text)
+    code, out, err = cli("eval", spec, "--run", copy)
+    assert fails_cleanly(code, err) == \
+        f"error[E405]: `{copy / 'checkpoint.npz'}`: array final_params/0 holds <U1, the spec needs float32", err
+
+
+def test_a_broken_array_header_is_reported_without_its_bytes(finished, tmp_path: Path) -> None:
+    """numpy quotes a header it cannot parse in full: 6 KB of the file's bytes, control
+    characters and all, used to become the E405 line."""
+    import io
+    import struct
+    import zipfile
+    header = ("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': '" + "\x00\x1b[2Jab" * 500 + "'}").encode()
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + bytes(8)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("__meta__.npy", npy)
+    copy = damaged_copy(finished, tmp_path, buf.getvalue())
+    refused_on_resume(copy, "is corrupt or truncated (ValueError: Cannot parse header: ")
+    code, _, err = cli("eval", finished[0], "--run", copy)
+    first = fails_cleanly(code, err)
+    assert len(first.replace(str(copy), "")) < 150 and first.endswith("…)") and "\x00" not in err and "\x1b" not in err, first
