@@ -173,24 +173,32 @@ def _program_or_exit(path: str):
 
 
 def _print_progress(quiet: bool):
-    """One line per epoch on a terminal (rewritten in place); about 20 lines otherwise."""
+    """One line per epoch on a terminal (rewritten in place); about 20 lines otherwise.
+    The first epoch includes compiling the program, so the time left is estimated from
+    the epochs after it."""
+    import time
     tty = sys.stderr.isatty()
-    started = [0.0]
+    clock = {"after_first": 0.0, "begun": 0.0, "first_epoch": 0}
 
     def show(epoch: int, total: int, row: dict, dt: float) -> None:
-        import time
-        if epoch == 1 or not started[0]:
-            started[0] = time.perf_counter() - dt
+        from nnspec.show import format_value
+        now = time.perf_counter()
+        if not clock["begun"]:
+            clock["begun"], clock["first_epoch"] = now - dt, epoch
+        if epoch == clock["first_epoch"]:
+            clock["after_first"] = now
         if quiet:
             return
         every = max(1, total // 20)
-        elapsed = time.perf_counter() - started[0]
-        left = elapsed / epoch * (total - epoch)
-        metrics = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "time"))
-        line = f"epoch {epoch:>{len(str(total))}}/{total}  {metrics}  [{elapsed:.1f}s, ~{left:.1f}s left]"
+        elapsed = now - clock["begun"]
+        timed = epoch - clock["first_epoch"]
+        left = (f", ~{(now - clock['after_first']) / timed * (total - epoch):.1f}s left" if timed
+                else f", compiled in {dt:.1f}s" if epoch < total else "")
+        metrics = "  ".join(f"{k} {format_value(v)}" for k, v in row.items() if k not in ("epoch", "time"))
+        line = f"epoch {epoch:>{len(str(total))}}/{total}  {metrics}  [{elapsed:.1f}s{left}]"
         if tty:
             sys.stderr.write("\r\x1b[2K" + line + ("\n" if epoch == total or epoch % every == 0 else ""))
-        elif epoch == 1 or epoch == total or epoch % every == 0:
+        elif epoch == clock["first_epoch"] or epoch == total or epoch % every == 0:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
     return show
@@ -215,57 +223,134 @@ def _compile_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the last finished epoch is saved."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _data_words(program) -> str:
+    d = program.spec.train.get("data") if program.spec.train is not None else None
+    if d is None or program.source is None or d.span is None:
+        return program.train.data.kind
+    text = program.source.text[d.span.start:d.span.end]
+    text = text.split(None, 1)[1] if text.startswith("data") and " " in text else text
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _header(spec_path: str, program, out: Path, note: str | None, quiet: bool, resume: bool):
+    """What `train` prints at once: the spec and its model (known before JAX starts);
+    the returned callback adds the data as split and the device, just before compiling."""
+    def row(k: str, v: str) -> str:
+        return f"  {k:<10}  {v}\n"
+    if not quiet:
+        layers = len(program.model.layers)
+        sys.stderr.write(f"{'resuming' if resume else 'training'} `{spec_path}`\n"
+                         + row("model", f"`{program.spec.model.name}`: {layers} layer{'s' * (layers != 1)}, "
+                                        f"{program.model.n_params:,} parameters"))
+        sys.stderr.flush()
+
+    def show(started) -> None:
+        import jax
+        if quiet:
+            return
+        p, s = started.program, started.splits
+        split = f"{len(s.train)} train" + "".join(f", {len(d)} {n}" for n, d in (("val", s.val), ("test", s.test))
+                                                   if d is not None)
+        devices = jax.devices()
+        text = row("data", f"{_data_words(p)}: {split} examples")
+        if started.overrides:
+            text += row("overrides", " ".join(f"--{k} {v}" for k, v in started.overrides.items()))
+        text += row("epochs", f"{started.start + 1} to {started.total}" if started.start else str(started.total))
+        text += row("device", f"{devices[0].platform} ({len(devices)} device{'s' * (len(devices) != 1)})")
+        text += row("run folder", str(out) + (f" ({note})" if note else ""))
+        for w in getattr(s, "warnings", ()):
+            sys.stderr.write(render_all([w], p.source, color=_color(sys.stderr)))
+        sys.stderr.write(text + "compiling…\n")
+        sys.stderr.flush()
+    return show
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import signal
+    from nnspec import runs
     from nnspec.diagnostics import NNSpecError
-    if args.resume is not None:
-        run = Path(args.resume)
-        spec_path = str(run / "spec.nn") if args.spec is None else args.spec
-        if not (run / "checkpoint.npz").exists():
-            raise UsageError(f"cannot resume `{run}`: it holds no checkpoint")
-        out, resume = run, True
-    else:
-        if args.spec is None:
-            raise UsageError("name a spec to train, or `--resume DIR`")
-        spec_path = args.spec
-        out = Path(args.out) if args.out else Path("runs") / Path(spec_path).stem
-        resume = False
-        _check_run_folder(out)
+    note = None
+    overrides = {"seed": args.seed, "epochs": args.epochs}
+    try:
+        if args.resume is not None:
+            run = Path(args.resume)
+            if not (run / "checkpoint.npz").exists():
+                raise UsageError(f"cannot resume `{run}`: it holds no checkpoint")
+            if args.overwrite:
+                raise UsageError("`--overwrite` starts a new run; it cannot be combined with `--resume`")
+            spec_path = str(run / "spec.nn") if args.spec is None else args.spec
+            out, resume = run, True
+        else:
+            if args.spec is None:
+                raise UsageError("name a spec to train, or `--resume DIR`")
+            spec_path = args.spec
+            out, note = runs.choose_folder(spec_path, args.out, overwrite=args.overwrite)
+            resume = False
+    except runs.RunFolderError as exc:
+        raise UsageError(str(exc)) from None
     program = _program_or_exit(spec_path)
     if program is None:
         return EXIT_SPEC
     if program.train is None:
         print(f"error: `{spec_path}` has no `train {{ }}` block, so there is nothing to train", file=sys.stderr)
         return EXIT_SPEC
+    if program.sweep is not None:
+        _compile_cache()  # JAX only now: a spec with mistakes never starts it
+        return _train_sweep(runs.with_overrides(program, overrides), args, out, spec_path)
+    if args.plot:
+        raise UsageError("`--plot` draws a sweep's learning-rate curve; this spec has no sweep")
+    header = _header(spec_path, program, out, note, args.quiet, resume)
     # JAX only now: a spec with mistakes is refused without starting it
     from nnspec.fit import fit
     _compile_cache()
-    if args.seed is not None:
-        program = _with_seed(program, args.seed)
-    if program.sweep is not None:
-        return _train_sweep(program, args, out, spec_path)
-    if args.plot:
-        raise UsageError("`--plot` draws a sweep's learning-rate curve; this spec has no sweep")
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        result = fit(program, epochs=args.epochs, out=out, resume=resume, checkpoint_every=args.checkpoint_every,
-                     progress=_print_progress(args.quiet), base_dir=Path(spec_path).resolve().parent
-                     if args.resume is None else None)
+        result = fit(program, out=out, resume=resume, checkpoint_every=args.checkpoint_every,
+                     overrides=overrides, progress=_print_progress(args.quiet),
+                     on_start=header, command=["nnspec", *args.argv],
+                     base_dir=Path(spec_path).resolve().parent if args.resume is None else None)
     except NNSpecError as exc:
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the last finished epoch is saved; continue with `nnspec train --resume {out}`",
-              file=sys.stderr)
-        return 130
+    except runs.RunFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: the last finished epoch is "
+              f"saved; continue with `nnspec train --resume {out}`", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except OSError as exc:  # the run folder could not be written (disk full, a file in the way, ...)
         raise UsageError(f"cannot write `{exc.filename or out}`: {exc.strerror or exc}") from None
-    last = result.history[-1] if result.history else {}
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    sys.stdout.write(_finished_text(result, out))
+    return EXIT_OK
+
+
+def _finished_text(result, out: Path) -> str:
+    """The summary: the kept weights' metrics on every split, then the last epoch's."""
+    from nnspec.show import format_value
+    head = "the run had already finished; nothing was trained\n" if result.already_finished else "training finished\n"
     rows = [("epochs run", f"{result.epochs_run}" + (" (stopped early)" if result.stopped_early else ""))]
     if result.best_epoch:
         rows.append(("best epoch", str(result.best_epoch)))
-    rows += [(k, f"{v:.4f}") for k, v in last.items() if k not in ("epoch", "time")]
+    kept = result.kept or {"metrics": {}}
+    rows.append(("kept weights", f"epoch {kept.get('epoch')} ({kept.get('why')})"))
+    for split, metrics in kept["metrics"].items():
+        rows.append((f"  {split}", "  ".join(f"{k} {format_value(v)}" for k, v in metrics.items())))
+    last = result.history[-1] if result.history else {}
+    if last and last.get("epoch") != kept.get("epoch"):
+        rows.append((f"last epoch ({last['epoch']})", "  ".join(f"{k} {format_value(v)}" for k, v in last.items()
+                                                                 if k not in ("epoch", "time"))))
     rows.append(("run folder", str(out)))
-    sys.stdout.write("training finished\n" + _table(rows))
-    return EXIT_OK
+    return head + _table(rows)
 
 
 def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str) -> int:
@@ -306,36 +391,47 @@ def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str) -
     return EXIT_OK
 
 
-def _check_run_folder(out: Path) -> None:
-    """Refuse a run folder that cannot be created, before any work is done."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"cannot use `{out}` as the run folder: it is a file")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UsageError(f"cannot create the run folder `{out}`: `{parent}` is a file")
-            break
-
-
-def _with_seed(program, seed: int):
-    import dataclasses
-    return dataclasses.replace(program, train=dataclasses.replace(program.train, seed=seed))
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
+    from nnspec import runs
     from nnspec.diagnostics import NNSpecError
-    program = _program_or_exit(args.spec)
+    run = Path(args.run)
+    spec_path = args.spec if args.spec is not None else str(run / "spec.nn")
+    program = _program_or_exit(spec_path)
     if program is None:
         return EXIT_SPEC
-    from nnspec.fit import evaluate, load_trained
-    from nnspec.prepare import prepare
-    _compile_cache()
     if program.train is None:
-        raise UsageError(f"`{args.spec}` has no `train` block: there is no data to evaluate on")
+        raise UsageError(f"`{spec_path}` has no `train` block: there is no data to evaluate on")
+    from nnspec.fit import evaluate, load_trained
+    from nnspec.prepare import fail, prepare
+    _compile_cache()
+    notes = []
     try:
-        model, params, std, meta = load_trained(program, Path(args.run))
+        model, params, std, meta = load_trained(program, run)
         program = model.program
-        splits = prepare(program, standardizer=std)
+        rec = meta.get("run")
+        if isinstance(rec, dict):
+            # the run's own copy of the spec names its data relative to the user's folder,
+            # not the run folder: only a spec the user gives is compared by path
+            own_copy = args.spec is None or Path(args.spec).resolve() == (run / "spec.nn").resolve()
+            for what, message in runs.differences(program, rec, Path(spec_path).resolve().parent):
+                if own_copy and "this spec reads" in message:
+                    continue
+                d = program.spec.train.get(what) if program.spec.train is not None else None
+                raise fail("E405", f"this spec does not describe the run in `{run}`: {message}", program,
+                           d.span if d is not None else None, label=f"differs from the run's `{what}`",
+                           help=f"evaluate with the spec the run was trained with: `nnspec eval --run {run}`")
+            # the split is rebuilt with the seed the run's data was made with
+            program = runs.with_overrides(program, {"seed": rec.get("seed")})
+            if (rec.get("overrides") or {}).get("seed") is not None:
+                notes.append(f"the run was trained with `--seed {rec['overrides']['seed']}`: "
+                             f"its split is rebuilt with that seed")
+            program, problem = runs.relocate(program, rec)
+            if problem is not None:
+                raise fail("E401", f"cannot evaluate: {problem}", program, program.train.data_span,
+                           label="the run's data", help="put the file back as it was when the run was trained")
+        else:
+            notes.append("this run predates run records: its split is rebuilt from the spec as it is now")
+        splits = prepare(program, Path(spec_path).resolve().parent, standardizer=std)
     except NNSpecError as exc:
         exc.action = "evaluate"
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
@@ -343,12 +439,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ds, name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
     if ds is None:
         ds, name = splits.train, "training"
-        print("note: the spec holds out no test or validation data; reporting the training split", file=sys.stderr)
+        notes.append("the spec holds out no test or validation data; reporting the training split")
     ensemble = bool(meta.get("ensemble"))
     metrics = evaluate(model, params, ds, program, ensemble=ensemble)
     if ensemble:
-        print(f"note: the mean prediction of an ensemble of {meta['ensemble']} models", file=sys.stderr)
-    sys.stdout.write(f"{name} split ({len(ds)} examples)\n" + _table([(k, f"{v:.4f}") for k, v in metrics.items()]))
+        notes.append(f"the mean prediction of an ensemble of {meta['ensemble']} models")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    from nnspec.show import format_value
+    sys.stdout.write(f"{name} split ({len(ds)} examples)\n" + _table([(k, format_value(v)) for k, v in metrics.items()]))
     return EXIT_OK
 
 
@@ -558,8 +657,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", metavar="SPEC")
     p.add_argument("--epochs", type=_whole(1, None), metavar="N", help="override the spec's epochs")
     p.add_argument("--seed", type=_whole(0, 2**63 - 1), metavar="S", help="override the spec's seed")
-    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/SPEC-NAME)")
+    p.add_argument("--out", metavar="DIR", help="run folder: new or empty (default: runs/SPEC-NAME, numbered -2, -3, ... when taken)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in `--out DIR` (only nnspec's own files are removed)")
     p.add_argument("--plot", metavar="PNG", help="for a sweep: plot the best loss against the learning rate")
     p.add_argument("--checkpoint-every", type=_seconds, default=2.0, metavar="SECONDS",
                    help="save a checkpoint at most this often (0: every epoch); always at the end and on Ctrl-C")
@@ -567,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="report a trained run's metrics on the test split")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", nargs="?", metavar="SPEC", help="the spec (default: the run's own copy, DIR/spec.nn)")
     p.add_argument("--run", required=True, metavar="DIR", help="the run folder written by `train`")
     p.set_defaults(func=cmd_eval)
 
@@ -591,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in run.json
     try:
         code = args.func(args)
         sys.stdout.flush()  # a failed write (a full disk) surfaces here, not as a traceback at exit

@@ -283,8 +283,8 @@ def test_header_is_printed_before_training(cli, tmp_path: Path) -> None:
     code, _, err = cli("train", spec, "--out", tmp_path / "run")
     assert code == 0
     head = err.split("compiling…")[0]
-    assert f"training `{spec}` for 2 epochs" in head
-    assert "`m`: 2 layers, 51 parameters" in head and "60 train, 30 val, 30 test examples" in head
+    assert head.startswith(f"training `{spec}`\n  model       `m`: 2 layers, 51 parameters\n")
+    assert "60 train, 30 val, 30 test examples" in head and "  epochs      2\n" in head
     assert "device      cpu" in head
     first = next(line for line in err.splitlines() if line.startswith("epoch 1/2"))
     assert "compiled in" in first and "left" not in first  # no ETA from the compiling epoch
@@ -309,3 +309,21 @@ def test_sigterm_saves_and_exits_143(tmp_path: Path) -> None:
     assert f"terminated: the last finished epoch is saved; continue with `nnspec train --resume {run}`" in err
     meta = checkpoint.read_meta(run / "checkpoint.npz")
     assert meta["epoch"] > 0 and json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_a_run_that_cannot_write_its_first_checkpoint_leaves_nothing(cli, tmp_path: Path, monkeypatch) -> None:
+    """A full disk at the start: the run folder it created is taken back, and the error is one line."""
+    import errno
+    from nnspec import checkpoint as ckpt_module
+    real = ckpt_module.write_bytes_atomic
+
+    def full(path, data, *args, **kw):
+        if Path(path).name == "checkpoint.npz":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data, *args, **kw)
+    monkeypatch.setattr(ckpt_module, "write_bytes_atomic", full)
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 1"))
+    code, _, err = cli("train", spec, "--out", tmp_path / "run", "-q")
+    assert code == 2 and "No space left on device" in err
+    assert not (tmp_path / "run").exists()
