@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from nnspec.checked import Program
-from nnspec.data import DataError, Dataset, Standardizer, _listing, load, split
+from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, split
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
@@ -127,8 +127,8 @@ def _label_note(program: Program, ds: Dataset, i: int) -> tuple[str, ...]:
     path = _data_path(program)
     if path is None:
         return ()
-    shown = ds.classes[int(ds.y[i])] if ds.classes is not None and int(ds.y[i]) < len(ds.classes) else str(int(ds.y[i]))
-    column = ds.target_names[0] if ds.target_names else "y"
+    shown = _excerpt(ds.classes[int(ds.y[i])]) if ds.classes is not None and int(ds.y[i]) < len(ds.classes) else str(int(ds.y[i]))
+    column = _excerpt(ds.target_names[0]) if ds.target_names else "y"
     if ds.lines is not None:
         return (f"{path}, line {int(ds.lines[i])}, column `{column}`: `{shown}` is the first such label",)
     return (f"{path}, array `{column}`, index {i}: `{shown}` is the first such label",)

@@ -69,6 +69,9 @@ CASES = {
     "a fourth text class": ("a,b,y\n1,2,cat\n3,4,dog\n5,6,emu\n7,8,fox\n",
                             "error[E403]: the data has a label 3, but the model has only 3 output units "
                             "(classes 0..2)", "d.csv, line 5, column `y`: `fox` is the first such label"),
+    "a long fourth text class": ("a,b,y\n1,2,cat\n3,4,dog\n5,6,emu\n7,8," + "z" * 500 + "\n",
+                                 "error[E403]: the data has a label 3, but the model has only 3 output units "
+                                 "(classes 0..2)", f"d.csv, line 5, column `y`: `{'z' * 59}…` is the first such label"),
     "more features than the input": ("a,b,c,y\n1,2,3,0\n4,5,6,1\n",
                                      "error[E403]: the data has examples of shape (3,), but the model's input is (2,)",
                                      "d.csv: the header names 3 feature column(s): `a`, `b`, `c`"),
