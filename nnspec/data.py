@@ -421,8 +421,12 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
     lines = array("q")
     targets = _Targets(target_names, task, path)
     width = len(columns)
+    # a row costs 8 bytes a value as read, 4 as float32, and its line number
+    most = _max_rows(12 * len(feature_idx) + 20 * len(target_idx) + 8)
     n = 0
     for line, row in stream:
+        if n == most:
+            raise _too_many_rows(most, path, line)
         _check_width(row, width, path=path, line=line, delimiter=delimiter)
         _append_numbers(values, row, feature_idx, feature_names, path=path, line=line)
         targets.add([row[i] for i in target_idx], line)
@@ -483,8 +487,11 @@ def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, w
             ignored = tuple(c for i, c in enumerate(header_cols) if i not in used)
         rows, row_width = stream, len(header_cols)
     values = array("d")
+    most = _max_rows(12 * width)
     n = 0
     for line, row in rows:
+        if n == most:
+            raise _too_many_rows(most, path, line)
         _check_width(row, row_width, path=path, line=line, delimiter=delimiter, header=header)
         _append_numbers(values, row, index, tuple(columns), path=path, line=line,
                         training=False)
@@ -518,6 +525,18 @@ def feature_names(source: DataSource, *, base_dir: Path) -> tuple[str, ...] | No
     columns = _header(header, path=path, row=row)
     _lookup(target, "target", columns, header, path=path, row=row, delimiter=delimiter)
     return tuple(c for c in columns if c not in target)
+
+
+def _max_rows(row_bytes: int) -> int:
+    """How many CSV rows of `row_bytes` each the memory budget holds."""
+    return max(1, memory_budget() // row_bytes)
+
+
+def _too_many_rows(most: int, path: str, line: int) -> DataError:
+    from nnspec.check import show_bytes
+    return DataError(f"the file has more than {most:,} rows, more than fit in the "
+                     f"{show_bytes(memory_budget())} allowed (half of this machine's memory)",
+                     path=path, row=line, help="use fewer examples, or a machine with more memory")
 
 
 def _lookup(names: tuple[str, ...], what: str, columns: list[str], header: list[str], *,

@@ -326,3 +326,14 @@ def test_a_header_of_ten_million_columns_costs_no_memory(tmp_path: Path, subproc
     assert m and m[1] == "1", done.stderr
     assert "the line is longer than 4 MiB" in done.stderr and "Traceback" not in done.stderr
     assert int(m[2]) < 1024 * 1024, f"peak memory {int(m[2]) / 1024:.0f} MiB"
+
+
+def test_a_csv_of_more_rows_than_fit_in_memory_is_refused_as_it_is_read(tmp_path: Path, monkeypatch) -> None:
+    """A CSV declares no size: the rows read so far are counted against the budget."""
+    import importlib
+    monkeypatch.setattr(importlib.import_module("nnspec.check"), "physical_memory", lambda: 1 << 20)
+    # a row of 2 features and a target costs 12·2 + 20 + 8 = 52 bytes: 512 KiB hold 10,082
+    code, _, err = train(tmp_path, "a,b,y\n" + "1,2,0\n3,4,1\n" * 6000)
+    assert code == 1, err
+    assert_located(err, "error[E401]: cannot use the data: the file has more than 10,082 rows, more than fit in the "
+                        "512.0 KiB allowed (half of this machine's memory)", "d.csv, line 10084")
