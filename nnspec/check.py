@@ -984,13 +984,23 @@ def check(spec: ir.Spec, *, source: Source | None = None, memory_budget: int | N
     if not found:
         return _Checker(spec, source, budget).run()
     members = sweep.expand(spec, found)
+    # Models equal in every untraced axis have the same shapes, data and loop: the first
+    # of them is checked in full, the others re-run only the passes that read a traced
+    # axis (a 4,096-model learning-rate sweep binds `optimizer` 4,096 times, not the spec).
+    sections = {s for a, _ in found if a.traced for s in _SWEPT_PASSES if _within(a.span, _span_of(spec, s))}
+    static = [a.name for a, _ in found if not a.traced]
+    first_of: dict[tuple, Program] = {}
     programs = []
     warnings: dict[tuple, Diagnostic] = {}
     for member in members:
+        key = tuple(member.setting[n] for n in static)
         try:
-            program = _Checker(member.spec, source, budget).run()
+            if key not in first_of:
+                program = first_of[key] = _Checker(member.spec, source, budget).run()
+            else:
+                program = _rebind(first_of[key], member.spec, sections, source, budget)
         except NNSpecError as exc:
-            shown = ", ".join(f"{k}={v:g}" for k, v in member.setting.items())
+            shown = ", ".join(f"{k}={sweep.show(v)}" for k, v in member.setting.items())
             notes = (f"in the model with {shown}",)
             raise NNSpecError([dataclasses.replace(d, notes=d.notes + notes) if d.is_error else d
                                for d in exc.diagnostics], source) from None
@@ -1001,6 +1011,40 @@ def check(spec: ir.Spec, *, source: Source | None = None, memory_budget: int | N
             warnings.setdefault((w.code, w.message, w.primary_span), w)
     info = Sweep(tuple(a for a, _ in found), tuple(m.setting for m in members), tuple(programs))
     return dataclasses.replace(programs[0], spec=spec, warnings=tuple(warnings.values()), sweep=info)
+
+
+# The passes that read each section, for `_rebind`; the loss has no traced parameters.
+_SWEPT_PASSES: dict[str, tuple[Callable[[_Checker], None], ...]] = {
+    "model": (_Checker.check_model,),
+    "optimizer": (_Checker.check_optimizer,),
+    "regularize": (_Checker.check_optimizer, _Checker.check_regularize),
+    "train": (_Checker.check_loss, _Checker.check_train),
+}
+
+
+def _span_of(spec: ir.Spec, section: str) -> Span | None:
+    node = getattr(spec, section)
+    return node.span if node is not None else None
+
+
+def _rebind(first: Program, spec: ir.Spec, sections: set[str], source: Source | None,
+            budget: int | None) -> Program:
+    """`first` with the sections that hold traced sweeps checked again for `spec`, which
+    differs from `first.spec` only in those sweeps' numbers; raises NNSpecError."""
+    checker = _Checker(spec, source, budget)
+    checker.check_lets()
+    for step in dict.fromkeys(p for s in sections for p in _SWEPT_PASSES[s]):
+        step(checker)
+    if any(d.is_error for d in checker.diags):
+        raise NNSpecError(checker.diags, source)
+    model = checker.model if "model" in sections else first.model
+    assert model is not None
+    return dataclasses.replace(
+        first, spec=spec, model=model,
+        optimizer=checker.optimizer if sections & {"optimizer", "regularize"} else first.optimizer,
+        regularization=checker.reg if "regularize" in sections else first.regularization,
+        train=checker.train if "train" in sections else first.train,
+        warnings=tuple(dict.fromkeys(first.warnings + tuple(checker.diags))))
 
 
 def check_source(text: str, filename: str = "<string>", *, memory_budget: int | None = None

@@ -136,6 +136,14 @@ def _values(call: ir.Call, name: str) -> tuple[float | int, ...]:
     return tuple(sorted(float(f"{d:.6g}") for d in draws))
 
 
+def show(value: float | int) -> str:
+    """A swept value for notes and tables: `0.001`, `64`; an integer past a float's range
+    (hundreds of digits) by its size, as `format(v, "g")` would raise OverflowError."""
+    if isinstance(value, int) and not -10**16 < value < 10**16:
+        return f"a {len(str(abs(value))):,}-digit integer" if abs(value) < 10**4000 else "an integer past 10^4000"
+    return f"{value:g}"
+
+
 def axes(spec: ir.Spec) -> list[tuple[Axis, ir.Call]]:
     """The sweep axes of a spec, in source order; raises SweepError for malformed ones."""
     out = []

@@ -635,3 +635,30 @@ def test_check_leaves_a_sigmoid_regression_output_to_the_data(tmp_path: Path, ca
                     "loss mse\noptimizer adam\n", encoding="utf-8")
     assert main(["check", str(spec)]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("line,error,note", [
+    ("optimizer sgd lr=sweep(0.1, 0.2, -1)", "E104: `-1` is out of range: must be > 0", "lr=-1"),
+    ("optimizer sgd lr=sweep(0.1, 0.2) momentum=sweep(0, 0.5, 2)", "E104: `2` is out of range: must be ≥ 0 and < 1",
+     "lr=0.1, momentum=2"),
+])
+def test_a_bad_value_late_in_a_sweep_is_found(line: str, error: str, note: str) -> None:
+    """Only the first model of a group is checked in full; the rest re-bind their swept
+    numbers, and a bad one is still reported, naming its model."""
+    text = ("model m {\n    input x[2]\n    dense 4 relu\n    dropout sweep(0.1, 0.2)\n    dense 1 sigmoid\n}\n"
+            f"loss binary_crossentropy\n{line.replace('sgd', 'momentum') if 'momentum=' in line else line}\n")
+    diags, _ = diagnose(text)
+    bad = [d for d in diags if d.is_error]
+    assert [f"{d.code}: {d.message}" for d in bad] == [error]
+    assert bad[0].notes == (f"in the model with dropout_1.drop_prob=0.1, {note}",)
+
+
+def test_a_sweeps_models_carry_their_own_values() -> None:
+    text = ("model m {\n    input x[2]\n    dense sweep(2, 3) relu\n    dropout sweep(0.1, 0.2)\n    dense 1 sigmoid\n}\n"
+            "loss binary_crossentropy\noptimizer adam lr=sweep(0.01, 0.1)\n"
+            'train {\n    data builtin("moons")\n    seed sweep(1, 2)\n}\n')
+    program, diags, _ = check_source(text, "spec.nn", memory_budget=MEMORY_BUDGET)
+    assert program is not None and program.sweep is not None and diags == []
+    got = [(p.model.layers[0].params["units"], p.model.layers[1].params["drop_prob"], p.optimizer.params["lr"],
+            p.train.seed, p.model.layers[0].param_shapes["w"]) for p in program.sweep.programs]  # type: ignore[union-attr]
+    assert got == [(u, d, lr, s, (2, u)) for u in (2, 3) for d in (0.1, 0.2) for lr in (0.01, 0.1) for s in (1, 2)]
