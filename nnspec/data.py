@@ -442,13 +442,12 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
 
 
 def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, width: int,
-                  delimiter: str = ",", header: bool = True,
-                  targets: tuple[str, ...] = ()) -> tuple[np.ndarray, tuple[str, ...]]:
+                  delimiter: str = ",", header: bool = True) -> tuple[np.ndarray, tuple[str, ...]]:
     """Feature rows to predict on, with the training reader's rules: `(x, ignored)`.
 
     `x` is float32 (n, width). With `names` (the training data's feature columns), the
     header is matched by name, in any order; columns that are not features (the training
-    file's `targets`, an id) are `ignored`. Without names, columns are taken by position
+    file's targets, an id) are `ignored`. Without names, columns are taken by position
     and the header must be `width` wide. A first line of numbers where names are expected
     is refused, never read as a header; with `header=False` every line is an example."""
     full = _resolve(path, base_dir, "CSV")

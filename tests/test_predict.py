@@ -190,3 +190,14 @@ train {
     assert code == 0, err
     assert column(out) == pytest.approx([sigma(1 - 3 - 4)], rel=1e-5)
     assert [r["class"] for r in csv.DictReader(io.StringIO(out))] == ["0"]  # no run, no class names
+
+
+def test_a_literal_spec_reading_a_csv_matches_its_header_names(tmp_path: Path) -> None:
+    spec = SPEC.replace("out: dense 1 sigmoid", "out: dense 1 sigmoid weights=[[3], [-2]] bias=[1]")
+    (tmp_path / "spec.nn").write_text(spec)
+    (tmp_path / "train.csv").write_text(TRAIN)  # only its header is read
+    (tmp_path / "x.csv").write_text("hours,id,lectures\n2,7,-1\n")
+    code, out, err = cli("predict", tmp_path / "spec.nn", "--input", tmp_path / "x.csv")
+    assert code == 0, err
+    assert column(out) == pytest.approx([sigma(1 + 3 * -1 - 2 * 2)], rel=1e-5)
+    assert "note: ignoring column `id`" in err
