@@ -337,3 +337,29 @@ def test_a_csv_of_more_rows_than_fit_in_memory_is_refused_as_it_is_read(tmp_path
     assert code == 1, err
     assert_located(err, "error[E401]: cannot use the data: the file has more than 10,082 rows, more than fit in the "
                         "512.0 KiB allowed (half of this machine's memory)", "d.csv, line 10084")
+
+
+def test_any_bytes_as_a_csv_give_data_or_a_data_error(tmp_path_factory) -> None:
+    """Training's and predict's reader on arbitrary bytes built from CSV's own pieces:
+    arrays, or a located `DataError`, never another exception."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from nnspec.data import DataError, load_csv, read_features
+    folder = tmp_path_factory.mktemp("fuzz-csv")
+    pieces = st.sampled_from(["a", "b", "y", ",", ";", "\n", "\r\n", '"', " ", "1", "0", "-2.5", "1e39",
+                              "nan", "1_0", "\ufeff", "\x00", "\xff", "é", "cat"])
+    text = st.one_of(st.lists(pieces, max_size=40).map("".join).map(str.encode), st.binary(max_size=60))
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(text, st.sampled_from([None, ("a", "b")]), st.booleans())
+    def check(data: bytes, names, header: bool) -> None:
+        (folder / "d.csv").write_bytes(data)
+        for read in (lambda: load_csv("d.csv", base_dir=folder, target=("y",)),
+                     lambda: read_features("d.csv", base_dir=folder, names=names, width=2, header=header)):
+            try:
+                read()
+            except DataError as exc:
+                assert str(exc) and "\n" not in str(exc)
+    check()
