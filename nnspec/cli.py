@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -694,6 +695,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in run.json
+    shown = warnings.showwarning
+    # a Python warning (NumPy's overflow, ...) as one line of its text, without the
+    # installation's paths and source lines
+    warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr)
     try:
         code = args.func(args)
         sys.stdout.flush()  # a failed write (a full disk) surfaces here, not as a traceback at exit
@@ -722,6 +727,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "  please report it with the spec and the text below\n", file=sys.stderr)
         traceback.print_exc()
         return EXIT_INTERNAL
+    finally:
+        warnings.showwarning = shown  # in-process callers keep their own
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -275,3 +275,31 @@ def test_files_are_created_with_the_umask_and_keep_their_mode(place: dict[str, P
         assert code == 0 and oct(out.stat().st_mode & 0o777) == "0o604", err
     finally:
         os.umask(old)
+
+
+def test_python_warnings_are_one_line_without_paths(tmp_path: Path, subprocess_env) -> None:
+    """NumPy's RuntimeWarning used to print `/…/nnspec/data.py:984: RuntimeWarning: …` and
+    the source line below it."""
+    spec = write(tmp_path / "s.nn", """\
+model m {
+    input x[2]
+    out: dense 1 sigmoid
+}
+loss binary_crossentropy
+optimizer sgd lr=0.1
+train {
+    data csv("d.csv", target="y")
+    standardize
+    epochs 1
+    batch all
+}
+""")
+    write(tmp_path / "d.csv", "a,b,y\n" + "".join(f"{i / 40},{(i * 7 % 40) / 40},{i % 2}\n" for i in range(40)))
+    code, _, err = cli("train", spec, "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    x = write(tmp_path / "x.csv", "a,b\n3.4e38,-3.4e38\n")  # overflows float32 once standardized
+    done = subprocess.run([sys.executable, "-m", "nnspec.cli", "predict", str(spec), "--run", str(tmp_path / "run"),
+                           "--input", str(x)], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    lines = done.stderr.splitlines()
+    assert "warning: overflow encountered in divide" in lines, done.stderr
+    assert all(line.startswith(("warning: ", "error")) and ".py:" not in line for line in lines), done.stderr
