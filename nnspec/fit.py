@@ -231,7 +231,9 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
             except OSError:
                 runs.take_back(out, written, created)
                 raise
-    stopped: dict[str, Any] | None = None
+    # A run killed after the save of the epoch that stopped it, before its final save,
+    # has stopped all the same: resuming it trains nothing more.
+    stopped: dict[str, Any] | None = meta.get("stopped") if resume else None
     done_here = 0
     last_save = time.perf_counter()
 
@@ -253,7 +255,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                 runs.take_back(out, written + [ckpt], created)  # type: ignore[list-item,operator]
             raise
         for epoch in range(start, total):
-            if stop_after is not None and done_here >= stop_after:
+            if stopped is not None or (stop_after is not None and done_here >= stop_after):
                 break
             t0 = time.perf_counter()
             order = shuffle(t.seed, epoch, len(splits.train)) if t.batch is not None else np.arange(
@@ -300,7 +302,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     params = state.params
     if es is not None and es.restore_best and best_params is not None:
         params = best_params
-    finished = stop_after is None or done_here < stop_after or len(history) >= total
+    finished = stopped is not None or stop_after is None or done_here < stop_after or len(history) >= total
     if finished and stopped is None:
         stopped = {"reason": "completed", "epoch": len(history)}
     result = Result(program, model, params, history, len(history),

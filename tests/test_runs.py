@@ -327,3 +327,36 @@ def test_a_run_that_cannot_write_its_first_checkpoint_leaves_nothing(cli, tmp_pa
     code, _, err = cli("train", spec, "--out", tmp_path / "run", "-q")
     assert code == 2 and "No space left on device" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_kill_between_the_stopping_save_and_the_final_save_trains_no_more(cli, tmp_path: Path, monkeypatch) -> None:
+    """The audit's 7-of-8 random kills: the checkpoint of the epoch that stopped the run
+    already says so, so resuming it ends where the uninterrupted run ended."""
+    import nnspec.fit as fit_module
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 60\n    early_stop monitor=val_loss patience=2 restore_best")
+                    .replace("lr=0.05", "lr=0.3"))
+    whole = tmp_path / "whole"
+    assert cli("train", spec, "--out", whole, "-q")[0] == 0
+    real = fit_module._save
+
+    class Killed(BaseException):  # as SIGKILL: nothing in nnspec handles it
+        pass
+
+    def save_then_die(path, *args, final=None, extra=None, **kw):
+        real(path, *args, final=final, extra=extra, **kw)
+        if final is None and (extra or {}).get("stopped"):
+            raise Killed()
+    monkeypatch.setattr(fit_module, "_save", save_then_die)
+    run = tmp_path / "run"
+    with pytest.raises(Killed):
+        cli("train", spec, "--out", run, "-q")
+    monkeypatch.setattr(fit_module, "_save", real)
+    code, _, err = cli("train", "--resume", run, "-q")
+    assert code == 0, err
+    a, b = checkpoint.read_meta(whole / "checkpoint.npz"), checkpoint.read_meta(run / "checkpoint.npz")
+    untimed = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    assert a["epoch"] == b["epoch"] and untimed(a["history"]) == untimed(b["history"])
+    za, zb = np.load(whole / "checkpoint.npz"), np.load(run / "checkpoint.npz")
+    finals = [k for k in za.files if k.startswith("final_params/")]
+    assert finals and all(np.array_equal(za[k], zb[k]) for k in finals)
