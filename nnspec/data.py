@@ -15,7 +15,9 @@ import itertools
 import math
 import os
 import re
+import struct
 import zipfile
+import zlib
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -712,6 +714,11 @@ class _Targets:
         return _encode_classes(labels, task), task, classes
 
 
+# What reading a damaged or foreign archive raises, from zipfile, zlib and NumPy's format.
+_NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+               RuntimeError, struct.error)
+
+
 def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
              task: str | None = None) -> Dataset:
     """A NumPy `.npz` archive with a features array `x` (n, ...) and a targets array `y`."""
@@ -719,7 +726,7 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
     help = f"write it with `numpy.savez(path, {x}=features, {y}=targets)`"
     try:
         archive = np.load(full, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+    except _NPZ_ERRORS:
         raise DataError("cannot read the file as a NumPy `.npz` archive", path=path,
                         help=help) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -738,7 +745,7 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
         for key in (x, y):
             try:
                 arrays[key] = archive[key]
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            except _NPZ_ERRORS as exc:
                 if "allow_pickle" in str(exc):
                     raise DataError(f"array `{key}` holds Python objects, not numbers",
                                     path=path, help="convert it with `numpy.asarray(a, "
@@ -862,7 +869,7 @@ def _check_declared_sizes(archive: Any, keys: tuple[str, ...], *, path: str, hel
                 read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                         else np.lib.format.read_array_header_2_0)
                 shape, _, dtype = read(f)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError):
+        except _NPZ_ERRORS:
             raise DataError(f"array `{key}` is damaged and cannot be read", path=path,
                             help=help) from None
         if dtype.hasobject:

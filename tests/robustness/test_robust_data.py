@@ -363,3 +363,30 @@ def test_any_bytes_as_a_csv_give_data_or_a_data_error(tmp_path_factory) -> None:
             except DataError as exc:
                 assert str(exc) and "\n" not in str(exc)
     check()
+
+
+def test_damaged_npz_archives_give_a_data_error(tmp_path: Path) -> None:
+    """Bytes of good archives (stored and deflated; 0/1, one-hot and text targets)
+    changed at random: a zlib stream that does not inflate, or a zip version field no
+    reader knows, crashed the loader."""
+    import io
+    import random
+
+    from nnspec.data import DataError, load_npz
+    goods = []
+    for save in (np.savez, np.savez_compressed):
+        for y in (np.arange(20) % 2, np.eye(3)[np.arange(20) % 3], np.array(["a", "b"] * 10)):
+            buf = io.BytesIO()
+            save(buf, x=np.linspace(0, 1, 40).reshape(20, 2), y=y)
+            goods.append(buf.getvalue())
+    rng = random.Random(0)
+    for _ in range(400):
+        data = bytearray(rng.choice(goods))
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        (tmp_path / "d.npz").write_bytes(bytes(data[:rng.randrange(len(data))] if rng.random() < 0.1 else data))
+        for task in (None, "binary", "multiclass", "regression"):
+            try:
+                load_npz("d.npz", base_dir=tmp_path, task=task)
+            except DataError as exc:
+                assert str(exc).startswith("d.npz: ")
