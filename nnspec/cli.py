@@ -476,7 +476,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         import jax
         from nnspec.lower import lower
         model = lower(program)
-        params, std, meta = model.init(jax.random.key(0)), None, {}
+        from nnspec.data import class_names
+        params, std = model.init(jax.random.key(0)), None
+        meta = {"classes": class_names(program.train.data) if program.train is not None else None}
         names, targets = _spec_names(program, args.spec)
     classes = meta.get("classes")
     x = _read_inputs(args.input, program, names, targets, header=not args.no_header)

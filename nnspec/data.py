@@ -504,6 +504,16 @@ def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, w
     return x, ignored
 
 
+def class_names(source: DataSource) -> tuple[str, ...] | None:
+    """The class names a built-in dataset gives its labels (as `load` names them); None
+    for a regression dataset and for files, whose classes only a full read can tell."""
+    entry = DATASETS.get(source.params.get("name")) if source.kind == "builtin" else None
+    if entry is None or entry.attrs["task"] == REGRESSION:
+        return None
+    names = _builtin_names(entry.name, features_of(entry, source.params))[2]
+    return names or tuple(str(i) for i in range(classes_of(entry, source.params) or 0))
+
+
 def feature_names(source: DataSource, *, base_dir: Path) -> tuple[str, ...] | None:
     """The names of the features `source` gives, as `load` would name them, reading at
     most a CSV file's header; None for data without names (NPZ, images)."""

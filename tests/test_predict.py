@@ -189,7 +189,7 @@ train {
     code, out, err = cli("predict", tmp_path / "p.nn", "--input", tmp_path / "x.csv")
     assert code == 0, err
     assert column(out) == pytest.approx([sigma(1 - 3 - 4)], rel=1e-5)
-    assert [r["class"] for r in csv.DictReader(io.StringIO(out))] == ["0"]  # no run, no class names
+    assert [r["class"] for r in csv.DictReader(io.StringIO(out))] == ["fail"]  # the dataset's own names
 
 
 def test_a_literal_spec_reading_a_csv_matches_its_header_names(tmp_path: Path) -> None:
