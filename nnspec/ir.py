@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -202,36 +203,143 @@ def to_data(obj: Any) -> Any:
 
 
 class IRFormatError(ValueError):
-    """The JSON is not nnspec IR (or is of another version)."""
+    """The JSON is not nnspec IR (or is of another version); the message names the JSON
+    path of the first bad value, as in `model.nodes[2].name`."""
 
 
-def from_data(data: Any) -> Any:
-    """Plain data -> IR, the inverse of `to_data`."""
-    if isinstance(data, dict):
-        kind = data.get("kind")
-        cls = _KINDS.get(kind)  # type: ignore[arg-type]
-        if cls is None:
-            raise IRFormatError(f"unknown IR node kind `{kind}`")
-        kwargs = {}
-        names = {f.name for f in dataclasses.fields(cls)}
-        for key, value in data.items():
-            if key == "kind":
-                continue
-            if key not in names:
-                raise IRFormatError(f"`{kind}` has no field `{key}`")
-            if key.endswith("span") and value is not None:
-                if not (isinstance(value, list) and len(value) == 2):
-                    raise IRFormatError(f"`{kind}.{key}` must be [start, end]")
-                kwargs[key] = Span(int(value[0]), int(value[1]))
-            else:
-                kwargs[key] = from_data(value)
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:
-            raise IRFormatError(f"`{kind}`: {exc}") from None
-    if isinstance(data, list):
-        return tuple(from_data(x) for x in data)
-    return data
+# How deep IR JSON may nest (objects and arrays). A list nested 100 deep, as the checker
+# allows, takes 200 levels; deeper input is refused before anything recurses on it.
+MAX_JSON_DEPTH = 300
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_VALUE_KINDS = ("Number", "String", "Bool", "Ref", "Shaped", "List", "Call")
+
+# Each field's type, for checking IR that another tool wrote: a kind name (or a tuple of
+# them) is a node; "name" is an identifier; "span" is [start, end]; "[T]" an array of T,
+# "T?" T or null.
+_FIELDS: dict[str, dict[str, str]] = {
+    "Number": {"value": "number", "text": "str?", "span": "span?"},
+    "String": {"value": "str", "span": "span?"},
+    "Bool": {"value": "bool", "span": "span?"},
+    "Ref": {"name": "name", "span": "span?"},
+    "Shaped": {"name": "name", "dims": "[value]", "span": "span?"},
+    "List": {"items": "[value]", "span": "span?"},
+    "Call": {"name": "name", "args": "[Arg]", "span": "span?", "name_span": "span?"},
+    "Arg": {"key": "name?", "value": "value", "span": "span?", "key_span": "span?"},
+    "Let": {"name": "name", "value": "value", "span": "span?", "name_span": "span?", "comments": "[str]",
+            "trailing": "str?"},
+    "Input": {"name": "name", "shape": "[value]", "span": "span?", "comments": "[str]", "trailing": "str?"},
+    "Node": {"name": "name", "op": "name", "inputs": "[name]", "args": "[Arg]", "labelled": "bool",
+             "span": "span?", "op_span": "span?", "comments": "[str]", "trailing": "str?"},
+    "Directive": {"keyword": "name", "args": "[Arg]", "span": "span?", "keyword_span": "span?",
+                  "comments": "[str]", "trailing": "str?"},
+    "Model": {"name": "name?", "inputs": "[Input]", "nodes": "[Node]", "span": "span?", "comments": "[str]",
+              "trailing": "str?", "end_comments": "[str]"},
+    "Train": {"statements": "[Directive]", "span": "span?", "comments": "[str]", "trailing": "str?",
+              "end_comments": "[str]"},
+    "Spec": {"lets": "[Let]", "model": "Model?", "loss": "Directive?", "optimizer": "Directive?",
+             "regularize": "Directive?", "train": "Train?", "version": "int", "end_comments": "[str]",
+             "span": "span?"},
+}
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    return f"a `{v.get('kind')}` object" if isinstance(v.get("kind"), str) else "an object"
+
+
+def _read(data: Any, want: str, path: str, depth: int) -> Any:
+    """Checked plain data -> IR for a field of type `want` at JSON `path`."""
+    if depth > MAX_JSON_DEPTH:
+        shown = path if len(path) <= 80 else path[:80] + "…"  # a path 300 levels long says nothing more
+        raise IRFormatError(f"`{shown}` nests deeper than {MAX_JSON_DEPTH} levels")
+    if want.endswith("?"):
+        return None if data is None else _read(data, want[:-1], path, depth)
+
+    def bad(expected: str) -> IRFormatError:
+        return IRFormatError(f"`{path}` must be {expected}, found {_json_type(data)}")
+
+    if want.startswith("["):
+        if not isinstance(data, list):
+            raise bad("an array")
+        return tuple(_read(x, want[1:-1], f"{path}[{i}]", depth + 1) for i, x in enumerate(data))
+    if want == "str":
+        if not isinstance(data, str):
+            raise bad("a string")
+        return data
+    if want == "name":
+        if not isinstance(data, str):
+            raise bad("a name (a string)")
+        if not _IDENT.fullmatch(data):
+            raise IRFormatError(f"`{path}` must be a name (letters, digits and `_`, not first a digit), "
+                                f"found {json.dumps(data)[:40]}")
+        return data
+    if want == "bool":
+        if not isinstance(data, bool):
+            raise bad("`true` or `false`")
+        return data
+    if want in ("int", "number"):
+        if isinstance(data, bool) or not isinstance(data, (int, float) if want == "number" else int):
+            raise bad("an integer" if want == "int" else "a number")
+        return data
+    if want == "span":
+        if not (isinstance(data, list) and len(data) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in data)
+                and data[0] <= data[1]):
+            raise IRFormatError(f"`{path}` must be a span, [start, end] with 0 ≤ start ≤ end, or null")
+        return Span(data[0], data[1])
+    kinds = _VALUE_KINDS if want == "value" else (want,)
+    if not isinstance(data, dict):
+        raise bad("a value node" if want == "value" else f"a `{want}` object")
+    kind = data.get("kind")
+    if kind not in kinds:
+        expected = "one of " + ", ".join(f"`{k}`" for k in kinds) if len(kinds) > 1 else f"`{want}`"
+        raise IRFormatError(f"`{path}.kind` must be {expected}, found {json.dumps(kind)[:40]}")
+    fields = _FIELDS[kind]
+    cls = _KINDS[kind]
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    kwargs = {}
+    for key, value in data.items():
+        if key == "kind":
+            continue
+        if key not in fields:
+            raise IRFormatError(f"`{path}`: `{kind}` has no field `{key}`")
+        kwargs[key] = _read(value, fields[key], f"{path}.{key}", depth + 1)
+    missing = sorted(required - set(kwargs))
+    if missing:
+        raise IRFormatError(f"`{path}`: `{kind}` needs the field `{missing[0]}`")
+    return cls(**kwargs)
+
+
+def from_data(data: Any) -> Spec:
+    """Plain data -> IR, the inverse of `to_data`; every field's type is checked, and
+    what the parser guarantees of text (sections under their own keyword, each layer
+    reading one input or layer defined above it) is checked of the IR too."""
+    spec = _read(data, "Spec", "spec", 0)
+    for section in ("loss", "optimizer", "regularize"):
+        d = getattr(spec, section)
+        if d is not None and d.keyword != section:
+            raise IRFormatError(f"`spec.{section}.keyword` must be \"{section}\", found {json.dumps(d.keyword)}")
+    if spec.model is not None:
+        defined = {i.name for i in spec.model.inputs}
+        for i, node in enumerate(spec.model.nodes):
+            path = f"spec.model.nodes[{i}].inputs"
+            if len(node.inputs) > 1:
+                raise IRFormatError(f"`{path}` must name at most one input: a layer reads one")
+            if node.inputs and node.inputs[0] not in defined:
+                raise IRFormatError(f"`{path}[0]` names `{node.inputs[0]}`, which is not an input or a layer above it")
+            defined.add(node.name)
+    return spec
 
 
 def to_json(spec: Spec, *, indent: int | None = 2) -> str:
@@ -239,15 +347,17 @@ def to_json(spec: Spec, *, indent: int | None = 2) -> str:
 
 
 def from_json(text: str) -> Spec:
-    """Read IR written by `to_json` (by nnspec or by another tool)."""
+    """Read IR written by `to_json` (by nnspec or by another tool); raises IRFormatError."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise IRFormatError(f"not JSON: {exc}") from None
+    except RecursionError:  # `[[[[...` a hundred thousand deep
+        raise IRFormatError(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(data, dict) or data.get("kind") != "Spec":
         raise IRFormatError("the top-level object must be a `Spec`")
     if data.get("version") != VERSION:
-        raise IRFormatError(f"IR version {data.get('version')!r} is not supported (expected {VERSION})")
+        raise IRFormatError(f"IR version {json.dumps(data.get('version'))[:40]} is not supported (expected {VERSION})")
     return from_data(data)
 
 

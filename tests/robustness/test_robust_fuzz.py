@@ -228,3 +228,122 @@ def test_corpus_inputs_that_once_crashed(path: Path, tmp_path: Path) -> None:
     through_cli(copy)
     code, _, err = cli("train", str(copy), "--epochs", "1", "--out", str(tmp_path / "run"), "-q")
     assert code in (0, 1), err
+
+
+# --------------------------------------------------------------------------- IR JSON input
+# `nnspec check model.json` reads IR that another tool may have written. The IR of every
+# example spec is mutated at a random place (a field's value replaced by one of another
+# type, a field removed or added, a name that is not a name, a span reversed, nesting a
+# hundred thousand deep); the commands must refuse bad IR with exit 2 and a message that
+# names the JSON path, and check good IR as they check text.
+
+from nnspec import ir  # noqa: E402
+
+SPEC_IR = {p.stem: ir.to_data(parse(p.read_text(encoding="utf-8"))) for p in sorted((ROOT / "specs").glob("*.nn"))}
+_ODD_VALUES = [None, 0, -1, 1.5, 10**400, True, "", "x y", "1abc", "relu", [], [[]], {}, [3, 1], [-1, 2],
+               [0, 1, 2], {"kind": "Number", "value": 1}, {"kind": "Ref", "name": "x"}, {"kind": "Spec"},
+               {"kind": "Nope"}, ["a"], float("nan")]
+
+
+def _places(data, path=()):
+    """Every (container path, key) in the JSON."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield path, k
+            yield from _places(v, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield path, i
+            yield from _places(v, path + (i,))
+
+
+@st.composite
+def mutated_ir(draw):
+    import copy
+    data = copy.deepcopy(SPEC_IR[draw(st.sampled_from(sorted(SPEC_IR)))])
+    for _ in range(draw(st.integers(1, 3))):
+        places = list(_places(data))
+        path, key = draw(st.sampled_from(places))
+        parent = data
+        for p in path:
+            parent = parent[p]
+        how = draw(st.sampled_from(["replace", "replace", "replace", "delete", "add"]))
+        if how == "delete":
+            del parent[key]
+        elif how == "add" and isinstance(parent, dict):
+            parent[draw(st.sampled_from(["extra", "kind", "span"]))] = copy.deepcopy(draw(st.sampled_from(_ODD_VALUES)))
+        else:
+            parent[key] = copy.deepcopy(draw(st.sampled_from(_ODD_VALUES)))
+    return json.dumps(data)
+
+
+def _check_ir(path: Path) -> tuple[int, str]:
+    code, _, err = cli("check", str(path))
+    if code == 2:
+        assert err.startswith(f"error: `{path}` is not nnspec IR: ") and err.count("\n") == 1, err
+    else:
+        assert cli("compile", "--emit", "summary", str(path))[0] == code
+    return code, err
+
+
+@pytest.mark.slow
+@fuzz(600)
+@given(mutated_ir())
+def test_mutated_ir_never_crashes_the_cli(scratch: Path, text: str) -> None:
+    path = scratch / "f.json"
+    path.write_text(text, encoding="utf-8")
+    _check_ir(path)
+
+
+def _nested_list(depth: int) -> dict:
+    value: dict = {"kind": "Number", "value": 1}
+    for _ in range(depth):
+        value = {"kind": "List", "items": [value]}
+    return value
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d["model"]["nodes"][0].__setitem__("name", "not a name"),
+     '`spec.model.nodes[0].name` must be a name (letters, digits and `_`, not first a digit), found "not a name"'),
+    (lambda d: d["model"]["nodes"][0].__setitem__("args", None), "`spec.model.nodes[0].args` must be an array, found null"),
+    (lambda d: d["model"]["nodes"][0].__setitem__("span", None), None),  # a null span is allowed: no location
+    (lambda d: d["model"]["nodes"][0].__setitem__("span", [9, 2]),
+     "`spec.model.nodes[0].span` must be a span, [start, end] with 0 ≤ start ≤ end, or null"),
+    (lambda d: d["model"]["inputs"][0]["shape"][0].__setitem__("value", "2"),
+     "`spec.model.inputs[0].shape[0].value` must be a number, found a string"),
+    (lambda d: d["model"]["nodes"][0].__setitem__("labelled", 1), "`spec.model.nodes[0].labelled` must be `true` or `false`, found a number"),
+    (lambda d: d["loss"].__setitem__("kind", "Train"), '`spec.loss.kind` must be `Directive`, found "Train"'),
+    (lambda d: d["model"]["nodes"][0]["args"][0].__setitem__("value", {"kind": "Node"}),
+     '`spec.model.nodes[0].args[0].value.kind` must be one of `Number`, `String`, `Bool`, `Ref`, `Shaped`, `List`, `Call`, found "Node"'),
+    (lambda d: d["model"]["nodes"][0].pop("op"), "`spec.model.nodes[0]`: `Node` needs the field `op`"),
+    (lambda d: d["model"]["nodes"][0]["args"][0].__setitem__("value", [[[1]]]),
+     "`spec.model.nodes[0].args[0].value` must be a value node, found an array"),
+    (lambda d: d["model"]["nodes"][0]["args"][0].__setitem__("value", _nested_list(200)),
+     "`" + ("spec.model.nodes[0].args[0].value" + ".items[0]" * 143)[:80] + "…` nests deeper than 300 levels"),
+    (lambda d: d["model"]["nodes"][1].__setitem__("inputs", ["nowhere"]),
+     "`spec.model.nodes[1].inputs[0]` names `nowhere`, which is not an input or a layer above it"),
+    (lambda d: d["loss"].__setitem__("keyword", "optimizer"), '`spec.loss.keyword` must be "loss", found "optimizer"'),
+])
+def test_bad_ir_is_refused_naming_its_json_path(tmp_path: Path, change, message: str | None) -> None:
+    import copy
+    data = copy.deepcopy(SPEC_IR["spirals_relu"])
+    change(data)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    code, err = _check_ir(path)
+    if message is None:
+        assert code == 0, err
+    else:
+        assert (code, err) == (2, f"error: `{path}` is not nnspec IR: {message}\n")
+
+
+def test_ir_nested_a_hundred_thousand_deep_is_refused(tmp_path: Path) -> None:
+    text = json.dumps(SPEC_IR["spirals_relu"]).replace('"lets": []', '"lets": ' + "[" * 100_000 + "]" * 100_000, 1)
+    path = tmp_path / "deep.json"
+    path.write_text(text, encoding="utf-8")
+    assert _check_ir(path) == (2, f"error: `{path}` is not nnspec IR: the JSON nests deeper than {ir.MAX_JSON_DEPTH} levels\n")
+
+
+def test_the_ir_of_every_example_spec_reads_back() -> None:
+    for name, data in SPEC_IR.items():
+        assert ir.to_data(ir.from_data(data)) == data, name
