@@ -50,7 +50,7 @@ class MemberResult:
     params: Any = None
     kept_value: float = math.nan  # the monitored value of the parameters kept (best or last epoch)
     how: str = ""  # why it diverged: "NaN", "infinite" or "exploded" (finite, but far above its start)
-    start_loss: float = math.nan  # the loss of the initial weights: epoch 1's first step, before its update
+    start_loss: float = math.nan  # the initial weights' mean loss (validation split, else training split)
     splits: Splits | None = None  # the data this model was trained on
 
 
@@ -69,6 +69,7 @@ class SweepResult:
     mode: str
     notes: list[str]
     run_dir: Path | None = None
+    record: dict[str, Any] | None = None  # runs.record() of the best model, for eval
 
     def ranking(self) -> list[int]:
         """Member indices, best first, by the monitored value of the weights each model ends
@@ -194,6 +195,13 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
                          everyone=members)
     result = SweepResult(program, members, monitor, mode, notes, out)
     if out is not None:
+        from nnspec import runs
+        from nnspec.prepare import _spec_dir
+        # what eval rebuilds: the best model's data, made with the sweep's data seed
+        best = result.best.program
+        result.record = runs.record(_with_seed(best, data_seed), base_dir or _spec_dir(program),
+                                    epochs=epochs or best.train.epochs,  # type: ignore[union-attr]
+                                    overrides={"epochs": epochs} if epochs is not None else {})
         _write_run(out, result)
     return result
 
@@ -268,6 +276,11 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
     limits = np.array([m.program.train.divergence or math.inf for m in members])  # type: ignore[union-attr]
     best_params = params if restore else None
     active = np.ones(m_count, bool)
+    # The yardstick of a divergence that stays finite, as fit.fit measures it: the initial
+    # weights' mean loss on the validation split, else on the training split.
+    start = np.asarray(evaluate(state.params, *(val if val is not None else (x, y)), hps)["loss"])
+    for m, loss in zip(members, start):
+        m.start_loss = float(loss)
     started = time.perf_counter()
     for epoch in range(epochs):
         if not active.any():
@@ -281,10 +294,6 @@ def _train_group(members: list[MemberResult], first: Program, splits: Splits, ep
         new, sums, per_step = run(state, x, y, orders, epoch_keys, np.int32(epoch), hps)
         sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
         losses = sums["loss"]
-        if epoch == 0:  # each step's loss is measured before its update: the first is the initial weights'
-            for m, first_loss in zip(members, np.asarray(per_step[:, 0])):
-                m.start_loss = float(first_loss)
-        start = np.array([m.start_loss for m in members])
         with np.errstate(invalid="ignore"):
             exploded = np.isfinite(losses) & (losses > limits * start)
         good = np.isfinite(losses) & ~exploded
@@ -380,7 +389,7 @@ def _write_run(out: Path, result: SweepResult) -> None:
     ensemble = [a.name for a in result.program.sweep.axes] == ["seed"]  # type: ignore[union-attr]
     if ensemble:
         trees["members"] = _stack([m.params for m in result.members])
-    meta = {"model_fingerprint": _model_fingerprint(best.program), "epoch": len(best.history),
+    meta = {"run": result.record, "model_fingerprint": _model_fingerprint(best.program), "epoch": len(best.history),
             "seed": best.program.train.seed, "history": best.history, "sweep": True,  # type: ignore[union-attr]
             "best_setting": best.setting, "ensemble": len(result.members) if ensemble else 0,
             "standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
