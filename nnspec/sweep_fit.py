@@ -408,7 +408,7 @@ def _examples(splits: Splits | None) -> dict[str, int] | None:
 
 
 def plot_lr_curve(result: SweepResult, path: Path) -> None:
-    """The monitored value of each model's final weights against its learning rate
+    """The monitored value of the weights each model keeps against its learning rate
     (log scale), as a PNG; diverged models leave gaps."""
     try:
         import matplotlib
@@ -432,7 +432,7 @@ def plot_lr_curve(result: SweepResult, path: Path) -> None:
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
-    ax.set_ylabel(f"final {result.monitor}")
+    ax.set_ylabel(f"kept {result.monitor}")  # the kept weights' value, as the ranking uses
     ax.set_title("learning-rate sweep (gaps: diverged)")
     if others:
         ax.legend(fontsize="small")
