@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnspec import checkpoint, ir
+from nnspec import checkpoint, ir, runs
 from nnspec.check import physical_memory, training_bytes
 from nnspec.checked import Program
 from nnspec.diagnostics import NNSpecError
@@ -148,7 +148,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
                    program, swept_seed.span, label="the seeds this sweep tries",
                    help="leave out `--seed`, or write one seed in the spec")
     if out is not None:
-        _remove_stale_temporaries(out)
+        runs.remove_stale_temporaries(out)
     members = [MemberResult(dict(s), p) for s, p in zip(sweep.settings, sweep.programs)]
     groups = sweep.groups()
     # Every model sees the data (its generation and split) of the first model's seed: a
@@ -195,7 +195,6 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
                          everyone=members)
     result = SweepResult(program, members, monitor, mode, notes, out)
     if out is not None:
-        from nnspec import runs
         from nnspec.prepare import _spec_dir
         # what eval rebuilds: the best model's data, made with the sweep's data seed
         best = result.best.program
@@ -345,17 +344,6 @@ def _progress_summary(group: list[MemberResult], everyone: list[MemberResult], m
         return text
     return (f"{text}  best {monitor} {format_value(lead.kept_value)} "
             f"({', '.join(f'{k}={v:g}' for k, v in lead.setting.items())})")
-
-
-SWEEP_FILES = ("spec.nn", "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "checkpoint.npz")
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    """A sweep killed mid-write leaves the temporary file of an atomic write beside the
-    intact old one (see fit._remove_stale_temporaries); the next sweep in the folder removes it."""
-    for name in SWEEP_FILES:
-        for tmp in out.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- run files
