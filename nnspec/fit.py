@@ -171,6 +171,9 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
             meta = checkpoint.read_meta(ckpt)
         except checkpoint.CheckpointError as exc:
             raise fail("E405", exc.message, program, None, help=exc.help) from None
+        if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
+            raise fail("E405", f"`{ckpt}` was written by a different spec", program, None,
+                       help="resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
         rec = meta.get("run")
         if isinstance(rec, dict):
             given = runs.merge_overrides(rec.get("overrides") or {}, given, out)  # type: ignore[arg-type]
@@ -187,8 +190,13 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         t = program.train
         assert t is not None
     splits = prepare(program, base)
-    rec = meta["run"] if resume and isinstance(meta.get("run"), dict) else runs.record(
-        program, base, epochs=total, overrides=given)
+    if resume and isinstance(meta.get("run"), dict):
+        rec = {**meta["run"], "epochs": total, "overrides": given}
+    else:
+        rec = runs.record(program, base, epochs=total, overrides=given)
+    if resume and total < len(meta.get("history", [])):
+        raise runs.RunFolderError(f"`{out}` has already trained {len(meta['history'])} epochs; "
+                                  f"`--epochs {total}` cannot end it earlier")
     model = lower(program)
     if resume and meta.get("stopped") and "final_params" in meta.get("trees", {}):
         return _finished(program, model, ckpt, splits, meta)  # type: ignore[arg-type]

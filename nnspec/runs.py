@@ -168,17 +168,18 @@ def with_overrides(program: Program, overrides: Mapping[str, Any]) -> Program:
 
 
 def merge_overrides(recorded: Mapping[str, Any], given: Mapping[str, Any], run: Path) -> dict[str, Any]:
-    """The run's overrides, refusing a flag on `--resume` that contradicts the run."""
+    """The run's overrides on `--resume`: `--seed` must match the run's (it made the data,
+    the split and the weights); `--epochs` may set a new end, and is recorded."""
+    out = dict(recorded)
     for key, value in given.items():
         if value is None:
             continue
-        if key in recorded and recorded[key] != value:
-            raise RunFolderError(f"`{run}` was started with `--{key} {recorded[key]}`; it cannot be resumed "
-                                 f"with `--{key} {value}` (train a new run for that)")
-        if key not in recorded:
-            raise RunFolderError(f"`{run}` was started without `--{key}`; it cannot be resumed with "
-                                 f"`--{key} {value}` (train a new run for that)")
-    return dict(recorded)
+        if key == "seed" and recorded.get("seed") != value:
+            was = f"with `--seed {recorded['seed']}`" if "seed" in recorded else "without `--seed`"
+            raise RunFolderError(f"`{run}` was started {was}; it cannot be resumed with `--seed {value}` "
+                                 f"(the seed made its split and its weights: train a new run for that)")
+        out[key] = value
+    return out
 
 
 def relocate(program: Program, rec: Mapping[str, Any]) -> tuple[Program, str | None]:

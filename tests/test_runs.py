@@ -198,6 +198,8 @@ def test_flags_are_remembered_on_resume_and_a_contradiction_is_refused(cli, tmp_
     fit(nnspec.check(IRIS_LIKE), out=part, stop_after=3, overrides={"seed": 5, "epochs": 8})
     code, _, err = cli("train", "--resume", part, "--seed", "6", "-q")
     assert code == 2 and "was started with `--seed 5`; it cannot be resumed with `--seed 6`" in err
+    code, _, err = cli("train", "--resume", part, "--epochs", "2", "-q")
+    assert code == 2 and "has already trained 3 epochs; `--epochs 2` cannot end it earlier" in err
     code, _, err = cli("train", "--resume", part, "-q")
     assert code == 0, err
     a, b = np.load(whole / "checkpoint.npz"), np.load(part / "checkpoint.npz")

@@ -19,6 +19,8 @@ from nnspec import checkpoint
 
 # sgd whose learning rate climbs (warm-up) from 0 to 2: fine for ~15 epochs, then the
 # loss grows by orders of magnitude each epoch until it overflows in epoch 25.
+# `divergence off`: the explosion before the overflow would otherwise stop it first
+# (test_runs.py tests that); here the NaN itself is under test.
 RAMP = """\
 model ramp {
     input x[1]
@@ -32,6 +34,7 @@ train {
     batch 20
     epochs 40
     seed 0
+    divergence off
 }
 """
 
