@@ -198,7 +198,11 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         raise runs.RunFolderError(f"`{out}` has already trained {len(meta['history'])} epochs; "
                                   f"`--epochs {total}` cannot end it earlier")
     model = lower(program)
-    if resume and meta.get("stopped") and "final_params" in meta.get("trees", {}):
+    # How the run ended, if it did; a completed run that `--epochs` extends goes on.
+    prior = meta.get("stopped") if resume else None
+    if isinstance(prior, dict) and prior.get("reason") == "completed" and total > len(meta.get("history", [])):
+        prior = None
+    if prior and "final_params" in meta.get("trees", {}):
         return _finished(program, model, ckpt, splits, meta)  # type: ignore[arg-type]
     if on_start is not None:
         on_start(Started(program, splits, total, len(meta.get("history", [])), given))
@@ -241,7 +245,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                 raise
     # A run killed after the save of the epoch that stopped it, before its final save,
     # has stopped all the same: resuming it trains nothing more.
-    stopped: dict[str, Any] | None = meta.get("stopped") if resume else None
+    stopped: dict[str, Any] | None = prior
     done_here = 0
     last_save = time.perf_counter()
 
@@ -321,7 +325,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     save(final=params if finished else None)
     if out is not None and finished:
         runs.update_info(out, status="stopped early" if result.stopped_early else "finished", ended=runs.now(),
-                         epochs_run=len(history), kept=result.kept,
+                         epochs_run=len(history), kept=result.kept, run=rec,
                          last_epoch={k: v for k, v in history[-1].items() if k != "time"} if history else None)
     return result
 

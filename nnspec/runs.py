@@ -67,7 +67,7 @@ def choose_folder(spec_path: str, out: str | None, *, overwrite: bool = False) -
         while candidate.exists() and not _empty_dir(candidate):
             k += 1
             candidate = base.with_name(f"{base.name}-{k}")
-        note = f"`{base}` holds an earlier run: this one goes into `{candidate}`" if k > 1 else None
+        note = f"`{base}` holds an earlier run" if k > 1 else None
         return candidate, note
     path = Path(out)
     _creatable(path)
