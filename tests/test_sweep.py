@@ -215,6 +215,12 @@ def test_members_that_read_the_same_data_prepare_it_once(monkeypatch):
     assert not any("the data: the models were trained" in note for note in result.notes)
 
 
+def test_a_sweep_where_some_models_have_no_validation_split_ranks_by_training_loss():
+    result = fit_sweep(nnspec.check_text(data_spec(split="val=sweep(0, 0.2) test=0.2", epochs="1")))
+    assert result.monitor == "loss" and [m.splits.val is None for m in result.members] == [True, False]
+    assert all(m.kept_value == m.history[-1]["loss"] for m in result.members)
+
+
 def test_sweep_run_records_each_members_examples_and_the_best_members_data(tmp_path, capsys):
     from nnspec import checkpoint
     from nnspec.prepare import prepare
