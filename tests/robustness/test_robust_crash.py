@@ -34,8 +34,16 @@ EPOCHS = 500
 SPEC = moons(n=800, epochs=EPOCHS)
 
 
+# `nnspec ARGS` with Ctrl-C raising KeyboardInterrupt, as in a user's shell, however this
+# suite was started: run in the background (`pytest &`), it ignores SIGINT, a child
+# inherits that, and Python then installs no handler. (A preexec_fn would do it too, but
+# forks the multithreaded JAX process, which JAX warns may deadlock.)
+LAUNCH = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "from nnspec.cli import main; sys.exit(main())")
+
+
 def nnspec_cmd(*args) -> list[str]:
-    return [sys.executable, "-m", "nnspec.cli", *map(str, args)]
+    return [sys.executable, "-c", LAUNCH, *map(str, args)]
 
 
 def templates(spec_text: str) -> dict:

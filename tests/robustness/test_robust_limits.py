@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from robust_helpers import cli, fails_cleanly, write
 
 # 10⁷ inputs × 10⁷ units: 10¹⁴ parameters, about 1.5 PiB with adam's two slots.
@@ -33,12 +34,15 @@ train {
 }
 """
 
-# Prints the exit code and this process's peak memory after `nnspec train`.
+# Prints the exit code and this process's peak memory after `nnspec train`: VmHWM, which
+# starts afresh at exec; ru_maxrss would also count the parent it was started from (a
+# pytest process holds 1 GB and more by the time this test runs).
 PEAK = """\
-import resource, sys
+import re, sys
 from nnspec.cli import main
 code = main(sys.argv[1:])
-print("exit", code, "peak_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+peak = re.search(r"^VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read(), re.M)[1]
+print("exit", code, "peak_kib", peak, file=sys.stderr)
 """
 
 
@@ -93,3 +97,46 @@ train {
     assert "10 |     batch 1000\n   |     ^^^^^^^^^^ too large" in err
     assert "= help: use a smaller batch, or `batch all` for full-batch gradient descent" in err
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+# ------------------------------------------------------------------- checking is linear
+# Inputs that once made the front end quadratic, each checked at size n and 4n in this
+# one run (a sweep: 4 times the models and 4 times the layers): a linear checker takes
+# about 4 times as long, a quadratic one 16 times. The
+# better of two timings at each size keeps a busy machine from deciding the ratio.
+
+def _spaces(n: int) -> str:  # E007's search for a header lacking `{` retried every split of the spaces
+    return "model m" + " " * (20 * n) + "{\n    input x[2]\n    dense 1\n}\n}\n"
+
+
+def _hashes_in_strings(n: int) -> str:  # every `#` was looked up in a list of every string
+    return "".join(f'let s{i} = "a # b # c"\n' for i in range(n))
+
+
+def _let_chain(n: int) -> str:  # each step along `let c1 = c0` ... copied the set of those seen
+    return "let c0 = 2\n" + "".join(f"let c{i} = c{i - 1}\n" for i in range(1, n)) + \
+        f"model m {{\n    input x[c{n - 1}]\n    dense 1\n}}\n"
+
+
+def _sweep(n: int) -> str:  # each model was checked in full, and its spec copied: models × size
+    layers = "".join(f"    dense 8 relu l2={0.001 * (i + 1)}\n" for i in range(n // 25))
+    return (f"model m {{\n    input x[2]\n{layers}    dense 1 sigmoid\n}}\nloss binary_crossentropy\n"
+            f"optimizer adam lr=sweep_log(1e-4, 1e-1, n={n // 16})\n")
+
+
+def _seconds(text: str) -> float:
+    from nnspec.check import check_source
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        check_source(text, "big.nn", memory_budget=16 * 2**30)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make,n", [(_spaces, 1000), (_hashes_in_strings, 3000), (_let_chain, 6000), (_sweep, 1000)],
+                         ids=["spaces_before_a_brace", "hashes_in_strings", "let_chain", "sweep_models"])
+def test_checking_time_grows_linearly_with_the_input(make, n: int) -> None:
+    small, large = _seconds(make(n)), _seconds(make(4 * n))
+    assert large < 10 * max(small, 0.01), (make.__name__, small, large)
