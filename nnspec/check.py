@@ -139,16 +139,18 @@ class _Checker:
                                f"nest lists at most {MAX_VALUE_DEPTH} levels deep", v.span)
             return tuple(self.pyvalue(x, accepts_words, seen, depth + 1) for x in v.items)
         if isinstance(v, ir.Ref):
-            # a chain of constants (`let b = a`, `let c = b`, ...) is followed without recursing
+            # a chain of constants (`let b = a`, `let c = b`, ...) is followed without
+            # recursing, into one set (`seen | {name}` at each step copied it: quadratic)
+            chain = set(seen)
             while isinstance(v, ir.Ref) and v.name in self.lets:
-                if v.name in seen:
+                if v.name in chain:
                     raise ArgError("E109", f"`{v.name}` is defined in terms of itself",
                                    f"give `{v.name}` a value that does not use `{v.name}`", v.span)
                 self.used_lets.add(v.name)
-                seen = seen | {v.name}
+                chain.add(v.name)
                 v = self.lets[v.name].value
             if not isinstance(v, ir.Ref):
-                return self.pyvalue(v, accepts_words, seen, depth)
+                return self.pyvalue(v, accepts_words, frozenset(chain), depth)
             if not accepts_words:
                 meant = closest(v.name, self.lets)
                 if meant is not None:

@@ -7,6 +7,7 @@ bad inputs (SYNTAX_ERRORS); tests/test_parse.py runs that same table.
 
 from __future__ import annotations
 
+import bisect
 import re
 from functools import lru_cache
 from importlib import resources
@@ -275,13 +276,16 @@ def _never_closed(src: Source, tok: Token, opened: Token | None) -> Diagnostic |
 def _stray_brace(src: Source, span: Span, message: str, help_: str | None) -> Diagnostic:
     """E007; if a `model` or `train` line above has no `{`, the brace is probably missing there."""
     header = None
-    for m in re.finditer(r"^[ \t]*((?:model|train)\b[^{}\n#]*?)[ \t]*(#.*)?$", src.text[:span.start], re.M):
+    # greedy, with the trailing blanks stripped after: a lazy `*?` before `[ \t]*` tried
+    # every split of a long run of spaces (seconds for `model m` + 40,000 spaces + `{`)
+    for m in re.finditer(r"^[ \t]*((?:model|train)\b[^{}\n#]*)(#.*)?$", src.text[:span.start], re.M):
         header = m
     if header is None:
         return error("E007", message, span, "", help=help_)
-    text = header.group(1)
-    line, _ = src.line_col(header.start(1))
-    return error("E007", message, span, "", secondary=[(Span(header.start(1), header.end(1)), "this block has no `{`")],
+    text = header.group(1).rstrip(" \t")
+    start = header.start(1)
+    line, _ = src.line_col(start)
+    return error("E007", message, span, "", secondary=[(Span(start, start + len(text)), "this block has no `{`")],
                  help=f"add `{{` at the end of line {line}: `{text} {{`")
 
 
@@ -591,10 +595,13 @@ def parse_collect(text: str, filename: str = "<string>") -> tuple[ir.Spec | None
 
 def _comment_matches(text: str, tree: Tree) -> Iterator[re.Match]:
     """`#` comments, skipping any `#` inside a string literal."""
-    strings = [(t.start_pos, t.end_pos) for t in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "STRING")]
+    strings = sorted((t.start_pos, t.end_pos) for t in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "STRING"))
+    starts = [a for a, _ in strings]
     pos = 0
     while (m := _COMMENT.search(text, pos)) is not None:
-        inside = next((b for a, b in strings if a <= m.start() < b), None)
+        # the string that starts last before the `#` is the only one that can hold it
+        i = bisect.bisect_right(starts, m.start()) - 1
+        inside = strings[i][1] if i >= 0 and m.start() < strings[i][1] else None
         if inside is None:
             yield m
         # A `#` in a string is no comment, but a real one may follow on its line.

@@ -187,9 +187,10 @@ def _calls(v: ir.Value) -> Iterator[ir.Call]:
 def expand(spec: ir.Spec, found: list[tuple[Axis, ir.Call]]) -> list[Member]:
     """One plain spec per combination of the axes' values (the first axis varies slowest)."""
     members = []
+    along = _paths_to(spec, {id(call) for _, call in found})
     for combo in itertools.product(*(a.values for a, _ in found)):
         replace = {id(call): ir.Number(value, repr(value), call.span) for (_, call), value in zip(found, combo)}
-        members.append(Member({a.name: v for (a, _), v in zip(found, combo)}, _substitute(spec, replace)))
+        members.append(Member({a.name: v for (a, _), v in zip(found, combo)}, _substitute(spec, replace, along)))
     return members
 
 
@@ -201,20 +202,41 @@ def first_values(spec: ir.Spec) -> ir.Spec:
         first = next((a.value for a in call.args if isinstance(a.value, ir.Number)), None)
         if first is not None:
             replace[id(call)] = dataclasses.replace(first, span=call.span)
-    return _substitute(spec, replace)
+    return _substitute(spec, replace, _paths_to(spec, set(replace)))
 
 
-def _substitute(node: Any, replace: dict[int, Any]) -> Any:
+def _children(node: Any) -> Iterator[Any]:
+    if isinstance(node, tuple):
+        yield from node
+    elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+        for f in dataclasses.fields(node):
+            yield getattr(node, f.name)
+
+
+def _paths_to(spec: ir.Spec, targets: set[int]) -> set[int]:
+    """The ids of the nodes (and tuples) that hold one of `targets`, found in one walk."""
+    along: set[int] = set()
+
+    def walk(node: Any) -> bool:
+        hit = id(node) in targets
+        for child in _children(node):
+            hit = walk(child) or hit
+        if hit:
+            along.add(id(node))
+        return hit
+    walk(spec)
+    return along
+
+
+def _substitute(node: Any, replace: dict[int, Any], along: set[int]) -> Any:
+    """`node` with `replace`d nodes swapped in; only the nodes `along` the way to them are
+    rebuilt, so a model of a 4,096-model sweep costs its sweeps' depth, not the spec's size."""
     if id(node) in replace:
         return replace[id(node)]
+    if id(node) not in along:
+        return node
     if isinstance(node, tuple):
-        return tuple(_substitute(x, replace) for x in node)
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        changes = {}
-        for f in dataclasses.fields(node):
-            old = getattr(node, f.name)
-            new = _substitute(old, replace)
-            if new is not old:
-                changes[f.name] = new
-        return dataclasses.replace(node, **changes) if changes else node
-    return node
+        return tuple(_substitute(x, replace, along) for x in node)
+    changes = {f.name: _substitute(getattr(node, f.name), replace, along) for f in dataclasses.fields(node)
+               if id(getattr(node, f.name)) in along}
+    return dataclasses.replace(node, **changes)
