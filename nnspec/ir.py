@@ -321,6 +321,39 @@ def _read(data: Any, want: str, path: str, depth: int) -> Any:
     return cls(**kwargs)
 
 
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of the IR, from the same table `from_data` checks
+    against; published as nnspec/ir.schema.json. A schema cannot say that a span's start
+    is at most its end, or that a layer reads an input defined above it: `from_data` does."""
+    def field_schema(want: str) -> dict[str, Any]:
+        if want.endswith("?"):
+            return {"oneOf": [field_schema(want[:-1]), {"type": "null"}]}
+        if want.startswith("["):
+            return {"type": "array", "items": field_schema(want[1:-1])}
+        simple = {"str": {"type": "string"}, "bool": {"type": "boolean"}, "int": {"type": "integer"},
+                  "number": {"type": "number"}}
+        return simple.get(want, {"$ref": f"#/$defs/{want}"})
+
+    defs: dict[str, Any] = {
+        "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "span": {"type": "array", "prefixItems": [{"type": "integer", "minimum": 0}] * 2,
+                 "minItems": 2, "maxItems": 2, "description": "[start, end), character offsets, start ≤ end"},
+        "value": {"oneOf": [{"$ref": f"#/$defs/{k}"} for k in _VALUE_KINDS]},
+    }
+    for kind, fields in _FIELDS.items():
+        cls = _KINDS[kind]
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        props = {"kind": {"const": kind}, **{k: field_schema(t) for k, t in fields.items()}}
+        if kind == "Spec":
+            props["version"] = {"const": VERSION}
+            required.append("version")
+        defs[kind] = {"type": "object", "properties": props, "required": ["kind", *required],
+                      "additionalProperties": False}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": f"nnspec IR, version {VERSION}", "$ref": "#/$defs/Spec", "$defs": defs}
+
+
 def from_data(data: Any) -> Spec:
     """Plain data -> IR, the inverse of `to_data`; every field's type is checked, and
     what the parser guarantees of text (sections under their own keyword, each layer

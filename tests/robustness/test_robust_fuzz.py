@@ -13,6 +13,7 @@ code and a location inside the file. Inputs that once crashed live in `corpus/`.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -347,3 +348,60 @@ def test_ir_nested_a_hundred_thousand_deep_is_refused(tmp_path: Path) -> None:
 def test_the_ir_of_every_example_spec_reads_back() -> None:
     for name, data in SPEC_IR.items():
         assert ir.to_data(ir.from_data(data)) == data, name
+
+
+# The published JSON Schema of the IR (nnspec/ir.schema.json), checked with a validator
+# of the few keywords it uses (no JSON Schema library is a dependency).
+
+def _schema_errors(data, schema: dict, root: dict, path: str = "spec") -> list[str]:
+    if "$ref" in schema:
+        return _schema_errors(data, root["$defs"][schema["$ref"].rsplit("/", 1)[1]], root, path)
+    if "oneOf" in schema:
+        found = [_schema_errors(data, s, root, path) for s in schema["oneOf"]]
+        fits = sum(not errs for errs in found)
+        if fits == 0:  # the nearest alternative says what is wrong
+            return min(found, key=len)
+        return [] if fits == 1 else [f"{path}: fits {fits} of oneOf"]
+    if "const" in schema:
+        return [] if data == schema["const"] and type(data) is type(schema["const"]) else [f"{path}: not {schema['const']!r}"]
+    kinds = {"string": str, "boolean": bool, "array": list, "object": dict, "null": type(None)}
+    t = schema.get("type")
+    if t in ("integer", "number"):
+        ok = not isinstance(data, bool) and isinstance(data, int if t == "integer" else (int, float))
+        if not ok or data < schema.get("minimum", -math.inf):
+            return [f"{path}: not a {t} in range"]
+    elif t is not None and not isinstance(data, kinds[t]):
+        return [f"{path}: not {t}"]
+    if "pattern" in schema and not re.search(schema["pattern"], data):
+        return [f"{path}: does not match {schema['pattern']}"]
+    out: list[str] = []
+    if isinstance(data, list):
+        if not schema.get("minItems", 0) <= len(data) <= schema.get("maxItems", math.inf):
+            return [f"{path}: wrong length"]
+        for i, x in enumerate(data):
+            sub = schema["prefixItems"][i] if i < len(schema.get("prefixItems", ())) else schema.get("items", {})
+            out += _schema_errors(x, sub, root, f"{path}[{i}]")
+    if isinstance(data, dict):
+        out += [f"{path}: needs {k}" for k in schema.get("required", ()) if k not in data]
+        for k, v in data.items():
+            if k not in schema.get("properties", {}):
+                out += [f"{path}: no field {k}"] if schema.get("additionalProperties") is False else []
+            else:
+                out += _schema_errors(v, schema["properties"][k], root, f"{path}.{k}")
+    return out
+
+
+def test_the_published_ir_schema_is_current_and_fits_every_example_spec() -> None:
+    import copy
+    published = json.loads((ROOT / "nnspec" / "ir.schema.json").read_text(encoding="utf-8"))
+    assert published == ir.json_schema(), (
+        "stale: python -c \"import json; from nnspec import ir; open('nnspec/ir.schema.json', 'w')"
+        ".write(json.dumps(ir.json_schema(), indent=2, ensure_ascii=False) + '\\n')\"")
+    for name, data in SPEC_IR.items():
+        assert _schema_errors(data, published, published) == [], name
+    bad = copy.deepcopy(SPEC_IR["spirals_relu"])
+    bad["model"]["nodes"][0]["name"] = "not a name"
+    bad["model"]["nodes"][1]["span"] = None  # allowed
+    bad["loss"]["args"] = None
+    assert _schema_errors(bad, published, published) == [
+        "spec.model.nodes[0].name: does not match ^[A-Za-z_][A-Za-z0-9_]*$", "spec.loss.args: not array"]
