@@ -117,7 +117,7 @@ class TrainProgram:
     # initial weights' loss (on the validation split, else the training split): a
     # divergence that stays finite, as a clipped cross-entropy does. None turns the check
     # off; NaN and infinity always stop a run.
-    divergence: float | None = 4.0
+    divergence: float | None = 3.0
 
 
 @dataclass(frozen=True)

@@ -356,6 +356,10 @@ def _write_run(out: Path, result: SweepResult) -> None:
     checkpoint.write_bytes_atomic(out / "spec.nn", format_spec(result.program.spec).encode())
     checkpoint.write_bytes_atomic(out / "best.nn", format_spec(best.program.spec).encode())
     checkpoint.write_bytes_atomic(out / "sweep.txt", result.table().encode())
+    # run.json marks the folder as nnspec's (a later run into it is refused or numbered)
+    info = {"format": runs.FORMAT, "version": runs.VERSION, **runs.versions(), "sweep": True,
+            "models": len(result.members), "best_setting": best.setting, "ended": runs.now(), "run": result.record}
+    checkpoint.write_bytes_atomic(out / "run.json", json.dumps(info, indent=2).encode())
     lines = [json.dumps({"setting": m.setting, "best_epoch": m.best_epoch, "best_value": m.best_value,
                          "kept_value": m.kept_value, "examples": _examples(m.splits),
                          "diverged": m.diverged, "divergence": m.how or None, "start_loss": m.start_loss,

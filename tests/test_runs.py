@@ -377,3 +377,14 @@ def test_resume_with_more_epochs_extends_a_finished_run(cli, tmp_path: Path) -> 
     finals = [k for k in za.files if k.startswith("final_params/")]
     assert finals and all(np.array_equal(za[k], zb[k]) for k in finals)
     assert json.loads((run / "run.json").read_text())["run"]["overrides"] == {"epochs": 9}
+
+
+def test_a_sweeps_folder_is_a_run_folder(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "s.nn"
+    spec.write_text(IRIS_LIKE.replace("adam lr=0.05", "adam lr=sweep(0.01, 0.05)").replace("epochs 6", "epochs 2"))
+    run = tmp_path / "run"
+    assert cli("train", spec, "--out", run, "-q")[0] == 0
+    assert json.loads((run / "run.json").read_text())["run"]["data"]["params"]["name"] == "blobs"
+    code, _, err = cli("train", spec, "--out", run, "-q")
+    assert code == 2 and "already holds a run" in err
+    assert cli("train", spec, "--out", run, "-q", "--overwrite")[0] == 0

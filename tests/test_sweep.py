@@ -360,7 +360,7 @@ def test_a_killed_sweeps_temporary_files_are_removed_by_the_next(tmp_path):
     fit_sweep(program, out=run)
     assert not any(f.exists() for f in stale)
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["spec.nn", "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "checkpoint.npz"])
+        ["spec.nn", "best.nn", "run.json", "sweep.txt", "sweep.csv", "sweep.jsonl", "checkpoint.npz"])
 
 
 def test_a_sweep_whose_every_model_diverged_fails_with_e404(tmp_path, capsys):
