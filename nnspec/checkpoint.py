@@ -119,8 +119,14 @@ def _open(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     bad = "delete it, or train again"
     if not path.exists():
         raise CheckpointError(f"no checkpoint at `{path}`", "train first with `nnspec train SPEC --out DIR`")
+    # Read first, parse after: a file that cannot be read (a directory, a failing disk)
+    # says so, and is not called corrupt with advice to delete it.
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read `{path}`: {_short(exc.strerror or str(exc))}") from None
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except Exception as exc:  # a damaged zip fails in many ways (BadZipFile, NotImplementedError, ...)
         raise CheckpointError(f"`{path}` is corrupt or truncated ({type(exc).__name__}: {_short(str(exc))})",

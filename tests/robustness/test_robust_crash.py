@@ -275,7 +275,20 @@ def test_not_a_checkpoint_at_all(finished, tmp_path: Path) -> None:
     (copy / "checkpoint.npz").unlink()
     (copy / "checkpoint.npz").mkdir()
     code, _, err = cli("train", "--resume", copy, "-q")
-    assert fails_cleanly(code, err).startswith(f"error[E405]: `{copy / 'checkpoint.npz'}` is corrupt"), err
+    assert fails_cleanly(code, err) == f"error[E405]: cannot read `{copy / 'checkpoint.npz'}`: Is a directory", err
+
+
+def test_an_unreadable_checkpoint_is_a_read_error_not_corruption(finished, tmp_path: Path) -> None:
+    """Reading fails (EIO, as a failing disk gives): not "corrupt, delete it", which would
+    have the user delete a good checkpoint."""
+    copy = damaged_copy(finished, tmp_path, b"")
+    (copy / "checkpoint.npz").unlink()
+    (copy / "checkpoint.npz").symlink_to("/proc/self/mem")  # opens, then every read fails with EIO
+    for argv in (("train", "--resume", copy, "-q"), ("eval", finished[0], "--run", copy)):
+        code, _, err = cli(*argv)
+        assert fails_cleanly(code, err) == \
+            f"error[E405]: cannot read `{copy / 'checkpoint.npz'}`: Input/output error", err
+        assert "delete" not in err
 
 
 # ------------------------------------------------------------------ forged checkpoints
