@@ -33,9 +33,15 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
   sweep               bool (a sweep's best model)
   best_setting ?      {axis: str | number | bool}
   ensemble            int >= 0: members stacked in the `members` tree
+  initial_loss ?      number, the loss of the initial weights (divergence is relative to it)
+  stopped ?           {"reason": str, "epoch": int >= 0, ...}: how training ended
+  run                 {"seed": int, "epochs": int, "overrides": {"seed": int, "epochs": int}?,
+                      "data": {"kind": str, "params": {}, "path": str, "bytes": int,
+                      "sha256": str}?, ...}: where the data was, what the command line set
   ==================  ======================================================
 
-  Other keys (the trainer's own records) are read through as they are, within the depth limit.
+  Keys of a record not listed here, and other top-level keys, pass through unchecked
+  (within the depth limit), so a newer writer's additions do not make a checkpoint unreadable.
 """
 
 from __future__ import annotations
@@ -216,6 +222,21 @@ def _has_bool(v: Any) -> bool:
     return isinstance(v, bool) or (isinstance(v, list) and any(_has_bool(x) for x in v))
 
 
+def _has(v: Any, fields: Mapping[str, Any]) -> bool:
+    """A dict whose listed keys, where present, pass their tests (others pass through)."""
+    return isinstance(v, dict) and all(k not in v or ok(v[k]) for k, ok in fields.items())
+
+
+def _run_ok(v: Any) -> bool:
+    return _has(v, {
+        "seed": _is_int, "epochs": lambda x: _is_int(x, 0), "standardize": lambda x: isinstance(x, bool),
+        "split": lambda x: x is None or isinstance(x, dict),
+        "overrides": lambda x: x is None or _has(x, {"seed": lambda s: _is_int(s, 0), "epochs": lambda e: _is_int(e, 1)}),
+        "data": lambda x: x is None or _has(x, {"kind": lambda k: isinstance(k, str), "params": lambda q: isinstance(q, dict),
+                                                 "path": lambda q: isinstance(q, str), "bytes": lambda b: _is_int(b, 0),
+                                                 "sha256": lambda h: isinstance(h, str)})})
+
+
 def _standardizer_ok(v: Any) -> bool:
     if not isinstance(v, dict) or "mean" not in v or "std" not in v:
         return False
@@ -246,6 +267,10 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "best_setting": ("a table of settings or null", lambda v: v is None or (isinstance(v, dict) and all(
         x is None or isinstance(x, (str, int, float)) for x in v.values()))),
     "ensemble": ("a count of models", lambda v: _is_int(v, 0)),
+    "initial_loss": ("a number or null", lambda v: v is None or _is_number(v)),
+    "stopped": ("a record of why training stopped, or null", lambda v: v is None or (
+        _is_record(v, {"reason": lambda r: isinstance(r, str)}) and _has(v, {"epoch": lambda e: _is_int(e, 0)}))),
+    "run": ("a run record", _run_ok),
 }
 
 

@@ -341,6 +341,11 @@ FORGED_META = [
     ("ensemble negative", setter("ensemble", -1), "`ensemble` is not a count of models"),
     ("ensemble without members", setter("ensemble", 10 ** 9), "`ensemble` does not match its arrays"),
     ("fingerprint a number", setter("spec_fingerprint", 12), "`spec_fingerprint` is not a string"),
+    ("stopped a string", setter("stopped", "yes"), "`stopped` is not a record of why training stopped"),
+    ("initial loss text", setter("initial_loss", "1.0"), "`initial_loss` is not a number or null"),
+    ("run data path a number", lambda m, a: m["run"].__setitem__("data", {"kind": "csv", "path": 5}),
+     "`run` is not a run record"),
+    ("run seed override text", lambda m, a: m["run"].__setitem__("overrides", {"seed": "5"}), "`run` is not a run record"),
     ("100,000 deep", deep(100_000), "nested more than 32 levels deep"),
     ("100 deep", deep(100), "nested more than 32 levels deep"),
 ]
