@@ -77,6 +77,8 @@ def _replace(target: Path, data: bytes, mode: int | None) -> None:
             if mode is not None:
                 os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
+        # The folder is not fsynced: after a power loss the rename may be lost, leaving
+        # the old file whole, which is all this promises.
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
