@@ -491,6 +491,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     loss = program.loss
     if loss is not None:
         pred = np.asarray(nn.probabilities(jnp.asarray(pred), loss.name, bool(loss.params.get("from_logits", False))))
+    bad = np.flatnonzero(~np.isfinite(pred.reshape(len(pred), -1)).all(axis=1))
+    if bad.size:  # never print `nan` as if it were a prediction
+        raise UsageError(f"the model's output for example {int(bad[0]) + 1} of `{args.input}` is not finite"
+                         + (f" ({bad.size} examples in all)" if bad.size > 1 else "")
+                         + "; its inputs are probably far outside the range of the training data")
     header = [f"y{i}" for i in range(pred.shape[-1])] if pred.shape[-1] > 1 else ["y"]
     labels = None
     if loss is not None and loss.task in ("binary", "multiclass"):

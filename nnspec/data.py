@@ -330,10 +330,18 @@ MAX_COLUMNS = 100_000
 
 def _lines(path: Path, display: str, delimiter: str) -> Iterator[str]:
     """The file's lines, decoded one at a time so a bad byte is reported at its line."""
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise DataError(f"cannot read the file ({exc.strerror or exc})", path=display) from None
+    with f:
         number = 0
         while True:
-            raw = f.readline(MAX_LINE_BYTES + 1)
+            try:
+                raw = f.readline(MAX_LINE_BYTES + 1)
+            except OSError as exc:  # a read error, reported as one (not as a failed write later)
+                raise DataError(f"cannot read the file ({exc.strerror or exc})", path=display,
+                                row=number + 1) from None
             if not raw:
                 return
             number += 1

@@ -542,6 +542,10 @@ def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardi
     except checkpoint.CheckpointError as exc:
         raise fail("E405", exc.message, program, None, help=exc.help) from None
     std = Standardizer.from_dict(meta["standardizer"]) if meta.get("standardizer") else None
+    if std is not None and (std.mean.shape != tuple(program.model.input_shape) or std.std.shape != std.mean.shape):
+        raise fail("E405", f"`{path}` standardizes {std.mean.size} features, but the model's input has "
+                           f"{math.prod(program.model.input_shape)}", program, None,
+                   help="it was written for a different model; train again")
     return model, trees.get("members", trees.get("final_params")), std, meta
 
 

@@ -201,3 +201,20 @@ def test_a_literal_spec_reading_a_csv_matches_its_header_names(tmp_path: Path) -
     assert code == 0, err
     assert column(out) == pytest.approx([sigma(1 + 3 * -1 - 2 * 2)], rel=1e-5)
     assert "note: ignoring column `id`" in err
+
+
+def test_a_prediction_that_is_not_finite_is_refused_not_printed(tmp_path: Path) -> None:
+    spec = tmp_path / "lin.nn"
+    spec.write_text("model lin {\n    input x[2]\n    dense 1 weights=[[10], [10]] bias=[0]\n}\nloss mse\n")
+    inputs = tmp_path / "x.csv"
+    inputs.write_text("x1,x2\n1,2\n3e38,3e38\n")
+    code, out, err = cli("predict", spec, "--input", inputs)
+    assert code == 2 and out == ""
+    assert f"error: the model's output for example 2 of `{inputs}` is not finite" in err
+
+
+def test_a_read_error_is_reported_as_a_read_error(tmp_path: Path) -> None:
+    spec = tmp_path / "s.nn"
+    spec.write_text(SPEC.replace('csv("train.csv"', 'csv("/proc/self/mem"'))
+    code, _, err = cli("train", spec, "--out", tmp_path / "run", "-q")
+    assert code == 1 and "cannot read the file (Input/output error)" in err and "cannot write" not in err

@@ -388,3 +388,19 @@ def test_a_sweeps_folder_is_a_run_folder(cli, tmp_path: Path) -> None:
     code, _, err = cli("train", spec, "--out", run, "-q")
     assert code == 2 and "already holds a run" in err
     assert cli("train", spec, "--out", run, "-q", "--overwrite")[0] == 0
+
+
+def test_a_standardizer_of_another_width_is_refused(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "m.nn"
+    spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 1").replace("seed 0", "seed 0\n    standardize"))
+    run = tmp_path / "run"
+    assert cli("train", spec, "--out", run, "-q")[0] == 0
+    with np.load(run / "checkpoint.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["__meta__"].tobytes())
+    meta["standardizer"] = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    meta.pop("feature_names", None)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(run / "checkpoint.npz", **arrays)
+    code, _, err = cli("eval", spec, "--run", run)
+    assert code == 1 and "standardizes 3 features, but the model's input has 2" in err
