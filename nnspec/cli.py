@@ -396,6 +396,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from nnspec import runs
     from nnspec.diagnostics import NNSpecError
     run = Path(args.run)
+    if args.spec is None and not (run / "checkpoint.npz").is_file():  # (with a spec: E405 says the same)
+        raise UsageError(f"`{run}` holds no trained run (no `checkpoint.npz`); train one with `nnspec train SPEC --out {run}`")
     spec_path = args.spec if args.spec is not None else str(run / "spec.nn")
     program = _program_or_exit(spec_path)
     if program is None:

@@ -110,6 +110,11 @@ def test_eval_without_a_spec_uses_the_runs_copy(cli, tmp_path: Path) -> None:
     assert out.startswith("validation split (16 examples)")
 
 
+def test_eval_without_a_spec_of_a_folder_without_a_run_says_so(cli, tmp_path: Path) -> None:
+    code, _, err = cli("eval", "--run", tmp_path / "nothing")
+    assert code == 2 and f"error: `{tmp_path / 'nothing'}` holds no trained run (no `checkpoint.npz`)" in err
+
+
 def test_eval_refuses_a_spec_with_other_data_or_split(cli, tmp_path: Path) -> None:
     spec = tmp_path / "m.nn"
     spec.write_text(IRIS_LIKE)
