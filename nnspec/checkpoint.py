@@ -54,6 +54,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from nnspec.files import write_atomic as write_bytes_atomic  # the one writer, by the name callers use
+from nnspec.show import excerpt as _short
 
 FORMAT = "nnspec-checkpoint"
 VERSION = 1
@@ -164,13 +165,6 @@ def _open(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
                                                 for i in range(trees["members"]))):
         raise CheckpointError(f"`{path}` is corrupt: its metadata `ensemble` does not match its arrays", bad)
     return arrays, meta
-
-
-def _short(text: str, limit: int = 60) -> str:
-    """At most `limit` characters of `text`, control characters escaped: a message never
-    carries a file's raw bytes."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # ------------------------------------------------------------------ metadata schema

@@ -11,6 +11,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 import traceback
@@ -38,19 +39,20 @@ def _color(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
+def _cannot_read(path: str, exc: OSError) -> UsageError:
+    """A file the command line names that cannot be read, as one usage-error line."""
+    why = ("no such file" if isinstance(exc, FileNotFoundError) else
+           "it is a directory" if isinstance(exc, IsADirectoryError) else
+           "permission denied" if isinstance(exc, PermissionError) else exc.strerror or str(exc))
+    return UsageError(f"cannot read `{path}`: {why}")
+
+
 def read_text(path: str) -> tuple[str | None, list[Diagnostic], Source | None]:
     """A spec file's text; undecodable bytes become a located diagnostic; unreadable files a UsageError."""
-    p = Path(path)
     try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"cannot read `{path}`: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"cannot read `{path}`: it is a directory") from None
-    except PermissionError:
-        raise UsageError(f"cannot read `{path}`: permission denied") from None
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise UsageError(f"cannot read `{path}`: {exc.strerror or exc}") from None
+        raise _cannot_read(path, exc) from None
     try:
         return data.decode("utf-8"), [], None
     except UnicodeDecodeError as exc:
@@ -238,7 +240,8 @@ def _data_words(program) -> str:
         return program.train.data.kind
     text = program.source.text[d.span.start:d.span.end]
     text = text.split(None, 1)[1] if text.startswith("data") and " " in text else text
-    return text if len(text) <= 60 else text[:59] + "…"
+    from nnspec.show import excerpt
+    return excerpt(text)
 
 
 def _header(spec_path: str, program, out: Path, note: str | None, quiet: bool, resume: bool):
@@ -267,7 +270,7 @@ def _header(spec_path: str, program, out: Path, note: str | None, quiet: bool, r
         text += row("epochs", f"{started.start + 1} to {started.total}" if started.start else str(started.total))
         text += row("device", f"{devices[0].platform} ({len(devices)} device{'s' * (len(devices) != 1)})")
         text += row("run folder", str(out) + (f" ({note})" if note else ""))
-        for w in getattr(s, "warnings", ()):
+        for w in s.warnings:
             sys.stderr.write(render_all([w], p.source, color=_color(sys.stderr)))
         sys.stderr.write(text + "compiling…\n")
         sys.stderr.flush()
@@ -416,9 +419,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             # the run's own copy of the spec names its data relative to the user's folder,
             # not the run folder: only a spec the user gives is compared by path
             own_copy = args.spec is None or Path(args.spec).resolve() == (run / "spec.nn").resolve()
-            for what, message in runs.differences(program, rec, Path(spec_path).resolve().parent):
-                if own_copy and "this spec reads" in message:
-                    continue
+            for what, message in runs.differences(program, rec, Path(spec_path).resolve().parent,
+                                                  by_path=not own_copy):
                 d = program.spec.train.get(what) if program.spec.train is not None else None
                 raise fail("E405", f"this spec does not describe the run in `{run}`: {message}", program,
                            d.span if d is not None else None, label=f"differs from the run's `{what}`",
@@ -510,10 +512,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out.writerow(header)
     for i, row in enumerate(pred):
         out.writerow([f"{v:.6g}" for v in row] + ([labels[i]] if labels is not None else []))
-    rows = pred
     if args.output:
         write_atomic(Path(args.output), buf.getvalue())
-        print(f"wrote {len(rows)} predictions to `{args.output}`", file=sys.stderr)
+        print(f"wrote {len(pred)} predictions to `{args.output}`", file=sys.stderr)
     else:
         sys.stdout.write(buf.getvalue())
     return EXIT_OK
@@ -560,16 +561,11 @@ def _spec_names(program, spec: str):
 
 def _input_file(path: str) -> None:
     """Refuse an input that is not a readable file, as `read_text` refuses a spec."""
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"cannot read `{path}`: it is a directory")
-    if not p.exists():
-        raise UsageError(f"cannot read `{path}`: no such file")
     try:
-        with open(p, "rb"):
+        with open(path, "rb"):
             pass
     except OSError as exc:
-        raise UsageError(f"cannot read `{path}`: {exc.strerror or exc}") from None
+        raise _cannot_read(path, exc) from None
 
 
 def _data_message(exc) -> str:
@@ -582,9 +578,7 @@ def _read_inputs(path: str, program, names, targets, *, header: bool = True):
     delimiter: columns matched by name to the run's features, or by position."""
     from nnspec.data import DataError, read_features
     shape = tuple(program.model.input_shape)
-    width = 1
-    for d in shape:
-        width *= d
+    width = math.prod(shape)
     if names is not None and (not isinstance(names, list | tuple) or len(names) != width
                               or not all(isinstance(n, str) for n in names)):
         raise UsageError(f"the run records {len(names) if isinstance(names, list) else 'unusable'} "

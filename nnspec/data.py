@@ -27,6 +27,7 @@ import numpy as np
 
 from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, TASKS, DataSource,
                               classes_of, features_of)
+from nnspec.show import excerpt as _excerpt
 from nnspec.suggest import did_you_mean
 
 
@@ -937,13 +938,6 @@ def _listing(names: Any, limit: int = 12) -> str:
     names = list(names)
     shown = ", ".join(f"`{_excerpt(n, 30)}`" for n in names[:limit])
     return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
-
-
-def _excerpt(text: Any, limit: int = 60) -> str:
-    """At most `limit` characters of text read from a file, unprintable ones escaped and
-    a cut marked with `…`: an error message must never replay a file's content."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)[:limit + 1])
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _target_names(key: str, k: int) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import numpy as np
 from nnspec import checkpoint, ir, runs
 from nnspec.checked import Program
 from nnspec.data import Dataset, Standardizer
+from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model, TrainState, lower
 from nnspec.prepare import Splits, _labels, _spec_dir, fail, prepare
 from nnspec.show import format_value
@@ -163,7 +164,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         given["epochs"] = epochs
     ckpt = out / "checkpoint.npz" if out is not None else None
     if out is not None and not resume:
-        runs.choose_folder("", str(out))  # a new or empty folder: never mix two runs
+        runs.claim(out)  # a new or empty folder: never mix two runs
     meta: dict[str, Any] = {}
     if resume:
         assert ckpt is not None, "resuming needs the run folder"
@@ -174,24 +175,24 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
             raise fail("E405", f"`{ckpt}` was written by a different spec", program, None,
                        help="resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
-        rec = meta.get("run")
-        if isinstance(rec, dict):
-            given = runs.merge_overrides(rec.get("overrides") or {}, given, out)  # type: ignore[arg-type]
+    recorded = meta["run"] if isinstance(meta.get("run"), dict) else None  # runs before records have none
+    if recorded is not None:
+        given = runs.merge_overrides(recorded.get("overrides") or {}, given, out)  # type: ignore[arg-type]
     program = runs.with_overrides(program, given)
     t = program.train
     assert t is not None
     total = given.get("epochs", t.epochs)
     base = base_dir or _spec_dir(program)
-    if resume and isinstance(meta.get("run"), dict):
-        program, problem = runs.relocate(program, meta["run"])
+    if recorded is not None:
+        program, problem = runs.relocate(program, recorded)
         if problem is not None:
             raise fail("E401", f"cannot resume: {problem}", program, t.data_span, label="the run's data",
                        help="put the file back as it was, or train a new run on the new data")
         t = program.train
         assert t is not None
     splits = prepare(program, base)
-    if resume and isinstance(meta.get("run"), dict):
-        rec = {**meta["run"], "epochs": total, "overrides": given}
+    if recorded is not None:
+        rec = {**recorded, "epochs": total, "overrides": given}
     else:
         rec = runs.record(program, base, epochs=total, overrides=given)
     if resume and total < len(meta.get("history", [])):
@@ -278,9 +279,10 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                 save()
                 _diverged(program, epoch, np.asarray(per_step), history, ckpt, culprit=lambda step: _first_nonfinite(
                     model, state, x, y, order, epoch_base, epoch, hp, t.batch, step))
-            if t.divergence is not None and initial_loss is not None and math.isfinite(initial_loss) and row["loss"] > t.divergence * initial_loss:
+            if (t.divergence is not None and initial_loss is not None and math.isfinite(initial_loss)
+                    and row["loss"] > t.divergence * initial_loss):
                 save()
-                _exploded(program, epoch, row["loss"], initial_loss, t.divergence, history, ckpt)
+                _exploded(program, epoch, row["loss"], initial_loss, t.divergence, ckpt)
             if val is not None:
                 row.update({f"val_{k}": float(v) for k, v in evaluate_(new_state.params, *val, hp).items()})
             row["time"] = time.perf_counter() - t0
@@ -366,20 +368,13 @@ def _finished(program: Program, model: Model, ckpt: Path, splits: Splits, meta: 
     return result
 
 
-def _exploded(program: Program, epoch: int, loss: float, initial: float, factor: float, history, ckpt) -> None:
+def _exploded(program: Program, epoch: int, loss: float, initial: float, factor: float, ckpt) -> None:
     """A divergence that stays finite (a clipped cross-entropy): E404 as for NaN."""
-    lr_span = None
-    if program.spec.optimizer is not None:
-        lr_span = next((a.span for a in program.spec.optimizer.args if a.key == "lr"), program.spec.optimizer.span)
-    kept = ("nothing was saved" if ckpt is None else
-            f"the checkpoint of epoch {epoch} is kept in `{ckpt}`" if epoch > 0 else
-            f"no epoch finished: the checkpoint in `{ckpt}` holds the initial weights")
-    raise fail("E404", f"training diverged: the mean loss of epoch {epoch + 1} ({format_value(loss)}) is "
-                       f"{loss / initial:.3g} times the initial weights' loss ({format_value(initial)})",
-               program, lr_span, label="this learning rate may be too large",
-               notes=(f"a loss above {factor:g} times the initial one counts as diverged "
-                      f"(`divergence` in the `train` block; `divergence off` turns this check off)", kept),
-               help="try a learning rate 10 times smaller, or add `clip_norm=1.0` to the optimizer")
+    raise _divergence(program, f"the mean loss of epoch {epoch + 1} ({format_value(loss)}) is "
+                               f"{loss / initial:.3g} times the initial weights' loss ({format_value(initial)})",
+                      [f"a loss above {factor:g} times the initial one counts as diverged "
+                       f"(`divergence` in the `train` block; `divergence off` turns this check off)",
+                       _kept_note(epoch, ckpt)])
 
 
 def _diverged(program: Program, epoch: int, per_step: np.ndarray, history, ckpt,
@@ -389,16 +384,7 @@ def _diverged(program: Program, epoch: int, per_step: np.ndarray, history, ckpt,
     finite = per_step[:step - 1]
     last = (f"{finite[-1]:.6g} at step {step - 1} of epoch {epoch + 1}" if finite.size else
             (f"{history[-1]['loss']:.6g} (mean of epoch {epoch})" if history else "none"))
-    lr_span = None
-    if program.spec.optimizer is not None:
-        lr_span = next((a.span for a in program.spec.optimizer.args if a.key == "lr"), program.spec.optimizer.span)
-    if ckpt is None:
-        kept = "nothing was saved"
-    elif epoch > 0:
-        kept = f"the checkpoint of epoch {epoch} is kept in `{ckpt}`"
-    else:
-        kept = f"no epoch finished: the checkpoint in `{ckpt}` holds the initial weights"
-    notes = [f"last finite loss: {last}", kept]
+    notes = [f"last finite loss: {last}", _kept_note(epoch, ckpt)]
     secondary = []
     found = None
     try:
@@ -409,10 +395,27 @@ def _diverged(program: Program, epoch: int, per_step: np.ndarray, history, ckpt,
         note, span, label = found
         notes.insert(0, note)
         secondary.append((span, label))
-    raise fail("E404", f"training diverged: the loss became {'NaN' if np.isnan(per_step[step - 1]) else 'infinite'} "
-                       f"at step {step} of epoch {epoch + 1}", program, lr_span, label="this learning rate may be too large",
-               notes=tuple(notes), secondary=secondary,
-               help="try a learning rate 10 times smaller, or add `clip_norm=1.0` to the optimizer")
+    raise _divergence(program, f"the loss became {'NaN' if np.isnan(per_step[step - 1]) else 'infinite'} "
+                               f"at step {step} of epoch {epoch + 1}", notes, secondary)
+
+
+def _divergence(program: Program, what: str, notes: list[str], secondary=()) -> NNSpecError:
+    """E404, pointing at the learning rate (or the optimizer line)."""
+    lr_span = None
+    if program.spec.optimizer is not None:
+        lr_span = next((a.span for a in program.spec.optimizer.args if a.key == "lr"), program.spec.optimizer.span)
+    return fail("E404", f"training diverged: {what}", program, lr_span, label="this learning rate may be too large",
+                notes=tuple(notes), secondary=list(secondary),
+                help="try a learning rate 10 times smaller, or add `clip_norm=1.0` to the optimizer")
+
+
+def _kept_note(epoch: int, ckpt: Path | None) -> str:
+    """What the run folder holds after a divergence in `epoch` (0-based)."""
+    if ckpt is None:
+        return "nothing was saved"
+    if epoch > 0:
+        return f"the checkpoint of epoch {epoch} is kept in `{ckpt}`"
+    return f"no epoch finished: the checkpoint in `{ckpt}` holds the initial weights"
 
 
 def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, hparams, batch: int | None,

@@ -69,7 +69,12 @@ def choose_folder(spec_path: str, out: str | None, *, overwrite: bool = False) -
             candidate = base.with_name(f"{base.name}-{k}")
         note = f"`{base}` holds an earlier run" if k > 1 else None
         return candidate, note
-    path = Path(out)
+    return claim(Path(out), overwrite=overwrite)
+
+
+def claim(path: Path, *, overwrite: bool = False) -> tuple[Path, str | None]:
+    """`path` as the folder of a new run: new or empty, or a run folder to `overwrite`
+    (only nnspec's own files are removed); (path, a note for the screen or None)."""
     _creatable(path)
     if not path.exists() or _empty_dir(path):
         return path, None
@@ -130,7 +135,7 @@ def data_record(program: Program, base_dir: Path) -> dict[str, Any]:
     rec: dict[str, Any] = {"kind": t.data.kind, "params": _jsonable(dict(t.data.params))}
     path = t.data.params.get("path") if t.data.kind in ("csv", "npz") else None
     if path is not None:
-        full = (Path(path) if os.path.isabs(path) else base_dir / path).resolve()
+        full = _absolute(path, base_dir)
         rec.update({"path": str(full), "bytes": full.stat().st_size, "sha256": sha256(full)})
     return rec
 
@@ -198,21 +203,24 @@ def relocate(program: Program, rec: Mapping[str, Any]) -> tuple[Program, str | N
     return dataclasses.replace(program, train=dataclasses.replace(t, data=source)), None
 
 
-def differences(program: Program, rec: Mapping[str, Any], base_dir: Path) -> list[tuple[str, str]]:
+def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
+                by_path: bool = True) -> list[tuple[str, str]]:
     """How the spec's training setup differs from the run's: (statement, what) pairs for
-    the data source and the split (the model is compared by its fingerprint elsewhere)."""
+    the data source and the split (the model is compared by its fingerprint elsewhere).
+    `by_path=False` leaves out where the data file is (the run folder's own copy of the
+    spec names it relative to the user's folder, not its own)."""
     t = program.train
     if t is None:
         return []
     out = []
     data = rec.get("data") or {}
     mine = {"kind": t.data.kind, "params": _jsonable(dict(t.data.params))}
-    theirs = {"kind": data.get("kind"), "params": {k: v for k, v in (data.get("params") or {}).items()}}
+    theirs = {"kind": data.get("kind"), "params": dict(data.get("params") or {})}
     path = t.data.params.get("path")
     if path is not None and "path" in data:
-        full = (Path(path) if os.path.isabs(path) else base_dir / path).resolve()
+        full = _absolute(path, base_dir)
         mine["params"]["path"] = theirs["params"]["path"] = None  # compared as absolute paths below
-        if str(full) != data["path"]:
+        if by_path and str(full) != data["path"]:
             out.append(("data", f"the run was trained on `{data['path']}`, this spec reads `{full}`"))
     if mine != theirs:
         out.append(("data", "the run was trained on other data than this spec names"))
@@ -221,6 +229,11 @@ def differences(program: Program, rec: Mapping[str, Any], base_dir: Path) -> lis
         out.append(("split", f"the run was split val={split.get('val'):g} test={split.get('test'):g}, "
                              f"this spec says val={t.val:g} test={t.test:g}"))
     return out
+
+
+def _absolute(path: str, base_dir: Path) -> Path:
+    """A data path as the loader resolves it: relative to the spec's folder."""
+    return (Path(path) if os.path.isabs(path) else base_dir / path).resolve()
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""How numbers are printed on screen and in text tables: one rule everywhere."""
+"""How numbers, and text read from the user's files, are shown on screen: one rule each."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 def format_value(v: float) -> str:
@@ -15,3 +16,10 @@ def format_value(v: float) -> str:
     if v == 0 or 1e-3 <= abs(v) < 1e5:
         return f"{v:.4f}"
     return f"{v:.3e}"
+
+
+def excerpt(text: Any, limit: int = 60) -> str:
+    """At most `limit` characters of text read from a file, unprintable ones escaped and
+    a cut marked with `…`: an error message must never replay a file's content."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)[:limit + 1])
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -15,7 +15,6 @@ its last good parameters while the others go on.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -33,7 +32,7 @@ from nnspec.check import physical_memory, training_bytes
 from nnspec.checked import Program
 from nnspec.diagnostics import NNSpecError
 from nnspec.fit import _Stopper, _model_fingerprint, epoch_fn, eval_fn, keys_for, shuffle
-from nnspec.prepare import Splits, _labels, fail, prepare
+from nnspec.prepare import Splits, _labels, _spec_dir, fail, prepare
 from nnspec.lower import Model, TrainState, with_hparams
 from nnspec.show import format_value
 
@@ -160,7 +159,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         first = sweep.programs[group[0]]
         key = _preparation_key(first)
         if key not in prepared:
-            prepared[key] = prepare(_with_seed(first, data_seed), base_dir)
+            prepared[key] = prepare(runs.with_overrides(first, {"seed": data_seed}), base_dir)
         for i in group:
             members[i].splits = prepared[key]
     es = t.early_stop
@@ -195,10 +194,9 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
                          everyone=members)
     result = SweepResult(program, members, monitor, mode, notes, out)
     if out is not None:
-        from nnspec.prepare import _spec_dir
         # what eval rebuilds: the best model's data, made with the sweep's data seed
         best = result.best.program
-        result.record = runs.record(_with_seed(best, data_seed), base_dir or _spec_dir(program),
+        result.record = runs.record(runs.with_overrides(best, {"seed": data_seed}), base_dir or _spec_dir(program),
                                     epochs=epochs or best.train.epochs,  # type: ignore[union-attr]
                                     overrides={"epochs": epochs} if epochs is not None else {})
         _write_run(out, result)
@@ -211,10 +209,6 @@ def _names(names: list[str]) -> str:
 
 def _verb(names: list[str]) -> str:
     return "changes" if len(names) == 1 else "change"
-
-
-def _with_seed(program: Program, seed: int) -> Program:
-    return dataclasses.replace(program, train=dataclasses.replace(program.train, seed=seed))
 
 
 def _data_key(program: Program) -> str:
