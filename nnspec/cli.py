@@ -536,7 +536,7 @@ def _refuse_without_run(program, spec: str) -> None:
 
 def _literal(params, name: str) -> bool:
     """Whether the spec writes out array `name` of a layer (`weights=[[..]]`, `bias=[..]`:
-    `dense` is the one layer whose arrays can be written, layers.py)."""
+    `dense` is the one layer whose arrays can be written, nnspec/layers/)."""
     if name == "w":
         return params.get("weights") is not None
     if name == "b":

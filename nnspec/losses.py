@@ -1,4 +1,4 @@
-"""The loss and metric registries: one row each, pure Python (JAX formulas live in nn.py)."""
+"""The loss and metric registries: one row each, pure Python (JAX formulas live in nnspec/nn/)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A `Signature` is a tuple of `Param`s. Each param has a *type* (`Int`, `Float`, `Bool`,
 `Str`, `Choice`, `Array`, `ListOf`, `Union`, `Symbol`) that turns an IR value into a
 plain Python value or raises `ArgError` with a message and a help line. The registries
-(layers.py, losses.py, optim.py, datasets.py) are tables of signatures; check.py
+(layers/, losses.py, optim.py, datasets.py) are tables of signatures; check.py
 applies them. Pure Python: no JAX, no NumPy.
 """
 

@@ -2,7 +2,7 @@
 
 A layer row knows its parameters, its per-example output shape and the shapes of its
 weights (stax's `init(key, in_shape) -> (out_shape, params)`, minus the arrays). The
-JAX side (nn.py) implements the same rows; tests sweep both and compare shapes.
+JAX side (nnspec/nn/) implements the same rows; tests sweep both and compare shapes.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping
 
+from nnspec.layers import attention, conv, recurrent
+from nnspec.layers.base import Shape, ShapeError, count, flat, same, show_shape
 from nnspec.params import (ArgError, Array, Bool, Entry, Float, Int, P, Registry, Symbol,
                            Union)
 
-Shape = tuple[int, ...]
+__all__ = ["ACTIVATIONS", "INITIALIZERS", "LAYERS", "Shape", "ShapeError", "show_shape", "out_shape", "param_shapes"]
 
 # `output` says what the activation's values are, for loss/output agreement.
 ACTIVATIONS = Registry("activation", [
@@ -59,21 +61,6 @@ INITIALIZERS = Registry("initializer", [
 ])
 
 
-class ShapeError(Exception):
-    """A layer that cannot take its input's shape."""
-
-    def __init__(self, code: str, message: str, help: str | None = None, arg: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.help, self.arg = code, message, help, arg
-
-
-def _flat(op: str, in_shape: Shape) -> int:
-    if len(in_shape) != 1:
-        raise ShapeError("E201", f"`{op}` expects a flat vector, found shape {show_shape(in_shape)}",
-                         "add a `flatten` layer before it")
-    return in_shape[0]
-
-
 def _array_shape(a: Any) -> Shape:
     """The shape of a nested tuple; -1 marks a ragged level."""
     if not isinstance(a, tuple):
@@ -85,7 +72,7 @@ def _array_shape(a: Any) -> Shape:
 
 
 def _dense_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
-    n_in = _flat("dense", in_shape)
+    n_in = flat("dense", in_shape)
     shapes = {"w": (n_in, p["units"])}
     if p["bias"] is not False:
         shapes["b"] = (p["units"],)
@@ -93,30 +80,14 @@ def _dense_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
         got = _array_shape(p["weights"])
         if got != shapes["w"]:
             raise ShapeError("E202", f"`weights` has shape {show_shape(got)}, but this layer needs {show_shape(shapes['w'])}",
-                             f"write {_count(n_in, 'row')} of {_count(p['units'], 'number')}: one row per input, one column per unit",
+                             f"write {count(n_in, 'row')} of {count(p['units'], 'number')}: one row per input, one column per unit",
                              arg="weights")
     if isinstance(p["bias"], tuple):
         got = _array_shape(p["bias"])
         if got != (p["units"],):
             raise ShapeError("E202", f"`bias` has shape {show_shape(got)}, but this layer needs ({p['units']},)",
-                             f"write a list of {_count(p['units'], 'number')}, one per unit", arg="bias")
+                             f"write a list of {count(p['units'], 'number')}, one per unit", arg="bias")
     return shapes
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-# Shape rules take None for an input whose shape is unknown (an earlier error) and
-# return None unless the output does not depend on it, as `dense`'s does not.
-def _same(p: Mapping[str, Any], in_shape: Shape | None) -> Shape | None:
-    return in_shape
-
-
-def show_shape(shape: Shape) -> str:
-    """`(2,)`, `(8, 8)`; a ragged dimension (-1) shows as `?`."""
-    dims = ["?" if d < 0 else str(d) for d in shape]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def _dense_check(p: Mapping[str, Any], given: set[str]) -> None:
@@ -140,15 +111,21 @@ LAYERS = Registry("layer", [
         *_PENALTY,
     ), doc="fully connected: y = g(x·W + b)",
         attrs={"param_shapes": _dense_shapes, "out_shape": lambda p, s: (p["units"],),
-               "check": _dense_check}),
+               "check": _dense_check,
+               "examples": [((5,), "dense 3"), ((5,), "dense 4 relu bias=false"), ((1,), "dense 1 sigmoid")]}),
     Entry("dropout", (P("drop_prob", Float(ge=0, lt=1), required=True, positional=True,
                         doc="probability that a unit is dropped (set to 0) in training"),),
           doc="zeroes each unit with probability drop_prob in training, scales the rest by 1/(1-drop_prob)",
-          attrs={"out_shape": _same}),
+          attrs={"out_shape": same, "examples": [((6,), "dropout 0.5"), ((2, 3), "dropout 0.1")]}),
     Entry("flatten", doc="reshapes the example to a flat vector",
-          attrs={"out_shape": lambda p, s: None if s is None else (math.prod(s),)}),
+          attrs={"out_shape": lambda p, s: None if s is None else (math.prod(s),),
+                 "examples": [((8, 8), "flatten"), ((2, 3, 4), "flatten"), ((7,), "flatten")]}),
     *(Entry(a.name, a.params, doc=a.doc, aliases=a.aliases,
-            attrs={"out_shape": _same, "activation": a.name}) for a in ACTIVATIONS),
+            attrs={"out_shape": same, "activation": a.name,
+                   "examples": [((4,), a.name), ((2, 5), f"{a.name} 0.3" if a.name == "leaky_relu" else a.name)]})
+      for a in ACTIVATIONS),
+    # one module per family, each a list of rows (nnspec/layers/base.py says what a row holds)
+    *conv.LAYERS, *recurrent.LAYERS, *attention.LAYERS,
 ])
 
 

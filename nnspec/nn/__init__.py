@@ -1,7 +1,8 @@
 """The JAX side of the registries: activations, initializers, layers, losses, metrics.
 
 Layers are stax pairs written for ONE example: `init(key, in_shape) -> params` and
-`apply(params, x, hp, *, key, train) -> y`. They use only last-axis operations, so the
+`apply(params, x, hp, *, key, train) -> y`; each family of them has its own module here
+(conv.py, recurrent.py, attention.py), and `LAYERS` below gathers them. They use only last-axis operations, so the
 same code runs on a batch (extra leading axes) and under `jax.vmap`; tests check both.
 `hp` holds the layer's hyperparameters as arrays (traced values), never Python constants,
 so one compiled program can train many settings.
@@ -15,93 +16,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnspec.checked import Fn, Layer
+from nnspec.checked import Fn
+from nnspec.nn import attention, conv, recurrent
+from nnspec.nn.base import (ACTIVATIONS, INITIALIZERS, LayerImpl, _act_hparams, _STATIC_ACT_PARAMS,  # noqa: F401 (re-exported)
+                            activate, initializer)
 
 Array = jax.Array
 
-# ----------------------------------------------------------------------------- activations
-
-ACTIVATIONS: dict[str, Callable[..., Array]] = {
-    "sigmoid": lambda x: jax.nn.sigmoid(x),
-    "tanh": lambda x: jnp.tanh(x),
-    "relu": lambda x: jax.nn.relu(x),
-    "leaky_relu": lambda x, slope: jnp.where(x >= 0, x, slope * x),
-    "elu": lambda x, alpha: jnp.where(x > 0, x, alpha * jnp.expm1(jnp.minimum(x, 0))),
-    "gelu": lambda x, approximate: jax.nn.gelu(x, approximate=approximate),
-    "softplus": lambda x: jax.nn.softplus(x),
-    "silu": lambda x: jax.nn.silu(x),
-    "softmax": lambda x: jax.nn.softmax(x, axis=-1),
-    "log_softmax": lambda x: jax.nn.log_softmax(x, axis=-1),
-    "identity": lambda x: x,
-}
-
-# Activation params that change the program's structure stay static; the rest are traced.
-_STATIC_ACT_PARAMS = {"approximate"}
-
-
-def activate(fn: Fn | None, x: Array, hp: Mapping[str, Array]) -> Array:
-    if fn is None:
-        return x
-    kwargs = {k: (v if k in _STATIC_ACT_PARAMS else hp[k]) for k, v in fn.params.items()}
-    return ACTIVATIONS[fn.name](x, **kwargs)
-
-
-# ---------------------------------------------------------------------------- initializers
-
-def _variance_scaling(scale: float, mode: str, dist: str) -> Callable:
-    """`jax.nn.initializers.variance_scaling`, which Keras's initializers of the same names
-    match: `*_normal` draws a normal truncated at ±2σ, rescaled to the stated variance."""
-    def init(key: Array, shape: tuple[int, ...]) -> Array:
-        # a bias has one axis: it is both fan-in and fan-out (jax wants them named)
-        axes = {"in_axis": -1, "out_axis": -1} if len(shape) == 1 else {}
-        return jax.nn.initializers.variance_scaling(scale, mode, dist, **axes)(key, shape)
-    return init
-
-
-INITIALIZERS: dict[str, Callable[..., Callable]] = {
-    "zeros": lambda: lambda key, shape: jnp.zeros(shape),
-    "ones": lambda: lambda key, shape: jnp.ones(shape),
-    "constant": lambda value: lambda key, shape: jnp.full(shape, value, jnp.float32),
-    "normal": lambda mean, stddev: lambda key, shape: mean + stddev * jax.random.normal(key, shape),
-    "uniform": lambda low, high: lambda key, shape: jax.random.uniform(key, shape, minval=low, maxval=high),
-    "glorot_normal": lambda: _variance_scaling(1.0, "fan_avg", "truncated_normal"),
-    "glorot_uniform": lambda: _variance_scaling(1.0, "fan_avg", "uniform"),
-    "he_normal": lambda: _variance_scaling(2.0, "fan_in", "truncated_normal"),
-    "he_uniform": lambda: _variance_scaling(2.0, "fan_in", "uniform"),
-    "lecun_normal": lambda: _variance_scaling(1.0, "fan_in", "truncated_normal"),
-    "lecun_uniform": lambda: _variance_scaling(1.0, "fan_in", "uniform"),
-}
-
-
-def initializer(fn: Fn) -> Callable[[Array, tuple[int, ...]], Array]:
-    return INITIALIZERS[fn.name](**fn.params)
-
-
 # ---------------------------------------------------------------------------------- layers
-
-class LayerImpl:
-    """One layer lowered: `init(key) -> params` and `apply(params, x, hp, *, key, train)`;
-    `hparams()` gives the traced hyperparameters' starting values."""
-
-    def __init__(self, layer: Layer) -> None:
-        self.layer = layer
-
-    def init(self, key: Array) -> dict[str, Array]:
-        return {}
-
-    def hparams(self) -> dict[str, float]:
-        return {}
-
-    def apply(self, params: Mapping[str, Array], x: Array, hp: Mapping[str, Array], *,
-              key: Array | None, train: bool) -> Array:
-        raise NotImplementedError
-
-
-def _act_hparams(fn: Fn | None) -> dict[str, float]:
-    if fn is None:
-        return {}
-    return {k: float(v) for k, v in fn.params.items() if k not in _STATIC_ACT_PARAMS}
-
 
 class Dense(LayerImpl):
     def init(self, key: Array) -> dict[str, Array]:
@@ -165,6 +87,7 @@ class Activation(LayerImpl):
 LAYERS: dict[str, type[LayerImpl]] = {
     "dense": Dense, "dropout": Dropout, "flatten": Flatten,
     **{name: Activation for name in ACTIVATIONS},
+    **conv.LAYERS, **recurrent.LAYERS, **attention.LAYERS,
 }
 
 # ---------------------------------------------------------------------------------- losses

@@ -1,0 +1,47 @@
+"""What every layer family's rules share: the shape error, shape text, small shape helpers.
+
+A family module (conv.py, recurrent.py, ...) holds `LAYERS`, a list of registry rows; each
+row's attrs give `out_shape(params, in_shape)` (None for an unknown input, see below),
+`param_shapes(params, in_shape)` where the layer has weights, an optional `check(params,
+given)`, and `examples`: (per-example input shape, the layer as written) pairs that the
+registry sweep in tests/test_lowering.py checks against the JAX side.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+Shape = tuple[int, ...]
+
+
+class ShapeError(Exception):
+    """A layer that cannot take its input's shape."""
+
+    def __init__(self, code: str, message: str, help: str | None = None, arg: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.help, self.arg = code, message, help, arg
+
+
+def show_shape(shape: Shape) -> str:
+    """`(2,)`, `(8, 8)`; a ragged dimension (-1) shows as `?`."""
+    dims = ["?" if d < 0 else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def count(n: int, word: str) -> str:
+    """`1 row`, `3 rows`."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def flat(op: str, in_shape: Shape) -> int:
+    """The length of a flat input, or E201."""
+    if len(in_shape) != 1:
+        raise ShapeError("E201", f"`{op}` expects a flat vector, found shape {show_shape(in_shape)}",
+                         "add a `flatten` layer before it")
+    return in_shape[0]
+
+
+# Shape rules take None for an input whose shape is unknown (an earlier error) and
+# return None unless the output does not depend on it, as `dense`'s does not.
+def same(p: Mapping[str, Any], in_shape: Shape | None) -> Shape | None:
+    return in_shape

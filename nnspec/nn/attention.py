@@ -1,0 +1,7 @@
+"""Attention, transformer blocks, position embeddings, normalization and reshaping: the JAX side, one example at a time."""
+
+from __future__ import annotations
+
+from nnspec.nn.base import LayerImpl
+
+LAYERS: dict[str, type[LayerImpl]] = {}
