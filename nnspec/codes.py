@@ -138,6 +138,10 @@ Input dimensions are whole numbers ≥ 1: `input x[2]`, `input image[8, 8]`.""")
     "E204": ("input count", """
 A model has exactly one input. (Layers that merge several inputs are not in the
 language yet.)"""),
+    # E220-E229: convolution and pooling shapes
+    # E230-E239: recurrent layers
+    # E240-E249: attention, normalization, reshaping
+    # E250-E269: graphs, merges, several inputs, embeddings
     "E301": ("output units do not fit the loss", """
 `binary_crossentropy` needs one output unit (the probability of class 1).
 `categorical_crossentropy` needs one unit per class, at least two."""),
