@@ -139,6 +139,31 @@ Input dimensions are whole numbers ≥ 1: `input x[2]`, `input image[8, 8]`.""")
 A model has exactly one input. (Layers that merge several inputs are not in the
 language yet.)"""),
     # E220-E229: convolution and pooling shapes
+    "E220": ("convolution or pooling input of the wrong rank", """
+Convolutions and pooling layers read one example with its channels last: a 1-D layer
+(`conv1d`, `max_pool1d`, `avg_pool1d`, `upsampling1d`) takes (steps, channels), a 2-D
+layer (`conv2d`, `depthwise_conv2d`, `separable_conv2d`, `conv2d_transpose`,
+`max_pool2d`, `avg_pool2d`, `upsampling2d`) takes (height, width, channels), and
+`global_avg_pool` and `global_max_pool` take either.
+
+    input x[64]
+    conv2d 16 3 relu        # x is (64,): no height or width
+
+A gray-scale image still has one channel: declare `input image[8, 8, 1]`, not
+`input image[8, 8]` (and `builtin("digits", image=true)` gives the digits that way).
+A single series is `input x[100, 1]`."""),
+    "E221": ("window larger than the input", """
+With `padding=valid` (the default) a kernel or pooling window is used only where it
+fits inside the input, so it cannot be larger than the input along any axis; after a
+few layers that halve the size, a 3×3 kernel can outgrow a 2×2 image. A `dilation` d
+spreads a kernel of k taps over (k − 1)·d + 1 positions.
+
+    input image[8, 8, 1]
+    max_pool2d 4            # (2, 2, 1)
+    conv2d 8 3              # 3 > 2
+
+Use `padding=same` (zeros around the input, ceil(size / stride) outputs), a smaller
+kernel or window, or less pooling before it."""),
     # E230-E239: recurrent layers
     # E240-E249: attention, normalization, reshaping
     # E250-E269: graphs, merges, several inputs, embeddings

@@ -158,7 +158,8 @@ def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization(), *,
 
 
 def _decay_mask(reg: Regularization) -> Callable[[Params], Any]:
-    return lambda params: {layer: {name: (name == "w" or reg.include_bias) for name in ps}
+    # every array but the biases (named `b...`: `b`, `b_rec`, `b_back`) is a weight
+    return lambda params: {layer: {name: (not name.startswith("b") or reg.include_bias) for name in ps}
                            for layer, ps in params.items()}
 
 
@@ -225,7 +226,7 @@ class Model:
             ps = params.get(impl.layer.name, {})
             h = hp[impl.layer.name]
             for name, w in ps.items():
-                if name != "w" and not reg.include_bias:
+                if name.startswith("b") and not reg.include_bias:  # a bias: `b`, `b_rec`, `b_back`
                     continue
                 l1 = hp[MODEL_WIDE]["l1"] + h.get("l1", 0.0)
                 l2 = hp[MODEL_WIDE]["l2"] + h.get("l2", 0.0)

@@ -318,3 +318,26 @@ def _check_range(v, ge, gt, le, lt) -> None:
 
 # A cross-parameter check: (bound params, names given explicitly) -> None or raise ArgError.
 Check = Callable[[Mapping[str, Any], set], None]
+
+
+@dataclass(frozen=True)
+class Dims:
+    """One whole number per spatial axis of a window (`kernel=[3, 5]`: height 3, width 5);
+    a single number stands for every axis (`kernel=3` is 3×3). Converted to a tuple of `n`."""
+    n: int
+    min: int = 1
+
+    def describe(self) -> str:
+        one = "a whole number" + _range_text(self.min, None, None, None)
+        return one if self.n == 1 else f"{one}, or a list of {self.n} of them"
+
+    def convert(self, v: Any) -> tuple[int, ...]:
+        item = Int(min=self.min)
+        if not isinstance(v, tuple):
+            return (item.convert(v),) * self.n
+        if len(v) != self.n:
+            axes = "one number" if self.n == 1 else f"{self.n} numbers, one per axis"
+            eg = "" if self.n == 1 else f", or {self.n}, as in `[{', '.join(map(str, range(3, 3 + self.n)))}]`"
+            raise ArgError(E_TYPE, f"expected {axes}, found a list of {len(v)}",
+                           f"write one number{'' if self.n == 1 else ' for every axis'}, as in `3`{eg}")
+        return tuple(item.convert(x) for x in v)
