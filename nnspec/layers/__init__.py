@@ -58,6 +58,9 @@ INITIALIZERS = Registry("initializer", [
     Entry("he_uniform", doc="U(±√(6 / fan_in)), for relu layers"),
     Entry("lecun_normal", aliases=("lecun",), doc="N(0, 1 / fan_in) truncated at ±2σ and rescaled to that variance"),
     Entry("lecun_uniform", doc="U(±√(3 / fan_in))"),
+    Entry("orthogonal", (P("gain", Float(gt=0), 1.0, "multiplies the orthogonal matrix", positional=True),),
+          doc="a random orthogonal matrix (rows or columns orthonormal) times `gain`, over the last axis; "
+              "the default of recurrent kernels"),
 ])
 
 

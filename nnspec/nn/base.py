@@ -55,6 +55,15 @@ def _variance_scaling(scale: float, mode: str, dist: str) -> Callable:
     return init
 
 
+def _orthogonal(gain: float) -> Callable:
+    """`jax.nn.initializers.orthogonal` over the last axis (Keras's `Orthogonal`); a bias,
+    with one axis, is drawn as a single row: a random unit vector times `gain`."""
+    def init(key: Array, shape: tuple[int, ...]) -> Array:
+        full = shape if len(shape) >= 2 else (1, *shape)
+        return jax.nn.initializers.orthogonal(gain)(key, full).reshape(shape)
+    return init
+
+
 INITIALIZERS: dict[str, Callable[..., Callable]] = {
     "zeros": lambda: lambda key, shape: jnp.zeros(shape),
     "ones": lambda: lambda key, shape: jnp.ones(shape),
@@ -67,6 +76,7 @@ INITIALIZERS: dict[str, Callable[..., Callable]] = {
     "he_uniform": lambda: _variance_scaling(2.0, "fan_in", "uniform"),
     "lecun_normal": lambda: _variance_scaling(1.0, "fan_in", "truncated_normal"),
     "lecun_uniform": lambda: _variance_scaling(1.0, "fan_in", "uniform"),
+    "orthogonal": lambda gain: _orthogonal(gain),
 }
 
 
