@@ -6,8 +6,8 @@ it times one epoch of:
 - before: nnspec's epoch program as it was until the shuffle moved to the host (a
   `jax.random.permutation` inside the program, padding weights always), rebuilt here from
   `Model.step`, so the change can be priced on the same machine in the same run;
-- nnspec's epoch program as `fit` calls it (`nnspec.fit.epoch_program`, the epoch's order
-  from `nnspec.fit.shuffle` on the host, included in the time);
+- nnspec's epoch program as `fit` calls it (`nnspec.trainer.epoch_program`, the epoch's order
+  from `nnspec.trainer.shuffle` on the host, included in the time);
 - the same with the L1/L2 penalty left out when the spec has none (a `Model` subclass),
   and without the metric sums (the step returns the objective's loss), to price what is
   left of nnspec's step beyond the hand-written one;
@@ -19,8 +19,7 @@ For W3 (16 models): the rebuilt "before" sweep epoch (16 device permutations), n
 vmapped sweep epoch as `fit_sweep` calls it (one shared host order), nnspec's
 single-model epoch program run 16 times one after another (what a user without sweeps
 gets at best), the hand-written vmapped baseline (jax_vmap.py), and `fit_sweep` end to
-end, as is and with its epoch's metric sums fetched to the host once (one line patched
-into `sweep_fit._train_group`, in memory only).
+end.
 
 The hand-written variants read the data file themselves, as the baselines do (their
 losses expect integer labels, not nnspec's (n, 1) binary targets). The last-loss column
@@ -28,7 +27,7 @@ checks that a variant trains what it should (for W3 the mean over the 16 models,
 initial weights differ between nnspec and the hand-written code).
 
 Each line is the best epoch time over the rounds. This reads nnspec's internals
-(`epoch_fn`, `shuffle`, `Model.step`, `Model.penalty`, `with_hparams`, `sweep_fit._train_group`)
+(`trainer.epoch_fn`, `trainer.shuffle`, `Model.step`, `Model.penalty`, `with_hparams`)
 and may need updating when they change.
 """
 
@@ -50,6 +49,8 @@ import optax
 
 import nnspec
 import nnspec.fit as nfit
+import nnspec.trainer as ntrain
+from nnspec.sweep_fit import fit_sweep
 import nnspec.prepare as nprep
 from nnspec.lower import Model, TrainState, lower, with_hparams
 
@@ -119,24 +120,6 @@ class ZeroPenaltySkipped(Model):
         return super().penalty(params, hparams)
 
 
-def patched_train_group() -> Callable | None:
-    """`sweep_fit._train_group` with one line added (in memory only): each epoch's metric
-    sums fetched to the host once, so the per-model history rows index NumPy arrays
-    instead of making 16 eager device slices an epoch. None if the source has moved on."""
-    import inspect
-    from nnspec import sweep_fit
-    src = inspect.getsource(sweep_fit._train_group)
-    line = "new, sums, per_step = run(state, x, y, orders, epoch_keys, np.int32(epoch), hps)"
-    at = src.find(line)
-    if at < 0:
-        return None
-    indent = src[src.rfind("\n", 0, at) + 1:at]
-    src = src.replace(line, f"{line}\n{indent}sums = {{k: np.asarray(v) for k, v in sums.items()}}")
-    namespace = dict(vars(sweep_fit))
-    exec(compile(src, sweep_fit.__file__, "exec"), namespace)  # noqa: S102 - nnspec's own source, one line added
-    return namespace["_train_group"]
-
-
 def _setup(w: Workload, folder: Path):
     npz, spec = w.write(folder)
     program = nnspec.check_text(spec.read_text(encoding="utf-8"), filename=str(spec))
@@ -164,7 +147,7 @@ def _hand_single(w: Workload, npz: Path) -> Epoch:
 
     def epoch(e: int) -> float:
         nonlocal params, opt_state
-        idx = nfit.shuffle(w.seed, e, w.n).reshape(w.steps, w.batch)
+        idx = ntrain.shuffle(w.seed, e, w.n).reshape(w.steps, w.batch)
         params, opt_state, loss = run(params, opt_state, x, y, idx, e)
         return float(loss)
     return epoch
@@ -175,7 +158,7 @@ def single_model(w: Workload, folder: Path) -> dict[str, Callable[[], Epoch]]:
     program, x, y, npz = _setup(w, folder)
     model = lower(program)
     hp = model.hparams()
-    init_key, base = nfit.keys_for(w.seed)
+    init_key, base = ntrain.keys_for(w.seed)
     state0 = jax.jit(model.init_state)(init_key)
 
     def before() -> Epoch:
@@ -193,16 +176,16 @@ def single_model(w: Workload, folder: Path) -> dict[str, Callable[[], Epoch]]:
 
             def epoch(e: int) -> float:
                 nonlocal state
-                state, sums, _ = run(state, x, y, nfit.shuffle(w.seed, e, w.n), base, np.int32(e), hp)
+                state, sums, _ = run(state, x, y, ntrain.shuffle(w.seed, e, w.n), base, np.int32(e), hp)
                 return float(sums["loss"])
             return epoch
         return make
 
     return {"before: shuffle on the device (rebuilt)": before,
             "nnspec epoch program, as fit calls it (host order)": host_order(
-                lambda: nfit.epoch_program(model, w.n, w.batch)),
+                lambda: ntrain.epoch_program(model, w.n, w.batch)),
             "  without the L1/L2 penalty (the spec has none)": host_order(
-                lambda: nfit.epoch_program(ZeroPenaltySkipped(program), w.n, w.batch)),
+                lambda: ntrain.epoch_program(ZeroPenaltySkipped(program), w.n, w.batch)),
             "  without the metric sums": host_order(lambda: jax.jit(no_metrics_epoch_fn(model, w.n, w.batch))),
             "hand-written fused JAX (baseline b)": lambda: _hand_single(w, npz)}
 
@@ -213,7 +196,7 @@ def sweep(w: Workload, folder: Path) -> dict[str, Callable[[], Epoch]]:
     members = program.sweep.programs
     model = Model(members[0])
     m = len(members)
-    keys = [nfit.keys_for(p.train.seed) for p in members]
+    keys = [ntrain.keys_for(p.train.seed) for p in members]
     init_keys = jnp.stack([k[0] for k in keys])
     epoch_keys = jnp.stack([k[1] for k in keys])
     params = jax.jit(jax.vmap(model.init))(init_keys)
@@ -236,22 +219,22 @@ def sweep(w: Workload, folder: Path) -> dict[str, Callable[[], Epoch]]:
         return epoch
 
     def as_is() -> Epoch:  # as sweep_fit._train_group: models sharing a seed share one order
-        run = jax.jit(jax.vmap(nfit.epoch_fn(model, w.n, w.batch), in_axes=(0, None, None, None, 0, None, 0)))
+        run = jax.jit(jax.vmap(ntrain.epoch_fn(model, w.n, w.batch), in_axes=(0, None, None, None, 0, None, 0)))
         state = state0
 
         def epoch(e: int) -> float:
             nonlocal state
-            state, sums, _ = run(state, x, y, nfit.shuffle(seed, e, w.n), epoch_keys, np.int32(e), hps)
+            state, sums, _ = run(state, x, y, ntrain.shuffle(seed, e, w.n), epoch_keys, np.int32(e), hps)
             return float(np.mean(sums["loss"]))
         return epoch
 
     def one_by_one() -> Epoch:  # as benchmarks/baselines/nnspec_seq.py, one epoch of each model
-        run = nfit.epoch_program(model, w.n, w.batch)
+        run = ntrain.epoch_program(model, w.n, w.batch)
         states = [jax.tree_util.tree_map(lambda a, i=i: a[i], state0) for i in range(m)]
         hp = [Model(p).hparams() for p in members]
 
         def epoch(e: int) -> float:
-            order = nfit.shuffle(seed, e, w.n)
+            order = ntrain.shuffle(seed, e, w.n)
             losses = []
             for i in range(m):
                 states[i], sums, _ = run(states[i], x, y, order, epoch_keys[i], np.int32(e), hp[i])
@@ -272,7 +255,7 @@ def sweep(w: Workload, folder: Path) -> dict[str, Callable[[], Epoch]]:
 
         def epoch(e: int) -> float:
             nonlocal ps, os_
-            idx = nfit.shuffle(w.seed, e, w.n).reshape(w.steps, w.batch)
+            idx = ntrain.shuffle(w.seed, e, w.n).reshape(w.steps, w.batch)
             ps, os_, loss = run(ps, os_, hx, hy, idx, e)
             return float(np.mean(loss))
         return epoch
@@ -289,26 +272,16 @@ def end_to_end(w: Workload, folder: Path) -> dict[str, Callable[[], list[float]]
     _, spec = w.write(folder)
     program = nnspec.check_text(spec.read_text(encoding="utf-8"), filename=str(spec))
 
-    def times(patch: Callable | None = None) -> list[float]:
+    def times() -> list[float]:
         marks: list[float] = []
         if program.sweep is not None:
-            from nnspec import sweep_fit
-            original = sweep_fit._train_group
-            sweep_fit._train_group = patch or original
-            try:
-                nfit.fit_sweep(program, progress=lambda line: marks.append(time.perf_counter()))
-            finally:
-                sweep_fit._train_group = original
+            fit_sweep(program, progress=lambda line: marks.append(time.perf_counter()))
         else:
             nfit.fit(program, progress=lambda *a: marks.append(time.perf_counter()))
         return list(np.diff(marks))
     if program.sweep is None:
         return {"nnspec.fit end to end": times}
-    out = {"nnspec.fit.fit_sweep end to end": times}
-    patched = patched_train_group()
-    if patched is not None:
-        out["  with the sums fetched once an epoch (patched in memory)"] = lambda: times(patched)
-    return out
+    return {"nnspec.sweep_fit.fit_sweep end to end": times}
 
 
 def interleave(variants: dict[str, Callable[[], Epoch]], rounds: int

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from benchmarks import frontend, report
 from benchmarks.baselines import IMPLS
-from benchmarks.workloads import W3_PENDING, Workload, workloads
+from benchmarks.workloads import Workload, workloads
 from benchmarks.worker import MARK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,10 +145,6 @@ def run(*, quick: bool = False, only: list[str] | None = None, impls: list[str] 
         for name in names:
             if name == "frontend":
                 continue
-            if name == "W3" and (why := w3_missing()) is not None:
-                results["workloads"]["W3"] = {"status": "skipped", "note": why}
-                log(f"W3: skipped, {why}")
-                continue
             w = all_w[name]
             npz, spec = w.write(folder)
             entry: dict[str, Any] = {"title": w.title, "n": w.n, "epochs": w.epochs, "batch": w.batch,
@@ -216,12 +212,3 @@ def _brief(res: dict[str, Any]) -> str:
              else f"{res['runs']} whole run(s), ")
     return (f"{speed}wall {res['total_s']:.2f} s, loss {res['final_loss']:.4f}, peak {res['peak_rss_mb']:.0f} MiB, "
             f"other processes {res['others_cores']:.1f} cores")
-
-
-def w3_missing() -> str | None:
-    """Why W3 cannot run: it needs `nnspec.fit.fit_sweep` (sweeps, issue 5)."""
-    try:
-        import nnspec.fit
-    except Exception as exc:  # noqa: BLE001 - a broken import is reported, not raised
-        return f"cannot import nnspec.fit: {exc!r}"
-    return None if hasattr(nnspec.fit, "fit_sweep") else W3_PENDING

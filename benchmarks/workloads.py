@@ -126,7 +126,6 @@ def workloads(quick: bool = False) -> dict[str, Workload]:
                   classes=10, optimizer="adam",
                   lr=1e-3, batch=128, epochs=3 if quick else 5, drop_prob=0.5,
                   bars={"jax_fused": 0.9, "torch_eager": 4.0, "keras_jax": 1.4}, loss_tol=tol)
-    # W3 needs `nnspec.fit.fit_sweep`: the harness skips it with W3_PENDING where it is missing
     w3 = Workload("W3", "W1 at 16 learning rates: nnspec's sweep vs training them one by one", n=w1.n,
                   features=2, hidden=(3,), classes=2, optimizer="sgd", lr=0.1, batch=32, epochs=w1.epochs,
                   lrs=W3_LRS, impls=("nnspec", "jax_fused", "jax_vmap", "nnspec_seq", "nnspec_fits",
@@ -141,4 +140,3 @@ def workloads(quick: bool = False) -> dict[str, Workload]:
 
 
 W3_LRS = tuple(float(f"{v:.3g}") for v in np.geomspace(1e-3, 1.0, 16))
-W3_PENDING = "W3 needs sweeps (issue 5, in progress)"

@@ -407,7 +407,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     if program.train is None:
         raise UsageError(f"`{spec_path}` has no `train` block: there is no data to evaluate on")
-    from nnspec.fit import evaluate, load_trained
+    from nnspec.infer import evaluate, load_trained
     from nnspec.prepare import fail, prepare
     _compile_cache()
     notes = []
@@ -465,7 +465,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.run is None:
         _refuse_without_run(program, args.spec)
     _input_file(args.input)
-    from nnspec.fit import load_trained
+    from nnspec.infer import load_trained
     _compile_cache()
     if args.run is not None:
         try:
@@ -490,7 +490,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         x = std.apply(x)
     import jax.numpy as jnp
     from nnspec import nn
-    from nnspec.fit import predict
+    from nnspec.infer import predict
     pred = np.asarray(predict(model, params, jnp.asarray(x), ensemble=bool(meta.get("ensemble"))))
     loss = program.loss
     if loss is not None:

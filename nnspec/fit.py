@@ -1,10 +1,8 @@
-"""fit(program) -> Result: fused epoch programs, validation, early stopping, checkpoints.
+"""fit(program) -> Result: one run, trained as a stack of one by trainer.py.
 
-A whole epoch is one compiled program: the shuffle, every mini-batch's gradient step
-(a `lax.scan`) and the metric sums, on the device, with no Python per step. The epoch
-program is compiled once (its shapes never change) and reused every epoch. Keys derive
-from the spec's seed and the epoch number, so a resumed run ends bit-identical to an
-uninterrupted one.
+This module is the run's front: it applies the command line's overrides, reads the
+data (prepare.py), resumes from and writes the run folder (runs.py), and turns a
+divergence into E404 with its diagnosis. The training itself is trainer.Trainer's.
 """
 
 from __future__ import annotations
@@ -21,12 +19,13 @@ import numpy as np
 
 from nnspec import checkpoint, ir, runs
 from nnspec.checked import Program
-from nnspec.data import Dataset, Standardizer
+from nnspec.data import Standardizer
 from nnspec.diagnostics import NNSpecError
+from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
-from nnspec.prepare import Splits, _labels, _spec_dir, fail, prepare
+from nnspec.prepare import Splits, _spec_dir, fail, prepare
 from nnspec.show import format_value
-from nnspec.source import Span
+from nnspec.trainer import Divergence, Snapshot, Trainer, member, replay, stack
 
 
 @dataclass
@@ -46,94 +45,7 @@ class Result:
     already_finished: bool = False  # a `--resume` of a run that had finished: nothing was trained
 
 
-# ------------------------------------------------------------------------------ programs
-
-def epoch_program(model: Model, n: int, batch: int | None) -> Callable:
-    """The epoch function below, compiled once.
-    No buffer donation: the last good state must survive an epoch that diverges."""
-    return jax.jit(epoch_fn(model, n, batch))
-
-
-def shuffle(seed: int, epoch: int, n: int) -> np.ndarray:
-    """The order of the examples in one epoch, from the seed and the epoch number alone.
-
-    Drawn on the host: on XLA:CPU a device permutation is a sort of threefry bits that
-    cost 4x more than the whole W1 epoch it shuffles (docs/benchmarks.md), while NumPy's
-    takes 0.03 ms for 4,096 examples and is just as reproducible (and so resumable)."""
-    return np.random.default_rng((seed, epoch)).permutation(n).astype(np.int32)
-
-
-def epoch_fn(model: Model, n: int, batch: int | None) -> Callable:
-    """(state, x, y, order, base key, epoch, hparams) -> (state, metric sums, per-step
-    losses). `order` is the epoch's permutation of the examples (`shuffle`); the dropout
-    keys are folded from the base key and the epoch on the device. Pure: sweeps vmap it.
-
-    Every example is used once per epoch: the last, partial batch is padded with
-    repeated examples whose weight is 0, so all batches have one static shape."""
-    b = n if batch is None else batch
-    steps = math.ceil(n / b)
-    pad = steps * b - n
-    # Without padding every weight would be 1: leave them out of the program entirely.
-    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b) if pad else None
-
-    def run(state: TrainState, x, y, order, base_key, epoch, hparams):
-        key = jax.random.fold_in(base_key, epoch)
-        idx = jnp.concatenate([order, order[:pad]]).reshape(steps, b)
-        keys = jax.random.split(key, steps)
-
-        def body(state, inp):
-            i, w, k = inp
-            state, sums = model.step(state, x[i], y[i], key=k, hparams=hparams, weights=w)
-            return state, sums
-
-        state, sums = jax.lax.scan(body, state, (idx, weights, keys))
-        per_step = sums["loss"] / (jnp.sum(weights, axis=1) if weights is not None else b)
-        return state, {k: jnp.sum(v) / n for k, v in sums.items()}, per_step
-
-    return run
-
-
-def eval_program(model: Model) -> Callable:
-    """(params, x, y, hparams) -> mean of the loss and every metric, compiled once per shape."""
-    return jax.jit(eval_fn(model))
-
-
-def eval_fn(model: Model) -> Callable:
-    def run(params, x, y, hparams):
-        pred = model.apply(params, x, train=False, hparams=hparams)
-        return {k: jnp.mean(v) for k, v in model.metrics(pred, y).items()}
-    return run
-
-
-# ------------------------------------------------------------------------------ the loop
-
-@dataclass
-class _Stopper:
-    monitor: str
-    mode: str
-    patience: int
-    min_delta: float
-    best: float = math.nan
-    best_epoch: int = 0
-    wait: int = 0
-
-    def update(self, value: float, epoch: int) -> tuple[bool, bool]:
-        """(improved, should stop)."""
-        better = (math.isnan(self.best) or
-                  (value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta))
-        if better:
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            return True, False
-        self.wait += 1
-        return False, self.wait >= self.patience  # as Keras: `patience` epochs without improvement
-
-
 Progress = Callable[[int, int, dict[str, float], float], None]
-
-
-def keys_for(seed: int) -> tuple[jax.Array, jax.Array]:
-    base = jax.random.key(seed)
-    return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)
 
 
 @dataclass
@@ -207,124 +119,91 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         return _finished(program, model, ckpt, splits, meta)  # type: ignore[arg-type]
     if on_start is not None:
         on_start(Started(program, splits, total, len(meta.get("history", [])), given))
-    hp = model.hparams()
-    init_key, epoch_base = keys_for(t.seed)
-    state = jax.jit(model.init_state)(init_key)  # one compiled program, not dozens of eager ops
-    x, y = jnp.asarray(splits.train.x), jnp.asarray(_labels(program, splits.train.y))
-    val = None
-    if splits.val is not None:
-        val = (jnp.asarray(splits.val.x), jnp.asarray(_labels(program, splits.val.y)))
-    run_epoch = epoch_program(model, len(splits.train), t.batch)
-    evaluate_ = eval_program(model)
+    trainer = Trainer([program], splits)
     es = t.early_stop
-    stopper = _Stopper(es.monitor, es.mode, es.patience, es.min_delta) if es else None
-    best_params = None
-    history: list[dict[str, float]] = []
-    initial_loss: float | None = None
-    start = 0
     written: list[Path] = []
     created = False
-    if out is not None:
+    initial_loss: float | None = None
+    if resume:
+        assert out is not None and ckpt is not None
         runs.remove_stale_temporaries(out)
-        if resume:
-            state, best_params, history, stopper_state = _restore(program, model, ckpt, state)  # type: ignore[arg-type]
-            start = len(history)
-            initial_loss = meta.get("initial_loss")
-            if stopper is not None and stopper_state:
-                stopper.best, stopper.best_epoch, stopper.wait = (stopper_state["best"], stopper_state["best_epoch"],
-                                                                  stopper_state["wait"])
-        else:
+        state, best, history, stopper = runs.restore_checkpoint(program, ckpt, trainer.template())
+        # A run killed after the save of the epoch that stopped it, before its final save,
+        # has stopped all the same: resuming it trains nothing more.
+        snap = trainer.resumed(stack([state]), None if best is None else stack([best]), [history],
+                               [stopper], [prior if isinstance(prior, dict) and prior.get("reason") != "completed"
+                                           else None])
+        initial_loss = meta.get("initial_loss")
+        trainer.start_loss = np.array([math.nan if initial_loss is None else initial_loss])
+    else:
+        snap = trainer.fresh()
+        if t.divergence is not None:
+            initial_loss = float(trainer.measure_start(snap)[0])
+        if out is not None:
+            runs.remove_stale_temporaries(out)
             created = not out.exists()
             info = {**runs.versions(), "backend": jax.default_backend(), "devices": jax.device_count(),
                     "command": command, "started": runs.now(), "ended": None, "status": "running",
                     "seed": t.seed, "spec_fingerprint": ir.fingerprint(program.spec),
-                    "model_fingerprint": _model_fingerprint(program), "examples": _examples(splits), "run": rec}
+                    "model_fingerprint": runs.model_fingerprint(program), "examples": runs.examples(splits),
+                    "run": rec}
             try:
                 written = runs.start(out, program, info)
             except OSError:
                 runs.take_back(out, written, created)
                 raise
-    # A run killed after the save of the epoch that stopped it, before its final save,
-    # has stopped all the same: resuming it trains nothing more.
-    stopped: dict[str, Any] | None = prior
-    done_here = 0
+    if initial_loss is not None and not math.isfinite(initial_loss):
+        trainer.start_loss = np.array([math.nan])  # no yardstick: only NaN and infinity count
+
+    def save(s: Snapshot, final=None) -> None:
+        if ckpt is None:
+            return
+        tr = s.tracks[0]
+        runs.save_checkpoint(ckpt, program, member(s.state, 0),
+                             member(s.best, 0) if s.best is not None and tr.stopper.best_epoch else None,
+                             list(tr.history), tr.stopper.record() if es else None, splits, final=final,
+                             extra={"run": rec, "initial_loss": initial_loss, "stopped": _stopped(s, total)})
+        runs.write_history(out, list(tr.history))  # type: ignore[arg-type]
+
     last_save = time.perf_counter()
 
-    def save(final=None):
-        if ckpt is not None:
-            _save(ckpt, program, state, best_params, history, stopper, splits, final=final,
-                  extra={"run": rec, "initial_loss": initial_loss, "stopped": stopped})
-            runs.write_history(out, history)  # type: ignore[arg-type]
+    def on_epoch(s: Snapshot) -> None:
+        nonlocal last_save
+        tr = s.tracks[0]
+        if tr.diverged is not None:
+            save(s)
+            raise _diverged_error(program, trainer, s, tr.diverged, ckpt)
+        if ckpt is not None and (tr.stopped or time.perf_counter() - last_save >= checkpoint_every):
+            save(s)
+            last_save = time.perf_counter()
+        if progress is not None:
+            row = tr.history[-1]
+            progress(s.epoch, total, row, row["time"])
 
-    if initial_loss is None and t.divergence is not None:
-        # the yardstick of a divergence that stays finite: the initial weights' mean loss on
-        # the validation split (its program is compiled anyway), else on the training split
-        initial_loss = float(evaluate_(state.params, *(val if val is not None else (x, y)), hp)["loss"])
     try:
         try:
-            save()  # the first checkpoint: from here on the run can always be resumed
+            save(snap)  # the first checkpoint: from here on the run can always be resumed
         except OSError:
             if written:  # nothing of this run can be used yet: leave nothing behind
                 runs.take_back(out, written + [ckpt], created)  # type: ignore[list-item,operator]
             raise
-        for epoch in range(start, total):
-            if stopped is not None or (stop_after is not None and done_here >= stop_after):
-                break
-            t0 = time.perf_counter()
-            order = shuffle(t.seed, epoch, len(splits.train)) if t.batch is not None else np.arange(
-                len(splits.train), dtype=np.int32)  # full batch: the order does not matter
-            new_state, sums, per_step = run_epoch(state, x, y, order, epoch_base, np.int32(epoch), hp)
-            row = {"epoch": epoch + 1, **{k: float(v) for k, v in sums.items()}}
-            if not math.isfinite(row["loss"]):
-                save()
-                _diverged(program, epoch, np.asarray(per_step), history, ckpt, culprit=lambda step: _first_nonfinite(
-                    model, state, x, y, order, epoch_base, epoch, hp, t.batch, step))
-            if (t.divergence is not None and initial_loss is not None and math.isfinite(initial_loss)
-                    and row["loss"] > t.divergence * initial_loss):
-                save()
-                _exploded(program, epoch, row["loss"], initial_loss, t.divergence, ckpt)
-            if val is not None:
-                row.update({f"val_{k}": float(v) for k, v in evaluate_(new_state.params, *val, hp).items()})
-            row["time"] = time.perf_counter() - t0
-            # One statement without calls: Ctrl-C cannot land between the two stores,
-            # so the state saved on interrupt always matches the history.
-            state, history = new_state, history + [row]
-            stop = False
-            if stopper is not None:
-                value = row.get(stopper.monitor)
-                if value is not None:
-                    improved, stop = stopper.update(value, epoch + 1)
-                    if improved and es is not None and es.restore_best:
-                        best_params = jax.tree_util.tree_map(jnp.copy, state.params)
-            if stop:
-                # recorded in the same atomic write as the state that stopped
-                stopped = {"reason": "early_stop", "epoch": epoch + 1, "monitor": stopper.monitor,  # type: ignore[union-attr]
-                           "patience": stopper.patience}  # type: ignore[union-attr]
-            if ckpt is not None and (stop or time.perf_counter() - last_save >= checkpoint_every):
-                save()
-                last_save = time.perf_counter()
-            if progress is not None:
-                progress(epoch + 1, total, row, row["time"])
-            done_here += 1
-            if stop:
-                break
+        snap = trainer.run(snap, total, stop_after=stop_after, on_epoch=on_epoch)
     except KeyboardInterrupt:
-        save()  # the last finished epoch, so `--resume` can go on from there
+        last = trainer.snapshot or snap
+        save(last)  # the last finished epoch, so `--resume` can go on from there
         if out is not None:
-            runs.update_info(out, status="interrupted", ended=runs.now(), epochs_run=len(history))
+            runs.update_info(out, status="interrupted", ended=runs.now(), epochs_run=len(last.tracks[0].history))
         raise
-    params = state.params
-    if es is not None and es.restore_best and best_params is not None:
-        params = best_params
-    finished = stopped is not None or stop_after is None or done_here < stop_after or len(history) >= total
-    if finished and stopped is None:
-        stopped = {"reason": "completed", "epoch": len(history)}
+    tr = snap.tracks[0]
+    history = list(tr.history)
+    stopped = _stopped(snap, total)
+    finished = stopped is not None
+    params = trainer.kept(snap, 0)
     result = Result(program, model, params, history, len(history),
-                    stopper.best_epoch if stopper else None, bool(stopped and stopped["reason"] == "early_stop"),
-                    out, splits.standardizer, splits)
+                    tr.stopper.best_epoch if es else None, bool(tr.stopped), out, splits.standardizer, splits)
     if finished:
         result.kept = kept_metrics(result)
-    save(final=params if finished else None)
+    save(snap, final=params if finished else None)
     if out is not None and finished:
         runs.update_info(out, status="stopped early" if result.stopped_early else "finished", ended=runs.now(),
                          epochs_run=len(history), kept=result.kept, run=rec,
@@ -332,9 +211,14 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     return result
 
 
-def _examples(splits: Splits) -> dict[str, int]:
-    return {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
-            "test": len(splits.test) if splits.test else 0}
+def _stopped(snap: Snapshot, total: int) -> dict[str, Any] | None:
+    """How the run ended, if it has: stopped early, or all its epochs done."""
+    tr = snap.tracks[0]
+    if tr.stopped is not None:
+        return tr.stopped
+    if len(tr.history) >= total:
+        return {"reason": "completed", "epoch": len(tr.history)}
+    return None
 
 
 def kept_metrics(result: Result) -> dict[str, Any]:
@@ -368,35 +252,40 @@ def _finished(program: Program, model: Model, ckpt: Path, splits: Splits, meta: 
     return result
 
 
-def _exploded(program: Program, epoch: int, loss: float, initial: float, factor: float, ckpt) -> None:
-    """A divergence that stays finite (a clipped cross-entropy): E404 as for NaN."""
-    raise _divergence(program, f"the mean loss of epoch {epoch + 1} ({format_value(loss)}) is "
-                               f"{loss / initial:.3g} times the initial weights' loss ({format_value(initial)})",
-                      [f"a loss above {factor:g} times the initial one counts as diverged "
-                       f"(`divergence` in the `train` block; `divergence off` turns this check off)",
-                       _kept_note(epoch, ckpt)])
+# --------------------------------------------------------------------------- divergence
 
-
-def _diverged(program: Program, epoch: int, per_step: np.ndarray, history, ckpt,
-              culprit: Callable[[int], tuple[str, Span | None, str] | None] | None = None) -> None:
-    bad = np.flatnonzero(~np.isfinite(per_step))
-    step = int(bad[0]) + 1 if bad.size else 1
-    finite = per_step[:step - 1]
-    last = (f"{finite[-1]:.6g} at step {step - 1} of epoch {epoch + 1}" if finite.size else
+def _diverged_error(program: Program, trainer: Trainer, snap: Snapshot, d: Divergence, ckpt: Path | None
+                    ) -> NNSpecError:
+    """E404 for the one model of a run, with where and why it diverged."""
+    epoch = d.epoch - 1
+    t = program.train
+    assert t is not None
+    if d.how == "exploded":
+        initial = float(trainer.start_loss[0])
+        return _divergence(program, f"the mean loss of epoch {d.epoch} ({format_value(d.loss)}) is "
+                                    f"{d.loss / initial:.3g} times the initial weights' loss ({format_value(initial)})",
+                           [f"a loss above {t.divergence:g} times the initial one counts as diverged "
+                            f"(`divergence` in the `train` block; `divergence off` turns this check off)",
+                            _kept_note(epoch, ckpt)])
+    history = snap.tracks[0].history
+    finite = d.per_step[:d.step - 1]
+    last = (f"{finite[-1]:.6g} at step {d.step - 1} of epoch {d.epoch}" if finite.size else
             (f"{history[-1]['loss']:.6g} (mean of epoch {epoch})" if history else "none"))
     notes = [f"last finite loss: {last}", _kept_note(epoch, ckpt)]
     secondary = []
     found = None
-    try:
-        found = culprit(step) if culprit is not None else None
-    except Exception:  # the diagnosis is a courtesy: never let it hide the divergence itself
+    try:  # the diagnosis is a courtesy: never let it hide the divergence itself
+        order = trainer.order(epoch)
+        found = _first_nonfinite(trainer.model, member(snap.state, 0), trainer.x, trainer.y, order,
+                                 trainer.epoch_keys[0], epoch, member(trainer.hparams, 0), t.batch, d.step)
+    except Exception:
         found = None
     if found is not None:
         note, span, label = found
         notes.insert(0, note)
         secondary.append((span, label))
-    raise _divergence(program, f"the loss became {'NaN' if np.isnan(per_step[step - 1]) else 'infinite'} "
-                               f"at step {step} of epoch {epoch + 1}", notes, secondary)
+    return _divergence(program, f"the loss became {'NaN' if d.how == 'NaN' else 'infinite'} "
+                                f"at step {d.step} of epoch {d.epoch}", notes, secondary)
 
 
 def _divergence(program: Program, what: str, notes: list[str], secondary=()) -> NNSpecError:
@@ -416,24 +305,6 @@ def _kept_note(epoch: int, ckpt: Path | None) -> str:
     if epoch > 0:
         return f"the checkpoint of epoch {epoch} is kept in `{ckpt}`"
     return f"no epoch finished: the checkpoint in `{ckpt}` holds the initial weights"
-
-
-def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, hparams, batch: int | None,
-           steps_done: int):
-    """The state after the first `steps_done` steps of an epoch, one step at a time, with
-    the batches and keys of `epoch_fn` (a test holds the two together); and the epoch's
-    (batch indices, weights or None, step keys)."""
-    n = int(x.shape[0])
-    b = n if batch is None else batch
-    steps = math.ceil(n / b)
-    pad = steps * b - n
-    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b) if pad else None
-    idx = jnp.concatenate([jnp.asarray(order), jnp.asarray(order)[:pad]]).reshape(steps, b)
-    keys = jax.random.split(jax.random.fold_in(base_key, epoch), steps)
-    one = jax.jit(lambda s, i, w, k: model.step(s, x[i], y[i], key=k, hparams=hparams, weights=w)[0])
-    for j in range(steps_done):
-        state = one(state, idx[j], None if weights is None else weights[j], keys[j])
-    return state, (idx, weights, keys)
 
 
 def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epoch: int, hparams,
@@ -468,110 +339,3 @@ def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epo
         return None
     return (f"every layer's values were finite, but the loss overflowed: the largest output was "
             f"{float(jnp.max(jnp.abs(h))):.3g}", last.span, "its outputs grew too large for the loss")
-
-
-# ----------------------------------------------------------------------------- run files
-
-# `sweep_fit` removes stale temporaries through this name
-_remove_stale_temporaries = runs.remove_stale_temporaries
-
-
-def _model_fingerprint(program: Program) -> str:
-    return ir.fingerprint((program.spec.model, program.spec.loss))
-
-
-def _save(path: Path, program: Program, state: TrainState, best_params, history, stopper,
-          splits: Splits, final=None, extra: dict[str, Any] | None = None) -> None:
-    trees: dict[str, Any] = {"params": state.params, "opt_state": state.opt_state}
-    if best_params is not None:
-        trees["best_params"] = best_params
-    if final is not None:
-        trees["final_params"] = final
-    t = program.train
-    assert t is not None
-    meta = {"spec_fingerprint": ir.fingerprint(program.spec), "model_fingerprint": _model_fingerprint(program),
-            "epoch": len(history), "seed": t.seed, "history": history,
-            "rng": {"seed": t.seed, "next_epoch_key": np.asarray(jax.random.key_data(
-                jax.random.fold_in(keys_for(t.seed)[1], len(history)))).tolist()},
-            "stopper": None if stopper is None else {"best": stopper.best, "best_epoch": stopper.best_epoch,
-                                                      "wait": stopper.wait},
-            # what eval and predict need without the training data
-            "standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
-            "classes": list(splits.train.classes) if splits.train.classes is not None else None,
-            "feature_names": list(splits.train.feature_names) if splits.train.feature_names else None,
-            "target_names": list(splits.train.target_names) if splits.train.target_names else None}
-    checkpoint.save(path, trees, {**meta, **(extra or {})})
-
-
-def _restore(program: Program, model: Model, path: Path, template: TrainState):
-    try:
-        meta = checkpoint.read_meta(path)
-        if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
-            raise checkpoint.CheckpointError(f"`{path}` was written by a different spec",
-                                             "resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
-        templates: dict[str, Any] = {"params": template.params, "opt_state": template.opt_state}
-        if "best_params" in meta["trees"]:
-            templates["best_params"] = template.params
-        trees, meta = checkpoint.load(path, templates)
-    except checkpoint.CheckpointError as exc:
-        raise fail("E405", exc.message, program, None, help=exc.help) from None
-    return TrainState(trees["params"], trees["opt_state"]), trees.get("best_params"), meta["history"], meta["stopper"]
-
-
-def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardizer | None, dict]:
-    """The final parameters of a finished run, refusing a run of a different model.
-    For a sweep, the best model's; for an ensemble (a sweep over `seed` only), every
-    member's, stacked on a leading axis (`meta["ensemble"]` members)."""
-    path = run_dir / "checkpoint.npz"
-    try:
-        meta = checkpoint.read_meta(path)
-        if program.sweep is not None and meta.get("best_setting") is not None:
-            settings = [dict(s) for s in program.sweep.settings]
-            if meta["best_setting"] in settings:
-                program = program.sweep.programs[settings.index(meta["best_setting"])]
-        model = lower(program)
-        if meta.get("model_fingerprint") != _model_fingerprint(program):
-            raise checkpoint.CheckpointError(f"`{path}` was written for a different model",
-                                             f"use the spec it was trained with: `{run_dir / 'spec.nn'}`")
-        if "final_params" not in meta["trees"]:
-            raise checkpoint.CheckpointError(f"the run in `{run_dir}` did not finish",
-                                             f"resume it with `nnspec train --resume {run_dir}`")
-        params = jax.eval_shape(model.init, jax.random.key(0))
-        templates: dict[str, Any] = {"final_params": params}
-        if meta.get("ensemble"):
-            k = meta["ensemble"]
-            templates = {"members": jax.tree_util.tree_map(lambda a: np.zeros((k, *a.shape), a.dtype), params)}
-        trees, meta = checkpoint.load(path, templates)
-    except checkpoint.CheckpointError as exc:
-        raise fail("E405", exc.message, program, None, help=exc.help) from None
-    std = Standardizer.from_dict(meta["standardizer"]) if meta.get("standardizer") else None
-    if std is not None and (std.mean.shape != tuple(program.model.input_shape) or std.std.shape != std.mean.shape):
-        raise fail("E405", f"`{path}` standardizes {std.mean.size} features, but the model's input has "
-                           f"{math.prod(program.model.input_shape)}", program, None,
-                   help="it was written for a different model; train again")
-    return model, trees.get("members", trees.get("final_params")), std, meta
-
-
-def predict(model: Model, params, x: jax.Array, *, ensemble: bool = False) -> jax.Array:
-    """The model's outputs; an ensemble's are the mean of its members'."""
-    if ensemble:
-        return jnp.mean(jax.vmap(lambda p: model.apply(p, x))(params), axis=0)
-    return model.apply(params, x)
-
-
-def evaluate(model: Model, params, ds: Dataset, program: Program, *, ensemble: bool = False) -> dict[str, float]:
-    """Mean loss and metrics on `ds` (of the averaged outputs, for an ensemble)."""
-    y = jnp.asarray(_labels(program, ds.y))
-    if ensemble:
-        pred = predict(model, params, jnp.asarray(ds.x), ensemble=True)
-        return {k: float(jnp.mean(v)) for k, v in model.metrics(pred, y).items()}
-    out = eval_program(model)(params, jnp.asarray(ds.x), y, model.hparams())
-    return {k: float(v) for k, v in out.items()}
-
-
-def __getattr__(name: str) -> Any:
-    # `nnspec.fit.fit_sweep` lives in sweep_fit.py, which builds on this module
-    if name == "fit_sweep":
-        from nnspec.sweep_fit import fit_sweep
-        return fit_sweep
-    raise AttributeError(name)

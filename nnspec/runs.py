@@ -303,3 +303,69 @@ def take_back(out: Path, written: list[Path], created: bool) -> None:
             out.rmdir()
         except OSError:
             pass
+
+
+# ------------------------------------------------------------------------- the checkpoint
+
+def model_fingerprint(program: Program) -> str:
+    """What decides whether a checkpoint's weights fit a spec: its model and loss."""
+    return ir.fingerprint((program.spec.model, program.spec.loss))
+
+
+def examples(splits: Any) -> dict[str, int] | None:
+    """How many examples each split of `splits` (a prepare.Splits) holds."""
+    if splits is None:
+        return None
+    return {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
+            "test": len(splits.test) if splits.test else 0}
+
+
+def data_meta(splits: Any) -> dict[str, Any]:
+    """What eval and predict need of the data without reading it again: the standardizer,
+    the classes and the column names of the training split."""
+    train = splits.train
+    return {"standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
+            "classes": list(train.classes) if train.classes is not None else None,
+            "feature_names": list(train.feature_names) if train.feature_names else None,
+            "target_names": list(train.target_names) if train.target_names else None}
+
+
+def save_checkpoint(path: Path, program: Program, state: Any, best_params: Any, history: list[dict[str, float]],
+                    stopper: Mapping[str, Any] | None, splits: Any, final: Any = None,
+                    extra: Mapping[str, Any] | None = None) -> None:
+    """One run's checkpoint: its state (`TrainState`), the best weights so far, the final
+    weights once it has finished, and the metadata that resume, eval and predict read."""
+    import jax
+    import numpy as np
+
+    from nnspec.trainer import keys_for
+    trees: dict[str, Any] = {"params": state.params, "opt_state": state.opt_state}
+    if best_params is not None:
+        trees["best_params"] = best_params
+    if final is not None:
+        trees["final_params"] = final
+    t = program.train
+    assert t is not None
+    meta = {"spec_fingerprint": ir.fingerprint(program.spec), "model_fingerprint": model_fingerprint(program),
+            "epoch": len(history), "seed": t.seed, "history": history,
+            "rng": {"seed": t.seed, "next_epoch_key": np.asarray(jax.random.key_data(
+                jax.random.fold_in(keys_for(t.seed)[1], len(history)))).tolist()},
+            "stopper": None if stopper is None else dict(stopper), **data_meta(splits)}
+    checkpoint.save(path, trees, {**meta, **(extra or {})})
+
+
+def restore_checkpoint(program: Program, path: Path, template: Any) -> tuple[Any, Any, list[dict[str, float]],
+                                                                            dict[str, Any] | None]:
+    """(state, best weights or None, history, early stopping's record) of a run's
+    checkpoint, into the structure of `template` (a `TrainState` of shapes); raises
+    checkpoint.CheckpointError for a checkpoint of another spec or model."""
+    from nnspec.lower import TrainState
+    meta = checkpoint.read_meta(path)
+    if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
+        raise checkpoint.CheckpointError(f"`{path}` was written by a different spec",
+                                         "resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
+    templates: dict[str, Any] = {"params": template.params, "opt_state": template.opt_state}
+    if "best_params" in meta["trees"]:
+        templates["best_params"] = template.params
+    trees, meta = checkpoint.load(path, templates)
+    return TrainState(trees["params"], trees["opt_state"]), trees.get("best_params"), meta["history"], meta["stopper"]

@@ -1,10 +1,9 @@
 """fit_sweep(program) -> SweepResult: every model of a sweep trained at once.
 
 Models whose settings differ only in traced numbers (learning rate, momentum, drop
-probability, penalties, schedule constants, seed) share ONE compiled epoch program: the
-epoch function of fit.py, `jax.vmap`ped over their stacked parameters, optimizer states,
-hyperparameters and keys, so N models cost one compilation and one pass over the data
-per epoch. Axes that change the program (units, batch size, ...), the data (a dataset's
+probability, penalties, schedule constants, seed) form one group, trained as one stack by
+trainer.Trainer: ONE compiled epoch program, vmapped over the stacked models, so N models
+cost one compilation and one pass over the data per epoch. Axes that change the program (units, batch size, ...), the data (a dataset's
 parameters, the split) or the loop (epochs) give one such group per value, each trained
 on its own data for its own epochs, one after the other; groups that read the same data
 share one preparation of it. A group larger than the memory budget is split into
@@ -23,17 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 
 from nnspec import checkpoint, ir, runs
 from nnspec.check import physical_memory, training_bytes
 from nnspec.checked import Program
 from nnspec.diagnostics import NNSpecError
-from nnspec.fit import _Stopper, _model_fingerprint, epoch_fn, eval_fn, keys_for, shuffle
-from nnspec.prepare import Splits, _labels, _spec_dir, fail, prepare
-from nnspec.lower import Model, TrainState, with_hparams
+from nnspec.prepare import Splits, _spec_dir, fail, prepare
+from nnspec.trainer import Snapshot, Trainer, stack
 from nnspec.show import format_value
 
 
@@ -110,17 +105,6 @@ class SweepResult:
         widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
         line = lambda r: "  ".join(v.rjust(w) if k < len(head) - 1 else v for k, (v, w) in enumerate(zip(r, widths)))
         return "\n".join([line(head), *(line(r) for r in rows)]) + "\n"
-
-
-def _stack(trees: list[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
-
-
-def _select(mask: jax.Array, new: Any, old: Any) -> Any:
-    def pick(n, o):
-        m = mask.reshape(mask.shape + (1,) * (n.ndim - 1))
-        return jnp.where(m, n, o)
-    return jax.tree_util.tree_map(pick, new, old)
 
 
 def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None = None,
@@ -234,98 +218,36 @@ def _varying(sweep: Any, axis: Any) -> list[Program]:
 
 def _train_group(members: list[MemberResult], first: Program, splits: Splits, epochs: int, monitor: str,
                  mode: str, progress, label: str, everyone: list[MemberResult]) -> None:
-    t = first.train
-    assert t is not None
-    with_decay = any(m.program.regularization.weight_decay > 0 for m in members)
-    alone = [Model(m.program) for m in members]  # each setting's own numbers
-    with_penalty = any(one.has_penalty for one in alone)
-    model = Model(first, with_decay=with_decay, with_penalty=with_penalty)
-    m_count = len(members)
-    keys = [keys_for(m.program.train.seed) for m in members]  # type: ignore[union-attr]
-    init_keys = jnp.stack([k[0] for k in keys])
-    epoch_keys = jnp.stack([k[1] for k in keys])
-    params = jax.jit(jax.vmap(model.init))(init_keys)
-    template = jax.jit(model.optimizer.init)(jax.tree_util.tree_map(lambda a: a[0], params))  # type: ignore[union-attr]
-    opt_states = _stack([with_hparams(template, m.program.optimizer, m.program.regularization) for m in members])
-    hps = _stack([one.hparams() for one in alone])
-    state = TrainState(params, opt_states)
-
-    x, y = jnp.asarray(splits.train.x), jnp.asarray(_labels(first, splits.train.y))
-    val = None
-    if splits.val is not None:
-        val = (jnp.asarray(splits.val.x), jnp.asarray(_labels(first, splits.val.y)))
-    # Models with the same seed see the examples in the same order: one shared permutation.
-    seeds = [m.program.train.seed for m in members]  # type: ignore[union-attr]
-    shared = len(set(seeds)) == 1
-    n = len(splits.train)
-    run = jax.jit(jax.vmap(epoch_fn(model, n, t.batch), in_axes=(0, None, None, None if shared else 0, 0, None, 0)))
-    evaluate = jax.jit(jax.vmap(eval_fn(model), in_axes=(0, None, None, 0)))
-    select = jax.jit(_select)
-    es = t.early_stop
-    restore = es is not None and es.restore_best
-    stoppers = [_Stopper(monitor, mode, es.patience if es else 10 ** 9, es.min_delta if es else 0.0)
-                for _ in members]
-    # Each model's own factor over its initial loss beyond which it has diverged (None: never).
-    limits = np.array([m.program.train.divergence or math.inf for m in members])  # type: ignore[union-attr]
-    best_params = params if restore else None
-    active = np.ones(m_count, bool)
-    # The yardstick of a divergence that stays finite, as fit.fit measures it: the initial
-    # weights' mean loss on the validation split, else on the training split.
-    start = np.asarray(evaluate(state.params, *(val if val is not None else (x, y)), hps)["loss"])
-    for m, loss in zip(members, start):
+    """Train these models as one stack, filling in their results epoch by epoch (the
+    progress line ranks the whole sweep as it stands)."""
+    trainer = Trainer([m.program for m in members], splits, monitor=monitor, mode=mode)
+    snap = trainer.fresh()
+    for m, loss in zip(members, trainer.measure_start(snap)):
         m.start_loss = float(loss)
     started = time.perf_counter()
-    for epoch in range(epochs):
-        if not active.any():
-            break
-        if t.batch is None:
-            orders = np.arange(n, dtype=np.int32) if shared else np.tile(np.arange(n, dtype=np.int32), (m_count, 1))
-        elif shared:
-            orders = shuffle(seeds[0], epoch, n)
-        else:
-            orders = np.stack([shuffle(s, epoch, n) for s in seeds])
-        new, sums, per_step = run(state, x, y, orders, epoch_keys, np.int32(epoch), hps)
-        sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
-        losses = sums["loss"]
-        with np.errstate(invalid="ignore"):
-            exploded = np.isfinite(losses) & (losses > limits * start)
-        good = np.isfinite(losses) & ~exploded
-        for i in np.flatnonzero(active & ~good):
-            steps = np.asarray(per_step[i])
-            with np.errstate(invalid="ignore"):
-                bad = np.flatnonzero(~np.isfinite(steps) | (steps > limits[i] * start[i]))
-            step = int(bad[0]) if bad.size else 0
-            members[i].diverged = (epoch + 1, step + 1)
-            members[i].how = ("exploded" if exploded[i] else "NaN" if np.isnan(steps[step]) else "infinite")
-        keep = active & good
-        state = select(jnp.asarray(keep), new, state)
-        vals = {k: np.asarray(v) for k, v in evaluate(state.params, *val, hps).items()} if val is not None else {}
-        improved = np.zeros(m_count, bool)
-        for i in np.flatnonzero(keep):
-            m = members[i]
-            row = {"epoch": epoch + 1, **{k: float(v[i]) for k, v in sums.items()},
-                   **{f"val_{k}": float(v[i]) for k, v in vals.items()}}
-            m.history.append(row)
-            value = row.get(monitor)
-            if value is not None and math.isfinite(value):
-                better, stop = stoppers[i].update(value, epoch + 1)
-                improved[i] = better
-                if stop and es is not None:
-                    m.stopped_early = True
-                    keep[i] = False
-            m.best_epoch = stoppers[i].best_epoch or None
-            m.best_value = stoppers[i].best
-            # The value of the weights the model would end with now, which the ranking compares.
-            m.kept_value = m.best_value if restore else row.get(monitor, math.nan)
-        if best_params is not None:
-            best_params = select(jnp.asarray(improved), state.params, best_params)
-        active = keep
+
+    def on_epoch(s: Snapshot) -> None:
+        _fill(members, trainer, s)
         if progress is not None:
-            progress(f"{label}epoch {epoch + 1}/{epochs}  {_progress_summary(members, everyone, monitor, mode)}"
+            progress(f"{label}epoch {s.epoch}/{epochs}  {_progress_summary(members, everyone, monitor, mode)}"
                      f"  [{time.perf_counter() - started:.1f}s]")
-    final = best_params if best_params is not None else state.params
+
+    snap = trainer.run(snap, epochs, on_epoch=on_epoch)
+    _fill(members, trainer, snap)
     for i, m in enumerate(members):
-        m.params = jax.tree_util.tree_map(lambda a: a[i], final)
+        m.params = trainer.kept(snap, i)
+
+
+def _fill(members: list[MemberResult], trainer: Trainer, snap: Snapshot) -> None:
+    """Each model's result as the snapshot has it."""
+    for i, (m, tr) in enumerate(zip(members, snap.tracks)):
+        m.history = [{k: v for k, v in row.items() if k != "time"} for row in tr.history]
+        m.best_epoch = tr.stopper.best_epoch or None
+        m.best_value = tr.stopper.best
+        m.kept_value = trainer.kept_value(snap, i)
+        m.stopped_early = tr.stopped is not None
+        if tr.diverged is not None:
+            m.diverged, m.how = (tr.diverged.epoch, tr.diverged.step), tr.diverged.how
 
 
 def _progress_summary(group: list[MemberResult], everyone: list[MemberResult], monitor: str, mode: str) -> str:
@@ -355,7 +277,7 @@ def _write_run(out: Path, result: SweepResult) -> None:
             "models": len(result.members), "best_setting": best.setting, "ended": runs.now(), "run": result.record}
     checkpoint.write_bytes_atomic(out / "run.json", json.dumps(info, indent=2).encode())
     lines = [json.dumps({"setting": m.setting, "best_epoch": m.best_epoch, "best_value": m.best_value,
-                         "kept_value": m.kept_value, "examples": _examples(m.splits),
+                         "kept_value": m.kept_value, "examples": runs.examples(m.splits),
                          "diverged": m.diverged, "divergence": m.how or None, "start_loss": m.start_loss,
                          "stopped_early": m.stopped_early, "history": m.history})
              for m in result.members]
@@ -374,23 +296,12 @@ def _write_run(out: Path, result: SweepResult) -> None:
     trees: dict[str, Any] = {"final_params": best.params}
     ensemble = [a.name for a in result.program.sweep.axes] == ["seed"]  # type: ignore[union-attr]
     if ensemble:
-        trees["members"] = _stack([m.params for m in result.members])
-    meta = {"run": result.record, "model_fingerprint": _model_fingerprint(best.program), "epoch": len(best.history),
+        trees["members"] = stack([m.params for m in result.members])
+    meta = {"run": result.record, "model_fingerprint": runs.model_fingerprint(best.program), "epoch": len(best.history),
             "seed": best.program.train.seed, "history": best.history, "sweep": True,  # type: ignore[union-attr]
             "best_setting": best.setting, "ensemble": len(result.members) if ensemble else 0,
-            "standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
-            "classes": list(splits.train.classes) if splits.train.classes is not None else None,
-            "feature_names": list(splits.train.feature_names) if splits.train.feature_names else None,
-            "target_names": list(splits.train.target_names) if splits.train.target_names else None,
-            "spec_fingerprint": ir.fingerprint(result.program.spec)}
+            **runs.data_meta(splits), "spec_fingerprint": ir.fingerprint(result.program.spec)}
     checkpoint.save(out / "checkpoint.npz", trees, meta)
-
-
-def _examples(splits: Splits | None) -> dict[str, int] | None:
-    if splits is None:
-        return None
-    return {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
-            "test": len(splits.test) if splits.test else 0}
 
 
 def plot_lr_curve(result: SweepResult, path: Path) -> None:

@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:  # `benchmarks` is a folder of the checkout, not a
 import nnspec  # noqa: E402
 from benchmarks import harness, report  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
-from benchmarks.workloads import W3_PENDING, workloads  # noqa: E402
+from benchmarks.workloads import workloads  # noqa: E402
 
 OPTIONAL = {"torch_eager", "keras_jax"}  # skipped, with a note, where the package is missing
 
@@ -40,8 +40,7 @@ def test_every_workload_runs_and_losses_agree(quick_run):
     results, _ = quick_run
     assert {"date", "nproc", "cpu", "jax"} <= set(results["machine"])
     ws = results["workloads"]
-    expected = ["W1", "W2"] + (["W3"] if harness.w3_missing() is None else [])
-    for name in expected:
+    for name in ["W1", "W2", "W3"]:
         w = ws[name]
         assert w["impls"]["nnspec"]["status"] == "ok", w["impls"]["nnspec"].get("note")
         for impl, r in w["impls"].items():
@@ -67,26 +66,23 @@ def test_every_workload_runs_and_losses_agree(quick_run):
     assert report.all_losses_finite(results)
 
 
-def test_w3_is_a_sweep_or_skipped_with_its_reason(quick_run):
+def test_w3_is_a_sweep(quick_run):
     results, _ = quick_run
     w3 = results["workloads"]["W3"]
-    if "impls" not in w3:
-        assert w3 == {"status": "skipped", "note": W3_PENDING}
-    else:
-        impls = w3["impls"]
-        sweep = impls["nnspec"]["sweep_losses"]
-        assert len(sweep) == 16
-        for impl in ("jax_fused", "jax_vmap", "nnspec_seq", "nnspec_cli"):
-            assert len(impls[impl]["sweep_losses"]) == 16, impl
-        # nnspec's program compiled once and run per setting trains exactly the sweep's models
-        assert impls["nnspec_seq"]["sweep_losses"] == pytest.approx(sweep, rel=1e-4)
-        assert impls["nnspec_cli"]["sweep_losses"] == pytest.approx(sweep, rel=1e-4)
-        # --quick trains one setting alone (the compared one), in-process and as a process
-        for impl in ("nnspec_fits", "nnspec_procs"):
-            assert impls[impl]["final_loss"] == pytest.approx(impls["nnspec"]["final_loss"], rel=1e-4), impl
-        c = w3["comparison"]
-        assert (c["nnspec_seq"]["wall_bar"], c["nnspec_seq"]["wall_vs"]) == (4.0, "nnspec")
-        assert (c["nnspec_procs"]["wall_bar"], c["nnspec_procs"]["wall_vs"]) == (20.0, "nnspec_cli")
+    impls = w3["impls"]
+    sweep = impls["nnspec"]["sweep_losses"]
+    assert len(sweep) == 16
+    for impl in ("jax_fused", "jax_vmap", "nnspec_seq", "nnspec_cli"):
+        assert len(impls[impl]["sweep_losses"]) == 16, impl
+    # nnspec's program compiled once and run per setting trains exactly the sweep's models
+    assert impls["nnspec_seq"]["sweep_losses"] == pytest.approx(sweep, rel=1e-4)
+    assert impls["nnspec_cli"]["sweep_losses"] == pytest.approx(sweep, rel=1e-4)
+    # --quick trains one setting alone (the compared one), in-process and as a process
+    for impl in ("nnspec_fits", "nnspec_procs"):
+        assert impls[impl]["final_loss"] == pytest.approx(impls["nnspec"]["final_loss"], rel=1e-4), impl
+    c = w3["comparison"]
+    assert (c["nnspec_seq"]["wall_bar"], c["nnspec_seq"]["wall_vs"]) == (4.0, "nnspec")
+    assert (c["nnspec_procs"]["wall_bar"], c["nnspec_procs"]["wall_vs"]) == (20.0, "nnspec_cli")
 
 
 def test_front_end_latency_is_measured(quick_run):
@@ -104,18 +100,9 @@ def test_the_table_names_every_workload_and_ratio(quick_run):
     assert "LOSSES DIFFER" not in text
 
 
-def test_w3_is_skipped_without_sweeps(monkeypatch):
-    import nnspec.fit
-    monkeypatch.delattr(nnspec.fit, "__getattr__", raising=False)
-    monkeypatch.delattr(nnspec.fit, "fit_sweep", raising=False)
-    assert harness.w3_missing() == W3_PENDING
-
-
 @pytest.mark.parametrize("quick", [True, False])
 def test_every_workload_spec_checks(quick):
     for w in workloads(quick).values():
-        if w.lrs and harness.w3_missing() is not None:
-            continue
         program = nnspec.check_text(w.spec(f"{w.name}.npz"))
         assert program.train.batch == w.batch and program.train.epochs == w.epochs
         assert w.n % w.batch == 0
@@ -183,9 +170,7 @@ def test_saved_results_are_reported_again(quick_run, tmp_path, capsys):
 
 def test_the_ablation_still_finds_what_it_patches():
     """`benchmarks.ablate` reads nnspec's internals: fail here, not silently there, when they move."""
-    import nnspec.fit as nfit
-    from benchmarks import ablate
-    assert ablate.patched_train_group() is not None
+    import nnspec.trainer as nfit
     import inspect
     assert list(inspect.signature(nfit.epoch_fn(None, 64, 32)).parameters) == [
         "state", "x", "y", "order", "base_key", "epoch", "hparams"]

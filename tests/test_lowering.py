@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import nnspec
-from nnspec.fit import shuffle, epoch_program, fit
+from nnspec.fit import fit
+from nnspec.trainer import epoch_program, shuffle
 from nnspec.layers import LAYERS
 from nnspec.lower import Model, lower
 

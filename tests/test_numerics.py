@@ -19,7 +19,8 @@ import optax
 import pytest
 
 import nnspec
-from nnspec.fit import _Stopper, fit
+from nnspec.fit import fit
+from nnspec.trainer import Stopper
 from nnspec.layers import ACTIVATIONS, INITIALIZERS
 from nnspec.losses import LOSSES
 from nnspec.lower import Model, lower
@@ -703,10 +704,10 @@ STOPPER_CASES = [
 
 @pytest.mark.parametrize("curve,mode,patience,min_delta,stop,best", STOPPER_CASES)
 def test_early_stopping_epoch(curve, mode, patience, min_delta, stop, best) -> None:
-    stopper = _Stopper("val_loss", mode, patience, min_delta)
+    stopper = Stopper("val_loss", mode, patience, min_delta)
     stopped = None
     for epoch, value in enumerate(curve, start=1):
-        _, should_stop = stopper.update(value, epoch)
+        stopper, _, should_stop = stopper.update(value, epoch)
         if should_stop:
             stopped = epoch
             break

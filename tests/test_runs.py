@@ -339,13 +339,13 @@ def test_a_run_that_cannot_write_its_first_checkpoint_leaves_nothing(cli, tmp_pa
 def test_a_kill_between_the_stopping_save_and_the_final_save_trains_no_more(cli, tmp_path: Path, monkeypatch) -> None:
     """The audit's 7-of-8 random kills: the checkpoint of the epoch that stopped the run
     already says so, so resuming it ends where the uninterrupted run ended."""
-    import nnspec.fit as fit_module
+    from nnspec import runs as runs_module
     spec = tmp_path / "m.nn"
     spec.write_text(IRIS_LIKE.replace("epochs 6", "epochs 60\n    early_stop monitor=val_loss patience=2 restore_best")
                     .replace("lr=0.05", "lr=0.3"))
     whole = tmp_path / "whole"
     assert cli("train", spec, "--out", whole, "-q")[0] == 0
-    real = fit_module._save
+    real = runs_module.save_checkpoint
 
     class Killed(BaseException):  # as SIGKILL: nothing in nnspec handles it
         pass
@@ -354,11 +354,11 @@ def test_a_kill_between_the_stopping_save_and_the_final_save_trains_no_more(cli,
         real(path, *args, final=final, extra=extra, **kw)
         if final is None and (extra or {}).get("stopped"):
             raise Killed()
-    monkeypatch.setattr(fit_module, "_save", save_then_die)
+    monkeypatch.setattr(runs_module, "save_checkpoint", save_then_die)
     run = tmp_path / "run"
     with pytest.raises(Killed):
         cli("train", spec, "--out", run, "-q")
-    monkeypatch.setattr(fit_module, "_save", real)
+    monkeypatch.setattr(runs_module, "save_checkpoint", real)
     code, _, err = cli("train", "--resume", run, "-q")
     assert code == 0, err
     a, b = checkpoint.read_meta(whole / "checkpoint.npz"), checkpoint.read_meta(run / "checkpoint.npz")

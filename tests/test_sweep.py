@@ -86,9 +86,9 @@ def test_each_member_matches_training_that_setting_alone():
 
 
 def test_one_compilation_for_all_traced_members(monkeypatch):
-    from nnspec import sweep_fit
+    from nnspec import trainer
     traces = []
-    real = sweep_fit.epoch_fn
+    real = trainer.epoch_fn
 
     def counting(*args, **kw):
         fn = real(*args, **kw)
@@ -97,7 +97,7 @@ def test_one_compilation_for_all_traced_members(monkeypatch):
             traces.append(1)
             return fn(*a)
         return traced
-    monkeypatch.setattr(sweep_fit, "epoch_fn", counting)
+    monkeypatch.setattr(trainer, "epoch_fn", counting)
     fit_sweep(nnspec.check_text(spec(opt="sgd lr=sweep(0.01, 0.03, 0.1, 0.3)", seed="seed sweep(0, 1)")))
     assert len(traces) == 1  # 8 models, 6 epochs: traced once
 
@@ -145,7 +145,7 @@ def test_an_ensemble_averages_its_members(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(path), "--out", str(run), "-q"]) == 0
     program = nnspec.check_text(path.read_text(), filename=str(path))
-    from nnspec.fit import evaluate, load_trained, predict
+    from nnspec.infer import evaluate, load_trained, predict
     model, params, std, meta = load_trained(program, run)
     assert meta["ensemble"] == 3 and jax.tree_util.tree_leaves(params)[0].shape[0] == 3
     x = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)

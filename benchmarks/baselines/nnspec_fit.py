@@ -1,5 +1,5 @@
 """nnspec as its users run it: `nnspec.train(spec)` with a progress callback, and for a
-sweep `nnspec.fit.fit_sweep` (one vmapped program for all the models)."""
+sweep `nnspec.sweep_fit.fit_sweep` (one vmapped program for all the models)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import nnspec
-import nnspec.fit  # noqa: F401 - imports JAX outside the timed region, as for the baselines
+import nnspec.sweep_fit  # noqa: F401 - imports JAX outside the timed region, as for the baselines
 
 from benchmarks.clock import Clock
 from benchmarks.workloads import Workload
@@ -20,6 +20,6 @@ def train(w: Workload, npz: Path, spec: Path, clock: Clock) -> None:
         return
     program = nnspec.check_text(spec.read_text(encoding="utf-8"), filename=str(spec))
     clock.samples = w.n * len(w.lrs)  # one progress line per epoch of all the models
-    result = nnspec.fit.fit_sweep(program, progress=lambda line: clock.epoch(math.nan))
+    result = nnspec.sweep_fit.fit_sweep(program, progress=lambda line: clock.epoch(math.nan))
     clock.sweep_losses = [m.history[-1]["loss"] if m.history else math.nan for m in result.members]
     clock.final_loss = clock.sweep_losses[w.reference]

@@ -1,4 +1,4 @@
-"""W3 without a sweep, at its best: nnspec's own fused epoch program (`nnspec.fit.epoch_program`)
+"""W3 without a sweep, at its best: nnspec's own fused epoch program (`nnspec.trainer.epoch_program`)
 compiled once and run for each of the 16 settings in turn, in one process. Each setting
 gets its own initial state, its learning rate injected into the optimizer state (the
 rate is a traced value, so one compiled program serves them all) and nnspec's own host
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import nnspec
-import nnspec.fit as nfit
+import nnspec.trainer as nfit
 import nnspec.prepare as nprep
 from nnspec.lower import lower, with_hparams
 

@@ -113,7 +113,7 @@ def test_the_replay_that_names_the_layer_follows_the_epoch_program() -> None:
 
     import nnspec
     from nnspec.data import load
-    from nnspec.fit import epoch_program, keys_for, replay, shuffle
+    from nnspec.trainer import epoch_program, keys_for, replay, shuffle
     from nnspec.lower import lower
 
     for batch, n in (("24", 100), ("all", 100)):
