@@ -502,6 +502,18 @@ _HEADED = ("loss", "optimizer")  # written `loss name args`
 def _site(kind: str, text: str, name: str = "") -> str:
     """A spec, clean but for `text` in the place where a `kind` goes."""
     body, top, data, train = "", "", 'data builtin("moons")', "    split val=0.2\n"
+    if kind == "layer" and LAYERS.get(name) is not None and LAYERS.get(name).attrs.get("tokens"):  # type: ignore[union-attr]
+        # a layer of token ids reads an `int` input, and its (steps, dim) output is flattened
+        return (f"model m {{\n    input x[2] int vocab=10\n    {text}\n    flatten\n    dense 1 sigmoid\n}}\n"
+                f"loss binary_crossentropy\noptimizer sgd\ntrain {{\n    {data}\n{train}}}\n")
+    cases = LAYERS.get(name).attrs.get("examples", ()) if kind == "layer" and name in LAYERS else ()  # type: ignore[union-attr]
+    if cases and len(cases[0][0]) > 1:
+        # a layer that reads more than a flat vector (a sequence, an image) gets the input of
+        # its first shape example (no built-in data has that shape: no `train` block), and its
+        # output is flattened for the dense output layer
+        dims = ", ".join(map(str, cases[0][0]))
+        return (f"model m {{\n    input x[{dims}]\n    {text}\n    flatten\n    dense 1 sigmoid\n}}\n"
+                f"loss binary_crossentropy\noptimizer sgd\n")
     if kind == "layer":
         body = f"    {text}\n"
     elif kind in ("activation", "initializer"):
