@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import nnspec
-from nnspec.fit import evaluate, fit
+from nnspec.fit import fit
+from nnspec.infer import evaluate
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -48,7 +49,7 @@ def test_lr_sweep_finds_a_good_rate_between_too_small_and_too_large():
 
 @pytest.mark.slow
 def test_ensemble_is_at_least_as_good_as_its_average_member():
-    from nnspec.fit import evaluate
+    from nnspec.infer import evaluate
     from nnspec.sweep_fit import fit_sweep
     result = fit_sweep(program("ensemble.nn"))
     test = result.splits.test
