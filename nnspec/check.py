@@ -14,7 +14,8 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
-from nnspec.checked import (EarlyStop, Fn, Layer, LossProgram, ModelProgram, OptimizerProgram,
+from nnspec import graph
+from nnspec.checked import (EarlyStop, Fn, Input, Layer, LossProgram, ModelProgram, OptimizerProgram,
                             Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
@@ -76,6 +77,12 @@ TRAIN = Registry("train setting", [
                                "the initial loss; `off` stops only for NaN or infinity"),),
           doc="when a run counts as diverged"),
 ])
+
+# What follows an input's shape: `input tokens[20] int vocab=1000`.
+INPUT = Entry("input", (
+    P("type", Choice(("float", "int")), "float", "`int` for token ids (read by `embedding`)", positional=True),
+    P("vocab", Int(min=1), None, "for `int`: how many token ids there are, 0..vocab-1"),
+), doc="an input's type")
 
 REGULARIZE = Entry("regularize", (
     P("l1", Float(ge=0), 0.0, "λ₁ in λ₁·Σ|w| added to the loss"),
@@ -401,6 +408,8 @@ class _Checker:
                     return f"name it: `{p.name}={arg.value.name}`"
         names = [p.name for p in entry.params if not p.positional and not p.required]
         tail = f"; other arguments need a name: {one_of(names)}" if names else ""
+        if entry.attrs.get("merge"):
+            return f"`{entry.name}` takes the names of the nodes it merges, as in `{entry.name} h1 h2`{tail}"
         shown = [p for p in entry.params if p.positional or p.required]
         return f"write {_written(entry, shown, call, head)}{tail}"
 
@@ -426,6 +435,7 @@ class _Checker:
                      help="a spec needs `model NAME { input x[N] ... }`")
             return
         inputs = []
+        types: dict[str, Input] = {}
         names: dict[str, Span | None] = {}
         shapes: dict[str, tuple[int, ...]] = {}
         for inp in model.inputs:
@@ -439,9 +449,11 @@ class _Checker:
             if not inp.shape:
                 self.err("E203", f"input `{inp.name}` has no shape", inp.span, "",
                          help=f"write its dimensions, as in `input {inp.name}[2]`")
-            if len(dims) == len(inp.shape) and dims:
+            kind = self.input_type(inp)
+            if len(dims) == len(inp.shape) and dims and kind is not None:
                 inputs.append((inp.name, tuple(dims)))
                 shapes[inp.name] = tuple(dims)
+                types[inp.name] = Input(inp.name, tuple(dims), *kind)
             if inp.name in names:
                 self.err("E110", f"`{inp.name}` is defined twice", inp.span, "", secondary=[(names[inp.name], "first defined here")],
                          help="give each input and layer its own name")
@@ -449,14 +461,19 @@ class _Checker:
         if not model.inputs:
             self.err("E204", "the model has no input", model.span, "",
                      help="start the model with `input NAME[SHAPE]`, as in `input x[2]`")
-        elif len(model.inputs) > 1:
-            self.err("E204", "a model with more than one input needs a layer that merges them, which nnspec does not have yet",
-                     model.inputs[1].span, "second input", help="combine the features into one input")
+        elif len(model.inputs) > 1 and self.spec.train is not None:
+            data = self.spec.train.get("data")
+            self.err("E256", "a model with several inputs cannot be trained yet", model.inputs[1].span, "second input",
+                     secondary=[(data.span if data is not None else self.spec.train.span, "training asked for here")],
+                     help="combine the features into one input to train the model, or remove `train { }` "
+                          "to compile it alone")
+        graph_errors, broken = graph.edges(model)
+        self.diags += graph_errors
         # A node whose shape is unknown (its layer, arguments or input failed) is left out of
         # `shapes`: whatever reads it goes unchecked rather than reporting follow-on errors,
         # while a layer whose output does not depend on its input (`dense 4`) starts afresh.
         layers: list[Layer] = []
-        ok = bool(inputs) and len(model.inputs) == 1 and len(inputs) == 1
+        ok = bool(inputs) and len(inputs) == len(model.inputs) and not graph_errors
         for node in model.nodes:
             if node.name in names:
                 self.err("E110", f"`{node.name}` is defined twice", node.span, "",
@@ -475,18 +492,23 @@ class _Checker:
             if not node.inputs and model.inputs:  # without any input, E204 above says it once
                 self.err("E204", f"`{node.op}` comes before the model's input", node.op_span, "nothing flows into it yet",
                          help="declare `input NAME[SHAPE]` as the model's first line")
-            in_shape = shapes.get(node.inputs[0]) if node.inputs else None
+            merge = bool(entry.attrs.get("merge"))
+            if node.name in broken or not self.arity(node, merge) or not self.tokens(node, entry, params, types):
+                ok = False
+                continue
+            in_shapes = [shapes.get(n) for n in node.inputs]
+            in_shape = in_shapes[0] if in_shapes else None
             fits = False
-            if in_shape is not None:  # else nothing to check this layer against: reported already
+            if in_shapes and all(s is not None for s in in_shapes):  # else nothing to check against: reported already
                 try:
-                    pshapes = param_shapes(entry.name, params, in_shape)
-                    out = entry.attrs["out_shape"](params, in_shape)
+                    if merge:
+                        pshapes, out = {}, entry.attrs["merge_shape"](params, in_shapes)
+                    else:
+                        pshapes = param_shapes(entry.name, params, in_shape)
+                        out = entry.attrs["out_shape"](params, in_shape)
                     fits = True
                 except ShapeError as exc:
-                    given = params["__given__"]
-                    span = given[exc.arg].span if exc.arg in given else node.span
-                    self.err(exc.code, exc.message, span, f"input shape is {show_shape(in_shape)}" if exc.code == "E201" else "",
-                             help=exc.help)
+                    self.shape_error(exc, node, params, in_shapes)
             if not fits:
                 ok = False
                 out = entry.attrs["out_shape"](params, None)
@@ -496,12 +518,103 @@ class _Checker:
                 continue
             shapes[node.name] = out
             layers.append(Layer(node.name, entry.name, node.inputs, _public(params), in_shape, out,
-                                pshapes, node.span))
-        outline = ModelProgram(model.name, tuple(inputs), tuple(layers))
+                                pshapes, node.span, tuple(in_shapes)))  # type: ignore[arg-type]
+        if not graph_errors:
+            self.diags += graph.unused(model)
+        outline = ModelProgram(model.name, tuple(inputs), tuple(layers),
+                               tuple(types[n] for n, _ in inputs))
         if ok:
             self.model = outline
         elif model.nodes and model.nodes[-1].name in shapes:
             self.outline = outline  # the output is known: loss and data agreement can still be checked
+
+    def input_type(self, inp: ir.Input) -> tuple[str, int | None] | None:
+        """`input x[2]` -> float32; `input tokens[20] int vocab=1000` -> int32 below 1000."""
+        if not inp.args:
+            return ("float32", None)
+        bound = self.bind(INPUT, inp.args, inp.span, what=f"input `{inp.name}`")
+        if bound is None:
+            return None
+        if bound["type"] == "float" and bound["vocab"] is not None:
+            self.err("E255", f"`vocab` is for token ids, but input `{inp.name}` holds numbers",
+                     bound["__given__"]["vocab"].span, "", help=f"write `input {inp.name}[...] int vocab=N` for token ids")
+            return None
+        return ("int32", bound["vocab"]) if bound["type"] == "int" else ("float32", None)
+
+    def arity(self, node: ir.Node, merge: bool) -> bool:
+        """A merge reads two or more nodes; any other layer one."""
+        if merge and len(node.inputs) < 2:
+            found = "none" if not node.inputs else f"only `{node.inputs[0]}`"
+            self.err("E253", f"`{node.op}` merges two or more nodes, but names {found}", node.span, "",
+                     help=f"name the nodes it merges, as in `{node.op} h1 h2`")
+            return False
+        if not merge and len(node.inputs) > 1:
+            self.err("E253", f"`{node.op}` reads one node, but names {len(node.inputs)}", node.span, "",
+                     help="combine them first with a merge, such as `add h1 h2`")
+            return False
+        return True
+
+    def tokens(self, node: ir.Node, entry: Entry, params: dict[str, Any], types: Mapping[str, Input]) -> bool:
+        """Token ids flow only into `embedding`, and `embedding` reads only token ids; its
+        `vocab` comes from the input when the line does not give it (filled into `params`)."""
+        declared = {i.name: i.span for i in self.spec.model.inputs}  # type: ignore[union-attr]
+        reads_ids = bool(entry.attrs.get("tokens"))
+        for i, name in enumerate(node.inputs):
+            kind = types.get(name)
+            if name in declared and kind is None:
+                return False  # the input itself is wrong: reported
+            where = node.input_spans[i] if i < len(node.input_spans) else node.op_span
+            ids = kind is not None and kind.dtype == "int32"
+            if ids and not reads_ids:
+                self.err("E254", f"`{node.op}` cannot read the token ids of `{name}`", where,
+                         "reads token ids", secondary=[(declared[name], "an `int` input")],
+                         help=f"token ids are not numbers to compute with: read `{name}` with `embedding DIM` first")
+                return False
+            if reads_ids and not ids:
+                if name in declared:
+                    self.err("E254", f"`{node.op}` reads token ids, but `{name}` is an input of numbers", where,
+                             "", secondary=[(declared[name], "not an `int` input")],
+                             help=f"declare it `input {name}[STEPS] int vocab=N`")
+                else:
+                    self.err("E254", f"`{node.op}` reads token ids, but `{name}` is a layer", where, "",
+                             help="read an `int` input, declared as `input NAME[STEPS] int vocab=N`")
+                return False
+        if not entry.attrs.get("tokens"):
+            return True
+        kind = types[node.inputs[0]]
+        given = params["__given__"]
+        if params["vocab"] is None:
+            if kind.vocab is None:
+                self.err("E255", f"`{node.op}` needs the vocabulary size", node.span, "",
+                         help=f"give it on the input, `input {kind.name}[...] int vocab=N`, or here, `{node.op} DIM vocab=N`")
+                return False
+            params["vocab"] = kind.vocab
+        elif kind.vocab is not None and params["vocab"] < kind.vocab:
+            self.err("E255", f"`{node.op}` has {params['vocab']} vectors, but input `{kind.name}` has token ids up to "
+                             f"{kind.vocab - 1}", given["vocab"].span, "",
+                     help=f"drop `vocab=` to take the input's `vocab={kind.vocab}`")
+            return False
+        if params["padding"] is not None and params["padding"] >= params["vocab"]:
+            self.err("E255", f"`padding={params['padding']}` is not a token id: the vocabulary is 0..{params['vocab'] - 1}",
+                     given["padding"].span, "", help="the padding token is usually `padding=0`")
+            return False
+        return True
+
+    def shape_error(self, exc: ShapeError, node: ir.Node, params: dict[str, Any], in_shapes: list[Any]) -> None:
+        given = params["__given__"]
+        if exc.arg is not None and exc.arg.startswith("input:"):
+            i = int(exc.arg.split(":")[1])
+            spans = node.input_spans
+            span = spans[i] if i < len(spans) else node.span
+            first = spans[0] if spans else None
+            self.err(exc.code, exc.message, span, f"`{node.inputs[i]}` has shape {show_shape(in_shapes[i])}",
+                     secondary=[(first, f"`{node.inputs[0]}` has shape {show_shape(in_shapes[0])}")] if first else [],
+                     help=exc.help)
+            return
+        span = given[exc.arg].span if exc.arg in given else node.span
+        in_shape = in_shapes[0] if in_shapes else None
+        self.err(exc.code, exc.message, span, f"input shape is {show_shape(in_shape)}" if exc.code == "E201" else "",
+                 help=exc.help)
 
     def unknown_layer(self, node: ir.Node) -> None:
         extra = None

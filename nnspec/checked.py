@@ -30,6 +30,8 @@ class Layer:
     out_shape: Shape
     param_shapes: Mapping[str, Shape]
     span: Span | None = None
+    # one shape per input in `inputs`' order; a merge has several, and `in_shape` is the first
+    in_shapes: tuple[Shape, ...] = ()
 
     @property
     def n_params(self) -> int:
@@ -53,10 +55,27 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Input:
+    """A model input's type: `float32` numbers, or `int32` token ids below `vocab`."""
+    name: str
+    shape: Shape
+    dtype: str = "float32"  # float32 | int32
+    vocab: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelProgram:
+    """The model as a graph: `layers` in file order, which is an order of evaluation;
+    each reads the inputs and layers its `inputs` name; the output is the last layer's."""
     name: str | None
     inputs: tuple[tuple[str, Shape], ...]
     layers: tuple[Layer, ...]
+    # the inputs' types, in `inputs`' order; empty means every input is float32
+    input_types: tuple[Input, ...] = ()
+
+    def input_type(self, name: str) -> Input:
+        found = next((i for i in self.input_types if i.name == name), None)
+        return found or Input(name, dict(self.inputs)[name])
 
     @property
     def input_shape(self) -> Shape:

@@ -136,8 +136,9 @@ for 2 inputs and 1 unit, `weights=[[3], [-2]]`. A literal `bias=` has one number
     "E203": ("bad input shape", """
 Input dimensions are whole numbers ≥ 1: `input x[2]`, `input image[8, 8]`."""),
     "E204": ("input count", """
-A model has exactly one input. (Layers that merge several inputs are not in the
-language yet.)"""),
+A model needs at least one input, declared above the layers that read it. A model may
+have several inputs (`input a[4]` and `input b[3]`); layers reach the later ones with
+`from NAME` or a merge (`concat a b`)."""),
     # E220-E229: convolution and pooling shapes
     "E220": ("convolution or pooling input of the wrong rank", """
 Convolutions and pooling layers read one example with its channels last: a 1-D layer
@@ -167,6 +168,30 @@ kernel or window, or less pooling before it."""),
     # E230-E239: recurrent layers
     # E240-E249: attention, normalization, reshaping
     # E250-E269: graphs, merges, several inputs, embeddings
+    "E250": ("unknown node name", """
+`from NAME` and the names a merge reads (`add h1 h2`) must be inputs or layers of the
+same model; labels are written `NAME: LAYER ...`."""),
+    "E251": ("node read before it is defined", """
+A model is read top to bottom: a layer may read only inputs and layers above it, so
+the file order is the order of evaluation and a cycle cannot be written. Move the line
+that defines the name above the line that reads it."""),
+    "E252": ("merged shapes disagree", """
+`add`, `multiply` and `average` need inputs of identical shapes; `concat` needs shapes
+equal in every axis but the one it joins along (`axis`, the last by default)."""),
+    "E253": ("malformed graph edge", """
+A merge names at least two inputs, as in `add h1 h2`; `from` is followed by one name,
+as in `dense 8 from h1`, and a merge does not take `from`."""),
+    "E254": ("token input used by the wrong layer", """
+An `int` input holds token ids, not numbers to compute with: only `embedding` may
+read it, and `embedding` reads only an `int` input."""),
+    "E255": ("bad token input or vocabulary", """
+`input NAME[STEPS] int vocab=N` declares token ids 0..N-1; `embedding DIM` reads the
+vocabulary from that input, or names it, `embedding DIM vocab=N`, at least as large as
+the input's. `padding` must be a token id, below the vocabulary size."""),
+    "E256": ("several inputs cannot be trained yet", """
+A model with several inputs checks, compiles and runs (`Model.apply` takes a dict of
+arrays), but the training data is one table, so `train` with several inputs is refused.
+Combine the features into one input to train it."""),
     "E301": ("output units do not fit the loss", """
 `binary_crossentropy` needs one output unit (the probability of class 1).
 `categorical_crossentropy` needs one unit per class, at least two."""),
@@ -246,6 +271,10 @@ stops at the right time. Monitor the validation loss: `monitor=val_loss`."""),
     "W006": ("dropout as the last layer", """
 Dropout on the output zeroes predictions at random during training. Put it between
 hidden layers."""),
+    "W007": ("unused node", """
+An input or a layer whose output nothing reads and that is not the model's output
+(the last line): a branch computed and thrown away. Read it with `from NAME` or a
+merge, or remove it."""),
 }
 
 

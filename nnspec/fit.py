@@ -326,12 +326,13 @@ def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epo
     for impl in model.layers:
         if not finite(state.params.get(impl.layer.name, {})):
             return named(impl.layer, "weights")
-    h = x[idx[step - 1]]
-    layer_keys = jax.random.split(keys[step - 1], len(model.layers))  # as Model.apply splits it
-    for k, impl in zip(layer_keys, model.layers):
-        h = impl.apply(state.params.get(impl.layer.name, {}), h, hparams[impl.layer.name], key=k, train=True)
-        if not finite(h):
+    # every node's output, with the keys Model.apply draws; the first in file order to go
+    # non-finite is named (a graph's order of evaluation)
+    values = model.trace(state.params, x[idx[step - 1]], key=keys[step - 1], train=True, hparams=hparams)
+    for impl in model.layers:
+        if not finite(values[impl.layer.name]):
             return named(impl.layer, "output")
+    h = values[model.output]
     last = model.layers[-1].layer if model.layers else None
     per = model.per_example_loss(h, y[idx[step - 1]])
     w = jnp.ones(idx.shape[1]) if weights is None else weights[step - 1]

@@ -15,8 +15,11 @@ The canonical layout:
   inside the block. `#text` gains a space, as black does, except `#!`, `#:` and `##`.
   A comment written after a `}` has no place of its own in the IR: the parser gives
   it to the next statement, so it prints above that statement;
-- a model's inputs and layers print in an order the parser wires back the same way:
-  an unlabelled layer's name and its input are implied by where it stands.
+- a model's inputs and layers print in the order written (IR without spans: in an order
+  the parser wires back the same way); an unlabelled layer's name and its input are
+  implied by where it stands; a layer
+  that reads another node than the line above ends in `from NAME`, and a merge names
+  its inputs first (`concat a b axis=0`).
 
 Non-empty output ends with exactly one newline; an empty spec prints as "". IR that
 has no text form (a NaN, a name that is not a name, `f a [1]` read back as `a[1]`)
@@ -30,7 +33,7 @@ import re
 from itertools import groupby
 
 from nnspec import ir
-from nnspec.parse import _NUMBER, parse  # the parser's own number syntax, so they cannot drift
+from nnspec.parse import _NUMBER, FROM, is_merge, parse  # the parser's own syntax, so they cannot drift
 
 INDENT = "    "
 
@@ -64,18 +67,40 @@ def format_spec(spec: ir.Spec) -> str:
 def _block(node: ir.Model | ir.Train) -> list[str]:
     if isinstance(node, ir.Model):
         header = "model {" if node.name is None else f"model {_name(node.name)} {{"
-        body = [line for item in _source_order(node) for line in _model_statement(item)]
+        body = []
+        previous: str | None = None
+        for item in _source_order(node):
+            body += _model_statement(item, previous)
+            previous = item.name
     else:
         header = "train {"
         body = [line for d in node.statements for line in _directive(d, INDENT)]
     return _statement(node, header, "") + body + _comments(node.end_comments, INDENT) + ["}"]
 
 
-def _model_statement(item: ir.Input | ir.Node) -> list[str]:
+def _model_statement(item: ir.Input | ir.Node, previous: str | None) -> list[str]:
+    """An input, or a layer printed after the item named `previous`: a merge names what it
+    reads (`add h1 h2`); another layer reads the line above, or says `from NAME`."""
     if isinstance(item, ir.Input):
-        return _statement(item, f"input {_name(item.name)}[{_values(item.shape)}]", INDENT)
+        head = f"input {_name(item.name)}[{_values(item.shape)}]"
+        return _statement(item, _words(head, item.args) if item.args else head, INDENT)
     label = f"{_name(item.name)}: " if item.labelled else ""
-    return _statement(item, label + _words(_name(item.op), item.args), INDENT)
+    positional_name = next((a.value.name for a in item.args if a.key is None and isinstance(a.value, ir.Ref)
+                            and (is_merge(item.op) or a.value.name == FROM)), None)
+    if positional_name is not None:
+        raise ValueError(f"`{item.name}`: the name `{positional_name}` among its arguments would read as a node "
+                         "it reads")
+    names = tuple(ir.Arg(None, ir.Ref(n)) for n in item.inputs)
+    if is_merge(item.op):
+        args = names + item.args
+    elif item.inputs == ((previous,) if previous is not None else ()):
+        args = item.args
+    elif len(item.inputs) == 1:
+        args = item.args + (ir.Arg(None, ir.Ref(FROM)),) + names
+    else:
+        raise ValueError(f"`{item.name}` reads {len(item.inputs)} nodes, but only a merge reads more than one, "
+                         "and a layer without an input can only come before the model's inputs")
+    return _statement(item, label + _words(_name(item.op), args), INDENT)
 
 
 def _directive(d: ir.Directive, indent: str) -> list[str]:
@@ -90,16 +115,22 @@ def _statement(node: ir.Let | ir.Input | ir.Node | ir.Directive | ir.Model | ir.
 
 
 def _source_order(model: ir.Model) -> list[ir.Input | ir.Node]:
-    """Inputs and layers interleaved so that each layer reads the item printed before it,
-    which is how the parser wires an input to a layer."""
+    """Inputs and layers in the order they were written, when every one has a span (parsed
+    text); else interleaved so that each layer reads the item printed before it where an
+    input allows, which is how the parser wires an input to a layer. Either way a layer
+    that reads another node than the item above it prints `from NAME`."""
+    items: list[ir.Input | ir.Node] = [*model.inputs, *model.nodes]
+    if all(item.span is not None for item in items):
+        return sorted(items, key=lambda item: item.span.start)  # type: ignore[union-attr]
     out: list[ir.Input | ir.Node] = []
     pending = list(model.inputs)
     previous: str | None = None
     for node in model.nodes:
         if node.inputs != ((previous,) if previous is not None else ()):
             names = [i.name for i in pending]
-            if len(node.inputs) == 1 and node.inputs[0] in names:
-                k = names.index(node.inputs[0]) + 1
+            read = [names.index(n) for n in node.inputs if n in names]
+            if read:  # the inputs it reads, and those declared before them, print above it
+                k = max(read) + 1
                 out += pending[:k]
                 del pending[:k]
         out.append(node)

@@ -104,17 +104,21 @@ class Let:
 
 @dataclass(frozen=True)
 class Input:
-    """`input x[2]`: a named model input with a per-example shape."""
+    """`input x[2]`: a named model input with a per-example shape. `args` is what follows
+    the shape, its type: `input tokens[20] int vocab=1000`; none for numbers."""
     name: str
     shape: tuple[Value, ...]
     span: Span | None = _span()
     comments: tuple[str, ...] = _comments()
     trailing: str | None = field(default=None, compare=False, repr=False)
+    args: tuple[Arg, ...] = ()
 
 
 @dataclass(frozen=True)
 class Node:
-    """One layer: an op applied to named inputs. `labelled` says the name was written."""
+    """One layer: an op applied to named inputs. `labelled` says the name was written.
+    `inputs` are the nodes it reads, as written (`from h1`, `add h1 h2`) or implied (the
+    line above); `input_spans` locate the written ones. The checker resolves them."""
     name: str
     op: str
     inputs: tuple[str, ...]
@@ -124,6 +128,7 @@ class Node:
     op_span: Span | None = _span()
     comments: tuple[str, ...] = _comments()
     trailing: str | None = field(default=None, compare=False, repr=False)
+    input_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -228,9 +233,11 @@ _FIELDS: dict[str, dict[str, str]] = {
     "Arg": {"key": "name?", "value": "value", "span": "span?", "key_span": "span?"},
     "Let": {"name": "name", "value": "value", "span": "span?", "name_span": "span?", "comments": "[str]",
             "trailing": "str?"},
-    "Input": {"name": "name", "shape": "[value]", "span": "span?", "comments": "[str]", "trailing": "str?"},
+    "Input": {"name": "name", "shape": "[value]", "span": "span?", "comments": "[str]", "trailing": "str?",
+              "args": "[Arg]"},
     "Node": {"name": "name", "op": "name", "inputs": "[name]", "args": "[Arg]", "labelled": "bool",
-             "span": "span?", "op_span": "span?", "comments": "[str]", "trailing": "str?"},
+             "span": "span?", "op_span": "span?", "comments": "[str]", "trailing": "str?",
+             "input_spans": "[span]"},
     "Directive": {"keyword": "name", "args": "[Arg]", "span": "span?", "keyword_span": "span?",
                   "comments": "[str]", "trailing": "str?"},
     "Model": {"name": "name?", "inputs": "[Input]", "nodes": "[Node]", "span": "span?", "comments": "[str]",
@@ -324,7 +331,8 @@ def _read(data: Any, want: str, path: str, depth: int) -> Any:
 def json_schema() -> dict[str, Any]:
     """A JSON Schema (draft 2020-12) of the IR, from the same table `from_data` checks
     against; published as nnspec/ir.schema.json. A schema cannot say that a span's start
-    is at most its end, or that a layer reads an input defined above it: `from_data` does."""
+    is at most its end (`from_data` does), or that a layer reads an input or a layer
+    defined above it (the checker does)."""
     def field_schema(want: str) -> dict[str, Any]:
         if want.endswith("?"):
             return {"oneOf": [field_schema(want[:-1]), {"type": "null"}]}
@@ -356,22 +364,14 @@ def json_schema() -> dict[str, Any]:
 
 def from_data(data: Any) -> Spec:
     """Plain data -> IR, the inverse of `to_data`; every field's type is checked, and
-    what the parser guarantees of text (sections under their own keyword, each layer
-    reading one input or layer defined above it) is checked of the IR too."""
+    what the parser guarantees of text (sections under their own keyword) is checked of
+    the IR too. What a layer reads is the checker's to judge, as it is for text: a name
+    that is not an input or a layer above it is a located error there (E250, E251)."""
     spec = _read(data, "Spec", "spec", 0)
     for section in ("loss", "optimizer", "regularize"):
         d = getattr(spec, section)
         if d is not None and d.keyword != section:
             raise IRFormatError(f"`spec.{section}.keyword` must be \"{section}\", found {json.dumps(d.keyword)}")
-    if spec.model is not None:
-        defined = {i.name for i in spec.model.inputs}
-        for i, node in enumerate(spec.model.nodes):
-            path = f"spec.model.nodes[{i}].inputs"
-            if len(node.inputs) > 1:
-                raise IRFormatError(f"`{path}` must name at most one input: a layer reads one")
-            if node.inputs and node.inputs[0] not in defined:
-                raise IRFormatError(f"`{path}[0]` names `{node.inputs[0]}`, which is not an input or a layer above it")
-            defined.add(node.name)
     return spec
 
 
@@ -395,7 +395,7 @@ def from_json(text: str) -> Spec:
 
 
 _NOT_MEANING = {"span", "name_span", "key_span", "op_span", "keyword_span", "comments", "trailing",
-                "end_comments", "text"}
+                "end_comments", "text", "input_spans"}
 
 
 def fingerprint(node: Any) -> str:
@@ -405,7 +405,9 @@ def fingerprint(node: Any) -> str:
 
     def strip(d: Any) -> Any:
         if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if k not in _NOT_MEANING}
+            # an input without a type (`input x[2]`) hashes as it did before inputs had one
+            return {k: strip(v) for k, v in d.items() if k not in _NOT_MEANING
+                    and not (k == "args" and d.get("kind") == "Input" and not v)}
         if isinstance(d, list):
             return [strip(x) for x in d]
         return d

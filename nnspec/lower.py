@@ -176,6 +176,8 @@ class Model:
         self.has_penalty = with_penalty if with_penalty is not None else bool(
             reg.l1 or reg.l2 or any(layer.params.get("l1") or layer.params.get("l2") for layer in program.model.layers))
         self.layers = tuple(nn.LAYERS[layer.op](layer) for layer in program.model.layers)
+        # the model's output: its last layer (or its one input, for a model without layers)
+        self.output = program.model.layers[-1].name if program.model.layers else program.model.inputs[0][0]
         loss = program.loss
         self._loss = nn.loss_fn(loss.name, loss.params) if loss is not None else None
         self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay)
@@ -204,15 +206,52 @@ class Model:
         return jax.tree_util.tree_map(lambda v: np.float32(v), hp)
 
     # -- the forward pass
-    def apply(self, params: Params, x: jax.Array, *, key: jax.Array | None = None, train: bool = False,
+    def apply(self, params: Params, x: Any, *, key: jax.Array | None = None, train: bool = False,
               hparams: HParams | None = None) -> jax.Array:
-        """Outputs for one example, or a batch (leading axes are carried along)."""
+        """Outputs for one example, or a batch (leading axes are carried along). `x` is an
+        array for a model with one input; with several, a dict name -> array or a tuple in
+        the inputs' order."""
+        values = self.trace(params, x, key=key, train=train, hparams=hparams)
+        return values[self.output]
+
+    def trace(self, params: Params, x: Any, *, key: jax.Array | None = None, train: bool = False,
+              hparams: HParams | None = None) -> dict[str, jax.Array]:
+        """Every input's and layer's value, by name, in file order (an order of evaluation:
+        each layer reads names above it). The layers draw their keys as `apply` always has,
+        one split of `key` per layer in order."""
         hp = self.hparams() if hparams is None else hparams
         keys = (jax.random.split(key, len(self.layers)) if key is not None and train
                 else [None] * len(self.layers))
+        values: dict[str, jax.Array] = dict(self.feed(x))
         for k, impl in zip(keys, self.layers):
-            x = impl.apply(params.get(impl.layer.name, {}), x, hp[impl.layer.name], key=k, train=train)
-        return x
+            names = impl.layer.inputs
+            arg = tuple(values[n] for n in names) if getattr(impl, "MERGE", False) else values[names[0]]
+            values[impl.layer.name] = impl.apply(params.get(impl.layer.name, {}), arg, hp[impl.layer.name],
+                                                 key=k, train=train)
+        return values
+
+    def feed(self, x: Any) -> dict[str, jax.Array]:
+        """The inputs by name, from an array (one input), a dict or a tuple in input order;
+        token inputs as int32."""
+        names = [name for name, _ in self.program.model.inputs]
+        if isinstance(x, Mapping):
+            missing = [n for n in names if n not in x]
+            if missing:
+                raise ValueError(f"no value for input `{missing[0]}`: give one for each of {', '.join(names)}")
+            got = {n: x[n] for n in names}
+        elif isinstance(x, (tuple, list)) and len(names) > 1:
+            if len(x) != len(names):
+                raise ValueError(f"{len(x)} arrays for {len(names)} inputs ({', '.join(names)})")
+            got = dict(zip(names, x))
+        elif len(names) == 1:
+            got = {names[0]: x}
+        else:
+            raise ValueError(f"this model has {len(names)} inputs ({', '.join(names)}): "
+                             "give a dict name -> array or a tuple in that order")
+        for t in self.program.model.input_types:
+            if t.dtype == "int32":
+                got[t.name] = jnp.asarray(got[t.name]).astype(jnp.int32)
+        return got
 
     # -- the objective
     def penalty(self, params: Params, hparams: HParams | None = None) -> jax.Array:

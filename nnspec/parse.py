@@ -531,24 +531,70 @@ class _Builder:
             trail = self.comments.trailing(ssp.end)
             op = str(head)
             if op == "input":
-                shaped = args[0].value if len(args) == 1 and args[0].key is None else None
+                shaped = args[0].value if args and args[0].key is None else None
                 if not isinstance(shaped, ir.Shaped) or label is not None:
                     self.diags.append(error("E022", "malformed `input`", ssp, "",
                                             help="write `input NAME[SHAPE]`, as in `input x[2]` or `input image[8, 8]`"))
                     continue
-                inputs.append(ir.Input(shaped.name, shaped.dims, ssp, comments, trail))
+                # what follows the shape (`int vocab=1000`) is the input's type, for the checker
+                inputs.append(ir.Input(shaped.name, shaped.dims, ssp, comments, trail, args[1:]))
                 previous = shaped.name
                 continue
             node_name = str(label) if label is not None else ""
             while not node_name or (label is None and node_name in written):
                 counts[op] = counts.get(op, 0) + 1
                 node_name = f"{op}_{counts[op]}"
-            ins = (previous,) if previous is not None else ()
+            ins, in_spans, args = self.edges(op, args, previous)
             nodes.append(ir.Node(node_name, op, ins, args, label is not None, ssp, self.span(head),
-                                 comments, trail))
+                                 comments, trail, in_spans))
             previous = node_name
         return ir.Model(str(name) if name is not None else None, tuple(inputs), tuple(nodes), sp,
                         lead, trailing, self.comments.before(sp.end))
+
+
+    def edges(self, op: str, args: tuple[ir.Arg, ...], previous: str | None
+              ) -> tuple[tuple[str, ...], tuple[Span, ...], tuple[ir.Arg, ...]]:
+        """What a layer line reads, its names' spans and the arguments left: a merge's
+        positional names (`add h1 h2`), the name after `from` (`dense 8 from h1`), or
+        else the line above (also after a malformed `from`, reported here)."""
+        if is_merge(op):
+            names = [a for a in args if a.key is None and isinstance(a.value, ir.Ref)]
+            for a in names:
+                if a.value.name == FROM:  # type: ignore[union-attr]
+                    self.diags.append(error("E253", f"`{op}` names its inputs; it does not take `{FROM}`", a.span,
+                                            "", help=f"list every input after `{op}`, as in `{op} h1 h2`"))
+            names = [a for a in names if a.value.name != FROM]  # type: ignore[union-attr]
+            rest = tuple(a for a in args if not any(a is n for n in names) and not _is_from(a))
+            return (tuple(a.value.name for a in names), tuple(a.span for a in names), rest)  # type: ignore[union-attr]
+        at = [i for i, a in enumerate(args) if _is_from(a)]
+        if not at:
+            return ((previous,) if previous is not None else (), (), args)
+        i = at[0]
+        target = args[i + 1] if i + 1 < len(args) else None
+        if len(at) > 1 or target is None or target.key is not None or not isinstance(target.value, ir.Ref):
+            where = args[at[1]].span if len(at) > 1 else args[i].span
+            message = (f"`{FROM}` given twice" if len(at) > 1 else f"expected a name after `{FROM}`")
+            self.diags.append(error("E253", message, where, "",
+                                    help=f"a layer reads one node: write `{FROM} NAME` once, as in `{op} ... {FROM} h1`; "
+                                         "to combine nodes, use a merge such as `add h1 h2`"))
+            return ((previous,) if previous is not None else (), (), tuple(a for a in args if not _is_from(a)))
+        rest = args[:i] + args[i + 2:]
+        return ((target.value.name,), (target.span,), rest)  # type: ignore[union-attr,return-value]
+
+
+# `dense 8 from h1`: the word that names the node a layer reads
+FROM = "from"
+
+
+def _is_from(a: ir.Arg) -> bool:
+    return a.key is None and isinstance(a.value, ir.Ref) and a.value.name == FROM
+
+
+def is_merge(op: str) -> bool:
+    """Whether `op` is a merge, which names its inputs by position (`add h1 h2`)."""
+    from nnspec.layers import LAYERS  # the rule side: pure Python, no JAX
+    entry = LAYERS.get(op)
+    return bool(entry is not None and entry.attrs.get("merge"))
 
 
 _EXAMPLE = {"loss": "loss mse", "optimizer": "optimizer adam lr=1e-3", "regularize": "regularize l2=1e-4"}

@@ -4,6 +4,7 @@ model, split and standardized. One place for training, eval, predict and sweeps.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +47,16 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
                    notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
     check_fit(program, ds, t.data_span)
+    tokens = check_tokens(program, ds, t.data_span)
+    if tokens:  # token ids are fed as int32, and never standardized
+        ds, train_ds, val_ds, test_ds = (None if d is None else dataclasses.replace(d, x=d.x.astype(np.int32))
+                                         for d in (ds, train_ds, val_ds, test_ds))
     if t.batch is not None and t.batch > len(train_ds):
         raise fail("E402", f"batch size {t.batch} is larger than the training split ({len(train_ds)} examples)",
                    program, _stmt_span(program, "batch") or t.data_span, label="too large",
                    help="use a smaller batch, or `batch all` for full-batch gradient descent")
-    std = standardizer
-    if t.standardize and std is None:
+    std = standardizer if not tokens else None
+    if t.standardize and std is None and not tokens:
         std = Standardizer.fit(train_ds.x)
     if std is not None:
         train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
@@ -115,6 +120,36 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
     if loss.task == "regression" and ds.y.ndim == 2 and ds.y.shape[1] != out[0]:
         raise fail("E403", f"the data has {ds.y.shape[1]} target column(s), but the model has {out[0]} output unit(s)",
                    program, span, label="this data", help=f"give the last layer {ds.y.shape[1]} unit(s)")
+
+
+def check_tokens(program: Program, ds: Dataset, span: Span | None) -> bool:
+    """Whether the model's input holds token ids; if so, every value must be a whole number
+    in [0, vocab), the vocabulary of the input (or of the smallest `embedding` reading it)."""
+    model = program.model
+    if len(model.inputs) != 1 or model.input_type(model.inputs[0][0]).dtype != "int32":
+        return False
+    kind = model.input_type(model.inputs[0][0])
+    vocab = kind.vocab or min((layer.params["vocab"] for layer in model.layers if kind.name in layer.inputs),
+                              default=2 ** 31 - 1)
+    x = np.asarray(ds.x, dtype=np.float64)
+    bad = ~np.isfinite(x) | (x != np.round(x)) | (x < 0) | (x >= vocab)
+    if not bad.any():
+        return True
+    flat = int(np.argmax(bad.reshape(-1)))
+    row, col = divmod(flat, max(1, math.prod(ds.features)))
+    value = float(x.reshape(-1)[flat])
+    shown = f"{value:g}"
+    notes: tuple[str, ...] = ()
+    path = _data_path(program)
+    if path is not None and ds.lines is not None and ds.feature_names:
+        notes = (f"{path}, line {int(ds.lines[row])}, column `{_excerpt(ds.feature_names[col])}`: "
+                 f"`{shown}` is the first such value",)
+    elif path is not None:
+        notes = (f"{path}, example {row}, feature {col}: `{shown}` is the first such value",)
+    in_span = program.spec.model.inputs[0].span if program.spec.model else None
+    raise fail("E403", f"input `{kind.name}` holds token ids 0..{vocab - 1}, but the data has the value {shown}",
+               program, span, label="this data", secondary=[(in_span, "the input")], notes=notes,
+               help="token ids are whole numbers below `vocab`: fix the data, or raise `vocab`")
 
 
 def _data_path(program: Program) -> str | None:

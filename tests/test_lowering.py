@@ -35,19 +35,22 @@ def leaves_equal(a, b) -> bool:
 
 # ----------------------------------------------------------------------------- the shapes
 
-# layer -> (per-example input shape, the layer as written): each registry row's `examples`
-SHAPE_CASES: dict[str, list[tuple[tuple[int, ...], str]]] = {e.name: list(e.attrs.get("examples", ())) for e in LAYERS}
+# layer -> (per-example input shape, the layer as written[, the input's type]): each registry
+# row's `examples`; a merge's line reads `x` more than once (`add x x`), and a row with a
+# third element declares the input so (`int vocab=10`: token ids, fed as int32)
+SHAPE_CASES: dict[str, list[tuple]] = {e.name: list(e.attrs.get("examples", ())) for e in LAYERS}
 
 
 def test_every_layer_has_a_shape_case() -> None:
     assert [name for name, cases in SHAPE_CASES.items() if not cases] == []
 
 
-@pytest.mark.parametrize("in_shape,line", [c for cases in SHAPE_CASES.values() for c in cases],
-                         ids=[f"{line}@{s}" for cases in SHAPE_CASES.values() for s, line in cases])
-def test_checker_shapes_match_eval_shape(in_shape: tuple[int, ...], line: str) -> None:
+@pytest.mark.parametrize("in_shape,line,kind", [(*c[:2], c[2] if len(c) > 2 else "") for cases in SHAPE_CASES.values() for c in cases],
+                         ids=[f"{c[1]}@{c[0]}" for cases in SHAPE_CASES.values() for c in cases])
+def test_checker_shapes_match_eval_shape(in_shape: tuple[int, ...], line: str, kind: str) -> None:
     dims = ", ".join(map(str, in_shape))
-    model = compile_spec(f"input x[{dims}]\nl: {line}")
+    model = compile_spec(f"input x[{dims}] {kind}\nl: {line}")
+    dtype = jnp.int32 if "int" in kind.split() else jnp.float32
     layer = model.program.model.layers[0]
     params = jax.eval_shape(model.init, KEY)
     got_params = {k: v.shape for k, v in params.get("l", {}).items()}
@@ -56,10 +59,10 @@ def test_checker_shapes_match_eval_shape(in_shape: tuple[int, ...], line: str) -
     for train in (False, True):
         def one(params, x, train=train):
             return model.apply(params, x, key=KEY, train=train)
-        x = jax.ShapeDtypeStruct(in_shape, jnp.float32)
+        x = jax.ShapeDtypeStruct(in_shape, dtype)
         out = jax.eval_shape(one, params, x)
         assert (out.shape, out.dtype) == (layer.out_shape, jnp.float32)
-        batch = jax.ShapeDtypeStruct((7, *in_shape), jnp.float32)
+        batch = jax.ShapeDtypeStruct((7, *in_shape), dtype)
         assert jax.eval_shape(one, params, batch).shape == (7, *layer.out_shape)
         assert jax.eval_shape(jax.vmap(one, in_axes=(None, 0)), params, batch).shape == (7, *layer.out_shape)
 

@@ -4,7 +4,11 @@ A family module (conv.py, recurrent.py, ...) holds `LAYERS`, a list of registry 
 row's attrs give `out_shape(params, in_shape)` (None for an unknown input, see below),
 `param_shapes(params, in_shape)` where the layer has weights, an optional `check(params,
 given)`, and `examples`: (per-example input shape, the layer as written) pairs that the
-registry sweep in tests/test_lowering.py checks against the JAX side.
+registry sweep in tests/test_lowering.py checks against the JAX side. A merge row (graph.py)
+sets `merge` and reads several nodes: its rule is `merge_shape(params, [in_shape, ...])`,
+one shape per input in the order written, raising ShapeError with `arg="input:I"` for the
+I-th input that does not fit; a row that reads token ids sets `tokens`; an example may
+carry a third element, the input's type as written (`"int vocab=10"`).
 """
 
 from __future__ import annotations
