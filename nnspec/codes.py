@@ -166,6 +166,26 @@ spreads a kernel of k taps over (k − 1)·d + 1 positions.
 Use `padding=same` (zeros around the input, ceil(size / stride) outputs), a smaller
 kernel or window, or less pooling before it."""),
     # E230-E239: recurrent layers
+    "E230": ("recurrent layer needs a sequence", """
+`simple_rnn`, `lstm` and `gru` read one example as a sequence of shape (steps, features):
+one vector per step. A recurrent layer outputs only its last state, a flat vector, unless
+it is written with `sequences=true`; a second recurrent layer on top of it then has no
+steps to read:
+
+    input series[20, 1]
+    lstm 32
+    lstm 16
+
+Write `lstm 32 sequences=true` for the lower one. For the model's input, declare the
+steps and the features of each step: `input series[20, 1]`, not `input series[20]`."""),
+    "E231": ("`merge` without `bidirectional`", """
+`merge` says how the outputs of the forward and the backward cell of a bidirectional
+layer combine (`concat`, `sum` or `mean`); a layer that runs one way has nothing to
+merge.
+
+    lstm 32 merge=sum
+
+Write `lstm 32 bidirectional=true merge=sum`, or remove `merge`."""),
     # E240-E249: attention, normalization, reshaping
     # E250-E269: graphs, merges, several inputs, embeddings
     "E250": ("unknown node name", """

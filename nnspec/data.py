@@ -197,6 +197,15 @@ def _digits(rng: np.random.Generator, *, image: bool) -> Generated:
     return (x.reshape(-1, 8, 8, 1) if image else x), np.asarray(bunch.target, dtype=np.int64)
 
 
+def _waves(rng: np.random.Generator, *, n: int, steps: int, noise: float) -> Generated:
+    labels = _balanced(rng, n, 2)
+    cycles = rng.uniform(1, 2, n) + 2 * labels  # low: 1-2 cycles, high: 3-4 (≥ 2.5 samples per cycle)
+    phase = rng.uniform(0, 2 * np.pi, n)
+    t = np.arange(steps) / steps
+    x = np.sin(2 * np.pi * cycles[:, None] * t + phase[:, None])
+    return (x + noise * rng.normal(size=(n, steps)))[:, :, None], labels
+
+
 GENERATORS: Mapping[str, Callable[..., Generated]] = {
     "pass_class": _pass_class,
     "linear": _linear,
@@ -207,12 +216,14 @@ GENERATORS: Mapping[str, Callable[..., Generated]] = {
     "regression": _regression,
     "blobs": _blobs,
     "digits": _digits,
+    "waves": _waves,
 }
 
-_NAMES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...] | None]] = {
+_NAMES: Mapping[str, tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, ...] | None]] = {
     # dataset: (feature names, target names, class names)
     "pass_class": (("lectures", "hours"), ("passed",), ("fail", "pass")),
     "regression": (("x",), ("y",), None),
+    "waves": (None, ("high",), ("low", "high")),
 }
 
 

@@ -84,6 +84,14 @@ DATASETS = Registry("dataset", [
        "(needs scikit-learn)",
         attrs={"task": MULTICLASS, "features": (64,), "classes": 10, "targets": 1,
                "features_fn": lambda p: (8, 8, 1) if p.get("image") else (64,)}),
+    Entry("waves", (
+        _n(),
+        P("steps", Int(min=10, max=10_000), 20, "samples in each wave: the sequence's length"),
+        _noise(0.2, "each sample"),
+    ), "a sequence per example: a sine wave sampled at `steps` points with a random phase, "
+       "making 1-2 cycles (low) or 3-4 cycles (high) -> low or high; for recurrent layers",
+        attrs={"task": BINARY, "features": (20, 1), "classes": 2, "targets": 1,
+               "features_fn": lambda p: (p["steps"], 1)}),
 ])
 
 

@@ -331,8 +331,8 @@ def _read(data: Any, want: str, path: str, depth: int) -> Any:
 def json_schema() -> dict[str, Any]:
     """A JSON Schema (draft 2020-12) of the IR, from the same table `from_data` checks
     against; published as nnspec/ir.schema.json. A schema cannot say that a span's start
-    is at most its end (`from_data` does), or that a layer reads an input or a layer
-    defined above it (the checker does)."""
+    is at most its end, or that a layer reads an input or a layer defined above it:
+    `from_data` does."""
     def field_schema(want: str) -> dict[str, Any]:
         if want.endswith("?"):
             return {"oneOf": [field_schema(want[:-1]), {"type": "null"}]}
@@ -365,13 +365,23 @@ def json_schema() -> dict[str, Any]:
 def from_data(data: Any) -> Spec:
     """Plain data -> IR, the inverse of `to_data`; every field's type is checked, and
     what the parser guarantees of text (sections under their own keyword) is checked of
-    the IR too. What a layer reads is the checker's to judge, as it is for text: a name
-    that is not an input or a layer above it is a located error there (E250, E251)."""
+    the IR too. The nodes' order is the order of evaluation, so each name a layer reads
+    must be an input or a layer before it: JSON has no text for the checker's located
+    E250/E251 to point at, so its path is named here. How many names a layer may read
+    (one, or two or more for a merge) is the checker's to say (E253)."""
     spec = _read(data, "Spec", "spec", 0)
     for section in ("loss", "optimizer", "regularize"):
         d = getattr(spec, section)
         if d is not None and d.keyword != section:
             raise IRFormatError(f"`spec.{section}.keyword` must be \"{section}\", found {json.dumps(d.keyword)}")
+    if spec.model is not None:
+        defined = {i.name for i in spec.model.inputs}
+        for i, node in enumerate(spec.model.nodes):
+            for k, name in enumerate(node.inputs):
+                if name not in defined:
+                    raise IRFormatError(f"`spec.model.nodes[{i}].inputs[{k}]` names `{name}`, "
+                                        "which is not an input or a layer above it")
+            defined.add(node.name)
     return spec
 
 

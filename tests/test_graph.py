@@ -257,12 +257,18 @@ def test_ir_json_round_trip_keeps_edges_and_input_types() -> None:
     assert back == spec
     assert ir.to_data(back) == ir.to_data(spec)  # spans of the names read, and the input types, too
     assert [n.input_spans for n in back.model.nodes] == [n.input_spans for n in spec.model.nodes]
-    # a forward reference in IR is the checker's to report, with the same code as in text
+    # JSON has no text to point at: a name read before its node is refused by its path
     data = ir.to_data(spec)
-    data["model"]["nodes"][0]["inputs"] = ["out"]
-    with pytest.raises(NNSpecError) as exc:
+    data["model"]["nodes"][1]["inputs"] = ["a", "out"]
+    with pytest.raises(ir.IRFormatError) as exc:
+        ir.from_data(data)
+    assert str(exc.value) == "`spec.model.nodes[1].inputs[1]` names `out`, which is not an input or a layer above it"
+    # a layer reading two nodes is well-formed IR: the checker says only a merge may (E253)
+    data = ir.to_data(spec)
+    data["model"]["nodes"][0]["inputs"] = ["a", "words"]
+    with pytest.raises(NNSpecError) as err:
         nnspec.check(ir.from_data(data))
-    assert [d.code for d in exc.value.diagnostics] == ["E251"]
+    assert [(d.code, d.message) for d in err.value.diagnostics] == [("E253", "`dense` reads one node, but names 2")]
 
 
 def test_a_plain_input_hashes_as_before_inputs_had_types() -> None:

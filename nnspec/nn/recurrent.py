@@ -1,7 +1,142 @@
-"""Recurrent layers and embeddings: the JAX side, one example at a time."""
+"""Recurrent layers and embeddings: the JAX side, one example at a time.
+
+A cell is one step, `(params, state, xw_t) -> (state, h_t)`, where `xw_t` is the step's
+input already multiplied by the input kernel (x·W + b, for every step at once: one
+matrix product instead of one per step). `jax.lax.scan` runs the cell over the time
+axis, as flax's `RNN` does; the backward cell of a bidirectional layer is the same scan
+with `reverse=True`, whose outputs come back in time order. The example is
+(steps, features), or that with leading axes (a batch, or several under vmap): time is
+moved to the front for the scan, and every operation inside a step works on the last
+axis, so the leading axes are carried along.
+
+Gate order and equations are Keras's (nnspec/layers/recurrent.py names the arrays):
+
+    simple_rnn  h = g(x·W + h₋·U + b)
+    lstm        i, f, c̃, o = split(x·W + h₋·U + b, 4)
+                c = σ(f)·c₋ + σ(i)·g(c̃);  h = σ(o)·g(c)
+    gru         z, r, h̃ = split(x·W + b, 3),  zu, ru, hu = split(h₋·U + b_rec, 3)
+                z = σ(z + zu);  r = σ(r + ru)
+                h̃ = g(h̃ + r·hu)               (reset_after=true: Keras 2, cuDNN)
+                h̃ = g(h̃ + (r·h₋)·U_h)         (reset_after=false: Keras 1, the 2014 paper)
+                h = z·h₋ + (1 − z)·h̃
+
+with g the `activation` (tanh) and σ the `recurrent_activation` (sigmoid).
+"""
 
 from __future__ import annotations
 
-from nnspec.nn.base import LayerImpl
+from typing import Callable, Mapping
 
-LAYERS: dict[str, type[LayerImpl]] = {}
+import jax
+import jax.numpy as jnp
+
+from nnspec.checked import Fn
+from nnspec.nn.base import LayerImpl, _act_hparams, activate, initializer
+
+Array = jax.Array
+
+_GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+class Recurrent(LayerImpl):
+    """simple_rnn, lstm and gru: one cell each (`_cell`), the rest shared."""
+
+    def init(self, key: Array) -> dict[str, Array]:
+        p = self.layer.params
+        shapes = self.layer.param_shapes
+        units = p["units"]
+        out: dict[str, Array] = {}
+        directions = ("", "_back") if p["bidirectional"] else ("",)
+        for suffix, k in zip(directions, jax.random.split(key, len(directions))):
+            kw, ku, kb, kr = jax.random.split(k, 4)
+            out["w" + suffix] = initializer(p["init"])(kw, shapes["w" + suffix]).astype(jnp.float32)
+            out["u" + suffix] = initializer(p["recurrent_init"])(ku, shapes["u" + suffix]).astype(jnp.float32)
+            if "b" + suffix in shapes:
+                b = initializer(p["bias_init"])(kb, shapes["b" + suffix]).astype(jnp.float32)
+                if self.layer.op == "lstm":  # Keras's unit_forget_bias: the forget gate starts open
+                    b = b.at[units:2 * units].set(p["forget_bias"])
+                out["b" + suffix] = b
+            if "b_rec" + suffix in shapes:
+                out["b_rec" + suffix] = initializer(p["bias_init"])(kr, shapes["b_rec" + suffix]).astype(jnp.float32)
+        return out
+
+    def hparams(self) -> dict[str, float]:
+        p = self.layer.params
+        return {"l1": p["l1"], "l2": p["l2"], **_act_hparams(p["activation"])}
+
+    # -- one step
+    def _acts(self, hp: Mapping[str, Array]) -> tuple[Callable[[Array], Array], Callable[[Array], Array]]:
+        """g and σ. The activation's parameters are traced (hp), as dense's; the recurrent
+        activation's are constants of the program (a sweep compiles one per value)."""
+        p = self.layer.params
+        rec: Fn | None = p.get("recurrent_activation")
+        rec_hp = dict(rec.params) if rec is not None else {}
+        return (lambda v: activate(p["activation"], v, hp)), (lambda v: activate(rec, v, rec_hp))
+
+    def _cell(self, params: Mapping[str, Array], suffix: str, hp: Mapping[str, Array]):
+        """(state, xw_t) -> (state, h_t) for this layer's kind; the initial state's parts."""
+        g, sigma = self._acts(hp)
+        u = params["u" + suffix]
+        units = self.layer.params["units"]
+        op = self.layer.op
+        if op == "simple_rnn":
+            def rnn(h, xw):
+                h = g(xw + h @ u)
+                return h, h
+            return rnn, 1
+        if op == "lstm":
+            def lstm(state, xw):
+                h, c = state
+                i, f, cc, o = jnp.split(xw + h @ u, 4, axis=-1)
+                c = sigma(f) * c + sigma(i) * g(cc)
+                h = sigma(o) * g(c)
+                return (h, c), h
+            return lstm, 2
+        b_rec = params.get("b_rec" + suffix)
+        reset_after = self.layer.params["reset_after"]
+
+        def gru(h, xw):
+            xz, xr, xh = jnp.split(xw, 3, axis=-1)
+            if reset_after:
+                hu = h @ u
+                if b_rec is not None:
+                    hu = hu + b_rec
+                hz, hr, hh = jnp.split(hu, 3, axis=-1)
+                z, r = sigma(xz + hz), sigma(xr + hr)
+                cand = g(xh + r * hh)
+            else:
+                hz, hr = jnp.split(h @ u[:, :2 * units], 2, axis=-1)
+                z, r = sigma(xz + hz), sigma(xr + hr)
+                cand = g(xh + (r * h) @ u[:, 2 * units:])
+            h = z * h + (1 - z) * cand
+            return h, h
+        return gru, 1
+
+    def _run(self, params: Mapping[str, Array], x: Array, suffix: str, hp: Mapping[str, Array]) -> Array:
+        """One direction over the whole sequence: (..., steps, units) or (..., units)."""
+        p = self.layer.params
+        xw = x @ params["w" + suffix]
+        if "b" + suffix in params:
+            xw = xw + params["b" + suffix]
+        xw = jnp.moveaxis(xw, -2, 0)  # time first, for the scan
+        cell, parts = self._cell(params, suffix, hp)
+        zeros = jnp.zeros(xw.shape[1:-1] + (p["units"],), xw.dtype)
+        state = zeros if parts == 1 else (zeros,) * parts
+        state, hs = jax.lax.scan(cell, state, xw, reverse=suffix == "_back")
+        if p["sequences"]:
+            return jnp.moveaxis(hs, 0, -2)
+        # the last step's output: forward, after x[-1]; backward, after x[0]
+        return state if parts == 1 else state[0]
+
+    def apply(self, params, x, hp, *, key, train):
+        p = self.layer.params
+        y = self._run(params, x, "", hp)
+        if not p["bidirectional"]:
+            return y
+        back = self._run(params, x, "_back", hp)
+        if p["merge"] == "concat":
+            return jnp.concatenate([y, back], axis=-1)
+        return y + back if p["merge"] == "sum" else (y + back) / 2
+
+
+LAYERS: dict[str, type[LayerImpl]] = {name: Recurrent for name in _GATES}
