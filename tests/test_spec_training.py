@@ -81,6 +81,7 @@ EXPECTED = {
     "lr_small.nn": ("val_accuracy", lambda v: v < 0.9),            # too small: still slow
     "lr_good.nn": ("val_accuracy", lambda v: v >= 0.93),
     "lr_large.nn": ("val_accuracy", lambda v: v < 0.9),            # too large: bounces
+    "sequence_lstm.nn": ("val_accuracy", lambda v: v >= 0.95),
     **{f"opt_{o}.nn": ("val_accuracy", lambda v: v >= 0.93)
        for o in ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "adam", "adamw", "rmsprop")},
 }
