@@ -71,14 +71,14 @@ def train(spec: Any, *, epochs: int | None = None, seed: int | None = None, out:
           resume: bool = False, progress: Any = None) -> "Result":
     """Train a spec (Program, IR, text or path); returns parameters and history. Imports JAX.
     With `out`, writes a run folder (checkpoint, history); `resume=True` continues it.
-    A spec with sweeps returns a `sweep_fit.SweepResult` (every model, ranked)."""
+    A spec with sweeps returns a `sweep_fit.SweepResult` (every model, ranked); its
+    `progress` gets one line of text an epoch."""
     from pathlib import Path
     from nnspec.fit import fit
-    from nnspec.runs import with_overrides
     program = _program(spec)
     if program.sweep is not None:
         from nnspec.sweep_fit import fit_sweep
-        return fit_sweep(with_overrides(program, {"seed": seed}), epochs=epochs,
-                         out=Path(out) if out is not None else None)
+        return fit_sweep(program, epochs=epochs, seed=seed, out=Path(out) if out is not None else None,
+                         resume=resume, progress=progress)
     return fit(program, epochs=epochs, out=Path(out) if out is not None else None, resume=resume,
                progress=progress, overrides={"seed": seed})

@@ -35,6 +35,8 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
   ensemble            int >= 0: members stacked in the `members` tree
   initial_loss ?      number, the loss of the initial weights (divergence is relative to it)
   stopped ?           {"reason": str, "epoch": int >= 0, ...}: how training ended
+  sweep_progress      a sweep in progress: its stacks of models, the results of those
+                      trained and the state of the one in training (`sweep_progress_ok`)
   run                 {"seed": int, "epochs": int, "overrides": {"seed": int, "epochs": int}?,
                       "data": {"kind": str, "params": {}, "path": str, "bytes": int,
                       "sha256": str}?, ...}: where the data was, what the command line set
@@ -236,6 +238,31 @@ def _standardizer_ok(v: Any) -> bool:
         return False
     mean, std = _numbers(v["mean"]), _numbers(v["std"])
     return mean is not None and std is not None and mean.shape == std.shape and bool((std > 0).all())
+
+
+def sweep_progress_ok(v: Any, models: int) -> bool:
+    """Whether `v` is a sweep's saved progress (`sweep_progress`) for a sweep of `models` models."""
+    index = lambda i: _is_int(i, 0) and i < models  # noqa: E731
+    history = SCHEMA["history"][1]
+    member = lambda r: _is_record(r, {  # noqa: E731
+        "history": history, "best_epoch": lambda x: x is None or _is_int(x, 0), "best_value": _is_number,
+        "kept_value": _is_number, "diverged": lambda x: x is None or _is_list(x, lambda y: _is_int(y, 0)),
+        "how": lambda x: isinstance(x, str), "stopped_early": lambda x: isinstance(x, bool),
+        "start_loss": _is_number})
+    track = lambda r: _is_record(r, {  # noqa: E731
+        "history": history, "stopper": SCHEMA["stopper"][1], "stopped": SCHEMA["stopped"][1],
+        "diverged": lambda x: x is None or (isinstance(x, list) and len(x) == 4 and _is_int(x[0], 1)
+                                            and _is_int(x[1], 1) and isinstance(x[2], str) and _is_number(x[3]))})
+    return _is_record(v, {
+        "chunks": lambda x: _is_list(x, lambda c: isinstance(c, list) and len(c) == 2 and _is_int(c[0], 0)
+                                     and _is_list(c[1], index) and len(c[1]) > 0),
+        "chunk": lambda x: _is_int(x, 0), "epochs": lambda x: x is None or _is_int(x, 1),
+        "seed": lambda x: x is None or _is_int(x, 0),
+        "base_dir": lambda x: isinstance(x, str), "data": lambda x: isinstance(x, dict),
+        "done": lambda x: isinstance(x, dict) and all(k.isdigit() and index(int(k)) and member(r) for k, r in x.items()),
+        "current": lambda x: x is None or _is_record(x, {
+            "epoch": lambda e: _is_int(e, 0), "start_loss": lambda ls: _is_list(ls, _is_number),
+            "tracks": lambda ts: _is_list(ts, track)})})
 
 
 # key -> (what it must be, as the message says it; the test). None is allowed where the

@@ -308,7 +308,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     if program.sweep is not None:
         _compile_cache()  # JAX only now: a spec with mistakes never starts it
-        return _train_sweep(runs.with_overrides(program, overrides), args, out, spec_path)
+        return _train_sweep(program, args, out, spec_path, resume)
     if args.plot:
         raise UsageError("`--plot` draws a sweep's learning-rate curve; this spec has no sweep")
     header = _header(spec_path, program, out, note, args.quiet, resume)
@@ -357,11 +357,11 @@ def _finished_text(result, out: Path) -> str:
     return head + _table(rows)
 
 
-def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str) -> int:
+def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str, resume: bool) -> int:
+    import signal
+    from nnspec import runs
     from nnspec.diagnostics import NNSpecError
     from nnspec.sweep_fit import fit_sweep, plot_lr_curve
-    if args.resume:
-        raise UsageError("sweeps cannot be resumed yet; train again")
     quiet = args.quiet
     every = max(1, (args.epochs or program.train.epochs) // 20)
     count = [0]
@@ -370,12 +370,24 @@ def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str) -
         count[0] += 1
         if not quiet and (count[0] % every == 0 or count[0] == 1):
             print(line, file=sys.stderr)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = fit_sweep(program, epochs=args.epochs, out=out, progress=None if quiet else show,
-                           base_dir=Path(spec_path).resolve().parent)
+                           base_dir=Path(spec_path).resolve().parent if not resume else None, resume=resume,
+                           checkpoint_every=args.checkpoint_every, command=["nnspec", *args.argv], seed=args.seed)
     except NNSpecError as exc:
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
+    except runs.RunFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: the sweep so far is saved; "
+              f"continue with `nnspec train --resume {out}`", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    except OSError as exc:  # the run folder could not be written (disk full, a file in the way, ...)
+        raise UsageError(f"cannot write `{exc.filename or out}`: {exc.strerror or exc}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     sys.stdout.write(f"sweep of {len(result.members)} models, ranked by {result.monitor}\n" + result.table())

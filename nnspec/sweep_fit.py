@@ -18,17 +18,21 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
+
+import jax
+import numpy as np
 
 
 from nnspec import checkpoint, ir, runs
 from nnspec.check import physical_memory, training_bytes
 from nnspec.checked import Program
 from nnspec.diagnostics import NNSpecError
+from nnspec.lower import Model
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
-from nnspec.trainer import Snapshot, Trainer, stack
+from nnspec.trainer import Divergence, Snapshot, Track, Trainer, stack
 from nnspec.show import format_value
 
 
@@ -109,9 +113,27 @@ class SweepResult:
 
 def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None = None,
               progress: Callable[[str], None] | None = None, base_dir: Path | None = None,
-              chunk: int | None = None) -> SweepResult:
+              chunk: int | None = None, resume: bool = False, checkpoint_every: float = 2.0,
+              command: list[str] | None = None, seed: int | None = None) -> SweepResult:
     """Train every model of `program.sweep`; returns per-model histories and the ranking.
-    `epochs` (the command line's `--epochs`) replaces every model's epochs."""
+    `epochs` (the command line's `--epochs`) replaces every model's epochs. With `out`, the
+    run folder holds a checkpoint of the sweep so far (at most every `checkpoint_every`
+    seconds, after each stack of models, and on Ctrl-C), and `resume` goes on from it.
+    `seed` (the command line's `--seed`) replaces every model's seed; a resumed sweep keeps
+    the one it began with."""
+    saved = _read_progress(out / "checkpoint.npz", program) if resume and out is not None else None
+    if saved is not None:
+        if seed is not None and seed != saved["seed"]:
+            begun = f"`--seed {saved['seed']}`" if saved["seed"] is not None else "the spec's seed"
+            raise runs.RunFolderError(f"`{out}` is a sweep begun with {begun}; resume it without `--seed`, "
+                                      f"or train a new run")
+        seed = saved["seed"]
+        if epochs is not None and epochs != saved["epochs"]:
+            begun = f"`--epochs {saved['epochs']}`" if saved["epochs"] else "the spec's epochs"
+            raise runs.RunFolderError(f"`{out}` is a sweep begun with {begun}; resume it without `--epochs`, "
+                                      f"or train a new run")
+        epochs, base_dir = saved["epochs"], Path(saved["base_dir"])
+    program = runs.with_overrides(program, {"seed": seed})
     sweep = program.sweep
     assert sweep is not None, "not a sweep"
     t = program.train
@@ -130,9 +152,12 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         raise fail("E108", f"`--seed {sweep.programs[0].train.seed}` would replace the swept `seed`",  # type: ignore[union-attr]
                    program, swept_seed.span, label="the seeds this sweep tries",
                    help="leave out `--seed`, or write one seed in the spec")
-    if out is not None:
-        runs.remove_stale_temporaries(out)
     members = [MemberResult(dict(s), p) for s, p in zip(sweep.settings, sweep.programs)]
+    base = base_dir or _spec_dir(program)
+    if saved is not None and runs.data_record(program, base) != saved["data"]:
+        raise fail("E401", "cannot resume: the sweep's data has changed since it was trained", program,
+                   t.data_span, label="the run's data",
+                   help="put the file back as it was, or train a new run on the new data")
     groups = sweep.groups()
     # Every model sees the data (its generation and split) of the first model's seed: a
     # swept seed varies the start, the shuffling and dropout, not the examples. Other
@@ -162,6 +187,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
     if epochs is not None:
         notes.append(f"`--epochs {epochs}` replaces the spec's `epochs {t.epochs}` for every model")
     budget = (physical_memory() or 8 << 30) // 4
+    chunks: list[tuple[int, list[int]]] = []  # (program, the models trained as one stack)
     for g, group in enumerate(groups):
         first = sweep.programs[group[0]]
         splits = members[group[0]].splits
@@ -171,18 +197,58 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         size = chunk or max(1, min(len(group), budget // max(per, 1)))
         if size < len(group) and chunk is None:
             notes.append(f"{len(group)} models do not fit in memory at once: trained in chunks of {size}")
-        for start in range(0, len(group), size):
-            part = group[start:start + size]
-            _train_group([members[i] for i in part], first, splits, epochs or first.train.epochs, monitor, mode,
+        chunks += [(g, group[start:start + size]) for start in range(0, len(group), size)]
+    if saved is not None:
+        # the stacks the sweep began with (the memory budget may differ on this machine)
+        chunks = [(g, list(part)) for g, part in saved["chunks"]]
+        if sorted(i for _, part in chunks for i in part) != list(range(len(members))):
+            raise fail("E405", f"`{out}/checkpoint.npz` does not describe this sweep's models", program, None,
+                       help="train a new run")
+    ckpt = out / "checkpoint.npz" if out is not None else None
+    if out is not None and saved is None:
+        runs.claim(out)  # a new or empty folder: never mix two runs
+        runs.remove_stale_temporaries(out)
+        runs.start(out, program, {**runs.versions(), "sweep": True, "models": len(members), "command": command,
+                                  "started": runs.now(), "ended": None, "status": "running",
+                                  "spec_fingerprint": ir.fingerprint(program.spec)})
+    elif out is not None:
+        runs.remove_stale_temporaries(out)
+    progress_base = {"chunks": [[g, part] for g, part in chunks], "epochs": epochs, "seed": seed, "base_dir": str(base),
+                     "data": runs.data_record(program, base)}
+    first_chunk = 0
+    if saved is not None:
+        first_chunk = saved["chunk"]
+        _restore_done(out / "checkpoint.npz", program, members, saved)  # type: ignore[operator]
+
+    def save(ci: int, trainer: Trainer | None = None, snap: Snapshot | None = None) -> None:
+        if ckpt is not None:
+            done = [i for _, part in chunks[:ci] for i in part]
+            _save_progress(ckpt, program, members, done, {**progress_base, "chunk": ci}, trainer, snap)
+
+    try:
+        for ci, (g, part) in enumerate(chunks):
+            if ci < first_chunk:
+                continue
+            first = sweep.programs[part[0]]
+            _train_group([members[i] for i in part], first, members[part[0]].splits,  # type: ignore[arg-type]
+                         epochs or first.train.epochs, monitor, mode,  # type: ignore[union-attr]
                          progress, label=f"program {g + 1}/{len(groups)}, " if len(groups) > 1 else "",
-                         everyone=members)
+                         everyone=members, save=lambda tr, sn, ci=ci: save(ci, tr, sn),
+                         every=checkpoint_every,
+                         resumed=saved["current"] if saved is not None and ci == first_chunk else None,
+                         ckpt=ckpt)
+            save(ci + 1)
+    except KeyboardInterrupt:
+        if out is not None:
+            runs.update_info(out, status="interrupted", ended=runs.now())
+        raise
     result = SweepResult(program, members, monitor, mode, notes, out)
     if out is not None:
         # what eval rebuilds: the best model's data, made with the sweep's data seed
         best = result.best.program
         result.record = runs.record(runs.with_overrides(best, {"seed": data_seed}), base_dir or _spec_dir(program),
                                     epochs=epochs or best.train.epochs,  # type: ignore[union-attr]
-                                    overrides={"epochs": epochs} if epochs is not None else {})
+                                    overrides={k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None})
         _write_run(out, result)
     return result
 
@@ -217,22 +283,40 @@ def _varying(sweep: Any, axis: Any) -> list[Program]:
 
 
 def _train_group(members: list[MemberResult], first: Program, splits: Splits, epochs: int, monitor: str,
-                 mode: str, progress, label: str, everyone: list[MemberResult]) -> None:
+                 mode: str, progress, label: str, everyone: list[MemberResult],
+                 save: Callable[[Trainer, Snapshot], None] | None = None, every: float = 2.0,
+                 resumed: dict[str, Any] | None = None, ckpt: Path | None = None) -> None:
     """Train these models as one stack, filling in their results epoch by epoch (the
-    progress line ranks the whole sweep as it stands)."""
+    progress line ranks the whole sweep as it stands). `save` writes the sweep's checkpoint
+    (at most every `every` seconds, and on Ctrl-C); `resumed` is the stack's saved progress."""
     trainer = Trainer([m.program for m in members], splits, monitor=monitor, mode=mode)
-    snap = trainer.fresh()
-    for m, loss in zip(members, trainer.measure_start(snap)):
+    if resumed is None:
+        snap = trainer.fresh()
+        starts = trainer.measure_start(snap)
+    else:
+        snap = _resumed_stack(trainer, resumed, ckpt)  # type: ignore[arg-type]
+        starts = trainer.start_loss = np.asarray(resumed["start_loss"], float)
+    for m, loss in zip(members, starts):
         m.start_loss = float(loss)
-    started = time.perf_counter()
+    _fill(members, trainer, snap)
+    started = last_save = time.perf_counter()
 
     def on_epoch(s: Snapshot) -> None:
+        nonlocal last_save
         _fill(members, trainer, s)
+        if save is not None and time.perf_counter() - last_save >= every:
+            save(trainer, s)
+            last_save = time.perf_counter()
         if progress is not None:
             progress(f"{label}epoch {s.epoch}/{epochs}  {_progress_summary(members, everyone, monitor, mode)}"
                      f"  [{time.perf_counter() - started:.1f}s]")
 
-    snap = trainer.run(snap, epochs, on_epoch=on_epoch)
+    try:
+        snap = trainer.run(snap, epochs, on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        if save is not None:
+            save(trainer, trainer.snapshot or snap)  # the last finished epoch of every model
+        raise
     _fill(members, trainer, snap)
     for i, m in enumerate(members):
         m.params = trainer.kept(snap, i)
@@ -248,6 +332,97 @@ def _fill(members: list[MemberResult], trainer: Trainer, snap: Snapshot) -> None
         m.stopped_early = tr.stopped is not None
         if tr.diverged is not None:
             m.diverged, m.how = (tr.diverged.epoch, tr.diverged.step), tr.diverged.how
+
+
+# ------------------------------------------------------------------- the sweep so far
+
+def _member_record(m: MemberResult) -> dict[str, Any]:
+    return {"history": m.history, "best_epoch": m.best_epoch, "best_value": m.best_value,
+            "kept_value": m.kept_value, "diverged": list(m.diverged) if m.diverged else None,
+            "how": m.how, "stopped_early": m.stopped_early, "start_loss": m.start_loss}
+
+
+def _save_progress(path: Path, program: Program, members: list[MemberResult], done: list[int],
+                   progress: dict[str, Any], trainer: Trainer | None, snap: Snapshot | None) -> None:
+    """The checkpoint of a sweep in progress: the kept weights and results of every model
+    trained so far, and the state of the stack in training, if any."""
+    trees: dict[str, Any] = {f"member_{i}": members[i].params for i in done}
+    current = None
+    if trainer is not None and snap is not None:
+        trees["stack_state"] = snap.state
+        if snap.best is not None:
+            trees["stack_best"] = snap.best
+        current = {"epoch": snap.epoch, "start_loss": [float(v) for v in trainer.start_loss],
+                   "tracks": [{"history": list(tr.history), "stopper": tr.stopper.record(), "stopped": tr.stopped,
+                               "diverged": None if tr.diverged is None else
+                               [tr.diverged.epoch, tr.diverged.step, tr.diverged.how, tr.diverged.loss]}
+                              for tr in snap.tracks]}
+    t = program.train
+    assert t is not None
+    meta = {"spec_fingerprint": ir.fingerprint(program.spec), "model_fingerprint": runs.model_fingerprint(program),
+            "epoch": 0, "history": [], "seed": t.seed, "sweep": True,
+            "sweep_progress": {**progress, "done": {str(i): _member_record(members[i]) for i in done},
+                               "current": current}}
+    checkpoint.save(path, trees, meta)
+
+
+def _read_progress(path: Path, program: Program) -> dict[str, Any]:
+    """The saved progress of the sweep in `path`, checked against `program`."""
+    try:
+        meta = checkpoint.read_meta(path)
+    except checkpoint.CheckpointError as exc:
+        raise fail("E405", exc.message, program, None, help=exc.help) from None
+    if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
+        raise fail("E405", f"`{path}` was written by a different spec", program, None,
+                   help="resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
+    saved = meta.get("sweep_progress")
+    if saved is None:
+        if meta.get("best_setting") is not None:
+            raise runs.RunFolderError(f"the sweep in `{path.parent}` has finished: its table is "
+                                      f"`{path.parent / 'sweep.txt'}`; train a new run to train it again")
+        raise runs.RunFolderError(f"`{path.parent}` holds a single run, not a sweep; resume it with its own spec")
+    if not checkpoint.sweep_progress_ok(saved, len(program.sweep.programs)):  # type: ignore[union-attr]
+        raise fail("E405", f"`{path}`: `sweep_progress` is not a record of this sweep's progress", program, None,
+                   help="train a new run")
+    return saved
+
+
+def _restore_done(path: Path, program: Program, members: list[MemberResult], saved: dict[str, Any]) -> None:
+    """The results and kept weights of the models a resumed sweep had already trained."""
+    done = {int(i): rec for i, rec in saved["done"].items()}
+    templates = {f"member_{i}": jax.eval_shape(Model(members[i].program).init, jax.random.key(0)) for i in done}
+    try:
+        trees, _ = checkpoint.load(path, templates)
+    except checkpoint.CheckpointError as exc:
+        raise fail("E405", exc.message, program, None, help=exc.help) from None
+    for i, rec in done.items():
+        m = members[i]
+        m.history, m.best_epoch, m.best_value, m.kept_value = (rec["history"], rec["best_epoch"], rec["best_value"],
+                                                               rec["kept_value"])
+        m.diverged = tuple(rec["diverged"]) if rec["diverged"] else None  # type: ignore[assignment]
+        m.how, m.stopped_early, m.start_loss = rec["how"], rec["stopped_early"], rec["start_loss"]
+        m.params = trees[f"member_{i}"]
+
+
+def _resumed_stack(trainer: Trainer, current: dict[str, Any], path: Path) -> Snapshot:
+    """The snapshot of the stack a sweep was training when its checkpoint was written."""
+    fresh = trainer.fresh()
+    templates: dict[str, Any] = {"stack_state": fresh.state}
+    if fresh.best is not None:
+        templates["stack_best"] = fresh.best
+    try:
+        if len(current["tracks"]) != trainer.count:
+            raise checkpoint.CheckpointError(f"`{path}` saved {len(current['tracks'])} models of this stack, "
+                                             f"the sweep has {trainer.count}", "train a new run")
+        trees, _ = checkpoint.load(path, templates)
+    except checkpoint.CheckpointError as exc:
+        raise fail("E405", exc.message, trainer.programs[0], None, help=exc.help) from None
+    tracks = []
+    for tr in current["tracks"]:
+        d = tr["diverged"]
+        tracks.append(Track(replace(trainer.new_stopper(), **tr["stopper"]), tuple(tr["history"]), tr["stopped"],
+                            None if d is None else Divergence(d[0], d[1], d[2], d[3], np.zeros(0))))
+    return Snapshot(current["epoch"], trees["stack_state"], trees.get("stack_best"), tuple(tracks))
 
 
 def _progress_summary(group: list[MemberResult], everyone: list[MemberResult], monitor: str, mode: str) -> str:
@@ -269,13 +444,8 @@ def _write_run(out: Path, result: SweepResult) -> None:
     from nnspec.format import format_spec
     out.mkdir(parents=True, exist_ok=True)
     best = result.best
-    checkpoint.write_bytes_atomic(out / "spec.nn", format_spec(result.program.spec).encode())
     checkpoint.write_bytes_atomic(out / "best.nn", format_spec(best.program.spec).encode())
     checkpoint.write_bytes_atomic(out / "sweep.txt", result.table().encode())
-    # run.json marks the folder as nnspec's (a later run into it is refused or numbered)
-    info = {"format": runs.FORMAT, "version": runs.VERSION, **runs.versions(), "sweep": True,
-            "models": len(result.members), "best_setting": best.setting, "ended": runs.now(), "run": result.record}
-    checkpoint.write_bytes_atomic(out / "run.json", json.dumps(info, indent=2).encode())
     lines = [json.dumps({"setting": m.setting, "best_epoch": m.best_epoch, "best_value": m.best_value,
                          "kept_value": m.kept_value, "examples": runs.examples(m.splits),
                          "diverged": m.diverged, "divergence": m.how or None, "start_loss": m.start_loss,
@@ -302,6 +472,7 @@ def _write_run(out: Path, result: SweepResult) -> None:
             "best_setting": best.setting, "ensemble": len(result.members) if ensemble else 0,
             **runs.data_meta(splits), "spec_fingerprint": ir.fingerprint(result.program.spec)}
     checkpoint.save(out / "checkpoint.npz", trees, meta)
+    runs.update_info(out, status="finished", ended=runs.now(), best_setting=best.setting, run=result.record)
 
 
 def plot_lr_curve(result: SweepResult, path: Path) -> None:

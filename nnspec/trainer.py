@@ -267,14 +267,14 @@ class Trainer:
         opt = stack([with_hparams(template, p.optimizer, p.regularization) for p in self.programs])  # type: ignore[arg-type]
         state = TrainState(params, opt)
         return Snapshot(0, state, params if self.restore_best else None,
-                        tuple(Track(self._stopper()) for _ in self.programs))
+                        tuple(Track(self.new_stopper()) for _ in self.programs))
 
     def resumed(self, state: TrainState, best: Any | None, histories: Sequence[Sequence[dict[str, float]]],
                 stoppers: Sequence[dict[str, Any] | None], stopped: Sequence[dict[str, Any] | None]) -> Snapshot:
         """A snapshot from saved per-model states (a checkpoint's)."""
         tracks = []
         for hist, st, stop in zip(histories, stoppers, stopped):
-            stopper = self._stopper()
+            stopper = self.new_stopper()
             if st:
                 stopper = replace(stopper, best=st["best"], best_epoch=st["best_epoch"], wait=st["wait"])
             tracks.append(Track(stopper, tuple(hist), stop))
@@ -282,7 +282,8 @@ class Trainer:
             best = state.params
         return Snapshot(max((len(h) for h in histories), default=0), state, best, tuple(tracks))
 
-    def _stopper(self) -> Stopper:
+    def new_stopper(self) -> Stopper:
+        """Early stopping's rule for one model, before its first epoch."""
         es = self.early_stop
         return Stopper(self.monitor, self.mode, es.patience if es else None, es.min_delta if es else 0.0)
 

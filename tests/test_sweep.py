@@ -349,18 +349,108 @@ def test_small_values_print_in_scientific_notation():
     assert second.split() == ["2", "1", "0.2500", "0.2000", "1", "1", "ok"]
 
 
+class _Stop(KeyboardInterrupt):
+    pass
+
+
+def _interrupt_after(lines: int):
+    """A progress callback that interrupts the sweep (as Ctrl-C) after `lines` epoch lines."""
+    seen = []
+
+    def progress(line: str) -> None:
+        seen.append(line)
+        if len(seen) == lines:
+            raise _Stop()
+    return progress
+
+
 def test_a_killed_sweeps_temporary_files_are_removed_by_the_next(tmp_path):
-    program = nnspec.check_text(spec(epochs="1"))
+    program = nnspec.check_text(spec(epochs="3"))
     run = tmp_path / "run"
-    fit_sweep(program, out=run)
+    with pytest.raises(_Stop):
+        fit_sweep(program, out=run, progress=_interrupt_after(2))
     # what a sweep killed while writing leaves beside its intact files
     stale = [run / ".sweep.csv.1a2b3c4d.tmp", run / ".checkpoint.npz.abcd.tmp", run / ".best.nn.x.tmp"]
     for f in stale:
         f.write_bytes(b"half a file")
-    fit_sweep(program, out=run)
+    fit_sweep(program, out=run, resume=True)
     assert not any(f.exists() for f in stale)
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["spec.nn", "best.nn", "run.json", "sweep.txt", "sweep.csv", "sweep.jsonl", "checkpoint.npz"])
+        ["spec.nn", "ir.json", "best.nn", "run.json", "sweep.txt", "sweep.csv", "sweep.jsonl", "checkpoint.npz"])
+
+
+# two stacks (units 4 and 8), two models each, trained in chunks of one: four stacks in all
+RESUMABLE = spec(units="sweep(4, 8)", epochs="5", seed="seed 3\n    early_stop monitor=val_loss patience=2 restore_best")
+
+
+@pytest.mark.parametrize("lines", [1, 7, 12, 19])
+def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, lines):
+    """Interrupted in the first stack, between stacks, or late in the last one: resuming
+    gives every model the history and weights of the sweep that was never interrupted."""
+    program = nnspec.check_text(RESUMABLE)
+    whole = fit_sweep(program, chunk=1)
+    run = tmp_path / "run"
+    with pytest.raises(_Stop):
+        fit_sweep(program, out=run, chunk=1, progress=_interrupt_after(lines), checkpoint_every=0.0)
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    resumed = fit_sweep(nnspec.check_text((run / "spec.nn").read_text()), out=run, resume=True)
+    for a, b in zip(whole.members, resumed.members):
+        assert a.setting == b.setting
+        assert a.history == b.history and (a.best_epoch, a.stopped_early) == (b.best_epoch, b.stopped_early)
+        for x, y in zip(leaves(a.params), leaves(b.params)):
+            np.testing.assert_array_equal(x, y)
+    assert whole.table() == resumed.table()
+
+
+def test_resuming_a_sweep_keeps_its_seed_and_epochs_and_refuses_others(tmp_path, capsys):
+    path = tmp_path / "s.nn"
+    path.write_text(spec(epochs="4"))
+    run = tmp_path / "run"
+    with pytest.raises(_Stop):
+        fit_sweep(nnspec.check_text(path.read_text()), out=run, seed=7, epochs=3, progress=_interrupt_after(1),
+                  checkpoint_every=0.0)
+    assert main(["train", "--resume", str(run), "--epochs", "4", "-q"]) == 2
+    assert "is a sweep begun with `--epochs 3`; resume it without `--epochs`" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--seed", "1", "-q"]) == 2
+    assert "is a sweep begun with `--seed 7`; resume it without `--seed`" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "-q"]) == 0
+    capsys.readouterr()
+    fresh = fit_sweep(nnspec.check_text(path.read_text()), seed=7, epochs=3)
+    ckpt = json.loads((run / "run.json").read_text())
+    assert ckpt["status"] == "finished" and ckpt["run"]["seed"] == 7 and ckpt["run"]["overrides"] == {"epochs": 3, "seed": 7}
+    rows = [json.loads(line) for line in (run / "sweep.jsonl").read_text().splitlines()]
+    assert [r["history"] for r in rows] == [m.history for m in fresh.members]
+    assert main(["train", "--resume", str(run), "-q"]) == 2
+    assert "has finished: its table is" in capsys.readouterr().err
+
+
+def test_a_damaged_sweep_progress_is_refused(tmp_path, capsys):
+    from nnspec import checkpoint
+    program = nnspec.check_text(spec(epochs="3"))
+    run = tmp_path / "run"
+    with pytest.raises(_Stop):
+        fit_sweep(program, out=run, progress=_interrupt_after(1), checkpoint_every=0.0)
+    path = run / "checkpoint.npz"
+    with np.load(path) as z:
+        arrays = dict(z)
+    meta = json.loads(arrays["__meta__"].tobytes())
+    meta["sweep_progress"]["chunks"] = [[0, [0, 5]]]  # a model the sweep does not have
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+    assert main(["train", "--resume", str(run), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E405]:" in err and "`sweep_progress` is not a record of this sweep's progress" in err
+    assert checkpoint.read_meta(path)["sweep"] is True
+
+
+def test_an_unfinished_sweep_cannot_be_evaluated_yet(tmp_path, capsys):
+    path = tmp_path / "s.nn"
+    path.write_text(spec(epochs="3"))
+    run = tmp_path / "run"
+    with pytest.raises(_Stop):
+        fit_sweep(nnspec.check_text(path.read_text()), out=run, progress=_interrupt_after(1))
+    assert main(["eval", "--run", str(run)]) == 1
+    assert f"resume it with `nnspec train --resume {run}`" in capsys.readouterr().err
 
 
 def test_a_sweep_whose_every_model_diverged_fails_with_e404(tmp_path, capsys):
