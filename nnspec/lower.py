@@ -157,10 +157,24 @@ def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization(), *,
     return inner
 
 
+def role(name: str) -> str:
+    """What a layer's array is, by its name: `state` (`moving_*`: running statistics, which
+    no optimizer, penalty or decay touches), `bias` (`b`, `b_rec`, `b_back`; and a
+    normalization's `*scale` and `*offset`, which Keras does not penalize either), or `weight`."""
+    if name.startswith("moving_"):
+        return "state"
+    if name.startswith("b") or name.endswith(("scale", "offset")):
+        return "bias"
+    return "weight"
+
+
+def _penalized(name: str, reg: Regularization) -> bool:
+    r = role(name)
+    return r == "weight" or (r == "bias" and reg.include_bias)
+
+
 def _decay_mask(reg: Regularization) -> Callable[[Params], Any]:
-    # every array but the biases (named `b...`: `b`, `b_rec`, `b_back`) is a weight
-    return lambda params: {layer: {name: (not name.startswith("b") or reg.include_bias) for name in ps}
-                           for layer, ps in params.items()}
+    return lambda params: {layer: {name: _penalized(name, reg) for name in ps} for layer, ps in params.items()}
 
 
 # ----------------------------------------------------------------------------------- model
@@ -215,20 +229,32 @@ class Model:
         return values[self.output]
 
     def trace(self, params: Params, x: Any, *, key: jax.Array | None = None, train: bool = False,
-              hparams: HParams | None = None) -> dict[str, jax.Array]:
+              hparams: HParams | None = None, weights: jax.Array | None = None) -> dict[str, jax.Array]:
         """Every input's and layer's value, by name, in file order (an order of evaluation:
         each layer reads names above it). The layers draw their keys as `apply` always has,
         one split of `key` per layer in order."""
+        return self._run(params, x, key=key, train=train, hparams=hparams, weights=weights)[0]
+
+    def _run(self, params: Params, x: Any, *, key: jax.Array | None, train: bool, hparams: HParams | None,
+             weights: jax.Array | None = None) -> tuple[dict[str, jax.Array], Params]:
+        """(every node's value, the running statistics' updates of a training step)."""
         hp = self.hparams() if hparams is None else hparams
         keys = (jax.random.split(key, len(self.layers)) if key is not None and train
                 else [None] * len(self.layers))
         values: dict[str, jax.Array] = dict(self.feed(x))
+        updates: dict[str, dict[str, jax.Array]] = {}
         for k, impl in zip(keys, self.layers):
             names = impl.layer.inputs
             arg = tuple(values[n] for n in names) if getattr(impl, "MERGE", False) else values[names[0]]
-            values[impl.layer.name] = impl.apply(params.get(impl.layer.name, {}), arg, hp[impl.layer.name],
-                                                 key=k, train=train)
-        return values
+            p, name = params.get(impl.layer.name, {}), impl.layer.name
+            if impl.STATEFUL:
+                values[name], new = impl.apply_stateful(p, arg, hp[name], key=k, train=train,  # type: ignore[attr-defined]
+                                                        weights=weights)
+                if train and new:
+                    updates[name] = new
+            else:
+                values[name] = impl.apply(p, arg, hp[name], key=k, train=train)
+        return values, updates
 
     def feed(self, x: Any) -> dict[str, jax.Array]:
         """The inputs by name, from an array (one input), a dict or a tuple in input order;
@@ -265,7 +291,7 @@ class Model:
             ps = params.get(impl.layer.name, {})
             h = hp[impl.layer.name]
             for name, w in ps.items():
-                if name.startswith("b") and not reg.include_bias:  # a bias: `b`, `b_rec`, `b_back`
+                if not _penalized(name, reg):
                     continue
                 l1 = hp[MODEL_WIDE]["l1"] + h.get("l1", 0.0)
                 l2 = hp[MODEL_WIDE]["l2"] + h.get("l2", 0.0)
@@ -303,14 +329,17 @@ class Model:
         hp = self.hparams() if hparams is None else hparams
 
         def objective(params):
-            pred = self.apply(params, x, key=key, train=True, hparams=hp)
+            values, stats = self._run(params, x, key=key, train=True, hparams=hp, weights=weights)
+            pred = values[self.output]
             per = self.per_example_loss(pred, y)
-            return _mean(per, weights) + self.penalty(params, hp), (pred, per)
+            return _mean(per, weights) + self.penalty(params, hp), (pred, per, stats)
 
-        (_, (pred, per)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (_, (pred, per, stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         assert self.optimizer is not None
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        if stats:  # running statistics: their step's update, whatever the optimizer made of them
+            params = {layer: {**ps, **stats.get(layer, {})} for layer, ps in params.items()}
         # The loss per example comes from the objective; only the other metrics are computed anew.
         pred, per = jax.lax.stop_gradient(pred), jax.lax.stop_gradient(per)
         total = (lambda v: jnp.sum(v)) if weights is None else (lambda v: jnp.sum(v * weights))

@@ -90,6 +90,10 @@ class LayerImpl:
     """One layer lowered: `init(key) -> params` and `apply(params, x, hp, *, key, train)`;
     `hparams()` gives the traced hyperparameters' starting values."""
 
+    # A STATEFUL layer (batch_norm) also has `apply_stateful(params, x, hp, *, key, train,
+    # weights) -> (y, updates)`: `updates` replace some of its arrays after a training step.
+    STATEFUL = False
+
     def __init__(self, layer: Layer) -> None:
         self.layer = layer
 
