@@ -175,6 +175,15 @@ def _sym_uniform(limit: float) -> Callable[[np.ndarray], None]:
     return _uniform(-limit, limit)
 
 
+def _orthogonal(gain: float) -> Callable[[np.ndarray], None]:
+    def check(w: np.ndarray) -> None:
+        small = min(w.shape)  # the shorter side's vectors are orthonormal, times `gain`
+        gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+        np.testing.assert_allclose(gram, gain ** 2 * np.eye(small), atol=1e-5 * gain ** 2)
+        assert np.linalg.matrix_rank(w) == small
+    return check
+
+
 # initializer as written after `init=`, and the check of a FAN_IN x FAN_OUT sample
 INIT_CASES: dict[str, tuple[str, Callable[[np.ndarray], None]]] = {
     "zeros": ("zeros", _exactly(0.0)),
@@ -188,6 +197,7 @@ INIT_CASES: dict[str, tuple[str, Callable[[np.ndarray], None]]] = {
     "he_uniform": ("he_uniform", _sym_uniform(math.sqrt(6 / FAN_IN))),
     "lecun_normal": ("lecun_normal", _truncated_normal(math.sqrt(1 / FAN_IN))),
     "lecun_uniform": ("lecun_uniform", _sym_uniform(math.sqrt(3 / FAN_IN))),
+    "orthogonal": ("orthogonal(1.5)", _orthogonal(1.5)),
 }
 
 
