@@ -187,6 +187,34 @@ merge.
 
 Write `lstm 32 bidirectional=true merge=sum`, or remove `merge`."""),
     # E240-E249: attention, normalization, reshaping
+    "E240": ("layer needs a sequence input", """
+`self_attention`, `transformer_encoder` and `position_embedding` read one example as
+steps × features, shape (steps, features). A flat input has no steps:
+
+    input x[64]
+    self_attention heads=2        # x is (64,)
+
+Declare the input with two dimensions, `input x[8, 8]`, or reshape it first:
+`reshape [8, 8]`."""),
+    "E241": ("bad reshape dimension", """
+Each dimension of `reshape [...]` is a whole number ≥ 1, except that one of them may be
+-1: the size that makes the count come out right, as in `reshape [8, -1]`. Two -1s
+leave the shape undecided."""),
+    "E242": ("reshape changes the number of values", """
+`reshape` gives the same values a new shape, so the new dimensions must multiply to the
+input's count: a (64,) input can become `[8, 8]` or `[4, 16]`, not `[8, 9]`. With a -1,
+the other dimensions must divide the count."""),
+    "E243": ("features do not split into heads", """
+Without `key_dim`, each attention head gets features / heads numbers, which must be
+whole: 64 features split into 2, 4 or 8 heads, not 3. Choose a number of heads that
+divides the features, or give each head's size with `key_dim=`."""),
+    "E244": ("position table too short", """
+A learned `position_embedding` holds one row per step; `steps=` smaller than the
+input's steps leaves later steps without a row. Leave `steps` out (the input's steps)
+or make it at least as large."""),
+    "E245": ("not a permutation of the axes", """
+`permute [...]` lists every axis of one example exactly once, counting from 1 (the
+batch is not an axis): for a (steps, features) input, `permute [2, 1]` swaps them."""),
     # E250-E269: graphs, merges, several inputs, embeddings
     "E250": ("unknown node name", """
 `from NAME` and the names a merge reads (`add h1 h2`) must be inputs or layers of the

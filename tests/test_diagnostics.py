@@ -606,7 +606,15 @@ def _fill(snippet: str, kind: str, e: Entry) -> str:
     from nnspec.check import _Checker
     from nnspec.parse import parse
     values = {}
+    # a layer's positional values may depend on its input (`permute [2, 1]`): its first
+    # shape example, the input `_site` gives it, shows values that fit
+    cases = e.attrs.get("examples", ()) if kind == "layer" else ()
+    if cases:
+        written = [t for t in re.findall(r"\[[^\]]*\]|\S+", cases[0][1])[1:] if "=" not in t]
+        values.update({p.name.upper(): t for p, t in zip(e.positionals, written)})
     for p in e.params:
+        if p.name.upper() in values:
+            continue
         for text in ("2", "1.5", "0.5", "true", '"moons"', 'builtin("moons")', *(f"{n}" for n in ("relu", "zeros", "accuracy"))):
             checker = _Checker(parse("", "x.nn"), None, None)
             try:

@@ -11,7 +11,7 @@ import math
 from typing import Any, Callable, Mapping
 
 from nnspec.layers import attention, conv, graph, norm, recurrent
-from nnspec.layers.base import Shape, ShapeError, count, flat, same, show_shape
+from nnspec.layers.base import Shape, ShapeError, count, same, show_shape
 from nnspec.params import (ArgError, Array, Bool, Entry, Float, Int, P, Registry, Symbol,
                            Union)
 
@@ -75,7 +75,11 @@ def _array_shape(a: Any) -> Shape:
 
 
 def _dense_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
-    n_in = flat("dense", in_shape)
+    # `per_step`: the same weights for every step, over the last axis (what `x @ w` does anyway)
+    if not p["per_step"] and len(in_shape) != 1:
+        raise ShapeError("E201", f"`dense` expects a flat vector, found shape {show_shape(in_shape)}",
+                         "add a `flatten` layer before it, or write `per_step` to apply it to each step's last axis")
+    n_in = in_shape[-1]
     shapes = {"w": (n_in, p["units"])}
     if p["bias"] is not False:
         shapes["b"] = (p["units"],)
@@ -112,10 +116,13 @@ LAYERS = Registry("layer", [
         P("bias_init", Symbol("initializer"), "zeros", "how the bias starts"),
         P("weights", Array(), None, "literal weights: one row per input, one column per unit"),
         *_PENALTY,
+        P("per_step", Bool(), False, "apply to the last axis of a longer input, the same weights at every step"),
     ), doc="fully connected: y = g(x·W + b)",
-        attrs={"param_shapes": _dense_shapes, "out_shape": lambda p, s: (p["units"],),
-               "check": _dense_check,
-               "examples": [((5,), "dense 3"), ((5,), "dense 4 relu bias=false"), ((1,), "dense 1 sigmoid")]}),
+        attrs={"param_shapes": _dense_shapes, "check": _dense_check,
+               "out_shape": lambda p, s: (p["units"],) if not p["per_step"] else None if s is None else (*s[:-1], p["units"]),
+               "examples": [((5,), "dense 3"), ((5,), "dense 4 relu bias=false"), ((1,), "dense 1 sigmoid"),
+                            ((4, 6), "dense 3 relu per_step"), ((2, 3, 5), "dense 2 per_step=true"),
+                            ((5,), "dense 3 per_step")]}),
     Entry("dropout", (P("drop_prob", Float(ge=0, lt=1), required=True, positional=True,
                         doc="probability that a unit is dropped (set to 0) in training"),),
           doc="zeroes each unit with probability drop_prob in training, scales the rest by 1/(1-drop_prob)",
