@@ -76,6 +76,7 @@ EXPECTED = {
     "regression.nn": ("val_loss", lambda v: v <= 0.05),
     "overfit_rescued.nn": ("val_accuracy", lambda v: v >= 0.8),
     "digits_mlp.nn": ("test_accuracy", lambda v: v >= 0.95),
+    "digits_transformer.nn": ("test_accuracy", lambda v: v >= 0.93),  # rows as steps: attention
     "residual_mlp.nn": ("val_accuracy", lambda v: v >= 0.95),     # skip connections: `add`
     "digits_cnn.nn": ("val_accuracy", lambda v: v >= 0.93),
     "lr_small.nn": ("val_accuracy", lambda v: v < 0.9),            # too small: still slow
