@@ -232,6 +232,19 @@ def test_weights_and_biases_are_named_for_penalties() -> None:
         "ln1_scale", "ln1_offset", "ln2_scale", "ln2_offset"}
 
 
+def test_regularize_penalizes_the_weights_only() -> None:
+    """`regularize l2=...` reaches every `w...` array of a block and the position table, but
+    no bias and no layer-norm scale or offset (the rule lives in lower.py's `role`)."""
+    model = lowered("input x[4, 6]\npos: position_embedding\nl: transformer_encoder heads=2 ff=8\nln: layer_norm\nflatten\nout: dense 1",
+                    "loss mse", "optimizer sgd", "regularize l2=0.1")
+    params = random_params(model)
+    want = 0.1 * sum(float(np.sum(np.asarray(a, np.float64) ** 2))
+                     for ps in params.values() for name, a in ps.items() if name.startswith("w"))
+    assert {n for ps in params.values() for n in ps if n.startswith("w")} == {
+        "w", "w_q", "w_k", "w_v", "w_o", "w_ff1", "w_ff2"}
+    np.testing.assert_allclose(float(model.penalty(params)), want, rtol=1e-5)
+
+
 # ------------------------------------------------------------------ position_embedding
 
 def test_learned_position_embedding_adds_its_table() -> None:
