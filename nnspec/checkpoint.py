@@ -24,7 +24,8 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
   epoch               int >= 0, the number of `history` rows
   seed                int
   history             [{str: number?}], one row per finished epoch
-  rng                 {"seed": int, "next_epoch_key": [int >= 0]}
+  rng                 {"seed": int, "epoch_key": [int >= 0]?}: the base key of the epochs
+                      (older checkpoints: "next_epoch_key"; informational, never read)
   stopper ?           {"best": number, "best_epoch": int >= 0, "wait": int >= 0}
   standardizer ?      {"mean": numbers, "std": numbers > 0}: finite, same shape
   classes ?           [str], the class names of a classifier's targets
@@ -275,8 +276,9 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "seed": ("an integer", _is_int),
     "history": ("a list of per-epoch records of numbers", lambda v: _is_list(
         v, lambda row: isinstance(row, dict) and all(x is None or _is_number(x) for x in row.values()))),
-    "rng": ("a seed and a key", lambda v: _is_record(
-        v, {"seed": _is_int, "next_epoch_key": lambda k: _is_list(k, lambda x: _is_int(x, 0))})),
+    "rng": ("a seed and a key", lambda v: _is_record(v, {"seed": _is_int}) and _has(
+        v, {"epoch_key": lambda k: _is_list(k, lambda x: _is_int(x, 0)),
+            "next_epoch_key": lambda k: _is_list(k, lambda x: _is_int(x, 0))})),
     "stopper": ("an early-stopping record or null", lambda v: v is None or _is_record(
         v, {"best": _is_number, "best_epoch": lambda x: _is_int(x, 0), "wait": lambda x: _is_int(x, 0)})),
     "standardizer": ("finite means and positive deviations of one shape, or null",

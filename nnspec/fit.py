@@ -162,7 +162,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         runs.save_checkpoint(ckpt, program, member(s.state, 0),
                              member(s.best, 0) if s.best is not None and tr.stopper.best_epoch else None,
                              list(tr.history), tr.stopper.record() if es else None, splits, final=final,
-                             extra={"run": rec, "initial_loss": initial_loss, "stopped": _stopped(s, total)})
+                             extra={"run": rec, "initial_loss": initial_loss, "stopped": _stopped(s, total)},
+                             epoch_key=trainer.epoch_key_data[0])
         runs.write_history(out, list(tr.history))  # type: ignore[arg-type]
 
     last_save = time.perf_counter()
@@ -202,7 +203,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     result = Result(program, model, params, history, len(history),
                     tr.stopper.best_epoch if es else None, bool(tr.stopped), out, splits.standardizer, splits)
     if finished:
-        result.kept = kept_metrics(result)
+        result.kept = kept_metrics(result, trainer)
     save(snap, final=params if finished else None)
     if out is not None and finished:
         runs.update_info(out, status="stopped early" if result.stopped_early else "finished", ended=runs.now(),
@@ -221,9 +222,10 @@ def _stopped(snap: Snapshot, total: int) -> dict[str, Any] | None:
     return None
 
 
-def kept_metrics(result: Result) -> dict[str, Any]:
+def kept_metrics(result: Result, trainer: Trainer | None = None) -> dict[str, Any]:
     """The metrics of the weights the run keeps (the best epoch's with `restore_best`),
-    measured again on each split: what `training finished` and run.json report."""
+    measured again on each split: what `training finished` and run.json report. With the
+    run's trainer, by its evaluation program (compiled already)."""
     t = result.program.train
     assert t is not None and result.splits is not None
     restored = bool(t.early_stop and t.early_stop.restore_best and result.best_epoch)
@@ -232,7 +234,11 @@ def kept_metrics(result: Result) -> dict[str, Any]:
     metrics = {}
     for name, ds in (("train", result.splits.train), ("val", result.splits.val), ("test", result.splits.test)):
         if ds is not None and len(ds):
-            metrics[name] = evaluate(result.model, result.params, ds, result.program)
+            if trainer is not None:
+                got = trainer.evaluate(stack([result.params]), trainer.chunks_of(ds))
+                metrics[name] = {k: float(v[0]) for k, v in got.items()}
+            else:
+                metrics[name] = evaluate(result.model, result.params, ds, result.program)
     return {"epoch": epoch, "why": why, "metrics": metrics}
 
 

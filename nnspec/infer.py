@@ -15,7 +15,7 @@ from nnspec.checked import Program
 from nnspec.data import Dataset, Standardizer
 from nnspec.lower import Model, lower
 from nnspec.prepare import _labels, fail
-from nnspec.trainer import eval_program
+from nnspec.trainer import chunks, compiled, eval_chunk, eval_sums_fn, mean_over
 
 
 def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardizer | None, dict]:
@@ -65,5 +65,5 @@ def evaluate(model: Model, params, ds: Dataset, program: Program, *, ensemble: b
     if ensemble:
         pred = predict(model, params, jnp.asarray(ds.x), ensemble=True)
         return {k: float(jnp.mean(v)) for k, v in model.metrics(pred, y).items()}
-    out = eval_program(model)(params, jnp.asarray(ds.x), y, model.hparams())
-    return {k: float(v) for k, v in out.items()}
+    data = chunks(ds.x, np.asarray(y), eval_chunk([len(ds)]))
+    return {k: float(v) for k, v in mean_over(compiled(eval_sums_fn(model)), params, data, model.hparams()).items()}

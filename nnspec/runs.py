@@ -332,13 +332,11 @@ def data_meta(splits: Any) -> dict[str, Any]:
 
 def save_checkpoint(path: Path, program: Program, state: Any, best_params: Any, history: list[dict[str, float]],
                     stopper: Mapping[str, Any] | None, splits: Any, final: Any = None,
-                    extra: Mapping[str, Any] | None = None) -> None:
+                    extra: Mapping[str, Any] | None = None, epoch_key: Any = ()) -> None:
     """One run's checkpoint: its state (`TrainState`), the best weights so far, the final
-    weights once it has finished, and the metadata that resume, eval and predict read."""
-    import jax
+    weights once it has finished, and the metadata that resume, eval and predict read.
+    `epoch_key` is the key data of the base of the epochs' keys (`Trainer.epoch_key_data`)."""
     import numpy as np
-
-    from nnspec.trainer import keys_for
     trees: dict[str, Any] = {"params": state.params, "opt_state": state.opt_state}
     if best_params is not None:
         trees["best_params"] = best_params
@@ -348,8 +346,8 @@ def save_checkpoint(path: Path, program: Program, state: Any, best_params: Any, 
     assert t is not None
     meta = {"spec_fingerprint": ir.fingerprint(program.spec), "model_fingerprint": model_fingerprint(program),
             "epoch": len(history), "seed": t.seed, "history": history,
-            "rng": {"seed": t.seed, "next_epoch_key": np.asarray(jax.random.key_data(
-                jax.random.fold_in(keys_for(t.seed)[1], len(history)))).tolist()},
+            # epoch e's dropout keys are folded from this key and e (trainer.epoch_fn)
+            "rng": {"seed": t.seed, "epoch_key": [int(v) for v in np.asarray(epoch_key).ravel()]},
             "stopper": None if stopper is None else dict(stopper), **data_meta(splits)}
     checkpoint.save(path, trees, {**meta, **(extra or {})})
 

@@ -15,6 +15,7 @@ the data (prepare.py), write the run folder (runs.py) and talk to the screen.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass, replace
@@ -84,7 +85,7 @@ def epoch_fn(model: Model, n: int, batch: int | None) -> Callable:
 def epoch_program(model: Model, n: int, batch: int | None) -> Callable:
     """`epoch_fn` of one model, compiled once.
     No buffer donation: the last good state must survive an epoch that diverges."""
-    return jax.jit(epoch_fn(model, n, batch))
+    return compiled(epoch_fn(model, n, batch))
 
 
 def eval_fn(model: Model) -> Callable:
@@ -97,7 +98,123 @@ def eval_fn(model: Model) -> Callable:
 
 def eval_program(model: Model) -> Callable:
     """`eval_fn`, compiled once per shape."""
-    return jax.jit(eval_fn(model))
+    return compiled(eval_fn(model))
+
+
+# Evaluation runs over fixed-size chunks, the last padded with examples of weight 0: one
+# compiled program serves the initial loss, every epoch's validation and the kept
+# weights' metrics on each split, whatever their sizes (three sizes used to be three
+# compilations, the largest part of a small spec's start-up).
+EVAL_CHUNK = 8192
+
+
+def eval_chunk(sizes: Sequence[int]) -> int:
+    """The chunk size for datasets of these sizes: the smallest power of two that holds the
+    largest in one chunk, at most EVAL_CHUNK."""
+    largest = max([1, *sizes])
+    return min(EVAL_CHUNK, 1 << (largest - 1).bit_length())
+
+
+def eval_sums_fn(model: Model) -> Callable:
+    """(params, x, y, weights, hparams) -> the weighted sums of the loss and every metric."""
+    def run(params, x, y, w, hparams):
+        pred = model.apply(params, x, train=False, hparams=hparams)
+        return {k: jnp.sum(jnp.where(w > 0, v, 0.0) * w) for k, v in model.metrics(pred, y).items()}
+    return run
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """A dataset as equal pieces on the device (x, y, weights); `n` real examples."""
+    parts: tuple[tuple[jax.Array, jax.Array, jax.Array], ...]
+    n: int
+
+
+def chunks(x: np.ndarray, y: np.ndarray, size: int) -> Chunks:
+    """`x`, `y` cut into pieces of `size` examples, the last padded with its first examples
+    at weight 0 (so they are real, finite inputs that count for nothing)."""
+    x, y = np.asarray(x), np.asarray(y)
+    n = len(x)
+    parts = []
+    for start in range(0, n, size):
+        xs, ys = x[start:start + size], y[start:start + size]
+        m = len(xs)
+        w = np.zeros(size, np.float32)
+        w[:m] = 1.0
+        if m < size:
+            fill = np.resize(np.arange(m), size - m)
+            xs, ys = np.concatenate([xs, xs[fill]]), np.concatenate([ys, ys[fill]])
+        parts.append((jnp.asarray(xs), jnp.asarray(ys), jnp.asarray(w)))
+    return Chunks(tuple(parts), n)
+
+
+def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any) -> dict[str, np.ndarray]:
+    """The mean of the loss and every metric over `data`, by `run` (an `eval_sums_fn`)."""
+    total: dict[str, Any] = {}
+    for x, y, w in data.parts:
+        for k, v in run(params, x, y, w, hparams).items():
+            total[k] = total[k] + v if k in total else v
+    return {k: np.asarray(v, np.float64) / max(data.n, 1) for k, v in total.items()}
+
+
+class _Compiled:
+    """`jax.jit(fn)`, but compiled once per distinct program in the process. jax.jit's own
+    cache keys on the Python function, and every Model makes its functions anew, so two
+    `fit` calls of one model (another learning rate or seed: traced numbers, not constants
+    of the program) would compile twice. Here the first call looks the program up by its
+    StableHLO text, which holds every constant: the same text is the same computation, so
+    the jitted function that already compiled it serves this one too (when the trees in and
+    out, names included, are the same too), at jax.jit's own speed from then on."""
+
+    def __init__(self, fn: Callable, options: dict[str, Any] | None = None) -> None:
+        self.jitted = jax.jit(fn)
+        self.options = options
+        self.fast: Callable | None = None
+
+    def __call__(self, *args):
+        if self.fast is None:
+            lowered = self.jitted.lower(*args)
+            # the text, and the names in and out: two models that differ only in their layers'
+            # names compile to one text, but each must get its own names back
+            key = hashlib.sha256("\n".join([lowered.as_text(), str(lowered.in_tree), str(lowered.out_tree),
+                                             repr(self.options)]).encode()).hexdigest()
+            self.fast = _PROGRAMS.get(key)
+            if self.fast is None:
+                if len(_PROGRAMS) >= _MAX_PROGRAMS:
+                    _PROGRAMS.pop(next(iter(_PROGRAMS)))  # the oldest: a bounded cache
+                # with options, the compiled program itself (for programs that run once:
+                # its slower call does not matter)
+                self.fast = self.jitted if self.options is None else lowered.compile(self.options)
+                _PROGRAMS[key] = self.fast
+        return self.fast(*args)
+
+
+_PROGRAMS: dict[str, Callable] = {}
+_MAX_PROGRAMS = 64
+
+
+# For a program that runs once (the initialization): XLA's backend optimizations cost
+# most of its compile time (4.9 s against 1.4 s for the digits MLP's, measured) and buy
+# nothing. Its numbers may differ from an optimized build's in the last bit (6e-8 in 4% of
+# a glorot draw), the same on every run.
+RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def compiled(fn: Callable, options: dict[str, Any] | None = None) -> Callable:
+    """`fn` compiled, sharing compiled programs across calls of the process (`_Compiled`);
+    `options` are XLA compile options (`RUN_ONCE`)."""
+    return _Compiled(fn, options)
+
+
+def _start(model: Model, count: int) -> Callable:
+    """seeds -> (every model's initial parameters, epoch base keys, their key data):
+    `keys_for` and `Model.init` of each seed, in one program."""
+    def start(seeds):
+        def one(seed):
+            init_key, epoch_key = keys_for(seed)
+            return model.init(init_key), epoch_key, jax.random.key_data(epoch_key)
+        return over_models(one, count, (0,))(seeds)
+    return start
 
 
 def over_models(fn: Callable, count: int, in_axes: Sequence[int | None]) -> Callable:
@@ -229,9 +346,10 @@ class Trainer:
                            with_penalty=any(m.has_penalty for m in alone))
         self.hparams = stack([m.hparams() for m in alone])
         self.seeds = [p.train.seed for p in programs]  # type: ignore[union-attr]
-        keys = [keys_for(s) for s in self.seeds]
-        self.init_keys = jnp.stack([k[0] for k in keys])
-        self.epoch_keys = jnp.stack([k[1] for k in keys])
+        # every model's first weights and epoch keys from its seed, in one program (eager
+        # key derivations were compilations of their own, a fifth of a small spec's start-up)
+        self._params0, self.epoch_keys, self.epoch_key_data = compiled(_start(self.model, self.count), RUN_ONCE)(
+            np.asarray(self.seeds, np.int32))
         es = t.early_stop
         self.early_stop, self.batch = es, t.batch
         self.restore_best = bool(es and es.restore_best)
@@ -241,15 +359,16 @@ class Trainer:
         self.limits = np.array([p.train.divergence or math.inf for p in programs])  # type: ignore[union-attr]
         self.x = jnp.asarray(splits.train.x)
         self.y = jnp.asarray(_labels(first, splits.train.y))
+        self.chunk = eval_chunk([len(d) for d in (splits.train, splits.val, splits.test) if d is not None])
         self.val = None
         if splits.val is not None:
-            self.val = (jnp.asarray(splits.val.x), jnp.asarray(_labels(first, splits.val.y)))
+            self.val = chunks(splits.val.x, _labels(first, splits.val.y), self.chunk)
         self.n = len(splits.train)
         # Models with the same seed see the examples in the same order: one shared permutation.
         self.shared = len(set(self.seeds)) == 1
-        self._epoch = jax.jit(over_models(epoch_fn(self.model, self.n, t.batch), self.count,
+        self._epoch = compiled(over_models(epoch_fn(self.model, self.n, t.batch), self.count,
                                           (0, None, None, None if self.shared else 0, 0, None, 0)))
-        self._evaluate = jax.jit(over_models(eval_fn(self.model), self.count, (0, None, None, 0)))
+        self._evaluate = compiled(over_models(eval_sums_fn(self.model), self.count, (0, None, None, None, 0)))
         self._select = jax.jit(_select)
         self.start_loss = np.full(self.count, math.nan)
         self.snapshot: Snapshot | None = None
@@ -261,9 +380,9 @@ class Trainer:
 
     def fresh(self) -> Snapshot:
         """Every model's initial weights and optimizer state."""
-        params = jax.jit(over_models(self.model.init, self.count, (0,)))(self.init_keys)
+        params = self._params0
         assert self.model.optimizer is not None
-        template = jax.jit(self.model.optimizer.init)(member(params, 0))
+        template = compiled(self.model.optimizer.init)(member(params, 0))
         opt = stack([with_hparams(template, p.optimizer, p.regularization) for p in self.programs])  # type: ignore[arg-type]
         state = TrainState(params, opt)
         return Snapshot(0, state, params if self.restore_best else None,
@@ -290,9 +409,13 @@ class Trainer:
     def measure_start(self, snap: Snapshot) -> np.ndarray:
         """The yardstick of a divergence that stays finite: the initial weights' mean loss
         on the validation split (its program is compiled anyway), else on the training split."""
-        data = self.val if self.val is not None else (self.x, self.y)
-        self.start_loss = np.asarray(self._evaluate(snap.state.params, *data, self.hparams)["loss"], float)
+        data = self.val if self.val is not None else self.chunks_of(self.splits.train)
+        self.start_loss = self.evaluate(snap.state.params, data)["loss"]
         return self.start_loss
+
+    def chunks_of(self, ds: Any) -> Chunks:
+        """A split of the data, ready for `evaluate`."""
+        return chunks(ds.x, _labels(self.programs[0], ds.y), self.chunk)
 
     # -- the epochs
     def order(self, epoch: int) -> np.ndarray:
@@ -304,9 +427,9 @@ class Trainer:
             return shuffle(self.seeds[0], epoch, self.n)
         return np.stack([shuffle(s, epoch, self.n) for s in self.seeds])
 
-    def evaluate(self, params: Any, x: jax.Array, y: jax.Array) -> dict[str, np.ndarray]:
-        """Every model's mean loss and metrics on (x, y), one transfer."""
-        return {k: np.asarray(v) for k, v in self._evaluate(params, x, y, self.hparams).items()}
+    def evaluate(self, params: Any, data: Chunks) -> dict[str, np.ndarray]:
+        """Every model's mean loss and metrics on `data` (stacked `params`)."""
+        return mean_over(self._evaluate, params, data, self.hparams)
 
     def run(self, snap: Snapshot, epochs: int, *, stop_after: int | None = None,
             on_epoch: Callable[[Snapshot], None] | None = None) -> Snapshot:
@@ -329,7 +452,7 @@ class Trainer:
             good = np.isfinite(losses) & ~exploded
             keep = active & good
             state = new if keep.all() else self._select(jnp.asarray(keep), new, snap.state)
-            vals = self.evaluate(state.params, *self.val) if self.val is not None and keep.any() else {}
+            vals = self.evaluate(state.params, self.val) if self.val is not None and keep.any() else {}
             elapsed = time.perf_counter() - t0
             tracks = list(snap.tracks)
             improved = np.zeros(self.count, bool)
