@@ -40,6 +40,7 @@ VARIANTS: dict[str, dict] = {
     "regression": {"n": 12, "noise": 0.0},
     "blobs": {"n": 55, "classes": 7},
     "digits": {"image": True},
+    "waves": {"n": 23, "steps": 12, "noise": 0.0},
 }
 
 
@@ -246,6 +247,17 @@ def claim_digits(ds: Dataset) -> None:
     assert knn_accuracy(ds) >= 0.9
 
 
+def claim_waves(ds: Dataset) -> None:
+    # The class is the frequency, whatever the phase: the spectrum tells every wave apart,
+    # while a line through the raw samples (the phase varies) does little better than chance.
+    x = ds.x[:, :, 0].astype(np.float64)
+    y = ds.y.reshape(len(ds), -1)[:, 0] > 0.5
+    power = np.abs(np.fft.rfft(x - x.mean(1, keepdims=True), axis=1)) ** 2
+    assert np.mean((power[:, 3:].sum(1) > power[:, :3].sum(1)) == y) >= 0.98
+    flat = Dataset(x, ds.y, ds.task, ds.classes)
+    assert logistic_accuracy(flat, steps=300) <= 0.75
+
+
 CLAIMS: dict[str, Callable[[Dataset], None]] = {
     "pass_class": claim_pass_class,
     "linear": claim_linear,
@@ -257,6 +269,7 @@ CLAIMS: dict[str, Callable[[Dataset], None]] = {
     "regression": claim_regression,
     "blobs": claim_blobs,
     "digits": claim_digits,
+    "waves": claim_waves,
 }
 
 CLAIM_CASES = [pytest.param(name, seed, params, id=f"{name}-{seed}-{params}",

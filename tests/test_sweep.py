@@ -145,7 +145,7 @@ def test_an_ensemble_averages_its_members(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(path), "--out", str(run), "-q"]) == 0
     program = nnspec.check_text(path.read_text(), filename=str(path))
-    from nnspec.infer import evaluate, load_trained, predict
+    from nnspec.infer import load_trained, predict
     model, params, std, meta = load_trained(program, run)
     assert meta["ensemble"] == 3 and jax.tree_util.tree_leaves(params)[0].shape[0] == 3
     x = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
