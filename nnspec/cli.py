@@ -501,6 +501,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         names, targets = _spec_names(program, args.spec)
     classes = meta.get("classes")
     x = _read_inputs(args.input, program, names, targets, header=not args.no_header)
+    from nnspec.prepare import first_bad_token, token_vocab
+    vocab = token_vocab(program)
+    if vocab is not None and (bad_token := first_bad_token(x, vocab)) is not None:
+        # as training refuses them (E403): `2.5` is no token, and must never be read as 2
+        row, col, value = bad_token
+        column = f"column `{names[col]}`" if names else f"feature {col + 1}"
+        raise UsageError(f"`{args.input}`, example {row + 1}, {column}: `{value:g}` is not a token id; "
+                         f"input `{program.model.inputs[0][0]}` takes whole numbers 0 to {vocab - 1}")
     if std is not None:
         x = std.apply(x)
     import jax.numpy as jnp

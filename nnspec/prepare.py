@@ -122,22 +122,40 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
                    program, span, label="this data", help=f"give the last layer {ds.y.shape[1]} unit(s)")
 
 
+def token_vocab(program: Program) -> int | None:
+    """The vocabulary of a model whose one input holds token ids (the input's, or the
+    smallest of the `embedding`s reading it); None for a model of numbers."""
+    model = program.model
+    if len(model.inputs) != 1 or model.input_type(model.inputs[0][0]).dtype != "int32":
+        return None
+    kind = model.input_type(model.inputs[0][0])
+    return kind.vocab or min((layer.params["vocab"] for layer in model.layers if kind.name in layer.inputs),
+                             default=2 ** 31 - 1)
+
+
+def first_bad_token(x: np.ndarray, vocab: int) -> tuple[int, int, float] | None:
+    """(example, feature, value) of the first value of `x` that is not a token id below
+    `vocab` (a whole number, 0 or more); None if every value is one."""
+    x = np.asarray(x, dtype=np.float64)
+    bad = ~np.isfinite(x) | (x != np.round(x)) | (x < 0) | (x >= vocab)
+    if not bad.any():
+        return None
+    flat = int(np.argmax(bad.reshape(-1)))
+    row, col = divmod(flat, max(1, math.prod(x.shape[1:])))
+    return row, col, float(x.reshape(-1)[flat])
+
+
 def check_tokens(program: Program, ds: Dataset, span: Span | None) -> bool:
     """Whether the model's input holds token ids; if so, every value must be a whole number
     in [0, vocab), the vocabulary of the input (or of the smallest `embedding` reading it)."""
-    model = program.model
-    if len(model.inputs) != 1 or model.input_type(model.inputs[0][0]).dtype != "int32":
+    vocab = token_vocab(program)
+    if vocab is None:
         return False
-    kind = model.input_type(model.inputs[0][0])
-    vocab = kind.vocab or min((layer.params["vocab"] for layer in model.layers if kind.name in layer.inputs),
-                              default=2 ** 31 - 1)
-    x = np.asarray(ds.x, dtype=np.float64)
-    bad = ~np.isfinite(x) | (x != np.round(x)) | (x < 0) | (x >= vocab)
-    if not bad.any():
+    found = first_bad_token(ds.x, vocab)
+    if found is None:
         return True
-    flat = int(np.argmax(bad.reshape(-1)))
-    row, col = divmod(flat, max(1, math.prod(ds.features)))
-    value = float(x.reshape(-1)[flat])
+    row, col, value = found
+    kind = program.model.input_type(program.model.inputs[0][0])
     shown = f"{value:g}"
     notes: tuple[str, ...] = ()
     path = _data_path(program)

@@ -205,11 +205,11 @@ def test_unused_nodes_warn_and_the_output_is_the_last_line() -> None:
 def test_summary_says_what_a_graph_node_reads() -> None:
     table = summary(nnspec.check_text(RESIDUAL))
     lines = table.splitlines()
-    assert lines[2].split() == ["Layer", "(type)", "Output", "shape", "Params", "Reads"]
+    assert lines[2].split() == ["Layer", "(type)", "Output", "shape", "Params", "FLOPs", "Reads"]
     # `out: dense 2 from r` reads the row above it: nothing to say
-    assert next(line for line in lines if line.startswith("out (dense)")).split() == ["out", "(dense)", "(2,)", "10"]
+    assert next(line for line in lines if line.startswith("out (dense)")).split() == ["out", "(dense)", "(2,)", "10", "16"]
     row = next(line for line in lines if line.startswith("r (add)"))
-    assert row.split() == ["r", "(add)", "(4,)", "0", "x,", "h"]
+    assert row.split() == ["r", "(add)", "(4,)", "0", "4", "x,", "h"]
     chain = summary(nnspec.check_text("model m {\n    input x[2]\n    dense 1\n}\n"))
     assert "Reads" not in chain
 
@@ -377,3 +377,18 @@ def test_token_data_is_fed_as_int32_and_never_standardized(tmp_path: Path) -> No
     assert splits.standardizer is None and splits.train.x.dtype == np.int32
     assert sorted(splits.train.x.reshape(-1).tolist()) == list(range(1, 10))
 
+
+
+@pytest.mark.parametrize("bad", ["2.5", "10", "-1"])
+def test_predict_refuses_what_is_not_a_token_id(tmp_path: Path, capsys, bad: str) -> None:
+    """predict reads token ids by training's rule: `2.5` is refused, never read as 2."""
+    from nnspec.cli import main
+    spec = _token_spec(tmp_path, ["1,2,3,1", "4,5,6,0", "7,8,9,1", "1,5,9,0"])
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "-q"]) == 0
+    (tmp_path / "new.csv").write_text(f"t1,t2,t3\n1,2,3\n4,{bad},6\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["predict", str(spec), "--run", str(tmp_path / "run"), "--input", str(tmp_path / "new.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"example 2, column `t2`: `{bad}` is not a token id; input `t` takes whole numbers 0 to 9" in err
+    (tmp_path / "ok.csv").write_text("t1,t2,t3\n1,2,3\n", encoding="utf-8")
+    assert main(["predict", str(spec), "--run", str(tmp_path / "run"), "--input", str(tmp_path / "ok.csv")]) == 0
