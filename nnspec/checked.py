@@ -44,6 +44,12 @@ class Layer:
         return total
 
     @property
+    def flops(self) -> int:
+        """Estimated FLOPs of one example through this layer (its registry row's rule)."""
+        from nnspec.layers import flops
+        return flops(self.op, self.params, self.in_shape, self.out_shape)
+
+    @property
     def activation(self) -> str | None:
         """The activation this layer ends in (`dense ... relu`, or `relu` itself)."""
         act = self.params.get("activation")
@@ -88,6 +94,11 @@ class ModelProgram:
     @property
     def n_params(self) -> int:
         return sum(layer.n_params for layer in self.layers)
+
+    @property
+    def flops(self) -> int:
+        """Estimated FLOPs of one example through the whole model."""
+        return sum(layer.flops for layer in self.layers)
 
 
 @dataclass(frozen=True)

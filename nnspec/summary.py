@@ -1,4 +1,5 @@
-"""`nnspec compile --emit summary`: a Keras-style table of layers, shapes and parameter counts."""
+"""`nnspec compile --emit summary`: a Keras-style table of layers, shapes, parameter counts
+and estimated FLOPs per example."""
 
 from __future__ import annotations
 
@@ -7,32 +8,57 @@ from nnspec.checked import Program
 from nnspec.layers import show_shape
 
 
+def show_flops(n: int) -> str:
+    """A FLOP count for people: `96`, `4.4 K`, `1.2 M`, ... `3.0 Y`, then `10^k`."""
+    if n < 1000:
+        return str(n)
+    for k, unit in enumerate("KMGTPEZY", 1):
+        # integer division first: a count past a float's range still shows
+        value = round(n // 1000 ** (k - 1) / 1000, 1)
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+    return _magnitude(n)
+
+
+def _magnitude(n: int) -> str:
+    """`10^k`, k the number of digits less one, without `str(n)` (refused past 4,300 digits)."""
+    k = int((n.bit_length() - 1) * 0.30103)  # at most one short: log10(2) rounded down
+    return f"10^{k + 1 if 10 ** (k + 1) <= n else k}"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**30 else _magnitude(n)
+
+
 def summary(program: Program) -> str:
     """The model as a table: one row per input and layer, then the totals. A layer that
     reads another node than the row above it (`from`, a merge) says what it reads, in a
-    column that only a graph has."""
+    column that only a graph has. FLOPs are the layer rules' estimates for one example
+    (docs/language.md, "FLOPs")."""
     model = program.model
-    rows = [(f"{name} (input)", show_shape(shape), "0", "") for name, shape in model.inputs]
+    rows = [(f"{name} (input)", show_shape(shape), "0", "0", "") for name, shape in model.inputs]
     previous = model.inputs[-1][0] if model.inputs else None
     for layer in model.layers:
         act = layer.activation if layer.op == "dense" else None
         kind = f"{layer.op} {act}" if act and act != "identity" else layer.op
         reads = ", ".join(layer.inputs) if layer.inputs != ((previous,) if previous else ()) else ""
-        rows.append((f"{layer.name} ({kind})", show_shape(layer.out_shape), f"{layer.n_params:,}", reads))
+        rows.append((f"{layer.name} ({kind})", show_shape(layer.out_shape), f"{layer.n_params:,}",
+                     show_flops(layer.flops), reads))
         previous = layer.name
-    graph = any(r[3] for r in rows)
-    head = ("Layer (type)", "Output shape", "Params", "Reads")
-    n = 4 if graph else 3
+    graph = any(r[4] for r in rows)
+    head = ("Layer (type)", "Output shape", "Params", "FLOPs", "Reads")
+    n = 5 if graph else 4
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(n)]
     rule = "─" * (sum(widths) + 3 * (n - 1))
 
-    def line(r: tuple[str, str, str, str]) -> str:
-        text = f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   {r[2]:>{widths[2]}}"
-        return f"{text}   {r[3]}".rstrip() if graph else text
+    def line(r: tuple[str, str, str, str, str]) -> str:
+        text = f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   {r[2]:>{widths[2]}}   {r[3]:>{widths[3]}}"
+        return f"{text}   {r[4]}".rstrip() if graph else text
 
-    total = model.n_params
+    total, flops = model.n_params, model.flops
     out = [f"Model: {model.name or '(unnamed)'}", rule, line(head), rule, *map(line, rows), rule,
-           f"Total params: {total:,} ({show_bytes(total * 4)} as float32)"]
+           f"Total params: {total:,} ({show_bytes(total * 4)} as float32)",
+           f"Total FLOPs per example: {_count(flops)}" + (f" ({show_flops(flops)})" if flops >= 1000 else "")]
     if program.optimizer is not None:
         out.append(f"Optimizer: {program.optimizer.name}")
     if program.loss is not None:

@@ -44,14 +44,15 @@ train {
 
 SUMMARY = """\
 Model: pass_class
-───────────────────────────────────────────
-Layer (type)          Output shape   Params
-───────────────────────────────────────────
-x (input)             (2,)                0
-h1 (dense relu)       (8,)               24
-out (dense sigmoid)   (1,)                9
-───────────────────────────────────────────
+───────────────────────────────────────────────────
+Layer (type)          Output shape   Params   FLOPs
+───────────────────────────────────────────────────
+x (input)             (2,)                0       0
+h1 (dense relu)       (8,)               24      32
+out (dense sigmoid)   (1,)                9      16
+───────────────────────────────────────────────────
 Total params: 33 (132 B as float32)
+Total FLOPs per example: 48
 Optimizer: adam
 Loss: binary_crossentropy
 """

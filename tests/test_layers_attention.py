@@ -217,7 +217,7 @@ def test_parameter_counts_reach_the_summary() -> None:
     text = summary(program)
     for name, n in counts.items():
         line = next(row for row in text.splitlines() if row.startswith(f"{name} ("))
-        assert line.split()[-1] == f"{n:,}"
+        assert line.rsplit(")", 1)[1].split()[0] == f"{n:,}"  # after the shape: Params, then FLOPs
     assert f"Total params: {sum(counts.values()):,}" in text
 
 

@@ -11,11 +11,12 @@ import math
 from typing import Any, Callable, Mapping
 
 from nnspec.layers import attention, conv, graph, norm, recurrent
-from nnspec.layers.base import Shape, ShapeError, count, same, show_shape
+from nnspec.layers.base import Shape, ShapeError, count, per_output, same, show_shape, size
 from nnspec.params import (ArgError, Array, Bool, Entry, Float, Int, P, Registry, Symbol,
                            Union)
 
-__all__ = ["ACTIVATIONS", "INITIALIZERS", "LAYERS", "Shape", "ShapeError", "show_shape", "out_shape", "param_shapes"]
+__all__ = ["ACTIVATIONS", "INITIALIZERS", "LAYERS", "Shape", "ShapeError", "show_shape", "out_shape", "param_shapes",
+           "flops"]
 
 # `output` says what the activation's values are, for loss/output agreement.
 ACTIVATIONS = Registry("activation", [
@@ -97,6 +98,12 @@ def _dense_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
     return shapes
 
 
+def _dense_flops(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+    # the products x·W only, 2 per multiply-add, at every step with `per_step`; the bias
+    # and activation (one per output each) are left out, as the usual count does
+    return 2 * size(in_shape) * p["units"]
+
+
 def _dense_check(p: Mapping[str, Any], given: set[str]) -> None:
     if p["weights"] is not None and "init" in given:
         raise ArgError("E108", "both `weights` and `init` given", "literal `weights` replace the initializer: remove one")
@@ -118,7 +125,7 @@ LAYERS = Registry("layer", [
         *_PENALTY,
         P("per_step", Bool(), False, "apply to the last axis of a longer input, the same weights at every step"),
     ), doc="fully connected: y = g(x·W + b)",
-        attrs={"param_shapes": _dense_shapes, "check": _dense_check,
+        attrs={"param_shapes": _dense_shapes, "check": _dense_check, "flops": _dense_flops,
                "out_shape": lambda p, s: (p["units"],) if not p["per_step"] else None if s is None else (*s[:-1], p["units"]),
                "examples": [((5,), "dense 3"), ((5,), "dense 4 relu bias=false"), ((1,), "dense 1 sigmoid"),
                             ((4, 6), "dense 3 relu per_step"), ((2, 3, 5), "dense 2 per_step=true"),
@@ -154,3 +161,11 @@ def param_shapes(op: str, params: Mapping[str, Any], in_shape: Shape) -> dict[st
     assert entry is not None
     fn: Callable | None = entry.attrs.get("param_shapes")
     return fn(params, in_shape) if fn else {}
+
+
+def flops(op: str, params: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+    """Estimated FLOPs of one example through this layer: its row's `flops` rule, or one
+    per output element (nnspec/layers/base.py's `per_output`) for a row without one."""
+    entry = LAYERS.get(op)
+    assert entry is not None
+    return entry.attrs.get("flops", per_output)(params, in_shape, out_shape)

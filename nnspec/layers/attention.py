@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from nnspec.layers.base import Shape, ShapeError, count, show_shape
+from nnspec.layers.base import Shape, ShapeError, count, per_input, show_shape
 from nnspec.params import ArgError, Bool, Entry, Float, Int, ListOf, P, Symbol
 
 # ------------------------------------------------------------------------------- helpers
@@ -72,6 +72,19 @@ def _self_attention_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, S
     return _attention_shapes(p, features, _key_dim("self_attention", p, features), p["bias"])
 
 
+def attention_flops(op: str, p: Mapping[str, Any], in_shape: Shape) -> int:
+    """2 per multiply-add: the q, k, v projections, the scores q·k and the weighted sum of
+    the values (every step pair, a causal mask's included), the output projection; the
+    softmax, scaling and biases are left out."""
+    steps, d = _sequence(op, in_shape)
+    hk = p["heads"] * _key_dim(op, p, d)
+    return 2 * steps * d * 3 * hk + 2 * steps * steps * hk * 2 + 2 * steps * hk * d
+
+
+def _self_attention_flops(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+    return attention_flops("self_attention", p, in_shape)
+
+
 # ------------------------------------------------------------------- transformer_encoder
 
 def _encoder_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
@@ -82,6 +95,13 @@ def _encoder_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
                    "w_ff2": (p["ff"], features), "b_ff2": (features,),
                    "ln2_scale": (features,), "ln2_offset": (features,)})
     return shapes
+
+
+def _encoder_flops(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+    # the attention, the feed-forward net's two products, and per (step, feature) element
+    # 5 for each of the two layer norms and 1 for each of the two residual sums
+    steps, d = _sequence("transformer_encoder", in_shape)
+    return attention_flops("transformer_encoder", p, in_shape) + 2 * 2 * steps * d * p["ff"] + 12 * steps * d
 
 
 # --------------------------------------------------------------------- position_embedding
@@ -175,14 +195,14 @@ LAYERS: list[Entry] = [
         P("scale", Bool(), True, "learn a scale γ per feature (`false`: γ = 1)"),
         P("offset", Bool(), True, "learn an offset β per feature (`false`: β = 0)"),
     ), doc="normalizes each example over its last axis: γ·(x − mean) / √(variance + epsilon) + β",
-        attrs={"param_shapes": _layer_norm_shapes, "out_shape": lambda p, s: s,
+        attrs={"param_shapes": _layer_norm_shapes, "out_shape": lambda p, s: s, "flops": per_input(5),
                "examples": [((6,), "layer_norm"), ((4, 5), "layer_norm epsilon=1e-5"),
                             ((3, 2, 4), "layer_norm scale=false offset=false")]}),
     Entry("self_attention", (
         _HEADS, _KEY_DIM, _CAUSAL, _DROP,
         P("bias", Bool(), True, "`false` for no biases in the query, key, value and output projections"),
     ), doc="multi-head scaled dot-product self-attention over the steps, projected back to the input's features",
-        attrs={"param_shapes": _self_attention_shapes, "out_shape": _sequence_out,
+        attrs={"param_shapes": _self_attention_shapes, "out_shape": _sequence_out, "flops": _self_attention_flops,
                "examples": [((5, 8), "self_attention heads=2"), ((4, 6), "self_attention heads=3 key_dim=4 causal=true"),
                             ((3, 4), "self_attention heads=1 drop_prob=0.5 bias=false")]}),
     Entry("transformer_encoder", (
@@ -195,7 +215,7 @@ LAYERS: list[Entry] = [
         P("norm_first", Bool(), False, "normalize before each part (pre-norm) instead of after each residual sum"),
         P("epsilon", Float(gt=0), 1e-5, "the layer norms' epsilon"),
     ), doc="one transformer encoder block: self-attention and a feed-forward net, each with a residual sum and a layer norm",
-        attrs={"param_shapes": _encoder_shapes, "out_shape": _sequence_out,
+        attrs={"param_shapes": _encoder_shapes, "out_shape": _sequence_out, "flops": _encoder_flops,
                "examples": [((5, 8), "transformer_encoder heads=2 ff=16"),
                             ((4, 6), "transformer_encoder heads=2 key_dim=4 ff=8 activation=gelu causal=true norm_first=true drop_prob=0.1")]}),
     Entry("position_embedding", (

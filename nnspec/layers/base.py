@@ -3,7 +3,9 @@
 A family module (conv.py, recurrent.py, ...) holds `LAYERS`, a list of registry rows; each
 row's attrs give `out_shape(params, in_shape)` (None for an unknown input, see below),
 `param_shapes(params, in_shape)` where the layer has weights, an optional `check(params,
-given)`, and `examples`: (per-example input shape, the layer as written) pairs that the
+given)`, an optional `flops(params, in_shape, out_shape)` (the estimated FLOPs of one
+example, a multiply-add counting 2; a row without one counts `per_output`, one FLOP per
+output element), and `examples`: (per-example input shape, the layer as written) pairs that the
 registry sweep in tests/test_lowering.py checks against the JAX side. A merge row (graph.py)
 sets `merge` and reads several nodes: its rule is `merge_shape(params, [in_shape, ...])`,
 one shape per input in the order written, raising ShapeError with `arg="input:I"` for the
@@ -13,7 +15,8 @@ carry a third element, the input's type as written (`"int vocab=10"`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import math
+from typing import Any, Callable, Mapping
 
 Shape = tuple[int, ...]
 
@@ -49,3 +52,22 @@ def flat(op: str, in_shape: Shape) -> int:
 # return None unless the output does not depend on it, as `dense`'s does not.
 def same(p: Mapping[str, Any], in_shape: Shape | None) -> Shape | None:
     return in_shape
+
+
+# FLOP rules (docs/language.md, "FLOPs"): an estimate, per example; a multiply-add is 2.
+def size(shape: Shape) -> int:
+    """The number of values in one example of this shape."""
+    return math.prod(shape)
+
+
+def per_output(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+    """The default rule: one FLOP per output element (an activation, a merge, a layer
+    that only moves values such as flatten or reshape)."""
+    return size(out_shape)
+
+
+def per_input(k: int) -> Callable[[Mapping[str, Any], Shape, Shape], int]:
+    """`k` FLOPs per input element: a global pool (k = 1), a normalization (k = 5)."""
+    def rule(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+        return k * size(in_shape)
+    return rule

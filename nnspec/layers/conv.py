@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from nnspec.layers.base import Shape, ShapeError, show_shape
+from nnspec.layers.base import Shape, ShapeError, per_input, show_shape
 from nnspec.params import Bool, Choice, Dims, Entry, Float, Int, P, Symbol
 
 E_RANK = "E220"    # the input has the wrong number of axes
@@ -221,6 +221,41 @@ def _global_out(op: str):
     return out
 
 
+# ----------------------------------------------------------------------------- FLOPs
+# 2 per multiply-add of the kernel at every output position (padding included); the bias
+# and activation are left out, as for dense. A pool counts one per window element read.
+
+def _conv_flops(op: str):
+    n = _rank(op)
+
+    def rule(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+        return 2 * math.prod(axes(p["kernel"], n)) * in_shape[-1] * p["filters"] * math.prod(out_shape[:-1])
+    return rule
+
+
+def _depthwise_flops(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+    # each output channel reads one input channel: conv2d's count divided by the groups, cin
+    return 2 * math.prod(axes(p["kernel"], 2)) * out_shape[-1] * math.prod(out_shape[:-1])
+
+
+def _separable_flops(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+    mid = in_shape[-1] * p["depth_multiplier"]
+    return 2 * math.prod(out_shape[:-1]) * mid * (math.prod(axes(p["kernel"], 2)) + p["filters"])
+
+
+def _transpose_flops(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+    # each input value adds kernel × value onto the output: the kernel's products per input position
+    return 2 * math.prod(axes(p["kernel"], 2)) * in_shape[-1] * p["filters"] * math.prod(in_shape[:-1])
+
+
+def _pool_flops(op: str):
+    n = _rank(op)
+
+    def rule(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+        return math.prod(axes(p["size"], n)) * math.prod(out_shape)
+    return rule
+
+
 # ----------------------------------------------------------------------------- the rows
 
 _PADDING = P("padding", Choice(("valid", "same")), "valid",
@@ -256,11 +291,13 @@ def _pool_params(n: int) -> tuple:
 
 def _conv(op: str, doc: str, examples: list) -> Entry:
     return Entry(op, _conv_params(_rank(op)), doc=doc,
-                 attrs={"param_shapes": _conv_shapes(op), "out_shape": _conv_out(op), "examples": examples})
+                 attrs={"param_shapes": _conv_shapes(op), "out_shape": _conv_out(op), "flops": _conv_flops(op),
+                        "examples": examples})
 
 
 def _pool(op: str, doc: str, examples: list) -> Entry:
-    return Entry(op, _pool_params(_rank(op)), doc=doc, attrs={"out_shape": _pool_out(op), "examples": examples})
+    return Entry(op, _pool_params(_rank(op)), doc=doc, attrs={"out_shape": _pool_out(op), "flops": _pool_flops(op),
+                                                                 "examples": examples})
 
 
 LAYERS: list[Entry] = [
@@ -273,18 +310,19 @@ LAYERS: list[Entry] = [
            ((9, 9, 3), "conv2d 2 3 dilation=2 bias=false")]),
     Entry("depthwise_conv2d", _conv_params(2, filters=False, multiplier=True),
           doc="one kernel per input channel (times `depth_multiplier`), channels kept apart",
-          attrs={"param_shapes": _depthwise_shapes, "out_shape": _depthwise_out,
+          attrs={"param_shapes": _depthwise_shapes, "out_shape": _depthwise_out, "flops": _depthwise_flops,
                  "examples": [((8, 8, 3), "depthwise_conv2d 3"),
                               ((7, 7, 2), "depthwise_conv2d 3 relu depth_multiplier=2 stride=2 padding=same")]}),
     Entry("separable_conv2d", _conv_params(2, multiplier=True),
           doc="a depthwise_conv2d, then a 1×1 conv2d mixing the channels into `filters`",
           attrs={"param_shapes": _separable_shapes, "out_shape": _conv_out("separable_conv2d"),
+                 "flops": _separable_flops,
                  "examples": [((8, 8, 3), "separable_conv2d 4 3 relu"),
                               ((9, 7, 2), "separable_conv2d 5 [3, 2] depth_multiplier=2 padding=same stride=2")]}),
     Entry("conv2d_transpose", _conv_params(2, stride="how far apart neighbouring inputs land on the output: "
                                                       "the factor the size grows by"),
           doc="the transpose of conv2d: each input value adds kernel × value onto a larger output",
-          attrs={"param_shapes": _transpose_shapes, "out_shape": _transpose_out,
+          attrs={"param_shapes": _transpose_shapes, "out_shape": _transpose_out, "flops": _transpose_flops,
                  "examples": [((4, 4, 3), "conv2d_transpose 2 3 stride=2"),
                               ((3, 5, 2), "conv2d_transpose 4 [2, 3] relu stride=2 padding=same"),
                               ((4, 4, 1), "conv2d_transpose 1 3 stride=[1, 3] padding=same dilation=2")]}),
@@ -306,9 +344,9 @@ LAYERS: list[Entry] = [
     _pool("avg_pool2d", "the mean of each window, channel by channel (padding does not count)",
           [((8, 8, 2), "avg_pool2d"), ((7, 9, 1), "avg_pool2d 3 stride=[2, 1] padding=same")]),
     Entry("global_avg_pool", doc="the mean over every axis but the last: one number per channel",
-          attrs={"out_shape": _global_out("global_avg_pool"),
+          attrs={"out_shape": _global_out("global_avg_pool"), "flops": per_input(1),
                  "examples": [((6, 3), "global_avg_pool"), ((4, 5, 2), "global_avg_pool")]}),
     Entry("global_max_pool", doc="the largest value over every axis but the last: one number per channel",
-          attrs={"out_shape": _global_out("global_max_pool"),
+          attrs={"out_shape": _global_out("global_max_pool"), "flops": per_input(1),
                  "examples": [((6, 3), "global_max_pool"), ((4, 5, 2), "global_max_pool")]}),
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from nnspec.layers.base import Shape, ShapeError, show_shape
+from nnspec.layers.base import Shape, ShapeError, per_input, show_shape
 from nnspec.params import Bool, Entry, Float, P
 
 
@@ -35,7 +35,7 @@ LAYERS: list[Entry] = [
         P("offset", Bool(), True, "learn an offset β per feature (`false`: β = 0)"),
     ), doc="normalizes each feature (the last axis) by the batch's mean and variance in training, "
            "by their running averages when predicting; then γ·x̂ + β",
-        attrs={"param_shapes": _shapes, "out_shape": lambda p, s: s,
+        attrs={"param_shapes": _shapes, "out_shape": lambda p, s: s, "flops": per_input(5),
                "examples": [((6,), "batch_norm"), ((5, 5, 3), "batch_norm momentum=0.9"),
                             ((4, 2), "batch_norm scale=false offset=false")]}),
 ]

@@ -68,6 +68,16 @@ def _param_shapes(op: str):
     return rule
 
 
+def _flops(op: str):
+    def rule(p: Mapping[str, Any], in_shape: Shape, out_shape: Shape) -> int:
+        # the kernels' products at every step, x_t·W and h_{t-1}·U, 2 per multiply-add, for
+        # each direction; the gates' element-wise arithmetic is left out
+        steps, features = sequence(op, in_shape)
+        directions = 2 if p["bidirectional"] else 1
+        return 2 * steps * GATES[op] * p["units"] * (features + p["units"]) * directions
+    return rule
+
+
 def _check(p: Mapping[str, Any], given: set[str]) -> None:
     if "merge" in given and not p["bidirectional"]:
         raise ArgError("E231", "`merge` without `bidirectional=true`",
@@ -114,6 +124,7 @@ def _entry(op: str, extra: tuple, doc: str) -> Entry:
     common = _common(gated=op != "simple_rnn")
     return Entry(op, (*common, *extra, *_PENALTY), doc=doc,
                  attrs={"out_shape": _out_shape(op), "param_shapes": _param_shapes(op), "check": _check,
+                        "flops": _flops(op),
                         "examples": _EXAMPLES[op]})
 
 
