@@ -83,6 +83,9 @@ EXPECTED = {
     "lr_good.nn": ("val_accuracy", lambda v: v >= 0.93),
     "lr_large.nn": ("val_accuracy", lambda v: v < 0.9),            # too large: bounces
     "sequence_lstm.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "resnet_digits.nn": ("val_accuracy", lambda v: v >= 0.92),    # conv residual blocks, batch_norm
+    "conv1d_waves.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "gru_waves.nn": ("val_accuracy", lambda v: v >= 0.95),
     **{f"opt_{o}.nn": ("val_accuracy", lambda v: v >= 0.93)
        for o in ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "adam", "adamw", "rmsprop")},
 }
