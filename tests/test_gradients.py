@@ -90,6 +90,9 @@ def random_params(params: dict, rng: np.random.Generator) -> dict:
     return out
 
 
+FUSED_ATTENTION = ("self_attention", "transformer_encoder")  # jax.nn.dot_product_attention when not training
+
+
 def float32_inside(jaxpr) -> bool:
     """Whether any step of a (float64) computation produces a float32 array: XLA's fused
     attention (`jax.nn.dot_product_attention`) computes its logits and softmax in float32."""
@@ -139,7 +142,11 @@ def gradient_errors(in_shape: tuple[int, ...], line: str, kind: str, *, train: b
             return jnp.sum(out * r)
 
         n = z.shape[0]
-        if float32_inside(jax.make_jaxpr(f)(z).jaxpr):
+        # the fused attention by name as well: within a long test session its float32 steps
+        # did not always show in the traced jaxpr (an inner jit traced earlier), and the full
+        # check then measured float32 rounding, not the gradient
+        fused = not train and line.split()[0] in FUSED_ATTENTION
+        if fused or float32_inside(jax.make_jaxpr(f)(z).jaxpr):
             method, eps = "directional", EPS_DIRECTIONAL
             steps = np.zeros((len(leaves) * DIRECTIONS, n))
             for i, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):

@@ -89,7 +89,8 @@ def call_text(draw, registry, depth: int = 0, entry=None) -> str:
 
 # ------------------------------------------------------------------------------ specs
 
-_BINARY_SETS = [e.name for e in DATASETS if e.attrs["task"] == "binary"]
+# the binary datasets of two features (`waves` is a sequence: a spec of its own shape)
+_BINARY_SETS = [e.name for e in DATASETS if e.attrs["task"] == "binary" and tuple(e.attrs["features"]) == (2,)]
 _HIDDEN_ACTS = [e for e in ACTIVATIONS if e.name not in ("softmax", "log_softmax")]
 
 
