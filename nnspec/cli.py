@@ -17,7 +17,7 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from nnspec import ir
 from nnspec.diagnostics import Diagnostic, error, render_all, render_json
@@ -281,9 +281,7 @@ def _header(spec_path: str, program, out: Path, note: str | None, quiet: bool, r
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import signal
     from nnspec import runs
-    from nnspec.diagnostics import NNSpecError
     note = None
     overrides = {"seed": args.seed, "epochs": args.epochs}
     try:
@@ -318,25 +316,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     # JAX only now: a spec with mistakes is refused without starting it
     from nnspec.fit import fit
     _compile_cache()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        result = fit(program, out=out, resume=resume, checkpoint_every=args.checkpoint_every,
-                     overrides=overrides, progress=_print_progress(args.quiet),
-                     on_start=header, command=["nnspec", *args.argv],
-                     base_dir=Path(spec_path).resolve().parent if args.resume is None else None)
-    except NNSpecError as exc:
-        sys.stderr.write(exc.render(color=_color(sys.stderr)))
-        return EXIT_SPEC
-    except runs.RunFolderError as exc:
-        raise UsageError(str(exc)) from None
-    except KeyboardInterrupt as exc:
-        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: the last finished epoch is "
-              f"saved; continue with `nnspec train --resume {out}`", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
-    except OSError as exc:  # the run folder could not be written (disk full, a file in the way, ...)
-        raise UsageError(f"cannot write `{exc.filename or out}`: {exc.strerror or exc}") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    result, code = _training(lambda: fit(
+        program, out=out, resume=resume, checkpoint_every=args.checkpoint_every, overrides=overrides,
+        progress=_print_progress(args.quiet), on_start=header, command=["nnspec", *args.argv],
+        base_dir=Path(spec_path).resolve().parent if args.resume is None else None), out, "the last finished epoch is")
+    if code is not None:
+        return code
     sys.stdout.write(_finished_text(result, out))
     return EXIT_OK
 
@@ -360,10 +345,32 @@ def _finished_text(result, out: Path) -> str:
     return head + _table(rows)
 
 
-def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str, resume: bool) -> int:
+def _training(train: Callable[[], Any], out: Path, saved: str) -> tuple[Any, int | None]:
+    """(the result of `train`, None), or (None, the exit code) where it failed: SIGTERM is
+    handled as Ctrl-C (what was `saved` is kept for `--resume`), a spec error is rendered,
+    a run folder that cannot be used or written is a usage error."""
     import signal
     from nnspec import runs
     from nnspec.diagnostics import NNSpecError
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return train(), None
+    except NNSpecError as exc:
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return None, EXIT_SPEC
+    except runs.RunFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: {saved} saved; "
+              f"continue with `nnspec train --resume {out}`", file=sys.stderr)
+        return None, 143 if isinstance(exc, Terminated) else 130
+    except OSError as exc:  # the run folder could not be written (disk full, a file in the way, ...)
+        raise UsageError(f"cannot write `{exc.filename or out}`: {exc.strerror or exc}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str, resume: bool) -> int:
     from nnspec.sweep_fit import fit_sweep, plot_lr_curve
     quiet = args.quiet
     every = max(1, (args.epochs or program.train.epochs) // 20)
@@ -373,24 +380,13 @@ def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str, r
         count[0] += 1
         if not quiet and (count[0] % every == 0 or count[0] == 1):
             print(line, file=sys.stderr)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        result = fit_sweep(program, epochs=args.epochs, out=out, progress=None if quiet else show,
-                           base_dir=Path(spec_path).resolve().parent if not resume else None, resume=resume,
-                           checkpoint_every=args.checkpoint_every, command=["nnspec", *args.argv], seed=args.seed)
-    except NNSpecError as exc:
-        sys.stderr.write(exc.render(color=_color(sys.stderr)))
-        return EXIT_SPEC
-    except runs.RunFolderError as exc:
-        raise UsageError(str(exc)) from None
-    except KeyboardInterrupt as exc:
-        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: the sweep so far is saved; "
-              f"continue with `nnspec train --resume {out}`", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
-    except OSError as exc:  # the run folder could not be written (disk full, a file in the way, ...)
-        raise UsageError(f"cannot write `{exc.filename or out}`: {exc.strerror or exc}") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    result, code = _training(lambda: fit_sweep(
+        program, epochs=args.epochs, out=out, progress=None if quiet else show,
+        base_dir=Path(spec_path).resolve().parent if not resume else None, resume=resume,
+        checkpoint_every=args.checkpoint_every, command=["nnspec", *args.argv], seed=args.seed),
+        out, "the sweep so far is")
+    if code is not None:
+        return code
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     sys.stdout.write(f"sweep of {len(result.members)} models, ranked by {result.monitor}\n" + result.table())

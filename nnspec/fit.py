@@ -81,12 +81,9 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     if resume:
         assert ckpt is not None, "resuming needs the run folder"
         try:
-            meta = checkpoint.read_meta(ckpt)
+            meta = runs.resume_meta(ckpt, program)
         except checkpoint.CheckpointError as exc:
             raise fail("E405", exc.message, program, None, help=exc.help) from None
-        if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
-            raise fail("E405", f"`{ckpt}` was written by a different spec", program, None,
-                       help="resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
     recorded = meta["run"] if isinstance(meta.get("run"), dict) else None  # runs before records have none
     if recorded is not None:
         given = runs.merge_overrides(recorded.get("overrides") or {}, given, out)  # type: ignore[arg-type]

@@ -352,16 +352,23 @@ def save_checkpoint(path: Path, program: Program, state: Any, best_params: Any, 
     checkpoint.save(path, trees, {**meta, **(extra or {})})
 
 
+def resume_meta(path: Path, program: Program) -> dict[str, Any]:
+    """The metadata of the checkpoint a run (or sweep) resumes from, refusing one that
+    another spec wrote (checkpoint.CheckpointError)."""
+    meta = checkpoint.read_meta(path)
+    if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
+        raise checkpoint.CheckpointError(f"`{path}` was written by a different spec",
+                                         "resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
+    return meta
+
+
 def restore_checkpoint(program: Program, path: Path, template: Any) -> tuple[Any, Any, list[dict[str, float]],
                                                                             dict[str, Any] | None]:
     """(state, best weights or None, history, early stopping's record) of a run's
     checkpoint, into the structure of `template` (a `TrainState` of shapes); raises
     checkpoint.CheckpointError for a checkpoint of another spec or model."""
     from nnspec.lower import TrainState
-    meta = checkpoint.read_meta(path)
-    if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
-        raise checkpoint.CheckpointError(f"`{path}` was written by a different spec",
-                                         "resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
+    meta = resume_meta(path, program)
     templates: dict[str, Any] = {"params": template.params, "opt_state": template.opt_state}
     if "best_params" in meta["trees"]:
         templates["best_params"] = template.params

@@ -230,7 +230,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
             if ci < first_chunk:
                 continue
             first = sweep.programs[part[0]]
-            _train_group([members[i] for i in part], first, members[part[0]].splits,  # type: ignore[arg-type]
+            _train_group([members[i] for i in part], members[part[0]].splits,  # type: ignore[arg-type]
                          epochs or first.train.epochs, monitor, mode,  # type: ignore[union-attr]
                          progress, label=f"program {g + 1}/{len(groups)}, " if len(groups) > 1 else "",
                          everyone=members, save=lambda tr, sn, ci=ci: save(ci, tr, sn),
@@ -282,7 +282,7 @@ def _varying(sweep: Any, axis: Any) -> list[Program]:
             if all(s[n] == first[n] for n in s if n != axis.name)]
 
 
-def _train_group(members: list[MemberResult], first: Program, splits: Splits, epochs: int, monitor: str,
+def _train_group(members: list[MemberResult], splits: Splits, epochs: int, monitor: str,
                  mode: str, progress, label: str, everyone: list[MemberResult],
                  save: Callable[[Trainer, Snapshot], None] | None = None, every: float = 2.0,
                  resumed: dict[str, Any] | None = None, ckpt: Path | None = None) -> None:
@@ -372,12 +372,9 @@ def _save_progress(path: Path, program: Program, members: list[MemberResult], do
 def _read_progress(path: Path, program: Program) -> dict[str, Any]:
     """The saved progress of the sweep in `path`, checked against `program`."""
     try:
-        meta = checkpoint.read_meta(path)
+        meta = runs.resume_meta(path, program)
     except checkpoint.CheckpointError as exc:
         raise fail("E405", exc.message, program, None, help=exc.help) from None
-    if meta.get("spec_fingerprint") != ir.fingerprint(program.spec):
-        raise fail("E405", f"`{path}` was written by a different spec", program, None,
-                   help="resume with the spec that started the run (its copy is `spec.nn` in the run folder)")
     saved = meta.get("sweep_progress")
     if saved is None:
         if meta.get("best_setting") is not None:

@@ -47,11 +47,15 @@ def keys_for(seed: int) -> tuple[jax.Array, jax.Array]:
     return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)
 
 
-def _batches(n: int, batch: int | None) -> tuple[int, int, int]:
-    """(batch size, steps, padding) of an epoch over n examples."""
+def _batches(n: int, batch: int | None) -> tuple[int, int, int, jax.Array | None]:
+    """(batch size, steps, padding, each step's example weights) of an epoch over n
+    examples. Without padding every weight would be 1: the weights are then None, and left
+    out of the program entirely."""
     b = n if batch is None else batch
     steps = math.ceil(n / b)
-    return b, steps, steps * b - n
+    pad = steps * b - n
+    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b) if pad else None
+    return b, steps, pad, weights
 
 
 def epoch_fn(model: Model, n: int, batch: int | None) -> Callable:
@@ -61,9 +65,7 @@ def epoch_fn(model: Model, n: int, batch: int | None) -> Callable:
 
     Every example is used once per epoch: the last, partial batch is padded with
     repeated examples whose weight is 0, so all batches have one static shape."""
-    b, steps, pad = _batches(n, batch)
-    # Without padding every weight would be 1: leave them out of the program entirely.
-    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b) if pad else None
+    b, steps, pad, weights = _batches(n, batch)
 
     def run(state: TrainState, x, y, order, base_key, epoch, hparams):
         key = jax.random.fold_in(base_key, epoch)
@@ -86,19 +88,6 @@ def epoch_program(model: Model, n: int, batch: int | None) -> Callable:
     """`epoch_fn` of one model, compiled once.
     No buffer donation: the last good state must survive an epoch that diverges."""
     return compiled(epoch_fn(model, n, batch))
-
-
-def eval_fn(model: Model) -> Callable:
-    """(params, x, y, hparams) -> the mean of the loss and of every metric."""
-    def run(params, x, y, hparams):
-        pred = model.apply(params, x, train=False, hparams=hparams)
-        return {k: jnp.mean(v) for k, v in model.metrics(pred, y).items()}
-    return run
-
-
-def eval_program(model: Model) -> Callable:
-    """`eval_fn`, compiled once per shape."""
-    return compiled(eval_fn(model))
 
 
 # Evaluation runs over fixed-size chunks, the last padded with examples of weight 0: one
@@ -236,8 +225,7 @@ def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, h
     the batches and keys of `epoch_fn` (a test holds the two together); and the epoch's
     (batch indices, weights or None, step keys)."""
     n = int(x.shape[0])
-    b, steps, pad = _batches(n, batch)
-    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b) if pad else None
+    b, steps, pad, weights = _batches(n, batch)
     idx = jnp.concatenate([jnp.asarray(order), jnp.asarray(order)[:pad]]).reshape(steps, b)
     keys = jax.random.split(jax.random.fold_in(base_key, epoch), steps)
     one = jax.jit(lambda s, i, w, k: model.step(s, x[i], y[i], key=k, hparams=hparams, weights=w)[0])
