@@ -377,7 +377,10 @@ def emit_step(program: Program, form: str) -> str:
     """The training step on one batch, as a jaxpr or as StableHLO text."""
     model = lower(program)
     batch = program.train.batch if program.train and program.train.batch else 32
-    x = jax.ShapeDtypeStruct((batch, *program.model.input_shape), jnp.float32)
+    # each input as the data feeds it: token ids as int32, numbers as float32
+    inputs = {t.name: jax.ShapeDtypeStruct((batch, *t.shape), jnp.dtype(t.dtype))
+              for t in map(program.model.input_type, (name for name, _ in program.model.inputs))}
+    x = next(iter(inputs.values())) if len(inputs) == 1 else inputs
     assert program.loss is not None
     if program.loss.task == "multiclass" and program.loss.params.get("labels") == "index":
         y = jax.ShapeDtypeStruct((batch,), jnp.int32)

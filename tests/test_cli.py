@@ -175,6 +175,18 @@ def test_compile_ir_reads_back_as_the_parsed_spec(cli, spec_file: Path) -> None:
     assert ir.from_json(out) == nnspec.parse(SPEC)
 
 
+def test_compile_traces_token_inputs_as_int32(cli, tmp_path: Path) -> None:
+    """`--emit jaxpr` traces the step with each input as the data feeds it: token ids as
+    int32 (a float32 trace would add a cast the real step does not have), numbers as float32."""
+    spec = tmp_path / "tokens.nn"
+    spec.write_text("model m {\n    input words[6] int vocab=20\n    input x[3]\n    e: embedding 4 from words\n"
+                    "    f: flatten\n    c: concat f x\n    dense 1 sigmoid\n}\nloss binary_crossentropy\n"
+                    "optimizer adam\n", encoding="utf-8")
+    code, out, err = cli("compile", "--emit", "jaxpr", str(spec))
+    assert code == 0, err
+    assert "i32[32,6]" in out and "f32[32,6]" not in out and "f32[32,3]" in out
+
+
 def test_check_accepts_an_ir_json_file(cli, spec_file: Path, tmp_path: Path) -> None:
     _, out, _ = cli("compile", "--emit", "ir", str(spec_file))
     ir_file = tmp_path / "pass.json"
