@@ -10,6 +10,7 @@ counts) is the count of the rows, so none of it can drift. Checking only: no tra
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,9 +19,13 @@ import pytest
 from nnspec.check import check_source
 from nnspec.diagnostics import render_all
 from nnspec.format import format_source
-from test_docs import Block, fences
 
-CORPUS = Path(__file__).resolve().parent.parent / "docs" / "corpus.md"
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # pytest's default import mode puts it there; others may not
+    sys.path.insert(0, str(HERE))
+from test_docs import Block, fences  # noqa: E402  (the doc test's fenced-block reader)
+
+CORPUS = HERE.parent / "docs" / "corpus.md"
 TEXT = CORPUS.read_text(encoding="utf-8")
 BLOCKS = fences(TEXT)
 NN = [b for b in BLOCKS if b.info == "nn"]
