@@ -17,7 +17,7 @@ from nnspec import ir
 from nnspec import graph
 from nnspec.checked import (EarlyStop, Fn, Input, Layer, LossProgram, ModelProgram, OptimizerProgram,
                             Program, Regularization, Sweep, TrainProgram)
-from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of
+from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
 from nnspec.losses import LOSSES, METRICS
@@ -871,11 +871,8 @@ class _Checker:
         assert ds is not None
         params = self.train.data.params
         features = features_of(ds, params)
-        if len(model.inputs) == len(self.spec.model.inputs) == 1 and tuple(features) != model.input_shape:  # type: ignore[union-attr]
-            self.err("E311", f"dataset `{ds.name}` has examples of shape {show_shape(tuple(features))}, "
-                             f"but the model's input is {show_shape(model.input_shape)}",
-                     self.train.data_span, "", secondary=[(self.spec.model.inputs[0].span, "the input")],  # type: ignore[union-attr]
-                     help=f"declare `input {model.inputs[0][0]}[{', '.join(map(str, features))}]`")
+        if len(model.inputs) == len(self.spec.model.inputs) == 1:  # type: ignore[union-attr]
+            self.check_input_fit(model, ds, params, tuple(features))
         if self.loss is not None and ds.attrs["task"] != self.loss.task:
             task = ds.attrs["task"]
             fits = [e.name for e in LOSSES if e.attrs["task"] == task]
@@ -887,6 +884,38 @@ class _Checker:
             self.err("E311", f"dataset `{ds.name}` has {classes} classes, but the model has {model.output_shape[0]} output units",
                      model.layers[-1].span, "", secondary=[(self.train.data_span, "the data")],
                      help=f"end the model with `dense {classes} softmax`")
+
+    def check_input_fit(self, model: ModelProgram, ds: Entry, params: Mapping[str, Any],
+                        features: tuple[int, ...]) -> None:
+        """A built-in dataset's examples fit the one input: its shape, and token ids (the
+        dataset's `vocab`) only in an `int` input with that many ids, numbers only in a float one."""
+        assert self.train is not None and self.spec.model is not None
+        name = model.inputs[0][0]
+        kind = model.input_type(name)
+        vocab = vocab_of(ds, params)
+        fits = f"`input {input_of(ds, params, name)}`"
+        where = dict(secondary=[(self.spec.model.inputs[0].span, "the input")])
+        if vocab is not None and kind.dtype != "int32":
+            if any(node.op == "embedding" and name in node.inputs for node in self.spec.model.nodes):
+                return  # E254 said so where the embedding reads it
+            self.err("E311", f"dataset `{ds.name}` holds token ids 0..{vocab - 1}, but input `{name}` holds numbers",
+                     self.train.data_span, "", **where,
+                     help=f"declare {fits}, then read it with `embedding DIM` and `flatten`")
+        elif vocab is None and kind.dtype == "int32":
+            self.err("E311", f"dataset `{ds.name}` holds numbers, but input `{name}` holds token ids",
+                     self.train.data_span, "", **where,
+                     help=f"declare {fits}, and read it with layers such as `dense` instead of `embedding`")
+        elif features != model.input_shape:
+            self.err("E311", f"dataset `{ds.name}` has examples of shape {show_shape(features)}, "
+                             f"but the model's input is {show_shape(model.input_shape)}",
+                     self.train.data_span, "", **where, help=f"declare {fits}")
+        elif vocab is not None:
+            ids = kind.vocab or min((layer.params["vocab"] for layer in model.layers if name in layer.inputs),
+                                    default=None)  # None: the embedding is wrong, and reported
+            if ids is not None and ids < vocab:
+                self.err("E311", f"dataset `{ds.name}` holds token ids up to {vocab - 1}, but input `{name}` "
+                                 f"takes only 0..{ids - 1}", self.train.data_span, "", **where,
+                         help=f"declare {fits}" if kind.vocab else f"give the embedding `vocab={vocab}`")
 
     def check_style(self) -> None:
         """Warnings: legal, but probably not what was meant."""

@@ -206,6 +206,40 @@ def _waves(rng: np.random.Generator, *, n: int, steps: int, noise: float) -> Gen
     return (x + noise * rng.normal(size=(n, steps)))[:, :, None], labels
 
 
+def _brackets(rng: np.random.Generator, *, n: int, steps: int) -> Generated:
+    labels = _balanced(rng, n, 2)
+    pairs = rng.integers((steps + 3) // 4, steps // 2 + 1, n)  # even lengths from steps/2 to steps
+    walk = _bracket_walks(rng, pairs, steps)
+    # Balanced: reflect each stretch below zero, which keeps the counts; the walk becomes |walk|.
+    walk = np.where(labels[:, None] == 1, np.abs(walk), walk)
+    while True:  # unbalanced: draw again the few that came out balanced
+        redo = np.flatnonzero((labels == 0) & (walk.min(1) >= 0))
+        if not redo.size:
+            break
+        walk[redo] = _bracket_walks(rng, pairs[redo], steps)
+    step = np.diff(walk, axis=1, prepend=0)  # +1 is (, -1 is ), 0 is padding
+    return np.where(step > 0, 1, np.where(step < 0, 2, 0)), labels
+
+
+def _bracket_walks(rng: np.random.Generator, pairs: np.ndarray, steps: int) -> np.ndarray:
+    """Running depth of `pairs` ( and as many ), in a random order, padded to `steps`."""
+    position = np.arange(steps)
+    keys = np.where(position < 2 * pairs[:, None], rng.random((len(pairs), steps)), np.inf)
+    order = np.argsort(keys, axis=1)  # a random order of the first 2·pairs positions
+    sign = np.where(order < pairs[:, None], 1, np.where(order < 2 * pairs[:, None], -1, 0))
+    return np.cumsum(sign, axis=1)
+
+
+def _order(rng: np.random.Generator, *, n: int, steps: int, vocab: int) -> Generated:
+    labels = _balanced(rng, n, 2)
+    x = rng.integers(3, vocab, (n, steps))
+    where = np.sort(np.argsort(rng.random((n, steps)), axis=1)[:, :2], axis=1)
+    rows = np.arange(n)
+    x[rows, where[:, 0]] = np.where(labels == 1, 1, 2)
+    x[rows, where[:, 1]] = np.where(labels == 1, 2, 1)
+    return x, labels
+
+
 GENERATORS: Mapping[str, Callable[..., Generated]] = {
     "pass_class": _pass_class,
     "linear": _linear,
@@ -217,6 +251,8 @@ GENERATORS: Mapping[str, Callable[..., Generated]] = {
     "blobs": _blobs,
     "digits": _digits,
     "waves": _waves,
+    "brackets": _brackets,
+    "order": _order,
 }
 
 _NAMES: Mapping[str, tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, ...] | None]] = {
@@ -224,6 +260,8 @@ _NAMES: Mapping[str, tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, .
     "pass_class": (("lectures", "hours"), ("passed",), ("fail", "pass")),
     "regression": (("x",), ("y",), None),
     "waves": (None, ("high",), ("low", "high")),
+    "brackets": (None, ("balanced",), ("unbalanced", "balanced")),
+    "order": (None, ("first",), ("2 first", "1 first")),
 }
 
 

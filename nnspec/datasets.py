@@ -5,7 +5,9 @@
 `builtin`, against `DATASETS`) by check.py, which builds a `DataSource`; data.py loads it.
 Each dataset's `attrs` say what it holds without generating it: `task`, `features`
 (shape of one example), `classes` and `targets`; `features_of`/`classes_of` resolve
-the ones that depend on the dataset's params. Pure Python: no NumPy, no JAX.
+the ones that depend on the dataset's params. A dataset of token ids has a `vocab`
+(`vocab_of`): its examples fit only an `int` input; `input_of` writes the input that
+fits. Pure Python: no NumPy, no JAX.
 """
 
 from __future__ import annotations
@@ -92,6 +94,23 @@ DATASETS = Registry("dataset", [
        "making 1-2 cycles (low) or 3-4 cycles (high) -> low or high; for recurrent layers",
         attrs={"task": BINARY, "features": (20, 1), "classes": 2, "targets": 1,
                "features_fn": lambda p: (p["steps"], 1)}),
+    Entry("brackets", (
+        _n(),
+        P("steps", Int(min=4, max=10_000), 20,
+          "the longest sequence; each has an even length from steps/2 to steps, padded with 0"),
+    ), "token ids: a string of ( and ) (ids 1 and 2, padded with 0) -> is it balanced? Both "
+       "classes have as many ( as ), so only their order tells; for recurrent layers",
+        attrs={"task": BINARY, "features": (20,), "classes": 2, "targets": 1, "vocab": 3,
+               "features_fn": lambda p: (p["steps"],)}),
+    Entry("order", (
+        _n(),
+        P("steps", Int(min=2, max=10_000), 12, "tokens in each sequence"),
+        P("vocab", Int(min=4, max=1_000_000), 10,
+          "how many token ids there are: 1 and 2 are the two that matter, 3..vocab-1 filler"),
+    ), "token ids: random filler with one 1 and one 2 somewhere -> does the 1 come before "
+       "the 2? Both classes hold the same tokens, so only their positions tell",
+        attrs={"task": BINARY, "features": (12,), "classes": 2, "targets": 1,
+               "vocab": lambda p: p["vocab"], "features_fn": lambda p: (p["steps"],)}),
 ])
 
 
@@ -154,3 +173,17 @@ def classes_of(entry: Entry, params: Mapping[str, Any]) -> int | None:
     """The number of classes of `entry` with `params`; None for regression."""
     classes = entry.attrs["classes"]
     return classes({**entry.defaults(), **params}) if callable(classes) else classes
+
+
+def vocab_of(entry: Entry, params: Mapping[str, Any]) -> int | None:
+    """How many token ids the examples of `entry` hold (ids 0..vocab-1); None for numbers."""
+    vocab = entry.attrs.get("vocab")
+    return vocab({**entry.defaults(), **params}) if callable(vocab) else vocab
+
+
+def input_of(entry: Entry, params: Mapping[str, Any], name: str = "x") -> str:
+    """The input declaration that fits the examples of `entry`: `x[20, 1]`, or
+    `tokens[12] int vocab=10` for token ids."""
+    shape = f"{name}[{', '.join(map(str, features_of(entry, params)))}]"
+    vocab = vocab_of(entry, params)
+    return shape if vocab is None else f"{shape} int vocab={vocab}"

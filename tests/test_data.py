@@ -41,6 +41,8 @@ VARIANTS: dict[str, dict] = {
     "blobs": {"n": 55, "classes": 7},
     "digits": {"image": True},
     "waves": {"n": 23, "steps": 12, "noise": 0.0},
+    "brackets": {"n": 31, "steps": 9},
+    "order": {"n": 29, "steps": 5, "vocab": 30},
 }
 
 
@@ -258,6 +260,27 @@ def claim_waves(ds: Dataset) -> None:
     assert logistic_accuracy(flat, steps=300) <= 0.75
 
 
+def bag_of_tokens(ds: Dataset) -> Dataset:
+    """Each example as how often it holds each token id, whatever their order."""
+    x = ds.x.astype(np.int64)
+    counts = np.stack([(x == t).sum(1) for t in range(int(x.max()) + 1)], 1)
+    return Dataset(counts.astype(np.float32), ds.y, ds.task, ds.classes)
+
+
+def claim_brackets(ds: Dataset) -> None:
+    # The running depth tells every string apart; the counts of ( and ) tell nothing.
+    steps = np.where(ds.x == 1, 1, np.where(ds.x == 2, -1, 0))
+    assert np.array_equal(np.cumsum(steps, 1).min(1) >= 0, ds.y[:, 0] == 1)
+    assert logistic_accuracy(bag_of_tokens(ds), steps=300) <= 0.6
+
+
+def claim_order(ds: Dataset) -> None:
+    # Where the 1 and the 2 are tells every example apart; which tokens there are, nothing.
+    first = np.argmax(ds.x == 1, 1) < np.argmax(ds.x == 2, 1)
+    assert np.array_equal(first, ds.y[:, 0] == 1)
+    assert logistic_accuracy(bag_of_tokens(ds), steps=300) <= 0.6
+
+
 CLAIMS: dict[str, Callable[[Dataset], None]] = {
     "pass_class": claim_pass_class,
     "linear": claim_linear,
@@ -270,6 +293,8 @@ CLAIMS: dict[str, Callable[[Dataset], None]] = {
     "blobs": claim_blobs,
     "digits": claim_digits,
     "waves": claim_waves,
+    "brackets": claim_brackets,
+    "order": claim_order,
 }
 
 CLAIM_CASES = [pytest.param(name, seed, params, id=f"{name}-{seed}-{params}",

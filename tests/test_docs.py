@@ -42,7 +42,7 @@ import pytest
 
 from nnspec import codes, cli
 from nnspec.check import REGULARIZE, TRAIN, check_source
-from nnspec.datasets import DATASETS, SOURCES, classes_of, features_of
+from nnspec.datasets import DATASETS, SOURCES, classes_of, input_of
 from nnspec.diagnostics import render_all
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS
 from nnspec.losses import LOSSES, METRICS
@@ -313,13 +313,12 @@ def gen_params(kind: str, name: str | None = None) -> str:
 def gen_datasets() -> str:
     rows = ["| Dataset | Task | One example | Classes | What it is |\n", "|---|---|---|---|---|\n"]
     for e in DATASETS:
-        shape = features_of(e, {})
         classes = classes_of(e, {})
         if callable(e.attrs["classes"]):
             classes_text = f"`{next(p.name for p in e.params if p.name == 'classes')}` (default {classes})"
         else:
             classes_text = "—" if classes is None else str(classes)
-        rows.append(f"| `{e.name}` | {e.attrs['task']} | `input x[{', '.join(map(str, shape))}]` "
+        rows.append(f"| `{e.name}` | {e.attrs['task']} | `input {input_of(e, {})}` "
                     f"| {classes_text} | {_cell(e.doc)} |\n")
     return "".join(rows)
 

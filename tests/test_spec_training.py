@@ -86,6 +86,8 @@ EXPECTED = {
     "resnet_digits.nn": ("val_accuracy", lambda v: v >= 0.92),    # conv residual blocks, batch_norm
     "conv1d_waves.nn": ("val_accuracy", lambda v: v >= 0.95),
     "gru_waves.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "bilstm_tokens.nn": ("val_accuracy", lambda v: v >= 0.95),      # brackets: only order tells
+    "transformer_tokens.nn": ("val_accuracy", lambda v: v >= 0.95),  # which comes first: attention
     **{f"opt_{o}.nn": ("val_accuracy", lambda v: v >= 0.93)
        for o in ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "adam", "adamw", "rmsprop")},
 }
