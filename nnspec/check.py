@@ -76,6 +76,9 @@ TRAIN = Registry("train setting", [
                            doc="stop (E404) once an epoch's mean training loss exceeds this many times "
                                "the initial loss; `off` stops only for NaN or infinity"),),
           doc="when a run counts as diverged"),
+    Entry("devices", (P("count", Union((Int(min=1), Choice(("all",)))), required=True, positional=True,
+                        doc="how many devices split each batch: `N`, or `all` that JAX sees"),),
+          doc="data parallelism: each batch split over several devices (docs/scale.md)"),
 ])
 
 # What follows an input's shape: `input tokens[20] int vocab=1000`.
@@ -745,6 +748,17 @@ class _Checker:
             es = self.early_stop(bound["early_stop"], seen["early_stop"], metrics, split["val"] > 0, seen)
             ok = ok and es is not None
         self.check_metrics(metrics, seen.get("metrics"))
+        devices = bound.get("devices", {"count": None})["count"]
+        if isinstance(devices, int) and isinstance(batch, int) and batch % devices:
+            from nnspec.devices import nearest_batches  # pure Python: no JAX
+            sizes = nearest_batches(batch, devices)
+            self.err("E320", f"a batch of {batch} does not split evenly over {devices} devices",
+                     seen["batch"].args[0].span if seen.get("batch") and seen["batch"].args else None,
+                     f"{batch // devices} per device and {batch % devices} left over",
+                     secondary=[(seen["devices"].span, f"{devices} devices")],
+                     help=" or ".join(f"`batch {b}`" for b in sizes) + f" gives each device {sizes[0] // devices}"
+                          + (f" or {sizes[1] // devices}" if len(sizes) > 1 else "") + " examples")
+            ok = False
         if not ok:
             return
         self.train = TrainProgram(
@@ -752,7 +766,8 @@ class _Checker:
             batch=None if batch == "all" else batch, epochs=bound.get("epochs", {"count": 10})["count"],
             seed=bound.get("seed", {"value": 0})["value"], metrics=metrics,
             standardize=bound.get("standardize", {"enabled": False})["enabled"], early_stop=es,
-            data_span=seen["data"].span, divergence=_divergence(bound))
+            data_span=seen["data"].span, divergence=_divergence(bound), devices=devices,
+            devices_span=seen["devices"].span if "devices" in seen else None)
 
     def data_source(self, d: ir.Directive) -> dict[str, Any] | None:
         entry = TRAIN.get("data")

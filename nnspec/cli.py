@@ -267,11 +267,13 @@ def _header(spec_path: str, program, out: Path, note: str | None, quiet: bool, r
         split = f"{len(s.train)} train" + "".join(f", {len(d)} {n}" for n, d in (("val", s.val), ("test", s.test))
                                                    if d is not None)
         devices = jax.devices()
+        used = started.devices.count if started.devices is not None else 1
         text = row("data", f"{_data_words(p)}: {split} examples")
         if started.overrides:
             text += row("overrides", " ".join(f"--{k} {v}" for k, v in started.overrides.items()))
         text += row("epochs", f"{started.start + 1} to {started.total}" if started.start else str(started.total))
-        text += row("device", f"{devices[0].platform} ({len(devices)} device{'s' * (len(devices) != 1)})")
+        text += row("device", f"{devices[0].platform} ({len(devices)} device{'s' * (len(devices) != 1)})" if used == 1
+                    else f"{started.devices.describe()} (of {len(devices)} devices)")
         text += row("run folder", str(out) + (f" ({note})" if note else ""))
         for w in s.warnings:
             sys.stderr.write(render_all([w], p.source, color=_color(sys.stderr)))
@@ -319,7 +321,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result, code = _training(lambda: fit(
         program, out=out, resume=resume, checkpoint_every=args.checkpoint_every, overrides=overrides,
         progress=_print_progress(args.quiet), on_start=header, command=["nnspec", *args.argv],
-        base_dir=Path(spec_path).resolve().parent if args.resume is None else None), out, "the last finished epoch is")
+        devices=args.devices, base_dir=Path(spec_path).resolve().parent if args.resume is None else None), out, "the last finished epoch is")
     if code is not None:
         return code
     sys.stdout.write(_finished_text(result, out))
@@ -383,7 +385,8 @@ def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str, r
     result, code = _training(lambda: fit_sweep(
         program, epochs=args.epochs, out=out, progress=None if quiet else show,
         base_dir=Path(spec_path).resolve().parent if not resume else None, resume=resume,
-        checkpoint_every=args.checkpoint_every, command=["nnspec", *args.argv], seed=args.seed),
+        checkpoint_every=args.checkpoint_every, command=["nnspec", *args.argv], seed=args.seed,
+        devices=args.devices),
         out, "the sweep so far is")
     if code is not None:
         return code
@@ -642,6 +645,11 @@ def _whole(low: int, high: int | None):
     return convert
 
 
+def _devices(text: str) -> int | str:
+    """An argparse type: `all`, or a whole number of devices ≥ 1."""
+    return "all" if text == "all" else _whole(1, None)(text)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -681,6 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", metavar="SPEC")
     p.add_argument("--epochs", type=_whole(1, None), metavar="N", help="override the spec's epochs")
     p.add_argument("--seed", type=_whole(0, 2**63 - 1), metavar="S", help="override the spec's seed")
+    p.add_argument("--devices", type=_devices, metavar="N",
+                   help="split each batch over N devices (`all`: every device JAX sees); a run may resume on any number")
     p.add_argument("--out", metavar="DIR", help="run folder: new or empty (default: runs/SPEC-NAME, numbered -2, -3, ... when taken)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     p.add_argument("--overwrite", action="store_true",

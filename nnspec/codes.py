@@ -283,6 +283,12 @@ match the loss, or whose number of classes does not match the output units."""),
     "E313": ("sweep in the wrong place", """
 A sweep stands where a number is used, not in a `let` constant; and a spec's sweeps
 together may describe at most 4,096 models."""),
+    "E320": ("batch does not split over the devices", """
+With `devices N`, every batch is split over N devices, each computing the same number
+of examples, so the batch size must be a multiple of N. The help names the nearest
+sizes that are; `batch all` always works (its one batch is padded with examples of
+weight 0 to a multiple of N).
+"""),
     "E401": ("data cannot be used", """
 Training could not read or split the data the `data` line names: a missing file, a
 bad cell, a missing column, too few examples for the split. The note gives the file,
@@ -300,6 +306,12 @@ gradients with `clip_norm=1.0`. The last good checkpoint is kept."""),
     "E405": ("unusable checkpoint", """
 A checkpoint that is missing, truncated, corrupt, or written for a different spec.
 nnspec never loads such a file; the message names it."""),
+    "E406": ("not enough devices", """
+The spec's `devices N` or the command line's `--devices N` asks for more devices than
+JAX sees, or `devices all` gives a number that the batch size does not split over.
+`nnspec train --devices 1` trains on one; on a CPU, XLA can pretend to have several
+(XLA_FLAGS=--xla_force_host_platform_device_count=N), which is how the tests run.
+"""),
     "W001": ("very large learning rate", """
 A learning rate far above the usual range for this optimizer; training will likely
 diverge (the loss becomes NaN). Try a value ten or a hundred times smaller."""),

@@ -20,6 +20,7 @@ import numpy as np
 from nnspec import checkpoint, ir, runs
 from nnspec.checked import Program
 from nnspec.data import Standardizer
+from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
@@ -56,18 +57,21 @@ class Started:
     total: int
     start: int
     overrides: dict[str, Any]
+    devices: Devices | None = None
 
 
 def fit(program: Program, *, epochs: int | None = None, out: Path | None = None, resume: bool = False,
         progress: Progress | None = None, base_dir: Path | None = None,
         stop_after: int | None = None, checkpoint_every: float = 2.0,
         overrides: dict[str, Any] | None = None, on_start: Callable[[Started], None] | None = None,
-        command: list[str] | None = None) -> Result:
+        command: list[str] | None = None, devices: int | str | None = None) -> Result:
     """Train a checked program. With `out`, write the run directory (and resume from it):
     a checkpoint at most every `checkpoint_every` seconds, at the end, and on Ctrl-C.
     `overrides` are the command line's (`seed`, `epochs`); they are recorded with the run
     and reapplied on resume, where a contradicting one is refused (`runs.RunFolderError`).
-    `stop_after` ends this call's work after that many epochs (for tests of resuming)."""
+    `stop_after` ends this call's work after that many epochs (for tests of resuming).
+    `devices` (the command line's `--devices`: a number or `all`) overrides the spec's
+    `devices`; it is not recorded with the run, which may resume on any number."""
     if program.train is None or program.loss is None or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
@@ -114,9 +118,10 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         prior = None
     if prior and "final_params" in meta.get("trees", {}):
         return _finished(program, model, ckpt, splits, meta)  # type: ignore[arg-type]
+    devs = for_run(program, devices)
     if on_start is not None:
-        on_start(Started(program, splits, total, len(meta.get("history", [])), given))
-    trainer = Trainer([program], splits)
+        on_start(Started(program, splits, total, len(meta.get("history", [])), given, devs))
+    trainer = Trainer([program], splits, devices=devs)
     es = t.early_stop
     written: list[Path] = []
     created = False
@@ -140,6 +145,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
             runs.remove_stale_temporaries(out)
             created = not out.exists()
             info = {**runs.versions(), "backend": jax.default_backend(), "devices": jax.device_count(),
+                    "trained_on_devices": devs.count,
                     "command": command, "started": runs.now(), "ended": None, "status": "running",
                     "seed": t.seed, "spec_fingerprint": ir.fingerprint(program.spec),
                     "model_fingerprint": runs.model_fingerprint(program), "examples": runs.examples(splits),
@@ -280,7 +286,8 @@ def _diverged_error(program: Program, trainer: Trainer, snap: Snapshot, d: Diver
     try:  # the diagnosis is a courtesy: never let it hide the divergence itself
         order = trainer.order(epoch)
         found = _first_nonfinite(trainer.model, member(snap.state, 0), trainer.x, trainer.y, order,
-                                 trainer.epoch_keys[0], epoch, member(trainer.hparams, 0), t.batch, d.step)
+                                 trainer.epoch_keys[0], epoch, member(trainer.hparams, 0), t.batch, d.step,
+                                 devices=trainer.devices.count)
     except Exception:
         found = None
     if found is not None:
@@ -311,13 +318,14 @@ def _kept_note(epoch: int, ckpt: Path | None) -> str:
 
 
 def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epoch: int, hparams,
-                     batch: int | None, step: int, max_steps: int = 10_000):
+                     batch: int | None, step: int, max_steps: int = 10_000, devices: int = 1):
     """(note, span, label): the layer whose weights or outputs went non-finite first in the
     diverged epoch, found by replaying it step by step from the last good state; None
     where the replay does not reproduce the divergence. The batches and keys mirror `epoch_fn`."""
     if step - 1 > max_steps:
         return None
-    state, (idx, weights, keys) = replay(model, state, x, y, order, base_key, epoch, hparams, batch, step - 1)
+    state, (idx, weights, keys) = replay(model, state, x, y, order, base_key, epoch, hparams, batch, step - 1,
+                                         devices)
 
     def finite(tree) -> bool:
         return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(tree))

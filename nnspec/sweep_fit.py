@@ -29,6 +29,7 @@ import numpy as np
 from nnspec import checkpoint, ir, runs
 from nnspec.check import physical_memory, training_bytes
 from nnspec.checked import Program
+from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
@@ -114,13 +115,15 @@ class SweepResult:
 def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None = None,
               progress: Callable[[str], None] | None = None, base_dir: Path | None = None,
               chunk: int | None = None, resume: bool = False, checkpoint_every: float = 2.0,
-              command: list[str] | None = None, seed: int | None = None) -> SweepResult:
+              command: list[str] | None = None, seed: int | None = None,
+              devices: int | str | None = None) -> SweepResult:
     """Train every model of `program.sweep`; returns per-model histories and the ranking.
     `epochs` (the command line's `--epochs`) replaces every model's epochs. With `out`, the
     run folder holds a checkpoint of the sweep so far (at most every `checkpoint_every`
     seconds, after each stack of models, and on Ctrl-C), and `resume` goes on from it.
     `seed` (the command line's `--seed`) replaces every model's seed; a resumed sweep keeps
-    the one it began with."""
+    the one it began with. `devices` (`--devices`) overrides the spec's `devices`: every
+    stack's batches are split over them (nnspec/devices.py)."""
     saved = _read_progress(out / "checkpoint.npz", program) if resume and out is not None else None
     if saved is not None:
         if seed is not None and seed != saved["seed"]:
@@ -236,7 +239,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
                          everyone=members, save=lambda tr, sn, ci=ci: save(ci, tr, sn),
                          every=checkpoint_every,
                          resumed=saved["current"] if saved is not None and ci == first_chunk else None,
-                         ckpt=ckpt)
+                         ckpt=ckpt, devices=for_run(first, devices))
             save(ci + 1)
     except KeyboardInterrupt:
         if out is not None:
@@ -285,11 +288,12 @@ def _varying(sweep: Any, axis: Any) -> list[Program]:
 def _train_group(members: list[MemberResult], splits: Splits, epochs: int, monitor: str,
                  mode: str, progress, label: str, everyone: list[MemberResult],
                  save: Callable[[Trainer, Snapshot], None] | None = None, every: float = 2.0,
-                 resumed: dict[str, Any] | None = None, ckpt: Path | None = None) -> None:
+                 resumed: dict[str, Any] | None = None, ckpt: Path | None = None,
+                 devices: Devices | None = None) -> None:
     """Train these models as one stack, filling in their results epoch by epoch (the
     progress line ranks the whole sweep as it stands). `save` writes the sweep's checkpoint
     (at most every `every` seconds, and on Ctrl-C); `resumed` is the stack's saved progress."""
-    trainer = Trainer([m.program for m in members], splits, monitor=monitor, mode=mode)
+    trainer = Trainer([m.program for m in members], splits, monitor=monitor, mode=mode, devices=devices)
     if resumed is None:
         snap = trainer.fresh()
         starts = trainer.measure_start(snap)

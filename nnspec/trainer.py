@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnspec.checked import Program
+from nnspec.devices import Devices
 from nnspec.lower import Model, TrainState, with_hparams
 from nnspec.prepare import Splits, _labels
 
@@ -47,25 +48,27 @@ def keys_for(seed: int) -> tuple[jax.Array, jax.Array]:
     return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)
 
 
-def _batches(n: int, batch: int | None) -> tuple[int, int, int, jax.Array | None]:
+def _batches(n: int, batch: int | None, devices: int = 1) -> tuple[int, int, int, jax.Array | None]:
     """(batch size, steps, padding, each step's example weights) of an epoch over n
     examples. Without padding every weight would be 1: the weights are then None, and left
-    out of the program entirely."""
-    b = n if batch is None else batch
+    out of the program entirely. On several devices the one batch of `batch all` grows to
+    a multiple of their number (a given batch size already is one: E320/E406)."""
+    b = batch if batch is not None else -(-n // devices) * devices
     steps = math.ceil(n / b)
     pad = steps * b - n
     weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b) if pad else None
     return b, steps, pad, weights
 
 
-def epoch_fn(model: Model, n: int, batch: int | None) -> Callable:
+def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = None, devices: int = 1) -> Callable:
     """(state, x, y, order, base key, epoch, hparams) -> (state, metric sums, per-step
     losses). `order` is the epoch's permutation of the examples (`shuffle`); the dropout
     keys are folded from the base key and the epoch on the device. Pure: stacks vmap it.
 
     Every example is used once per epoch: the last, partial batch is padded with
-    repeated examples whose weight is 0, so all batches have one static shape."""
-    b, steps, pad, weights = _batches(n, batch)
+    repeated examples whose weight is 0, so all batches have one static shape.
+    `split` (devices.Devices.split_batch) spreads each step's batch over `devices`."""
+    b, steps, pad, weights = _batches(n, batch, devices)
 
     def run(state: TrainState, x, y, order, base_key, epoch, hparams):
         key = jax.random.fold_in(base_key, epoch)
@@ -74,7 +77,10 @@ def epoch_fn(model: Model, n: int, batch: int | None) -> Callable:
 
         def body(state, inp):
             i, w, k = inp
-            state, sums = model.step(state, x[i], y[i], key=k, hparams=hparams, weights=w)
+            xb, yb = x[i], y[i]
+            if split is not None:
+                xb, yb, w = split((xb, yb, w))
+            state, sums = model.step(state, xb, yb, key=k, hparams=hparams, weights=w)
             return state, sums
 
         state, sums = jax.lax.scan(body, state, (idx, weights, keys))
@@ -97,16 +103,21 @@ def epoch_program(model: Model, n: int, batch: int | None) -> Callable:
 EVAL_CHUNK = 8192
 
 
-def eval_chunk(sizes: Sequence[int]) -> int:
+def eval_chunk(sizes: Sequence[int], devices: int = 1) -> int:
     """The chunk size for datasets of these sizes: the smallest power of two that holds the
-    largest in one chunk, at most EVAL_CHUNK."""
+    largest in one chunk, at most EVAL_CHUNK; on several devices, rounded up to a multiple
+    of their number."""
     largest = max([1, *sizes])
-    return min(EVAL_CHUNK, 1 << (largest - 1).bit_length())
+    size = min(EVAL_CHUNK, 1 << (largest - 1).bit_length())
+    return -(-size // devices) * devices
 
 
-def eval_sums_fn(model: Model) -> Callable:
-    """(params, x, y, weights, hparams) -> the weighted sums of the loss and every metric."""
+def eval_sums_fn(model: Model, split: Callable | None = None) -> Callable:
+    """(params, x, y, weights, hparams) -> the weighted sums of the loss and every metric;
+    with `split`, each chunk's examples spread over the devices."""
     def run(params, x, y, w, hparams):
+        if split is not None:
+            x, y, w = split((x, y, w))
         pred = model.apply(params, x, train=False, hparams=hparams)
         return {k: jnp.sum(jnp.where(w > 0, v, 0.0) * w) for k, v in model.metrics(pred, y).items()}
     return run
@@ -206,12 +217,13 @@ def _start(model: Model, count: int) -> Callable:
     return start
 
 
-def over_models(fn: Callable, count: int, in_axes: Sequence[int | None]) -> Callable:
+def over_models(fn: Callable, count: int, in_axes: Sequence[int | None], spmd_axis: str | None = None) -> Callable:
     """`fn` mapped over a leading model axis of the arguments whose axis is 0: `jax.vmap`
     for several models; for one, the plain function between a squeeze and an expand, so a
-    single run compiles exactly the program it would without the stack."""
+    single run compiles exactly the program it would without the stack. `spmd_axis` names
+    the mesh axis the models are split over (devices.Devices.spmd_axis)."""
     if count > 1:
-        return jax.vmap(fn, in_axes=tuple(in_axes))
+        return jax.vmap(fn, in_axes=tuple(in_axes), spmd_axis_name=spmd_axis)
 
     def one(*args):
         args = tuple(a if ax is None else jax.tree_util.tree_map(lambda v: v[0], a) for a, ax in zip(args, in_axes))
@@ -220,12 +232,12 @@ def over_models(fn: Callable, count: int, in_axes: Sequence[int | None]) -> Call
 
 
 def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, hparams, batch: int | None,
-           steps_done: int):
+           steps_done: int, devices: int = 1):
     """The state after the first `steps_done` steps of an epoch, one step at a time, with
     the batches and keys of `epoch_fn` (a test holds the two together); and the epoch's
     (batch indices, weights or None, step keys)."""
     n = int(x.shape[0])
-    b, steps, pad, weights = _batches(n, batch)
+    b, steps, pad, weights = _batches(n, batch, devices)
     idx = jnp.concatenate([jnp.asarray(order), jnp.asarray(order)[:pad]]).reshape(steps, b)
     keys = jax.random.split(jax.random.fold_in(base_key, epoch), steps)
     one = jax.jit(lambda s, i, w, k: model.step(s, x[i], y[i], key=k, hparams=hparams, weights=w)[0])
@@ -323,16 +335,19 @@ class Trainer:
     `divergence` factor."""
 
     def __init__(self, programs: Sequence[Program], splits: Splits, *, monitor: str | None = None,
-                 mode: str | None = None) -> None:
+                 mode: str | None = None, devices: Devices | None = None) -> None:
         assert programs, "a stack needs a model"
         first = programs[0]
         t = first.train
         assert t is not None and first.optimizer is not None and first.loss is not None
         self.programs, self.splits, self.count = list(programs), splits, len(programs)
+        self.devices = (devices or Devices(1)).for_stack(self.count)
+        split = self.devices.split_batch()
+        spmd = self.devices.spmd_axis
         alone = [Model(p) for p in programs]  # each program's own numbers
         self.model = Model(first, with_decay=any(p.regularization.weight_decay > 0 for p in programs),
                            with_penalty=any(m.has_penalty for m in alone))
-        self.hparams = stack([m.hparams() for m in alone])
+        self.hparams = self.devices.per_model(stack([m.hparams() for m in alone]))
         self.seeds = [p.train.seed for p in programs]  # type: ignore[union-attr]
         # every model's first weights and epoch keys from its seed, in one program (eager
         # key derivations were compilations of their own, a fifth of a small spec's start-up)
@@ -345,18 +360,20 @@ class Trainer:
         self.mode = mode or (es.mode if es else "min")
         # each model's factor over its initial loss beyond which it has diverged (inf: never)
         self.limits = np.array([p.train.divergence or math.inf for p in programs])  # type: ignore[union-attr]
-        self.x = jnp.asarray(splits.train.x)
-        self.y = jnp.asarray(_labels(first, splits.train.y))
-        self.chunk = eval_chunk([len(d) for d in (splits.train, splits.val, splits.test) if d is not None])
+        self.x = self.devices.replicated(jnp.asarray(splits.train.x))
+        self.y = self.devices.replicated(jnp.asarray(_labels(first, splits.train.y)))
+        self.chunk = eval_chunk([len(d) for d in (splits.train, splits.val, splits.test) if d is not None],
+                                self.devices.count)
         self.val = None
         if splits.val is not None:
             self.val = chunks(splits.val.x, _labels(first, splits.val.y), self.chunk)
         self.n = len(splits.train)
         # Models with the same seed see the examples in the same order: one shared permutation.
         self.shared = len(set(self.seeds)) == 1
-        self._epoch = compiled(over_models(epoch_fn(self.model, self.n, t.batch), self.count,
-                                          (0, None, None, None if self.shared else 0, 0, None, 0)))
-        self._evaluate = compiled(over_models(eval_sums_fn(self.model), self.count, (0, None, None, None, 0)))
+        self._epoch = compiled(over_models(epoch_fn(self.model, self.n, t.batch, split, self.devices.count),
+                                           self.count, (0, None, None, None if self.shared else 0, 0, None, 0), spmd))
+        self._evaluate = compiled(over_models(eval_sums_fn(self.model, split), self.count, (0, None, None, None, 0),
+                                              spmd))
         self._select = jax.jit(_select)
         self.start_loss = np.full(self.count, math.nan)
         self.snapshot: Snapshot | None = None
@@ -372,7 +389,8 @@ class Trainer:
         assert self.model.optimizer is not None
         template = compiled(self.model.optimizer.init)(member(params, 0))
         opt = stack([with_hparams(template, p.optimizer, p.regularization) for p in self.programs])  # type: ignore[arg-type]
-        state = TrainState(params, opt)
+        state = self.devices.per_model(TrainState(params, opt))
+        params = state.params
         return Snapshot(0, state, params if self.restore_best else None,
                         tuple(Track(self.new_stopper()) for _ in self.programs))
 
@@ -385,6 +403,8 @@ class Trainer:
             if st:
                 stopper = replace(stopper, best=st["best"], best_epoch=st["best_epoch"], wait=st["wait"])
             tracks.append(Track(stopper, tuple(hist), stop))
+        state = self.devices.per_model(state)
+        best = self.devices.per_model(best)
         if self.restore_best and best is None:
             best = state.params
         return Snapshot(max((len(h) for h in histories), default=0), state, best, tuple(tracks))
