@@ -201,3 +201,16 @@ def test_four_devices_compute_what_one_computes(tmp_path) -> None:
     assert eight["layout"] == "4 × cpu, the models split over them" and eight["models_per_device"] == 2
     code, help_ = report["odd_batch"]
     assert code == "E406" and "`batch 28` or `batch 32`" in help_
+
+
+@pytest.mark.slow
+def test_the_device_benchmark_shows_a_sweep_split_over_models_needs_no_communication() -> None:
+    """`python -m benchmarks.devices`: the W3 sweep of 16 models on 2 and 4 devices puts
+    8 and 4 models on each, and its epoch program holds no collective at all."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-m", "benchmarks.devices", "--quick", "--only", "W3"], cwd=root,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "NNSPEC_NO_CACHE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| W3 |")]
+    assert [(r[1].strip(), r[4].strip(), r[5].strip()) for r in rows] == [
+        ("1", "16", "none"), ("2", "8", "none"), ("4", "4", "none")], done.stdout
