@@ -70,6 +70,9 @@ TRAIN = Registry("train setting", [
     Entry("seed", (P("value", Int(min=0, max=2**63 - 1), required=True, positional=True, doc="seed for every random choice"),),
           doc="makes runs repeatable"),
     Entry("metrics", (), variadic=P("metric", Symbol("metric")), doc="what to report besides the loss"),
+    Entry("target", (P("of", Choice(("input",)), required=True, positional=True,
+                       doc="`input`: the targets are the inputs themselves, for an autoencoder"),),
+          doc="what the model learns to output, when it is not the data's targets"),
     Entry("standardize", (P("enabled", Bool(), True, positional=True, doc="`false` to turn it off"),),
           doc="rescale each feature to mean 0 and standard deviation 1, using training statistics"),
     Entry("divergence", (P("factor", Union((Float(gt=1), Choice(("off",)))), required=True, positional=True,
@@ -127,6 +130,7 @@ class _Checker:
         self.optimizer: OptimizerProgram | None = None
         self.reg = Regularization()
         self.train: TrainProgram | None = None
+        self.bound_source: DataSource | None = None  # the `data` line's, once bound
         self.reg_span: dict[str, Span | None] = {}
 
     # -------------------------------------------------------------- reporting
@@ -747,7 +751,10 @@ class _Checker:
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
             es = self.early_stop(bound["early_stop"], seen["early_stop"], metrics, split["val"] > 0, seen)
             ok = ok and es is not None
-        self.check_metrics(metrics, seen.get("metrics"))
+        target = bound.get("target", {"of": "data"})["of"]
+        if "data" in bound:
+            ok = self.check_targets(bound["data"]["source"], seen["data"], seen.get("target") if target == "input" else None) and ok
+        self.check_metrics(metrics, seen.get("metrics"), autoencoder=target == "input")
         devices = bound.get("devices", {"count": None})["count"]
         if isinstance(devices, int) and isinstance(batch, int) and batch % devices:
             from nnspec.devices import nearest_batches  # pure Python: no JAX
@@ -766,8 +773,27 @@ class _Checker:
             batch=None if batch == "all" else batch, epochs=bound.get("epochs", {"count": 10})["count"],
             seed=bound.get("seed", {"value": 0})["value"], metrics=metrics,
             standardize=bound.get("standardize", {"enabled": False})["enabled"], early_stop=es,
-            data_span=seen["data"].span, divergence=_divergence(bound), devices=devices,
+            data_span=seen["data"].span, divergence=_divergence(bound), target=target, devices=devices,
             devices_span=seen["devices"].span if "devices" in seen else None)
+
+    def check_targets(self, source: DataSource, d: ir.Directive, autoencoder: ir.Directive | None) -> bool:
+        """A file's targets are named once: by the source (`csv(target=)`, `npz(y=)`), or
+        by `target input` (an autoencoder's are its inputs); a CSV file needs one of them."""
+        call = d.args[0].value
+        assert isinstance(call, ir.Call)
+        key = {"csv": "target", "npz": "y"}.get(source.kind)
+        given = next((a for a in call.args if key is not None and a.key == key), None)
+        if autoencoder is not None and given is not None:
+            self.err("E105", "the targets are given twice", given.span, "the file's targets",
+                     secondary=[(autoencoder.span, "and `target input` makes them the inputs")],
+                     help=f"an autoencoder's targets are its inputs: remove `{given.key}=...`, or the `target input` line")
+            return False
+        if autoencoder is None and source.kind == "csv" and given is None:
+            self.err("E106", "missing `target` for data source `csv`", call.span, "needs `target`",
+                     help='`target`: the target column, or a list of them; write `csv("PATH", target=TARGET)`, '
+                          "or `target input` in the train block for an autoencoder")
+            return False
+        return True
 
     def data_source(self, d: ir.Directive) -> dict[str, Any] | None:
         entry = TRAIN.get("data")
@@ -791,6 +817,7 @@ class _Checker:
             source = DataSource("builtin", {"name": ds.name, **_public(ds_params)})
         else:
             source = DataSource(fn.name, _public(fn.params))
+        self.bound_source = source  # for check_agreement, even when another train setting is wrong
         return {"source": source}
 
     def early_stop(self, p: dict[str, Any], d: ir.Directive, metrics: tuple[str, ...], has_val: bool,
@@ -819,11 +846,15 @@ class _Checker:
             mode = "min" if base == "loss" else METRICS.get(base).attrs["mode"]  # type: ignore[union-attr]
         return EarlyStop(monitor, mode, p["patience"], p["min_delta"], p["restore_best"])
 
-    def check_metrics(self, metrics: tuple[str, ...], d: ir.Directive | None) -> None:
+    def check_metrics(self, metrics: tuple[str, ...], d: ir.Directive | None, *, autoencoder: bool = False) -> None:
         if self.loss is None or d is None:
             return
         for arg, name in zip(d.args, metrics):
             tasks = METRICS.get(name).attrs["tasks"]  # type: ignore[union-attr]
+            if autoencoder and name == "accuracy":
+                self.err("E305", "`accuracy` does not apply when the targets are the inputs", arg.span, "",
+                         help="an autoencoder's targets are numbers, not classes: measure `mse` or `mae`")
+                continue
             if self.loss.task not in tasks:
                 fits = [m.name for m in METRICS if self.loss.task in m.attrs["tasks"]]
                 self.err("E305", f"`{name}` does not apply to a {_TASK[self.loss.task]} loss", arg.span, "",
@@ -839,23 +870,41 @@ class _Checker:
         out = model.output_shape
         span = last.span
         final_act = _final_activation(model)
+        target = self.spec.train.get("target") if self.spec.train is not None else None
+        autoencoder = target is not None and self.train is not None and self.train.target == "input"
         if self.loss is not None:
             loss, logits = self.loss, self.loss.params.get("from_logits", False)
             lspan = self.spec.loss.span  # type: ignore[union-attr]
             out_kind = ACTIVATIONS.get(final_act).attrs["output"] if final_act else "linear"  # type: ignore[union-attr]
-            if len(out) != 1:
-                self.err("E304", f"the model's output has shape {show_shape(out)}, but a loss needs a flat vector",
-                         span, "", help="end the model with a `dense` layer")
+            if autoencoder and not self.autoencoder_agreement(model, target, lspan):  # type: ignore[arg-type]
                 return
-            units = out[0]
+            if loss.task == "multiclass" and len(out) != 1:
+                head = "`flatten` and " if len(out) > 1 else ""
+                act = "" if logits else " softmax"
+                self.err("E304", f"`{loss.name}` needs a flat vector of class scores, but the model's output has shape {show_shape(out)}",
+                         span, f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
+                         notes=["classes per step or per pixel are not supported; for 0/1 labels of any shape use "
+                                "`binary_crossentropy`, for numbers `mse`"],
+                         help=f"to classify each example, end the model with {head}`dense {out[-1]}{act}`")
+                return
             if loss.task == "binary":
-                if units != 1:
-                    self.err("E301", f"`{loss.name}` needs exactly one output unit, but the model has {units}",
-                             span, f"{units} units", secondary=[(lspan, "the loss")],
-                             help="for two classes use `dense 1 sigmoid`; for more, use `categorical_crossentropy` with softmax")
+                source = self.bound_source if target is None else None
+                ds = DATASETS.get(source.params["name"]) if source is not None and source.kind == "builtin" else None
+                if ds is not None and tuple(out) != (1,):
+                    # a built-in dataset has one 0/1 label per example; a file may hold K
+                    # columns of them (multi-label), checked when it is read
+                    flat = len(out) == 1
+                    self.err("E301", f"`{loss.name}` needs exactly one output unit, but the model has "
+                                     + (f"{out[0]}" if flat else f"an output of shape {show_shape(out)}"),
+                             span, f"{out[0]} units" if flat else f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
+                             notes=[f"dataset `{ds.name}` has one 0/1 label per example; K sigmoid units are for "
+                                    "K 0/1 target columns (multi-label), from a CSV or `.npz` file"],
+                             help="for two classes use `dense 1 sigmoid`; for more, use `categorical_crossentropy` with softmax"
+                                  if flat else f"for one label per example, end the model with `flatten` and `dense 1{'' if logits else ' sigmoid'}`")
                     return
                 self.probability_agreement(loss.name, logits, out_kind, final_act, "sigmoid", "probability", span, lspan)
             elif loss.task == "multiclass":
+                units = out[0]
                 if units < 2:
                     self.err("E301", f"`{loss.name}` needs at least two output units (one per class), but the model has {units}",
                              span, "1 unit", secondary=[(lspan, "the loss")],
@@ -865,6 +914,32 @@ class _Checker:
             # a regression output's activation is judged by the data (W003, prepare.py):
             # a sigmoid under pixels in [0, 1] is right, under house prices a mistake
         self.check_data_fit(model)
+
+    def autoencoder_agreement(self, model: ModelProgram, target: ir.Directive, lspan: Span | None) -> bool:
+        """With `target input`, the output must have the input's shape and the loss must
+        compare numbers, not classes."""
+        assert self.loss is not None and self.spec.model is not None
+        last, out = model.layers[-1], tuple(model.output_shape)
+        if len(model.inputs) != 1:
+            self.err("E311", f"`target input` needs a model with one input, but this one has {len(model.inputs)}",
+                     target.span, "", help="give the model one input, whose values it learns to give back")
+            return False
+        shape = tuple(model.input_shape)
+        if out != shape:
+            same = math.prod(out) == math.prod(shape)
+            self.err("E311", f"`target input` makes the inputs the targets, but the model's output has shape "
+                             f"{show_shape(out)} and its input {show_shape(shape)}",
+                     last.span, f"shape {show_shape(out)}",
+                     secondary=[(self.spec.model.inputs[0].span, "the input"), (target.span, "the targets")],
+                     help=f"end the model with `reshape [{', '.join(map(str, shape))}]`" if same else
+                          f"the decoder must give back the input's shape, {show_shape(shape)}")
+            return False
+        if self.loss.task == "multiclass":
+            self.err("E311", f"`{self.loss.name}` needs class labels, but `target input` makes the targets the inputs, which are numbers",
+                     lspan, "", secondary=[(target.span, "the targets")],
+                     help="use `mse` (or, for inputs in [0, 1], `binary_crossentropy` with a `sigmoid` output)")
+            return False
+        return True
 
     def probability_agreement(self, loss: str, logits: bool, kind: str, act: str | None, want: str,
                               want_kind: str, span: Span | None, lspan: Span | None) -> None:
@@ -888,6 +963,8 @@ class _Checker:
         features = features_of(ds, params)
         if len(model.inputs) == len(self.spec.model.inputs) == 1:  # type: ignore[union-attr]
             self.check_input_fit(model, ds, params, tuple(features))
+        if self.train.target == "input":
+            return  # the targets are the inputs: the dataset's labels are not used
         if self.loss is not None and ds.attrs["task"] != self.loss.task:
             task = ds.attrs["task"]
             fits = [e.name for e in LOSSES if e.attrs["task"] == task]

@@ -148,6 +148,9 @@ class TrainProgram:
     # divergence that stays finite, as a clipped cross-entropy does. None turns the check
     # off; NaN and infinity always stop a run.
     divergence: float | None = 3.0
+    # `input`: the targets are the inputs themselves (`target input`, an autoencoder);
+    # `data`: the data source's own targets.
+    target: str = "data"
     # How many devices split each batch: a number, `all`, or None for one (nnspec/devices.py).
     devices: int | str | None = None
     devices_span: Span | None = None

@@ -241,7 +241,9 @@ A model with several inputs checks, compiles and runs (`Model.apply` takes a dic
 arrays), but the training data is one table, so `train` with several inputs is refused.
 Combine the features into one input to train it."""),
     "E301": ("output units do not fit the loss", """
-`binary_crossentropy` needs one output unit (the probability of class 1).
+`binary_crossentropy` needs one output unit (the probability of class 1) for a
+built-in dataset, which has one 0/1 label per example; K units are for K 0/1 target
+columns of a file (multi-label), checked when the file is read (E403).
 `categorical_crossentropy` needs one unit per class, at least two."""),
     "E302": ("loss expects probabilities", """
 `binary_crossentropy` reads its input as probabilities, so the last layer should end
@@ -253,8 +255,10 @@ With `from_logits=true` the loss applies sigmoid/softmax itself. A last layer th
 already applies it would squash twice. Remove the activation from the last layer, or
 remove `from_logits=true`."""),
     "E304": ("output is not flat", """
-Losses compare a flat vector of outputs with the labels. End the model with a `dense`
-layer (after `flatten` if needed)."""),
+`categorical_crossentropy` reads one flat vector of K class scores per example: classes
+per step or per pixel are not supported. To classify each example, end the model with
+`flatten` and `dense K softmax`. The other losses (`mse`, `mae`, `huber`,
+`binary_crossentropy`) take outputs of any shape, averaged over the elements."""),
     "E305": ("metric does not fit the task", """
 `accuracy` is for classification (binary or categorical cross-entropy); `mse` and
 `mae` for regression."""),
@@ -273,7 +277,9 @@ copies) would not fit in this machine's memory, or a single example of the input
 not. The message gives the estimate."""),
     "E311": ("data does not fit the model", """
 A built-in dataset whose examples do not match the input's shape, whose task does not
-match the loss, or whose number of classes does not match the output units."""),
+match the loss, or whose number of classes does not match the output units. With
+`target input` (an autoencoder), a model whose output shape is not its input's, or a
+class loss for targets that are numbers."""),
     "E312": ("malformed sweep", """
 `sweep(V1, V2, ...)` lists distinct numbers to try; `sweep_log(LOW, HIGH, n=K)` and
 `sweep_uniform(LOW, HIGH, n=K)` draw K values from a non-empty range (positive, for

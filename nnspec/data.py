@@ -106,6 +106,28 @@ def load(source: DataSource, *, seed: int, base_dir: Path,
     raise ValueError(f"unknown data source `{source.kind}`")
 
 
+def load_inputs(source: DataSource, *, seed: int, base_dir: Path) -> Dataset:
+    """The examples `source` gives, with the inputs as their targets (`target input`, an
+    autoencoder): `y` is a copy of `x` as read, a regression target of the input's shape.
+    The source's own targets are not read (a CSV file names none; an `.npz` archive needs
+    no `y`; a built-in dataset's labels are dropped)."""
+    params = dict(source.params)
+    if source.kind == "builtin":
+        ds = _builtin(params, seed=seed, task=None)
+    elif source.kind == "csv":
+        features = params.get("features")
+        ds = load_csv(params["path"], base_dir=base_dir, target=(),
+                      features=(features,) if isinstance(features, str)
+                      else None if features is None else tuple(features),
+                      delimiter=params.get("delimiter", ","), task=REGRESSION)
+    elif source.kind == "npz":
+        key = params.get("x", "x")
+        ds = load_npz(params["path"], base_dir=base_dir, x=key, y=key, task=REGRESSION)
+    else:
+        raise ValueError(f"unknown data source `{source.kind}`")
+    return dataclasses.replace(ds, y=ds.x.copy(), task=REGRESSION, classes=None, target_names=None)
+
+
 # ---------------------------------------------------------------------------------------
 # Built-in datasets: each is `generate(rng, **params) -> (x, labels, info)`. `labels` are
 # int class indices for classification and float (n, k) for regression. Classes are
@@ -489,14 +511,15 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
             raise _too_many_rows(most, path, line)
         _check_width(row, width, path=path, line=line, delimiter=delimiter)
         _append_numbers(values, row, feature_idx, feature_names, path=path, line=line)
-        targets.add([row[i] for i in target_idx], line)
+        if target_idx:
+            targets.add([row[i] for i in target_idx], line)
         lines.append(line)
         n += 1
     if n == 0:
         raise DataError("the file has a header but no data rows", path=path,
                         help="add one row per example below the header")
     x = np.frombuffer(values, dtype=np.float64).reshape(n, len(feature_idx)).astype(np.float32)
-    y, task_, classes = targets.finish()
+    y, task_, classes = targets.finish() if target_idx else (x.copy(), REGRESSION, None)
     return Dataset(x, y, task_, classes, feature_names, target_names,
                    np.frombuffer(lines, dtype=np.int64))
 
@@ -825,9 +848,10 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
         raise DataError(f"array `{x}` has shape {_shape(xa)}; features need (examples, ...)",
                         path=path, help=f"for one feature per example save "
                                         f"`{x}.reshape(-1, 1)`")
-    if ya.ndim not in (1, 2):
+    if ya.ndim < 1 or (ya.ndim > 2 and (task == MULTICLASS or ya.dtype.kind in "US")):
         raise DataError(f"array `{y}` has shape {_shape(ya)}; targets need (examples,) or "
-                        f"(examples, k)", path=path)
+                        f"(examples, k)", path=path, help="only numbers and 0/1 targets may have "
+                        "more axes, one value per output element")
     if xa.shape[0] != ya.shape[0]:
         raise DataError(f"array `{x}` has {xa.shape[0]} examples but `{y}` has "
                         f"{ya.shape[0]}", path=path,
@@ -870,6 +894,7 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
         else:
             task_ = MULTICLASS if one_column else REGRESSION
     yf = ya.astype(np.float64).reshape(len(ya), -1)
+    shaped = yf.reshape(ya.shape) if ya.ndim > 2 else yf  # (examples, ...) as the output is
     if task_ == BINARY:
         bad = np.argwhere(~np.isin(ya, (0, 1)))
         if len(bad):
@@ -877,12 +902,12 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
             raise DataError(f"array `{y}`: expected 0 or 1 for a binary target, found "
                             f"`{_scalar(ya[where])}` at index {_index(where)}", path=path,
                             help="for more than two classes use a multiclass loss")
-        for j in range(yf.shape[1]):
+        for j in range(yf.shape[1] if ya.ndim <= 2 else 0):  # a pixel may well be always 0
             if (yf[:, j] == yf[0, j]).all():
                 raise _one_class(y if yf.shape[1] == 1 else f"{y}[:, {j}]", _scalar(yf[0, j]),
                                  BINARY, path)
-        return Dataset(xa.astype(np.float32), yf.astype(np.float32), BINARY, ("0", "1"),
-                       feature_names, _target_names(y, yf.shape[1]))
+        return Dataset(xa.astype(np.float32), shaped.astype(np.float32), BINARY, ("0", "1"),
+                       feature_names, _target_names(y, yf.shape[1] if ya.ndim <= 2 else 1))
     if task_ == MULTICLASS:
         if ya.ndim == 2 and ya.shape[1] != 1:  # one-hot rows: the width is the class count
             onehot = np.isin(ya, (0, 1)).all(axis=1) & (yf.sum(axis=1) == 1)
@@ -905,8 +930,8 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
             raise _one_class(y, _scalar(flat[0]), MULTICLASS, path)
         return Dataset(xa.astype(np.float32), flat.astype(np.int32), MULTICLASS,
                        tuple(str(i) for i in range(count)), feature_names, (y,))
-    return Dataset(xa.astype(np.float32), yf.astype(np.float32), REGRESSION, None,
-                   feature_names, _target_names(y, yf.shape[1]))
+    return Dataset(xa.astype(np.float32), shaped.astype(np.float32), REGRESSION, None,
+                   feature_names, _target_names(y, yf.shape[1] if ya.ndim <= 2 else 1))
 
 
 def _one_class(key: str, only: str, task: str, path: str) -> DataError:

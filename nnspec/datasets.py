@@ -123,7 +123,8 @@ SOURCES = Registry("data source", [
     Entry("csv", (
         P("path", Str(), None, "the file, relative to the spec's folder",
           required=True, positional=True),
-        P("target", ListOf(Str()), None, "the target column, or a list of them", required=True),
+        P("target", ListOf(Str()), None, "the target column, or a list of them (required, "
+          "unless the train block says `target input`)"),
         P("features", ListOf(Str()), None, "the feature columns (default: every other column)"),
         P("delimiter", Str(), ",", "the character between values"),
     ), "a CSV file with a header row; numeric features, and a numeric or text target"),

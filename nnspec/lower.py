@@ -193,12 +193,13 @@ class Model:
         # the model's output: its last layer (or its one input, for a model without layers)
         self.output = program.model.layers[-1].name if program.model.layers else program.model.inputs[0][0]
         loss = program.loss
-        self._loss = nn.loss_fn(loss.name, loss.params) if loss is not None else None
+        out = tuple(program.model.output_shape)
+        self._loss = nn.loss_fn(loss.name, loss.params, out) if loss is not None else None
         self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay)
                           if program.optimizer else None)
         metrics = program.train.metrics if program.train else ()
         self.metric_names = tuple(metrics)
-        self._metrics = {m: nn.metric_fn(m, loss.name, loss.params) for m in metrics} if loss else {}
+        self._metrics = {m: nn.metric_fn(m, loss.name, loss.params, out) for m in metrics} if loss else {}
 
     # -- parameters and hyperparameters
     def init(self, key: jax.Array) -> Params:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nnspec.checked import Program
-from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, split
+from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, split
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
@@ -41,7 +41,10 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
     assert t is not None and program.loss is not None
     base = base_dir or _spec_dir(program)
     try:
-        ds = load(t.data, seed=t.seed, base_dir=base, task=program.loss.task)
+        # an autoencoder's targets are its inputs as read: `standardize` rescales what the
+        # model is fed, never a target, so outputs (and predictions) are in the data's units
+        ds = (load_inputs(t.data, seed=t.seed, base_dir=base) if t.target == "input"
+              else load(t.data, seed=t.seed, base_dir=base, task=program.loss.task))
         train_ds, val_ds, test_ds = split(ds, val=t.val, test=t.test, seed=t.seed)
     except DataError as exc:
         raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
@@ -117,9 +120,31 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
         # one-hot rows say how many classes there are even when some never occur
         raise fail("E403", f"the data has {len(ds.classes)} classes, but the model has only {out[0]} output units",
                    program, span, label="this data", help=f"give the last layer {len(ds.classes)} units")
-    if loss.task == "regression" and ds.y.ndim == 2 and ds.y.shape[1] != out[0]:
-        raise fail("E403", f"the data has {ds.y.shape[1]} target column(s), but the model has {out[0]} output unit(s)",
-                   program, span, label="this data", help=f"give the last layer {ds.y.shape[1]} unit(s)")
+    if loss.task in ("regression", "binary") and tuple(ds.y.shape[1:]) != tuple(out):
+        # one target per output element: K columns for K units (multi-label: K 0/1
+        # columns), or an array of the output's shape per example (per pixel, per step)
+        got = tuple(ds.y.shape[1:])
+        if len(got) == 1 and len(out) == 1:
+            raise fail("E403", f"the data has {got[0]} target column(s), but the model has {out[0]} output unit(s)",
+                       program, span, label="this data", secondary=[(program.model.layers[-1].span, f"{out[0]} unit(s)")],
+                       notes=_targets_note(program, ds), help=f"give the last layer {got[0]} unit(s)")
+        raise fail("E403", f"the data's targets have shape {show_shape(got)} per example, but the model's output is {show_shape(out)}",
+                   program, span, label="this data", secondary=[(program.model.layers[-1].span, f"shape {show_shape(out)}")],
+                   help="the output needs one value per target: give the model's output the targets' shape")
+    if loss.name == "binary_crossentropy" and program.train.target == "input":
+        low, high = float(ds.y.min()), float(ds.y.max())
+        if low < 0 or high > 1:
+            raise fail("E403", f"`binary_crossentropy` compares the outputs with targets in [0, 1], but the inputs "
+                               f"reach {high if high > 1 else low:g}", program, span, label="these inputs",
+                       secondary=[(program.spec.train.get("target").span, "the targets")],  # type: ignore[union-attr]
+                       help="scale the inputs to [0, 1] in the data, or use `mse`")
+
+
+def _targets_note(program: Program, ds: Dataset) -> tuple[str, ...]:
+    path = _data_path(program)
+    if path is None or not ds.target_names:
+        return ()
+    return (f"{path}: the targets are {_listing(ds.target_names)}",)
 
 
 def token_vocab(program: Program) -> int | None:

@@ -585,9 +585,10 @@ def test_npz_errors(tmp_path):
     npz(tmp_path, x=np.zeros(5), y=y)
     assert error() == ("arrays.npz: array `x` has shape (5,); features need (examples, ...)",
                        "for one feature per example save `x.reshape(-1, 1)`")
-    npz(tmp_path, x=x, y=np.zeros((5, 1, 1)))
-    assert error()[0] == ("arrays.npz: array `y` has shape (5, 1, 1); targets need "
-                          "(examples,) or (examples, k)")
+    npz(tmp_path, x=x, y=np.zeros((5, 1, 1)))  # numbers of any shape: one per output element
+    assert npz_load(tmp_path, None).y.shape == (5, 1, 1)
+    assert error("multiclass")[0] == ("arrays.npz: array `y` has shape (5, 1, 1); targets need "
+                                      "(examples,) or (examples, k)")
     npz(tmp_path, x=x, y=np.zeros(4))
     assert error() == ("arrays.npz: array `x` has 5 examples but `y` has 4",
                        "both arrays need one entry per example along the first axis")

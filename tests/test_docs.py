@@ -380,6 +380,7 @@ def gen_train_defaults() -> str:
         "standardize": "features are used as they are" if not t.standardize else "`standardize`",
         "early_stop": "every epoch runs" if t.early_stop is None else "?",
         "divergence": f"`divergence {_num(t.divergence)}`" if t.divergence is not None else "`divergence off`",
+        "target": "the data's targets" if t.target == "data" else "?",
         "devices": "one device" if t.devices is None else f"`devices {t.devices}`",
     }
     rows = ["| Setting | Without its line |\n", "|---|---|\n"]

@@ -86,6 +86,7 @@ EXPECTED = {
     "resnet_digits.nn": ("val_accuracy", lambda v: v >= 0.92),    # conv residual blocks, batch_norm
     "conv1d_waves.nn": ("val_accuracy", lambda v: v >= 0.95),
     "gru_waves.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "conv_autoencoder.nn": ("val_loss", lambda v: v < 7.0),      # per-pixel mse, `target input`
     "bilstm_tokens.nn": ("val_accuracy", lambda v: v >= 0.95),      # brackets: only order tells
     "transformer_tokens.nn": ("val_accuracy", lambda v: v >= 0.95),  # which comes first: attention
     **{f"opt_{o}.nn": ("val_accuracy", lambda v: v >= 0.93)

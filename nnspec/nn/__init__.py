@@ -95,46 +95,57 @@ LAYERS: dict[str, type[LayerImpl]] = {
 _EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps] before the log, as Keras does
 
 
-def _bce(pred: Array, y: Array, from_logits: bool) -> Array:
+def _per_example(values: Array, n_axes: int) -> Array:
+    """The mean over the last `n_axes` axes (one example's output elements, whatever its
+    shape: units, pixels, steps), so every loss and metric is one value per example."""
+    return jnp.mean(values, axis=tuple(range(-n_axes, 0))) if n_axes else values
+
+
+def _bce(pred: Array, y: Array, from_logits: bool, n_axes: int) -> Array:
     if from_logits:
-        return optax.sigmoid_binary_cross_entropy(pred, y).sum(-1)
+        return _per_example(optax.sigmoid_binary_cross_entropy(pred, y), n_axes)
     p = jnp.clip(pred, _EPS, 1 - _EPS)
-    return -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p)).sum(-1)
+    return _per_example(-(y * jnp.log(p) + (1 - y) * jnp.log(1 - p)), n_axes)
 
 
-def _cce(pred: Array, y: Array, from_logits: bool, labels: str) -> Array:
+def _cce(pred: Array, y: Array, from_logits: bool, labels: str, n_axes: int) -> Array:
+    # `n_axes` is 1: the checker admits only a flat vector of class scores (E304)
     logp = jax.nn.log_softmax(pred, axis=-1) if from_logits else jnp.log(jnp.clip(pred, _EPS, 1.0))
     if labels == "index":
         return -jnp.take_along_axis(logp, y.astype(jnp.int32)[..., None], axis=-1)[..., 0]
     return -(y * logp).sum(-1)
 
 
-# Per-example losses: (pred, y) -> one value per example.
+# Per-example losses: (pred, y, n_axes) -> one value per example, averaged over the
+# `n_axes` trailing axes of one example's output (the class axis of a softmax is summed).
 LOSSES: dict[str, Callable[..., Array]] = {
-    "binary_crossentropy": lambda pred, y, from_logits: _bce(pred, y, from_logits),
+    "binary_crossentropy": _bce,
     "categorical_crossentropy": _cce,
-    "mse": lambda pred, y: jnp.mean((pred - y) ** 2, axis=-1),
-    "mae": lambda pred, y: jnp.mean(jnp.abs(pred - y), axis=-1),
-    "huber": lambda pred, y, delta: jnp.mean(optax.huber_loss(pred, y, delta=delta), axis=-1),
+    "mse": lambda pred, y, n_axes: _per_example((pred - y) ** 2, n_axes),
+    "mae": lambda pred, y, n_axes: _per_example(jnp.abs(pred - y), n_axes),
+    "huber": lambda pred, y, delta, n_axes: _per_example(optax.huber_loss(pred, y, delta=delta), n_axes),
 }
 
 
-def loss_fn(name: str, params: Mapping[str, Any]) -> Callable[[Array, Array], Array]:
+def loss_fn(name: str, params: Mapping[str, Any], out_shape: tuple[int, ...] = (1,)) -> Callable[[Array, Array], Array]:
+    """The per-example loss of a model whose one example's output has shape `out_shape`."""
     fn = LOSSES[name]
-    return lambda pred, y: fn(pred, y, **params)
+    return lambda pred, y: fn(pred, y, **params, n_axes=len(out_shape))
 
 
 # --------------------------------------------------------------------------------- metrics
 
 def predicted_class(pred: Array, loss: str, from_logits: bool) -> Array:
+    """Each example's class; for `binary_crossentropy`, one 0/1 per output element (a
+    multi-label output has one per label)."""
     if loss == "binary_crossentropy":
-        return (pred[..., 0] > (0.0 if from_logits else 0.5)).astype(jnp.int32)
+        return (pred > (0.0 if from_logits else 0.5)).astype(jnp.int32)
     return jnp.argmax(pred, axis=-1)
 
 
 def true_class(y: Array, loss: str, labels: str = "index") -> Array:
     if loss == "binary_crossentropy":
-        return (y[..., 0] > 0.5).astype(jnp.int32)
+        return (y > 0.5).astype(jnp.int32)
     return jnp.argmax(y, axis=-1) if labels == "onehot" else y.astype(jnp.int32)
 
 
@@ -145,14 +156,20 @@ def probabilities(pred: Array, loss: str, from_logits: bool) -> Array:
     return jax.nn.sigmoid(pred) if loss == "binary_crossentropy" else jax.nn.softmax(pred, axis=-1)
 
 
-def metric_fn(name: str, loss: str, loss_params: Mapping[str, Any]) -> Callable[[Array, Array], Array]:
-    """Per-example metric values (averaged by the caller)."""
+def metric_fn(name: str, loss: str, loss_params: Mapping[str, Any],
+              out_shape: tuple[int, ...] = (1,)) -> Callable[[Array, Array], Array]:
+    """Per-example metric values (averaged by the caller). For `binary_crossentropy`,
+    `accuracy` is the fraction of an example's labels (output elements) that are right:
+    per-label accuracy averaged over the labels."""
     logits = bool(loss_params.get("from_logits", False))
     labels = loss_params.get("labels", "index")
+    n = len(out_shape)
     if name == "accuracy":
-        return lambda pred, y: (predicted_class(pred, loss, logits) == true_class(y, loss, labels)).astype(jnp.float32)
+        per = n if loss == "binary_crossentropy" else 0
+        return lambda pred, y: _per_example(
+            (predicted_class(pred, loss, logits) == true_class(y, loss, labels)).astype(jnp.float32), per)
     if name == "mse":
-        return lambda pred, y: jnp.mean((probabilities(pred, loss, logits) - y) ** 2, axis=-1)
+        return lambda pred, y: _per_example((probabilities(pred, loss, logits) - y) ** 2, n)
     if name == "mae":
-        return lambda pred, y: jnp.mean(jnp.abs(probabilities(pred, loss, logits) - y), axis=-1)
+        return lambda pred, y: _per_example(jnp.abs(probabilities(pred, loss, logits) - y), n)
     raise KeyError(name)
