@@ -14,7 +14,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
-from nnspec import graph
+from nnspec import blocks, graph
 from nnspec.checked import (EarlyStop, Fn, Input, Layer, LossProgram, ModelProgram, OptimizerProgram,
                             Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, vocab_of
@@ -476,12 +476,15 @@ class _Checker:
                           "to compile it alone")
         graph_errors, broken = graph.edges(model)
         self.diags += graph_errors
+        unused = graph.unused(model) if not graph_errors else []
+        expansion = blocks.expand(self, model, broken)  # uses of blocks -> their layers
+        model = expansion.model
         # A node whose shape is unknown (its layer, arguments or input failed) is left out of
         # `shapes`: whatever reads it goes unchecked rather than reporting follow-on errors,
         # while a layer whose output does not depend on its input (`dense 4`) starts afresh.
         layers: list[Layer] = []
         ok = bool(inputs) and len(inputs) == len(model.inputs) and not graph_errors
-        for node in model.nodes:
+        for node in expansion.each(self.diags, shapes):
             if node.name in names:
                 self.err("E110", f"`{node.name}` is defined twice", node.span, "",
                          secondary=[(names[node.name], "first defined here")],
@@ -526,8 +529,7 @@ class _Checker:
             shapes[node.name] = out
             layers.append(Layer(node.name, entry.name, node.inputs, _public(params), in_shape, out,
                                 pshapes, node.span, tuple(in_shapes)))  # type: ignore[arg-type]
-        if not graph_errors:
-            self.diags += graph.unused(model)
+        self.diags += unused
         outline = ModelProgram(model.name, tuple(inputs), tuple(layers),
                                tuple(types[n] for n, _ in inputs))
         if ok:
@@ -629,7 +631,8 @@ class _Checker:
             extra = f"`{node.op}` belongs outside the model block"
         elif node.op in TRAIN:
             extra = f"`{node.op}` belongs in the `train {{ }}` block"
-        self.unknown("layer", node.op, node.op_span, LAYERS.names(), extra=extra)
+        self.unknown("layer", node.op, node.op_span, [*LAYERS.names(), *(b.name for b in self.spec.blocks)],
+                     extra=extra)
 
     def named(self, d: ir.Directive | None, registry: Registry, kind: str) -> tuple[Entry, dict[str, Any]] | None:
         """`loss NAME ARGS` / `optimizer NAME ARGS`: the registry row and its bound arguments."""

@@ -240,6 +240,26 @@ the input's. `padding` must be a token id, below the vocabulary size."""),
 A model with several inputs checks, compiles and runs (`Model.apply` takes a dict of
 arrays), but the training data is one table, so `train` with several inputs is refused.
 Combine the features into one input to train it."""),
+    # E260-E269: reusable blocks
+    "E260": ("bad block name", """
+A `block` is used by its name as a layer is, so two blocks cannot share a name, and a
+block cannot take the name of a layer (`dense`) or of a word of the language (`input`,
+`repeat`, `from`): the use would be ambiguous. Rename the block."""),
+    "E261": ("blocks use each other in a cycle", """
+A block may use other blocks, but not itself, directly or through another block:
+expanding it would never end. To run a block several times in a row, write
+`NAME ... repeat=N` in the model."""),
+    "E262": ("malformed block", """
+`block NAME(PARAMETERS) { LAYERS }`: a block has a name, parameters that are names
+(`filters`) or names with a default (`kernel=3`), each once and none called `input`,
+`repeat` or `from`, and at least one layer. It declares no `input`: its first line
+reads the node its use reads, which its lines call `input` (`add input h`). Only a
+block takes parameters; `model` and `train` do not."""),
+    "E263": ("repeated block changes the shape", """
+`NAME ... repeat=N` runs the block N times, each repeat reading the output of the one
+before, so the block's output must have its input's shape (use `padding=same`
+convolutions, a last `dense` as wide as the input). Use such a block without `repeat`,
+or write the first use on a line of its own."""),
     "E301": ("output units do not fit the loss", """
 `binary_crossentropy` needs one output unit (the probability of class 1) for a
 built-in dataset, which has one 0/1 label per example; K units are for K 0/1 target

@@ -1,11 +1,12 @@
 """format_spec(spec) -> canonical `.nn` text: the printer behind `nnspec fmt`.
 
 The canonical layout:
-- `let` statements first, then the sections in `ir.SECTIONS` order: `model NAME { }`,
+- `let` statements first, then the `block NAME(PARAMS) { }` definitions in the order
+  written, then the sections in `ir.SECTIONS` order: `model NAME { }`,
   `loss`, `optimizer`, `regularize`, `train { }`, whatever order the source used;
 - one blank line between the groups that are present (the lets | the model block |
   the loss, optimizer and regularize lines | the train block | the comments that end
-  the file) and no blank lines anywhere else: blank lines in the source are not kept;
+  the file; each block definition is a group of its own) and no blank lines anywhere else: blank lines in the source are not kept;
 - 4-space indentation inside blocks, `}` on a line of its own; one space between a
   statement's arguments, `key=value`, `[1, 2]`, `f(a, k=v)`, `input x[8, 8]`;
 - numbers keep the text they were written with (`1e-3` stays `1e-3`); numbers built
@@ -33,7 +34,7 @@ import re
 from itertools import groupby
 
 from nnspec import ir
-from nnspec.parse import _NUMBER, FROM, is_merge, parse  # the parser's own syntax, so they cannot drift
+from nnspec.parse import _NUMBER, BLOCK, BLOCK_INPUT, FROM, is_merge, parse  # the parser's own syntax, so they cannot drift
 
 INDENT = "    "
 
@@ -51,6 +52,7 @@ def format_spec(spec: ir.Spec) -> str:
     """The canonical text of `spec`."""
     groups = [[line for let in spec.lets
                for line in _statement(let, f"let {_name(let.name)} = {_value(let.value)}", "")]]
+    groups += [_definition(b) for b in spec.blocks]
     present = [node for node in (getattr(spec, s) for s in ir.SECTIONS) if node is not None]
     for is_block, run in groupby(present, key=lambda node: not isinstance(node, ir.Directive)):
         if is_block:
@@ -76,6 +78,20 @@ def _block(node: ir.Model | ir.Train) -> list[str]:
         header = "train {"
         body = [line for d in node.statements for line in _directive(d, INDENT)]
     return _statement(node, header, "") + body + _comments(node.end_comments, INDENT) + ["}"]
+
+
+def _definition(block: ir.Block) -> list[str]:
+    """`block NAME(PARAMS) {`, its layers as a model's (the first reads `input`), `}`."""
+    params = f"({', '.join(_arg(a) for a in block.params)})" if block.params else ""
+    body = []
+    previous: str | None = BLOCK_INPUT
+    nodes = sorted(block.nodes, key=lambda n: n.span.start) if all(n.span is not None for n in block.nodes) \
+        else list(block.nodes)
+    for node in nodes:
+        body += _model_statement(node, previous)
+        previous = node.name
+    return (_statement(block, f"{BLOCK} {_name(block.name)}{params} {{", "") + body
+            + _comments(block.end_comments, INDENT) + ["}"])
 
 
 def _model_statement(item: ir.Input | ir.Node, previous: str | None) -> list[str]:
@@ -107,7 +123,7 @@ def _directive(d: ir.Directive, indent: str) -> list[str]:
     return _statement(d, _words(_name(d.keyword), d.args), indent)
 
 
-def _statement(node: ir.Let | ir.Input | ir.Node | ir.Directive | ir.Model | ir.Train,
+def _statement(node: ir.Let | ir.Input | ir.Node | ir.Directive | ir.Model | ir.Train | ir.Block,
                text: str, indent: str) -> list[str]:
     """`text` at `indent`, under its leading comments and before its trailing one."""
     trailing = "" if node.trailing is None else "  " + _comment(node.trailing.replace("\n", " "))

@@ -161,6 +161,22 @@ class Model:
 
 
 @dataclass(frozen=True)
+class Block:
+    """`block res_unit(filters, kernel=3) { ... }`: layers defined once, used in a model
+    like a layer (`r1: res_unit 8`). `params` are as written: a bare name is a required
+    parameter, `name=value` one with a default. The nodes read `input` (nnspec/blocks.py's
+    `INPUT`), the node the use reads, and the block's output is its last node."""
+    name: str
+    params: tuple[Arg, ...]
+    nodes: tuple[Node, ...]
+    span: Span | None = _span()
+    name_span: Span | None = _span()
+    comments: tuple[str, ...] = _comments()
+    trailing: str | None = field(default=None, compare=False, repr=False)
+    end_comments: tuple[str, ...] = _comments()
+
+
+@dataclass(frozen=True)
 class Train:
     statements: tuple[Directive, ...]
     span: Span | None = _span()
@@ -183,6 +199,7 @@ class Spec:
     version: int = VERSION
     end_comments: tuple[str, ...] = _comments()
     span: Span | None = _span()
+    blocks: tuple[Block, ...] = ()  # in the order written; last, so older IR reads unchanged
 
 
 SECTIONS = ("model", "loss", "optimizer", "regularize", "train")  # canonical order
@@ -190,7 +207,7 @@ SECTIONS = ("model", "loss", "optimizer", "regularize", "train")  # canonical or
 # ---------------------------------------------------------------------------- JSON
 
 _KINDS = {cls.__name__: cls for cls in (Number, String, Bool, Ref, Shaped, List, Call, Arg, Let,
-                                        Input, Node, Directive, Model, Train, Spec)}
+                                        Input, Node, Directive, Model, Block, Train, Spec)}
 
 
 def to_data(obj: Any) -> Any:
@@ -242,11 +259,13 @@ _FIELDS: dict[str, dict[str, str]] = {
                   "comments": "[str]", "trailing": "str?"},
     "Model": {"name": "name?", "inputs": "[Input]", "nodes": "[Node]", "span": "span?", "comments": "[str]",
               "trailing": "str?", "end_comments": "[str]"},
+    "Block": {"name": "name", "params": "[Arg]", "nodes": "[Node]", "span": "span?", "name_span": "span?",
+              "comments": "[str]", "trailing": "str?", "end_comments": "[str]"},
     "Train": {"statements": "[Directive]", "span": "span?", "comments": "[str]", "trailing": "str?",
               "end_comments": "[str]"},
     "Spec": {"lets": "[Let]", "model": "Model?", "loss": "Directive?", "optimizer": "Directive?",
              "regularize": "Directive?", "train": "Train?", "version": "int", "end_comments": "[str]",
-             "span": "span?"},
+             "span": "span?", "blocks": "[Block]"},
 }
 
 
@@ -382,6 +401,14 @@ def from_data(data: Any) -> Spec:
                     raise IRFormatError(f"`spec.model.nodes[{i}].inputs[{k}]` names `{name}`, "
                                         "which is not an input or a layer above it")
             defined.add(node.name)
+    for b, block in enumerate(spec.blocks):
+        defined = {"input"}  # what a block reads (parse.BLOCK_INPUT)
+        for i, node in enumerate(block.nodes):
+            for k, name in enumerate(node.inputs):
+                if name not in defined:
+                    raise IRFormatError(f"`spec.blocks[{b}].nodes[{i}].inputs[{k}]` names `{name}`, "
+                                        "which is not `input` or a layer above it")
+            defined.add(node.name)
     return spec
 
 
@@ -416,8 +443,10 @@ def fingerprint(node: Any) -> str:
     def strip(d: Any) -> Any:
         if isinstance(d, dict):
             # an input without a type (`input x[2]`) hashes as it did before inputs had one
+            # and a spec without blocks as it did before blocks existed
             return {k: strip(v) for k, v in d.items() if k not in _NOT_MEANING
-                    and not (k == "args" and d.get("kind") == "Input" and not v)}
+                    and not (k == "args" and d.get("kind") == "Input" and not v)
+                    and not (k == "blocks" and d.get("kind") == "Spec" and not v)}
         if isinstance(d, list):
             return [strip(x) for x in d]
         return d

@@ -326,8 +326,8 @@ def _one_of(items: list[str]) -> str:
 # ------------------------------------------------------------------------------ building
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-TOP_LEVEL = ("model", "train", "loss", "optimizer", "regularize")
-_BLOCKS = ("model", "train")
+TOP_LEVEL = ("model", "train", "loss", "optimizer", "regularize", "block")
+_BLOCKS = ("model", "train", "block")
 
 
 class _Comments:
@@ -447,6 +447,7 @@ class _Builder:
 
     def build(self, tree: Tree) -> ir.Spec:
         lets: list[ir.Let] = []
+        blocks: list[ir.Block] = []
         sections: dict[str, object] = {}
         first_span: dict[str, Span] = {}
         for item in tree.children:
@@ -457,6 +458,11 @@ class _Builder:
                 lets.append(ir.Let(str(name), self.value(val), sp, self.span(name), lead,
                                    self.comments.trailing(sp.end)))
                 continue
+            if item.data == "block" and str(item.children[0]) == BLOCK:
+                definition = self.definition(item)
+                if definition is not None:
+                    blocks.append(definition)
+                continue
             if item.data == "block":
                 keyword_tok = item.children[0]
                 node: object = self.block(item)
@@ -464,11 +470,15 @@ class _Builder:
                 keyword_tok = item.children[1 if isinstance(item.children[0], Tree) else 0]
                 keyword = str(keyword_tok)
                 if keyword in _BLOCKS:
-                    header = self.src.text[sp.start:sp.end] if keyword == "model" else keyword
-                    if not re.fullmatch(r"model([ \t]+[A-Za-z_][A-Za-z0-9_]*)?", header):
+                    header = self.src.text[sp.start:sp.end] if keyword != "train" else keyword
+                    if keyword == BLOCK:
+                        if not re.fullmatch(r"block[ \t]+[A-Za-z_][A-Za-z0-9_]*(\([^\n{}]*\))?", header):
+                            header = "block NAME(PARAMETERS)"
+                    elif not re.fullmatch(r"model([ \t]+[A-Za-z_][A-Za-z0-9_]*)?", header):
                         header = keyword
+                    needs = "its layers in `{ }`" if keyword == BLOCK else "a block"
                     self.diags.append(error(
-                        "E017", f"`{keyword}` needs a block", self.span(keyword_tok), "",
+                        "E017", f"`{keyword}` needs {needs}", self.span(keyword_tok), "",
                         help=f"write `{header} {{` on this line and close it with `}}`"))
                     self.comments.before(sp.end)
                     continue
@@ -497,10 +507,16 @@ class _Builder:
         return ir.Spec(tuple(lets), sections.get("model"), sections.get("loss"),  # type: ignore[arg-type]
                        sections.get("optimizer"), sections.get("regularize"),  # type: ignore[arg-type]
                        sections.get("train"), ir.VERSION, self.comments.rest(),  # type: ignore[arg-type]
-                       Span(0, len(self.src.text)))
+                       Span(0, len(self.src.text)), tuple(blocks))
 
     def block(self, t: Tree) -> ir.Model | ir.Train | None:
         keyword, *rest = t.children
+        if rest and isinstance(rest[0], Tree) and rest[0].data == "signature":
+            sig = rest.pop(0)
+            self.diags.append(error("E262", f"only a `{BLOCK}` takes parameters, not `{keyword}`", self.span(sig), "",
+                                    help=f"write `{keyword} {sig.children[0]} {{`, or define "
+                                         f"`{BLOCK} {sig.children[0]}(...) {{` and use it in the model"))
+            rest.insert(0, sig.children[0])
         name = rest.pop(0) if rest and isinstance(rest[0], Token) else None
         sp = self.span(t)
         lead = self.comments.before(sp.start)
@@ -517,11 +533,43 @@ class _Builder:
         self.comments.before(sp.end)
         return None
 
+    def definition(self, t: Tree) -> ir.Block | None:
+        """`block NAME(PARAMS) { LAYERS }`: what it reads is `input` (BLOCK_INPUT)."""
+        keyword, *rest = t.children
+        sp = self.span(t)
+        lead = self.comments.before(sp.start)
+        header_end = self.src.text.find("{", keyword.end_pos) + 1
+        trailing = self.comments.trailing(header_end)
+        params: tuple[ir.Arg, ...] = ()
+        if rest and isinstance(rest[0], Tree) and rest[0].data == "signature":
+            name, *args = rest.pop(0).children
+            params = self.args(args)
+        elif rest and isinstance(rest[0], Token):
+            name = rest.pop(0)
+        else:
+            self.diags.append(error("E262", f"a `{BLOCK}` needs a name", self.span(keyword), "",
+                                    help=f"write `{BLOCK} NAME(PARAMETERS) {{`, as in `{BLOCK} res_unit(filters) {{`"))
+            self.comments.before(sp.end)
+            return None
+        inputs, nodes = self.layers(rest, BLOCK_INPUT)
+        for inp in inputs:
+            self.diags.append(error("E262", f"a `{BLOCK}` has no `input`", inp.span, "",
+                                    help=f"a block reads the node its use reads, by the name `{BLOCK_INPUT}`: "
+                                         "remove this line"))
+        return ir.Block(str(name), params, tuple(nodes), sp, self.span(name), lead, trailing,
+                        self.comments.before(sp.end))
+
     def model(self, name: Token | None, stmts: list[Tree], sp: Span, lead, trailing) -> ir.Model:
+        inputs, nodes = self.layers(stmts, None)
+        return ir.Model(str(name) if name is not None else None, tuple(inputs), tuple(nodes), sp,
+                        lead, trailing, self.comments.before(sp.end))
+
+    def layers(self, stmts: list[Tree], previous: str | None) -> tuple[list[ir.Input], list[ir.Node]]:
+        """A model's (or a block's) inputs and layers; `previous` is what the first reads."""
+        in_block = previous == BLOCK_INPUT
         inputs: list[ir.Input] = []
         nodes: list[ir.Node] = []
         counts: dict[str, int] = {}
-        previous: str | None = None
         # Automatic names (`dense_1`) skip every name written in the block, so a label
         # further down can never be taken by an unlabelled layer.
         written = {_written_name(s) for s in stmts} - {None}
@@ -538,7 +586,8 @@ class _Builder:
                     continue
                 # what follows the shape (`int vocab=1000`) is the input's type, for the checker
                 inputs.append(ir.Input(shaped.name, shaped.dims, ssp, comments, trail, args[1:]))
-                previous = shaped.name
+                if not in_block:  # in a block, an error (reported) that changes nothing else
+                    previous = shaped.name
                 continue
             node_name = str(label) if label is not None else ""
             while not node_name or (label is None and node_name in written):
@@ -548,8 +597,7 @@ class _Builder:
             nodes.append(ir.Node(node_name, op, ins, args, label is not None, ssp, self.span(head),
                                  comments, trail, in_spans))
             previous = node_name
-        return ir.Model(str(name) if name is not None else None, tuple(inputs), tuple(nodes), sp,
-                        lead, trailing, self.comments.before(sp.end))
+        return inputs, nodes
 
 
     def edges(self, op: str, args: tuple[ir.Arg, ...], previous: str | None
@@ -584,6 +632,9 @@ class _Builder:
 
 # `dense 8 from h1`: the word that names the node a layer reads
 FROM = "from"
+# `block res_unit(filters) { ... }` defines a block; inside it, `input` names what a use reads
+BLOCK = "block"
+BLOCK_INPUT = "input"
 
 
 def _is_from(a: ir.Arg) -> bool:

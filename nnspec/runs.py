@@ -308,8 +308,10 @@ def take_back(out: Path, written: list[Path], created: bool) -> None:
 # ------------------------------------------------------------------------- the checkpoint
 
 def model_fingerprint(program: Program) -> str:
-    """What decides whether a checkpoint's weights fit a spec: its model and loss."""
-    return ir.fingerprint((program.spec.model, program.spec.loss))
+    """What decides whether a checkpoint's weights fit a spec: its model and loss, and
+    the blocks it may use (a spec without blocks keeps the fingerprint it always had)."""
+    spec = program.spec
+    return ir.fingerprint((spec.model, spec.loss) + ((spec.blocks,) if spec.blocks else ()))
 
 
 def examples(splits: Any) -> dict[str, int] | None:

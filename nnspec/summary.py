@@ -3,6 +3,7 @@ and estimated FLOPs per example."""
 
 from __future__ import annotations
 
+from nnspec import ir
 from nnspec.check import show_bytes
 from nnspec.checked import Program
 from nnspec.layers import show_shape
@@ -30,19 +31,48 @@ def _count(n: int) -> str:
     return f"{n:,}" if n < 10**30 else _magnitude(n)
 
 
+def _uses(program: Program) -> dict[str, ir.Node]:
+    """The model's lines that use a block, by name: their layers are named `NAME.…`."""
+    spec = program.spec
+    if spec.model is None or not spec.blocks:
+        return {}
+    defined = {b.name for b in spec.blocks}
+    return {n.name: n for n in spec.model.nodes if n.op in defined}
+
+
+def _block_kind(use: ir.Node, names: list[str]) -> str:
+    """`res_unit`, or `res_unit ×3` for a use with `repeat=3` (its layers `NAME.1.…` to `NAME.3.…`)."""
+    count = max((int(parts[1]) for parts in (n.split(".") for n in names)
+                 if parts[0] == use.name and len(parts) > 2 and parts[1].isdigit()), default=1)
+    return f"{use.op} ×{count}" if count != 1 else use.op
+
+
 def summary(program: Program) -> str:
-    """The model as a table: one row per input and layer, then the totals. A layer that
+    """The model as a table: one row per input and layer, then the totals. A use of a
+    block has a row of its own, its output's, with the layers it stands for indented
+    under it (their parameters and FLOPs are counted there, once). A layer that
     reads another node than the row above it (`from`, a merge) says what it reads, in a
     column that only a graph has. FLOPs are the layer rules' estimates for one example
     (docs/language.md, "FLOPs")."""
     model = program.model
     rows = [(f"{name} (input)", show_shape(shape), "0", "0", "") for name, shape in model.inputs]
     previous = model.inputs[-1][0] if model.inputs else None
-    for layer in model.layers:
+    uses = _uses(program)
+    group = None
+    for i, layer in enumerate(model.layers):
         act = layer.activation if layer.op == "dense" else None
         kind = f"{layer.op} {act}" if act and act != "identity" else layer.op
         reads = ", ".join(layer.inputs) if layer.inputs != ((previous,) if previous else ()) else ""
-        rows.append((f"{layer.name} ({kind})", show_shape(layer.out_shape), f"{layer.n_params:,}",
+        use = uses.get(layer.name.split(".")[0]) if "." in layer.name else None
+        if use is not None and use is not group:  # a block's instance: a row of its own, its layers under it
+            group = use
+            last = next(x for x in reversed(model.layers) if x.name.split(".")[0] == use.name)
+            rows.append((f"{use.name} ({_block_kind(use, [x.name for x in model.layers])})", show_shape(last.out_shape), "", "", reads))
+            reads = ""
+        elif use is None:
+            group = None
+        indent = "  " if use is not None else ""
+        rows.append((f"{indent}{layer.name} ({kind})", show_shape(layer.out_shape), f"{layer.n_params:,}",
                      show_flops(layer.flops), reads))
         previous = layer.name
     graph = any(r[4] for r in rows)
@@ -53,7 +83,7 @@ def summary(program: Program) -> str:
 
     def line(r: tuple[str, str, str, str, str]) -> str:
         text = f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   {r[2]:>{widths[2]}}   {r[3]:>{widths[3]}}"
-        return f"{text}   {r[4]}".rstrip() if graph else text
+        return f"{text}   {r[4]}".rstrip() if graph else text.rstrip()  # a block's row has no counts
 
     total, flops = model.n_params, model.flops
     out = [f"Model: {model.name or '(unnamed)'}", rule, line(head), rule, *map(line, rows), rule,

@@ -81,9 +81,11 @@ def _sites(spec: ir.Spec) -> Iterator[tuple[ir.Call, str, bool]]:
     if spec.loss is not None:
         yield from in_args(spec.loss.args, ("loss",), "loss.", set())
     if spec.model is not None:
+        blocks = {b.name: b for b in spec.blocks}  # a use of a block: its parameters, in order
         for node in spec.model.nodes:
             entry = LAYERS.get(node.op)
-            positional = tuple(p.name for p in entry.positionals) if entry else ()
+            positional = tuple(p.name for p in entry.positionals) if entry else tuple(
+                a.key or getattr(a.value, "name", "?") for a in blocks[node.op].params) if node.op in blocks else ()
             yield from in_args(node.args, positional, f"{node.name}.", _TRACED_LAYER, _TRACED_LAYER)
     if spec.train is not None:
         for d in spec.train.statements:
