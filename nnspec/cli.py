@@ -523,19 +523,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
                          + (f" ({bad.size} examples in all)" if bad.size > 1 else "")
                          + "; its inputs are probably far outside the range of the training data")
     shape = pred.shape[1:]
-    if len(shape) > 1:  # an output of any shape, one column per element: `y[0,3,0]`
-        header = [f"y[{','.join(map(str, i))}]" for i in np.ndindex(*shape)]
+    if len(shape) > 1:  # an output of any shape, one column per element: `y0_3_0`
+        header = [f"y{'_'.join(map(str, i))}" for i in np.ndindex(*shape)]
     else:
         header = [f"y{i}" for i in range(pred.shape[-1])] if pred.shape[-1] > 1 else ["y"]
     labels = None
-    if loss is not None and loss.task == "binary" and shape != (1,):
+    autoencoder = program.train is not None and program.train.target == "input"
+    if autoencoder or loss is None:  # the outputs are the prediction: no classes
+        pred = pred.reshape(len(pred), -1)
+    elif loss.task == "binary" and shape != (1,):
         if len(shape) == 1:  # multi-label: the labels predicted on, by name
             names = list(targets) if len(targets) == shape[0] else header
             on = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False))
             labels = [" ".join(n for n, v in zip(names, row) if v) for row in on]
             header.append("labels")
         pred = pred.reshape(len(pred), -1)
-    elif loss is not None and loss.task in ("binary", "multiclass"):
+    elif loss.task in ("binary", "multiclass"):
         # the class as the data named it (a CSV's text label), else its index
         index = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False)).reshape(len(pred))
         labels = [classes[i] if classes and i < len(classes) else str(i) for i in index]

@@ -609,7 +609,7 @@ def feature_names(source: DataSource, *, base_dir: Path) -> tuple[str, ...] | No
     if params.get("features") is not None:
         features = params["features"]
         return (features,) if isinstance(features, str) else tuple(features)
-    target = params["target"]
+    target = params.get("target") or ()  # none: `target input`, every column a feature
     target = (target,) if isinstance(target, str) else tuple(target)
     path, delimiter = params["path"], params.get("delimiter", ",")
     stream = _records(_resolve(path, base_dir, "CSV"), path, delimiter)

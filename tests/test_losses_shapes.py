@@ -259,3 +259,33 @@ def test_the_conv_autoencoder_beats_its_baseline_by_what_its_comment_says():
     assert 18.5 < baseline < 18.7
     text = (Path(__file__).parent.parent / "specs" / "conv_autoencoder.nn").read_text()
     assert "below 7" in text and "18.6" in text
+
+
+def test_predict_prints_every_label_and_every_output_element(tmp_path, capsys, monkeypatch):
+    from nnspec.cli import main
+    monkeypatch.setenv("NO_COLOR", "1")
+    _tags_csv(tmp_path, n=40)
+    (tmp_path / "tags.nn").write_text(_spec("dense 3 sigmoid", "binary_crossentropy", inp="3", train=(
+        '    data csv("tags.csv", target=["red", "round", "sweet"])\n    epochs 1')))
+    (tmp_path / "in.csv").write_text("a,b,c\n5,5,5\n-5,-5,-5\n")
+    x = RNG.uniform(size=(16, 2, 2, 1)).astype(np.float32)
+    np.savez(tmp_path / "images.npz", x=x)
+    (tmp_path / "ae.nn").write_text(_spec("conv2d 1 1 sigmoid", "binary_crossentropy", inp="2, 2, 1", train=(
+        '    data npz("images.npz")\n    target input\n    batch 8\n    epochs 1')))
+    (tmp_path / "pixels.csv").write_text("p1,p2,p3,p4\n0.1,0.2,0.3,0.4\n")
+    outputs = []
+    for spec, run, given in (("tags.nn", "r1", "in.csv"), ("ae.nn", "r2", "pixels.csv")):
+        assert main(["train", str(tmp_path / spec), "--out", str(tmp_path / run)]) == 0
+        capsys.readouterr()
+        assert main(["predict", str(tmp_path / spec), "--run", str(tmp_path / run), "--input", str(tmp_path / given)]) == 0
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        outputs.append(out.splitlines())
+    tags, pixels = outputs
+    assert tags[0] == "y0,y1,y2,labels" and len(tags) == 3
+    for row in tags[1:]:  # the labels column names the labels whose probability is > 0.5
+        *probs, on = row.split(",")
+        assert on.split() == [n for n, p in zip(("red", "round", "sweet"), probs) if float(p) > 0.5]
+    # an autoencoder's outputs, one column per element, and no classes
+    assert pixels[0] == "y0_0_0,y0_1_0,y1_0_0,y1_1_0" and len(pixels) == 2
+    assert all(0 < float(v) < 1 for v in pixels[1].split(","))
