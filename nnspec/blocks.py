@@ -86,6 +86,17 @@ class Expansion:
             diags[n:] = [self.locate(d, node.name) for d in diags[n:]]
         diags[start:] = _merged(diags[start:])
 
+    def at_uses(self, diags: list[Diagnostic]) -> list[Diagnostic]:
+        """`diags` with labels at the uses for those that later passes (the loss's) made
+        about the model's output, when that is the last line of a block."""
+        output = self.model.nodes[-1].name if self.model.nodes else None
+        if output not in self.written:
+            return diags
+        span = self.written[output].span
+        located = {f.use.span for f in self.origin[output]}
+        return [self.locate(d, output) if d.primary_span == span and not any(lab.span in located for lab in d.labels)
+                else d for d in diags]
+
     def locate(self, d: Diagnostic, name: str) -> Diagnostic:
         """`d`, about node `name`, with a label at each use it was expanded from (and at
         the block's line, when `d` points at a value written at a use)."""

@@ -132,6 +132,7 @@ class _Checker:
         self.train: TrainProgram | None = None
         self.bound_source: DataSource | None = None  # the `data` line's, once bound
         self.reg_span: dict[str, Span | None] = {}
+        self.expansion: blocks.Expansion | None = None  # the model's uses of blocks, expanded
 
     # -------------------------------------------------------------- reporting
     def err(self, *args: Any, **kw: Any) -> None:
@@ -477,7 +478,7 @@ class _Checker:
         graph_errors, broken = graph.edges(model)
         self.diags += graph_errors
         unused = graph.unused(model) if not graph_errors else []
-        expansion = blocks.expand(self, model, broken)  # uses of blocks -> their layers
+        expansion = self.expansion = blocks.expand(self, model, broken)  # uses of blocks -> their layers
         model = expansion.model
         # A node whose shape is unknown (its layer, arguments or input failed) is left out of
         # `shapes`: whatever reads it goes unchecked rather than reporting follow-on errors,
@@ -1064,6 +1065,8 @@ class _Checker:
     def run(self) -> Program:
         for step in PASSES:
             step(self)
+        if self.expansion is not None:  # later passes' words on an output inside a block: at its use too
+            self.diags = self.expansion.at_uses(self.diags)
         errors = [d for d in self.diags if d.is_error]
         if errors:
             raise NNSpecError(self.diags, self.source)

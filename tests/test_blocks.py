@@ -350,3 +350,12 @@ def test_a_sweep_passed_to_a_block_is_an_axis_named_after_its_parameter() -> Non
     program = nnspec.check(spec("    input x[4]\n    u: wide sweep(4, 8)\n    dense 1", "block wide(width) {\n    dense width relu\n}\n"))
     assert [a.name for a in program.sweep.axes] == ["u.width"]
     assert [p.model.layers[0].params["units"] for p in program.sweep.programs] == [4, 8]
+
+
+def test_a_loss_error_about_an_output_inside_a_block_is_labelled_at_the_use() -> None:
+    text = spec("    input x[4]\n    dense 8 relu\n    h: head 3", "block head(k) {\n    dense k sigmoid\n}\n",
+                "loss categorical_crossentropy\noptimizer adam\n")
+    [d] = errors(text)
+    assert d.code == "E302" and text[d.primary_span.start:d.primary_span.end] == "dense k sigmoid"
+    assert ("h: head 3", "in this use of `head`") in [(text[lab.span.start:lab.span.end], lab.message)
+                                                      for lab in d.labels]
