@@ -283,9 +283,22 @@ def _header(spec_path: str, program, out: Path, note: str | None, quiet: bool, r
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nnspec import runs
+    from nnspec import distributed, runs
     note = None
     overrides = {"seed": args.seed, "epochs": args.epochs}
+    writer = True  # process 0 of several (or the only one) prints and writes the run folder
+    try:
+        procs = distributed.from_args(args)
+        if procs is not None and not os.environ.get(distributed.CHILD):
+            distributed.wait_for_coordinator(procs)  # a clear error, not JAX's abort
+            return distributed.supervise(args.argv, procs, args.resume or args.out)
+    except distributed.DistributedError as exc:
+        raise UsageError(str(exc)) from None
+    if procs is not None:
+        import jax
+        distributed.initialize(procs)
+        writer = jax.process_index() == 0
+        args.quiet = args.quiet or not writer
     try:
         if args.resume is not None:
             run = Path(args.resume)
@@ -299,7 +312,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.spec is None:
                 raise UsageError("name a spec to train, or `--resume DIR`")
             spec_path = args.spec
-            out, note = runs.choose_folder(spec_path, args.out, overwrite=args.overwrite)
+            # the other processes write nothing: process 0 chooses (and claims) the folder
+            out, note = runs.choose_folder(spec_path, args.out, overwrite=args.overwrite) if writer else (None, None)
             resume = False
     except runs.RunFolderError as exc:
         raise UsageError(str(exc)) from None
@@ -310,8 +324,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: `{spec_path}` has no `train {{ }}` block, so there is nothing to train", file=sys.stderr)
         return EXIT_SPEC
     if program.sweep is not None:
+        if procs is not None and resume:
+            raise UsageError("a sweep over several processes cannot be resumed yet: resume it with one process "
+                             "(`nnspec train --resume DIR` without the process flags)")
         _compile_cache()  # JAX only now: a spec with mistakes never starts it
-        return _train_sweep(program, args, out, spec_path, resume)
+        return _train_sweep(program, args, out, spec_path, resume, writer)
     if args.plot:
         raise UsageError("`--plot` draws a sweep's learning-rate curve; this spec has no sweep")
     header = _header(spec_path, program, out, note, args.quiet, resume)
@@ -321,10 +338,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     result, code = _training(lambda: fit(
         program, out=out, resume=resume, checkpoint_every=args.checkpoint_every, overrides=overrides,
         progress=_print_progress(args.quiet), on_start=header, command=["nnspec", *args.argv],
-        devices=args.devices, base_dir=Path(spec_path).resolve().parent if args.resume is None else None), out, "the last finished epoch is")
+        devices=args.devices, writes=writer,
+        base_dir=Path(spec_path).resolve().parent if args.resume is None else None), out, "the last finished epoch is")
     if code is not None:
         return code
-    sys.stdout.write(_finished_text(result, out))
+    if writer:
+        sys.stdout.write(_finished_text(result, out))
     return EXIT_OK
 
 
@@ -372,7 +391,8 @@ def _training(train: Callable[[], Any], out: Path, saved: str) -> tuple[Any, int
         signal.signal(signal.SIGTERM, previous)
 
 
-def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str, resume: bool) -> int:
+def _train_sweep(program, args: argparse.Namespace, out: Path | None, spec_path: str, resume: bool,
+                 writer: bool = True) -> int:
     from nnspec.sweep_fit import fit_sweep, plot_lr_curve
     quiet = args.quiet
     every = max(1, (args.epochs or program.train.epochs) // 20)
@@ -390,6 +410,8 @@ def _train_sweep(program, args: argparse.Namespace, out: Path, spec_path: str, r
         out, "the sweep so far is")
     if code is not None:
         return code
+    if not writer:  # process 0 reports
+        return EXIT_SPEC if result.failure() is not None else EXIT_OK
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     sys.stdout.write(f"sweep of {len(result.members)} models, ranked by {result.monitor}\n" + result.table())
@@ -707,6 +729,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_whole(0, 2**63 - 1), metavar="S", help="override the spec's seed")
     p.add_argument("--devices", type=_devices, metavar="N",
                    help="split each batch over N devices (`all`: every device JAX sees); a run may resume on any number")
+    p.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="train over several processes (hosts): process 0's address, with --num-processes and --process-id")
+    p.add_argument("--num-processes", type=_whole(1, None), metavar="P", help="how many processes train the run")
+    p.add_argument("--process-id", type=_whole(0, None), metavar="I", help="this process's number, 0 to P-1")
+    p.add_argument("--distributed", action="store_true",
+                   help="train over the processes a cluster scheduler (SLURM, Open MPI, ...) started")
+    p.add_argument("--coordinator-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="how long to wait for the coordinator and the other processes")
     p.add_argument("--out", metavar="DIR", help="run folder: new or empty (default: runs/SPEC-NAME, numbered -2, -3, ... when taken)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     p.add_argument("--overwrite", action="store_true",

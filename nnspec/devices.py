@@ -59,7 +59,9 @@ class Devices:
         from jax.sharding import Mesh
         self.count = count
         self.platform = jax.devices()[0].platform
-        self.models = math.gcd(models, count)
+        # Over several processes every array stays replicated (each process reads whole
+        # results back: histories, checkpoints), so models are not split there.
+        self.models = math.gcd(models, count) if jax.process_count() == 1 else 1
         self.data = count // self.models
         self.mesh = None
         if count > 1:

@@ -64,14 +64,16 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         progress: Progress | None = None, base_dir: Path | None = None,
         stop_after: int | None = None, checkpoint_every: float = 2.0,
         overrides: dict[str, Any] | None = None, on_start: Callable[[Started], None] | None = None,
-        command: list[str] | None = None, devices: int | str | None = None) -> Result:
+        command: list[str] | None = None, devices: int | str | None = None, writes: bool = True) -> Result:
     """Train a checked program. With `out`, write the run directory (and resume from it):
     a checkpoint at most every `checkpoint_every` seconds, at the end, and on Ctrl-C.
     `overrides` are the command line's (`seed`, `epochs`); they are recorded with the run
     and reapplied on resume, where a contradicting one is refused (`runs.RunFolderError`).
     `stop_after` ends this call's work after that many epochs (for tests of resuming).
     `devices` (the command line's `--devices`: a number or `all`) overrides the spec's
-    `devices`; it is not recorded with the run, which may resume on any number."""
+    `devices`; it is not recorded with the run, which may resume on any number.
+    `writes=False` (the processes other than 0 of a run over several hosts) reads `out` to
+    resume but writes nothing there."""
     if program.train is None or program.loss is None or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
@@ -79,7 +81,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     if epochs is not None:
         given["epochs"] = epochs
     ckpt = out / "checkpoint.npz" if out is not None else None
-    if out is not None and not resume:
+    if out is not None and not resume and writes:
         runs.claim(out)  # a new or empty folder: never mix two runs
     meta: dict[str, Any] = {}
     if resume:
@@ -128,7 +130,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     initial_loss: float | None = None
     if resume:
         assert out is not None and ckpt is not None
-        runs.remove_stale_temporaries(out)
+        if writes:
+            runs.remove_stale_temporaries(out)
         state, best, history, stopper = runs.restore_checkpoint(program, ckpt, trainer.template())
         # A run killed after the save of the epoch that stopped it, before its final save,
         # has stopped all the same: resuming it trains nothing more.
@@ -141,7 +144,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         snap = trainer.fresh()
         if t.divergence is not None:
             initial_loss = float(trainer.measure_start(snap)[0])
-        if out is not None:
+        if out is not None and writes:
             runs.remove_stale_temporaries(out)
             created = not out.exists()
             info = {**runs.versions(), "backend": jax.default_backend(), "devices": jax.device_count(),
@@ -159,7 +162,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         trainer.start_loss = np.array([math.nan])  # no yardstick: only NaN and infinity count
 
     def save(s: Snapshot, final=None) -> None:
-        if ckpt is None:
+        if ckpt is None or not writes:
             return
         tr = s.tracks[0]
         runs.save_checkpoint(ckpt, program, member(s.state, 0),
@@ -195,7 +198,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     except KeyboardInterrupt:
         last = trainer.snapshot or snap
         save(last)  # the last finished epoch, so `--resume` can go on from there
-        if out is not None:
+        if out is not None and writes:
             runs.update_info(out, status="interrupted", ended=runs.now(), epochs_run=len(last.tracks[0].history))
         raise
     tr = snap.tracks[0]
@@ -208,7 +211,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     if finished:
         result.kept = kept_metrics(result, trainer)
     save(snap, final=params if finished else None)
-    if out is not None and finished:
+    if out is not None and finished and writes:
         runs.update_info(out, status="stopped early" if result.stopped_early else "finished", ended=runs.now(),
                          epochs_run=len(history), kept=result.kept, run=rec,
                          last_epoch={k: v for k, v in history[-1].items() if k != "time"} if history else None)
