@@ -20,6 +20,7 @@ from nnspec.checked import (EarlyStop, Fn, Input, Layer, LossProgram, ModelProgr
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
+from nnspec.layers import out_shape as layer_out_shape
 from nnspec.losses import LOSSES, METRICS
 from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
@@ -132,7 +133,9 @@ class _Checker:
         self.train: TrainProgram | None = None
         self.bound_source: DataSource | None = None  # the `data` line's, once bound
         self.reg_span: dict[str, Span | None] = {}
-        self.expansion: blocks.Expansion | None = None  # the model's uses of blocks, expanded
+        # shape errors whose help declares the model's input anew: (diagnostic index, error),
+        # fitted to the built-in data once the train block is known (check_input_fixes)
+        self.declared: list[tuple[int, ShapeError]] = []
 
     # -------------------------------------------------------------- reporting
     def err(self, *args: Any, **kw: Any) -> None:
@@ -478,7 +481,7 @@ class _Checker:
         graph_errors, broken = graph.edges(model)
         self.diags += graph_errors
         unused = graph.unused(model) if not graph_errors else []
-        expansion = self.expansion = blocks.expand(self, model, broken)  # uses of blocks -> their layers
+        expansion = blocks.expand(self, model, broken)  # uses of blocks -> their layers
         model = expansion.model
         # A node whose shape is unknown (its layer, arguments or input failed) is left out of
         # `shapes`: whatever reads it goes unchecked rather than reporting follow-on errors,
@@ -509,6 +512,7 @@ class _Checker:
                 continue
             in_shapes = [shapes.get(n) for n in node.inputs]
             in_shape = in_shapes[0] if in_shapes else None
+            made = {layer.name: layer for layer in layers if layer.in_shape}
             fits = False
             if in_shapes and all(s is not None for s in in_shapes):  # else nothing to check against: reported already
                 try:
@@ -519,7 +523,7 @@ class _Checker:
                         out = entry.attrs["out_shape"](params, in_shape)
                     fits = True
                 except ShapeError as exc:
-                    self.shape_error(exc, node, params, in_shapes)
+                    self.shape_error(exc, node, entry, params, in_shapes, made)
             if not fits:
                 ok = False
                 out = entry.attrs["out_shape"](params, None)
@@ -582,12 +586,19 @@ class _Checker:
                 return False
             if reads_ids and not ids:
                 if name in declared:
+                    dims = ", ".join(map(str, kind.shape)) if kind is not None else "STEPS"
                     self.err("E254", f"`{node.op}` reads token ids, but `{name}` is an input of numbers", where,
-                             "", secondary=[(declared[name], "not an `int` input")],
-                             help=f"declare it `input {name}[STEPS] int vocab=N`")
+                             "numbers, not token ids" if i < len(node.input_spans) else "expects token ids",
+                             secondary=[(declared[name], "not an `int` input")],
+                             help=f"declare it `input {name}[{dims}] int vocab=N`, N the number of token ids")
                 else:
-                    self.err("E254", f"`{node.op}` reads token ids, but `{name}` is a layer", where, "",
-                             help="read an `int` input, declared as `input NAME[STEPS] int vocab=N`")
+                    layer = next((n for n in self.spec.model.nodes if n.name == name), None)  # type: ignore[union-attr]
+                    what = f"`{name}` is a layer" if layer is None or layer.labelled else f"its input is a `{layer.op}` layer"
+                    ints = [t.name for t in types.values() if t.dtype == "int32"]
+                    self.err("E254", f"`{node.op}` reads token ids, but {what}", where, "expects token ids",
+                             secondary=[(layer.span, "outputs numbers")] if layer is not None else [],
+                             help=f"read an `int` input instead, as in `{node.op} ... from {ints[0]}`" if ints else
+                             f"read an `int` input, declared as `input NAME[STEPS] int vocab=N`, with `{node.op} ... from NAME`")
                 return False
         if not entry.attrs.get("tokens"):
             return True
@@ -610,7 +621,8 @@ class _Checker:
             return False
         return True
 
-    def shape_error(self, exc: ShapeError, node: ir.Node, params: dict[str, Any], in_shapes: list[Any]) -> None:
+    def shape_error(self, exc: ShapeError, node: ir.Node, entry: Entry, params: dict[str, Any],
+                    in_shapes: list[Any], made: Mapping[str, Layer]) -> None:
         given = params["__given__"]
         if exc.arg is not None and exc.arg.startswith("input:"):
             i = int(exc.arg.split(":")[1])
@@ -623,8 +635,63 @@ class _Checker:
             return
         span = given[exc.arg].span if exc.arg in given else node.span
         in_shape = in_shapes[0] if in_shapes else None
-        self.err(exc.code, exc.message, span, f"input shape is {show_shape(in_shape)}" if exc.code == "E201" else "",
-                 help=exc.help)
+        secondary, help_ = self.fix_from_producer(exc, node, entry, params, made)
+        self.err(exc.code, exc.message, span, f"input shape is {show_shape(in_shape)}", secondary=secondary,
+                 help=help_)
+
+    def fix_from_producer(self, exc: ShapeError, node: ir.Node, entry: Entry, params: dict[str, Any],
+                          made: Mapping[str, Layer]) -> tuple[list[tuple[Span | None, str]], str | None]:
+        """A shape error's help, worded for the node that feeds the layer: remove the
+        `flatten` that flattened what it reads, turn a switch of the layer above
+        (`sequences=true`) that makes its output fit, or get the shape it wants by declaring
+        the model's input so or by a `reshape`; each only where the layer would then fit."""
+        source = node.inputs[0]
+        producer = made.get(source)
+        if producer is not None and producer.op in ("flatten", "reshape") and _fits(entry, params, producer.in_shape):
+            return ([(producer.span, f"makes {show_shape(producer.out_shape)} of {show_shape(producer.in_shape)}")],
+                    f"remove this `{producer.op}`: `{node.op}` takes its input, {show_shape(producer.in_shape)}, as it is")
+        switch = self.switch(producer, entry, params) if producer is not None else None
+        if switch is not None:
+            fix, where = switch
+            rest = f"; or {exc.help}" if exc.help and exc.want is None else ""
+            return [where], f"{fix}{rest}"
+        model = self.spec.model
+        assert model is not None
+        if exc.want is None or not _fits(entry, params, exc.want):
+            return [], exc.helped()
+        dims = ", ".join(map(str, exc.want))
+        readers = sum(source in n.inputs for n in model.nodes)
+        if any(i.name == source for i in model.inputs) and readers == 1:
+            self.declared.append((len(self.diags), exc))
+            return [], exc.helped(f"declare `input {source}[{dims}]`")
+        return [], exc.helped(f"put `reshape [{dims}]` before it")
+
+    def switch(self, producer: Layer, entry: Entry, params: dict[str, Any]) -> tuple[str, tuple[Span | None, str]] | None:
+        """A true/false argument of `producer` that, turned, gives an output this layer
+        takes (`sequences`, `per_step`): how to write it, and where."""
+        row = LAYERS.get(producer.op)
+        node = next((n for n in self.spec.model.nodes if n.name == producer.name), None)  # type: ignore[union-attr]
+        if row is None or node is None:
+            return None
+        for q in row.params:
+            if not isinstance(q.type, Bool) or not isinstance(producer.params.get(q.name), bool):
+                continue
+            turned = {**producer.params, q.name: not producer.params[q.name]}
+            try:
+                out = layer_out_shape(producer.op, turned, producer.in_shape)
+            except ShapeError:
+                continue
+            if out is None or out == producer.out_shape or not _fits(entry, params, out):
+                continue
+            arg = next((a for a in node.args if a.key == q.name or
+                        (a.key is None and isinstance(a.value, ir.Ref) and a.value.name == q.name)), None)
+            label = f"outputs {show_shape(producer.out_shape)}"
+            if arg is not None:
+                written = q.name if arg.key is None else f"{q.name}={str(producer.params[q.name]).lower()}"
+                return f"remove `{written}` from the `{producer.op}` it reads", (arg.span, label)
+            return (f"write `{q.name}={str(not producer.params[q.name]).lower()}` on the `{producer.op}` it reads",
+                    (node.span, label))
+        return None
 
     def unknown_layer(self, node: ir.Node) -> None:
         extra = None
@@ -683,6 +750,36 @@ class _Checker:
         if entry is None:
             self.unknown(kind, first.value.name, first.value.span, registry.names())
         return entry
+
+    def check_input_fixes(self) -> None:
+        """A shape error's help that declares the model's input anew (`input x[8, 8, 1]`)
+        also loads a built-in dataset so, where one of its arguments gives that shape
+        (`builtin("digits", image=true)`); where none does, it reshapes inside the model."""
+        if self.train is None or self.train.data.kind != "builtin":
+            return
+        ds = DATASETS.get(self.train.data.params["name"])
+        assert ds is not None
+        for i, exc in self.declared:
+            assert exc.want is not None
+            dims = ", ".join(map(str, exc.want))
+            diag = self.diags[i]
+            if tuple(features_of(ds, self.train.data.params)) == exc.want:
+                continue
+            option = _dataset_option(ds, self.train.data.params, exc.want)
+            if option is None:
+                help_ = exc.helped(f"put `reshape [{dims}]` before it")
+            else:
+                help_ = f"{diag.help}, and load the data so: `data {self.builtin_with(*option)}`"
+            self.diags[i] = dataclasses.replace(diag, help=help_)
+
+    def builtin_with(self, key: str, value: Any) -> str:
+        """The train block's `builtin(...)` call as written, with `key=value` set."""
+        from nnspec.format import _value
+        data = next(d for d in self.spec.train.statements if d.keyword == "data")  # type: ignore[union-attr]
+        call = data.args[0].value
+        assert isinstance(call, ir.Call)
+        arg = ir.Arg(key, ir.Bool(value) if isinstance(value, bool) else ir.Number(value))
+        return _value(dataclasses.replace(call, args=tuple(a for a in call.args if a.key != key) + (arg,)))
 
     def check_regularize(self) -> None:
         d = self.spec.regularize
@@ -1004,7 +1101,9 @@ class _Checker:
         elif features != model.input_shape:
             self.err("E311", f"dataset `{ds.name}` has examples of shape {show_shape(features)}, "
                              f"but the model's input is {show_shape(model.input_shape)}",
-                     self.train.data_span, "", **where, help=f"declare {fits}")
+                     self.train.data_span, "", **where,
+                     help=f"load the data so, `data {self.builtin_with(*option)}`, or declare {fits}"
+                     if (option := _dataset_option(ds, params, model.input_shape)) else f"declare {fits}")
         elif vocab is not None:
             ids = kind.vocab or min((layer.params["vocab"] for layer in model.layers if name in layer.inputs),
                                     default=None)  # None: the embedding is wrong, and reported
@@ -1065,8 +1164,6 @@ class _Checker:
     def run(self) -> Program:
         for step in PASSES:
             step(self)
-        if self.expansion is not None:  # later passes' words on an output inside a block: at its use too
-            self.diags = self.expansion.at_uses(self.diags)
         errors = [d for d in self.diags if d.is_error]
         if errors:
             raise NNSpecError(self.diags, self.source)
@@ -1078,7 +1175,7 @@ class _Checker:
 # The pass order is data: each pass may rely on what the earlier ones found.
 PASSES: tuple[Callable[[_Checker], None], ...] = (
     _Checker.check_lets, _Checker.check_model, _Checker.check_loss, _Checker.check_optimizer,
-    _Checker.check_regularize, _Checker.check_train, _Checker.check_agreement, _Checker.check_budget,
+    _Checker.check_regularize, _Checker.check_train, _Checker.check_input_fixes, _Checker.check_agreement, _Checker.check_budget,
     _Checker.check_style,
 )
 
@@ -1140,6 +1237,31 @@ def _symbol_kind(ptype: Any) -> str | None:
     if isinstance(ptype, Union):
         return next((o.kind for o in ptype.options if isinstance(o, Symbol)), None)
     return None
+
+
+def _dataset_option(ds: Entry, params: Mapping[str, Any], want: tuple[int, ...]) -> tuple[str, Any] | None:
+    """An argument of a built-in dataset that makes its examples of shape `want`
+    (`image=true`, `steps=30`), as (name, value)."""
+    for q in ds.params:
+        values = [not params.get(q.name)] if isinstance(q.type, Bool) else list(want) if isinstance(q.type, Int) else []
+        for v in values:
+            try:
+                q.type.convert(v)
+            except ArgError:
+                continue
+            if tuple(features_of(ds, {**params, q.name: v})) == want:
+                return q.name, v
+    return None
+
+
+def _fits(entry: Entry, params: Mapping[str, Any], in_shape: tuple[int, ...]) -> bool:
+    """Whether a one-input layer takes an input of this shape."""
+    try:
+        param_shapes(entry.name, params, in_shape)
+        entry.attrs["out_shape"](params, in_shape)
+    except ShapeError:
+        return False
+    return True
 
 
 def _within(inner: Span | None, outer: Span | None) -> bool:

@@ -28,8 +28,10 @@ def edges(model: ir.Model) -> tuple[list[Diagnostic], set[str]]:
     diags: list[Diagnostic] = []
     broken: set[str] = set()
     where: dict[str, Span | None] = {}
+    reads: dict[str, tuple[str, ...]] = {}
     for node in model.nodes:
         where.setdefault(node.name, node.span)
+        reads.setdefault(node.name, node.inputs)
     defined: list[str] = list(dict.fromkeys(i.name for i in model.inputs))
     known = set(defined)
     for node in model.nodes:
@@ -41,6 +43,12 @@ def edges(model: ir.Model) -> tuple[list[Diagnostic], set[str]]:
             if name == node.name:
                 diags.append(error("E251", f"`{name}` reads itself", span, "the layer's own name",
                                    help="a layer reads an input or a layer above it: name one of those"))
+            elif name in where and _reaches(reads, name, node.name):
+                diags.append(error("E251", f"`{name}` is read before it is defined", span, "not defined yet",
+                                   secondary=[(where[name], f"defined here, below, and it reads `{node.name}`")],
+                                   help=f"`{node.name}` and `{name}` would each need the other first, a cycle: "
+                                        + (f"read a node above this line instead, such as `{defined[-1]}`" if defined
+                                         else "read an input instead, declared above as `input NAME[SHAPE]`")))
             elif name in where:
                 diags.append(error("E251", f"`{name}` is read before it is defined", span, "not defined yet",
                                    secondary=[(where[name], "defined here, below")],
@@ -56,6 +64,19 @@ def edges(model: ir.Model) -> tuple[list[Diagnostic], set[str]]:
             known.add(node.name)
             defined.append(node.name)
     return diags, broken
+
+
+def _reaches(reads: dict[str, tuple[str, ...]], start: str, goal: str) -> bool:
+    """Whether node `start` reads `goal`, directly or through other nodes."""
+    seen, todo = {start}, [start]
+    while todo:
+        for name in reads.get(todo.pop(), ()):
+            if name == goal:
+                return True
+            if name not in seen:
+                seen.add(name)
+                todo.append(name)
+    return False
 
 
 def unused(model: ir.Model) -> list[Diagnostic]:

@@ -173,6 +173,33 @@ def _assert_clean(text: str, *, warnings_too: bool = False) -> None:
     ("accuracy_with_mse", "E305", "mae", "metrics accuracy", "metrics mae"),
     ("missing_loss_and_optimizer", "E112", "loss binary_crossentropy", "train {",
      "loss binary_crossentropy\noptimizer sgd lr=0.1\ntrain {"),
+    # shapes and graphs of the layer families: each help's fix, made as it says
+    ("shape_conv_after_flatten", "E220", "remove this `flatten`", "relu\n    flatten\n", "relu\n"),
+    ("shape_dense_after_sequences", "E201", "remove `sequences=true`", " sequences=true", ""),
+    ("shape_dense_after_sequences", "E201", "add a `flatten` layer", "    dense", "    flatten\n    dense"),
+    ("shape_add_channels", "E252", "join them with `concat`", "add a b", "concat a b"),
+    ("shape_add_channels", "E252", "make the last axis 16", "b: conv2d 8", "b: conv2d 16"),
+    ("shape_concat_spatial", "E252", "`padding=same`", "a: conv2d 16 3 relu\n", "a: conv2d 16 3 relu padding=same\n"),
+    ("shape_concat_ranks", "E252", "`flatten` each input", "    c: concat a b", "    fb: flatten from b\n    c: concat a fb"),
+    ("shape_embedding_numbers", "E254", "input words[20] int vocab=N", "input words[20]", "input words[20] int vocab=50"),
+    ("shape_lstm_token_ids", "E254", "embedding DIM", "    lstm", "    embedding 8\n    lstm"),
+    ("graph_embedding_after_layer", "E254", "embedding ... from words", "4 vocab=30\n", "4 vocab=30 from words\n"),
+    ("shape_pool_leaves_nothing", "E221", "padding=same", "2\n    flatten", "2 padding=same\n    flatten"),
+    ("shape_pool_leaves_nothing", "E221", "a `size` of at most 1", "2\n    flatten", "1\n    flatten"),
+    ("shape_permute_axis_zero", "E245", "permute [2, 1]", "permute [0, 1]", "permute [2, 1]"),
+    ("shape_reshape_not_divisor", "E242", "reshape [2, -1]", "    reshape [3, -1]", "    reshape [2, -1]"),
+    ("shape_conv1d_flat_series", "E220", "input wave[20, 1]", "input wave[20]", "input wave[20, 1]"),
+    ("shape_lstm_flat_digits", "E230", "reshape [64, 1]", "    lstm", "    reshape [64, 1]\n    lstm"),
+    ("shape_upsampling_after_dense", "E220", "reshape [8, 8, 1]", "    upsampling2d", "    reshape [8, 8, 1]\n    upsampling2d"),
+    ("recurrent_stacked_without_sequences", "E230", "sequences=true", "lstm 32\n", "lstm 32 sequences=true\n"),
+    ("recurrent_flat_input", "E230", "input wave[20, 1]", "input wave[20]", "input wave[20, 1]"),
+    ("attention_heads_split", "E243", "heads=3", "heads=4", "heads=3"),
+    ("attention_flat_input", "E240", "input x[8, 8]", "input x[64]", "input x[8, 8]"),
+    ("conv_global_pool_flat", "E220", "remove this `flatten`", "relu\n    flatten\n", "relu\n"),
+    ("conv_missing_channel_axis", "E220", "input image[28, 28, 1]", "image[28, 28]", "image[28, 28, 1]"),
+    ("graph_cycle", "E251", "such as `x`", "from b", "from x"),
+    ("shape_conv_digits_as_numbers", "E311", 'data builtin("digits", image=true)', 'builtin("digits")',
+     'builtin("digits", image=true)'),
 ])
 def test_following_the_help_fixes_the_error(name: str, code: str, suggested: str, old: str, new: str) -> None:
     text = _ui(name)
@@ -201,6 +228,33 @@ def test_every_did_you_mean_names_a_working_fix(name: str, d: Diagnostic) -> Non
     original, _ = diagnose(text)
     if sum(x.is_error for x in original) == 1:
         assert not [x for x in diags if x.is_error], [x.message for x in diags]
+
+
+def test_a_declared_input_comes_with_the_data_that_fits_it() -> None:
+    """`conv2d` on the 64 numbers of the digits: the help declares an image and loads the
+    digits as images, both, so that following it checks clean (either alone does not)."""
+    text = _ui("conv_flat_input")
+    help_ = _help(text, "E220")
+    assert "declare `input x[8, 8, 1]`" in help_ and '`data builtin("digits", image=true)`' in help_, help_
+    image = text.replace("input x[64]", "input x[8, 8, 1]")
+    assert [d.code for d in diagnose(image)[0] if d.is_error] == ["E311"]
+    _assert_clean(image.replace('builtin("digits")', 'builtin("digits", image=true)'))
+
+
+def test_independent_errors_are_all_reported_and_nothing_follows_from_them() -> None:
+    """An unknown layer, a shape mistake in a branch that does not read it, and a loss that
+    does not fit the output: all three in one run, and nothing about the layers below the
+    unknown one (their input's shape is unknown, so they are not checked against it)."""
+    text = _ui("graph_all_errors_reported")
+    diags, src = diagnose(text)
+    found = [(d.code, src.line_col(d.primary_span.start)[0]) for d in diags if d.is_error]  # type: ignore[union-attr]
+    assert [c for c, _ in found][:2] == ["E101", "E221"] and found[2][0] in ("E301", "E302"), found
+    assert [line for _, line in found] == [5, 8, 11], found
+    # each fix removes its own error only: none hid another
+    for old, new, gone in [("cnov2d", "conv2d", "E101"), ("conv2d 8 9", "conv2d 8 3", "E221"),
+                           ("binary_crossentropy", "categorical_crossentropy", found[2][0])]:
+        left = [d.code for d in diagnose(text.replace(old, new))[0] if d.is_error]
+        assert left == [c for c, _ in found if c != gone], (old, left)
 
 
 def test_e311_task_help_names_loss_and_output() -> None:
@@ -503,9 +557,10 @@ def _site(kind: str, text: str, name: str = "") -> str:
     """A spec, clean but for `text` in the place where a `kind` goes."""
     body, top, data, train = "", "", 'data builtin("moons")', "    split val=0.2\n"
     if kind == "layer" and LAYERS.get(name) is not None and LAYERS.get(name).attrs.get("tokens"):  # type: ignore[union-attr]
-        # a layer of token ids reads an `int` input, and its (steps, dim) output is flattened
+        # a layer of token ids reads an `int` input, and its (steps, dim) output is flattened;
+        # the built-in token data fits it
         return (f"model m {{\n    input x[2] int vocab=10\n    {text}\n    flatten\n    dense 1 sigmoid\n}}\n"
-                f"loss binary_crossentropy\noptimizer sgd\ntrain {{\n    {data}\n{train}}}\n")
+                f"loss binary_crossentropy\noptimizer sgd\ntrain {{\n    data builtin(\"order\", steps=2)\n{train}}}\n")
     cases = LAYERS.get(name).attrs.get("examples", ()) if kind == "layer" and name in LAYERS else ()  # type: ignore[union-attr]
     if cases and len(cases[0][0]) > 1:
         # a layer that reads more than a flat vector (a sequence, an image) gets the input of

@@ -177,8 +177,9 @@ def test_merged_shapes_that_disagree_point_at_the_input_and_show_both() -> None:
         ("narrow", "`narrow` has shape (4,)"), ("wide", "`wide` has shape (8,)")]
     text = "model m {\n    input g[2, 3]\n    input h[3, 3]\n    c: concat g h axis=1\n}\n"
     assert errors(text) == [("E252", "`concat` along axis 1 needs shapes equal in every other axis, found (2, 3) "
-                             "and (3, 3)", "h", "only the joined axis may differ: reshape or project an input first "
-                             "(`dense` to change a flat width)")]
+                             "and (3, 3)", "h", "only the joined axis may differ, but axis 0 is 2 in one and 3 in "
+                             "the other: reshape or project an input first (`dense` to change a flat width, "
+                             "`padding=same` to keep a convolution's size)")]
 
 
 def test_merge_arity_and_from_mistakes() -> None:

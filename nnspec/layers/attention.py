@@ -17,11 +17,19 @@ from nnspec.params import ArgError, Bool, Entry, Float, Int, ListOf, P, Symbol
 
 def _sequence(op: str, in_shape: Shape) -> tuple[int, int]:
     """(steps, features) of a sequence input, or E240."""
-    if len(in_shape) != 2:
-        found = "a flat input" if len(in_shape) == 1 else "an input"
-        raise ShapeError("E240", f"`{op}` expects a (steps, features) input, found {found} of shape {show_shape(in_shape)}",
-                         "declare `input x[STEPS, FEATURES]`, or put `reshape [STEPS, FEATURES]` before it")
-    return in_shape
+    if len(in_shape) == 2:
+        return in_shape
+    message = f"`{op}` expects a (steps, features) input, found shape {show_shape(in_shape)}"
+    if len(in_shape) > 2:
+        steps, rest = in_shape[0], math.prod(in_shape[1:])
+        raise ShapeError("E240", message, f"put `reshape [{steps}, {rest}]` before it, to read {steps} steps "
+                                          f"of {rest} features")
+    side = math.isqrt(in_shape[0])
+    if side > 1 and side * side == in_shape[0]:
+        raise ShapeError("E240", message.replace("found", "found a flat input of"),
+                         f"a flat input has no steps: {{fix}}, {side} steps of {side} features", want=(side, side))
+    raise ShapeError("E240", message.replace("found", "found a flat input of"),
+                     "declare `input x[STEPS, FEATURES]`, or put `reshape [STEPS, FEATURES]` before it")
 
 
 def _key_dim(op: str, p: Mapping[str, Any], features: int) -> int:
@@ -30,9 +38,12 @@ def _key_dim(op: str, p: Mapping[str, Any], features: int) -> int:
         return p["key_dim"]
     heads = p["heads"]
     if features % heads:
+        fits = [d for d in range(1, features + 1) if features % d == 0]
+        near = max(d for d in fits if d < heads)
+        near = near if near > 1 else min(d for d in fits if d > heads)
         raise ShapeError("E243", f"{count(features, 'feature')} do not split into {heads} heads",
-                         f"give `key_dim=` (the size of each head), or a number of heads that divides {features}",
-                         arg="heads")
+                         f"write `heads={near}`, or another number of heads that divides {features}, "
+                         f"or give the size of each head with `key_dim=`", arg="heads")
     return features // heads
 
 
@@ -149,7 +160,8 @@ def _reshape_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
         if n % known:
             raise ShapeError("E242", f"`reshape {written}` cannot hold the input's {n} values (shape {show_shape(in_shape)}): "
                                      f"{n} is not a multiple of {known}",
-                             f"the known dimensions must multiply to a divisor of {n}", arg="shape")
+                             f"the known dimensions must multiply to a divisor of {n}{_divisor_example(dims, n)}",
+                             arg="shape")
     elif math.prod(dims) != n:
         example = f"[{dims[0]}, -1]" if len(dims) > 1 and n % dims[0] == 0 else f"[{n}]"
         raise ShapeError("E242", f"`reshape {written}` holds {math.prod(dims)} values, but the input has {n} "
@@ -157,6 +169,15 @@ def _reshape_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
                          f"the dimensions must multiply to {n}; one of them may be -1 for what is left, "
                          f"as in `reshape {example}`", arg="shape")
     return {}
+
+
+def _divisor_example(dims: tuple[int, ...], n: int) -> str:
+    """`, as in `reshape [2, -1]``: the one known dimension moved to the nearest divisor of n."""
+    known = [d for d in dims if d != -1]
+    if len(known) != 1 or n < 2:
+        return ""
+    near = min((d for d in range(2, n) if n % d == 0), key=lambda d: (abs(d - known[0]), d), default=n)
+    return ", as in `reshape [" + ", ".join("-1" if d == -1 else str(near) for d in dims) + "]`"
 
 
 # ------------------------------------------------------------------------------- permute
@@ -167,10 +188,16 @@ def _permute_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
         axes = ", ".join(map(str, range(1, rank + 1)))
         written = "[" + ", ".join(map(str, order)) + "]"
         example = "[" + ", ".join(map(str, range(rank, 0, -1))) + "]"
+        outside = [a for a in order if not 1 <= a <= rank]
+        twice = [a for a in dict.fromkeys(order) if order.count(a) > 1]
+        never = [a for a in range(1, rank + 1) if a not in order]
+        shape = f"(shape {show_shape(in_shape)})"
         if len(order) != rank:
-            message = f"`permute {written}` lists {len(order)} {'axis' if len(order) == 1 else 'axes'}, but the input has {rank} (shape {show_shape(in_shape)})"
+            message = f"`permute {written}` lists {len(order)} {'axis' if len(order) == 1 else 'axes'}, but the input has {rank} {shape}"
+        elif outside:
+            message = f"`permute {written}` names axis {outside[0]}, but the input's axes are {axes} {shape}"
         else:
-            message = f"`permute {written}` does not list each of the input's axes {axes} once (shape {show_shape(in_shape)})"
+            message = (f"`permute {written}` names axis {twice[0]} twice and axis {never[0]} never {shape}")
         raise ShapeError("E245", message, f"write each axis {axes} once, counting from 1, in the new order, "
                                           f"as in `permute {example}`", arg="axes")
     return {}

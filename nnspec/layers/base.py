@@ -22,11 +22,21 @@ Shape = tuple[int, ...]
 
 
 class ShapeError(Exception):
-    """A layer that cannot take its input's shape."""
+    """A layer that cannot take its input's shape. `want`, where given, is an input shape
+    that would fit, and `help` holds `{fix}` where the way to get it goes: the checker
+    writes `declare `input x[20, 1]`` or `put `reshape [20, 1]` before it`, whichever
+    fits the node that feeds the layer (`helped` writes the plain shape)."""
 
-    def __init__(self, code: str, message: str, help: str | None = None, arg: str | None = None) -> None:
+    def __init__(self, code: str, message: str, help: str | None = None, arg: str | None = None,
+                 want: Shape | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.help, self.arg = code, message, help, arg
+        self.code, self.message, self.help, self.arg, self.want = code, message, help, arg, want
+
+    def helped(self, fix: str | None = None) -> str | None:
+        """The help with `fix` in its place (by default: an input of the shape wanted)."""
+        if self.help is None or self.want is None:
+            return self.help
+        return self.help.replace("{fix}", fix or f"give it an input of shape {show_shape(self.want)}")
 
 
 def show_shape(shape: Shape) -> str:
@@ -38,14 +48,6 @@ def show_shape(shape: Shape) -> str:
 def count(n: int, word: str) -> str:
     """`1 row`, `3 rows`."""
     return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def flat(op: str, in_shape: Shape) -> int:
-    """The length of a flat input, or E201."""
-    if len(in_shape) != 1:
-        raise ShapeError("E201", f"`{op}` expects a flat vector, found shape {show_shape(in_shape)}",
-                         "add a `flatten` layer before it")
-    return in_shape[0]
 
 
 # Shape rules take None for an input whose shape is unknown (an earlier error) and

@@ -47,21 +47,27 @@ def _spatial(op: str, in_shape: Shape, n: int) -> tuple[int, ...]:
         return in_shape[:n]
     found = show_shape(in_shape)
     sibling = _SIBLING.get(op)
+    want = None
     if n == 2 and len(in_shape) == 2:
-        help = f"an image of one channel needs its channel axis too: `input image[{in_shape[0]}, {in_shape[1]}, 1]`"
+        want = (*in_shape, 1)
+        help = "an image of one channel needs its channel axis too: {fix}"
         if sibling:
             help += f"; for a sequence of (steps, channels), use `{sibling}`"
     elif n == 2 and len(in_shape) == 1:
         side = math.isqrt(in_shape[0])
-        eg = f"{side}, {side}, 1" if side * side == in_shape[0] and side > 1 else "28, 28, 1"
-        help = f"a flat vector has no height and width: declare an image, as in `input image[{eg}]`"
+        if side * side == in_shape[0] and side > 1:
+            want = (side, side, 1)
+            help = "a flat vector has no height and width: {fix}"
+        else:
+            help = f"a flat vector has no height and width: `{op}` reads an image, {_LAYOUT[n]}"
     elif n == 1 and len(in_shape) == 1:
-        help = f"a sequence needs a channel axis: `input x[{in_shape[0]}, 1]` is {in_shape[0]} steps of one channel"
+        want = (in_shape[0], 1)
+        help = f"a sequence needs a channel axis, here {in_shape[0]} steps of one channel: {{fix}}"
     elif n == 1 and len(in_shape) == 3 and sibling:
         help = f"for an image of (height, width, channels), use `{sibling}`"
     else:
         help = f"`{op}` takes {_LAYOUT[n]} for each example"
-    raise ShapeError(E_RANK, f"`{op}` expects an input of shape {_LAYOUT[n]}, found shape {found}", help)
+    raise ShapeError(E_RANK, f"`{op}` expects an input of shape {_LAYOUT[n]}, found shape {found}", help, want=want)
 
 
 def _same_padding(size: int, window: int, stride: int) -> tuple[int, tuple[int, int]]:

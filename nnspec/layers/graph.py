@@ -22,12 +22,18 @@ def _identical(op: str) -> Any:
         first = shapes[0]
         for i, s in enumerate(shapes[1:], 1):
             if s != first:
+                how = (f"make the last axis {first[-1]} in every input" if len(s) == len(first) and s[:-1] == first[:-1]
+                       else "give every input the same shape")
                 raise ShapeError("E252", f"`{op}` needs inputs of one shape, found {show_shape(first)} "
                                          f"and {show_shape(s)}",
-                                 f"`{op}` combines element by element: give every input the same shape, "
-                                 f"or join them with `concat`", arg=f"input:{i}")
+                                 f"`{op}` combines element by element: {how}, or join them with `concat`",
+                                 arg=f"input:{i}")
         return first
     return merge_shape
+
+
+def _axes(n: int) -> str:
+    return "1 axis" if n == 1 else f"{n} axes"
 
 
 def _concat_shape(p: Mapping[str, Any], shapes: Sequence[Shape]) -> Shape:
@@ -35,16 +41,24 @@ def _concat_shape(p: Mapping[str, Any], shapes: Sequence[Shape]) -> Shape:
     rank = len(first)
     axis = p["axis"]
     if not -rank <= axis < rank:
-        raise ShapeError("E252", f"`concat` along axis {axis}, but its inputs have {rank} "
-                                 f"{'axis' if rank == 1 else 'axes'}",
-                         f"an input of shape {show_shape(first)} has axes {-rank} to {rank - 1}", arg="axis")
+        raise ShapeError("E252", f"`concat` along axis {axis}, but its inputs have {_axes(rank)}",
+                         f"an input of shape {show_shape(first)} has axes {-rank} to {rank - 1}: "
+                         f"leave `axis` out to join along the last", arg="axis")
     ax = axis % rank
     for i, s in enumerate(shapes[1:], 1):
-        if len(s) != rank or any(a != b for k, (a, b) in enumerate(zip(first, s)) if k != ax):
+        if len(s) != rank:
+            raise ShapeError("E252", f"`concat` joins inputs with as many axes each, found {show_shape(first)} "
+                                     f"({_axes(rank)}) and {show_shape(s)} ({_axes(len(s))})",
+                             "`flatten` each input of several axes first, or `reshape` one to the other's rank",
+                             arg=f"input:{i}")
+        other = [k for k, (a, b) in enumerate(zip(first, s)) if a != b and k != ax]
+        if other:
+            k = other[0]
             raise ShapeError("E252", f"`concat` along axis {axis} needs shapes equal in every other axis, "
                                      f"found {show_shape(first)} and {show_shape(s)}",
-                             "only the joined axis may differ: reshape or project an input first "
-                             "(`dense` to change a flat width)", arg=f"input:{i}")
+                             f"only the joined axis may differ, but axis {k} is {first[k]} in one and {s[k]} in "
+                             "the other: reshape or project an input first (`dense` to change a flat width, "
+                             "`padding=same` to keep a convolution's size)", arg=f"input:{i}")
     return tuple(sum(s[ax] for s in shapes) if k == ax else d for k, d in enumerate(first))
 
 

@@ -15,6 +15,7 @@ backward cell, each name with `_back` appended. Names starting with `b` are bias
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from nnspec.layers.base import Shape, ShapeError, show_shape
@@ -30,10 +31,12 @@ def sequence(op: str, in_shape: Shape) -> tuple[int, int]:
         return in_shape[0], in_shape[1]
     if len(in_shape) == 1:
         raise ShapeError("E230", f"`{op}` expects a sequence of shape (steps, features), found a flat vector {show_shape(in_shape)}",
-                         "if a recurrent layer comes before it, write `sequences=true` there; a model input "
-                         "is declared with its steps and features: `input series[STEPS, FEATURES]`")
+                         f"a recurrent layer reads one vector per step, here {in_shape[0]} steps of one feature: {{fix}}",
+                         want=(in_shape[0], 1))
+    steps, rest = in_shape[0], math.prod(in_shape[1:])
     raise ShapeError("E230", f"`{op}` expects a sequence of shape (steps, features), found shape {show_shape(in_shape)}",
-                     "a recurrent layer reads one vector per step: declare the input as `input series[STEPS, FEATURES]`")
+                     f"a recurrent layer reads one vector per step: put `reshape [{steps}, {rest}]` before it "
+                     f"to read {steps} steps of {rest} features")
 
 
 def out_units(p: Mapping[str, Any]) -> int:
