@@ -34,6 +34,7 @@ from nnspec.params import ArgError, Int, P
 from nnspec.parse import BLOCK, BLOCK_INPUT, FROM
 from nnspec.source import Span
 from nnspec.suggest import did_you_mean, one_of
+from nnspec.sweep import SWEEPS
 
 INPUT = BLOCK_INPUT  # inside a block, the node its use reads
 REPEAT = "repeat"  # `res_unit 8 repeat=3`: three in a row, each reading the one before
@@ -238,6 +239,11 @@ def _body(block: ir.Block, blocks: dict[str, ir.Block], checker: Any, diags: lis
             diags += checker.diags[n:]
             del checker.diags[n:]
             ok = False
+        for call in (c for a in node.args for c in _calls(a.value) if c.name in SWEEPS):
+            diags.append(error("E262", f"`{call.name}` cannot stand inside a block", call.span, "",
+                               help=f"make the value a parameter of `{block.name}` and write the sweep at "
+                                    f"its use, as in `{block.name} {call.name}(...)`"))
+            ok = False
         for i, name in enumerate(node.inputs):
             if name == INPUT or name in defined:
                 continue
@@ -262,6 +268,17 @@ def _body(block: ir.Block, blocks: dict[str, ir.Block], checker: Any, diags: lis
                                      "nothing reads this layer, and it is not the block's output (its last line)",
                                      help=f"read it with `from {node.name}` or a merge, or remove it"))
     return ok
+
+
+def _calls(v: ir.Value) -> Iterator[ir.Call]:
+    """Every call inside a value."""
+    if isinstance(v, ir.Call):
+        yield v
+        for a in v.args:
+            yield from _calls(a.value)
+    elif isinstance(v, ir.List):
+        for x in v.items:
+            yield from _calls(x)
 
 
 def _cycles(blocks: dict[str, ir.Block], diags: list[Diagnostic]) -> set[str]:

@@ -253,8 +253,9 @@ expanding it would never end. To run a block several times in a row, write
 `block NAME(PARAMETERS) { LAYERS }`: a block has a name, parameters that are names
 (`filters`) or names with a default (`kernel=3`), each once and none called `input`,
 `repeat` or `from`, and at least one layer. It declares no `input`: its first line
-reads the node its use reads, which its lines call `input` (`add input h`). Only a
-block takes parameters; `model` and `train` do not."""),
+reads the node its use reads, which its lines call `input` (`add input h`). A sweep
+is written at a use (`unit sweep(4, 8)`), not inside the block. Only a block takes
+parameters; `model` and `train` do not."""),
     "E263": ("repeated block changes the shape", """
 `NAME ... repeat=N` runs the block N times, each repeat reading the output of the one
 before, so the block's output must have its input's shape (use `padding=same`

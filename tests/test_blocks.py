@@ -183,6 +183,7 @@ def test_definition_errors_are_reported_once_at_the_definition() -> None:
     assert one("block b {\n    dense 3 from h\n}\n") == ["E250"]
     assert one("block b {\n    dense 3 from h\n    h: relu\n}\n") == ["E251"]
     assert one("block b {\n    desne 3\n}\n") == ["E101"]
+    assert one("block b {\n    dense sweep(2, 4)\n}\n") == ["E262"]  # a sweep is written at the use
     assert codes("model m(w) {\n    input x[4]\n    dense 1\n}\n") == ["E262"]  # only a block has parameters
 
 
