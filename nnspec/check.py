@@ -133,6 +133,7 @@ class _Checker:
         self.train: TrainProgram | None = None
         self.bound_source: DataSource | None = None  # the `data` line's, once bound
         self.reg_span: dict[str, Span | None] = {}
+        self.expansion: blocks.Expansion | None = None  # the model's uses of blocks, expanded
         # shape errors whose help declares the model's input anew: (diagnostic index, error),
         # fitted to the built-in data once the train block is known (check_input_fixes)
         self.declared: list[tuple[int, ShapeError]] = []
@@ -481,7 +482,7 @@ class _Checker:
         graph_errors, broken = graph.edges(model)
         self.diags += graph_errors
         unused = graph.unused(model) if not graph_errors else []
-        expansion = blocks.expand(self, model, broken)  # uses of blocks -> their layers
+        expansion = self.expansion = blocks.expand(self, model, broken)  # uses of blocks -> their layers
         model = expansion.model
         # A node whose shape is unknown (its layer, arguments or input failed) is left out of
         # `shapes`: whatever reads it goes unchecked rather than reporting follow-on errors,
@@ -1164,6 +1165,8 @@ class _Checker:
     def run(self) -> Program:
         for step in PASSES:
             step(self)
+        if self.expansion is not None:  # later passes' words on an output inside a block: at its use too
+            self.diags = self.expansion.at_uses(self.diags)
         errors = [d for d in self.diags if d.is_error]
         if errors:
             raise NNSpecError(self.diags, self.source)
