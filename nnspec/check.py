@@ -83,6 +83,9 @@ TRAIN = Registry("train setting", [
     Entry("devices", (P("count", Union((Int(min=1), Choice(("all",)))), required=True, positional=True,
                         doc="how many devices split each batch: `N`, or `all` that JAX sees"),),
           doc="data parallelism: each batch split over several devices (docs/scale.md)"),
+    Entry("precision", (P("dtype", Choice(("float32", "bf16")), required=True, positional=True,
+                          doc="`bf16`: compute in bfloat16, keeping float32 weights; `float32`: everything in float32"),),
+          doc="the number format of the forward and backward pass"),
 ])
 
 # What follows an input's shape: `input tokens[20] int vocab=1000`.
@@ -876,7 +879,8 @@ class _Checker:
             seed=bound.get("seed", {"value": 0})["value"], metrics=metrics,
             standardize=bound.get("standardize", {"enabled": False})["enabled"], early_stop=es,
             data_span=seen["data"].span, divergence=_divergence(bound), target=target, devices=devices,
-            devices_span=seen["devices"].span if "devices" in seen else None)
+            devices_span=seen["devices"].span if "devices" in seen else None,
+            precision=bound.get("precision", {"dtype": "float32"})["dtype"])
 
     def check_targets(self, source: DataSource, d: ir.Directive, autoencoder: ir.Directive | None) -> bool:
         """A file's targets are named once: by the source (`csv(target=)`, `npz(y=)`), or

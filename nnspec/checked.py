@@ -154,6 +154,8 @@ class TrainProgram:
     # How many devices split each batch: a number, `all`, or None for one (nnspec/devices.py).
     devices: int | str | None = None
     devices_span: Span | None = None
+    # `bf16`: the forward and backward pass in bfloat16 from float32 master weights (lower.py).
+    precision: str = "float32"
 
 
 @dataclass(frozen=True)

@@ -658,6 +658,28 @@ def _read_inputs(path: str, program, names, targets, *, header: bool = True):
     return x.reshape((-1, *shape))
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    """The versions, the backend and every device JAX sees: where `nnspec train` would run."""
+    import importlib
+
+    import jax
+    importlib.import_module("optax")  # loaded, so that its version is shown
+
+    from nnspec import runs
+    lines = ["  ".join(f"{k} {v}" for k, v in runs.versions().items())]
+    devices = jax.devices()
+    lines.append(f"backend    {jax.default_backend()}")
+    lines.append(f"processes  {jax.process_count()}")
+    lines.append(f"devices    {len(devices)}" + (f" (this process: {jax.local_device_count()})"
+                                                 if jax.process_count() > 1 else ""))
+    for d in devices:
+        lines.append(f"  {d.id:>3}  {d.platform:<5} {getattr(d, 'device_kind', '')}".rstrip())
+    if jax.default_backend() == "cpu":
+        lines.append("note: training runs on the CPU; for a GPU install `jax[cuda12]` (docs/scale.md)")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from nnspec.codes import CODES, explain
     text = explain(args.code)
@@ -766,6 +788,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="explain a diagnostic code, as in `nnspec explain E101`")
     p.add_argument("code", metavar="CODE")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("env", help="show the versions and the devices JAX sees")
+    p.set_defaults(func=cmd_env)
     return parser
 
 

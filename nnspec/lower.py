@@ -198,6 +198,11 @@ class Model:
         self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay)
                           if program.optimizer else None)
         metrics = program.train.metrics if program.train else ()
+        # `precision bf16`: the forward pass computes in bfloat16 from float32 weights, which
+        # stay the master copy (the gradients come back as float32 through the casts); the
+        # loss and the metrics read the output as float32. No loss scaling: bfloat16 has
+        # float32's exponent range (Keras's `mixed_bfloat16` policy does the same).
+        self.compute = jnp.bfloat16 if program.train is not None and program.train.precision == "bf16" else None
         self.metric_names = tuple(metrics)
         self._metrics = {m: nn.metric_fn(m, loss.name, loss.params, out) for m in metrics} if loss else {}
 
@@ -243,6 +248,9 @@ class Model:
         keys = (jax.random.split(key, len(self.layers)) if key is not None and train
                 else [None] * len(self.layers))
         values: dict[str, jax.Array] = dict(self.feed(x))
+        master = params
+        if self.compute is not None:
+            params, values = _cast(params, self.compute), _cast(values, self.compute)
         updates: dict[str, dict[str, jax.Array]] = {}
         for k, impl in zip(keys, self.layers):
             names = impl.layer.inputs
@@ -255,6 +263,10 @@ class Model:
                     updates[name] = new
             else:
                 values[name] = impl.apply(p, arg, hp[name], key=k, train=train)
+        if self.compute is not None:  # the output, and running statistics, as float32
+            values[self.output] = values[self.output].astype(jnp.float32)
+            updates = {layer: {k: v.astype(master[layer][k].dtype) for k, v in new.items()}
+                       for layer, new in updates.items()}
         return values, updates
 
     def feed(self, x: Any) -> dict[str, jax.Array]:
@@ -361,6 +373,11 @@ def with_hparams(opt_state: Any, opt: OptimizerProgram, reg: Regularization) -> 
         return opt_state._replace(schedule={k: jnp.asarray(consts[k], jnp.float32) for k in opt_state.schedule},
                                   inner=inject(opt_state.inner))
     return inject(opt_state)
+
+
+def _cast(tree: Any, dtype: Any) -> Any:
+    """Every floating-point array of `tree` as `dtype` (token ids stay integers)."""
+    return jax.tree_util.tree_map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
 def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:

@@ -214,3 +214,15 @@ def test_the_device_benchmark_shows_a_sweep_split_over_models_needs_no_communica
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| W3 |")]
     assert [(r[1].strip(), r[4].strip(), r[5].strip()) for r in rows] == [
         ("1", "16", "none"), ("2", "8", "none"), ("4", "4", "none")], done.stdout
+
+
+def test_env_lists_the_backend_and_every_device(capsys) -> None:
+    import jax
+    from nnspec.cli import main
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("nnspec ") and " jax " in out[0] and " optax " in out[0]
+    assert f"backend    {jax.default_backend()}" in out
+    assert f"devices    {jax.device_count()}" in out
+    rows = [line for line in out if line.startswith("  ") and line.split()[0].isdigit()]
+    assert [int(r.split()[0]) for r in rows] == [d.id for d in jax.devices()]

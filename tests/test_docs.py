@@ -382,6 +382,7 @@ def gen_train_defaults() -> str:
         "divergence": f"`divergence {_num(t.divergence)}`" if t.divergence is not None else "`divergence off`",
         "target": "the data's targets" if t.target == "data" else "?",
         "devices": "one device" if t.devices is None else f"`devices {t.devices}`",
+        "precision": f"`precision {t.precision}`",
     }
     rows = ["| Setting | Without its line |\n", "|---|---|\n"]
     for e in TRAIN:
