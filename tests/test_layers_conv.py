@@ -256,6 +256,34 @@ def test_max_pool_gradient_flows_to_the_largest_value():
     np.testing.assert_array_equal(g, want)
 
 
+@pytest.mark.parametrize("line,shape", [
+    ("conv2d 3 [3, 2] stride=[2, 1] dilation=[1, 2] padding=same", (7, 8, 2)),
+    ("conv1d 4 3 stride=2 padding=valid", (11, 3)),
+    ("max_pool2d 2", (7, 6, 2)),
+    ("avg_pool1d 3", (10, 2)),
+])
+def test_the_cpu_lowerings_match_the_xla_primitives(monkeypatch, line, shape):
+    """On the CPU a convolution is patches @ kernel and a tiling pool a reshape (nnspec/nn/conv.py:
+    inside the epoch's scan XLA:CPU runs the primitives' gradients as plain loops); with
+    the patch limit at 0 and no tiling, the same layer runs `conv_general_dilated` and
+    `reduce_window`. Outputs and gradients agree."""
+    import nnspec.nn.conv as conv
+    model = layer_model(shape, line)
+    params = model.init(KEY)
+    x = jnp.asarray(rand(3, *shape), jnp.float32)
+
+    def value_and_grads():
+        f = lambda p, x: jnp.sum(jnp.sin(model.apply(p, x)))  # noqa: E731
+        return jax.value_and_grad(f, argnums=(0, 1))(params, x)
+
+    fast = value_and_grads()
+    monkeypatch.setattr(conv, "PATCHES_MAX_BYTES", 0)
+    monkeypatch.setattr(conv._Pool, "_tiles", lambda self, x: None)
+    plain = value_and_grads()
+    for a, b in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(plain)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), **TOL)
+
+
 # ----------------------------------------------------------------------- output sizes
 
 @pytest.mark.parametrize("n", [1, 5, 8, 9, 13])

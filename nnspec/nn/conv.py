@@ -8,6 +8,9 @@ from nnspec/layers/conv.py's `geometry`, the checker's own rule.
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -18,6 +21,30 @@ from nnspec.nn.base import LayerImpl, _act_hparams, activate, initializer
 Array = jax.Array
 
 _DIMS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
+
+# The largest patch matrix (bytes, one batch of one model) a convolution is computed by:
+# it holds kernel-size times the input's values, and the gradient keeps it.
+PATCHES_MAX_BYTES = 256 * 2**20
+
+
+def _by_patches(x: Array, w: Array, g) -> Array | None:
+    """The convolution of `x` (batch, *spatial, channels) with `w` (*kernel, in, out) as
+    patches @ kernel: each kernel tap's strided slice of the padded input, side by side
+    on the channel axis (tap-major, the kernel's own order), times `w` as a (taps·in, out)
+    matrix. None where that is not worth it: off the CPU backend, or too large."""
+    rank = w.ndim - 2
+    taps = math.prod(w.shape[:rank])
+    if jax.default_backend() != "cpu" or \
+            x.shape[0] * math.prod(g.out) * taps * x.shape[-1] * x.dtype.itemsize > PATCHES_MAX_BYTES:
+        return None
+    x = jnp.pad(x, ((0, 0), *g.padding, (0, 0)))
+    slices = []
+    for offsets in itertools.product(*(range(k) for k in w.shape[:rank])):
+        start = [o * d for o, d in zip(offsets, g.dilation)]
+        limit = [s + (n - 1) * st + 1 for s, n, st in zip(start, g.out, g.stride)]
+        slices.append(lax.slice(x, (0, *start, 0), (x.shape[0], *limit, x.shape[-1]), (1, *g.stride, 1)))
+    patches = slices[0] if len(slices) == 1 else jnp.concatenate(slices, axis=-1)
+    return patches @ w.reshape(-1, w.shape[-1])
 
 
 class _Windowed(LayerImpl):
@@ -53,6 +80,9 @@ class _Conv(_Windowed):
 
     def _conv(self, x: Array, w: Array, groups: int = 1) -> Array:
         g = geometry(self.layer.op, self.layer.params, self.layer.in_shape, self.rank)
+        y = _by_patches(x, w, g) if groups == 1 else None
+        if y is not None:
+            return y
         return lax.conv_general_dilated(x, w, g.stride, g.padding, rhs_dilation=g.dilation,
                                         dimension_numbers=_DIMS[self.rank], feature_group_count=groups)
 
@@ -107,15 +137,32 @@ class _Pool(_Windowed):
         one = (1,)
         return one + g.window + one, one + g.stride + one, ((0, 0), *g.padding, (0, 0))
 
+    def _tiles(self, x: Array) -> tuple[Array, tuple[int, ...]] | None:
+        """Where the windows tile the input (stride = window, no padding): `x` as
+        (batch, out₁, window₁, out₂, window₂, ..., channels), and the window axes; else None.
+        A remainder that no window covers is left out, as `reduce_window` leaves it."""
+        g = geometry(self.layer.op, self.layer.params, self.layer.in_shape, self.rank, window="size")
+        if g.stride != g.window or any(p != (0, 0) for p in g.padding):
+            return None
+        x = x[(slice(None), *(slice(0, n * k) for n, k in zip(g.out, g.window)))]
+        shape = [d for n, k in zip(g.out, g.window) for d in (n, k)]
+        return x.reshape(x.shape[0], *shape, x.shape[-1]), tuple(range(2, 2 + 2 * self.rank, 2))
+
 
 class MaxPool(_Pool):
     def _run(self, params, x, hp):
+        tiles = self._tiles(x)
+        if tiles is not None:
+            return jnp.max(tiles[0], axis=tiles[1])
         window, stride, padding = self._window()
         return lax.reduce_window(x, -jnp.inf, lax.max, window, stride, padding)
 
 
 class AvgPool(_Pool):
     def _run(self, params, x, hp):
+        tiles = self._tiles(x)
+        if tiles is not None:
+            return jnp.mean(tiles[0], axis=tiles[1])
         window, stride, padding = self._window()
         total = lax.reduce_window(x, 0.0, lax.add, window, stride, padding)
         # padded zeros do not count: divide by how many real values each window holds
