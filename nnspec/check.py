@@ -516,7 +516,6 @@ class _Checker:
                 continue
             in_shapes = [shapes.get(n) for n in node.inputs]
             in_shape = in_shapes[0] if in_shapes else None
-            made = {layer.name: layer for layer in layers if layer.in_shape}
             fits = False
             if in_shapes and all(s is not None for s in in_shapes):  # else nothing to check against: reported already
                 try:
@@ -527,7 +526,7 @@ class _Checker:
                         out = entry.attrs["out_shape"](params, in_shape)
                     fits = True
                 except ShapeError as exc:
-                    self.shape_error(exc, node, entry, params, in_shapes, made)
+                    self.shape_error(exc, node, entry, params, in_shapes, layers)
             if not fits:
                 ok = False
                 out = entry.attrs["out_shape"](params, None)
@@ -626,7 +625,7 @@ class _Checker:
         return True
 
     def shape_error(self, exc: ShapeError, node: ir.Node, entry: Entry, params: dict[str, Any],
-                    in_shapes: list[Any], made: Mapping[str, Layer]) -> None:
+                    in_shapes: list[Any], layers: list[Layer]) -> None:
         given = params["__given__"]
         if exc.arg is not None and exc.arg.startswith("input:"):
             i = int(exc.arg.split(":")[1])
@@ -639,6 +638,7 @@ class _Checker:
             return
         span = given[exc.arg].span if exc.arg in given else node.span
         in_shape = in_shapes[0] if in_shapes else None
+        made = {layer.name: layer for layer in layers if layer.in_shape}  # the layers above that fit
         secondary, help_ = self.fix_from_producer(exc, node, entry, params, made)
         self.err(exc.code, exc.message, span, f"input shape is {show_shape(in_shape)}", secondary=secondary,
                  help=help_)
@@ -649,6 +649,8 @@ class _Checker:
         `flatten` that flattened what it reads, turn a switch of the layer above
         (`sequences=true`) that makes its output fit, or get the shape it wants by declaring
         the model's input so or by a `reshape`; each only where the layer would then fit."""
+        if entry.attrs.get("merge"):  # its `axis`: nothing above it is to blame
+            return [], exc.helped()
         source = node.inputs[0]
         producer = made.get(source)
         if producer is not None and producer.op in ("flatten", "reshape") and _fits(entry, params, producer.in_shape):

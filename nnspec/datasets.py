@@ -123,11 +123,12 @@ SOURCES = Registry("data source", [
     Entry("csv", (
         P("path", Str(), None, "the file, relative to the spec's folder",
           required=True, positional=True),
-        P("target", ListOf(Str()), None, "the target column, or a list of them (required, "
-          "unless the train block says `target input`)"),
+        P("target", ListOf(Str()), None, "the target column, or a list of them (none with "
+          "`target input`)", required=True),
         P("features", ListOf(Str()), None, "the feature columns (default: every other column)"),
         P("delimiter", Str(), ",", "the character between values"),
-    ), "a CSV file with a header row; numeric features, and a numeric or text target"),
+    ), "a CSV file with a header row; numeric features, and a numeric or text target",
+        attrs={"unless_target_input": ("target",)}),
     Entry("npz", (
         P("path", Str(), None, "the file, relative to the spec's folder",
           required=True, positional=True),

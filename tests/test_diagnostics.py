@@ -257,6 +257,17 @@ def test_independent_errors_are_all_reported_and_nothing_follows_from_them() -> 
         assert left == [c for c, _ in found if c != gone], (old, left)
 
 
+def test_a_merge_error_does_not_blame_the_layer_above() -> None:
+    """`concat ... axis=1` of flat vectors: the axis is wrong, not the `flatten` before it."""
+    text = ("model m {\n    input a[2, 2]\n    input b[2, 2]\n    fa: flatten from a\n    fb: flatten from b\n"
+            "    c: concat fa fb axis=1\n    dense 1\n}\n")
+    diags, _ = diagnose(text)
+    assert [(d.code, d.help) for d in diags] == [
+        ("E252", "an input of shape (4,) has axes -1 to 0: leave `axis` out to join along the last")]
+    assert len(diags[0].labels) == 1
+    _assert_clean(text.replace(" axis=1", ""))
+
+
 def test_e311_task_help_names_loss_and_output() -> None:
     text = _ui("dataset_task")
     assert "`binary_crossentropy`" in _help(text, "E311") and "`dense 1 sigmoid`" in _help(text, "E311")
@@ -590,7 +601,8 @@ def _site(kind: str, text: str, name: str = "") -> str:
         data = text if name == "data" else f"data {text}"
     else:  # a train setting
         train = ("" if name == "split" else train) + f"    {text}\n"
-    return (f"model m {{\n    input x[2]\n{body}    dense 1 sigmoid\n}}\nloss binary_crossentropy\n"
+    out = "dense 2 sigmoid" if name == "target" else "dense 1 sigmoid"  # `target input`: an autoencoder
+    return (f"model m {{\n    input x[2]\n{body}    {out}\n}}\nloss binary_crossentropy\n"
             f"optimizer sgd\n{top}train {{\n    {data}\n{train}}}\n")
 
 
