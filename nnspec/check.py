@@ -135,6 +135,7 @@ class _Checker:
         self.reg = Regularization()
         self.train: TrainProgram | None = None
         self.bound_source: DataSource | None = None  # the `data` line's, once bound
+        self.targets_are_inputs = False  # the train block says `target input`
         self.reg_span: dict[str, Span | None] = {}
         self.expansion: blocks.Expansion | None = None  # the model's uses of blocks, expanded
         # shape errors whose help declares the model's input anew: (diagnostic index, error),
@@ -343,7 +344,7 @@ class _Checker:
                 continue
             if p.required and unknown_keys:
                 ok = False  # the unknown argument is most likely this one, misnamed
-            elif p.required:
+            elif p.required and not (self.targets_are_inputs and p.name in entry.attrs.get("unless_target_input", ())):
                 ok = False
                 self.err("E106", f"missing `{p.name}` for {what}", span, f"needs `{p.name}`",
                          help=f"`{p.name}`: {p.doc}; write {self.usage(entry, call=call, head=head)}")
@@ -810,6 +811,7 @@ class _Checker:
             return
         seen: dict[str, ir.Directive] = {}
         bound: dict[str, dict[str, Any]] = {}
+        self.targets_are_inputs = any(d.keyword == "target" for d in block.statements)
         for d in block.statements:
             entry = TRAIN.get(d.keyword)
             if entry is None:
@@ -886,7 +888,7 @@ class _Checker:
 
     def check_targets(self, source: DataSource, d: ir.Directive, autoencoder: ir.Directive | None) -> bool:
         """A file's targets are named once: by the source (`csv(target=)`, `npz(y=)`), or
-        by `target input` (an autoencoder's are its inputs); a CSV file needs one of them."""
+        by `target input` (an autoencoder's are its inputs)."""
         call = d.args[0].value
         assert isinstance(call, ir.Call)
         key = {"csv": "target", "npz": "y"}.get(source.kind)
@@ -895,11 +897,6 @@ class _Checker:
             self.err("E105", "the targets are given twice", given.span, "the file's targets",
                      secondary=[(autoencoder.span, "and `target input` makes them the inputs")],
                      help=f"an autoencoder's targets are its inputs: remove `{given.key}=...`, or the `target input` line")
-            return False
-        if autoencoder is None and source.kind == "csv" and given is None:
-            self.err("E106", "missing `target` for data source `csv`", call.span, "needs `target`",
-                     help='`target`: the target column, or a list of them; write `csv("PATH", target=TARGET)`, '
-                          "or `target input` in the train block for an autoencoder")
             return False
         return True
 
@@ -1206,6 +1203,8 @@ def _written(entry: Entry, params: list[Any], call: bool, head: str) -> str:
     parts = []
     for p in params:
         value = f'"{p.name.upper()}"' if isinstance(p.type, Str) else p.name.upper()
+        if isinstance(p.type, Choice) and len(p.type.options) == 1:
+            value = p.type.options[0]  # the one word it takes: `target input`
         parts.append(value if p.positional else f"{p.name}={value}")
     if call:
         return f"`{entry.name}({', '.join(parts)})`" if parts else f"`{entry.name}`"
