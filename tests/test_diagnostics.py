@@ -198,6 +198,13 @@ def _assert_clean(text: str, *, warnings_too: bool = False) -> None:
     ("conv_global_pool_flat", "E220", "remove this `flatten`", "relu\n    flatten\n", "relu\n"),
     ("conv_missing_channel_axis", "E220", "input image[28, 28, 1]", "image[28, 28]", "image[28, 28, 1]"),
     ("graph_cycle", "E251", "such as `x`", "from b", "from x"),
+    ("recurrent_image_input", "E230", "reshape [8, 8]", "    gru", "    reshape [8, 8]\n    gru"),
+    ("conv_pool1d_on_image", "E220", "max_pool2d", "    max_pool1d 2", "    max_pool2d 2"),
+    ("conv_kernel_too_large", "E221", "padding=same", "conv2d 8 3 relu", "conv2d 8 3 relu padding=same"),
+    ("conv_dilation_too_large", "E221", "a `dilation` of at most 3", "dilation=4", "dilation=3"),
+    ("conv_pool_window_too_large", "E221", "a `size` of at most 4", "avg_pool1d 5", "avg_pool1d 4"),
+    ("attention_position_table", "E244", "steps=8", "steps=4", "steps=8"),
+    ("attention_reshape_count", "E242", "reshape [8, -1]", "    reshape [8, 9]", "    reshape [8, -1]"),
     ("shape_conv_digits_as_numbers", "E311", 'data builtin("digits", image=true)', 'builtin("digits")',
      'builtin("digits", image=true)'),
 ])

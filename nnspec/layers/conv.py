@@ -104,7 +104,8 @@ def _too_large(window: str, axis: str, k: int, d: int, reach: int, size: int) ->
     if d > 1:
         arg = "dilation" if k <= size else window
         msg = f"the dilated kernel's {axis}, {reach} (kernel {k}, dilation {d}), is larger than the input's, {size}"
-        fix = "a smaller `dilation`" if k <= size else f"a `{window}` of at most {size} with a smaller `dilation`"
+        fix = (f"a `dilation` of at most {(size - 1) // (k - 1)}" if k <= size
+               else f"a `{window}` of at most {size} with a smaller `dilation`")
     else:
         arg = window
         msg = f"the {what}'s {axis}, {k}, is larger than the input's, {size}"
