@@ -18,7 +18,7 @@ from pathlib import Path
 
 def big_spec(layers: int = 200) -> str:
     """A valid spec with `layers` dense layers (the last one the softmax output)."""
-    body = "\n".join(f"    dense 64 relu" for _ in range(layers - 1))
+    body = "\n".join("    dense 64 relu" for _ in range(layers - 1))
     return (f"model deep {{\n    input x[2]\n{body}\n    dense 10 softmax\n}}\n"
             "loss categorical_crossentropy\noptimizer adam lr=1e-3\n"
             "train {\n    data builtin(\"blobs\", n=1000, classes=10)\n    batch 32\n    epochs 1\n    seed 0\n}\n")

@@ -6,7 +6,7 @@ baseline ÷ nnspec ("how many times faster nnspec finished the whole job"), so a
 better for nnspec as for speed. A wall bar (`Workload.wall_bars`) may name another nnspec
 implementation to compare with (`nnspec train` of a sweep against `nnspec train` per
 setting). A baseline's final loss "agrees" when it is within the workload's `loss_tol`
-(relative) of nnspec's.
+(relative) of nnspec's, or when both are below the workload's `loss_floor`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from typing import Any
 REFERENCE = "nnspec"
 
 
-def loss_agrees(loss: float, ref: float, tol: float) -> bool:
-    return math.isfinite(loss) and math.isfinite(ref) and abs(loss - ref) <= tol * max(abs(ref), 1e-3)
+def loss_agrees(loss: float, ref: float, tol: float, floor: float = 0.0) -> bool:
+    """Within `tol` of `ref` (relative), or both below `floor` (trained to near zero)."""
+    if not (math.isfinite(loss) and math.isfinite(ref)):
+        return False
+    return abs(loss - ref) <= tol * max(abs(ref), 1e-3) or max(abs(loss), abs(ref)) < floor
 
 
 def compare(entry: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +39,8 @@ def compare(entry: dict[str, Any]) -> dict[str, Any]:
             "first_step": ref["first_step_s"] / res["first_step_s"] if ref["first_step_s"] and res["first_step_s"] else None,
             "wall": res["total_s"] / ref["total_s"],
             "peak_rss": ref["peak_rss_mb"] / res["peak_rss_mb"],
-            "loss_agrees": loss_agrees(res["final_loss"], ref["final_loss"], entry["loss_tol"]),
+            "loss_agrees": loss_agrees(res["final_loss"], ref["final_loss"], entry["loss_tol"],
+                                       entry.get("loss_floor", 0.0)),
         }
         bar = entry["bars"].get(name)
         if bar is not None:

@@ -25,22 +25,48 @@ from benchmarks.workloads import workloads  # noqa: E402
 OPTIONAL = {"torch_eager", "keras_jax"}  # skipped, with a note, where the package is missing
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> tuple[dict, str]:
+def _quick(tmp_path_factory, only: str, *more: str) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("bench") / "results.json"
     import contextlib
     import io
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
-        assert main(["--quick", "--jobs", "2", "--out", str(out)]) == 0
+        assert main(["--quick", "--only", only, "--jobs", "2", "--out", str(out), *more]) == 0
     return json.loads(out.read_text()), text.getvalue()
 
 
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[dict, str]:
+    return _quick(tmp_path_factory, "W1,W2,W3,frontend")
+
+
+@pytest.fixture(scope="module")
+def quick_conv_rnn(tmp_path_factory) -> tuple[dict, str]:
+    """W4 and W5 apart: compiling a CNN and an LSTM takes seconds each time (jax_steps, the
+    tutorial loop of W1, left out: its network code is jax_fused's)."""
+    return _quick(tmp_path_factory, "W4,W5", "--impls", "jax_fused,torch_eager,keras_jax")
+
+
 def test_every_workload_runs_and_losses_agree(quick_run):
-    results, _ = quick_run
+    _check_workloads(quick_run[0], ["W1", "W2", "W3"])
+
+
+@pytest.mark.slow
+def test_the_cnn_and_the_lstm_run_and_losses_agree(quick_conv_rnn):
+    results, text = quick_conv_rnn
+    _check_workloads(results, ["W4", "W5"])
+    for name in ("W4", "W5"):
+        w = results["workloads"][name]
+        assert set(w["impls"]) == {"nnspec", "jax_fused", "torch_eager", "keras_jax"}
+        assert w["bars"] == {"jax_fused": 0.9, "torch_eager": 3.0, "keras_jax": 2.0}
+        assert f"{name}: " in text
+    assert "LOSSES DIFFER" not in text
+
+
+def _check_workloads(results: dict, names: list[str]) -> None:
     assert {"date", "nproc", "cpu", "jax"} <= set(results["machine"])
     ws = results["workloads"]
-    for name in ["W1", "W2", "W3"]:
+    for name in names:
         w = ws[name]
         assert w["impls"]["nnspec"]["status"] == "ok", w["impls"]["nnspec"].get("note")
         for impl, r in w["impls"].items():
@@ -64,6 +90,37 @@ def test_every_workload_runs_and_losses_agree(quick_run):
                 if "wall_bar" in c:
                     assert c["wall_passes"] is None and c["wall_vs_ratio"] > 0
     assert report.all_losses_finite(results)
+
+
+def test_the_baselines_networks_are_nnspecs():
+    """W4's CNN and W5's LSTM as the JAX baselines write them compute what nnspec's
+    lowering of the workload's spec computes, from the same weights: the same architecture."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from benchmarks.baselines import jax_common
+    from nnspec.lower import lower
+    names = {"W4": {"conv2d_1": ("w1", "b1"), "conv2d_2": ("w2", "b2"), "dense_1": ("w3", "b3")},
+             "W5": {"lstm_1": ("w", "u", "b"), "dense_1": ("wd", "bd")}}
+    for name, w in workloads(True).items():
+        if name not in names:
+            continue
+        model = lower(nnspec.check_text(w.spec(f"{name}.npz")))
+        params = model.init(jax.random.key(1))
+        mine = {ours: params[layer][theirs] for layer, pairs in names[name].items()
+                for ours, theirs in zip(pairs, ("w", "u", "b") if layer == "lstm_1" else ("w", "b"))}
+        # the baselines' own initialization has the same shapes
+        base = jax_common.init(w, jax.random.key(0))
+        assert {k: v.shape for k, v in base.items()} == {k: v.shape for k, v in mine.items()}
+        x = jnp.asarray(np.random.default_rng(0).normal(size=(5, *w.input_shape)), jnp.float32)
+        logits = jax_common.forward(w, mine, x, None)
+        pred = model.apply(params, x)
+        if name == "W5":  # nnspec's spec ends in `dense 1 sigmoid`; the baseline's loss applies it
+            logits = jax.nn.sigmoid(logits)
+        np.testing.assert_allclose(np.asarray(pred), np.asarray(logits), rtol=1e-5, atol=1e-5)
+        if name == "W5":  # both start the forget gate open, every other bias at zero
+            for b in (base["b"], mine["b"]):
+                np.testing.assert_array_equal(np.asarray(b), np.repeat([0.0, 1.0, 0.0, 0.0], 16))
 
 
 def test_w3_is_a_sweep(quick_run):
@@ -118,6 +175,10 @@ def test_loss_agreement_is_relative():
     assert report.loss_agrees(0.21, 0.20, 0.15)
     assert not report.loss_agrees(0.30, 0.20, 0.15)
     assert not report.loss_agrees(math.nan, 0.20, 0.15)
+    # below a workload's floor both have trained to near zero: relative differences are noise
+    assert report.loss_agrees(0.0001, 0.0004, 0.15, floor=0.02)
+    assert not report.loss_agrees(0.0001, 0.03, 0.15, floor=0.02)
+    assert not report.loss_agrees(math.nan, 0.0001, 0.15, floor=0.02)
 
 
 def _entry(quick: bool, **totals: float) -> dict:

@@ -1,7 +1,8 @@
 """Baseline (d): Keras 3 on its JAX backend, `model.fit` with the defaults a user keeps
 (`shuffle=True`, one compiled train step per batch). Keras's Adam epsilon is set to
 1e-8, Optax's and PyTorch's default; Dense layers start Glorot-uniform with zero biases
-by default, as nnspec's do."""
+by default, as nnspec's do; Conv2D's too, and LSTM's recurrent kernel starts orthogonal
+with `unit_forget_bias`, as nnspec's."""
 
 from __future__ import annotations
 
@@ -33,8 +34,14 @@ def train(w: Workload, npz: Path, spec: Path, clock: Clock) -> None:
     keras.utils.set_random_seed(w.seed)
     with np.load(npz) as f:
         x, y = f["x"], f["y"]
-    layers: list = [keras.Input((w.features,))]
-    for units in w.hidden:
+    layers: list = [keras.Input(w.input_shape)]
+    if w.arch == "cnn":
+        c1, c2 = w.hidden
+        layers += [keras.layers.Conv2D(c1, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D(2),
+                   keras.layers.Conv2D(c2, 3, activation="relu"), keras.layers.GlobalAveragePooling2D()]
+    elif w.arch == "lstm":
+        layers.append(keras.layers.LSTM(w.hidden[0]))
+    for units in w.hidden if w.arch == "mlp" else ():
         layers.append(keras.layers.Dense(units, activation="relu"))
         if w.drop_prob:
             layers.append(keras.layers.Dropout(w.drop_prob))
