@@ -562,7 +562,7 @@ from nnspec.datasets import DATASETS, SOURCES  # noqa: E402
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS  # noqa: E402
 from nnspec.losses import LOSSES, METRICS  # noqa: E402
 from nnspec.optim import OPTIMIZERS, SCHEDULES  # noqa: E402
-from nnspec.params import Entry  # noqa: E402
+from nnspec.params import Choice, Entry  # noqa: E402
 
 _KINDS = {"layer": LAYERS, "activation": ACTIVATIONS, "initializer": INITIALIZERS, "loss": LOSSES,
           "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "metric": METRICS, "dataset": DATASETS,
@@ -689,7 +689,9 @@ def _fill(snippet: str, kind: str, e: Entry) -> str:
     for p in e.params:
         if p.name.upper() in values:
             continue
-        for text in ("2", "1.5", "0.5", "true", '"moons"', 'builtin("moons")', *(f"{n}" for n in ("relu", "zeros", "accuracy"))):
+        words = p.type.options if isinstance(p.type, Choice) else ()  # `precision bf16`: a word it names
+        for text in (*words, "2", "1.5", "0.5", "true", '"moons"', 'builtin("moons")',
+                     *(f"{n}" for n in ("relu", "zeros", "accuracy"))):
             checker = _Checker(parse("", "x.nn"), None, None)
             try:
                 checker.convert(p.type, parse(f"let v = {text}\n").lets[0].value)
