@@ -677,8 +677,9 @@ class _Checker:
         """A true/false argument of `producer` that, turned, gives an output this layer
         takes (`sequences`, `per_step`): how to write it, and where."""
         row = LAYERS.get(producer.op)
+        # the line as written, for the argument's own span; a layer of a block has none here
         node = next((n for n in self.spec.model.nodes if n.name == producer.name), None)  # type: ignore[union-attr]
-        if row is None or node is None:
+        if row is None:
             return None
         for q in row.params:
             if not isinstance(q.type, Bool) or not isinstance(producer.params.get(q.name), bool):
@@ -691,13 +692,13 @@ class _Checker:
             if out is None or out == producer.out_shape or not _fits(entry, params, out):
                 continue
             arg = next((a for a in node.args if a.key == q.name or
-                        (a.key is None and isinstance(a.value, ir.Ref) and a.value.name == q.name)), None)
+                        (a.key is None and isinstance(a.value, ir.Ref) and a.value.name == q.name)), None) if node else None
             label = f"outputs {show_shape(producer.out_shape)}"
-            if arg is not None:
-                written = q.name if arg.key is None else f"{q.name}={str(producer.params[q.name]).lower()}"
-                return f"remove `{written}` from the `{producer.op}` it reads", (arg.span, label)
+            if arg is not None or (node is None and producer.params[q.name] != q.default):
+                written = q.name if arg is not None and arg.key is None else f"{q.name}={str(producer.params[q.name]).lower()}"
+                return f"remove `{written}` from the `{producer.op}` it reads", (arg.span if arg else producer.span, label)
             return (f"write `{q.name}={str(not producer.params[q.name]).lower()}` on the `{producer.op}` it reads",
-                    (node.span, label))
+                    (producer.span, label))
         return None
 
     def unknown_layer(self, node: ir.Node) -> None:

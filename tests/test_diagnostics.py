@@ -275,6 +275,16 @@ def test_a_merge_error_does_not_blame_the_layer_above() -> None:
     _assert_clean(text.replace(" axis=1", ""))
 
 
+def test_the_switch_to_turn_is_found_inside_a_block_too() -> None:
+    """A `dense` after a block whose last layer passes on every step: the help names the
+    `sequences=true` to remove, and the model checks clean without it."""
+    text = ("block rec(n) {\n    lstm n sequences=true\n}\n\nmodel m {\n    input x[20, 1]\n    r: rec 8\n"
+            "    dense 1\n}\n")
+    help_ = _help(text, "E201")
+    assert help_.startswith("remove `sequences=true` from the `lstm` it reads; or add a `flatten`"), help_
+    _assert_clean(text.replace(" sequences=true", ""))
+
+
 def test_e311_task_help_names_loss_and_output() -> None:
     text = _ui("dataset_task")
     assert "`binary_crossentropy`" in _help(text, "E311") and "`dense 1 sigmoid`" in _help(text, "E311")
