@@ -753,8 +753,7 @@ class _Targets:
                     raise self.error(exc.message, line, name, help) from None
                 if self.task == BINARY and v not in (0.0, 1.0):
                     raise self.error(f"expected 0 or 1 for a binary target, found "
-                                     f"`{_excerpt(cell.strip())}`", line, name,
-                                     "for more than two classes use a multiclass loss")
+                                     f"`{_excerpt(cell.strip())}`", line, name, _binary_help(v))
                 if self.task == MULTICLASS and not (v >= 0 and v == int(v)):
                     raise self.error(f"expected a class index (0, 1, 2, …), found "
                                      f"`{_excerpt(cell.strip())}`", line, name,
@@ -901,7 +900,7 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
             where = tuple(int(i) for i in bad[0])
             raise DataError(f"array `{y}`: expected 0 or 1 for a binary target, found "
                             f"`{_scalar(ya[where])}` at index {_index(where)}", path=path,
-                            help="for more than two classes use a multiclass loss")
+                            help=_binary_help(float(ya[where])))
         for j in range(yf.shape[1] if ya.ndim <= 2 else 0):  # a pixel may well be always 0
             if (yf[:, j] == yf[0, j]).all():
                 raise _one_class(y if yf.shape[1] == 1 else f"{y}[:, {j}]", _scalar(yf[0, j]),
@@ -932,6 +931,17 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
                        tuple(str(i) for i in range(count)), feature_names, (y,))
     return Dataset(xa.astype(np.float32), shaped.astype(np.float32), REGRESSION, None,
                    feature_names, _target_names(y, yf.shape[1] if ya.ndim <= 2 else 1))
+
+
+def _binary_help(v: float) -> str:
+    """What to do about a binary target that is not 0 or 1: a class number wants a
+    multiclass loss, a number between 0 and 1 (a probability, a pixel) a regression one."""
+    if v == int(v) and v > 1:
+        return "for more than two classes use a multiclass loss such as `categorical_crossentropy`"
+    if 0 < v < 1:
+        return ("`binary_crossentropy` reads labels 0 or 1; for targets between 0 and 1 (probabilities, "
+                "pixel intensities) use `mse`, or `target input` when the targets are the inputs")
+    return "`binary_crossentropy` reads labels 0 or 1; for other numbers use a regression loss such as `mse`"
 
 
 def _one_class(key: str, only: str, task: str, path: str) -> DataError:
