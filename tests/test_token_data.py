@@ -146,12 +146,15 @@ FLAT = "    input x[12]\n    dense 16 relu\n    dense 1 sigmoid\n"
     ("    input t[10] int vocab=3\n    embedding 4 padding=0\n    lstm 4\n    dense 1 sigmoid\n",
      'builtin("brackets", steps=14)',
      "dataset `brackets` has examples of shape (14,), but the model's input is (10,)",
-     "declare `input t[14] int vocab=3`",
+     'load the data so, `data builtin("brackets", steps=10)`, or declare `input t[14] int vocab=3`',
      "    input t[14] int vocab=3\n    embedding 4 padding=0\n    lstm 4\n    dense 1 sigmoid\n"),
 ])
 def test_checker_fits_token_data_to_int_inputs_and_its_help_checks_clean(model, data, message, help, fixed):
     assert errors(spec(model, data)) == [("E311", message, help)]
     assert nnspec.check_text(spec(fixed, data)).model is not None
+    if "load the data so" in help:  # the other fix it offers: the data to fit the model as written
+        other = help.split("`")[1].removeprefix("data ")
+        assert nnspec.check_text(spec(model, other)).model is not None
 
 
 def test_an_embedding_on_numbers_is_reported_once():
