@@ -34,7 +34,7 @@ from nnspec.params import ArgError, Int, P
 from nnspec.parse import BLOCK, BLOCK_INPUT, FROM
 from nnspec.source import Span
 from nnspec.suggest import did_you_mean, one_of
-from nnspec.sweep import SWEEPS
+from nnspec.sweep import sweep_calls
 
 INPUT = BLOCK_INPUT  # inside a block, the node its use reads
 REPEAT = "repeat"  # `res_unit 8 repeat=3`: three in a row, each reading the one before
@@ -239,7 +239,7 @@ def _body(block: ir.Block, blocks: dict[str, ir.Block], checker: Any, diags: lis
             diags += checker.diags[n:]
             del checker.diags[n:]
             ok = False
-        for call in (c for a in node.args for c in _calls(a.value) if c.name in SWEEPS):
+        for call in (c for a in node.args for c in sweep_calls(a.value)):
             diags.append(error("E262", f"`{call.name}` cannot stand inside a block", call.span, "",
                                help=f"make the value a parameter of `{block.name}` and write the sweep at "
                                     f"its use, as in `{block.name} {call.name}(...)`"))
@@ -268,17 +268,6 @@ def _body(block: ir.Block, blocks: dict[str, ir.Block], checker: Any, diags: lis
                                      "nothing reads this layer, and it is not the block's output (its last line)",
                                      help=f"read it with `from {node.name}` or a merge, or remove it"))
     return ok
-
-
-def _calls(v: ir.Value) -> Iterator[ir.Call]:
-    """Every call inside a value."""
-    if isinstance(v, ir.Call):
-        yield v
-        for a in v.args:
-            yield from _calls(a.value)
-    elif isinstance(v, ir.List):
-        for x in v.items:
-            yield from _calls(x)
 
 
 def _cycles(blocks: dict[str, ir.Block], diags: list[Diagnostic]) -> set[str]:
@@ -356,19 +345,8 @@ class _Expander:
         ok = True
         for arg in use.args:
             if arg.key == REPEAT:
-                if REPEAT in given:
-                    checker.err("E105", f"`{REPEAT}` given twice", arg.span, "given again here",
-                                secondary=[(given[REPEAT].span, "first given here")], help="remove one of them")
-                    ok = False
-                    continue
-                given[REPEAT] = arg
-                try:
-                    repeat = checker.convert(_REPEAT.type, arg.value)
-                except ArgError as exc:
-                    checker.arg_error(exc, arg, _REPEAT)
-                    ok = False
-                continue
-            if arg.key is None:
+                name = REPEAT
+            elif arg.key is None:
                 while positional and positional[0] in given:
                     positional.pop(0)
                 if not positional:
@@ -395,6 +373,13 @@ class _Expander:
                 ok = False
                 continue
             given[name] = arg
+            if name == REPEAT:
+                try:
+                    repeat = checker.convert(_REPEAT.type, arg.value)
+                except ArgError as exc:
+                    checker.arg_error(exc, arg, _REPEAT)
+                    ok = False
+                continue
             values[name] = arg.value
         for name, default, _ in params:
             if name in values:

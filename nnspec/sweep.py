@@ -151,7 +151,7 @@ def axes(spec: ir.Spec) -> list[tuple[Axis, ir.Call]]:
     out = []
     errors: list[Diagnostic] = []
     for let in spec.lets:
-        for call in _calls(let.value):
+        for call in sweep_calls(let.value):
             errors.append(error("E313", f"`{call.name}` cannot be stored in a constant", call.span, "",
                                 help=f"write `{call.name}(...)` where the value is used"))
     names: set[str] = set()
@@ -175,15 +175,16 @@ def axes(spec: ir.Spec) -> list[tuple[Axis, ir.Call]]:
     return out
 
 
-def _calls(v: ir.Value) -> Iterator[ir.Call]:
+def sweep_calls(v: ir.Value) -> Iterator[ir.Call]:
+    """Every `sweep(...)`-like call inside a value, however deeply nested."""
     if isinstance(v, ir.Call):
         if v.name in SWEEPS:
             yield v
         for a in v.args:
-            yield from _calls(a.value)
+            yield from sweep_calls(a.value)
     elif isinstance(v, ir.List):
         for x in v.items:
-            yield from _calls(x)
+            yield from sweep_calls(x)
 
 
 def expand(spec: ir.Spec, found: list[tuple[Axis, ir.Call]]) -> list[Member]:
