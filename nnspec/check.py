@@ -867,13 +867,13 @@ class _Checker:
         self.check_metrics(metrics, seen.get("metrics"), autoencoder=target == "input")
         devices = bound.get("devices", {"count": None})["count"]
         if isinstance(devices, int) and isinstance(batch, int) and batch % devices:
-            from nnspec.devices import nearest_batches  # pure Python: no JAX
+            from nnspec.devices import batch_choices, nearest_batches  # pure Python: no JAX
             sizes = nearest_batches(batch, devices)
             self.err("E320", f"a batch of {batch} does not split evenly over {devices} devices",
                      seen["batch"].args[0].span if seen.get("batch") and seen["batch"].args else None,
                      f"{batch // devices} per device and {batch % devices} left over",
                      secondary=[(seen["devices"].span, f"{devices} devices")],
-                     help=" or ".join(f"`batch {b}`" for b in sizes) + f" gives each device {sizes[0] // devices}"
+                     help=batch_choices(batch, devices) + f" gives each device {sizes[0] // devices}"
                           + (f" or {sizes[1] // devices}" if len(sizes) > 1 else "") + " examples")
             ok = False
         if not ok:

@@ -43,6 +43,11 @@ def nearest_batches(batch: int, devices: int) -> tuple[int, ...]:
     return tuple(b for b in (below, below + devices) if b >= devices)
 
 
+def batch_choices(batch: int, devices: int) -> str:
+    """Those sizes as a help writes them: "`batch 28` or `batch 32`" (E320, E406)."""
+    return " or ".join(f"`batch {b}`" for b in nearest_batches(batch, devices))
+
+
 class Devices:
     """The devices of a run: `count` of them, with a mesh when there are several.
 
@@ -79,19 +84,19 @@ class Devices:
 
     def per_model(self, tree: Any) -> Any:
         """A stacked tree (a leading model axis on every leaf) split over `models`."""
-        if self.mesh is None or self.models == 1:
-            return self.replicated(tree)
-        import jax
-        from jax.sharding import NamedSharding, PartitionSpec
-        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec("models")))
+        return self._put(tree, "models") if self.models > 1 else self.replicated(tree)
 
     def replicated(self, tree: Any) -> Any:
         """`tree` on every device (as is, on one)."""
+        return self._put(tree)
+
+    def _put(self, tree: Any, *axes: str) -> Any:
+        """`tree` placed on the mesh, its leading axes split over `axes` (none: copied)."""
         if self.mesh is None:
             return tree
         import jax
         from jax.sharding import NamedSharding, PartitionSpec
-        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec(*axes)))
 
     def split_batch(self) -> Callable[[Any], Any] | None:
         """Inside the program: each array of a batch split over the devices by its first
@@ -135,8 +140,7 @@ def for_run(program: Program, requested: int | str | None = None) -> Devices:
                    label=f"{have} available", help=f"use `--devices {have}` or fewer"
                    if have > 1 else "train on one device: `--devices 1`, or leave `devices` out")
     if count > 1 and t.batch is not None and t.batch % count:
-        sizes = nearest_batches(t.batch, count)
         raise fail("E406", f"a batch of {t.batch} does not split evenly over {count} devices ({by})", program,
                    span, label=f"{count} devices",
-                   help="use " + " or ".join(f"`batch {b}`" for b in sizes) + ", or another number of devices")
+                   help=f"use {batch_choices(t.batch, count)}, or another number of devices")
     return Devices(count)
