@@ -390,6 +390,7 @@ def sweep_figure(sweeps: Sequence[SweepRun], axis: str | None = None) -> Figure:
     per series; the y axis spans the models that trained, and each diverged model is a
     cross at the top edge."""
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
     axis = choose_axis(sweeps, axis)
     has_val = any("val_loss" in r for s in sweeps for m in s.members for r in m["history"])
     key = "val_loss" if has_val else "loss"
@@ -435,6 +436,8 @@ def sweep_figure(sweeps: Sequence[SweepRun], axis: str | None = None) -> Figure:
             ax.set_ylim(lo, hi * (hi / lo) ** 0.15 if ax.get_yscale() == "log" else hi + 0.15 * (hi - lo))
     if not numeric:
         ax.set_xticks(range(len(categories)), categories)
+    elif all(isinstance(x, int) for x in xs_all) and ax.get_xscale() == "linear":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # seeds, units: no `2.5`
     ax.set_xlabel(axis)
     ax.set_ylabel(what if has_val else "training loss")
     count = sum(len(s.members) for s in sweeps)

@@ -254,6 +254,13 @@ def test_other_axes_are_series_and_linear_values_a_linear_axis():
         plot.sweep_figure([sweep], axis="momentun")
 
 
+def test_whole_numbers_get_whole_ticks():
+    (ax,) = plot.sweep_figure([sweep_run([({"seed": k}, [0.3 + k / 100], None) for k in range(5)])]).axes
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert ax.get_xscale() == "linear" and labels and all(label.lstrip("−-").isdigit() for label in labels)
+
+
 @pytest.mark.parametrize("values, log", [
     ((0.001, 0.01, 0.1, 1), True), ((8, 16, 32, 64), True), ((1e-4, 3e-3, 0.05), True),
     ((0.1, 0.2, 0.3, 0.4), False), ((0, 0.9), False), ((1, 2), False), ((-1, 1, 100), False), ((5,), False)])
@@ -312,6 +319,12 @@ def test_a_multiclass_boundary_and_two_runs_side_by_side(runs, capsys, tmp_path)
     img = pixels(out)
     assert img.shape == (440, 960, 3)
     assert count(img[:, :480], BLUE, 20) > 100 and count(img[:, 480:], BLUE, 20) < 20  # class 2 only in blobs
+
+
+def test_a_sweeps_boundary_is_its_kept_models(runs, capsys):
+    code, err = plot_cli(capsys, str(runs["sweep"]), "--boundary")
+    assert code == 0, err
+    assert pixels(runs["sweep"] / "boundary.png").shape == (440, 480, 3)
 
 
 def test_boundary_refuses_a_model_that_is_not_a_2_feature_classifier(runs, capsys):
