@@ -531,3 +531,9 @@ def test_the_docs_boundary_error_is_the_real_one():
     with pytest.raises(plot.PlotError) as exc:
         plot.refuse("boundary", program, "runs/digits_mlp")
     assert f"$ nnspec plot runs/digits_mlp --boundary\nerror: {exc.value}\n" in doc
+
+
+def test_the_pictures_a_run_folder_gets_are_nnspecs_own_files():
+    # so `train --overwrite` removes them with the run, and never calls them foreign
+    from nnspec.runs import RUN_FILES
+    assert set(plot.DEFAULT_NAMES.values()) <= set(RUN_FILES)
