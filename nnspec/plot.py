@@ -171,8 +171,14 @@ class Curves:
     """One run's history, as drawn: its name in the legend and the epoch it keeps."""
     name: str
     history: tuple[Mapping[str, float], ...]
-    kept: int | None  # the epoch whose weights the run keeps
+    kept: int | None  # the epoch whose weights the run keeps (unfinished: its best so far)
     why: str  # `best val_loss`, `last epoch`, ...
+    finished: bool = True  # whether run.json records the kept weights
+
+    @property
+    def mark(self) -> str:
+        """The legend's words for the marked epoch."""
+        return f"kept: epoch {self.kept} ({self.why})" if self.finished else f"{self.why}: epoch {self.kept}"
 
 
 def read_curves(run: Path, name: str | None = None) -> Curves:
@@ -186,12 +192,10 @@ def read_curves(run: Path, name: str | None = None) -> Curves:
     info = _json_file(run / "run.json") or {}
     kept = info.get("kept") if isinstance(info.get("kept"), dict) else None
     if kept is not None and isinstance(kept.get("epoch"), int):
-        epoch, why = kept["epoch"], str(kept.get("why") or "kept")
-    else:  # an unfinished run keeps nothing yet: mark its best epoch so far
-        key = "val_loss" if any("val_loss" in r for r in rows) else "loss"
-        epoch = _best_epoch(rows, key)
-        why = f"best {key} so far"
-    return Curves(name or str(run), tuple(rows), epoch, why)
+        return Curves(name or str(run), tuple(rows), kept["epoch"], str(kept.get("why") or "kept"))
+    # an unfinished run keeps nothing yet: mark its best epoch so far
+    key = "val_loss" if any("val_loss" in r for r in rows) else "loss"
+    return Curves(name or str(run), tuple(rows), _best_epoch(rows, key), f"best {key} so far", finished=False)
 
 
 def _best_epoch(rows: Sequence[Mapping[str, Any]], key: str) -> int | None:
@@ -292,7 +296,7 @@ def curves_figure(curves: Sequence[Curves]) -> Figure:
         c = curves[0]
         if c.kept is not None:
             handles.append(Line2D([], [], color="C0", marker="D", linestyle=":", markeredgecolor="black",
-                                  label=f"kept: epoch {c.kept} ({c.why})"))
+                                  label=c.mark))
         fig.suptitle(f"learning curves of {c.name}")
     # below the panels, never over a curve; the figure keeps its size
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize="small",

@@ -167,6 +167,21 @@ def test_early_stopping_marks_the_best_epoch_it_restored(tmp_path):
     assert curves.kept == min(rows, key=lambda r: r["val_loss"])["epoch"] < len(rows)  # it did stop early
 
 
+def test_an_unfinished_run_marks_its_best_epoch_so_far(runs, tmp_path):
+    run = tmp_path / "unfinished"
+    shutil.copytree(runs["pass"], run)
+    info = json.loads((run / "run.json").read_text())
+    del info["kept"]  # as run.json is until the run finishes
+    (run / "run.json").write_text(json.dumps(info))
+    rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    rows[5]["val_loss"] = 0.001  # the best so far, not the last
+    (run / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curves = plot.read_curves(run)
+    assert (curves.kept, curves.finished) == (6, False)
+    (legend,) = plot.curves_figure([curves]).legends
+    assert legend.get_texts()[-1].get_text() == "best val_loss so far: epoch 6"
+
+
 def test_several_runs_share_one_figure_one_colour_each(runs, capsys, tmp_path):
     out = tmp_path / "both.png"
     code, err = plot_cli(capsys, str(runs["pass"]), str(runs["pass_fast"]), "-o", str(out))
