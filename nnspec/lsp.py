@@ -280,7 +280,7 @@ def head_entry(head: str, block: str | None, blocks: Sequence[str] = ()) -> tupl
     """The registry row of a statement that starts with `head` in `block`: (kind, row)."""
     if block in ("model", BLOCK):
         if head == "input" and block == "model":
-            return "input", INPUT
+            return "model input", INPUT
         if head in blocks:
             return "block", None
         return "layer", LAYERS.get(head)
@@ -331,7 +331,8 @@ def describe(entry: Entry, kind: str) -> str:
 
 
 def describe_param(p: Param, entry: Entry) -> str:
-    return (f"**{p.name}** (argument of `{entry.name}`, {_given(entry, p)}, default {_default(p)})\n\n"
+    default = "required" if p.required else f"default {_default(p)}"
+    return (f"**{p.name}** (argument of `{entry.name}`, {_given(entry, p)}, {default})\n\n"
             f"{p.doc}\n\naccepts {p.type.describe()}")
 
 
@@ -543,6 +544,18 @@ def hover(text: str, offset: int, diags: Iterable[lsp.Diagnostic] = (), encoding
     return "\n\n---\n\n".join(dict.fromkeys(parts)) or None
 
 
+def _defined(text: str, offset: int) -> list[str]:
+    """The line that defines the name at `offset` (a `let`, a node, a block), as code."""
+    span = definition(text, offset)
+    return [_line_of(text, span[0])] if span is not None else []
+
+
+def _line_of(text: str, offset: int) -> str:
+    start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+    end = re.compile(r"\r|\n|$").search(text, offset).end()  # type: ignore[union-attr]
+    return f"```nnspec\n{text[start:end].strip()}\n```"
+
+
 def _covers(r: lsp.Range, p: lsp.Position) -> bool:
     return (r.start.line, r.start.character) <= (p.line, p.character) <= (r.end.line, r.end.character)
 
@@ -561,7 +574,7 @@ def _hover_word(text: str, word: str, start: int, end: int) -> list[str]:
     stmt = ctx.statement
     if not ctx.calls:
         if not stmt and after.startswith(":") and ctx.block in ("model", BLOCK):
-            return [f"the node `{word}`"]
+            return _defined(text, start)
         if not stmt:
             kind, entry = head_entry(word, ctx.block, tuple(names.blocks))
             if entry is not None and kind != "section":
@@ -588,9 +601,10 @@ def _hover_word(text: str, word: str, start: int, end: int) -> list[str]:
                 ds = next((d for d in DATASETS if d.param(word)), None)
                 return [describe_param(ds.param(word), ds)] if ds else []  # type: ignore[arg-type]
             return [describe_param(p, entry)] if p else []
-    if word in names.lets:
-        line_end = text.find("\n", names.lets[word])
-        return [f"```nnspec\n{text[text.rfind(chr(10), 0, names.lets[word]) + 1:line_end if line_end >= 0 else None].strip()}\n```"]
+    if (shown := _defined(text, start)):
+        return shown
+    if word in names.lets:  # the file does not parse: its `let` line, found by its text
+        return [_line_of(text, names.lets[word])]
     kinds = [SYMBOLS[k] for k in ("activation", "initializer", "schedule", "metric", "data source")]
     matches = [describe(e, r.kind) for r in (*kinds, *REGISTRIES) if (e := r.get(word)) is not None]
     return list(dict.fromkeys(matches))
@@ -697,10 +711,6 @@ def server():  # -> pygls LanguageServer; pygls is imported only here
     @ls.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: lsp.DidChangeTextDocumentParams) -> None:
         publish(params.text_document.uri)
-
-    @ls.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(params: lsp.DidSaveTextDocumentParams) -> None:
-        publish(params.text_document.uri)  # a `data csv(...)` file may have changed on disk
 
     @ls.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: lsp.DidCloseTextDocumentParams) -> None:

@@ -359,6 +359,14 @@ def test_formatting_never_garbles() -> None:
     assert server.formatting("model {{{\n") == []
 
 
+def test_the_server_imports_no_jax() -> None:
+    """The server is front end: checking as you type must not wait for JAX to load."""
+    code = "import sys, nnspec.lsp; nnspec.lsp.server(); assert 'jax' not in sys.modules, 'jax imported'"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+
+
 def test_without_pygls_the_command_says_so(tmp_path: Path) -> None:
     """A Python where `pygls` cannot be imported: a usage error naming the extra, no traceback."""
     (tmp_path / "pygls").mkdir()
