@@ -805,6 +805,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_env)
 
     p = sub.add_parser("lsp", help="run the language server for editors over stdio (docs/editors.md)")
+    p.add_argument("--stdio", action="store_true",
+                   help="talk over stdin and stdout: the only transport, accepted because some clients pass it")
     p.set_defaults(func=cmd_lsp)
     return parser
 

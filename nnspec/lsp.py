@@ -39,7 +39,7 @@ from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS
 from nnspec.losses import LOSSES, METRICS
 from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import Bool, Choice, Entry, ListOf, Param, Registry, Symbol, Union
-from nnspec.parse import BLOCK, BLOCK_INPUT, FROM, TOP_LEVEL, is_merge
+from nnspec.parse import BLOCK, BLOCK_INPUT, FROM, TOP_LEVEL
 
 log = logging.getLogger("nnspec.lsp")
 
@@ -469,7 +469,12 @@ def completions(text: str, offset: int) -> list[lsp.CompletionItem]:
         if entry.variadic is not None:
             items += _values(entry.variadic.type)
     elif kind == "block":
-        items.append(_item(f"{REPEAT}=", "argument", describe_param(_REPEAT, _block_entry(head))))
+        _, given = _split_args(stmt[1:])
+        block = _block_entry(head)
+        items += [_item(f"{p}=", "argument", f"parameter of the block `{head}`")
+                  for p in _block_params(text, head) if p not in given]
+        if REPEAT not in given:
+            items.append(_item(f"{REPEAT}=", "argument", describe_param(_REPEAT, block)))
     if in_graph and head != "input":
         items.append(_item(FROM, "keyword", "`from NAME`: read the node `NAME` instead of the line above"))
     return items + lets
@@ -491,6 +496,12 @@ def _split_args(tokens: Sequence[Token]) -> tuple[list[Token], set[str]]:
             positional.append(tokens[i])
             i += 1
     return positional, keys
+
+
+def _block_params(text: str, name: str) -> list[str]:
+    """The parameter names of `block NAME(a, b=1)`, read from the text."""
+    m = re.search(rf"(?m)^[ \t]*{BLOCK}[ \t]+{re.escape(name)}[ \t]*\(([^)]*)\)", text)
+    return re.findall(r"(?:^|,)\s*([A-Za-z_]\w*)", m.group(1)) if m else []
 
 
 def _block_entry(name: str) -> Entry:
@@ -582,7 +593,7 @@ def _hover_word(text: str, word: str, start: int, end: int) -> list[str]:
             if ctx.block is None and word in SECTIONS:
                 return [f"**{word}** (section)\n\n{SECTIONS[word]}"]
             if kind == "block":
-                return [f"**{word}** (block defined in this file)"]
+                return _defined(text, start) or [f"**{word}** (a block defined in this file)"]
         elif after.startswith("=") and not after.startswith("=="):
             _, entry = statement_entry(stmt, ctx.block, tuple(names.blocks))
             p = entry.param(word) if entry else None

@@ -47,9 +47,9 @@ class Client:
     """A minimal LSP client: a reader thread turns the server's frames into a queue, and
     every wait has a deadline, so a server that goes quiet fails the test instead of hanging it."""
 
-    def __init__(self) -> None:
+    def __init__(self, args: list[str]) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.proc = subprocess.Popen([sys.executable, "-m", "nnspec.cli", "lsp"], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "nnspec.cli", *args], cwd=ROOT, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.messages: queue.Queue = queue.Queue()
         self.notifications: list[dict] = []
@@ -147,8 +147,8 @@ def _pos(text: str, marker: str, after: int | None = None) -> dict:
 
 
 @pytest.fixture
-def client():
-    c = Client()
+def client(request):
+    c = Client(getattr(request, "param", ["lsp"]))
     try:
         reply = c.request("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}})
         caps = reply["capabilities"]  # type: ignore[index]
@@ -250,6 +250,7 @@ def test_incremental_change_and_utf16(client: Client) -> None:
     assert bad[0]["range"]["end"] == {"line": 2, "character": col + 4}
 
 
+@pytest.mark.parametrize("client", [["lsp", "--stdio"]], indirect=True)  # as VS Code's client starts it
 def test_related_information(client: Client) -> None:
     """A diagnostic with a secondary label carries it as related information."""
     uri = "file:///tmp/dup.nn"
@@ -304,7 +305,7 @@ SPEC = (ROOT / "specs" / "resnet_digits.nn").read_text()
     ("    metrics ", {"accuracy", "mse"}, {"adam"}),
     ("\noptimizer adam lr=", {"cosine_decay", "step_decay"}, {"relu"}),
     ("    add input ", {"bn"}, set()),
-    ("    res: res_unit 8 ", {"repeat=", "from"}, set()),
+    ("    res: res_unit 8 ", {"repeat=", "from", "filters=", "kernel="}, {"units="}),
 ])
 def test_completion_contexts(marker: str, present: set[str], absent: set[str]) -> None:
     text = SPEC if marker in SPEC else SPEC.replace("optimizer adam lr=0.01", marker.strip("\n") + " ")
@@ -338,6 +339,8 @@ def test_hover_names_and_codes() -> None:
     md = server.hover("# see E101\n", 7)
     assert md and explain("E101").splitlines()[0] in md
     assert server.hover("model m {\n}\n", 11) is None
+    md = server.hover(SPEC, _at(SPEC, "res: res_"))
+    assert md and "block res_unit(filters, kernel=3) {" in md
 
 
 def test_definition_in_blocks() -> None:
@@ -357,6 +360,28 @@ def test_formatting_never_garbles() -> None:
         edits = server.formatting(text)
         assert edits == [] or edits[0].new_text == format_source(text)
     assert server.formatting("model {{{\n") == []
+
+
+def test_never_raises_while_typing() -> None:
+    """Completion, hover, definition and formatting on every prefix of a spec being typed,
+    at each position of its last line, and on the whole file at many positions."""
+    import random
+    rng = random.Random(0)
+    texts = [p.read_text() for p in sorted((ROOT / "specs").glob("*.nn"))]
+    cases = []
+    for text in rng.sample(texts, 6):
+        cut = [i for i, ch in enumerate(text) if ch in " \n=([,\"{}"]
+        for end in rng.sample(cut, min(40, len(cut))):
+            cases.append((text[:end], end))
+        cases += [(text, rng.randrange(len(text) + 1)) for _ in range(40)]
+    cases += [("", 0), ("\n\n", 1), ('"', 1), ("(((", 3), ("}}}", 3), ("model {", 7), ("x=", 2),
+              ("loss (", 6), ("let = ", 6), ("h: : :", 3), ("#", 1), ("\r\r\n", 2)]
+    for text, offset in cases:
+        server.completions(text, offset)
+        server.hover(text, offset)
+        server.definition(text, offset)
+    for text in texts[:5]:
+        server.formatting(text[: len(text) // 2])
 
 
 def test_the_server_imports_no_jax() -> None:

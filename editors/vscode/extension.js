@@ -18,7 +18,7 @@ function activate(context) {
       "nnspec: run `npm install` in the extension's folder to get diagnostics and completion (" + err.message + ")");
     return;
   }
-  const server = { command: command[0], args: command.slice(1), transport: lc.TransportKind.stdio };
+  const server = { command: command[0], args: command.slice(1) }; // stdin and stdout
   client = new lc.LanguageClient("nnspec", "nnspec", server, {
     documentSelector: [{ language: "nnspec" }],
   });
