@@ -527,9 +527,11 @@ def _in_call(ctx: Context, name: str) -> list[lsp.CompletionItem]:
         p = entry.param(words[-2].text)
         return _values(p.type) if p else []
     items = _arguments(entry, {t.text for t, nxt in zip(words, words[1:]) if nxt.text == "="})
-    if name == "builtin":
+    if name == "builtin":  # the dataset's own arguments: the one named first, else every dataset's
+        named = DATASETS.get(words[0].text.strip('"')) if words and words[0].kind == "string" else None
+        given = {t.text for t, nxt in zip(words, words[1:]) if nxt.text == "="}
         items += [_item(f"{p.name}=", "argument", describe_param(p, d), f"argument of the dataset `{d.name}`")
-                  for d in DATASETS for p in d.params]
+                  for d in ([named] if named else DATASETS) for p in d.params if p.name not in given]
         items = list({i.label: i for i in items}.values())
     return items
 

@@ -320,7 +320,10 @@ def test_completion_in_calls_and_top_level() -> None:
     assert {"steps=", "final="} <= labels and "initial=" not in labels
     text = 'train {\n    data builtin("spirals", \n}\n'
     labels = {i.label for i in server.completions(text, text.index(", ") + 2)}
-    assert {"n=", "noise=", "turns="} <= labels
+    assert {"n=", "noise=", "turns="} <= labels and "factor=" not in labels  # `circles` has a factor
+    text = 'train {\n    data builtin("circles", n=100, \n}\n'
+    labels = {i.label for i in server.completions(text, text.index("100, ") + 5)}
+    assert {"noise=", "factor="} <= labels and not {"n=", "turns="} & labels
     labels = {i.label for i in server.completions("", 0)}
     assert labels == {"let", "block", "model", "loss", "optimizer", "regularize", "train"}
     assert server.completions("# dense ", 8) == []  # in a comment
