@@ -54,6 +54,7 @@ class Client:
         self.messages: queue.Queue = queue.Queue()
         self.notifications: list[dict] = []
         self.next_id = 0
+        self.encoding = "utf-16"  # what the server chose in `initialize`
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -148,10 +149,15 @@ def _pos(text: str, marker: str, after: int | None = None) -> dict:
 
 @pytest.fixture
 def client(request):
-    c = Client(getattr(request, "param", ["lsp"]))
+    """A started and initialized server; `request.param` may give the command line's
+    arguments (`args`) and the client's capabilities (`capabilities`)."""
+    param = getattr(request, "param", {})
+    c = Client(param.get("args", ["lsp"]))
     try:
-        reply = c.request("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}})
+        reply = c.request("initialize", {"processId": os.getpid(), "rootUri": None,
+                                         "capabilities": param.get("capabilities", {})})
         caps = reply["capabilities"]  # type: ignore[index]
+        c.encoding = caps.get("positionEncoding", "utf-16")
         assert caps["hoverProvider"] and caps["definitionProvider"] and caps["documentFormattingProvider"]
         assert "completionProvider" in caps
         c.notify("initialized", {})
@@ -230,9 +236,12 @@ def test_a_session(client: Client) -> None:
     assert client.diagnostics(uri) == []
 
 
-def test_incremental_change_and_utf16(client: Client) -> None:
+@pytest.mark.parametrize("client", [{}, {"capabilities": {"general": {"positionEncodings": ["utf-8"]}}}],
+                         indirect=True, ids=["utf-16", "utf-8"])
+def test_incremental_change_and_encodings(client: Client) -> None:
     """An edit of a range, and a line with a character outside the BMP before the error:
-    LSP counts it as 2 UTF-16 code units, nnspec's spans as 1 character."""
+    LSP counts it as 2 UTF-16 code units (4 UTF-8 ones where the client asks for UTF-8),
+    nnspec's spans as 1 character."""
     uri = "file:///tmp/emoji.nn"
     text = 'model m {\n    input x[2]\n    h1: dense 4 relu  # ok\n}\n'
     client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "nnspec", "version": 1,
@@ -245,12 +254,13 @@ def test_incremental_change_and_utf16(client: Client) -> None:
     diags = client.diagnostics(uri, 2)
     bad = [d for d in diags if "rleu" in d["message"]]
     assert bad, diags
-    col = line.index("rleu") + 1  # the emoji is one Python character, two UTF-16 units
+    units = {"utf-16": 2, "utf-8": 4}[client.encoding]
+    col = line.index("rleu") - 1 + units  # the emoji is one Python character
     assert bad[0]["range"]["start"] == {"line": 2, "character": col}
     assert bad[0]["range"]["end"] == {"line": 2, "character": col + 4}
 
 
-@pytest.mark.parametrize("client", [["lsp", "--stdio"]], indirect=True)  # as VS Code's client starts it
+@pytest.mark.parametrize("client", [{"args": ["lsp", "--stdio"]}], indirect=True)  # as VS Code's client starts it
 def test_related_information(client: Client) -> None:
     """A diagnostic with a secondary label carries it as related information."""
     uri = "file:///tmp/dup.nn"
@@ -270,6 +280,14 @@ def test_related_information(client: Client) -> None:
 
 
 # ------------------------------------------------------------------ in-process pieces
+
+def test_warnings_and_unused_nodes() -> None:
+    text = "model m {\n    input x[2]\n    a: dense 2\n    b: dense 1 from x\n}\n"
+    (d,) = server.diagnostics(text, "untitled:1")
+    assert d.code == "W007" and d.severity == lsp.DiagnosticSeverity.Warning
+    assert d.tags == [lsp.DiagnosticTag.Unnecessary]
+    assert server.Lines(text).offset(d.range.start) == text.index("a: dense")
+
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-8", "utf-32"])
 def test_positions_round_trip(encoding: str) -> None:
