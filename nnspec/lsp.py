@@ -326,7 +326,8 @@ def describe(entry: Entry, kind: str) -> str:
     if params:
         out += ["", "| argument | given | default | accepts | meaning |", "| --- | --- | --- | --- | --- |"]
         for p in params:
-            out.append(f"| `{p.name}` | {_given(entry, p)} | {_default(p)} | {p.type.describe()} | {p.doc} |")
+            cells = [f"`{p.name}`", _given(entry, p), _default(p), p.type.describe(), p.doc]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(out).strip()
 
 

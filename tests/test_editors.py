@@ -216,3 +216,17 @@ def test_highlighting_words_import_no_jax() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
+
+
+def test_lexer_reads_the_docs_examples() -> None:
+    """The doc's own fences (```nn, ```nn-fragment, ```nn-warning) name the lexer's aliases
+    and lex without an error token; ```nn-error blocks hold deliberate mistakes."""
+    from pygments.token import Error
+    lexer = _lexer()
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"(?ms)^```(nn(?:-fragment|-warning)?)\n(.*?)^```$", text)
+    assert len(blocks) > 20
+    for fence, body in blocks:
+        assert fence in lexer.aliases
+        bad = [(t, v) for t, v in lexer.get_tokens(body) if t in Error]
+        assert not bad, (fence, body[:200], bad)
