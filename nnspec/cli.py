@@ -691,6 +691,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    """The language server (docs/editors.md), on stdin and stdout until the editor says `exit`."""
+    try:
+        import pygls.lsp.server  # noqa: F401
+
+        from nnspec import lsp
+    except ImportError as exc:  # pygls (and its lsprotocol) are the optional `lsp` extra
+        raise UsageError(f"`nnspec lsp` needs pygls ({exc}): install it with `pip install 'nnspec[lsp]'`") from None
+    lsp.serve()
+    return EXIT_OK
+
+
 def _whole(low: int, high: int | None):
     """An argparse type: a whole number in [low, high], as the spec's own settings are checked."""
     def convert(text: str) -> int:
@@ -791,6 +803,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("env", help="show the versions and the devices JAX sees")
     p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("lsp", help="run the language server for editors over stdio (docs/editors.md)")
+    p.add_argument("--stdio", action="store_true",
+                   help="talk over stdin and stdout: the only transport, accepted because some clients pass it")
+    p.set_defaults(func=cmd_lsp)
     return parser
 
 
