@@ -689,6 +689,30 @@ def _seconds(text: str) -> float:
     return value
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A trained run as StableHLO, safetensors or ONNX (nnspec/export.py)."""
+    from nnspec import runs
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.export import ExportError, export_run
+    from nnspec.predictor import load as load_run
+    out = Path(args.output)
+    if out.exists() and not args.overwrite and not out.is_dir():  # before loading anything
+        raise UsageError(f"`{out}` already exists; choose another file, or pass `--overwrite` to replace it")
+    _compile_cache()
+    try:
+        line = export_run(load_run(args.run), args.format, out, overwrite=args.overwrite)
+    except runs.RunFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except ExportError as exc:
+        raise UsageError(exc.message + (f"; {exc.help}" if exc.help else "")) from None
+    except NNSpecError as exc:
+        exc.action = "export"
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    print(line, file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnspec", description="A declarative model-spec compiler for neural networks.")
     parser.add_argument("--version", action="version", version=f"nnspec {__import__('nnspec').__version__}")
@@ -753,6 +777,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the input has no header: its columns are the model's inputs, in order")
     p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="write a trained run as StableHLO, safetensors or ONNX (docs/export.md)")
+    p.add_argument("run", metavar="RUN", help="the run folder written by `train`")
+    p.add_argument("--format", required=True, choices=("stablehlo", "safetensors", "onnx"),
+                   help="`stablehlo`: the inference function (jax.export); `safetensors`: the weights by layer "
+                        "path; `onnx`: the inference function for onnxruntime (needs `nnspec[onnx]`)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("explain", help="explain a diagnostic code, as in `nnspec explain E101`")
     p.add_argument("code", metavar="CODE")
