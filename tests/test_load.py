@@ -153,3 +153,47 @@ def test_a_training_result_prints_in_a_few_lines(project, tmp_path) -> None:
     assert lines[3] == f"  test   accuracy {format_value(test['accuracy'])}  loss {format_value(test['loss'])}"
     html = result._repr_html_()
     assert html.count("<tr>") == 1 + 5 and "<th>val_loss</th>" in html  # a header and one row an epoch
+
+
+ENSEMBLE = """
+model moons {
+    input x[2]
+    dense 8 relu
+    dense 1 sigmoid
+}
+loss binary_crossentropy
+optimizer adam lr=0.01
+train {
+    data builtin("moons", n=200, noise=0.3)
+    split val=0.2 test=0.2
+    batch 32
+    epochs 2
+    seed sweep(0, 1)
+    metrics accuracy
+    standardize
+}
+"""
+
+
+@pytest.mark.slow  # trains, evaluates and exports: about 30 s on a busy 2-core machine
+def test_an_ensemble_predicts_its_members_mean_and_exports_it(tmp_path) -> None:
+    import jax.numpy as jnp
+    from jax import export
+    (tmp_path / "e.nn").write_text(ENSEMBLE)
+    code, _, err = cli_run("train", tmp_path / "e.nn", "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    model = nnspec.load(tmp_path / "run")
+    assert model.params["dense_1"]["w"].shape == (2, 2, 8)  # two members, stacked
+    x = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
+    scaled = (x - model.standardizer.mean) / model.standardizer.std
+    members = [np.asarray(model.model.apply({k: {n: v[i] for n, v in p.items()} for k, p in model.params.items()},
+                                            jnp.asarray(scaled))) for i in range(2)]
+    np.testing.assert_allclose(model.predict(x), (members[0] + members[1]) / 2, atol=1e-6)
+    code, out, err = cli_run("eval", "--run", tmp_path / "run")
+    assert code == 0 and "an ensemble of 2 models" in err, err
+    assert {k: format_value(v) for k, v in model.evaluate().items()} == dict(
+        line.split() for line in out.splitlines()[1:])
+    code, _, err = cli_run("export", tmp_path / "run", "--format", "stablehlo", "-o", tmp_path / "e.stablehlo")
+    assert code == 0, err
+    fn = export.deserialize(bytearray((tmp_path / "e.stablehlo").read_bytes()))
+    np.testing.assert_allclose(np.asarray(fn.call(x)), model.predict(x), rtol=0, atol=1e-6)
