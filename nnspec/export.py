@@ -119,14 +119,34 @@ def onnx(p: Predictor) -> tuple[bytes, str]:
         # a shape of a symbolic batch is float32; token ids keep their int32 spec
         model = jax2onnx.to_onnx(_fn(p), [tuple(spec.shape)] if spec.dtype == np.float32 else [spec],
                                  model_name=p.program.spec.model.name, input_names=["x"], output_names=["y"])
-    except Exception as exc:  # the converter has no rule for some primitive
-        kinds = sorted({layer.op for layer in p.program.model.layers})
-        raise ExportError(f"jax2onnx cannot convert model `{p.program.spec.model.name}` "
-                          f"(layer kinds {', '.join(f'`{k}`' for k in kinds)}): {_first_line(exc)}",
+    except Exception as exc:  # the converter has no rule for some primitive: find the layer
+        layer = _first_unconvertible(jax2onnx, p, spec)
+        what = f"layer `{layer.name}` (`{layer.op}`)" if layer is not None else f"model `{p.program.spec.model.name}`"
+        raise ExportError(f"jax2onnx cannot convert {what}: {_first_line(exc)}",
                           "export `--format stablehlo` instead") from None
     finally:
         quiet.setLevel(level)
     return model.SerializeToString(), f"ONNX opset {model.opset_import[0].version}"
+
+
+def _first_unconvertible(jax2onnx: Any, p: Predictor, spec: Any) -> Any:
+    """The first layer whose output (the model up to it) jax2onnx cannot convert, or None.
+    Only on the way to an error: it converts one growing prefix of the model a layer."""
+    import jax
+    params = p.params
+    if p.meta.get("ensemble"):  # the first member stands for all: they share their layers
+        params = jax.tree_util.tree_map(lambda a: a[0], params)
+    inputs = [tuple(spec.shape)] if spec.dtype == np.float32 else [spec]
+    for layer in p.program.model.layers:
+        def upto(x, name=layer.name):
+            if p.standardizer is not None:
+                x = (x - p.standardizer.mean) / p.standardizer.std
+            return p.model.trace(params, x)[name]
+        try:
+            jax2onnx.to_onnx(upto, inputs)
+        except Exception:
+            return layer
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -375,7 +375,7 @@ def test_onnx_matches_predict_in_onnxruntime(tmp_path, case) -> None:
         np.testing.assert_array_equal(y.argmax(axis=1), model.predict(images).argmax(axis=1))
 
 
-def test_onnx_refuses_a_bidirectional_layer_by_name(tmp_path) -> None:
+def test_onnx_refuses_a_bidirectional_layer_by_name(tmp_path, monkeypatch) -> None:
     pytest.importorskip("jax2onnx")
     pytest.importorskip("onnx")
     run = _trained(tmp_path, WAVES.format(name="both", layers="    both: gru 4 bidirectional=true"))
@@ -386,6 +386,13 @@ def test_onnx_refuses_a_bidirectional_layer_by_name(tmp_path) -> None:
     assert not (tmp_path / "m.onnx").exists()
     code, _, err = cli_run("export", run, "--format", "stablehlo", "-o", tmp_path / "m.stablehlo")
     assert code == 0, err
+    # without the refusal by name, the converter fails, and the layer it failed on is found
+    from nnspec import export
+    monkeypatch.setattr(export, "ONNX_REFUSED", ())
+    code, _, err = cli_run("export", run, "--format", "onnx", "-o", tmp_path / "m.onnx")
+    assert code == 2 and err.startswith("error: jax2onnx cannot convert layer `both` (`gru`): "), err
+    assert err.endswith("; export `--format stablehlo` instead\n") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "m.onnx").exists()
 
 
 # ---------------------------------------------------------------------------- docs/export.md
