@@ -432,7 +432,6 @@ def _train_sweep(program, args: argparse.Namespace, out: Path | None, spec_path:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from nnspec import runs
     from nnspec.diagnostics import NNSpecError
     run = Path(args.run)
     if args.spec is None and not (run / "checkpoint.npz").is_file():  # (with a spec: E405 says the same)
@@ -443,52 +442,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     if program.train is None:
         raise UsageError(f"`{spec_path}` has no `train` block: there is no data to evaluate on")
-    from nnspec.infer import evaluate, load_trained
-    from nnspec.prepare import fail, prepare
+    from nnspec.predictor import evaluate_run
     _compile_cache()
-    notes = []
+    # the run's own copy of the spec names its data relative to the user's folder,
+    # not the run folder: only a spec the user gives is compared by path
+    own_copy = args.spec is None or Path(args.spec).resolve() == (run / "spec.nn").resolve()
     try:
-        model, params, std, meta = load_trained(program, run)
-        program = model.program
-        rec = meta.get("run")
-        if isinstance(rec, dict):
-            # the run's own copy of the spec names its data relative to the user's folder,
-            # not the run folder: only a spec the user gives is compared by path
-            own_copy = args.spec is None or Path(args.spec).resolve() == (run / "spec.nn").resolve()
-            for what, message in runs.differences(program, rec, Path(spec_path).resolve().parent,
-                                                  by_path=not own_copy):
-                d = program.spec.train.get(what) if program.spec.train is not None else None
-                raise fail("E405", f"this spec does not describe the run in `{run}`: {message}", program,
-                           d.span if d is not None else None, label=f"differs from the run's `{what}`",
-                           help=f"evaluate with the spec the run was trained with: `nnspec eval --run {run}`")
-            # the split is rebuilt with the seed the run's data was made with
-            program = runs.with_overrides(program, {"seed": rec.get("seed")})
-            if (rec.get("overrides") or {}).get("seed") is not None:
-                notes.append(f"the run was trained with `--seed {rec['overrides']['seed']}`: "
-                             f"its split is rebuilt with that seed")
-            program, problem = runs.relocate(program, rec)
-            if problem is not None:
-                raise fail("E401", f"cannot evaluate: {problem}", program, program.train.data_span,
-                           label="the run's data", help="put the file back as it was when the run was trained")
-        else:
-            notes.append("this run predates run records: its split is rebuilt from the spec as it is now")
-        splits = prepare(program, Path(spec_path).resolve().parent, standardizer=std)
+        result = evaluate_run(program, run, Path(spec_path), own_copy=own_copy)
     except NNSpecError as exc:
         exc.action = "evaluate"
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
-    ds, name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
-    if ds is None:
-        ds, name = splits.train, "training"
-        notes.append("the spec holds out no test or validation data; reporting the training split")
-    ensemble = bool(meta.get("ensemble"))
-    metrics = evaluate(model, params, ds, program, ensemble=ensemble)
-    if ensemble:
-        notes.append(f"the mean prediction of an ensemble of {meta['ensemble']} models")
-    for note in notes:
+    for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     from nnspec.show import format_value
-    sys.stdout.write(f"{name} split ({len(ds)} examples)\n" + _table([(k, format_value(v)) for k, v in metrics.items()]))
+    sys.stdout.write(f"{result.split} split ({result.examples} examples)\n"
+                     + _table([(k, format_value(v)) for k, v in result.metrics.items()]))
     return EXIT_OK
 
 
@@ -732,6 +701,30 @@ def _seconds(text: str) -> float:
     return value
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A trained run as StableHLO, safetensors or ONNX (nnspec/export.py)."""
+    from nnspec import runs
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.export import ExportError, export_run
+    from nnspec.predictor import load as load_run
+    out = Path(args.output)
+    if out.exists() and not args.overwrite and not out.is_dir():  # before loading anything
+        raise UsageError(f"`{out}` already exists; choose another file, or pass `--overwrite` to replace it")
+    _compile_cache()
+    try:
+        line = export_run(load_run(args.run), args.format, out, overwrite=args.overwrite)
+    except runs.RunFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except ExportError as exc:
+        raise UsageError(exc.message + (f"; {exc.help}" if exc.help else "")) from None
+    except NNSpecError as exc:
+        exc.action = "export"
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    print(line, file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnspec", description="A declarative model-spec compiler for neural networks.")
     parser.add_argument("--version", action="version", version=f"nnspec {__import__('nnspec').__version__}")
@@ -796,6 +789,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the input has no header: its columns are the model's inputs, in order")
     p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="write a trained run as StableHLO, safetensors or ONNX (docs/export.md)")
+    p.add_argument("run", metavar="RUN", help="the run folder written by `train`")
+    p.add_argument("--format", required=True, choices=("stablehlo", "safetensors", "onnx"),
+                   help="`stablehlo`: the inference function (jax.export); `safetensors`: the weights by layer "
+                        "path; `onnx`: the inference function for onnxruntime (needs `nnspec[onnx]`)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("explain", help="explain a diagnostic code, as in `nnspec explain E101`")
     p.add_argument("code", metavar="CODE")
