@@ -464,31 +464,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     if program.train is None:
         raise UsageError(f"`{spec_path}` has no `train` block: there is no data to evaluate on")
-    from nnspec.infer import evaluate, load_run
+    from nnspec.predictor import evaluate_run
     _compile_cache()
     # the run's own copy of the spec names its data relative to the user's folder,
     # not the run folder: only a spec the user gives is compared by path
     own_copy = args.spec is None or Path(args.spec).resolve() == (run / "spec.nn").resolve()
     try:
-        trained = load_run(program, run, Path(spec_path).resolve().parent, own_copy=own_copy)
+        result = evaluate_run(program, run, Path(spec_path), own_copy=own_copy)
     except NNSpecError as exc:
         exc.action = "evaluate"
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
-    program, model, params, meta, splits, notes = (trained.program, trained.model, trained.params, trained.meta,
-                                                   trained.splits, trained.notes)
-    ds, name = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
-    if ds is None:
-        ds, name = splits.train, "training"
-        notes.append("the spec holds out no test or validation data; reporting the training split")
-    ensemble = bool(meta.get("ensemble"))
-    metrics = evaluate(model, params, ds, program, ensemble=ensemble)
-    if ensemble:
-        notes.append(f"the mean prediction of an ensemble of {meta['ensemble']} models")
-    for note in notes:
+    for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     from nnspec.show import format_value
-    sys.stdout.write(f"{name} split ({len(ds)} examples)\n" + _table([(k, format_value(v)) for k, v in metrics.items()]))
+    sys.stdout.write(f"{result.split} split ({result.examples} examples)\n"
+                     + _table([(k, format_value(v)) for k, v in result.metrics.items()]))
     return EXIT_OK
 
 
@@ -757,6 +748,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    """The language server (docs/editors.md), on stdin and stdout until the editor says `exit`."""
+    try:
+        import pygls.lsp.server  # noqa: F401
+
+        from nnspec import lsp
+    except ImportError as exc:  # pygls (and its lsprotocol) are the optional `lsp` extra
+        raise UsageError(f"`nnspec lsp` needs pygls ({exc}): install it with `pip install 'nnspec[lsp]'`") from None
+    lsp.serve()
+    return EXIT_OK
+
+
 def _whole(low: int, high: int | None):
     """An argparse type: a whole number in [low, high], as the spec's own settings are checked."""
     def convert(text: str) -> int:
@@ -784,6 +787,30 @@ def _seconds(text: str) -> float:
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"expected a number of seconds ≥ 0, found `{text}`")
     return value
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A trained run as StableHLO, safetensors or ONNX (nnspec/export.py)."""
+    from nnspec import runs
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.export import ExportError, export_run
+    from nnspec.predictor import load as load_run
+    out = Path(args.output)
+    if out.exists() and not args.overwrite and not out.is_dir():  # before loading anything
+        raise UsageError(f"`{out}` already exists; choose another file, or pass `--overwrite` to replace it")
+    _compile_cache()
+    try:
+        line = export_run(load_run(args.run), args.format, out, overwrite=args.overwrite)
+    except runs.RunFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except ExportError as exc:
+        raise UsageError(exc.message + (f"; {exc.help}" if exc.help else "")) from None
+    except NNSpecError as exc:
+        exc.action = "export"
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    print(line, file=sys.stderr)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -868,12 +895,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace `-o FILE` if it exists")
     p.set_defaults(func=cmd_plot)
 
+    p = sub.add_parser("export", help="write a trained run as StableHLO, safetensors or ONNX (docs/export.md)")
+    p.add_argument("run", metavar="RUN", help="the run folder written by `train`")
+    p.add_argument("--format", required=True, choices=("stablehlo", "safetensors", "onnx"),
+                   help="`stablehlo`: the inference function (jax.export); `safetensors`: the weights by layer "
+                        "path; `onnx`: the inference function for onnxruntime (needs `nnspec[onnx]`)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("explain", help="explain a diagnostic code, as in `nnspec explain E101`")
     p.add_argument("code", metavar="CODE")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("env", help="show the versions and the devices JAX sees")
     p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("lsp", help="run the language server for editors over stdio (docs/editors.md)")
+    p.add_argument("--stdio", action="store_true",
+                   help="talk over stdin and stdout: the only transport, accepted because some clients pass it")
+    p.set_defaults(func=cmd_lsp)
     return parser
 
 

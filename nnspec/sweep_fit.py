@@ -70,6 +70,15 @@ class SweepResult:
     run_dir: Path | None = None
     record: dict[str, Any] | None = None  # runs.record() of the best model, for eval
 
+    def __repr__(self) -> str:
+        """The ranked table (the default would print every model's weights and data)."""
+        where = f", run folder {self.run_dir}" if self.run_dir is not None else ""
+        return f"<nnspec.SweepResult of {len(self.members)} models, ranked by {self.monitor}{where}\n{self.table().rstrip()}>"
+
+    def _repr_html_(self) -> str:
+        import html
+        return f"<pre>{html.escape(repr(self))}</pre>"
+
     def ranking(self) -> list[int]:
         """Member indices, best first, by the monitored value of the weights each model ends
     with (its best epoch's with `restore_best`, else its last epoch's); diverged last."""
