@@ -317,6 +317,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume = False
     except runs.RunFolderError as exc:
         raise UsageError(str(exc)) from None
+    plot_to = _plot_target(args) if writer else None  # refused now, not after training
     program = _program_or_exit(spec_path)
     if program is None:
         return EXIT_SPEC
@@ -328,9 +329,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("a sweep over several processes cannot be resumed yet: resume it with one process "
                              "(`nnspec train --resume DIR` without the process flags)")
         _compile_cache()  # JAX only now: a spec with mistakes never starts it
-        return _train_sweep(program, args, out, spec_path, resume, writer)
-    if args.plot:
-        raise UsageError("`--plot` draws a sweep's learning-rate curve; this spec has no sweep")
+        return _train_sweep(program, args, out, spec_path, resume, writer, plot_to)
     header = _header(spec_path, program, out, note, args.quiet, resume)
     # JAX only now: a spec with mistakes is refused without starting it
     from nnspec.fit import fit
@@ -344,7 +343,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         return code
     if writer:
         sys.stdout.write(_finished_text(result, out))
+    if plot_to is not None:
+        _plot_run(out, plot_to)
     return EXIT_OK
+
+
+def _plot_target(args: argparse.Namespace) -> Path | None:
+    """`train --plot FILE`, checked before training: matplotlib is there, the file may be written."""
+    if not args.plot:
+        return None
+    from nnspec import plot
+    try:
+        plot.require_matplotlib()
+        return plot.output_path(args.plot, overwrite=args.overwrite)
+    except plot.PlotError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _plot_run(out: Path, to: Path) -> None:
+    """What `nnspec plot OUT -o TO` draws (the learning curves, or a sweep's curve), once trained."""
+    from nnspec import plot
+    try:
+        kind = plot.history_kind([out])
+        plot.save(plot.history_figure(kind, [out]), to)
+    except plot.PlotError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write `{to}`: {exc.strerror or exc}") from None
+    print(f"wrote {plot.PICTURES[kind]} to `{to}`", file=sys.stderr)
 
 
 def _finished_text(result, out: Path) -> str:
@@ -392,8 +418,8 @@ def _training(train: Callable[[], Any], out: Path, saved: str) -> tuple[Any, int
 
 
 def _train_sweep(program, args: argparse.Namespace, out: Path | None, spec_path: str, resume: bool,
-                 writer: bool = True) -> int:
-    from nnspec.sweep_fit import fit_sweep, plot_lr_curve
+                 writer: bool = True, plot_to: Path | None = None) -> int:
+    from nnspec.sweep_fit import fit_sweep
     quiet = args.quiet
     every = max(1, (args.epochs or program.train.epochs) // 20)
     count = [0]
@@ -422,12 +448,8 @@ def _train_sweep(program, args: argparse.Namespace, out: Path | None, spec_path:
     best = result.best
     sys.stdout.write(f"best: {', '.join(f'{k}={v:g}' for k, v in best.setting.items())}; "
                      f"its spec is `{out / 'best.nn'}`, its weights the run's checkpoint\n")
-    if args.plot:
-        try:
-            plot_lr_curve(result, Path(args.plot))
-        except (RuntimeError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
-        print(f"wrote the learning-rate curve to `{args.plot}`", file=sys.stderr)
+    if plot_to is not None and out is not None:
+        _plot_run(out, plot_to)
     return EXIT_OK
 
 
@@ -627,6 +649,72 @@ def _read_inputs(path: str, program, names, targets, *, header: bool = True):
     return x.reshape((-1, *shape))
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    """A picture of runs (nnspec/plot.py): learning curves, a sweep's curve, or, from the
+    trained model, a decision boundary or a confusion matrix."""
+    from nnspec import plot
+    folders = [Path(r) for r in args.runs]
+    kind = "boundary" if args.boundary else "confusion" if args.confusion else None
+    try:
+        plot.require_matplotlib()  # before any work
+        history = kind is None
+        kind = plot.history_kind(folders) if history else kind
+        if args.axis is not None and kind != "sweep":
+            raise plot.PlotError("`--axis` chooses a sweep's swept value for the x axis; "
+                                 + ("these runs are not sweeps" if kind == "curves" else f"`--{kind}` has no such axis"))
+        if args.output is not None:
+            out = plot.output_path(args.output, overwrite=args.overwrite)
+        elif len(folders) == 1:  # the picture of one run lives in its folder, redrawn in place
+            out = plot.default_output(folders[0], kind)
+        else:
+            raise plot.PlotError(f"name the picture of {len(folders)} runs with `-o FILE.png` (or `.svg`)")
+        fig = plot.history_figure(kind, folders, args.runs, args.axis) if history else _model_figure(
+            kind, folders, args.runs)
+        if isinstance(fig, int):
+            return fig
+        try:
+            plot.save(fig, out)
+        except OSError as exc:
+            raise UsageError(f"cannot write `{out}`: {exc.strerror or exc}") from None
+    except plot.PlotError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {plot.PICTURES[kind]} to `{out}`", file=sys.stderr)
+    return EXIT_OK
+
+
+def _model_figure(kind: str, folders: list[Path], names: list[str]):
+    """`--boundary` or `--confusion` of each run's trained model (a figure), or the exit
+    code of a spec or data error. Every run is checked before JAX starts for any."""
+    from nnspec import plot
+    from nnspec.diagnostics import NNSpecError
+    programs = []
+    for r, name in zip(folders, names):
+        plot.run_kind(r)
+        if not (r / "checkpoint.npz").is_file():
+            raise plot.PlotError(f"`{r}` holds no trained model (no `checkpoint.npz`) to draw `--{kind}` from")
+        program = _program_or_exit(str(r / "spec.nn"))
+        if program is None:
+            return EXIT_SPEC
+        if program.train is None:
+            raise plot.PlotError(f"`{r / 'spec.nn'}` has no `train` block: there is no data to draw")
+        plot.refuse(kind, program, name)  # the spec says what the model is
+        programs.append(program)
+    from nnspec.infer import load_run
+    _compile_cache()
+    panels = []
+    for r, name, program in zip(folders, names, programs):
+        try:  # the run's weights, its data and split rebuilt as `nnspec eval` rebuilds them
+            trained = load_run(program, r, r.resolve(), own_copy=True)
+        except NNSpecError as exc:
+            exc.action = "plot"
+            sys.stderr.write(exc.render(color=_color(sys.stderr)))
+            return EXIT_SPEC
+        for note in trained.notes:
+            print(f"note: `{name}`: {note}", file=sys.stderr)
+        panels.append(plot.boundary(trained, name) if kind == "boundary" else plot.confusion(trained, name))
+    return plot.boundary_figure(panels) if kind == "boundary" else plot.confusion_figure(panels)
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     """The versions, the backend and every device JAX sees: where `nnspec train` would run."""
     import importlib
@@ -767,8 +855,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run folder: new or empty (default: runs/SPEC-NAME, numbered -2, -3, ... when taken)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the run already in `--out DIR` (only nnspec's own files are removed)")
-    p.add_argument("--plot", metavar="PNG", help="for a sweep: plot the best loss against the learning rate")
+                   help="replace the run already in `--out DIR` (only nnspec's own files are removed), "
+                        "and the `--plot` file")
+    p.add_argument("--plot", metavar="FILE",
+                   help="when trained, draw what `nnspec plot` draws (the learning curves, or a sweep's curve) "
+                        "to FILE (`.png` or `.svg`); `--overwrite` replaces one that exists")
     p.add_argument("--checkpoint-every", type=_seconds, default=2.0, metavar="SECONDS",
                    help="save a checkpoint at most this often (0: every epoch); always at the end and on Ctrl-C")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -789,6 +880,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the input has no header: its columns are the model's inputs, in order")
     p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("plot", help="draw runs: learning curves, a sweep's curve, a decision boundary, a confusion matrix")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by `train`; several are drawn on one figure")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="the picture, `.png` or `.svg` (default for one run: `curves.png`, `sweep.png`, "
+                        "`boundary.png` or `confusion.png` in its folder)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--boundary", action="store_true",
+                       help="a classifier of 2 input features: its decision boundary over its training data")
+    which.add_argument("--confusion", action="store_true",
+                       help="a classifier: its confusion matrix on the test split (validation without one)")
+    p.add_argument("--axis", metavar="NAME", help="for a sweep: the swept value on the x axis (default: the first that varies)")
+    p.add_argument("--overwrite", action="store_true", help="replace `-o FILE` if it exists")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("export", help="write a trained run as StableHLO, safetensors or ONNX (docs/export.md)")
     p.add_argument("run", metavar="RUN", help="the run folder written by `train`")

@@ -39,30 +39,10 @@ def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool
     the data rebuilt as the run recorded it. `program` is the spec at `spec_path`;
     `own_copy` says it is the run folder's own `spec.nn` (whose data path is relative to
     the user's folder, so it is not compared by path). Raises NNSpecError."""
-    from nnspec.infer import evaluate, load_trained
-    from nnspec.prepare import fail, prepare
-    notes = []
-    model, params, std, meta = load_trained(program, run)
-    program = model.program
-    rec = meta.get("run")
-    if isinstance(rec, dict):
-        for what, message in runs.differences(program, rec, spec_path.resolve().parent, by_path=not own_copy):
-            d = program.spec.train.get(what) if program.spec.train is not None else None
-            raise fail("E405", f"this spec does not describe the run in `{run}`: {message}", program,
-                       d.span if d is not None else None, label=f"differs from the run's `{what}`",
-                       help=f"evaluate with the spec the run was trained with: `nnspec eval --run {run}`")
-        # the split is rebuilt with the seed the run's data was made with
-        program = runs.with_overrides(program, {"seed": rec.get("seed")})
-        if (rec.get("overrides") or {}).get("seed") is not None:
-            notes.append(f"the run was trained with `--seed {rec['overrides']['seed']}`: "
-                         f"its split is rebuilt with that seed")
-        program, problem = runs.relocate(program, rec)
-        if problem is not None:
-            raise fail("E401", f"cannot evaluate: {problem}", program, program.train.data_span,  # type: ignore[union-attr]
-                       label="the run's data", help="put the file back as it was when the run was trained")
-    else:
-        notes.append("this run predates run records: its split is rebuilt from the spec as it is now")
-    splits = prepare(program, spec_path.resolve().parent, standardizer=std)
+    from nnspec.infer import evaluate, load_run
+    trained = load_run(program, run, spec_path.resolve().parent, own_copy=own_copy)
+    program, model, params, meta, splits = trained.program, trained.model, trained.params, trained.meta, trained.splits
+    notes = list(trained.notes)
     chosen = {"test": (splits.test, "test"), "val": (splits.val, "validation"),
               "train": (splits.train, "training")}
     if split is not None:
