@@ -1147,14 +1147,14 @@ class _Checker:
         if autoencoder and not self.autoencoder_agreement(model, target, lspan):  # type: ignore[arg-type]
             return False
         if loss.task == "multiclass" and len(out) != 1:
-            head = "`flatten` and " if len(out) > 1 else ""
+            flat = "`flatten` and " if len(out) > 1 else ""
             act = "" if logits else " softmax"
             self.err("E304", f"`{loss.name}` needs a flat vector of class scores, but "
                              f"{f'output `{head}`' if head else 'the model' + chr(39) + 's output'} has shape {show_shape(out)}",
                      span, f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
                      notes=["classes per step or per pixel are not supported; for 0/1 labels of any shape use "
                             "`binary_crossentropy`, for numbers `mse`"],
-                     help=f"to classify each example, end the model with {head}`dense {out[-1]}{act}`")
+                     help=f"to classify each example, end the model with {flat}`dense {out[-1]}{act}`")
             return False
         if loss.task == "binary":
             source = self.bound_source if target is None and self.spec.losses is None else None
