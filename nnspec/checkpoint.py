@@ -33,7 +33,8 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
                       (older checkpoints: "next_epoch_key"; informational, never read)
   stopper ?           {"best": number, "best_epoch": int >= 0, "wait": int >= 0}
   standardizer ?      {"mean": numbers, "std": numbers > 0}: finite, same shape
-  classes ?           [str], the class names of a classifier's targets
+  classes ?           [str], the class names of a classifier's targets (several outputs:
+                      {output: [str] or null})
   feature_names ?     [str], as many as the standardizer's features
   target_names ?      [str]
   sweep               bool (a sweep's best model)
@@ -317,7 +318,9 @@ SCHEMA: dict[str, tuple[str, Any]] = {
         v, {"best": _is_number, "best_epoch": lambda x: _is_int(x, 0), "wait": lambda x: _is_int(x, 0)})),
     "standardizer": ("finite means and positive deviations of one shape, or null",
                      lambda v: v is None or _standardizer_ok(v)),
-    "classes": ("a list of names or null", lambda v: v is None or _is_names(v)),
+    "classes": ("a list of names, an object of them by output, or null",
+                lambda v: v is None or _is_names(v) or (isinstance(v, dict) and all(
+                    isinstance(k, str) and (c is None or _is_names(c)) for k, c in v.items()))),
     "feature_names": ("a list of names or null", lambda v: v is None or _is_names(v)),
     "target_names": ("a list of names or null", lambda v: v is None or _is_names(v)),
     "sweep": ("true or false", lambda v: isinstance(v, bool)),

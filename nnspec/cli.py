@@ -126,7 +126,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from nnspec.summary import summary
         sys.stdout.write(summary(program))
     else:
-        if program.loss is None or program.optimizer is None:
+        if not program.heads or program.optimizer is None:
             raise UsageError(f"`--emit {args.emit}` shows the training step, which needs a `loss` and an `optimizer`")
         from nnspec.lower import emit_step
         sys.stdout.write(emit_step(program, args.emit))
@@ -512,6 +512,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         meta = {"classes": class_names(program.train.data) if program.train is not None else None}
         names, targets = _spec_names(program, args.spec)
     classes = meta.get("classes")
+    if len(program.model.inputs) > 1 or program.several_outputs:
+        return _predict_several(args, program, model, params, meta, names, targets)
     x = _read_inputs(args.input, program, names, targets, header=not args.no_header)
     from nnspec.prepare import first_bad_token, token_vocab
     vocab = token_vocab(program)
@@ -569,6 +571,97 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(buf.getvalue())
     return EXIT_OK
+
+
+def _predict_several(args: argparse.Namespace, program, model, params, meta, names, targets) -> int:
+    """Predictions of a model with several inputs (read from an `.npz` archive, one array
+    per input, named after it) or several outputs (columns `NAME`, or `NAME_0`, `NAME_1`
+    ... for an output of several units, then `NAME_class` for a classifier)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from nnspec import nn
+    from nnspec.infer import predict
+    from nnspec.prepare import first_bad_token
+    inputs = program.model.inputs
+    if len(inputs) > 1:
+        x = _read_arrays(args.input, program)
+    else:
+        x = _read_inputs(args.input, program, names, targets, header=not args.no_header)
+    xs = x if isinstance(x, dict) else {inputs[0][0]: x}
+    for t in program.model.input_types:
+        if t.dtype != "int32":
+            continue
+        vocab = t.vocab or min((layer.params["vocab"] for layer in program.model.layers if t.name in layer.inputs),
+                               default=2 ** 31 - 1)
+        if (bad := first_bad_token(xs[t.name], vocab)) is not None:
+            raise UsageError(f"`{args.input}`, input `{t.name}`, example {bad[0] + 1}: `{bad[2]:g}` is not a token id; "
+                             f"it takes whole numbers 0 to {vocab - 1}")
+    pred = predict(model, params, jax.tree_util.tree_map(jnp.asarray, x), ensemble=bool(meta.get("ensemble")))
+    outs = pred if isinstance(pred, dict) else {"": pred}
+    classes = meta.get("classes")
+    header: list[str] = []
+    columns: list[list[str]] = []
+    n = None
+    for h in program.heads:
+        loss = h.loss
+        p = np.asarray(nn.probabilities(jnp.asarray(outs[h.name]), loss.name, bool(loss.params.get("from_logits", False))))
+        n = len(p)
+        flat = p.reshape(n, -1)
+        bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+        if bad.size:
+            raise UsageError(f"output `{h.node}` for example {int(bad[0]) + 1} of `{args.input}` is not finite; "
+                             "its inputs are probably far outside the range of the training data")
+        base = h.name or "y"
+        header += [base] if flat.shape[1] == 1 else [f"{base}_{i}" for i in range(flat.shape[1])]
+        columns += [[f"{v:.6g}" for v in flat[:, j]] for j in range(flat.shape[1])]
+        if loss.task in ("binary", "multiclass") and h.shape == (1,) or loss.task == "multiclass":
+            names_of = classes.get(h.name) if isinstance(classes, dict) else classes
+            index = np.asarray(nn.predicted_class(jnp.asarray(p), loss.name, False)).reshape(n)
+            header.append(f"{h.name}_class" if h.name else "class")
+            columns.append([names_of[i] if names_of and i < len(names_of) else str(i) for i in index])
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(header)
+    for i in range(n or 0):
+        out.writerow([c[i] for c in columns])
+    if args.output:
+        write_atomic(Path(args.output), buf.getvalue())
+        print(f"wrote {n} predictions to `{args.output}`", file=sys.stderr)
+    else:
+        sys.stdout.write(buf.getvalue())
+    return EXIT_OK
+
+
+def _read_arrays(path: str, program) -> dict:
+    """A model's several inputs from an `.npz` archive, one array per input named after it,
+    each checked against its input's shape."""
+    import numpy as np
+    from nnspec.data import _listing
+    if not path.endswith(".npz"):
+        raise UsageError(f"`{path}`: a model with several inputs predicts from an `.npz` archive with one array "
+                         f"per input, named after it ({', '.join(n for n, _ in program.model.inputs)})")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            have = tuple(archive.files)
+            missing = [n for n, _ in program.model.inputs if n not in have]
+            if missing:
+                raise UsageError(f"`{path}` has no array `{missing[0]}` for input `{missing[0]}` "
+                                 f"(it has {_listing(have) if have else 'no arrays'})")
+            xs = {n: np.asarray(archive[n]) for n, _ in program.model.inputs}
+    except (OSError, ValueError, EOFError) as exc:
+        raise UsageError(f"`{path}` cannot be read as an `.npz` archive ({exc})") from None
+    counts = {len(a) if a.ndim else 0 for a in xs.values()}
+    for n, shape in program.model.inputs:
+        a = xs[n]
+        if a.ndim == 0 or tuple(a.shape[1:]) != tuple(shape):
+            raise UsageError(f"`{path}`: array `{n}` has shape {tuple(a.shape)}, but input `{n}` takes "
+                             f"(examples, {', '.join(map(str, shape))})")
+        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a.astype(np.float64)).all():
+            raise UsageError(f"`{path}`: array `{n}` must hold finite numbers")
+    if len(counts) > 1:
+        raise UsageError(f"`{path}`: the arrays hold different numbers of examples ({', '.join(map(str, sorted(counts)))})")
+    return {n: xs[n].astype(np.float32) for n, _ in program.model.inputs}
 
 
 def _refuse_without_run(program, spec: str) -> None:

@@ -56,17 +56,17 @@ def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardi
 def predict(model: Model, params, x: jax.Array, *, ensemble: bool = False) -> jax.Array:
     """The model's outputs; an ensemble's are the mean of its members'."""
     if ensemble:
-        return jnp.mean(jax.vmap(lambda p: model.apply(p, x))(params), axis=0)
+        return jax.tree_util.tree_map(lambda v: jnp.mean(v, axis=0), jax.vmap(lambda p: model.apply(p, x))(params))
     return model.apply(params, x)
 
 
 def evaluate(model: Model, params, ds: Dataset, program: Program, *, ensemble: bool = False) -> dict[str, float]:
     """Mean loss and metrics on `ds` (of the averaged outputs, for an ensemble)."""
-    y = jnp.asarray(_labels(program, ds.y))
+    y = _labels(program, ds.y)
     if ensemble:
-        pred = predict(model, params, jnp.asarray(ds.x), ensemble=True)
-        return {k: float(jnp.mean(v)) for k, v in model.metrics(pred, y).items()}
-    data = chunks(ds.x, np.asarray(y), eval_chunk([len(ds)]))
+        pred = predict(model, params, jax.tree_util.tree_map(jnp.asarray, ds.x), ensemble=True)
+        return {k: float(jnp.mean(v)) for k, v in model.metrics(pred, jax.tree_util.tree_map(jnp.asarray, y)).items()}
+    data = chunks(ds.x, y, eval_chunk([len(ds)]))
     return {k: float(v) for k, v in mean_over(compiled(eval_sums_fn(model)), params, data, model.hparams()).items()}
 
 

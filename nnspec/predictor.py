@@ -102,7 +102,10 @@ class Predictor:
         self.meta = meta
         self.history: list[dict[str, float]] = list(meta.get("history") or [])
         self.feature_names: tuple[str, ...] | None = tuple(meta["feature_names"]) if meta.get("feature_names") else None
-        self.classes: tuple[str, ...] | None = tuple(meta["classes"]) if meta.get("classes") else None
+        # the class names of the one output (several outputs: a dict of them by output)
+        classes = meta.get("classes")
+        self.classes: Any = ({k: tuple(v) if v else None for k, v in classes.items()} if isinstance(classes, dict)
+                             else tuple(classes) if classes else None)
         self._fn: Any = None
 
     # -- what it computes
@@ -135,6 +138,9 @@ class Predictor:
         prog = self.program
         if len(prog.model.inputs) != 1:
             raise ValueError(f"this model has {len(prog.model.inputs)} inputs; predict takes models of one input")
+        if prog.several_outputs:
+            raise ValueError(f"this model has {len(prog.heads)} outputs; `.predict` takes models of one output: "
+                             "use `nnspec predict`, which writes a column per output")
         shape = tuple(prog.model.input_shape)
         width = math.prod(shape)
         dtype = np.int32 if prog.model.input_types and prog.model.input_types[0].dtype == "int32" else np.float32

@@ -149,7 +149,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
     sweep = program.sweep
     assert sweep is not None, "not a sweep"
     t = program.train
-    if t is None or program.loss is None or program.optimizer is None:
+    if t is None or not program.heads or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
     swept_epochs = next((a for a in sweep.axes if a.name.split(".")[0] == "epochs"), None)
@@ -284,7 +284,7 @@ def _preparation_key(program: Program) -> str:
     """Everything `prepare` reads: the data, and what it checks the data against."""
     t = program.train
     assert t is not None
-    return repr((_data_key(program), t.batch, program.model.input_shape, program.model.output_shape, program.loss))
+    return repr((_data_key(program), t.batch, program.model.inputs, program.heads))
 
 
 def _varying(sweep: Any, axis: Any) -> list[Program]:
