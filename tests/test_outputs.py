@@ -271,3 +271,34 @@ def test_train_eval_and_predict_from_the_command_line(tmp_path):
     np.savez(tmp_path / "bad.npz", title=a["title"])
     r = _cli("predict", str(spec), "--run", "run", "--input", "bad.npz", cwd=tmp_path)
     assert r.returncode == 2 and "no array `body`" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_load_and_export_refuse_several_outputs_or_inputs_and_evaluate_them(tmp_path):
+    """`nnspec.load(RUN)` evaluates such a run as eval does; `.predict` and export take
+    models of one input and one output, and say so (nnspec predict writes the columns)."""
+    from nnspec import export
+    program = _program(_spec(tmp_path, TRAIN))
+    fit(program, out=tmp_path / "run")
+    run = nnspec.load(tmp_path / "run")
+    assert set(run.classes) == {"priority", "department"}
+    got = run.evaluate()
+    assert set(got) == {"loss", "priority_loss", "priority_accuracy", "department_loss",
+                                "department_accuracy"}
+    with pytest.raises(ValueError, match="2 inputs"):
+        run.predict(_arrays(4)["title"])
+    with pytest.raises(export.ExportError, match="2 inputs"):
+        export.stablehlo(run)
+    model = MODEL.replace("    input body[4]\n", "").replace("    b: dense 8 relu from body\n", "") \
+        .replace("    j: concat t b\n", "    j: dense 8 relu from t\n")
+    arrays = _arrays()
+    del arrays["body"]
+    arrays["x"] = arrays.pop("title")
+    (tmp_path / "one").mkdir()
+    one_input = _program(_spec(tmp_path / "one", TRAIN, model=model.replace("from title", "from x")
+                               .replace("input title[6]", "input x[6]"), arrays=arrays))
+    fit(one_input, out=tmp_path / "one" / "run")
+    single = nnspec.load(tmp_path / "one" / "run")
+    with pytest.raises(ValueError, match="2 outputs"):
+        single.predict(arrays["x"][:3])
+    with pytest.raises(export.ExportError, match="2 outputs"):
+        export.stablehlo(single)
