@@ -15,13 +15,13 @@ from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
 from nnspec import blocks, graph
-from nnspec.checked import (EarlyStop, Fn, Input, Layer, LossProgram, ModelProgram, OptimizerProgram,
+from nnspec.checked import (EarlyStop, Fn, Input, Layer, LossProgram, MetricProgram, ModelProgram, OptimizerProgram,
                             Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
 from nnspec.layers import out_shape as layer_out_shape
-from nnspec.losses import LOSSES, METRICS
+from nnspec.losses import LOSSES, METRICS, metric_key
 from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
                            Registry, Str, Sym, Symbol, Union)
@@ -241,6 +241,13 @@ class _Checker:
             return None
         params.pop("__given__")
         return Fn(entry.name, params)
+
+    def written(self, span: Span | None) -> str | None:
+        """The source text under `span`, on one line, if there is a source."""
+        if self.source is None or span is None:
+            return None
+        text = self.source.text[span.start:span.end]
+        return " ".join(text.split()) or None
 
     def unknown(self, kind: str, name: str, span: Span | None, names: Iterable[str], *,
                 extra: str | None = None) -> None:
@@ -851,11 +858,15 @@ class _Checker:
                      seen["split"].span, "", help="keep their sum below 1, as in `split val=0.2 test=0.1`")
             ok = False
         batch = bound.get("batch", {"size": 32})["size"]
-        metrics = tuple(m.name for m in bound.get("metrics", {"metrics": ()})["metrics"] if m is not None)
-        if len(set(metrics)) != len(metrics):
-            twice = [m for i, m in enumerate(metrics) if m in metrics[:i]]
+        metrics = tuple(_metric(m) for m in bound.get("metrics", {"metrics": ()})["metrics"] if m is not None)
+        keys = [m.key for m in metrics]
+        if len(set(keys)) != len(keys):
+            twice = [k for i, k in enumerate(keys) if k in keys[:i]]
+            written = {}
+            for arg, m in zip(seen["metrics"].args, metrics):
+                written.setdefault(m.key, self.written(arg.span) or m.key)
             self.err("E105", f"`{twice[0]}` given twice", seen["metrics"].span, "",
-                     help=f"list each metric once: `metrics {' '.join(dict.fromkeys(metrics))}`")
+                     help=f"list each metric once: `metrics {' '.join(written.values())}`")
             ok = False
         es = None
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
@@ -926,13 +937,14 @@ class _Checker:
         self.bound_source = source  # for check_agreement, even when another train setting is wrong
         return {"source": source}
 
-    def early_stop(self, p: dict[str, Any], d: ir.Directive, metrics: tuple[str, ...], has_val: bool,
+    def early_stop(self, p: dict[str, Any], d: ir.Directive, metrics: tuple[MetricProgram, ...], has_val: bool,
                    seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
         monitor = p["monitor"]
         span = p["__given__"]["monitor"].value.span if "monitor" in p["__given__"] else d.span
         base = monitor[4:] if monitor.startswith("val_") else monitor
-        known = ["loss", "val_loss"] + [m for name in metrics for m in (name, f"val_{name}")]
-        if base != "loss" and base not in metrics:
+        modes = {m.key: m.mode for m in metrics}
+        known = ["loss", "val_loss"] + [k for key in modes for k in (key, f"val_{key}")]
+        if base != "loss" and base not in modes:
             hint = did_you_mean(monitor, known)
             if hint is None and base in METRICS:
                 hint = f"add `{base}` to the train block's `metrics` line"
@@ -949,23 +961,58 @@ class _Checker:
                       help=f"training metrics keep improving while the model overfits; monitor `val_{base}` instead{split}")
         mode = p["mode"]
         if mode == "auto":
-            mode = "min" if base == "loss" else METRICS.get(base).attrs["mode"]  # type: ignore[union-attr]
+            mode = "min" if base == "loss" else modes[base]
         return EarlyStop(monitor, mode, p["patience"], p["min_delta"], p["restore_best"])
 
-    def check_metrics(self, metrics: tuple[str, ...], d: ir.Directive | None, *, autoencoder: bool = False) -> None:
+    def check_metrics(self, metrics: tuple[MetricProgram, ...], d: ir.Directive | None, *,
+                      autoencoder: bool = False) -> None:
+        """Each metric fits the loss (E305) and the model's output: its class or `k` exists
+        (E314), its averaging fits the number of classes (E315)."""
         if self.loss is None or d is None:
             return
-        for arg, name in zip(d.args, metrics):
-            tasks = METRICS.get(name).attrs["tasks"]  # type: ignore[union-attr]
-            if autoencoder and name == "accuracy":
-                self.err("E305", "`accuracy` does not apply when the targets are the inputs", arg.span, "",
+        model = self.model or self.outline
+        out = tuple(model.output_shape) if model is not None and model.layers else None
+        # a softmax's classes are its units; 0/1 outputs are labels, or one output's 2 classes
+        count, noun = None, "classes"
+        if out is not None and self.loss.task == "multiclass" and len(out) == 1:
+            count = out[0]
+        elif out is not None and self.loss.task == "binary":
+            count = math.prod(out)
+            noun = "labels" if count > 1 else "classes"
+        for arg, m in zip(d.args, metrics):
+            tasks = METRICS.get(m.name).attrs["tasks"]  # type: ignore[union-attr]
+            if autoencoder and "regression" not in tasks:
+                self.err("E305", f"`{m.name}` does not apply when the targets are the inputs", arg.span, "",
                          help="an autoencoder's targets are numbers, not classes: measure `mse` or `mae`")
                 continue
             if self.loss.task not in tasks:
-                fits = [m.name for m in METRICS if self.loss.task in m.attrs["tasks"]]
-                self.err("E305", f"`{name}` does not apply to a {_TASK[self.loss.task]} loss", arg.span, "",
-                         help=f"`{name}` is for {_tasks(tasks)}; "
+                fits = [e.name for e in METRICS if self.loss.task in e.attrs["tasks"]]
+                self.err("E305", f"`{m.name}` does not apply to a {_TASK[self.loss.task]} loss", arg.span, "",
+                         help=f"`{m.name}` is for {_tasks(tasks)}; "
                               f"with `{self.loss.name}`, measure {one_of(fits)}")
+                continue
+            if count is None:
+                continue
+            assert model is not None
+            output = model.layers[-1].span
+            if m.name == "top_k" and m.params["k"] >= count:
+                self.err("E314", f"`top_k({m.params['k']})` of {count} classes is always 1",
+                         _metric_arg(arg, "k") or arg.span, f"k = {m.params['k']}",
+                         secondary=[(output, f"{count} classes")],
+                         help=f"pick k below {count}, as in `top_k({max(1, count // 2)})`")
+            one_unit = self.loss.task == "binary" and count == 1
+            classes = 2 if one_unit else count
+            cls = m.params.get("class")
+            if cls is not None and cls >= classes:
+                self.err("E314", f"`class={cls}` does not exist: the output has {classes} {noun}",
+                         _metric_arg(arg, "class") or arg.span, "no such class",
+                         secondary=[(output, f"{classes} {noun}")],
+                         help=f"{noun} are numbered from 0 to {classes - 1}")
+            if m.params.get("average") == "binary" and cls is None and not one_unit:
+                self.err("E315", f"`{m.name}` of {count} {noun} needs to say how they are combined", arg.span,
+                         "`binary` averaging is for one 0/1 output",
+                         help=f"write `{m.name}(macro)`, `{m.name}(micro)`, `{m.name}(weighted)` "
+                              f"or `{m.name}(class=0)` for one {noun[:-2] if noun == 'classes' else noun[:-1]}")
 
     def check_agreement(self) -> None:
         """Loss and output layer, builtin data and input/labels."""
@@ -1187,6 +1234,22 @@ PASSES: tuple[Callable[[_Checker], None], ...] = (
 )
 
 _EXAMPLE = {"loss": "loss mse", "optimizer": "optimizer adam lr=1e-3"}
+def _metric(fn: Fn) -> MetricProgram:
+    entry = METRICS.get(fn.name)
+    assert entry is not None
+    return MetricProgram(fn.name, dict(fn.params), metric_key(fn.name, fn.params), entry.attrs["mode"])
+
+
+def _metric_arg(arg: ir.Arg, name: str) -> Span | None:
+    """The span of a metric call's argument `name`, given by keyword or as the (one) positional."""
+    call = arg.value
+    if not isinstance(call, ir.Call):
+        return None
+    entry = METRICS.get(call.name)
+    positional = entry is not None and any(p.name == name and p.positional for p in entry.params)
+    return next((a.span for a in call.args if a.key == name or (a.key is None and positional)), None)
+
+
 _TASK = {"binary": "binary classification", "multiclass": "multiclass classification", "regression": "regression"}
 
 

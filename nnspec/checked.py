@@ -109,6 +109,19 @@ class LossProgram:
 
 
 @dataclass(frozen=True)
+class MetricProgram:
+    """One entry of the `metrics` line: `f1(macro)` is name `f1`, its parameters, and the
+    key `f1_macro` its values go by (history, screen, `early_stop monitor=`)."""
+    name: str
+    params: Mapping[str, Any]
+    key: str
+    mode: str  # min | max: which way is better
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
 class OptimizerProgram:
     name: str
     params: Mapping[str, Any]  # lr is a float or an Fn schedule
@@ -139,7 +152,7 @@ class TrainProgram:
     batch: int | None  # None: the whole training split in one batch
     epochs: int
     seed: int
-    metrics: tuple[str, ...]
+    metrics: tuple[MetricProgram, ...]
     standardize: bool
     early_stop: EarlyStop | None
     data_span: Span | None = None

@@ -443,7 +443,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     if program.train is None:
         raise UsageError(f"`{spec_path}` has no `train` block: there is no data to evaluate on")
-    from nnspec.infer import evaluate, load_trained
+    from nnspec.infer import evaluate_report, load_trained
     from nnspec.prepare import fail, prepare
     _compile_cache()
     notes = []
@@ -482,13 +482,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
         ds, name = splits.train, "training"
         notes.append("the spec holds out no test or validation data; reporting the training split")
     ensemble = bool(meta.get("ensemble"))
-    metrics = evaluate(model, params, ds, program, ensemble=ensemble)
+    metrics, counts = evaluate_report(model, params, ds, program, ensemble=ensemble, confusion=True)
     if ensemble:
         notes.append(f"the mean prediction of an ensemble of {meta['ensemble']} models")
+    from nnspec.files import write_atomic
+    from nnspec.show import MAX_SHOWN_CLASSES, confusion_files, confusion_table, format_value
+    table = ""
+    if counts is not None:
+        json_text, csv_text = confusion_files(counts, name, len(ds))
+        try:
+            write_atomic(run / "confusion.json", json_text)
+            write_atomic(run / "confusion.csv", csv_text)
+            where = f"`{run / 'confusion.json'}` and `{run / 'confusion.csv'}`"
+        except OSError as exc:
+            where = None
+            notes.append(f"could not write the confusion matrix to `{run}`: {exc.strerror or exc}")
+        if counts.shape[-1] <= MAX_SHOWN_CLASSES and len(counts) <= MAX_SHOWN_CLASSES:
+            table = "\n" + confusion_table(counts)
+        elif where is not None:
+            notes.append(f"the confusion matrix ({counts.shape[-1]} classes) is too wide to show")
+        if where is not None:
+            notes.append(f"wrote the confusion matrix to {where}")
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    from nnspec.show import format_value
-    sys.stdout.write(f"{name} split ({len(ds)} examples)\n" + _table([(k, format_value(v)) for k, v in metrics.items()]))
+    sys.stdout.write(f"{name} split ({len(ds)} examples)\n" + _table([(k, format_value(v)) for k, v in metrics.items()])
+                     + table)
     return EXIT_OK
 
 

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from nnspec.checked import Fn, OptimizerProgram, Program, Regularization
+from nnspec import metrics as metric_lib
 from nnspec import nn
 
 Params = dict[str, dict[str, jax.Array]]
@@ -203,8 +204,9 @@ class Model:
         # loss and the metrics read the output as float32. No loss scaling: bfloat16 has
         # float32's exponent range (Keras's `mixed_bfloat16` policy does the same).
         self.compute = jnp.bfloat16 if program.train is not None and program.train.precision == "bf16" else None
-        self.metric_names = tuple(metrics)
-        self._metrics = {m: nn.metric_fn(m, loss.name, loss.params, out) for m in metrics} if loss else {}
+        self.metric_names = tuple(m.key for m in metrics)
+        # each metric as statistics summed over batches and a finalizer (nnspec/metrics.py)
+        self._metrics = {m.key: metric_lib.build(m, loss, out) for m in metrics} if loss else {}
 
     # -- parameters and hyperparameters
     def init(self, key: jax.Array) -> Params:
@@ -322,12 +324,23 @@ class Model:
         per = self.per_example_loss(self.apply(params, x, key=key, train=train, hparams=hp), y)
         return _mean(per, weights) + self.penalty(params, hp)
 
-    def metrics(self, pred: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
-        """Per-example values of the loss (without penalties) and every metric."""
-        out = {"loss": self.per_example_loss(pred, y)}
-        for name, fn in self._metrics.items():
-            out[name] = fn(pred, y)
-        return out
+    def metric_stats(self, pred: jax.Array, y: jax.Array, weights: jax.Array | None = None
+                     ) -> dict[str, dict[str, jax.Array]]:
+        """Every metric's statistics of a batch (weights 0: padding), by key; `finalize`
+        turns the statistics of a whole split into the metrics."""
+        return metric_lib.stats_of(self._metrics, pred, y, weights)
+
+    def merge_stats(self, a: dict, b: dict, xp: Any = jnp) -> dict:
+        """Two batches' (or chunks') metric statistics combined."""
+        return metric_lib.merge(self._metrics, a, b, xp)
+
+    def zero_stats(self, pred: Any, y: Any) -> dict:
+        """The metric statistics of no examples, for batches shaped as `pred`, `y`."""
+        return metric_lib.zeros(self._metrics, pred, y)
+
+    def finalize(self, stats: dict, xp: Any = jnp) -> dict[str, Any]:
+        """Every metric, by key, from the statistics of a split (any leading axes)."""
+        return metric_lib.finalize(self._metrics, stats, xp)
 
     # -- training
     def init_state(self, key: jax.Array) -> TrainState:
@@ -338,7 +351,8 @@ class Model:
     def step(self, state: TrainState, x: jax.Array, y: jax.Array, *, key: jax.Array,
              hparams: HParams | None = None, weights: jax.Array | None = None
              ) -> tuple[TrainState, dict[str, jax.Array]]:
-        """One gradient step on a batch; returns the new state and the batch's metric sums."""
+        """One gradient step on a batch; returns the new state and the batch's sums: the
+        loss's (`loss`) and every metric's statistics (`metrics`)."""
         hp = self.hparams() if hparams is None else hparams
 
         def objective(params):
@@ -356,7 +370,7 @@ class Model:
         # The loss per example comes from the objective; only the other metrics are computed anew.
         pred, per = jax.lax.stop_gradient(pred), jax.lax.stop_gradient(per)
         total = (lambda v: jnp.sum(v)) if weights is None else (lambda v: jnp.sum(v * weights))
-        sums = {"loss": total(per), **{k: total(fn(pred, y)) for k, fn in self._metrics.items()}}
+        sums = {"loss": total(per), "metrics": self.metric_stats(pred, y, weights)}
         return TrainState(params, opt_state), sums
 
 
