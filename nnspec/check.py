@@ -1040,6 +1040,15 @@ class _Checker:
                                 "`binary_crossentropy`, for numbers `mse`"],
                          help=f"to classify each example, end the model with {head}`dense {out[-1]}{act}`")
                 return
+            weights = loss.params.get("class_weight")
+            classes = out[0] if loss.task == "multiclass" else 2
+            if weights is not None and len(weights) != classes:
+                arg = next((a for a in self.spec.loss.args if a.key == "class_weight"), None)  # type: ignore[union-attr]
+                what = f"{classes} classes" if loss.task == "multiclass" else "2 classes (0 and 1)"
+                self.err("E316", f"{len(weights)} class weight{'s' if len(weights) != 1 else ''} for {what}",
+                         arg.span if arg is not None else lspan, f"{len(weights)} weight{'s' if len(weights) != 1 else ''}",
+                         secondary=[(span, what)] if loss.task == "multiclass" else [],
+                         help=f"give one weight per class, in class order: `class_weight=[{', '.join(['1.0'] * classes)}]`")
             if loss.task == "binary":
                 source = self.bound_source if target is None else None
                 ds = DATASETS.get(source.params["name"]) if source is not None and source.kind == "builtin" else None

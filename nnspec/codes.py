@@ -335,6 +335,17 @@ several classes (a softmax) or several 0/1 outputs, say how the classes' scores 
 combined: `f1(macro)` (their mean), `f1(weighted)` (weighted by each class's number of
 examples), `f1(micro)` (of all decisions pooled), or `f1(class=K)` for one class.
 `average` and `class` cannot both be given."""),
+    "E316": ("class weights do not fit the classes", """
+`class_weight=[w0, w1, ...]` gives each class's weight in the loss, in class order: as
+many weights as the softmax has units for `categorical_crossentropy`, two (for label 0
+and label 1) for `binary_crossentropy`.
+
+    model m {
+        input x[2]
+        dense 3 softmax
+    }
+    loss categorical_crossentropy class_weight=[1, 2]     # 3 classes: give 3 weights
+    optimizer sgd lr=0.1"""),
     "E320": ("batch does not split over the devices", """
 With `devices N`, every batch is split over N devices, each computing the same number
 of examples, so the batch size must be a multiple of N. The help names the nearest

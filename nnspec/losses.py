@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from nnspec.params import ArgError, Bool, Choice, Entry, Float, Int, P, Registry
+from nnspec.params import ArgError, Bool, Choice, Entry, Float, Int, ListOf, P, Registry
 
 # ROC AUC is computed from histograms of the scores (nnspec/metrics.py): this many bins,
 # equal in logit, over [-AUC_RANGE, AUC_RANGE]; an example outside falls in the end bin.
@@ -12,17 +12,20 @@ AUC_BINS = 4096
 AUC_RANGE = 16.0
 
 _LOGITS = P("from_logits", Bool(), False, "the model outputs logits (no sigmoid/softmax) rather than probabilities")
+_CLASS_WEIGHT = P("class_weight", ListOf(Float(gt=0)), None,
+                  "each class's weight in the loss, `[w0, w1, ...]`: an example's loss is multiplied by its true class's")
 
 # `task` is what the labels are; the checker matches it against the output layer. Every
 # loss is one value per example: the mean over the output's elements (units, pixels,
 # steps), except that `categorical_crossentropy` reads one flat vector of class scores.
 LOSSES = Registry("loss", [
-    Entry("binary_crossentropy", (_LOGITS,), aliases=("bce",),
+    Entry("binary_crossentropy", (_LOGITS, _CLASS_WEIGHT), aliases=("bce",),
           doc="−[y·log p + (1−y)·log(1−p)] for 0/1 labels, averaged over the output's elements (one unit: two classes; K units: K labels)",
           attrs={"task": "binary"}),
     Entry("categorical_crossentropy", (
         _LOGITS,
         P("labels", Choice(("index", "onehot")), "index", "labels are class indices, or one-hot rows"),
+        _CLASS_WEIGHT,
     ), aliases=("softmax_crossentropy",),
         doc="−Σ y_k·log p_k over k ≥ 2 classes", attrs={"task": "multiclass"}),
     Entry("mse", aliases=("mean_squared_error",), doc="mean of (y − ŷ)² over the output's elements", attrs={"task": "regression"}),

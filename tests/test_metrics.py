@@ -20,6 +20,8 @@ from nnspec.diagnostics import NNSpecError
 from nnspec.losses import METRICS, metric_key
 
 sk = pytest.importorskip("sklearn.metrics")
+# float32 probabilities sum to 1 only to float32's precision
+pytestmark = pytest.mark.filterwarnings("ignore:The y_prob values do not sum to one")
 
 RNG = np.random.default_rng(0)
 N = 203  # not a multiple of the batch: the last batch is padded with weight-0 examples
@@ -147,7 +149,6 @@ SETTINGS = {
 AUC_TOL = 1e-3
 
 
-@pytest.mark.filterwarnings("ignore:The y_prob values do not sum to one")
 @pytest.mark.parametrize("setting,metric,want", CASES, ids=[f"{s}-{m.key}" for s, m, _ in CASES])
 def test_metric_matches_scikit_learn(setting: str, metric, want) -> None:
     loss, out, pred, y = SETTINGS[setting]
@@ -380,3 +381,49 @@ def test_regression_metrics_of_a_trained_model_match_scikit_learn() -> None:
     assert got["rmse"] == pytest.approx(sk.root_mean_squared_error(y, pred), rel=1e-5)
     assert got["mae"] == pytest.approx(sk.mean_absolute_error(y, pred), rel=1e-5)
     assert got["mse"] == pytest.approx(got["loss"], rel=1e-6)
+
+
+# -------------------------------------------------------------------------- class weights
+
+@pytest.mark.parametrize("labels,from_logits", [("index", False), ("onehot", True)])
+def test_class_weights_scale_each_examples_loss_by_its_true_class(labels: str, from_logits: bool) -> None:
+    """Σ w_y·loss / N (Keras's class_weight): scikit-learn's weighted log loss times Σw / N."""
+    from nnspec import nn
+    w = (1.0, 3.0, 0.5, 2.0, 1.5)
+    pred = np.log(PK) if from_logits else PK
+    y = np.eye(K, dtype=np.float32)[YK] if labels == "onehot" else YK.astype(np.int32)
+    fn = nn.loss_fn("categorical_crossentropy", {"from_logits": from_logits, "labels": labels, "class_weight": w}, (K,))
+    got = float(np.mean(np.asarray(fn(jnp.asarray(pred), jnp.asarray(y)), np.float64)))
+    sw = np.asarray(w)[YK]
+    probs = PK.astype(np.float64) / PK.sum(1, keepdims=True)
+    assert got == pytest.approx(sk.log_loss(YK, probs, sample_weight=sw, labels=range(K)) * sw.sum() / N, rel=1e-4)
+
+
+def test_binary_class_weights_weigh_each_label_by_its_value() -> None:
+    from nnspec import nn
+    fn = nn.loss_fn("binary_crossentropy", {"from_logits": False, "class_weight": (0.5, 4.0)}, (L,))
+    got = np.asarray(fn(jnp.asarray(PL), jnp.asarray(YL)), np.float64)
+    p, y = PL.astype(np.float64), YL.astype(np.float64)
+    want = np.mean(-(y * np.log(p) * 4.0 + (1 - y) * np.log(1 - p) * 0.5), axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_class_weights_are_used_in_training_and_metrics_stay_unweighted() -> None:
+    from nnspec.fit import fit
+    text = _spec("log_loss").replace("loss categorical_crossentropy",
+                                     "loss categorical_crossentropy class_weight=[1, 4, 1]")
+    result = fit(nnspec.check_text(text))
+    got = result.kept["metrics"]["val"]
+    val = result.splits.val
+    from nnspec.infer import predict
+    prob = np.asarray(predict(result.model, result.params, jnp.asarray(val.x)), np.float64)
+    plain = sk.log_loss(val.y, np.clip(prob, 1e-7, 1), labels=range(3))
+    sw = np.asarray([1.0, 4.0, 1.0])[np.asarray(val.y)]
+    assert got["log_loss"] == pytest.approx(plain, rel=1e-3, abs=1e-6)
+    weighted = np.mean(sw * -np.log(np.clip(prob[np.arange(len(prob)), np.asarray(val.y)], 1e-7, 1)))
+    assert got["loss"] == pytest.approx(weighted, rel=1e-3, abs=1e-6)
+    assert got["loss"] != pytest.approx(got["log_loss"], rel=1e-2)
+    assert ("E316", "2 class weights for 2 classes (0 and 1)") not in _errors(
+        _spec("f1", head="dense 1 sigmoid", loss="binary_crossentropy class_weight=[1, 2]", data='builtin("moons")'))
+    assert ("E316", "3 class weights for 2 classes (0 and 1)") in _errors(
+        _spec("f1", head="dense 1 sigmoid", loss="binary_crossentropy class_weight=[1, 2, 3]", data='builtin("moons")'))
