@@ -45,6 +45,30 @@ class Result:
     kept: dict[str, Any] | None = None  # kept_metrics(): the kept weights' metrics on every split
     already_finished: bool = False  # a `--resume` of a run that had finished: nothing was trained
 
+    def __repr__(self) -> str:
+        """A few lines (the default would print every weight and the data)."""
+        from nnspec.show import metrics_line
+        p = self.program
+        lines = [f"<nnspec.Result `{p.spec.model.name}` ({p.model.n_params:,} parameters): {self.epochs_run} "
+                 f"epoch{'s' * (self.epochs_run != 1)}" + (" (stopped early)" if self.stopped_early else "")
+                 + (f", best epoch {self.best_epoch}" if self.best_epoch else "")]
+        kept = self.kept or {}
+        if kept.get("epoch"):
+            lines[0] += f", weights of epoch {kept['epoch']} kept ({kept.get('why')})"
+        for split, metrics in (kept.get("metrics") or {}).items():
+            lines.append(f"  {split:<5}  {metrics_line(metrics)}")
+        if not kept.get("metrics") and self.history:
+            lines.append(f"  last epoch  {metrics_line(self.history[-1])}")
+        if self.run_dir is not None:
+            lines.append(f"  run folder  {self.run_dir}")
+        return "\n".join(lines) + ">"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the summary, then the history table, the best epoch in bold."""
+        import html
+        from nnspec.show import history_html
+        return f"<pre>{html.escape(repr(self))}</pre>" + history_html(self.history, best_epoch=self.best_epoch)
+
 
 Progress = Callable[[int, int, dict[str, float], float], None]
 

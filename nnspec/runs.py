@@ -33,7 +33,9 @@ FORMAT = "nnspec-run"
 VERSION = 1
 # Every file nnspec may write in a run folder (single runs and sweeps).
 RUN_FILES = ("spec.nn", "ir.json", "run.json", "history.csv", "history.jsonl", "checkpoint.npz",
-             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl")
+             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl",
+             # `nnspec plot RUN` without `-o` (plot.DEFAULT_NAMES)
+             "curves.png", "sweep.png", "boundary.png", "confusion.png")
 
 
 class RunFolderError(Exception):
