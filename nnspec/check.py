@@ -15,13 +15,13 @@ from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
 from nnspec import blocks, graph
-from nnspec.checked import (EarlyStop, Fn, Head, Input, Layer, LossProgram, ModelProgram, OptimizerProgram,
-                            Program, Regularization, Sweep, TrainProgram)
+from nnspec.checked import (EarlyStop, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
+                            OptimizerProgram, Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
 from nnspec.layers import out_shape as layer_out_shape
-from nnspec.losses import LOSSES, METRICS
+from nnspec.losses import LOSSES, METRICS, metric_key
 from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
                            Registry, Str, Sym, Symbol, Union)
@@ -245,6 +245,13 @@ class _Checker:
             return None
         params.pop("__given__")
         return Fn(entry.name, params)
+
+    def written(self, span: Span | None) -> str | None:
+        """The source text under `span`, on one line, if there is a source."""
+        if self.source is None or span is None:
+            return None
+        text = self.source.text[span.start:span.end]
+        return " ".join(text.split()) or None
 
     def unknown(self, kind: str, name: str, span: Span | None, names: Iterable[str], *,
                 extra: str | None = None, code: str = "E101") -> None:
@@ -766,11 +773,12 @@ class _Checker:
             own = [a for a in h.args if a.key not in ("weight", "metrics")]
             params = self.bind(entry, own, h.span, what=f"loss `{h.op}`", head="loss")
             weight = self.head_weight(h)
-            metrics = self.head_metrics(h, entry.attrs["task"])
-            if params is None or weight is None or metrics is None:
+            if params is None or weight is None:
                 continue
-            self.head_lines.append((h.name, LossProgram(entry.name, _public(params), entry.attrs["task"]),
-                                    weight, metrics, h.span))
+            loss = LossProgram(entry.name, _public(params), entry.attrs["task"])
+            metrics = self.head_metrics(h, loss)
+            if metrics is not None:
+                self.head_lines.append((h.name, loss, weight, metrics, h.span))
 
     def head_weight(self, h: ir.Node) -> float | None:
         arg = next((a for a in h.args if a.key == "weight"), None)
@@ -782,35 +790,38 @@ class _Checker:
             self.arg_error(exc, arg)
             return None
 
-    def head_metrics(self, h: ir.Node, task: str) -> tuple[str, ...] | None:
-        """`metrics=accuracy` or `metrics=[accuracy, mae]` on an output's loss line."""
+    def head_metrics(self, h: ir.Node, loss: LossProgram) -> tuple[MetricProgram, ...] | None:
+        """`metrics=accuracy` or `metrics=[accuracy, f1(macro)]` on an output's loss line,
+        checked as the train block's `metrics` line is, against that output."""
         arg = next((a for a in h.args if a.key == "metrics"), None)
         if arg is None:
             return ()
         items = arg.value.items if isinstance(arg.value, ir.List) else (arg.value,)
-        names: list[str] = []
+        found: list[MetricProgram] = []
+        args: list[ir.Arg] = []
         ok = True
         for v in items:
-            if not isinstance(v, ir.Ref):
-                self.err("E103", f"expected a metric name, found {_describe(self.pyvalue(v, True))}", v.span, "",
-                         help=f"write `metrics=[{', '.join(METRICS.names())}]`, names without quotes")
+            try:
+                fn = self.symbol("metric", v)
+            except ArgError as exc:
+                self.arg_error(exc, ir.Arg(None, v, v.span))
+                fn = None
+            if fn is None:
                 ok = False
                 continue
-            entry = METRICS.get(v.name)
-            if entry is None:
-                self.unknown("metric", v.name, v.span, METRICS.names())
+            m = _metric(fn)
+            if m.key in (f.key for f in found):
+                self.err("E105", f"`{m.key}` given twice", v.span, "", help="list each metric once")
                 ok = False
-            elif v.name in names:
-                self.err("E105", f"`{v.name}` given twice", v.span, "", help="list each metric once")
-                ok = False
-            elif task not in entry.attrs["tasks"]:
-                fits = [m.name for m in METRICS if task in m.attrs["tasks"]]
-                self.err("E305", f"`{v.name}` does not apply to a {_TASK[task]} loss", v.span, "",
-                         help=f"`{v.name}` is for {_tasks(entry.attrs['tasks'])}; with `{h.op}`, measure {one_of(fits)}")
-                ok = False
-            else:
-                names.append(v.name)
-        return tuple(names) if ok else None
+                continue
+            found.append(m)
+            args.append(ir.Arg(None, v, v.span))
+        model = self.model or self.outline
+        layer = next((x for x in model.layers if x.name == self.node_of(h.name)), None) if model is not None else None
+        before = len([d for d in self.diags if d.is_error])
+        self.metrics_fit(tuple(found), args, loss, layer)
+        ok = ok and len([d for d in self.diags if d.is_error]) == before
+        return tuple(found) if ok else None
 
     def check_optimizer(self) -> None:
         found = self.named(self.spec.optimizer, OPTIMIZERS, "optimizer")
@@ -937,26 +948,30 @@ class _Checker:
                      seen["split"].span, "", help="keep their sum below 1, as in `split val=0.2 test=0.1`")
             ok = False
         batch = bound.get("batch", {"size": 32})["size"]
-        metrics = tuple(m.name for m in bound.get("metrics", {"metrics": ()})["metrics"] if m is not None)
-        if len(set(metrics)) != len(metrics):
-            twice = [m for i, m in enumerate(metrics) if m in metrics[:i]]
+        metrics = tuple(_metric(m) for m in bound.get("metrics", {"metrics": ()})["metrics"] if m is not None)
+        keys = [m.key for m in metrics]
+        if len(set(keys)) != len(keys):
+            twice = [k for i, k in enumerate(keys) if k in keys[:i]]
+            written = {}
+            for arg, m in zip(seen["metrics"].args, metrics):
+                written.setdefault(m.key, self.written(arg.span) or m.key)
             self.err("E105", f"`{twice[0]}` given twice", seen["metrics"].span, "",
-                     help=f"list each metric once: `metrics {' '.join(dict.fromkeys(metrics))}`")
+                     help=f"list each metric once: `metrics {' '.join(written.values())}`")
             ok = False
         # what each epoch measures, by its history key: the loss, and each metric (with a
         # `loss { }` block, each output's loss and metrics, `NAME_loss`, `NAME_accuracy`)
-        measured = {"loss": "loss", **{m: m for m in metrics}}
+        measured = {"loss": "min", **{m.key: m.mode for m in metrics}}
         if self.spec.losses is not None:
             if "metrics" in seen:
                 first = self.spec.losses.heads[0]
                 self.err("E272", "with several outputs, say which output each metric is for", seen["metrics"].span,
                          "for which output?", secondary=[(self.spec.losses.keyword_span, "the outputs' losses")],
                          help=f"put the metrics on the output's loss line, as in "
-                              f"`{first.name or 'NAME'}: {first.op} metrics=[{', '.join(metrics) or 'accuracy'}]`, "
+                              f"`{first.name or 'NAME'}: {first.op} metrics=[{', '.join(k for k in keys) or 'accuracy'}]`, "
                               "and remove this line")
                 ok = False
             for name, _, _, ms, _ in self.head_lines:
-                measured.update({f"{name}_loss": "loss", **{f"{name}_{m}": m for m in ms}})
+                measured.update({f"{name}_loss": "min", **{f"{name}_{m.key}": m.mode for m in ms}})
         es = None
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
             es = self.early_stop(bound["early_stop"], seen["early_stop"], measured, split["val"] > 0, seen)
@@ -1028,7 +1043,7 @@ class _Checker:
 
     def early_stop(self, p: dict[str, Any], d: ir.Directive, measured: Mapping[str, str], has_val: bool,
                    seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
-        """`measured`: each history key (`loss`, `accuracy`, `out_loss`) -> its metric."""
+        """`measured`: each history key (`loss`, `f1_macro`, `out_loss`) -> which way is better."""
         monitor = p["monitor"]
         span = p["__given__"]["monitor"].value.span if "monitor" in p["__given__"] else d.span
         base = monitor[4:] if monitor.startswith("val_") else monitor
@@ -1051,24 +1066,64 @@ class _Checker:
                       help=f"training metrics keep improving while the model overfits; monitor `val_{base}` instead{split}")
         mode = p["mode"]
         if mode == "auto":
-            metric = measured[base]
-            mode = "min" if metric == "loss" else METRICS.get(metric).attrs["mode"]  # type: ignore[union-attr]
+            mode = measured[base]
         return EarlyStop(monitor, mode, p["patience"], p["min_delta"], p["restore_best"])
 
-    def check_metrics(self, metrics: tuple[str, ...], d: ir.Directive | None, *, autoencoder: bool = False) -> None:
+    def check_metrics(self, metrics: tuple[MetricProgram, ...], d: ir.Directive | None, *,
+                      autoencoder: bool = False) -> None:
+        """The train block's `metrics` line, for the model's one output."""
         if self.loss is None or d is None:
             return
-        for arg, name in zip(d.args, metrics):
-            tasks = METRICS.get(name).attrs["tasks"]  # type: ignore[union-attr]
-            if autoencoder and name == "accuracy":
-                self.err("E305", "`accuracy` does not apply when the targets are the inputs", arg.span, "",
+        model = self.model or self.outline
+        self.metrics_fit(metrics, d.args, self.loss, model.layers[-1] if model is not None and model.layers else None,
+                         autoencoder=autoencoder)
+
+    def metrics_fit(self, metrics: tuple[MetricProgram, ...], args: Iterable[ir.Arg], loss: LossProgram,
+                    output: Layer | None, *, autoencoder: bool = False) -> None:
+        """Each metric of one output fits its loss (E305) and the output (its layer, when
+        its shape is known): its class or `k` exists (E314), its averaging fits the number
+        of classes (E315)."""
+        out = tuple(output.out_shape) if output is not None else None
+        # a softmax's classes are its units; 0/1 outputs are labels, or one output's 2 classes
+        count, noun = None, "classes"
+        if out is not None and loss.task == "multiclass" and len(out) == 1:
+            count = out[0]
+        elif out is not None and loss.task == "binary":
+            count = math.prod(out)
+            noun = "labels" if count > 1 else "classes"
+        for arg, m in zip(args, metrics):
+            tasks = METRICS.get(m.name).attrs["tasks"]  # type: ignore[union-attr]
+            if autoencoder and "regression" not in tasks:
+                self.err("E305", f"`{m.name}` does not apply when the targets are the inputs", arg.span, "",
                          help="an autoencoder's targets are numbers, not classes: measure `mse` or `mae`")
                 continue
-            if self.loss.task not in tasks:
-                fits = [m.name for m in METRICS if self.loss.task in m.attrs["tasks"]]
-                self.err("E305", f"`{name}` does not apply to a {_TASK[self.loss.task]} loss", arg.span, "",
-                         help=f"`{name}` is for {_tasks(tasks)}; "
-                              f"with `{self.loss.name}`, measure {one_of(fits)}")
+            if loss.task not in tasks:
+                fits = [e.name for e in METRICS if loss.task in e.attrs["tasks"]]
+                self.err("E305", f"`{m.name}` does not apply to a {_TASK[loss.task]} loss", arg.span, "",
+                         help=f"`{m.name}` is for {_tasks(tasks)}; "
+                              f"with `{loss.name}`, measure {one_of(fits)}")
+                continue
+            if count is None:
+                continue
+            assert output is not None
+            if m.name == "top_k" and m.params["k"] >= count:
+                self.err("E314", f"`top_k({m.params['k']})` of {count} classes is always 1",
+                         _metric_arg(arg, "k") or arg.span, f"k = {m.params['k']}",
+                         secondary=[(output.span, f"{count} classes")],
+                         help=f"pick k below {count}, as in `top_k({max(1, count // 2)})`")
+            one_unit = loss.task == "binary" and count == 1
+            classes = 2 if one_unit else count
+            cls = m.params.get("class")
+            if cls is not None and cls >= classes:
+                self.err("E314", f"`class={cls}` does not exist: the output has {classes} {noun}",
+                         _metric_arg(arg, "class") or arg.span, "no such class",
+                         secondary=[(output.span, f"{classes} {noun}")],
+                         help=f"{noun} are numbered from 0 to {classes - 1}")
+            if m.params.get("average") == "binary" and cls is None and not one_unit:
+                self.err("E315", f"`{m.name}` of {count} {noun} needs to say how they are combined", arg.span,
+                         "`binary` averaging is for one 0/1 output",
+                         help=f"write `{m.name}(macro)`, `{m.name}(micro)`, `{m.name}(weighted)` "
+                              f"or `{m.name}(class=0)` for one {noun[:-2] if noun == 'classes' else noun[:-1]}")
 
     def check_agreement(self) -> None:
         """Loss and output layer (each output's, with a `loss { }` block), builtin data and
@@ -1156,6 +1211,18 @@ class _Checker:
                             "`binary_crossentropy`, for numbers `mse`"],
                      help=f"to classify each example, end the model with {flat}`dense {out[-1]}{act}`")
             return False
+        weights = loss.params.get("class_weight")
+        classes = out[0] if loss.task == "multiclass" else 2
+        if weights is not None and len(weights) != classes:
+            line = self.spec.losses.heads if self.spec.losses is not None else ()
+            args = next((h.args for h in line if h.name == head), None) if head else \
+                (self.spec.loss.args if self.spec.loss is not None else ())
+            arg = next((a for a in args or () if a.key == "class_weight"), None)
+            what = f"{classes} classes" if loss.task == "multiclass" else "2 classes (0 and 1)"
+            self.err("E316", f"{len(weights)} class weight{'s' if len(weights) != 1 else ''} for {what}",
+                     arg.span if arg is not None else lspan, f"{len(weights)} weight{'s' if len(weights) != 1 else ''}",
+                     secondary=[(span, what)] if loss.task == "multiclass" else [],
+                     help=f"give one weight per class, in class order: `class_weight=[{', '.join(['1.0'] * classes)}]`")
         if loss.task == "binary":
             source = self.bound_source if target is None and self.spec.losses is None else None
             ds = DATASETS.get(source.params["name"]) if source is not None and source.kind == "builtin" else None
@@ -1370,6 +1437,22 @@ PASSES: tuple[Callable[[_Checker], None], ...] = (
 )
 
 _EXAMPLE = {"loss": "loss mse", "optimizer": "optimizer adam lr=1e-3"}
+def _metric(fn: Fn) -> MetricProgram:
+    entry = METRICS.get(fn.name)
+    assert entry is not None
+    return MetricProgram(fn.name, dict(fn.params), metric_key(fn.name, fn.params), entry.attrs["mode"])
+
+
+def _metric_arg(arg: ir.Arg, name: str) -> Span | None:
+    """The span of a metric call's argument `name`, given by keyword or as the (one) positional."""
+    call = arg.value
+    if not isinstance(call, ir.Call):
+        return None
+    entry = METRICS.get(call.name)
+    positional = entry is not None and any(p.name == name and p.positional for p in entry.params)
+    return next((a.span for a in call.args if a.key == name or (a.key is None and positional)), None)
+
+
 _TASK = {"binary": "binary classification", "multiclass": "multiclass classification", "regression": "regression"}
 
 

@@ -109,6 +109,19 @@ class LossProgram:
 
 
 @dataclass(frozen=True)
+class MetricProgram:
+    """One entry of the `metrics` line: `f1(macro)` is name `f1`, its parameters, and the
+    key `f1_macro` its values go by (history, screen, `early_stop monitor=`)."""
+    name: str
+    params: Mapping[str, Any]
+    key: str
+    mode: str  # min | max: which way is better
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
 class Head:
     """One output of the model and how it trains: the node, its loss, the loss's weight in
     the total and the metrics reported for it. A spec with one `loss` line has one head,
@@ -119,7 +132,7 @@ class Head:
     shape: Shape
     loss: LossProgram
     weight: float = 1.0
-    metrics: tuple[str, ...] = ()
+    metrics: tuple[MetricProgram, ...] = ()
     name: str = ""  # "" for the one output of a spec with a `loss` line
     span: Span | None = None  # its line in the `loss { }` block
 
@@ -159,7 +172,7 @@ class TrainProgram:
     batch: int | None  # None: the whole training split in one batch
     epochs: int
     seed: int
-    metrics: tuple[str, ...]
+    metrics: tuple[MetricProgram, ...]
     standardize: bool
     early_stop: EarlyStop | None
     data_span: Span | None = None
@@ -205,7 +218,7 @@ class Program:
         for h in self.heads:
             if h.name:
                 keys.append(h.key("loss"))
-            keys += [h.key(m) for m in h.metrics]
+            keys += [h.key(m.key) for m in h.metrics]
         return tuple(keys)
 
 

@@ -475,11 +475,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         exc.action = "evaluate"
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
-    for note in result.notes:
+    notes = result.notes
+    from nnspec.files import write_atomic
+    from nnspec.show import MAX_SHOWN_CLASSES, confusion_files, confusion_table, format_value
+    table, counts = "", result.confusion
+    if counts is not None:
+        json_text, csv_text = confusion_files(counts, result.split, result.examples)
+        try:
+            write_atomic(run / "confusion.json", json_text)
+            write_atomic(run / "confusion.csv", csv_text)
+            where = f"`{run / 'confusion.json'}` and `{run / 'confusion.csv'}`"
+        except OSError as exc:
+            where = None
+            notes.append(f"could not write the confusion matrix to `{run}`: {exc.strerror or exc}")
+        if counts.shape[-1] <= MAX_SHOWN_CLASSES and len(counts) <= MAX_SHOWN_CLASSES:
+            table = "\n" + confusion_table(counts)
+        elif where is not None:
+            notes.append(f"the confusion matrix ({counts.shape[-1]} classes) is too wide to show")
+        if where is not None:
+            notes.append(f"wrote the confusion matrix to {where}")
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    from nnspec.show import format_value
     sys.stdout.write(f"{result.split} split ({result.examples} examples)\n"
-                     + _table([(k, format_value(v)) for k, v in result.metrics.items()]))
+                     + _table([(k, format_value(v)) for k, v in result.metrics.items()]) + table)
     return EXIT_OK
 
 

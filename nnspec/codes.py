@@ -296,8 +296,11 @@ per step or per pixel are not supported. To classify each example, end the model
 `flatten` and `dense K softmax`. The other losses (`mse`, `mae`, `huber`,
 `binary_crossentropy`) take outputs of any shape, averaged over the elements."""),
     "E305": ("metric does not fit the task", """
-`accuracy` is for classification (binary or categorical cross-entropy); `mse` and
-`mae` for regression."""),
+`accuracy`, `precision`, `recall`, `f1`, `roc_auc` and `log_loss` are for
+classification (binary or categorical cross-entropy), `top_k` for a softmax's classes;
+`mse`, `rmse` and `mae` for numbers (and a binary classifier's probabilities), `r2`
+for regression. An autoencoder's targets are numbers: only `mse`, `rmse`, `mae` (and
+`r2` with a regression loss) apply."""),
     "E306": ("early stopping monitors an unmeasured metric", """
 `early_stop monitor=` names `loss`, `val_loss`, or a metric from the train block's
 `metrics` line, with `val_` in front for its validation value."""),
@@ -325,6 +328,39 @@ class loss for targets that are numbers."""),
     "E313": ("sweep in the wrong place", """
 A sweep stands where a number is used, not in a `let` constant; and a spec's sweeps
 together may describe at most 4,096 models."""),
+    "E314": ("metric's class or k does not fit the output", """
+`precision(class=K)` (and `recall`, `f1`, `roc_auc`) scores one class of a softmax, one
+0/1 output of several, or class 0 or 1 of a single 0/1 output; K counts from 0 and must
+be below the number of classes (labels). `top_k(K)` with K at least the number of
+classes is 1 whatever the model does: pick a K below it.
+
+    model m {
+        input x[2]
+        dense 10 softmax
+    }
+    loss categorical_crossentropy
+    optimizer sgd lr=0.1
+    train {
+        data builtin("blobs", classes=10)
+        metrics top_k(10)       # always 1: use top_k(5)
+    }"""),
+    "E315": ("metric's averaging does not fit the output", """
+Precision, recall and F1 of one 0/1 output are those of class 1 (`binary`). With
+several classes (a softmax) or several 0/1 outputs, say how the classes' scores are
+combined: `f1(macro)` (their mean), `f1(weighted)` (weighted by each class's number of
+examples), `f1(micro)` (of all decisions pooled), or `f1(class=K)` for one class.
+`average` and `class` cannot both be given."""),
+    "E316": ("class weights do not fit the classes", """
+`class_weight=[w0, w1, ...]` gives each class's weight in the loss, in class order: as
+many weights as the softmax has units for `categorical_crossentropy`, two (for label 0
+and label 1) for `binary_crossentropy`.
+
+    model m {
+        input x[2]
+        dense 3 softmax
+    }
+    loss categorical_crossentropy class_weight=[1, 2]     # 3 classes: give 3 weights
+    optimizer sgd lr=0.1"""),
     "E320": ("batch does not split over the devices", """
 With `devices N`, every batch is split over N devices, each computing the same number
 of examples, so the batch size must be a multiple of N. The help names the nearest

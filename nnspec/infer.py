@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnspec import checkpoint, runs
+from nnspec import metrics as metric_lib
 from nnspec.checked import Program
 from nnspec.data import Dataset, Standardizer
 from nnspec.lower import Model, lower
@@ -62,12 +63,32 @@ def predict(model: Model, params, x: jax.Array, *, ensemble: bool = False) -> ja
 
 def evaluate(model: Model, params, ds: Dataset, program: Program, *, ensemble: bool = False) -> dict[str, float]:
     """Mean loss and metrics on `ds` (of the averaged outputs, for an ensemble)."""
-    y = _labels(program, ds.y)
+    return evaluate_report(model, params, ds, program, ensemble=ensemble)[0]
+
+
+def evaluate_report(model: Model, params, ds: Dataset, program: Program, *, ensemble: bool = False,
+                    confusion: bool = False) -> tuple[dict[str, float], np.ndarray | None]:
+    """(mean loss and metrics on `ds`, and with `confusion` for a classifier its confusion
+    counts `[label, true, predicted]` (metrics.confusion), from the same pass over the data)."""
+    assert program.heads
+    y = jax.tree_util.tree_map(jnp.asarray, _labels(program, ds.y))
+    extra = None
+    # one output's confusion counts (a model of several outputs gets none: eval says so)
+    if confusion and program.loss is not None and program.loss.task != "regression":
+        extra = {"confusion": metric_lib.confusion(program.loss, tuple(program.model.output_shape))}
+    every = {**model._metrics, **(extra or {})}
     if ensemble:
         pred = predict(model, params, jax.tree_util.tree_map(jnp.asarray, ds.x), ensemble=True)
-        return {k: float(jnp.mean(v)) for k, v in model.metrics(pred, jax.tree_util.tree_map(jnp.asarray, y)).items()}
-    data = chunks(ds.x, y, eval_chunk([len(ds)]))
-    return {k: float(v) for k, v in mean_over(compiled(eval_sums_fn(model)), params, data, model.hparams()).items()}
+        stats = metric_lib.stats_of(every, pred, y)
+        host = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), stats)
+        got = {"loss": np.mean(np.asarray(model.per_example_loss(pred, y), np.float64)),
+               **metric_lib.finalize(every, host, np)}
+    else:
+        data = chunks(ds.x, y, eval_chunk([len(ds)]))
+        got = mean_over(compiled(eval_sums_fn(model, extra=extra)), params, data, model.hparams(), model, extra)
+    counts = got.pop("confusion", None)
+    return ({k: float(v) for k, v in got.items()},
+            None if counts is None else np.rint(np.asarray(counts)).astype(np.int64))
 
 
 @dataclass

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from nnspec.checked import Fn, OptimizerProgram, Program, Regularization
+from nnspec import metrics as metric_lib
 from nnspec import nn
 
 Params = dict[str, dict[str, jax.Array]]
@@ -211,14 +212,17 @@ class Model:
         # loss and the metrics read the output as float32. No loss scaling: bfloat16 has
         # float32's exponent range (Keras's `mixed_bfloat16` policy does the same).
         self.compute = jnp.bfloat16 if program.train is not None and program.train.precision == "bf16" else None
-        # what each epoch reports besides the total loss, by history key (Program.history_keys)
-        self._metrics: dict[str, Callable[[Any, Any], jax.Array]] = {}
+        # what each epoch reports besides the total loss, by history key (Program.history_keys):
+        # each metric as statistics summed over batches and a finalizer (nnspec/metrics.py);
+        # with several outputs, each output's loss (a mean) and metrics, reading its own
+        # prediction and targets
+        self._metrics: dict[str, metric_lib.Metric] = {}
         for h in self.heads:
             if self.several:
-                self._metrics[h.key("loss")] = _on(h.name, losses[h.name])
+                self._metrics[h.key("loss")] = metric_lib.on(h.name, metric_lib._mean(h.key("loss"), losses[h.name]))
             for m in h.metrics:
-                fn = nn.metric_fn(m, h.loss.name, h.loss.params, h.shape)
-                self._metrics[h.key(m)] = _on(h.name, fn) if self.several else fn
+                built = metric_lib.build(m, h.loss, h.shape)
+                self._metrics[h.key(m.key)] = metric_lib.on(h.name, built, h.key(m.key)) if self.several else built
         self.metric_names = tuple(self._metrics)
 
     # -- parameters and hyperparameters
@@ -345,12 +349,29 @@ class Model:
         per = self.per_example_loss(self.apply(params, x, key=key, train=train, hparams=hp), y)
         return _mean(per, weights) + self.penalty(params, hp)
 
-    def metrics(self, pred: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
-        """Per-example values of the loss (without penalties) and every metric."""
-        out = {"loss": self.per_example_loss(pred, y)}
-        for name, fn in self._metrics.items():
-            out[name] = fn(pred, y)
-        return out
+    def metric_stats(self, pred: jax.Array, y: jax.Array, weights: jax.Array | None = None
+                     ) -> dict[str, dict[str, jax.Array]]:
+        """Every metric's statistics of a batch (weights 0: padding), by key; `finalize`
+        turns the statistics of a whole split into the metrics."""
+        return metric_lib.stats_of(self._metrics, pred, y, weights)
+
+    def merge_stats(self, a: dict, b: dict, xp: Any = jnp) -> dict:
+        """Two batches' (or chunks') metric statistics combined."""
+        return metric_lib.merge(self._metrics, a, b, xp)
+
+    def output_struct(self, batch: int) -> Any:
+        """The shape of `apply`'s result for `batch` examples (a dict with several outputs)."""
+        if self.several:
+            return {h.name: jax.ShapeDtypeStruct((batch, *h.shape), jnp.float32) for h in self.heads}
+        return jax.ShapeDtypeStruct((batch, *self.program.model.output_shape), jnp.float32)
+
+    def zero_stats(self, pred: Any, y: Any) -> dict:
+        """The metric statistics of no examples, for batches shaped as `pred`, `y`."""
+        return metric_lib.zeros(self._metrics, pred, y)
+
+    def finalize(self, stats: dict, xp: Any = jnp) -> dict[str, Any]:
+        """Every metric, by key, from the statistics of a split (any leading axes)."""
+        return metric_lib.finalize(self._metrics, stats, xp)
 
     # -- training
     def init_state(self, key: jax.Array) -> TrainState:
@@ -361,7 +382,8 @@ class Model:
     def step(self, state: TrainState, x: jax.Array, y: jax.Array, *, key: jax.Array,
              hparams: HParams | None = None, weights: jax.Array | None = None
              ) -> tuple[TrainState, dict[str, jax.Array]]:
-        """One gradient step on a batch; returns the new state and the batch's metric sums."""
+        """One gradient step on a batch; returns the new state and the batch's sums: the
+        loss's (`loss`) and every metric's statistics (`metrics`)."""
         hp = self.hparams() if hparams is None else hparams
 
         def objective(params):
@@ -379,7 +401,7 @@ class Model:
         # The loss per example comes from the objective; only the other metrics are computed anew.
         pred, per = jax.lax.stop_gradient(pred), jax.lax.stop_gradient(per)
         total = (lambda v: jnp.sum(v)) if weights is None else (lambda v: jnp.sum(v * weights))
-        sums = {"loss": total(per), **{k: total(fn(pred, y)) for k, fn in self._metrics.items()}}
+        sums = {"loss": total(per), "metrics": self.metric_stats(pred, y, weights)}
         return TrainState(params, opt_state), sums
 
 

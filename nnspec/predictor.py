@@ -31,6 +31,8 @@ class Evaluation:
     examples: int
     metrics: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    # a classifier's confusion counts `[label, true, predicted]` (metrics.confusion), else None
+    confusion: np.ndarray | None = None
 
 
 def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool,
@@ -39,7 +41,7 @@ def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool
     the data rebuilt as the run recorded it. `program` is the spec at `spec_path`;
     `own_copy` says it is the run folder's own `spec.nn` (whose data path is relative to
     the user's folder, so it is not compared by path). Raises NNSpecError."""
-    from nnspec.infer import evaluate, load_run
+    from nnspec.infer import evaluate_report, load_run
     trained = load_run(program, run, spec_path.resolve().parent, own_copy=own_copy)
     program, model, params, meta, splits = trained.program, trained.model, trained.params, trained.meta, trained.splits
     notes = list(trained.notes)
@@ -55,10 +57,10 @@ def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool
             ds, name = splits.train, "training"
             notes.append("the spec holds out no test or validation data; reporting the training split")
     ensemble = bool(meta.get("ensemble"))
-    metrics = evaluate(model, params, ds, program, ensemble=ensemble)
+    metrics, counts = evaluate_report(model, params, ds, program, ensemble=ensemble, confusion=True)
     if ensemble:
         notes.append(f"the mean prediction of an ensemble of {meta['ensemble']} models")
-    return Evaluation(name, len(ds), metrics, notes)
+    return Evaluation(name, len(ds), metrics, notes, counts)
 
 
 def inference_fn(model: Any, params: Any, std: Any, *, ensemble: bool):

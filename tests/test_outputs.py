@@ -79,7 +79,7 @@ TRAIN = '    data npz("t.npz")\n    split val=0.2 test=0.2\n    epochs 3\n'
 
 def test_heads_are_checked_outputs_with_their_shapes_losses_weights_and_metrics(tmp_path):
     program = _program(_spec(tmp_path, TRAIN))
-    assert [(h.name, h.shape, h.loss.name, h.weight, h.metrics) for h in program.heads] == [
+    assert [(h.name, h.shape, h.loss.name, h.weight, tuple(m.key for m in h.metrics)) for h in program.heads] == [
         ("priority", (1,), "binary_crossentropy", 1.0, ("accuracy",)),
         ("department", (3,), "categorical_crossentropy", 0.5, ("accuracy",))]
     assert program.loss is None and program.several_outputs
@@ -101,6 +101,10 @@ def test_heads_are_checked_outputs_with_their_shapes_losses_weights_and_metrics(
     ("loss {\n    priority: mse metrics=[accuracy]\n}\n", "E305", "regression"),
     ("loss {\n    priority: mse metrics=[mae, mae]\n}\n", "E105", "twice"),
     ("loss {\n    department: categorical_crossentropy from_logits=true\n}\n", "E303", ""),
+    ("loss {\n    department: categorical_crossentropy metrics=[top_k(3)]\n}\n", "E314", "always 1"),
+    ("loss {\n    department: categorical_crossentropy metrics=[f1]\n}\n", "E315", "combined"),
+    ("loss {\n    department: categorical_crossentropy class_weight=[1, 2]\n}\n", "E316", "2 class weights"),
+    ("loss {\n    department: categorical_crossentropy metrics=[recal]\n}\n", "E101", "unknown metric"),
 ])
 def test_a_bad_loss_block_is_located(loss, code, words):
     errors = _errors(MODEL + loss + "optimizer sgd\n")
@@ -114,6 +118,14 @@ def _located(text: str) -> str:
     except NNSpecError as exc:
         return exc.render(color=False)
     return ""
+
+
+def test_an_outputs_metrics_take_arguments_and_name_its_history_keys():
+    text = MODEL + ("loss {\n    priority: binary_crossentropy metrics=[accuracy, roc_auc]\n"
+                    "    department: categorical_crossentropy metrics=[f1(macro), top_k(2)]\n}\noptimizer sgd\n")
+    program = nnspec.check_text(text)
+    assert program.history_keys() == ("loss", "priority_loss", "priority_accuracy", "priority_roc_auc",
+                                      "department_loss", "department_f1_macro", "department_top_2")
 
 
 def test_each_output_is_checked_against_its_own_loss():
