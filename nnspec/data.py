@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from nnspec import formats
 from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, TASKS, DataSource,
                               classes_of, features_of)
 from nnspec.show import excerpt as _excerpt
@@ -403,7 +404,7 @@ MAX_COLUMNS = 100_000
 def _lines(path: Path, display: str, delimiter: str) -> Iterator[str]:
     """The file's lines, decoded one at a time so a bad byte is reported at its line."""
     try:
-        f = open(path, "rb")
+        f = formats.open_binary(path)
     except OSError as exc:
         raise DataError(f"cannot read the file ({exc.strerror or exc})", path=display) from None
     with f:
@@ -411,9 +412,8 @@ def _lines(path: Path, display: str, delimiter: str) -> Iterator[str]:
         while True:
             try:
                 raw = f.readline(MAX_LINE_BYTES + 1)
-            except OSError as exc:  # a read error, reported as one (not as a failed write later)
-                raise DataError(f"cannot read the file ({exc.strerror or exc})", path=display,
-                                row=number + 1) from None
+            except formats.READ_ERRORS as exc:  # a read error (or damaged compressed data), reported as one
+                raise DataError(formats.read_error(exc, path), path=display, row=number + 1) from None
             if not raw:
                 return
             number += 1
@@ -499,6 +499,11 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
                         row=header_row,
                         help="name one column in `target`")
 
+    fast = _fast_table(full, delimiter=delimiter, skip=header_row, width=len(columns), feature_idx=feature_idx,
+                       target_idx=target_idx, target_names=target_names, task=task, path=path)
+    if fast is not None:
+        x, y, task_, classes, lines_ = fast
+        return Dataset(x, y, task_, classes, feature_names, target_names, lines_)
     values = array("d")
     lines = array("q")
     targets = _Targets(target_names, task, path)
@@ -522,6 +527,52 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
     y, task_, classes = targets.finish() if target_idx else (x.copy(), REGRESSION, None)
     return Dataset(x, y, task_, classes, feature_names, target_names,
                    np.frombuffer(lines, dtype=np.int64))
+
+
+def _fast_table(full: Path, *, delimiter: str, skip: int, width: int, feature_idx: list[int],
+                target_idx: list[int], target_names: tuple[str, ...], task: str | None, path: str,
+                ) -> tuple[np.ndarray, np.ndarray, str, tuple[str, ...] | None, np.ndarray] | None:
+    """`(x, y, task, classes, lines)` of a clean file read in bulk (formats.fast_csv), as
+    the row-by-row reader would give them; None wherever it might not, so that the
+    row-by-row reader reads the file and reports its first problem where it is."""
+    # the text, the float64 table and the float32 copies all within the memory budget
+    data = formats.read_all(full, memory_budget() // 8)
+    if data is None:
+        return None
+    used = set(feature_idx) | set(target_idx)
+    text_column = target_idx[0] if len(target_idx) == 1 and task != REGRESSION else None
+    got = formats.fast_csv(data, delimiter=delimiter, skip=skip, width=width, text_column=text_column,
+                           ignore=tuple(i for i in range(width) if i not in used))
+    del data
+    if got is None:
+        return None
+    values, lines, labels = got
+    numeric = feature_idx + (target_idx if labels is None else [])
+    if not (np.abs(values[:, numeric]) <= _F32_MAX).all():  # NaN, ±inf and too large: say where, row by row
+        return None
+    if len(values) > _max_rows(12 * len(feature_idx) + 20 * len(target_idx) + 8):
+        return None
+    x = values[:, feature_idx].astype(np.float32)
+    if not target_idx:
+        return x, x.copy(), REGRESSION, None, lines
+    if labels is None:
+        y = values[:, target_idx]
+        if task == BINARY and not np.isin(y, (0.0, 1.0)).all():
+            return None
+        if task == MULTICLASS and not ((y >= 0) & (y == np.floor(y))).all():
+            return None
+        targets = _Targets(target_names, task, path)
+        targets.numeric, targets.first_line = True, int(lines[0])
+        targets.numbers.frombytes(np.ascontiguousarray(y).tobytes())
+        y_, task_, classes = targets.finish()
+        return x, y_, task_, classes, lines
+    classes = tuple(sorted(labels))
+    if len(classes) < 2 or (task == BINARY and len(classes) > 2):
+        return None
+    rank = {c: i for i, c in enumerate(classes)}
+    recode = np.array([rank[c] for c in labels], dtype=np.int64)
+    task_ = task or (BINARY if len(classes) == 2 else MULTICLASS)
+    return x, _encode_classes(recode[values[:, target_idx[0]].astype(np.int64)], task_), task_, classes, lines
 
 
 def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, width: int,
@@ -568,8 +619,15 @@ def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, w
             used = set(index)
             ignored = tuple(c for i, c in enumerate(header_cols) if i not in used)
         rows, row_width = stream, len(header_cols)
-    values = array("d")
     most = _max_rows(12 * width)
+    data = formats.read_all(full, memory_budget() // 8)
+    got = None if data is None else formats.fast_csv(
+        data, delimiter=delimiter, skip=first_line if header else first_line - 1, width=row_width,
+        ignore=tuple(i for i in range(row_width) if i not in set(index)))
+    del data
+    if got is not None and len(got[0]) <= most and (np.abs(got[0][:, index]) <= _F32_MAX).all():
+        return got[0][:, index].astype(np.float32), ignored
+    values = array("d")
     n = 0
     for line, row in rows:
         if n == most:

@@ -1,0 +1,324 @@
+"""Data file formats: bytes on disk -> rows of cells or NumPy arrays, with located errors.
+
+data.py turns what these readers give into a `Dataset`; this module only reads.
+`open_binary` undoes gzip, bzip2 or xz compression, chosen by the file's suffix.
+`fast_csv` reads a clean numeric CSV in bulk with `numpy.loadtxt` and gives up (None)
+at the first thing it is unsure of, so that data.py's row-by-row reader can report the
+problem at its line and column. `jsonl_rows` reads JSON lines as CSV-like rows;
+`read_npy` and `read_idx` give arrays (memory-mapped where the file allows);
+`read_parquet` needs pyarrow, imported only here. NumPy only; no JAX.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+import math
+import zlib
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+
+import numpy as np
+
+# compressed CSV, TSV, JSON lines and IDX files are read through these, by suffix
+COMPRESSIONS: dict[str, tuple[str, Callable[[Path], BinaryIO]]] = {
+    ".gz": ("gzip", lambda p: gzip.open(p, "rb")),  # type: ignore[dict-item]
+    ".bz2": ("bzip2", lambda p: bz2.open(p, "rb")),  # type: ignore[dict-item]
+    ".xz": ("xz", lambda p: lzma.open(p, "rb")),  # type: ignore[dict-item]
+}
+
+# What reading a damaged compressed file raises (a truncated gzip stream is an EOFError).
+READ_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError)
+
+
+class FormatError(Exception):
+    """A problem in a file, located: data.py turns it into a `DataError`."""
+
+    def __init__(self, message: str, *, row: int | None = None, column: str | None = None,
+                 help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.row = row
+        self.column = column
+        self.help = help
+
+
+def compression(path: str | Path) -> str | None:
+    """`gzip`, `bzip2` or `xz` for a file whose name ends in `.gz`, `.bz2` or `.xz`."""
+    entry = COMPRESSIONS.get(Path(path).suffix.lower())
+    return entry[0] if entry else None
+
+
+def open_binary(full: Path) -> BinaryIO:
+    """The file's bytes, decompressed as its suffix says (OSError if it cannot be opened)."""
+    entry = COMPRESSIONS.get(full.suffix.lower())
+    return entry[1](full) if entry else open(full, "rb")
+
+
+def read_error(exc: BaseException, full: Path) -> str:
+    """What went wrong reading `full`, in words: a damaged compressed file, or the OS's error."""
+    kind = compression(full)
+    if kind is not None and not (isinstance(exc, OSError) and exc.errno is not None):
+        if isinstance(exc, EOFError):
+            return f"the {kind} file is truncated: it ends in the middle of its compressed data"
+        return f"cannot decompress the file as {kind} ({exc})"
+    return f"cannot read the file ({getattr(exc, 'strerror', None) or exc})"
+
+
+def read_all(full: Path, limit: int) -> bytes | None:
+    """The whole (decompressed) file, or None if it holds more than `limit` bytes or
+    cannot be read: the caller's streaming reader then reports what is wrong, located."""
+    try:
+        with open_binary(full) as f:
+            data = f.read(limit + 1)
+    except READ_ERRORS:
+        return None
+    return None if len(data) > limit else data
+
+
+# ---------------------------------------------------------------------------------------
+# CSV in bulk
+
+def fast_csv(data: bytes, *, delimiter: str, skip: int, width: int, text_column: int | None = None,
+             ignore: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, list[str] | None] | None:
+    """`(values, lines, labels)` of a clean CSV's data rows, or None to read it row by row.
+
+    `values` is float64 (rows, width); the data starts after the first `skip` lines (the
+    header). Columns in `ignore` are not read (they are 0). With `text_column`, that
+    column may instead hold class names: its values are then codes into `labels`, in the
+    order each name first appears.
+    None wherever the row-by-row reader could see the file differently: quotes, blank
+    lines, a whitespace delimiter, bytes that are not UTF-8, a cell that is no number."""
+    if len(delimiter) != 1 or delimiter in "\" \r\n" or b"\"" in data:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    text = text.lstrip("\ufeff")
+    start = 0
+    for _ in range(skip):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    body = text[start:].rstrip("\r\n")
+    if "\r" in body.replace("\r\n", ""):  # a lone carriage return ends a line for csv, not loadtxt
+        return None
+    rows = body.count("\n") + 1 if body else 0
+    if rows == 0:
+        return None
+    first = body[:body.find("\n")] if "\n" in body else body
+    skipped = {i: _zero for i in ignore}
+    values = _loadtxt(body, delimiter, skipped or None)
+    labels: list[str] | None = None
+    if values is None and text_column is not None:
+        cells = first.split(delimiter)
+        if len(cells) != width or _is_number(cells[text_column]):
+            return None  # a numeric first target: every target must be a number (row by row says where not)
+        codes: dict[str, int] = {}
+
+        def code(cell: str) -> float:
+            label = cell.strip()
+            if not label:
+                raise ValueError("missing value")
+            return codes.setdefault(label, len(codes))
+        values = _loadtxt(body, delimiter, {**skipped, text_column: code})
+        labels = list(codes)
+    # loadtxt drops blank lines, which would shift every later row's line number
+    if values is None or values.shape != (rows, width):
+        return None
+    lines = np.arange(skip + 1, skip + 1 + rows, dtype=np.int64)
+    return values, lines, labels
+
+
+def _zero(cell: str) -> float:
+    return 0.0
+
+
+def _loadtxt(body: str, delimiter: str, converters: dict | None) -> np.ndarray | None:
+    try:
+        return np.loadtxt(io.StringIO(body), delimiter=delimiter, comments=None, dtype=np.float64,
+                          ndmin=2, converters=converters, encoding=None)
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell.strip())
+    except ValueError:
+        return False
+    return "_" not in cell
+
+
+# ---------------------------------------------------------------------------------------
+# JSON lines: one object a line, its keys the columns
+
+def jsonl_rows(lines: Iterator[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) of each non-blank line; FormatError at a line that is not an object."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            column = getattr(exc, "colno", None)
+            where = f" at character {column}" if column else ""
+            raise FormatError(f"cannot read the line as JSON{where} ({getattr(exc, 'msg', exc)})", row=number,
+                              help="each line must hold one JSON object, as in `{\"x1\": 0.5, \"label\": \"yes\"}`"
+                              ) from None
+        if not isinstance(obj, dict):
+            raise FormatError(f"expected a JSON object, found {_json_kind(obj)}", row=number,
+                              help="each line must hold one JSON object, as in `{\"x1\": 0.5, \"label\": \"yes\"}`")
+        yield number, obj
+
+
+def json_cell(value: Any, *, row: int, column: str) -> str:
+    """One JSON value as a CSV cell: numbers and strings as written, `null` empty (a
+    missing value), `true`/`false` as 1/0; a list or object is refused."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    raise FormatError(f"expected a number or a string, found {_json_kind(value)}", row=row, column=column,
+                      help="each key holds one value; save arrays as `.npy` files instead")
+
+
+def _json_kind(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "`true` or `false`",
+            type(None): "`null`"}.get(type(v), "a number")
+
+
+# ---------------------------------------------------------------------------------------
+# NumPy `.npy`: one array, memory-mapped
+
+def read_npy(full: Path) -> np.ndarray:
+    """The array in a `.npy` file, memory-mapped (read-only) when uncompressed."""
+    try:
+        with open(full, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise FormatError(f"cannot read the file ({exc.strerror or exc})") from None
+        raise FormatError("cannot read the file as a NumPy `.npy` array",
+                          help="write it with `numpy.save(path, array)`") from None
+    if dtype.hasobject:
+        raise FormatError("the array holds Python objects, not numbers",
+                          help="convert it with `numpy.asarray(a, dtype=float)` before saving")
+    need = math.prod(shape) * dtype.itemsize
+    have = full.stat().st_size - offset
+    if have < need:
+        raise FormatError(f"the header declares shape {_shape(shape)} of `{dtype}` ({need:,} bytes), "
+                          f"but the file holds {have:,} bytes after it",
+                          help="the file is truncated or damaged: write it again with `numpy.save`")
+    if need == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(full, dtype=dtype, mode="r", offset=offset, shape=shape,
+                     order="F" if fortran else "C")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+# ---------------------------------------------------------------------------------------
+# IDX, the format of MNIST and Fashion-MNIST: 0, 0, a type byte, the number of
+# dimensions, each dimension as a big-endian uint32, then the values, big-endian.
+
+IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+             0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_idx(full: Path, limit: int) -> np.ndarray:
+    """The array in an IDX file (gzipped if its name ends in `.gz`, and so on); an
+    uncompressed file is memory-mapped. FormatError if the header does not fit the file."""
+    kind = compression(full)
+    try:
+        with open_binary(full) as f:
+            head = f.read(4)
+            if len(head) == 4 and head[:2] == b"\0\0" and head[3] > 0:
+                dims_raw = f.read(4 * head[3])
+            else:
+                dims_raw = b""
+            header = 4 + len(dims_raw)
+            if len(head) < 4 or head[:2] != b"\0\0":
+                hint = ("the file is gzip-compressed: name it with a `.gz` suffix"
+                        if head[:2] == b"\x1f\x8b" and kind is None else
+                        "IDX files start with two zero bytes, a type byte and the number of dimensions")
+                raise FormatError("not an IDX file: the first bytes are not an IDX header", help=hint)
+            if head[2] not in IDX_TYPES:
+                raise FormatError(f"unknown IDX value type 0x{head[2]:02X}",
+                                  help="the types are 0x08 (unsigned byte), 0x09 (signed byte), 0x0B (short), "
+                                       "0x0C (int), 0x0D (float) and 0x0E (double)")
+            if head[3] == 0 or len(dims_raw) < 4 * head[3]:
+                raise FormatError(f"the IDX header is cut short: it declares {head[3]} dimension(s)")
+            shape = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
+            dtype = IDX_TYPES[head[2]]
+            need = math.prod(shape) * dtype.itemsize
+            if need > limit:
+                raise FormatError(f"the header declares shape {_shape(shape)} ({need:,} bytes), more than "
+                                  f"the {limit:,} bytes allowed (half of this machine's memory)",
+                                  help="use fewer examples, or a machine with more memory")
+            if kind is None:
+                have = full.stat().st_size - header
+                if have != need:
+                    raise FormatError(_idx_size(shape, dtype, need, have))
+                return np.memmap(full, dtype=dtype, mode="r", offset=header, shape=shape)
+            data = f.read(need + 1)
+    except FormatError:
+        raise
+    except READ_ERRORS as exc:
+        raise FormatError(read_error(exc, full)) from None
+    if len(data) != need:
+        raise FormatError(_idx_size(shape, dtype, need, len(data)))
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _idx_size(shape: tuple[int, ...], dtype: np.dtype, need: int, have: int) -> str:
+    return (f"the header declares shape {_shape(shape)} of {dtype.itemsize}-byte values ({need:,} bytes), "
+            f"but the file holds {have:,} bytes after the header")
+
+
+# ---------------------------------------------------------------------------------------
+# Parquet (pyarrow, an optional extra)
+
+def read_parquet(full: Path, columns: list[str] | None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The file's column names, and the `columns` asked for (all by default) as NumPy
+    arrays: numbers as float64 with NaN for nulls, text as an object array with None."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise FormatError("reading Parquet files needs pyarrow, which is not installed",
+                          help="install it with `pip install 'nnspec[parquet]'`") from None
+    import pyarrow as pa
+    try:
+        schema = pq.read_schema(full)
+        names = list(schema.names)
+        wanted = names if columns is None else [c for c in columns if c in names]
+        table = pq.read_table(full, columns=wanted)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise FormatError(f"cannot read the file as Parquet ({str(exc).splitlines()[0][:200]})",
+                          help="write it with `pandas.DataFrame.to_parquet` or `pyarrow.parquet.write_table`"
+                          ) from None
+    out: dict[str, np.ndarray] = {}
+    for name in wanted:
+        col = table.column(name)
+        t = col.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+            out[name] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+            out[name] = np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+        else:
+            raise FormatError(f"has type `{t}`; nnspec reads numbers and text", column=name)
+    return names, out
