@@ -52,7 +52,8 @@ def _describe(v: Any) -> str:
 
 TRAIN = Registry("train setting", [
     Entry("data", (P("source", Symbol("data source"), required=True, positional=True,
-                     doc="`builtin(\"NAME\", ...)`, `csv(\"PATH\", target=...)` or `npz(\"PATH\")`"),),
+                     doc="`builtin(\"NAME\", ...)`, `csv(\"PATH\", target=...)`, `npz(\"PATH\")`, "
+                         "`jsonl`, `parquet`, `npy` or `idx`"),),
           doc="where the examples come from"),
     Entry("split", (P("val", Float(ge=0, lt=1), 0.0, "fraction held out for validation"),
                     P("test", Float(ge=0, lt=1), 0.0, "fraction held out for the final test")),
@@ -892,7 +893,8 @@ class _Checker:
         by `target input` (an autoencoder's are its inputs)."""
         call = d.args[0].value
         assert isinstance(call, ir.Call)
-        key = {"csv": "target", "npz": "y"}.get(source.kind)
+        entry = SOURCES.get(source.kind)
+        key = entry.attrs.get("targets") if entry is not None else None
         given = next((a for a in call.args if key is not None and a.key == key), None)
         if autoencoder is not None and given is not None:
             self.err("E105", "the targets are given twice", given.span, "the file's targets",

@@ -68,6 +68,17 @@ def read_error(exc: BaseException, full: Path) -> str:
     return f"cannot read the file ({getattr(exc, 'strerror', None) or exc})"
 
 
+def read_help(exc: BaseException, full: Path) -> str | None:
+    """How to fix what `read_error` says, where there is something to say."""
+    kind = compression(full)
+    if kind is None or (isinstance(exc, OSError) and exc.errno is not None):
+        return None
+    if isinstance(exc, EOFError):
+        return "the file was cut short (an interrupted download or copy?): fetch or compress it again"
+    return (f"the name ends in `{full.suffix}`, so it is read as {kind}; if the file is not compressed, "
+            f"name it without `{full.suffix}`")
+
+
 def read_all(full: Path, limit: int) -> bytes | None:
     """The whole (decompressed) file, or None if it holds more than `limit` bytes or
     cannot be read: the caller's streaming reader then reports what is wrong, located."""
@@ -279,7 +290,7 @@ def read_idx(full: Path, limit: int) -> np.ndarray:
     except FormatError:
         raise
     except READ_ERRORS as exc:
-        raise FormatError(read_error(exc, full)) from None
+        raise FormatError(read_error(exc, full), help=read_help(exc, full)) from None
     if len(data) != need:
         raise FormatError(_idx_size(shape, dtype, need, len(data)))
     return np.frombuffer(data, dtype=dtype).reshape(shape)
@@ -295,7 +306,8 @@ def _idx_size(shape: tuple[int, ...], dtype: np.dtype, need: int, have: int) -> 
 
 def read_parquet(full: Path, columns: list[str] | None) -> tuple[list[str], dict[str, np.ndarray]]:
     """The file's column names, and the `columns` asked for (all by default) as NumPy
-    arrays: numbers as float64 with NaN for nulls, text as an object array with None."""
+    arrays: whole numbers as int64 (float64 with NaN where some are null), other numbers
+    as float64 with NaN for nulls, text as an object array with None for nulls."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -315,7 +327,9 @@ def read_parquet(full: Path, columns: list[str] | None) -> tuple[list[str], dict
     for name in wanted:
         col = table.column(name)
         t = col.type
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        if (pa.types.is_integer(t) or pa.types.is_boolean(t)) and col.null_count == 0:
+            out[name] = col.cast(pa.int64()).to_numpy(zero_copy_only=False)  # class indices stay whole
+        elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
             out[name] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
             out[name] = np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)

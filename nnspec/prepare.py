@@ -13,6 +13,7 @@ import numpy as np
 
 from nnspec.checked import Program
 from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, split
+from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
@@ -197,7 +198,10 @@ def check_tokens(program: Program, ds: Dataset, span: Span | None) -> bool:
 
 def _data_path(program: Program) -> str | None:
     t = program.train
-    return t.data.params.get("path") if t is not None and t.data.kind in ("csv", "npz") else None
+    if t is None:
+        return None
+    files = data_files(t.data)
+    return files.get("path") or files.get("x") or files.get("images")
 
 
 def _label_note(program: Program, ds: Dataset, i: int) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from nnspec import checkpoint, ir
 from nnspec.checked import Program
-from nnspec.datasets import DataSource
+from nnspec.datasets import DataSource, data_files
 
 FORMAT = "nnspec-run"
 VERSION = 1
@@ -133,10 +133,14 @@ def data_record(program: Program, base_dir: Path) -> dict[str, Any]:
     t = program.train
     assert t is not None
     rec: dict[str, Any] = {"kind": t.data.kind, "params": _jsonable(dict(t.data.params))}
-    path = t.data.params.get("path") if t.data.kind in ("csv", "npz") else None
-    if path is not None:
+    files = data_files(t.data)
+    for key, path in files.items():
         full = _absolute(path, base_dir)
-        rec.update({"path": str(full), "bytes": full.stat().st_size, "sha256": sha256(full)})
+        one = {"path": str(full), "bytes": full.stat().st_size, "sha256": sha256(full)}
+        if list(files) == ["path"]:  # one file: recorded as it always was
+            rec.update(one)
+        else:  # several (`npy(x=, y=)`, `idx(images=, labels=)`): each by its param
+            rec.setdefault("files", {})[key] = one
     return rec
 
 
@@ -191,16 +195,29 @@ def relocate(program: Program, rec: Mapping[str, Any]) -> tuple[Program, str | N
     """The program reading the data the run recorded, by its absolute path, checked
     unchanged; (program, problem or None). A built-in dataset needs nothing."""
     data = rec.get("data") or {}
-    if "path" not in data or program.train is None:
+    files = _recorded_files(data)
+    if not files or program.train is None:
         return program, None
-    full = Path(data["path"])
-    if not full.is_file():
-        return program, f"the run's data file `{full}` is gone"
-    if full.stat().st_size != data.get("bytes") or sha256(full) != data.get("sha256"):
-        return program, f"the run's data file `{full}` has changed since the run was trained"
+    moved = {}
+    for key, one in files.items():
+        full = Path(one["path"])
+        if not full.is_file():
+            return program, f"the run's data file `{full}` is gone"
+        if full.stat().st_size != one.get("bytes") or sha256(full) != one.get("sha256"):
+            return program, f"the run's data file `{full}` has changed since the run was trained"
+        moved[key] = str(full)
     t = program.train
-    source = DataSource(t.data.kind, {**dict(t.data.params), "path": str(full)})
+    source = DataSource(t.data.kind, {**dict(t.data.params), **moved})
     return dataclasses.replace(program, train=dataclasses.replace(t, data=source)), None
+
+
+def _recorded_files(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The data files a run recorded, by param: `{"path": {...}}` for one file."""
+    if "path" in data:
+        return {"path": data}
+    files = data.get("files")
+    return {k: v for k, v in files.items() if isinstance(v, dict) and isinstance(v.get("path"), str)} \
+        if isinstance(files, dict) else {}
 
 
 def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
@@ -216,12 +233,14 @@ def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
     data = rec.get("data") or {}
     mine = {"kind": t.data.kind, "params": _jsonable(dict(t.data.params))}
     theirs = {"kind": data.get("kind"), "params": dict(data.get("params") or {})}
-    path = t.data.params.get("path")
-    if path is not None and "path" in data:
+    recorded = _recorded_files(data)
+    for key, path in data_files(t.data).items():
+        if key not in recorded:
+            continue
         full = _absolute(path, base_dir)
-        mine["params"]["path"] = theirs["params"]["path"] = None  # compared as absolute paths below
-        if by_path and str(full) != data["path"]:
-            out.append(("data", f"the run was trained on `{data['path']}`, this spec reads `{full}`"))
+        mine["params"][key] = theirs["params"][key] = None  # compared as absolute paths below
+        if by_path and str(full) != recorded[key]["path"]:
+            out.append(("data", f"the run was trained on `{recorded[key]['path']}`, this spec reads `{full}`"))
     if mine != theirs:
         out.append(("data", "the run was trained on other data than this spec names"))
     split = rec.get("split") or {}
