@@ -19,6 +19,7 @@ import struct
 import zipfile
 import zlib
 from array import array
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -27,7 +28,7 @@ import numpy as np
 
 from nnspec import formats
 from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, TASKS, DataSource,
-                              classes_of, features_of)
+                              classes_of, data_files, features_of)
 from nnspec.show import excerpt as _excerpt
 from nnspec.suggest import did_you_mean
 
@@ -55,6 +56,11 @@ class DataError(Exception):
             parts.append(f"column `{_excerpt(self.column)}`")
         parts.append(self.message)
         return ": ".join(parts)
+
+
+# Whether the file being read may hold a single class: a separate validation or test
+# file may (a small test set), the training data may not (`load_split` sets it).
+_ONE_CLASS_OK: ContextVar[bool] = ContextVar("one_class_ok", default=False)
 
 
 @dataclass(eq=False)
@@ -149,6 +155,46 @@ def load_inputs(source: DataSource, *, seed: int, base_dir: Path) -> Dataset:
     else:
         raise ValueError(f"unknown data source `{source.kind}`")
     return dataclasses.replace(ds, y=ds.x.copy(), task=REGRESSION, classes=None, target_names=None)
+
+
+def load_split(source: DataSource, *, like: Dataset, seed: int, base_dir: Path, task: str | None,
+               inputs: bool = False) -> Dataset:
+    """A separate validation or test source (`data ... val=csv(...)`), read as `load` (or,
+    with `inputs`, `load_inputs`) reads the training data `like`, and checked against it:
+    the same feature columns, and its classes numbered as the training data's (a class
+    the training data lacks is refused where it first occurs). It may hold one class."""
+    token = _ONE_CLASS_OK.set(True)
+    try:
+        ds = (load_inputs(source, seed=seed, base_dir=base_dir) if inputs
+              else load(source, seed=seed, base_dir=base_dir, task=task))
+    finally:
+        _ONE_CLASS_OK.reset(token)
+    files = data_files(source)
+    path = files.get("path") or files.get("x") or files.get("images")
+    if like.feature_names and ds.feature_names and tuple(like.feature_names) != tuple(ds.feature_names):
+        raise DataError(f"the feature columns are {_listing(ds.feature_names)}, but the training data's are "
+                        f"{_listing(like.feature_names)}", path=path,
+                        help="give both the same columns in the same order, as with `features=[...]`")
+    if ds.task != like.task:
+        raise DataError(f"the targets read as {ds.task}, but the training data's as {like.task}", path=path,
+                        help="both need the same kind of target")
+    numbered = lambda c: c == tuple(str(i) for i in range(len(c)))  # noqa: E731  class indices, not names
+    if like.classes is None or ds.classes is None or (numbered(like.classes) and numbered(ds.classes)):
+        return ds
+    rank = {c: i for i, c in enumerate(like.classes)}
+    codes = np.asarray(ds.y if ds.task == MULTICLASS else ds.y[:, 0]).astype(np.int64)
+    unseen = np.array([c not in rank for c in ds.classes])
+    if unseen[codes].any():
+        i = int(np.argmax(unseen[codes]))
+        name = ds.classes[codes[i]]
+        where = {"row": int(ds.lines[i])} if ds.lines is not None else {}
+        at = "" if where else f" (example {i})"
+        raise DataError(f"class `{_excerpt(name)}` does not occur in the training data{at}", path=path,
+                        column=ds.target_names[0] if ds.target_names and where else None, **where,
+                        help=f"the training data's classes are {_listing(like.classes)}")
+    recode = np.array([rank[c] for c in ds.classes], dtype=np.int64)[codes]
+    y = recode.astype(np.int32) if ds.task == MULTICLASS else recode.reshape(-1, 1).astype(np.float32)
+    return dataclasses.replace(ds, y=y, classes=like.classes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -603,7 +649,7 @@ def _fast_table(full: Path, *, delimiter: str, skip: int, width: int, feature_id
         y_, task_, classes = targets.finish()
         return x, y_, task_, classes, lines
     classes = tuple(sorted(labels))
-    if len(classes) < 2 or (task == BINARY and len(classes) > 2):
+    if (len(classes) < 2 and not _ONE_CLASS_OK.get()) or (task == BINARY and len(classes) > 2):
         return None
     rank = {c: i for i, c in enumerate(classes)}
     recode = np.array([rank[c] for c in labels], dtype=np.int64)
@@ -894,7 +940,7 @@ class _Targets:
                 task = BINARY if np.isin(y, (0.0, 1.0)).all() else REGRESSION
             if task in (BINARY, MULTICLASS):
                 for j, name in enumerate(self.names):
-                    if (y[:, j] == y[0, j]).all():
+                    if (y[:, j] == y[0, j]).all() and not _ONE_CLASS_OK.get():
                         raise self.one_class(_scalar(y[0, j]), task, self.first_line, name)
             if task == MULTICLASS:
                 count = int(y.max()) + 1
@@ -903,7 +949,7 @@ class _Targets:
             return y.astype(np.float32), task, classes
         classes = tuple(sorted(self.first_row))
         task = self.task or (BINARY if len(classes) == 2 else MULTICLASS)
-        if len(classes) == 1:
+        if len(classes) == 1 and not _ONE_CLASS_OK.get():
             only = classes[0]
             raise self.one_class(only, task, self.first_row[only], self.names[0])
         code = {c: i for i, c in enumerate(classes)}
@@ -986,9 +1032,9 @@ def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mappi
         if task_ == REGRESSION:
             raise DataError(f"{noun} `{y}` holds text; a regression loss needs numbers",
                             path=paths[y])
-        if len(classes) == 1:
+        if len(classes) == 1 and not _ONE_CLASS_OK.get():
             raise _one_class(y, str(classes[0]), task_, paths[y], noun)
-        if task_ == BINARY and len(classes) != 2:
+        if task_ == BINARY and len(classes) > 2:
             raise DataError(f"{noun} `{y}` has {len(classes)} classes; a binary target needs 2",
                             path=paths[y], help="for more than two classes use a multiclass loss")
         return Dataset(xa.astype(np.float32), _encode_classes(labels, task_), task_,
@@ -1016,7 +1062,7 @@ def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mappi
                             f"`{_scalar(ya[where])}` at index {_index(where)}", path=paths[y],
                             help=_binary_help(float(ya[where])))
         for j in range(yf.shape[1] if ya.ndim <= 2 else 0):  # a pixel may well be always 0
-            if (yf[:, j] == yf[0, j]).all():
+            if (yf[:, j] == yf[0, j]).all() and not _ONE_CLASS_OK.get():
                 raise _one_class(y if yf.shape[1] == 1 else f"{y}[:, {j}]", _scalar(yf[0, j]),
                                  BINARY, paths[y], noun)
         return Dataset(xa.astype(np.float32), shaped.astype(np.float32), BINARY, ("0", "1"),
@@ -1039,7 +1085,7 @@ def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mappi
                                 f"`{_scalar(ya.reshape(-1)[bad[0]])}` at index {bad[0]}",
                                 path=paths[y], help="for a numeric target use a regression loss")
             count = int(flat.max()) + 1
-        if (flat == flat[0]).all():
+        if (flat == flat[0]).all() and not _ONE_CLASS_OK.get():
             raise _one_class(y, _scalar(flat[0]), MULTICLASS, paths[y], noun)
         return Dataset(xa.astype(np.float32), flat.astype(np.int32), MULTICLASS,
                        tuple(str(i) for i in range(count)), feature_names, (y,))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nnspec.checked import Program
-from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, split
+from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_split, split
 from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
@@ -51,6 +51,22 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
                    notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
     check_fit(program, ds, t.data_span)
+    # separate validation and test files, read as the training data is and checked against it
+    separate = [(name, source, span) for name, source, span in
+                (("validation", t.val_data, t.val_span), ("test", t.test_data, t.test_span)) if source is not None]
+    for name, source, span in separate:
+        try:
+            other = load_split(source, like=ds, seed=t.seed, base_dir=base, task=program.loss.task,
+                               inputs=t.target == "input")
+        except DataError as exc:
+            raise fail("E401", f"cannot use the {name} data: {exc.message}", program, span, label=f"the {name} data",
+                       notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
+        check_fit(program, other, span)
+        check_tokens(program, other, span)
+        if name == "validation":
+            val_ds = other
+        else:
+            test_ds = other
     tokens = check_tokens(program, ds, t.data_span)
     if tokens:  # token ids are fed as int32, and never standardized
         ds, train_ds, val_ds, test_ds = (None if d is None else dataclasses.replace(d, x=d.x.astype(np.int32))
