@@ -102,7 +102,7 @@ def fast_csv(data: bytes, *, delimiter: str, skip: int, width: int, text_column:
     column may instead hold class names: its values are then codes into `labels`, in the
     order each name first appears.
     None wherever the row-by-row reader could see the file differently: quotes, blank
-    lines, a whitespace delimiter, bytes that are not UTF-8, a cell that is no number."""
+    lines, a space as the delimiter, bytes that are not UTF-8, a cell that is no number."""
     if len(delimiter) != 1 or delimiter in "\" \r\n" or b"\"" in data:
         return None
     try:
@@ -285,6 +285,8 @@ def read_idx(full: Path, limit: int) -> np.ndarray:
                 have = full.stat().st_size - header
                 if have != need:
                     raise FormatError(_idx_size(shape, dtype, need, have))
+                if need == 0:  # nothing to map: data.py says the file holds no examples
+                    return np.zeros(shape, dtype=dtype)
                 return np.memmap(full, dtype=dtype, mode="r", offset=header, shape=shape)
             data = f.read(need + 1)
     except FormatError:

@@ -367,6 +367,9 @@ def test_bad_idx_files(tmp_path):
     assert _error(tmp_path, idx("trunc.gz"))[0] == ("trunc.gz: the gzip file is truncated: it ends in the middle "
                                                     "of its compressed data")
     assert _error(tmp_path, idx("im", "lb5"))[0] == "lb5: the labels file holds 5 labels, but the images file 6 images"
+    (tmp_path / "none3").write_bytes(_idx(np.zeros((0, 4, 3), np.uint8)))
+    (tmp_path / "none1").write_bytes(_idx(np.zeros(0, np.uint8)))
+    assert _error(tmp_path, idx("none3", "none1"))[0] == "none3: the arrays hold no examples"
     assert _error(tmp_path, idx("im", "im"))[0] == ("im: the labels file holds an array of shape (6, 4, 3); labels "
                                                     "are one number per example, shape (examples,)")
 
