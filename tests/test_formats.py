@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnspec import data as data_mod
 from nnspec import formats
 from nnspec.data import DataError, load_csv, read_features
 
