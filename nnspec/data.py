@@ -617,15 +617,12 @@ def _fast_table(full: Path, *, delimiter: str, skip: int, width: int, feature_id
     """`(x, y, task, classes, lines)` of a clean file read in bulk (formats.fast_csv), as
     the row-by-row reader would give them; None wherever it might not, so that the
     row-by-row reader reads the file and reports its first problem where it is."""
-    # the text, the float64 table and the float32 copies all within the memory budget
-    data = formats.read_all(full, memory_budget() // 8)
-    if data is None:
-        return None
     used = set(feature_idx) | set(target_idx)
     text_column = target_idx[0] if len(target_idx) == 1 and task != REGRESSION else None
-    got = formats.fast_csv(data, delimiter=delimiter, skip=skip, width=width, text_column=text_column,
-                           ignore=tuple(i for i in range(width) if i not in used))
-    del data
+    # the text, the float64 table and the float32 copies all within the memory budget
+    got = formats.read_bulk(full, lambda f: formats.fast_csv(
+        f, delimiter=delimiter, skip=skip, width=width, text_column=text_column,
+        ignore=tuple(i for i in range(width) if i not in used), limit=memory_budget() // 8))
     if got is None:
         return None
     values, lines, labels = got
@@ -702,11 +699,9 @@ def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, w
             ignored = tuple(c for i, c in enumerate(header_cols) if i not in used)
         rows, row_width = stream, len(header_cols)
     most = _max_rows(12 * width)
-    data = formats.read_all(full, memory_budget() // 8)
-    got = None if data is None else formats.fast_csv(
-        data, delimiter=delimiter, skip=first_line if header else first_line - 1, width=row_width,
-        ignore=tuple(i for i in range(row_width) if i not in set(index)))
-    del data
+    got = formats.read_bulk(full, lambda f: formats.fast_csv(
+        f, delimiter=delimiter, skip=first_line if header else first_line - 1, width=row_width,
+        ignore=tuple(i for i in range(row_width) if i not in set(index)), limit=memory_budget() // 8))
     if got is not None and len(got[0]) <= most and (np.abs(got[0][:, index]) <= _F32_MAX).all():
         return got[0][:, index].astype(np.float32), ignored
     values = array("d")

@@ -79,70 +79,100 @@ def read_help(exc: BaseException, full: Path) -> str | None:
             f"name it without `{full.suffix}`")
 
 
-def read_all(full: Path, limit: int) -> bytes | None:
-    """The whole (decompressed) file, or None if it holds more than `limit` bytes or
-    cannot be read: the caller's streaming reader then reports what is wrong, located."""
+def read_bulk(full: Path, read: Callable[[BinaryIO], Any]) -> Any:
+    """`read(f)` of the (decompressed) file, or None where it cannot be read: the caller's
+    row-by-row reader then reports what is wrong, located."""
     try:
         with open_binary(full) as f:
-            data = f.read(limit + 1)
+            return read(f)
     except READ_ERRORS:
         return None
-    return None if len(data) > limit else data
 
 
 # ---------------------------------------------------------------------------------------
 # CSV in bulk
 
-def fast_csv(data: bytes, *, delimiter: str, skip: int, width: int, text_column: int | None = None,
-             ignore: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, list[str] | None] | None:
+LINE_CAP = 1 << 20  # the longest line the bulk reader completes a block with
+
+
+def fast_csv(f: BinaryIO, *, delimiter: str, skip: int, width: int, text_column: int | None = None,
+             ignore: tuple[int, ...] = (), limit: int = 1 << 62, block: int = 1 << 20,
+             ) -> tuple[np.ndarray, np.ndarray, list[str] | None] | None:
     """`(values, lines, labels)` of a clean CSV's data rows, or None to read it row by row.
 
-    `values` is float64 (rows, width); the data starts after the first `skip` lines (the
-    header). Columns in `ignore` are not read (they are 0). With `text_column`, that
-    column may instead hold class names: its values are then codes into `labels`, in the
-    order each name first appears.
-    None wherever the row-by-row reader could see the file differently: quotes, blank
-    lines, a space as the delimiter, bytes that are not UTF-8, a cell that is no number."""
-    if len(delimiter) != 1 or delimiter in "\" \r\n" or b"\"" in data:
+    Reads `f` (the file's bytes) `block` bytes at a time, each with `numpy.loadtxt`, so a
+    problem early in a large file is given up on (and then reported by the row-by-row
+    reader) without reading the rest. `values` is float64 (rows, width); the data starts
+    after the first `skip` lines (the header). Columns in `ignore` are not read (they are
+    0). With `text_column`, that column may instead hold class names: its values are then
+    codes into `labels`, in the order each name first appears. None wherever the
+    row-by-row reader could see the file differently (quotes, blank lines between rows, a
+    space as the delimiter, bytes that are not UTF-8, a cell that is no number), and past
+    `limit` bytes."""
+    if len(delimiter) != 1 or delimiter in "\" \r\n":
         return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    text = text.lstrip("\ufeff")
-    start = 0
     for _ in range(skip):
-        start = text.find("\n", start) + 1
-        if start == 0:
+        if not f.readline():
             return None
-    body = text[start:].rstrip("\r\n")
-    if "\r" in body.replace("\r\n", ""):  # a lone carriage return ends a line for csv, not loadtxt
-        return None
-    rows = body.count("\n") + 1 if body else 0
-    if rows == 0:
-        return None
-    first = body[:body.find("\n")] if "\n" in body else body
     skipped = {i: _zero for i in ignore}
-    values = _loadtxt(body, delimiter, skipped or None)
-    labels: list[str] | None = None
-    if values is None and text_column is not None:
-        cells = first.split(delimiter)
-        if len(cells) != width or _is_number(cells[text_column]):
-            return None  # a numeric first target: every target must be a number (row by row says where not)
-        codes: dict[str, int] = {}
+    codes: dict[str, int] = {}
+    text_mode: bool | None = None  # decided by the first block: numbers, or class names in `text_column`
 
-        def code(cell: str) -> float:
-            label = cell.strip()
-            if not label:
-                raise ValueError("missing value")
-            return codes.setdefault(label, len(codes))
-        values = _loadtxt(body, delimiter, {**skipped, text_column: code})
-        labels = list(codes)
-    # loadtxt drops blank lines, which would shift every later row's line number
-    if values is None or values.shape != (rows, width):
+    def code(cell: str) -> float:
+        label = cell.strip()
+        if not label:
+            raise ValueError("missing value")
+        return codes.setdefault(label, len(codes))
+
+    parts: list[np.ndarray] = []
+    starts: list[tuple[int, int]] = []  # (first line, rows) of each block
+    line, total = skip, 0
+    while True:
+        data = f.read(block)
+        if not data:
+            break
+        if not data.endswith(b"\n"):
+            cap = max(block, LINE_CAP)
+            rest = f.readline(cap)  # whole lines only; a longer line is left to the row-by-row reader
+            if len(rest) == cap and not rest.endswith(b"\n"):
+                return None
+            data += rest
+        total += len(data)
+        if total > limit or b'"' in data:
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if line == 0:
+            text = text.lstrip("\ufeff")
+        body = text.rstrip("\r\n")  # blank lines at a block's end shift nothing after them
+        first_line = line + 1
+        line += text.count("\n") + (0 if text.endswith("\n") else 1)
+        if not body:
+            continue
+        if "\r" in body.replace("\r\n", ""):  # a lone carriage return ends a line for csv, not loadtxt
+            return None
+        rows = body.count("\n") + 1
+        values = None if text_mode else _loadtxt(body, delimiter, skipped or None)
+        if values is None and text_mode is None and text_column is not None:
+            cells = body[:body.find("\n")].split(delimiter) if "\n" in body else body.split(delimiter)
+            if len(cells) != width or _is_number(cells[text_column]):
+                return None  # a numeric first target: every target must be a number (row by row says where not)
+            text_mode = True
+        if text_mode:
+            values = _loadtxt(body, delimiter, {**skipped, text_column: code})
+        text_mode = bool(text_mode)
+        # loadtxt drops blank lines, which would shift every later row's line number
+        if values is None or values.shape != (rows, width):
+            return None
+        parts.append(values)
+        starts.append((first_line, rows))
+    if not parts:
         return None
-    lines = np.arange(skip + 1, skip + 1 + rows, dtype=np.int64)
-    return values, lines, labels
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    lines = np.concatenate([np.arange(first, first + rows, dtype=np.int64) for first, rows in starts])
+    return values, lines, list(codes) if text_mode else None
 
 
 def _zero(cell: str) -> float:

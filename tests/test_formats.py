@@ -470,3 +470,36 @@ def test_the_feature_names_of_named_columns_are_read_from_the_header_alone(tmp_p
     import pyarrow.parquet as pq
     pq.write_table(pa.table({"k": [1], "a": [1.0], "label": [0]}), tmp_path / "t.parquet")
     assert feature_names(DataSource.of("parquet", path="t.parquet", target="label"), base_dir=tmp_path) == ("k", "a")
+
+
+@pytest.mark.parametrize("text,text_column,lines", [
+    ("h\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,10,0\n", None, [2, 3, 4, 5, 6]),
+    ("h\n1,2,cat\n3,4,dog\n5,6,1\n7,8,cat\n9,10,ant\n", 2, [2, 3, 4, 5, 6]),  # `1` is a class: the first block decides
+    ("h\n1,2,0\n3,4,1\n\n\n5,6,0\n7,8,1\n9,10,0\n", None, [2, 3, 6, 7, 8]),  # blank lines shift the line numbers
+])
+@pytest.mark.parametrize("block", [1, 5, 9, 1 << 20])
+def test_the_bulk_reader_gives_the_same_table_in_blocks_of_any_size(text, text_column, lines, block):
+    import io
+    got = formats.fast_csv(io.BytesIO(text.encode()), delimiter=",", skip=1, width=3, text_column=text_column,
+                           block=block)
+    if got is None:  # blank lines inside a block, not at its end: left to the row-by-row reader
+        assert "\n\n" in text and block > 1
+        return
+    values, got_lines, labels = got
+    np.testing.assert_array_equal(values[:, :2], [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]])
+    np.testing.assert_array_equal(got_lines, lines)
+    if text_column is None:
+        np.testing.assert_array_equal(values[:, 2], [0, 1, 0, 1, 0])
+    else:
+        assert [labels[int(c)] for c in values[:, 2]] == ["cat", "dog", "1", "cat", "ant"]
+
+
+def test_a_bad_cell_early_in_a_large_file_is_found_without_reading_the_rest(tmp_path, monkeypatch):
+    text = "a,b,label\n1,2,0\n3,oops,1\n" + "4,5,1\n" * 2_000_000  # 12 MB after line 3
+    (tmp_path / "t.csv").write_text(text)
+    read = []
+    real = formats.fast_csv
+    monkeypatch.setattr(formats, "fast_csv", lambda f, **k: (real(f, **k), read.append(f.tell()))[0])
+    with pytest.raises(DataError, match=r"^t\.csv:3: column `b`: cannot read `oops` as a number$"):
+        load_csv("t.csv", base_dir=tmp_path, target=("label",))
+    assert read and read[0] < 5 << 20  # one block, not the whole file
