@@ -918,6 +918,10 @@ class _Checker:
         `data` line's sources: `source` (the training data), `val` or `test`."""
         arg = next((a for a in d.args if (a.key in (None, "source", "train") if key == "source" else a.key == key)), None)
         call = arg.value if arg is not None else None
+        seen: set[str] = set()
+        while isinstance(call, ir.Ref) and call.name in self.lets and call.name not in seen:  # `let src = csv(...)`
+            seen.add(call.name)
+            call = self.lets[call.name].value
         if not isinstance(call, ir.Call):
             return True
         entry = SOURCES.get(source.kind)

@@ -503,3 +503,14 @@ def test_a_bad_cell_early_in_a_large_file_is_found_without_reading_the_rest(tmp_
     with pytest.raises(DataError, match=r"^t\.csv:3: column `b`: cannot read `oops` as a number$"):
         load_csv("t.csv", base_dir=tmp_path, target=("label",))
     assert read and read[0] < 5 << 20  # one block, not the whole file
+
+
+def test_a_source_bound_by_let_is_checked_as_one_written_out():
+    from nnspec import check_text
+    from nnspec.diagnostics import NNSpecError
+    spec = ('let src = npy(x="x.npy", y="y.npy")\nmodel m {\n    input x[2]\n    dense 2\n}\nloss mse\n'
+            'optimizer sgd\ntrain {\n    data src\n%s}\n')
+    assert check_text(spec % "").train.data.params["y"] == "y.npy"
+    with pytest.raises(NNSpecError) as exc:
+        check_text(spec % "    target input\n")
+    assert [(d.code, d.message) for d in exc.value.diagnostics] == [("E105", "the targets are given twice")]
