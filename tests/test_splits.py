@@ -148,3 +148,12 @@ def test_the_run_record_holds_each_file_and_refuses_a_changed_one(files):
     without = nnspec.check_text(_spec(f'{CSV % "train.csv"} val={CSV % "val.csv"}'))
     assert runs.differences(without, {"data": rec}, files) == [
         ("data", "the run was tested on a separate file, this spec names none")]
+
+
+def test_a_model_of_several_inputs_is_refused_a_separate_file():
+    spec = ('model m {\n    input a[2]\n    input b[2]\n    c: concat a b\n    dense 1 sigmoid\n}\n'
+            'loss binary_crossentropy\noptimizer adam\n'
+            'train {\n    data npz("two.npz") test=npz("two_test.npz")\n}\n')
+    assert _diagnostics(spec) == [("E256", "a separate `test=` file is read for a model of one input and one output; "
+                                           "this model has several inputs")]
+    nnspec.check_text(spec.replace(' test=npz("two_test.npz")', ""))  # the archive alone checks clean
