@@ -23,7 +23,7 @@ from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_s
 from nnspec.layers import out_shape as layer_out_shape
 from nnspec.losses import LOSSES, METRICS, metric_key
 from nnspec.optim import OPTIMIZERS, SCHEDULES
-from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
+from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P, Param,
                            Registry, Str, Sym, Symbol, Union)
 from nnspec.source import Source, Span
 from nnspec.suggest import closest, did_you_mean, one_of, plural
@@ -45,14 +45,25 @@ class _Word:
         return str(v)
 
 
+_SPLIT = {"val": "validation", "test": "test"}
+
+
+def _arg_span(d: ir.Directive, key: str) -> Span | None:
+    """The span of `d`'s argument `key=...`, None if it has none."""
+    return next((a.span for a in d.args if a.key == key), None)
+
+
 def _describe(v: Any) -> str:
     from nnspec.params import _show
     return _show(v)
 
 
 TRAIN = Registry("train setting", [
-    Entry("data", (P("source", Symbol("data source"), required=True, positional=True,
-                     doc="`builtin(\"NAME\", ...)`, `csv(\"PATH\", target=...)` or `npz(\"PATH\")`"),),
+    Entry("data", (Param("source", Symbol("data source"), None, True, True,
+                         "`builtin(\"NAME\", ...)`, `csv(\"PATH\", target=...)`, `npz(\"PATH\")`, "
+                         "`jsonl`, `parquet`, `npy` or `idx`; `train=` names it too", aliases=("train",)),
+                   P("val", Symbol("data source"), None, "a file of validation examples, instead of `split val=`"),
+                   P("test", Symbol("data source"), None, "a file of test examples, instead of `split test=`")),
           doc="where the examples come from"),
     Entry("split", (P("val", Float(ge=0, lt=1), 0.0, "fraction held out for validation"),
                     P("test", Float(ge=0, lt=1), 0.0, "fraction held out for the final test")),
@@ -974,11 +985,22 @@ class _Checker:
                 measured.update({f"{name}_loss": "min", **{f"{name}_{m.key}": m.mode for m in ms}})
         es = None
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
-            es = self.early_stop(bound["early_stop"], seen["early_stop"], measured, split["val"] > 0, seen)
+            es = self.early_stop(bound["early_stop"], seen["early_stop"], measured,
+                                 split["val"] > 0 or "val" in bound.get("data", {}), seen)
             ok = ok and es is not None
         target = bound.get("target", {"of": "data"})["of"]
         if "data" in bound:
-            ok = self.check_targets(bound["data"]["source"], seen["data"], seen.get("target") if target == "input" else None) and ok
+            for key in ("source", "val", "test"):
+                if key in bound["data"]:
+                    ok = self.check_targets(bound["data"][key], seen["data"], seen.get("target") if target == "input" else None,
+                                            key) and ok
+            for key in ("val", "test"):
+                if key in bound["data"] and split[key] > 0:
+                    arg = next(a for a in seen["data"].args if a.key == key)
+                    self.err("E108", f"the {_SPLIT[key]} data is given twice: as a file and as a fraction to split off",
+                             arg.span, f"the {_SPLIT[key]} file", secondary=[(seen["split"].span, f"and `{key}={split[key]:g}`")],
+                             help=f"keep the `{key}=` file and remove `{key}=` from `split`, or the other way round")
+                    ok = False
         self.check_metrics(metrics, seen.get("metrics"), autoencoder=target == "input")
         devices = bound.get("devices", {"count": None})["count"]
         if isinstance(devices, int) and isinstance(batch, int) and batch % devices:
@@ -1000,14 +1022,25 @@ class _Checker:
             standardize=bound.get("standardize", {"enabled": False})["enabled"], early_stop=es,
             data_span=seen["data"].span, divergence=_divergence(bound), target=target, devices=devices,
             devices_span=seen["devices"].span if "devices" in seen else None,
-            precision=bound.get("precision", {"dtype": "float32"})["dtype"])
+            precision=bound.get("precision", {"dtype": "float32"})["dtype"],
+            val_data=bound["data"].get("val"), test_data=bound["data"].get("test"),
+            val_span=_arg_span(seen["data"], "val"), test_span=_arg_span(seen["data"], "test"))
 
-    def check_targets(self, source: DataSource, d: ir.Directive, autoencoder: ir.Directive | None) -> bool:
+    def check_targets(self, source: DataSource, d: ir.Directive, autoencoder: ir.Directive | None,
+                      key: str = "source") -> bool:
         """A file's targets are named once: by the source (`csv(target=)`, `npz(y=)`), or
-        by `target input` (an autoencoder's are its inputs)."""
-        call = d.args[0].value
-        assert isinstance(call, ir.Call)
-        key = {"csv": "target", "npz": "y"}.get(source.kind)
+        by `target input` (an autoencoder's are its inputs). `key` says which of the
+        `data` line's sources: `source` (the training data), `val` or `test`."""
+        arg = next((a for a in d.args if (a.key in (None, "source", "train") if key == "source" else a.key == key)), None)
+        call = arg.value if arg is not None else None
+        seen: set[str] = set()
+        while isinstance(call, ir.Ref) and call.name in self.lets and call.name not in seen:  # `let src = csv(...)`
+            seen.add(call.name)
+            call = self.lets[call.name].value
+        if not isinstance(call, ir.Call):
+            return True
+        entry = SOURCES.get(source.kind)
+        key = entry.attrs.get("targets") if entry is not None else None
         given = next((a for a in call.args if key is not None and a.key == key), None)
         if autoencoder is not None and given is not None:
             self.err("E105", "the targets are given twice", given.span, "the file's targets",
@@ -1039,7 +1072,18 @@ class _Checker:
         else:
             source = DataSource(fn.name, _public(fn.params))
         self.bound_source = source  # for check_agreement, even when another train setting is wrong
-        return {"source": source}
+        out: dict[str, Any] = {"source": source}
+        for key in ("val", "test"):
+            other: Fn | None = params.get(key)
+            if other is None:
+                continue
+            if other.name == "builtin":  # generated from the same seed, it would be the training data again
+                arg = next(a for a in d.args if a.key == key)
+                self.err("E108", f"`{key}` names a built-in dataset; separate {_SPLIT[key]} data comes from a file",
+                         arg.span, "not a file", help=f"hold out part of the built-in dataset with `split {key}=0.2`")
+                return None
+            out[key] = DataSource(other.name, _public(other.params))
+        return out
 
     def early_stop(self, p: dict[str, Any], d: ir.Directive, measured: Mapping[str, str], has_val: bool,
                    seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
@@ -1168,6 +1212,14 @@ class _Checker:
                              named[key].span, "", help=f"remove `{key}=...`: the archive holds one array per "
                                                        f"{what[:-1]}, named as the {what[:-1]} is")
                     return False
+            separate = [(k, sp) for k, src, sp in (("val", self.train.val_data, self.train.val_span),
+                                                    ("test", self.train.test_data, self.train.test_span)) if src is not None]
+            if separate:
+                key, span = separate[0]
+                self.err("E256", f"a separate `{key}=` file is read for a model of one input and one output; this model has "
+                                 f"several {'inputs' if several_in else 'outputs'}", span, "",
+                         help=f"hold out the {_SPLIT[key]} examples of the archive with `split {key}=0.2`")
+                return False
             std = self.spec.train.get("standardize")  # type: ignore[union-attr]
             if several_in and self.train.standardize and std is not None:
                 self.err("E256", "`standardize` rescales the features of one input, but this model has several",

@@ -189,6 +189,12 @@ class TrainProgram:
     devices_span: Span | None = None
     # `bf16`: the forward and backward pass in bfloat16 from float32 master weights (lower.py).
     precision: str = "float32"
+    # Separate validation and test sources (`data csv(...) val=csv(...) test=csv(...)`),
+    # instead of fractions split off the training data; None where there is none.
+    val_data: Any = None  # datasets.DataSource
+    test_data: Any = None
+    val_span: Span | None = None
+    test_span: Span | None = None
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,8 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
                       trained and the state of the one in training (`sweep_progress_ok`)
   run                 {"seed": int, "epochs": int, "overrides": {"seed": int, "epochs": int}?,
                       "data": {"kind": str, "params": {}, "path": str, "bytes": int,
-                      "sha256": str}?, ...}: where the data was, what the command line set
+                      "sha256": str, "files": {param: {"path", "bytes", "sha256"}}}?, ...}:
+                      where the data was (one file, or `files` for several), what the command line set
   ==================  ======================================================
 
   Keys of a record not listed here, and other top-level keys, pass through unchecked
@@ -264,7 +265,12 @@ def _run_ok(v: Any) -> bool:
         "overrides": lambda x: x is None or _has(x, {"seed": lambda s: _is_int(s, 0), "epochs": lambda e: _is_int(e, 1)}),
         "data": lambda x: x is None or _has(x, {"kind": lambda k: isinstance(k, str), "params": lambda q: isinstance(q, dict),
                                                  "path": lambda q: isinstance(q, str), "bytes": lambda b: _is_int(b, 0),
-                                                 "sha256": lambda h: isinstance(h, str)})})
+                                                 "sha256": lambda h: isinstance(h, str),
+                                                 "files": lambda f: isinstance(f, dict) and all(
+                                                     _has(one, {"path": lambda q: isinstance(q, str),
+                                                                "bytes": lambda b: _is_int(b, 0),
+                                                                "sha256": lambda h: isinstance(h, str)})
+                                                     for one in f.values())})})
 
 
 def _standardizer_ok(v: Any) -> bool:

@@ -127,6 +127,26 @@ Each setting (`batch`, `epochs`, ...) appears once in the `train` block."""),
     "E112": ("missing section", """
 Something required is absent: a spec needs a `model` block; training needs a `loss`,
 an `optimizer` and a `data` line in `train { }`."""),
+    "E113": ("data file of another format", """
+A data source names a file whose suffix says it holds another format, or a compression
+nnspec does not undo:
+
+    model m {
+        input x[2]
+        dense 1 sigmoid
+    }
+    loss binary_crossentropy
+    optimizer sgd
+    train {
+        data csv("scores.parquet", target="passed")   # write parquet("scores.parquet", ...)
+    }
+
+`csv("scores.csv.zst", ...)` is refused the same way: decompress it, or compress it with
+gzip, bzip2 or xz.
+
+Each source reads its own format (`csv`, `jsonl`, `parquet`, `npz`, `npy`, `idx`); CSV,
+JSON lines and IDX files may be gzip (`.gz`), bzip2 (`.bz2`) or xz (`.xz`)-compressed.
+A suffix nnspec does not know is read as the source's own format."""),
     "E201": ("layer needs a flat input", """
 `dense` multiplies a vector by a matrix; its input must be one-dimensional.
 Put `flatten` before it to turn an (8, 8) image into 64 numbers."""),

@@ -14,7 +14,9 @@ import numpy as np
 from typing import Any
 
 from nnspec.checked import LossProgram, Program
-from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_named, split
+from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_named, load_split,
+                         split)
+from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
@@ -66,6 +68,23 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
             ds, train_ds, val_ds, test_ds = (None if d is None else as_ids(d) for d in (ds, train_ds, val_ds, test_ds))
     else:
         check_fit(program, ds, t.data_span)
+        # separate validation and test files (one input, one output: E256 otherwise), read as
+        # the training data is and checked against it
+        separate = [(name, source, span) for name, source, span in
+                    (("validation", t.val_data, t.val_span), ("test", t.test_data, t.test_span)) if source is not None]
+        for name, source, span in separate:
+            try:
+                other = load_split(source, like=ds, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
+                                   inputs=t.target == "input")
+            except DataError as exc:
+                raise fail("E401", f"cannot use the {name} data: {exc.message}", program, span, label=f"the {name} data",
+                           notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
+            check_fit(program, other, span)
+            check_tokens(program, other, span)
+            if name == "validation":
+                val_ds = other
+            else:
+                test_ds = other
         tokens = check_tokens(program, ds, t.data_span)
     if tokens:  # token ids are fed as int32, and never standardized
         ds, train_ds, val_ds, test_ds = (None if d is None else dataclasses.replace(d, x=d.x.astype(np.int32))
@@ -258,7 +277,10 @@ def check_tokens(program: Program, ds: Dataset, span: Span | None) -> bool:
 
 def _data_path(program: Program) -> str | None:
     t = program.train
-    return t.data.params.get("path") if t is not None and t.data.kind in ("csv", "npz") else None
+    if t is None:
+        return None
+    files = data_files(t.data)
+    return files.get("path") or files.get("x") or files.get("images")
 
 
 def _label_note(program: Program, ds: Dataset, i: int) -> tuple[str, ...]:
