@@ -24,7 +24,7 @@ from nnspec.layers import out_shape as layer_out_shape
 from nnspec.losses import LOSSES, METRICS
 from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
-                           Registry, Str, Sym, Symbol, Union)
+                           Registry, Str, Sym, Symbol, Union, Word)
 from nnspec.source import Source, Span
 from nnspec.suggest import closest, did_you_mean, one_of, plural
 
@@ -33,16 +33,7 @@ SYMBOLS: dict[str, Registry] = {
     "metric": METRICS, "data source": SOURCES,
 }
 
-class _Word:
-    """A bare name such as `monitor=val_loss`; validated by a later pass."""
-
-    def describe(self) -> str:
-        return "a name"
-
-    def convert(self, v: Any) -> str:
-        if not isinstance(v, Sym):
-            raise ArgError("E103", f"expected a name, found {_describe(v)}")
-        return str(v)
+_Word = Word  # a bare name such as `monitor=val_loss`; validated by a later pass
 
 
 def _describe(v: Any) -> str:
@@ -861,6 +852,8 @@ class _Checker:
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
             es = self.early_stop(bound["early_stop"], seen["early_stop"], metrics, split["val"] > 0, seen)
             ok = ok and es is not None
+        if "metrics" in bound or "metrics" not in seen:
+            ok = self.check_plateau(metrics, split["val"] > 0) and ok
         target = bound.get("target", {"of": "data"})["of"]
         if "data" in bound:
             ok = self.check_targets(bound["data"]["source"], seen["data"], seen.get("target") if target == "input" else None) and ok
@@ -926,27 +919,46 @@ class _Checker:
         self.bound_source = source  # for check_agreement, even when another train setting is wrong
         return {"source": source}
 
-    def early_stop(self, p: dict[str, Any], d: ir.Directive, metrics: tuple[str, ...], has_val: bool,
-                   seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
-        monitor = p["monitor"]
-        span = p["__given__"]["monitor"].value.span if "monitor" in p["__given__"] else d.span
+    def monitored(self, what: str, monitor: str, span: Span | None, metrics: tuple[str, ...], has_val: bool) -> bool:
+        """Whether `monitor` (early stopping's, the plateau rule's) is measured every epoch."""
         base = monitor[4:] if monitor.startswith("val_") else monitor
         known = ["loss", "val_loss"] + [m for name in metrics for m in (name, f"val_{name}")]
         if base != "loss" and base not in metrics:
             hint = did_you_mean(monitor, known)
             if hint is None and base in METRICS:
                 hint = f"add `{base}` to the train block's `metrics` line"
-            self.err("E306", f"early stopping monitors `{monitor}`, which is not measured", span, "not a measured metric",
+            self.err("E306", f"{what} monitors `{monitor}`, which is not measured", span, "not a measured metric",
                      help=hint or f"monitor one of {one_of(known)}")
-            return None
+            return False
         if monitor.startswith("val_") and not has_val:
-            self.err("E307", f"early stopping monitors `{monitor}`, but there is no validation split", span, "",
+            self.err("E307", f"{what} monitors `{monitor}`, but there is no validation split", span, "",
                      help="hold out validation data with `split val=0.2`")
-            return None
+            return False
         if not monitor.startswith("val_"):
             split = "" if has_val else ", with a validation split such as `split val=0.2`"
-            self.warn("W005", f"early stopping watches the training `{monitor}`", span, "",
+            self.warn("W005", f"{what} watches the training `{monitor}`", span, "",
                       help=f"training metrics keep improving while the model overfits; monitor `val_{base}` instead{split}")
+        return True
+
+    def check_plateau(self, metrics: tuple[str, ...], has_val: bool) -> bool:
+        """`lr=reduce_on_plateau(...)` watches a metric that training measures every epoch."""
+        lr = self.optimizer.params["lr"] if self.optimizer is not None else None
+        if not (isinstance(lr, Fn) and lr.name == "reduce_on_plateau"):
+            return True
+        d = self.spec.optimizer
+        assert d is not None
+        call = next((a.value for a in d.args if a.key == "lr"), None)
+        given = next((a for a in call.args if a.key == "monitor"), None) if isinstance(call, ir.Call) else None
+        span = given.value.span if given is not None else (call.span if call is not None else d.span)
+        return self.monitored("the learning rate's plateau rule", lr.params["monitor"], span, metrics, has_val)
+
+    def early_stop(self, p: dict[str, Any], d: ir.Directive, metrics: tuple[str, ...], has_val: bool,
+                   seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
+        monitor = p["monitor"]
+        span = p["__given__"]["monitor"].value.span if "monitor" in p["__given__"] else d.span
+        if not self.monitored("early stopping", monitor, span, metrics, has_val):
+            return None
+        base = monitor[4:] if monitor.startswith("val_") else monitor
         mode = p["mode"]
         if mode == "auto":
             mode = "min" if base == "loss" else METRICS.get(base).attrs["mode"]  # type: ignore[union-attr]
