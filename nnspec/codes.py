@@ -186,6 +186,15 @@ merge.
     lstm 32 merge=sum
 
 Write `lstm 32 bidirectional=true merge=sum`, or remove `merge`."""),
+    "E232": ("a recurrent layer's options contradict each other", """
+Some options of `simple_rnn`, `lstm` and `gru` only mean something with another.
+`recurrent_bias=true` adds a second bias beside the layer's bias `b` (PyTorch's b_hh beside
+b_ih), so it needs the bias that `bias=false` removes:
+
+    lstm 32 bias=false recurrent_bias=true
+
+Write `lstm 32 recurrent_bias=true` for PyTorch's two biases, or `lstm 32 bias=false` for
+none."""),
     # E240-E249: attention, normalization, reshaping
     "E240": ("layer needs a sequence input", """
 `self_attention`, `transformer_encoder` and `position_embedding` read one example as

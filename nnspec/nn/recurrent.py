@@ -11,8 +11,8 @@ axis, so the leading axes are carried along.
 
 Gate order and equations are Keras's (nnspec/layers/recurrent.py names the arrays):
 
-    simple_rnn  h = g(x·W + h₋·U + b)
-    lstm        i, f, c̃, o = split(x·W + h₋·U + b, 4)
+    simple_rnn  h = g(x·W + h₋·U + b [+ b_rec])
+    lstm        i, f, c̃, o = split(x·W + h₋·U + b [+ b_rec], 4)
                 c = σ(f)·c₋ + σ(i)·g(c̃);  h = σ(o)·g(c)
     gru         z, r, h̃ = split(x·W + b, 3),  zu, ru, hu = split(h₋·U + b_rec, 3)
                 z = σ(z + zu);  r = σ(r + ru)
@@ -79,29 +79,29 @@ class Recurrent(LayerImpl):
         u = params["u" + suffix]
         units = self.layer.params["units"]
         op = self.layer.op
+        b_rec = params.get("b_rec" + suffix)
+
+        def hu(h):  # h₋·U, with the recurrent bias where there is one
+            return h @ u if b_rec is None else h @ u + b_rec
         if op == "simple_rnn":
             def rnn(h, xw):
-                h = g(xw + h @ u)
+                h = g(xw + hu(h))
                 return h, h
             return rnn, 1
         if op == "lstm":
             def lstm(state, xw):
                 h, c = state
-                i, f, cc, o = jnp.split(xw + h @ u, 4, axis=-1)
+                i, f, cc, o = jnp.split(xw + hu(h), 4, axis=-1)
                 c = sigma(f) * c + sigma(i) * g(cc)
                 h = sigma(o) * g(c)
                 return (h, c), h
             return lstm, 2
-        b_rec = params.get("b_rec" + suffix)
         reset_after = self.layer.params["reset_after"]
 
         def gru(h, xw):
             xz, xr, xh = jnp.split(xw, 3, axis=-1)
             if reset_after:
-                hu = h @ u
-                if b_rec is not None:
-                    hu = hu + b_rec
-                hz, hr, hh = jnp.split(hu, 3, axis=-1)
+                hz, hr, hh = jnp.split(hu(h), 3, axis=-1)
                 z, r = sigma(xz + hz), sigma(xr + hr)
                 cand = g(xh + r * hh)
             else:
