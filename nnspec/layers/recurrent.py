@@ -118,6 +118,13 @@ def _common(gated: bool) -> tuple:
 _RECURRENT_BIAS = P("recurrent_bias", Bool(), False,
                     "`true`: a second bias `b_rec` added to h·U, as PyTorch's b_hh beside b_ih")
 
+# Keras's `dropout=` and `recurrent_dropout=`: one mask per example over x_t and one over
+# h_{t-1}, the same at every step (Keras 3's cells: one mask shared by the gates).
+_DROPOUT = (P("drop_prob", Float(ge=0, lt=1), 0.0,
+              "probability that an input feature x_t is dropped in training, the same features at every step"),
+            P("recurrent_drop_prob", Float(ge=0, lt=1), 0.0,
+              "probability that a unit of the state h_{t-1} is dropped where it enters the step, the same units at every step"))
+
 _PENALTY = (P("l1", Float(ge=0), 0.0, "L1 penalty on this layer's kernels `w` and `u`"),
             P("l2", Float(ge=0), 0.0, "L2 penalty on this layer's kernels `w` and `u`"))
 
@@ -128,15 +135,17 @@ _EXAMPLES = {
                    ((5, 2), "simple_rnn 3 recurrent_bias=true")],
     "lstm": [((6, 3), "lstm 4"), ((6, 3), "lstm 4 sequences=true bidirectional=true"),
              ((1, 1), "lstm 2 bias=false"), ((5, 2), "lstm 3 bidirectional=true merge=mean"),
-             ((5, 2), "lstm 3 recurrent_bias=true bidirectional=true")],
+             ((5, 2), "lstm 3 recurrent_bias=true bidirectional=true"),
+             ((5, 2), "lstm 3 drop_prob=0.2 recurrent_drop_prob=0.3 bidirectional=true")],
     "gru": [((6, 3), "gru 4"), ((6, 3), "gru 4 sequences=true reset_after=false"),
-            ((5, 2), "gru 3 bidirectional=true"), ((5, 2), "gru 3 sequences=true bidirectional=true bias=false")],
+            ((5, 2), "gru 3 bidirectional=true"), ((5, 2), "gru 3 sequences=true bidirectional=true bias=false"),
+            ((5, 2), "gru 3 drop_prob=0.2 recurrent_drop_prob=0.2 reset_after=false")],
 }
 
 
 def _entry(op: str, extra: tuple, doc: str) -> Entry:
     common = _common(gated=op != "simple_rnn")
-    return Entry(op, (*common, *extra, *_PENALTY), doc=doc,
+    return Entry(op, (*common, *extra, *_DROPOUT, *_PENALTY), doc=doc,
                  attrs={"out_shape": _out_shape(op), "param_shapes": _param_shapes(op), "check": _check,
                         "flops": _flops(op),
                         "examples": _EXAMPLES[op]})
