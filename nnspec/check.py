@@ -17,7 +17,7 @@ from nnspec import ir
 from nnspec import blocks, graph
 from nnspec.checked import (EarlyStop, Fn, Input, Layer, LossProgram, ModelProgram, OptimizerProgram,
                             Program, Regularization, Sweep, TrainProgram)
-from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, vocab_of
+from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, labels_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
 from nnspec.layers import out_shape as layer_out_shape
@@ -996,14 +996,15 @@ class _Checker:
             out_kind = ACTIVATIONS.get(final_act).attrs["output"] if final_act else "linear"  # type: ignore[union-attr]
             if autoencoder and not self.autoencoder_agreement(model, target, lspan):  # type: ignore[arg-type]
                 return
-            if loss.task == "multiclass" and len(out) != 1:
-                head = "`flatten` and " if len(out) > 1 else ""
+            per_example = self.one_class_per_example(target)
+            if loss.task == "multiclass" and len(out) != 1 and per_example is not None:
+                # a class at every step or pixel needs data that has one there: an `.npz` file
                 act = "" if logits else " softmax"
                 self.err("E304", f"`{loss.name}` needs a flat vector of class scores, but the model's output has shape {show_shape(out)}",
                          span, f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
-                         notes=["classes per step or per pixel are not supported; for 0/1 labels of any shape use "
-                                "`binary_crossentropy`, for numbers `mse`"],
-                         help=f"to classify each example, end the model with {head}`dense {out[-1]}{act}`")
+                         notes=[f"{per_example} has one class per example; a class at every one of "
+                                f"{show_shape(out[:-1])} positions needs targets of that shape, from an `.npz` file"],
+                         help=f"to classify each example, end the model with `flatten` and `dense {out[-1]}{act}`")
                 return
             if loss.task == "binary":
                 source = self.bound_source if target is None else None
@@ -1022,7 +1023,7 @@ class _Checker:
                     return
                 self.probability_agreement(loss.name, logits, out_kind, final_act, "sigmoid", "probability", span, lspan)
             elif loss.task == "multiclass":
-                units = out[0]
+                units = out[-1]
                 if units < 2:
                     self.err("E301", f"`{loss.name}` needs at least two output units (one per class), but the model has {units}",
                              span, "1 unit", secondary=[(lspan, "the loss")],
@@ -1032,6 +1033,20 @@ class _Checker:
             # a regression output's activation is judged by the data (W003, prepare.py):
             # a sigmoid under pixels in [0, 1] is right, under house prices a mistake
         self.check_data_fit(model)
+
+    def one_class_per_example(self, target: ir.Directive | None) -> str | None:
+        """What data the train block reads, where it has one class per example (a CSV
+        file; a built-in dataset without a class per step); None where it may have more."""
+        source = self.bound_source if target is None else None
+        if source is None:
+            return None
+        if source.kind == "csv":
+            return "a CSV file"
+        if source.kind == "builtin":
+            ds = DATASETS.get(source.params["name"])
+            if ds is not None and not labels_of(ds, source.params):
+                return f"dataset `{ds.name}`"
+        return None
 
     def autoencoder_agreement(self, model: ModelProgram, target: ir.Directive, lspan: Span | None) -> bool:
         """With `target input`, the output must have the input's shape and the loss must
@@ -1090,10 +1105,19 @@ class _Checker:
                      self.train.data_span, "", secondary=[(self.spec.loss.span, "the loss")],  # type: ignore[union-attr]
                      help=f"use {one_of(fits)}, with {_output_for(task, classes_of(ds, params))}")
         classes = classes_of(ds, params)
-        if self.loss is not None and self.loss.task == "multiclass" and classes and model.output_shape != (classes,):
-            self.err("E311", f"dataset `{ds.name}` has {classes} classes, but the model has {model.output_shape[0]} output units",
-                     model.layers[-1].span, "", secondary=[(self.train.data_span, "the data")],
-                     help=f"end the model with `dense {classes} softmax`")
+        positions = labels_of(ds, params)
+        want = (*positions, classes)
+        out = tuple(model.output_shape)
+        if self.loss is not None and self.loss.task == "multiclass" and classes and out != want:
+            if not positions:
+                self.err("E311", f"dataset `{ds.name}` has {classes} classes, but the model has {out[0]} output units",
+                         model.layers[-1].span, "", secondary=[(self.train.data_span, "the data")],
+                         help=f"end the model with `dense {classes} softmax`")
+            else:
+                self.err("E311", f"dataset `{ds.name}` has one of {classes} classes at each of {positions[0]} steps, "
+                                 f"but the model's output has shape {show_shape(out)}",
+                         model.layers[-1].span, f"not {show_shape(want)}", secondary=[(self.train.data_span, "the data")],
+                         help=f"end the model with a recurrent layer written with `sequences` and `dense {classes} softmax per_step`")
 
     def check_input_fit(self, model: ModelProgram, ds: Entry, params: Mapping[str, Any],
                         features: tuple[int, ...]) -> None:

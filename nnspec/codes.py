@@ -285,10 +285,13 @@ With `from_logits=true` the loss applies sigmoid/softmax itself. A last layer th
 already applies it would squash twice. Remove the activation from the last layer, or
 remove `from_logits=true`."""),
     "E304": ("output is not flat", """
-`categorical_crossentropy` reads one flat vector of K class scores per example: classes
-per step or per pixel are not supported. To classify each example, end the model with
-`flatten` and `dense K softmax`. The other losses (`mse`, `mae`, `huber`,
-`binary_crossentropy`) take outputs of any shape, averaged over the elements."""),
+`categorical_crossentropy` reads the output's last axis as K class scores and every
+other axis as a position with a class of its own (a class per step). Data with one
+class per example (a CSV file, a built-in dataset other than `running_max`) has no class
+at each position, so it needs a flat vector of K class scores. To classify each
+example, end the model with `flatten` and `dense K softmax`; for a class per step, read
+targets of shape (examples, steps) from an `.npz` file. The other losses (`mse`, `mae`,
+`huber`, `binary_crossentropy`) take outputs of any shape, averaged over the elements."""),
     "E305": ("metric does not fit the task", """
 `accuracy` is for classification (binary or categorical cross-entropy); `mse` and
 `mae` for regression."""),

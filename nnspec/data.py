@@ -82,11 +82,13 @@ class Dataset:
 
 
 def load(source: DataSource, *, seed: int, base_dir: Path,
-         task: str | None = None) -> Dataset:
+         task: str | None = None, positions: tuple[int, ...] = ()) -> Dataset:
     """Load or generate the data a checked `data` line names.
 
     `task` (from the loss) decides how a target is encoded; without it, text targets are
-    classes, 0/1 targets binary and other numbers regression."""
+    classes, 0/1 targets binary and other numbers regression. `positions` is where a
+    multiclass model gives a class in one example: () once per example, (steps,) at every
+    step (its output is (*positions, classes))."""
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task `{task}`")
     params = dict(source.params)
@@ -102,7 +104,7 @@ def load(source: DataSource, *, seed: int, base_dir: Path,
                         delimiter=params.get("delimiter", ","), task=task)
     if source.kind == "npz":
         return load_npz(params["path"], base_dir=base_dir, x=params.get("x", "x"),
-                        y=params.get("y", "y"), task=task)
+                        y=params.get("y", "y"), task=task, positions=positions)
     raise ValueError(f"unknown data source `{source.kind}`")
 
 
@@ -262,6 +264,11 @@ def _order(rng: np.random.Generator, *, n: int, steps: int, vocab: int) -> Gener
     return x, labels
 
 
+def _running_max(rng: np.random.Generator, *, n: int, steps: int, vocab: int) -> Generated:
+    x = rng.integers(1, vocab, (n, steps))
+    return x, np.maximum.accumulate(x, axis=1)  # a class per step: the largest id so far
+
+
 GENERATORS: Mapping[str, Callable[..., Generated]] = {
     "pass_class": _pass_class,
     "linear": _linear,
@@ -275,6 +282,7 @@ GENERATORS: Mapping[str, Callable[..., Generated]] = {
     "waves": _waves,
     "brackets": _brackets,
     "order": _order,
+    "running_max": _running_max,
 }
 
 _NAMES: Mapping[str, tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, ...] | None]] = {
@@ -810,8 +818,10 @@ _NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, No
 
 
 def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
-             task: str | None = None) -> Dataset:
-    """A NumPy `.npz` archive with a features array `x` (n, ...) and a targets array `y`."""
+             task: str | None = None, positions: tuple[int, ...] = ()) -> Dataset:
+    """A NumPy `.npz` archive with a features array `x` (n, ...) and a targets array `y`;
+    for a class at each of `positions` (a multiclass output of shape (*positions, k)),
+    `y` is (n, *positions) class indices or (n, *positions, k) one-hot."""
     full = _resolve(path, base_dir, "NPZ")
     help = f"write it with `numpy.savez(path, {x}=features, {y}=targets)`"
     try:
@@ -847,6 +857,8 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
         raise DataError(f"array `{x}` has shape {_shape(xa)}; features need (examples, ...)",
                         path=path, help=f"for one feature per example save "
                                         f"`{x}.reshape(-1, 1)`")
+    if task == MULTICLASS and positions:
+        return _positioned_classes(xa, ya, x, y, positions, path)
     if ya.ndim < 1 or (ya.ndim > 2 and (task == MULTICLASS or ya.dtype.kind in "US")):
         raise DataError(f"array `{y}` has shape {_shape(ya)}; targets need (examples,) or "
                         f"(examples, k)", path=path, help="only numbers and 0/1 targets may have "
@@ -931,6 +943,48 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
                        tuple(str(i) for i in range(count)), feature_names, (y,))
     return Dataset(xa.astype(np.float32), shaped.astype(np.float32), REGRESSION, None,
                    feature_names, _target_names(y, yf.shape[1] if ya.ndim <= 2 else 1))
+
+
+def _positioned_classes(xa: np.ndarray, ya: np.ndarray, x: str, y: str, positions: tuple[int, ...],
+                        path: str) -> Dataset:
+    """Class targets at every position of an example (a class per step): `y` holds
+    (n, *positions) class indices or (n, *positions, k) one-hot rows; int32 indices out."""
+    where = ", ".join(map(str, positions))
+    shape_help = (f"save class indices of shape (examples, {where}), or one-hot rows of shape "
+                  f"(examples, {where}, classes)")
+    if ya.ndim < 1 or xa.ndim < 2 or xa.shape[0] != ya.shape[0]:
+        raise DataError(f"arrays `{x}` and `{y}` have shapes {_shape(xa)} and {_shape(ya)}; both need "
+                        f"(examples, ...) with one entry per example", path=path)
+    if not _numeric(xa) or not _numeric(ya):
+        raise DataError(f"arrays `{x}` and `{y}` must hold numbers", path=path)
+    _finite(xa, x, path)
+    _finite(ya, y, path)
+    per = tuple(ya.shape[1:])
+    if per == positions:
+        bad = np.argwhere((ya < 0) | (ya != np.floor(ya)))
+        if len(bad):
+            at = tuple(int(i) for i in bad[0])
+            raise DataError(f"array `{y}`: expected a class index (0, 1, 2, …), found `{_scalar(ya[at])}` at "
+                            f"index {_index(at)}", path=path, help="for numeric targets use a regression loss")
+        labels = ya.astype(np.int64)
+        count = int(labels.max()) + 1 if labels.size else 0
+    elif per[:-1] == positions and len(per) == len(positions) + 1:
+        onehot = np.isin(ya, (0, 1)).all(axis=-1) & (ya.sum(axis=-1) == 1)
+        bad = np.argwhere(~onehot)
+        if len(bad):
+            at = tuple(int(i) for i in bad[0])
+            raise DataError(f"array `{y}`: the row at index {_index(at)} is not one-hot", path=path,
+                            help="a one-hot row holds a single 1, for its class, and 0 elsewhere")
+        labels, count = ya.argmax(axis=-1), per[-1]
+    else:
+        raise DataError(f"array `{y}` has shape {_shape(ya)}, but the model gives a class at each of "
+                        f"({where}) positions of an example", path=path, help=shape_help)
+    if xa.shape[0] == 0:
+        raise DataError("the arrays hold no examples", path=path)
+    if (labels == labels.reshape(-1)[0]).all():
+        raise _one_class(y, _scalar(labels.reshape(-1)[0]), MULTICLASS, path)
+    return Dataset(xa.astype(np.float32), labels.astype(np.int32), MULTICLASS,
+                   tuple(str(i) for i in range(count)), None, (y,))
 
 
 def _binary_help(v: float) -> str:

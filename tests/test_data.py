@@ -15,7 +15,7 @@ import pytest
 
 from nnspec.data import DataError, Dataset, Standardizer, load, load_csv, split
 from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, SOURCES, DataSource,
-                             classes_of, features_of)
+                             classes_of, features_of, labels_of)
 
 HERE = Path(".")
 
@@ -43,6 +43,7 @@ VARIANTS: dict[str, dict] = {
     "waves": {"n": 23, "steps": 12, "noise": 0.0},
     "brackets": {"n": 31, "steps": 9},
     "order": {"n": 29, "steps": 5, "vocab": 30},
+    "running_max": {"n": 27, "steps": 6, "vocab": 40},
 }
 
 
@@ -115,7 +116,7 @@ def test_builtin_shapes_and_dtypes(name, params):
         assert set(np.unique(ds.y)) <= {0.0, 1.0} and len(ds.classes) == 2
     elif ds.task == MULTICLASS:
         k = classes_of(entry, params)
-        assert ds.y.dtype == np.int32 and ds.y.shape == (n,) and len(ds.classes) == k
+        assert ds.y.dtype == np.int32 and ds.y.shape == (n, *labels_of(entry, params)) and len(ds.classes) == k
         assert ds.y.min() >= 0 and ds.y.max() < k
     else:
         assert ds.y.dtype == np.float32 and ds.y.shape == (n, entry.attrs["targets"])
@@ -281,6 +282,13 @@ def claim_order(ds: Dataset) -> None:
     assert logistic_accuracy(bag_of_tokens(ds), steps=300) <= 0.6
 
 
+def claim_running_max(ds: Dataset) -> None:
+    # A class at every step: the largest id so far, which only the order of the ids tells.
+    assert ds.y.shape == ds.x.shape and ds.y.dtype == np.int32
+    assert np.array_equal(ds.y, np.maximum.accumulate(ds.x.astype(np.int64), axis=1))
+    assert (ds.y[:, 1:] >= ds.y[:, :-1]).all() and (ds.y[:, 0] == ds.x[:, 0]).all()
+
+
 CLAIMS: dict[str, Callable[[Dataset], None]] = {
     "pass_class": claim_pass_class,
     "linear": claim_linear,
@@ -295,6 +303,7 @@ CLAIMS: dict[str, Callable[[Dataset], None]] = {
     "waves": claim_waves,
     "brackets": claim_brackets,
     "order": claim_order,
+    "running_max": claim_running_max,
 }
 
 CLAIM_CASES = [pytest.param(name, seed, params, id=f"{name}-{seed}-{params}",

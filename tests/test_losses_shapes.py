@@ -131,13 +131,15 @@ def test_a_builtin_dataset_with_one_label_still_needs_one_unit():
     assert _codes(_spec("lstm 8 sequences=true\ndense 1 sigmoid per_step", "binary_crossentropy", train=data)) == ["E301"]
 
 
-def test_categorical_crossentropy_per_step_is_refused_with_a_fix_that_checks():
+def test_categorical_crossentropy_per_step_needs_data_with_a_class_per_step_with_a_fix_that_checks():
     layers = "lstm 8 sequences=true\ndense 4 softmax per_step"
-    exc = _error(lambda: nnspec.check_text(_spec(layers, "categorical_crossentropy")))
+    assert _codes(_spec(layers, "categorical_crossentropy")) == []  # a class per step (tests/test_per_step_classes.py)
+    csv = '    data csv("series.csv", target="label")'
+    exc = _error(lambda: nnspec.check_text(_spec(layers, "categorical_crossentropy", train=csv)))
     [d] = exc.diagnostics
-    assert d.code == "E304" and "(20, 4)" in d.message
+    assert d.code == "E304" and "(20, 4)" in d.message and "a CSV file has one class per example" in d.notes[0]
     assert "`flatten` and `dense 4 softmax`" in d.help
-    assert _codes(_spec(layers + "\nflatten\ndense 4 softmax", "categorical_crossentropy")) == []
+    assert _codes(_spec(layers + "\nflatten\ndense 4 softmax", "categorical_crossentropy", train=csv)) == []
 
 
 def test_target_input_checks_the_output_shape_the_loss_and_the_metrics():
