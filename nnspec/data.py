@@ -759,8 +759,8 @@ class _Targets:
                         help = (f"the column's first value, on line {self.first_line}, is a "
                                 f"number, so every value must be one")
                     raise self.error(exc.message, line, name, help) from None
-                if self.task == BINARY and v not in (0.0, 1.0):
-                    raise self.error(f"expected 0 or 1 for a binary target, found "
+                if self.task == BINARY and not 0.0 <= v <= 1.0:
+                    raise self.error(f"expected a number in [0, 1] for a binary target, found "
                                      f"`{_excerpt(cell.strip())}`", line, name, _binary_help(v))
                 if self.task == MULTICLASS and not (v >= 0 and v == int(v)):
                     raise self.error(f"expected a class index (0, 1, 2, …), found "
@@ -795,7 +795,8 @@ class _Targets:
                 task = BINARY if np.isin(y, (0.0, 1.0)).all() else REGRESSION
             if task in (BINARY, MULTICLASS):
                 for j, name in enumerate(self.names):
-                    if (y[:, j] == y[0, j]).all():
+                    # one class: labels that are all alike (soft targets may well be)
+                    if (y[:, j] == y[0, j]).all() and (task == MULTICLASS or y[0, j] in (0.0, 1.0)):
                         raise self.one_class(_scalar(y[0, j]), task, self.first_line, name)
             if task == MULTICLASS:
                 count = int(y.max()) + 1
@@ -907,13 +908,16 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
     yf = ya.astype(np.float64).reshape(len(ya), -1)
     shaped = yf.reshape(ya.shape) if ya.ndim > 2 else yf  # (examples, ...) as the output is
     if task_ == BINARY:
-        bad = np.argwhere(~np.isin(ya, (0, 1)))
+        # 0/1 labels, or soft targets in [0, 1] (probabilities, pixel intensities): the
+        # cross-entropy of two Bernoulli distributions is defined for both
+        bad = np.argwhere((ya < 0) | (ya > 1))
         if len(bad):
             where = tuple(int(i) for i in bad[0])
-            raise DataError(f"array `{y}`: expected 0 or 1 for a binary target, found "
+            raise DataError(f"array `{y}`: expected a number in [0, 1] for a binary target, found "
                             f"`{_scalar(ya[where])}` at index {_index(where)}", path=path,
                             help=_binary_help(float(ya[where])))
-        for j in range(yf.shape[1] if ya.ndim <= 2 else 0):  # a pixel may well be always 0
+        hard = np.isin(ya, (0, 1)).all()
+        for j in range(yf.shape[1] if ya.ndim <= 2 and hard else 0):  # a pixel may well be always 0
             if (yf[:, j] == yf[0, j]).all():
                 raise _one_class(y if yf.shape[1] == 1 else f"{y}[:, {j}]", _scalar(yf[0, j]),
                                  BINARY, path)
@@ -988,14 +992,12 @@ def _positioned_classes(xa: np.ndarray, ya: np.ndarray, x: str, y: str, position
 
 
 def _binary_help(v: float) -> str:
-    """What to do about a binary target that is not 0 or 1: a class number wants a
-    multiclass loss, a number between 0 and 1 (a probability, a pixel) a regression one."""
+    """What to do about a binary target outside [0, 1]: a class number wants a multiclass
+    loss, any other number a regression one."""
     if v == int(v) and v > 1:
         return "for more than two classes use a multiclass loss such as `categorical_crossentropy`"
-    if 0 < v < 1:
-        return ("`binary_crossentropy` reads labels 0 or 1; for targets between 0 and 1 (probabilities, "
-                "pixel intensities) use `mse`, or `target input` when the targets are the inputs")
-    return "`binary_crossentropy` reads labels 0 or 1; for other numbers use a regression loss such as `mse`"
+    return ("`binary_crossentropy` reads labels 0 or 1, or probabilities between them; for other "
+            "numbers use a regression loss such as `mse`")
 
 
 def _one_class(key: str, only: str, task: str, path: str) -> DataError:

@@ -12,7 +12,7 @@ _LOGITS = P("from_logits", Bool(), False, "the model outputs logits (no sigmoid/
 # over the others (a class at every step or pixel).
 LOSSES = Registry("loss", [
     Entry("binary_crossentropy", (_LOGITS,), aliases=("bce",),
-          doc="−[y·log p + (1−y)·log(1−p)] for 0/1 labels, averaged over the output's elements (one unit: two classes; K units: K labels)",
+          doc="−[y·log p + (1−y)·log(1−p)] for 0/1 labels or targets in [0, 1], averaged over the output's elements (one unit: two classes; K units: K labels)",
           attrs={"task": "binary"}),
     Entry("categorical_crossentropy", (
         _LOGITS,

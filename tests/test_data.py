@@ -438,15 +438,16 @@ CSV_ERRORS = [
     ("lectures,hours,passed\n1,2,1\n", {"target": ("passed", "passed")}, REGRESSION,
      "scores.csv: column `passed` is listed twice in `target`", None),
     ("lectures,hours,passed\n1,2,1\n3,4,0\n5,6,2\n", {}, BINARY,
-     "scores.csv:4: column `passed`: expected 0 or 1 for a binary target, found `2`",
+     "scores.csv:4: column `passed`: expected a number in [0, 1] for a binary target, found `2`",
      "for more than two classes use a multiclass loss such as `categorical_crossentropy`"),
-    ("lectures,hours,passed\n1,2,1\n3,4,0.25\n", {}, BINARY,
-     "scores.csv:3: column `passed`: expected 0 or 1 for a binary target, found `0.25`",
-     "`binary_crossentropy` reads labels 0 or 1; for targets between 0 and 1 (probabilities, pixel intensities) "
-     "use `mse`, or `target input` when the targets are the inputs"),
+    ("lectures,hours,passed\n1,2,1\n3,4,1.25\n", {}, BINARY,
+     "scores.csv:3: column `passed`: expected a number in [0, 1] for a binary target, found `1.25`",
+     "`binary_crossentropy` reads labels 0 or 1, or probabilities between them; for other numbers use a "
+     "regression loss such as `mse`"),
     ("lectures,hours,passed\n1,2,1\n3,4,-3\n", {}, BINARY,
-     "scores.csv:3: column `passed`: expected 0 or 1 for a binary target, found `-3`",
-     "`binary_crossentropy` reads labels 0 or 1; for other numbers use a regression loss such as `mse`"),
+     "scores.csv:3: column `passed`: expected a number in [0, 1] for a binary target, found `-3`",
+     "`binary_crossentropy` reads labels 0 or 1, or probabilities between them; for other numbers use a "
+     "regression loss such as `mse`"),
     ("lectures,hours,passed\n1,2,1\n5,6,yes\n", {}, BINARY,
      "scores.csv:3: column `passed`: cannot read `yes` as a number",
      "the column's first value, on line 2, is a number, so every value must be one"),
@@ -621,11 +622,13 @@ def test_npz_errors(tmp_path):
     assert error() == ("arrays.npz: array `x` has a non-finite value `nan` at index (3, 1)",
                        "replace or drop the examples with missing values")
     npz(tmp_path, x=x, y=np.array([0, 1, 2, 1, 0]))
-    assert error(BINARY) == ("arrays.npz: array `y`: expected 0 or 1 for a binary target, "
+    assert error(BINARY) == ("arrays.npz: array `y`: expected a number in [0, 1] for a binary target, "
                              "found `2` at index 2",
                              "for more than two classes use a multiclass loss such as `categorical_crossentropy`")
-    npz(tmp_path, x=x, y=np.array([0, 1, 0.5, 1, 0]))
-    assert error(BINARY)[1].startswith("`binary_crossentropy` reads labels 0 or 1; for targets between 0 and 1")
+    npz(tmp_path, x=x, y=np.array([0, 1, 1.5, 1, 0]))
+    assert error(BINARY)[1].startswith("`binary_crossentropy` reads labels 0 or 1, or probabilities between them")
+    npz(tmp_path, x=x, y=np.array([0, 1, 0.5, 1, 0.25]))  # soft targets: probabilities, intensities
+    assert npz_load(tmp_path, BINARY).y[:, 0].tolist() == [0, 1, 0.5, 1, 0.25]
     npz(tmp_path, x=x, y=np.array([0, 1, 1.5, 1, 0]))
     assert error(MULTICLASS) == ("arrays.npz: array `y`: expected a class index (0, 1, 2, …), "
                                  "found `1.5` at index 2",

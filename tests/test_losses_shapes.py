@@ -205,7 +205,24 @@ def test_target_width_and_the_units_must_agree(tmp_path):
     (tmp_path / "three.csv").write_text("a,b,c,k\n" + "\n".join(f"{i},0,1,{i % 3}" for i in range(9)) + "\n")
     text = _spec("dense 3 sigmoid", "binary_crossentropy", inp="3", train='    data csv("three.csv", target="k")')
     [d] = _error(lambda: prepare(_program(tmp_path, text))).diagnostics
-    assert d.code == "E401" and "expected 0 or 1" in d.message
+    assert d.code == "E401" and "expected a number in [0, 1]" in d.message
+
+
+def test_binary_crossentropy_learns_soft_targets_that_are_not_the_inputs(tmp_path):
+    """Targets in [0, 1] (a clean image for a noisy one, a probability) are what the
+    cross-entropy of two Bernoulli distributions compares: its minimum is at p = y."""
+    x = RNG.normal(size=(400, 4)).astype(np.float32)
+    w = RNG.normal(size=(4, 3)).astype(np.float32)
+    y = 1 / (1 + np.exp(-(x @ w)))  # soft: every target strictly between 0 and 1
+    np.savez(tmp_path / "soft.npz", x=x, y=y)
+    text = _spec("dense 3 sigmoid", "binary_crossentropy", inp="4",
+                 train='    data npz("soft.npz")\n    split val=0.25\n    epochs 60\n    batch 32')
+    result = fit(_program(tmp_path, text.replace("optimizer adam lr=0.01", "optimizer adam lr=0.05")))
+    entropy = -np.mean(y * np.log(y) + (1 - y) * np.log(1 - y))  # the loss at p = y
+    assert result.history[-1]["val_loss"] < entropy + 0.02 < result.history[0]["val_loss"]
+    np.savez(tmp_path / "soft.npz", x=x, y=np.where(np.arange(400)[:, None] == 7, 1.5, y))
+    [d] = _error(lambda: prepare(_program(tmp_path, text))).diagnostics
+    assert d.code == "E401" and "found `1.5` at index (7, 0)" in d.message
 
 
 def test_npz_targets_must_have_the_outputs_shape(tmp_path):
