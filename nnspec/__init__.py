@@ -3,7 +3,8 @@
     spec = nnspec.parse(text, filename="model.nn")   # -> ir.Spec (plain data)
     program = nnspec.check(spec)                     # -> checked.Program (shapes, defaults)
     model = nnspec.compile(program)                  # -> lower.Model: pure JAX functions
-    result = nnspec.train("specs/pass_class.nn")     # -> train.Result: params and history
+    result = nnspec.train("specs/pass_class.nn", out="runs/p")  # -> fit.Result: params, history
+    model = nnspec.load("runs/p")                    # -> predictor.Predictor: predict, evaluate
 
 Errors raise `nnspec.NNSpecError`, whose `.diagnostics` hold every problem found.
 The front end (this module, parse, check) never imports JAX.
@@ -23,8 +24,9 @@ from nnspec.parse import parse
 if TYPE_CHECKING:  # pragma: no cover
     from nnspec.lower import Model
     from nnspec.fit import Result
+    from nnspec.predictor import Predictor
 
-__all__ = ["parse", "check", "check_text", "compile", "train", "ir", "Program", "Diagnostic",
+__all__ = ["parse", "check", "check_text", "compile", "train", "load", "ir", "Program", "Diagnostic",
            "NNSpecError", "Severity"]
 __version__ = "0.1.0"
 
@@ -82,3 +84,10 @@ def train(spec: Any, *, epochs: int | None = None, seed: int | None = None, out:
                          resume=resume, progress=progress)
     return fit(program, epochs=epochs, out=Path(out) if out is not None else None, resume=resume,
                progress=progress, overrides={"seed": seed})
+
+
+def load(run: "str | os.PathLike") -> "Predictor":
+    """The finished run in folder `run` (`nnspec train --out RUN`): `.predict(x)`,
+    `.evaluate()`, `.params`, `.spec`, `.history`, as the CLI computes them. Imports JAX."""
+    from nnspec.predictor import load as load_run
+    return load_run(run)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
 from nnspec import blocks, graph
-from nnspec.checked import (EarlyStop, Fn, Input, Layer, LossProgram, ModelProgram, OptimizerProgram,
+from nnspec.checked import (EarlyStop, Fn, Head, Input, Layer, LossProgram, ModelProgram, OptimizerProgram,
                             Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, labels_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
@@ -122,6 +122,10 @@ class _Checker:
         # (some without their input's), for the checks that only need the output. Never lowered.
         self.outline: ModelProgram | None = None
         self.loss: LossProgram | None = None
+        # a `loss { }` block's lines, checked: (output, loss, weight, metrics, line); shapes
+        # come from the model in check_agreement
+        self.head_lines: list[tuple[str, LossProgram, float, tuple[str, ...], Span | None]] = []
+        self.heads: tuple[Head, ...] = ()
         self.optimizer: OptimizerProgram | None = None
         self.reg = Regularization()
         self.train: TrainProgram | None = None
@@ -234,11 +238,15 @@ class _Checker:
         return Fn(entry.name, params)
 
     def unknown(self, kind: str, name: str, span: Span | None, names: Iterable[str], *,
-                extra: str | None = None) -> None:
+                extra: str | None = None, code: str = "E101") -> None:
         names = tuple(names)
         hint = did_you_mean(name, names)
         if hint is None:
             hint = extra or f"known {plural(kind)}: {one_of(names)}"
+        if code == "E270":
+            self.err(code, f"the model has no layer `{name}` to train as an output", span, "not a layer of the model",
+                     help=hint)
+            return
         self.err("E101", f"unknown {kind} `{name}`", span, f"not a known {kind}", help=hint)
 
     # ---------------------------------------------------------------- binding
@@ -468,15 +476,10 @@ class _Checker:
         if not model.inputs:
             self.err("E204", "the model has no input", model.span, "",
                      help="start the model with `input NAME[SHAPE]`, as in `input x[2]`")
-        elif len(model.inputs) > 1 and self.spec.train is not None:
-            data = self.spec.train.get("data")
-            self.err("E256", "a model with several inputs cannot be trained yet", model.inputs[1].span, "second input",
-                     secondary=[(data.span if data is not None else self.spec.train.span, "training asked for here")],
-                     help="combine the features into one input to train the model, or remove `train { }` "
-                          "to compile it alone")
         graph_errors, broken = graph.edges(model)
         self.diags += graph_errors
-        unused = graph.unused(model) if not graph_errors else []
+        outputs = tuple(h.name for h in self.spec.losses.heads) if self.spec.losses is not None else ()
+        unused = graph.unused(model, outputs) if not graph_errors else []
         expansion = self.expansion = blocks.expand(self, model, broken)  # uses of blocks -> their layers
         model = expansion.model
         # A node whose shape is unknown (its layer, arguments or input failed) is left out of
@@ -712,10 +715,93 @@ class _Checker:
         return None if params is None else (entry, params)
 
     def check_loss(self) -> None:
+        if self.spec.losses is not None:
+            self.check_losses(self.spec.losses)
+            return
         found = self.named(self.spec.loss, LOSSES, "loss")
         if found is not None:
             entry, params = found
             self.loss = LossProgram(entry.name, _public(params), entry.attrs["task"])
+
+    def check_losses(self, block: ir.Losses) -> None:
+        """`loss { NAME: LOSS [ARGS] [weight=W] [metrics=[...]] ... }`: one line per output,
+        each naming a layer of the model; the outputs train on the weighted sum."""
+        if not block.heads:
+            self.err("E271", "the `loss` block is empty", block.keyword_span, "",
+                     help="write one line per output of the model: `NAME: LOSS`, as in `out: mse`")
+            return
+        nodes = [n.name for n in self.spec.model.nodes] if self.spec.model is not None else []
+        inputs = [i.name for i in self.spec.model.inputs] if self.spec.model is not None else []
+        seen: dict[str, Span | None] = {}
+        for h in block.heads:
+            if not h.labelled:
+                self.err("E271", f"which output does `{h.op}` train?", h.op_span, "no output named",
+                         help=f"for a model with one output, write `loss {_written_line(h)}` on one line; for several, "
+                              f"name each output first: `NAME: {h.op}`, where NAME is a layer of the model")
+                continue
+            label_span = Span(h.span.start, h.span.start + len(h.name)) if h.span is not None else None
+            if h.name in seen:
+                self.err("E271", f"output `{h.name}` is given two losses", label_span, "given again here",
+                         secondary=[(seen[h.name], "first given here")],
+                         help="give each output one line; to weigh it more, use `weight=`")
+                continue
+            seen[h.name] = label_span
+            if self.spec.model is not None and h.name not in nodes:
+                extra = (f"`{h.name}` is an input; an output is a layer" if h.name in inputs else None)
+                self.unknown("output", h.name, label_span, nodes, extra=extra, code="E270")
+                continue
+            entry = LOSSES.get(h.op)
+            if entry is None:
+                self.unknown("loss", h.op, h.op_span, LOSSES.names())
+                continue
+            own = [a for a in h.args if a.key not in ("weight", "metrics")]
+            params = self.bind(entry, own, h.span, what=f"loss `{h.op}`", head="loss")
+            weight = self.head_weight(h)
+            metrics = self.head_metrics(h, entry.attrs["task"])
+            if params is None or weight is None or metrics is None:
+                continue
+            self.head_lines.append((h.name, LossProgram(entry.name, _public(params), entry.attrs["task"]),
+                                    weight, metrics, h.span))
+
+    def head_weight(self, h: ir.Node) -> float | None:
+        arg = next((a for a in h.args if a.key == "weight"), None)
+        if arg is None:
+            return 1.0
+        try:
+            return Float(ge=0).convert(self.pyvalue(arg.value, False))
+        except ArgError as exc:
+            self.arg_error(exc, arg)
+            return None
+
+    def head_metrics(self, h: ir.Node, task: str) -> tuple[str, ...] | None:
+        """`metrics=accuracy` or `metrics=[accuracy, mae]` on an output's loss line."""
+        arg = next((a for a in h.args if a.key == "metrics"), None)
+        if arg is None:
+            return ()
+        items = arg.value.items if isinstance(arg.value, ir.List) else (arg.value,)
+        names: list[str] = []
+        ok = True
+        for v in items:
+            if not isinstance(v, ir.Ref):
+                self.err("E103", f"expected a metric name, found {_describe(self.pyvalue(v, True))}", v.span, "",
+                         help=f"write `metrics=[{', '.join(METRICS.names())}]`, names without quotes")
+                ok = False
+                continue
+            entry = METRICS.get(v.name)
+            if entry is None:
+                self.unknown("metric", v.name, v.span, METRICS.names())
+                ok = False
+            elif v.name in names:
+                self.err("E105", f"`{v.name}` given twice", v.span, "", help="list each metric once")
+                ok = False
+            elif task not in entry.attrs["tasks"]:
+                fits = [m.name for m in METRICS if task in m.attrs["tasks"]]
+                self.err("E305", f"`{v.name}` does not apply to a {_TASK[task]} loss", v.span, "",
+                         help=f"`{v.name}` is for {_tasks(entry.attrs['tasks'])}; with `{h.op}`, measure {one_of(fits)}")
+                ok = False
+            else:
+                names.append(v.name)
+        return tuple(names) if ok else None
 
     def check_optimizer(self) -> None:
         found = self.named(self.spec.optimizer, OPTIMIZERS, "optimizer")
@@ -829,7 +915,7 @@ class _Checker:
         missing = [k for k in ("data",) if k not in seen and k not in misspelt]
         for k in missing:
             self.err("E112", f"`train` has no `{k}`", block.span, "", help='say where the examples come from, as in `data builtin("moons")`')
-        if self.spec.model is not None and self.spec.loss is None:
+        if self.spec.model is not None and self.spec.loss is None and self.spec.losses is None:
             self.err("E112", "training needs a `loss`", block.span, "", help="add a line such as `loss mse` or `loss binary_crossentropy`")
         if self.spec.optimizer is None:
             self.err("E112", "training needs an `optimizer`", block.span, "", help="add a line such as `optimizer sgd lr=0.1`")
@@ -848,12 +934,26 @@ class _Checker:
             self.err("E105", f"`{twice[0]}` given twice", seen["metrics"].span, "",
                      help=f"list each metric once: `metrics {' '.join(dict.fromkeys(metrics))}`")
             ok = False
+        # what each epoch measures, by its history key: the loss, and each metric (with a
+        # `loss { }` block, each output's loss and metrics, `NAME_loss`, `NAME_accuracy`)
+        measured = {"loss": "loss", **{m: m for m in metrics}}
+        if self.spec.losses is not None:
+            if "metrics" in seen:
+                first = self.spec.losses.heads[0]
+                self.err("E272", "with several outputs, say which output each metric is for", seen["metrics"].span,
+                         "for which output?", secondary=[(self.spec.losses.keyword_span, "the outputs' losses")],
+                         help=f"put the metrics on the output's loss line, as in "
+                              f"`{first.name or 'NAME'}: {first.op} metrics=[{', '.join(metrics) or 'accuracy'}]`, "
+                              "and remove this line")
+                ok = False
+            for name, _, _, ms, _ in self.head_lines:
+                measured.update({f"{name}_loss": "loss", **{f"{name}_{m}": m for m in ms}})
         es = None
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
-            es = self.early_stop(bound["early_stop"], seen["early_stop"], metrics, split["val"] > 0, seen)
+            es = self.early_stop(bound["early_stop"], seen["early_stop"], measured, split["val"] > 0, seen)
             ok = ok and es is not None
         if "metrics" in bound or "metrics" not in seen:
-            ok = self.check_plateau(metrics, split["val"] > 0) and ok
+            ok = self.check_plateau(measured, split["val"] > 0) and ok
         target = bound.get("target", {"of": "data"})["of"]
         if "data" in bound:
             ok = self.check_targets(bound["data"]["source"], seen["data"], seen.get("target") if target == "input" else None) and ok
@@ -919,49 +1019,61 @@ class _Checker:
         self.bound_source = source  # for check_agreement, even when another train setting is wrong
         return {"source": source}
 
-    def monitored(self, what: str, monitor: str, span: Span | None, metrics: tuple[str, ...], has_val: bool) -> bool:
-        """Whether `monitor` (early stopping's, the plateau rule's) is measured every epoch."""
+    def monitored(self, what: str, monitor: str, span: Span | None, measured: Mapping[str, str],
+                  has_val: bool) -> str | None:
+        """The metric `monitor` (early stopping's, the plateau rule's) names, if an epoch
+        measures it; `measured`: each history key (`loss`, `accuracy`, `out_loss`) -> its metric."""
         base = monitor[4:] if monitor.startswith("val_") else monitor
-        known = ["loss", "val_loss"] + [m for name in metrics for m in (name, f"val_{name}")]
-        if base != "loss" and base not in metrics:
+        known = [m for name in measured for m in (name, f"val_{name}")]
+        if base not in measured:
             hint = did_you_mean(monitor, known)
             if hint is None and base in METRICS:
-                hint = f"add `{base}` to the train block's `metrics` line"
+                hint = (f"add `{base}` to an output's `metrics=[...]` in the `loss` block"
+                        if self.spec.losses is not None else f"add `{base}` to the train block's `metrics` line")
             self.err("E306", f"{what} monitors `{monitor}`, which is not measured", span, "not a measured metric",
                      help=hint or f"monitor one of {one_of(known)}")
-            return False
+            return None
         if monitor.startswith("val_") and not has_val:
             self.err("E307", f"{what} monitors `{monitor}`, but there is no validation split", span, "",
                      help="hold out validation data with `split val=0.2`")
-            return False
+            return None
         if not monitor.startswith("val_"):
             split = "" if has_val else ", with a validation split such as `split val=0.2`"
             self.warn("W005", f"{what} watches the training `{monitor}`", span, "",
                       help=f"training metrics keep improving while the model overfits; monitor `val_{base}` instead{split}")
-        return True
+        return measured[base]
 
-    def check_plateau(self, metrics: tuple[str, ...], has_val: bool) -> bool:
-        """`lr=reduce_on_plateau(...)` watches a metric that training measures every epoch."""
+    def check_plateau(self, measured: Mapping[str, str], has_val: bool) -> bool:
+        """`lr=reduce_on_plateau(...)` watches a metric that training measures every epoch;
+        its `mode=auto` becomes that metric's direction."""
         lr = self.optimizer.params["lr"] if self.optimizer is not None else None
         if not (isinstance(lr, Fn) and lr.name == "reduce_on_plateau"):
             return True
         d = self.spec.optimizer
-        assert d is not None
+        assert d is not None and self.optimizer is not None
         call = next((a.value for a in d.args if a.key == "lr"), None)
         given = next((a for a in call.args if a.key == "monitor"), None) if isinstance(call, ir.Call) else None
         span = given.value.span if given is not None else (call.span if call is not None else d.span)
-        return self.monitored("the learning rate's plateau rule", lr.params["monitor"], span, metrics, has_val)
+        metric = self.monitored("the learning rate's plateau rule", lr.params["monitor"], span, measured, has_val)
+        if metric is None:
+            return False
+        if lr.params["mode"] == "auto":
+            mode = "min" if metric == "loss" else METRICS.get(metric).attrs["mode"]  # type: ignore[union-attr]
+            rule = Fn(lr.name, {**lr.params, "mode": mode})
+            self.optimizer = dataclasses.replace(self.optimizer, params={**self.optimizer.params, "lr": rule})
+        return True
 
-    def early_stop(self, p: dict[str, Any], d: ir.Directive, metrics: tuple[str, ...], has_val: bool,
+    def early_stop(self, p: dict[str, Any], d: ir.Directive, measured: Mapping[str, str], has_val: bool,
                    seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
+        """`measured`: each history key (`loss`, `accuracy`, `out_loss`) -> its metric."""
         monitor = p["monitor"]
         span = p["__given__"]["monitor"].value.span if "monitor" in p["__given__"] else d.span
-        if not self.monitored("early stopping", monitor, span, metrics, has_val):
+        metric = self.monitored("early stopping", monitor, span, measured, has_val)
+        if metric is None:
             return None
-        base = monitor[4:] if monitor.startswith("val_") else monitor
         mode = p["mode"]
         if mode == "auto":
-            mode = "min" if base == "loss" else METRICS.get(base).attrs["mode"]  # type: ignore[union-attr]
+            mode = "min" if metric == "loss" else METRICS.get(metric).attrs["mode"]  # type: ignore[union-attr]
         return EarlyStop(monitor, mode, p["patience"], p["min_delta"], p["restore_best"])
 
     def check_metrics(self, metrics: tuple[str, ...], d: ir.Directive | None, *, autoencoder: bool = False) -> None:
@@ -980,59 +1092,122 @@ class _Checker:
                               f"with `{self.loss.name}`, measure {one_of(fits)}")
 
     def check_agreement(self) -> None:
-        """Loss and output layer, builtin data and input/labels."""
+        """Loss and output layer (each output's, with a `loss { }` block), builtin data and
+        input/labels."""
         model = self.model or self.outline
         if model is None or not model.layers:
             return
-        last = model.layers[-1]
-        out = model.output_shape
-        span = last.span
-        final_act = _final_activation(model)
         target = self.spec.train.get("target") if self.spec.train is not None else None
         autoencoder = target is not None and self.train is not None and self.train.target == "input"
-        if self.loss is not None:
-            loss, logits = self.loss, self.loss.params.get("from_logits", False)
-            lspan = self.spec.loss.span  # type: ignore[union-attr]
-            out_kind = ACTIVATIONS.get(final_act).attrs["output"] if final_act else "linear"  # type: ignore[union-attr]
-            if autoencoder and not self.autoencoder_agreement(model, target, lspan):  # type: ignore[arg-type]
+        if not self.several_fit(model, target if autoencoder else None):
+            return
+        if self.spec.losses is not None:
+            layers = {layer.name: layer for layer in model.layers}
+            for name, loss, _, _, lspan in self.head_lines:
+                if self.node_of(name) in layers:
+                    self.head_agreement(model, layers[self.node_of(name)], loss, lspan, None, name)
+        elif self.loss is not None:
+            if not self.head_agreement(model, model.layers[-1], self.loss, self.spec.loss.span,  # type: ignore[union-attr]
+                                       target if autoencoder else None):
                 return
-            per_example = self.one_class_per_example(target)
-            if loss.task == "multiclass" and len(out) != 1 and per_example is not None:
-                # a class at every step or pixel needs data that has one there: an `.npz` file
-                act = "" if logits else " softmax"
-                self.err("E304", f"`{loss.name}` needs a flat vector of class scores, but the model's output has shape {show_shape(out)}",
-                         span, f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
-                         notes=[f"{per_example} has one class per example; a class at every one of "
-                                f"{show_shape(out[:-1])} positions needs targets of that shape, from an `.npz` file"],
-                         help=f"to classify each example, end the model with `flatten` and `dense {out[-1]}{act}`")
-                return
-            if loss.task == "binary":
-                source = self.bound_source if target is None else None
-                ds = DATASETS.get(source.params["name"]) if source is not None and source.kind == "builtin" else None
-                if ds is not None and tuple(out) != (1,):
-                    # a built-in dataset has one 0/1 label per example; a file may hold K
-                    # columns of them (multi-label), checked when it is read
-                    flat = len(out) == 1
-                    self.err("E301", f"`{loss.name}` needs exactly one output unit, but the model has "
-                                     + (f"{out[0]}" if flat else f"an output of shape {show_shape(out)}"),
-                             span, f"{out[0]} units" if flat else f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
-                             notes=[f"dataset `{ds.name}` has one 0/1 label per example; K sigmoid units are for "
-                                    "K 0/1 target columns (multi-label), from a CSV or `.npz` file"],
-                             help="for two classes use `dense 1 sigmoid`; for more, use `categorical_crossentropy` with softmax"
-                                  if flat else f"for one label per example, end the model with `flatten` and `dense 1{'' if logits else ' sigmoid'}`")
-                    return
-                self.probability_agreement(loss.name, logits, out_kind, final_act, "sigmoid", "probability", span, lspan)
-            elif loss.task == "multiclass":
-                units = out[-1]
-                if units < 2:
-                    self.err("E301", f"`{loss.name}` needs at least two output units (one per class), but the model has {units}",
-                             span, "1 unit", secondary=[(lspan, "the loss")],
-                             help="for two classes with one unit use `binary_crossentropy`; otherwise one unit per class")
-                    return
-                self.probability_agreement(loss.name, logits, out_kind, final_act, "softmax", "distribution", span, lspan)
-            # a regression output's activation is judged by the data (W003, prepare.py):
-            # a sigmoid under pixels in [0, 1] is right, under house prices a mistake
         self.check_data_fit(model)
+
+    def several_fit(self, model: ModelProgram, autoencoder: ir.Directive | None) -> bool:
+        """Several inputs or outputs train from data with one array per input and per
+        output: an `.npz` archive (arrays named after them), not one table (E256)."""
+        several_in = len(model.inputs) > 1
+        several_out = self.spec.losses is not None
+        if self.train is None or not (several_in or several_out):
+            return True
+        if several_out and autoencoder is not None:
+            self.err("E311", "`target input` trains one output to give back the input, but the `loss` block names outputs",
+                     autoencoder.span, "", secondary=[(self.spec.losses.keyword_span, "the outputs")],  # type: ignore[union-attr]
+                     help="train an autoencoder with one `loss` line, or remove `target input`")
+            return False
+        kind = self.train.data.kind
+        if kind == "npz":
+            call = self.spec.train.get("data").args[0].value  # type: ignore[union-attr]
+            named = {a.key: a for a in getattr(call, "args", ()) if a.key in ("x", "y")}
+            for key, several, what in (("x", several_in, "inputs"), ("y", several_out, "outputs")):
+                if several and key in named:
+                    self.err("E256", f"the arrays of several {what} are named after them, so `{key}=` has nothing to name",
+                             named[key].span, "", help=f"remove `{key}=...`: the archive holds one array per "
+                                                       f"{what[:-1]}, named as the {what[:-1]} is")
+                    return False
+            std = self.spec.train.get("standardize")  # type: ignore[union-attr]
+            if several_in and self.train.standardize and std is not None:
+                self.err("E256", "`standardize` rescales the features of one input, but this model has several",
+                         std.span, "", secondary=[(self.spec.model.inputs[1].span, "second input")],  # type: ignore[union-attr]
+                         help="standardize the arrays before saving them, or remove `standardize`")
+                return False
+            return True
+        what = ("several inputs and several outputs" if several_in and several_out
+                else "several inputs" if several_in else "several outputs")
+        have = {"builtin": f"dataset `{self.train.data.params.get('name')}` has one input and one target per example",
+                "csv": "a CSV file is one table of features and targets"}.get(kind, f"`{kind}` data is one table")
+        where = (self.spec.model.inputs[1].span if several_in and self.spec.model is not None  # type: ignore[union-attr]
+                 else self.spec.losses.keyword_span)  # type: ignore[union-attr]
+        names = [n for n, _ in model.inputs] if several_in else ["x"]
+        names += [name for name, *_ in self.head_lines] if several_out else ["y"]
+        self.err("E256", f"a model with {what} trains from data with one array for each, but {have}",
+                 self.train.data_span, "", secondary=[(where, "second input" if several_in else "the outputs")],
+                 help=f"save the arrays in an `.npz` archive named after them ({', '.join(f'`{n}`' for n in names)}) "
+                      "and read it with `npz(\"PATH\")`")
+        return False
+
+    def head_agreement(self, model: ModelProgram, last: Layer, loss: LossProgram, lspan: Span | None,
+                       target: ir.Directive | None, head: str = "") -> bool:
+        """One output's layer against its loss (and against the inputs, with `target input`);
+        `head` names the output of a `loss { }` block's line."""
+        out = last.out_shape
+        span = last.span
+        final_act = _activation_of(model, last)
+        autoencoder = target is not None
+        logits = loss.params.get("from_logits", False)
+        out_kind = ACTIVATIONS.get(final_act).attrs["output"] if final_act else "linear"  # type: ignore[union-attr]
+        if autoencoder and not self.autoencoder_agreement(model, target, lspan):  # type: ignore[arg-type]
+            return False
+        # a class at every step or pixel needs data that has one there: a one-output `.npz` file
+        per_example = "an output of a `loss { }` block" if head else self.one_class_per_example(target)
+        if loss.task == "multiclass" and len(out) != 1 and per_example is not None:
+            act = "" if logits else " softmax"
+            self.err("E304", f"`{loss.name}` needs a flat vector of class scores, but "
+                             f"{f'output `{head}`' if head else 'the model' + chr(39) + 's output'} has shape {show_shape(out)}",
+                     span, f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
+                     notes=[f"{per_example} has one class per example; a class at every one of "
+                            f"{show_shape(out[:-1])} positions needs targets of that shape, from an `.npz` file"
+                            if not head else "a class per step is taken for a model with one output only"],
+                     help=f"to classify each example, end the model with `flatten` and `dense {out[-1]}{act}`")
+            return False
+        if loss.task == "binary":
+            source = self.bound_source if target is None and self.spec.losses is None else None
+            ds = DATASETS.get(source.params["name"]) if source is not None and source.kind == "builtin" else None
+            if ds is not None and tuple(out) != (1,):
+                # a built-in dataset has one 0/1 label per example; a file may hold K
+                # columns of them (multi-label), checked when it is read
+                flat = len(out) == 1
+                self.err("E301", f"`{loss.name}` needs exactly one output unit, but the model has "
+                                 + (f"{out[0]}" if flat else f"an output of shape {show_shape(out)}"),
+                         span, f"{out[0]} units" if flat else f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
+                         notes=[f"dataset `{ds.name}` has one 0/1 label per example; K sigmoid units are for "
+                                "K 0/1 target columns (multi-label), from a CSV or `.npz` file"],
+                         help="for two classes use `dense 1 sigmoid`; for more, use `categorical_crossentropy` with softmax"
+                              if flat else f"for one label per example, end the model with `flatten` and `dense 1{'' if logits else ' sigmoid'}`")
+                return False
+            self.probability_agreement(loss.name, logits, out_kind, final_act, "sigmoid", "probability", span, lspan)
+        elif loss.task == "multiclass":
+            units = out[-1]
+            if units < 2:
+                self.err("E301", f"`{loss.name}` needs at least two output units (one per class), but "
+                             f"{f'output `{head}`' if head else 'the model'} has {units}",
+                         span, "1 unit", secondary=[(lspan, "the loss")],
+                         help="for two classes with one unit use `binary_crossentropy`; otherwise one unit per class")
+                return False
+            self.probability_agreement(loss.name, logits, out_kind, final_act, "softmax", "distribution", span, lspan,
+                                       head)
+        # a regression output's activation is judged by the data (W003, prepare.py):
+        # a sigmoid under pixels in [0, 1] is right, under house prices a mistake
+        return True
 
     def one_class_per_example(self, target: ir.Directive | None) -> str | None:
         """What data the train block reads, where it has one class per example (a CSV
@@ -1075,17 +1250,20 @@ class _Checker:
         return True
 
     def probability_agreement(self, loss: str, logits: bool, kind: str, act: str | None, want: str,
-                              want_kind: str, span: Span | None, lspan: Span | None) -> None:
+                              want_kind: str, span: Span | None, lspan: Span | None, head: str = "") -> None:
+        """`head`: the output's name, for a line of a `loss { }` block."""
+        layer = f"output `{head}`" if head else "the last layer"
         if logits and kind in ("probability", "distribution"):
             self.err("E303", f"`{act}` feeds a loss that expects logits", span, f"already applies `{act}`",
                      secondary=[(lspan, "`from_logits=true` here")],
-                     help=f"remove `{act}` from the last layer (the loss applies it), or drop `from_logits=true`")
-        elif not logits and kind != want_kind and not (want_kind == "distribution" and kind == "log_distribution" and False):
+                     help=f"remove `{act}` from {layer} (the loss applies it), or drop `from_logits=true`")
+        elif not logits and kind != want_kind:
             shown = f"`{act}`" if act else "no activation"
             self.err("E302", f"`{loss}` expects {'probabilities' if want == 'sigmoid' else 'a probability distribution'}, "
-                             f"but the last layer has {shown}",
+                             f"but {layer} has {shown}",
                      span, f"not a {want_kind}", secondary=[(lspan, "the loss")],
-                     help=f"end with `{want}`, or write `loss {loss} from_logits=true` to pass raw scores")
+                     help=f"end with `{want}`, or write `{f'{head}: ' if head else 'loss '}{loss} from_logits=true` "
+                          "to pass raw scores")
 
     def check_data_fit(self, model: ModelProgram) -> None:
         if self.train is None or self.train.data.kind != "builtin":
@@ -1212,7 +1390,22 @@ class _Checker:
             raise NNSpecError(self.diags, self.source)
         assert self.model is not None
         return Program(self.spec, self.model, self.loss, self.optimizer, self.reg, self.train, self.source,
-                       tuple(d for d in self.diags if not d.is_error))
+                       tuple(d for d in self.diags if not d.is_error), heads=self.outputs(self.model))
+
+    def node_of(self, name: str) -> str:
+        """The node that computes `name`: itself, or for a use of a block its last node."""
+        return self.expansion.alias.get(name, name) if self.expansion is not None else name
+
+    def outputs(self, model: ModelProgram) -> tuple[Head, ...]:
+        """The outputs that train: each line of a `loss { }` block, or the last layer."""
+        shapes = {layer.name: layer.out_shape for layer in model.layers}
+        if self.spec.losses is not None:
+            return tuple(Head(self.node_of(name), shapes[self.node_of(name)], loss, weight, metrics, name, span)
+                         for name, loss, weight, metrics, span in self.head_lines)
+        if self.loss is None:
+            return ()
+        return (Head(model.layers[-1].name if model.layers else model.inputs[0][0], model.output_shape, self.loss,
+                     1.0, self.train.metrics if self.train else (), "", self.spec.loss.span),)  # type: ignore[union-attr]
 
 
 # The pass order is data: each pass may rely on what the earlier ones found.
@@ -1331,6 +1524,20 @@ def _refs(v: ir.Value) -> Iterable[ir.Ref]:
 
 def _public(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if not k.startswith("__")}
+
+
+def _written_line(h: ir.Node) -> str:
+    """A `loss { }` line as one `loss` statement would say it: `mse`, `huber delta=2`."""
+    from nnspec.format import _words
+    return _words(h.op, h.args)
+
+
+def _activation_of(model: ModelProgram, layer: Layer) -> str | None:
+    """The activation that produces `layer`'s output, looking through dropout."""
+    layers = {x.name: x for x in model.layers}
+    while layer.op == "dropout" and layer.inputs and layer.inputs[0] in layers:
+        layer = layers[layer.inputs[0]]
+    return None if layer.op == "dropout" else layer.activation
 
 
 def _final_activation(model: ModelProgram) -> str | None:
@@ -1453,6 +1660,7 @@ def _rebind(first: Program, spec: ir.Spec, sections: set[str], source: Source | 
         optimizer=checker.optimizer if sections & {"optimizer", "regularize"} else first.optimizer,
         regularization=checker.reg if "regularize" in sections else first.regularization,
         train=checker.train if "train" in sections else first.train,
+        heads=first.heads,  # traced sweeps change numbers, never an output, its loss or its metrics
         warnings=tuple(dict.fromkeys(first.warnings + tuple(checker.diags))))
 
 

@@ -109,6 +109,26 @@ class LossProgram:
 
 
 @dataclass(frozen=True)
+class Head:
+    """One output of the model and how it trains: the node, its loss, the loss's weight in
+    the total and the metrics reported for it. A spec with one `loss` line has one head,
+    the model's last layer, named `""` so that its history keys are `loss`, `accuracy`
+    as they always were; a `loss { }` block has one head per line, in its order, whose
+    keys are `NAME_loss`, `NAME_accuracy` (Keras's names)."""
+    node: str
+    shape: Shape
+    loss: LossProgram
+    weight: float = 1.0
+    metrics: tuple[str, ...] = ()
+    name: str = ""  # "" for the one output of a spec with a `loss` line
+    span: Span | None = None  # its line in the `loss { }` block
+
+    def key(self, what: str) -> str:
+        """The history key of `what` (`loss`, a metric) for this head."""
+        return f"{self.name}_{what}" if self.name else what
+
+
+@dataclass(frozen=True)
 class OptimizerProgram:
     name: str
     params: Mapping[str, Any]  # lr is a float or an Fn schedule
@@ -170,6 +190,23 @@ class Program:
     source: Source | None = None
     warnings: tuple[Diagnostic, ...] = ()
     sweep: "Sweep | None" = None  # the models to train when the spec declares sweeps
+    # the outputs that train, each with its loss: one for a `loss` line (then `loss` is its
+    # loss), one per line of a `loss { }` block (then `loss` is None); empty without a loss
+    heads: tuple[Head, ...] = ()
+
+    @property
+    def several_outputs(self) -> bool:
+        return len(self.heads) > 1 or bool(self.heads and self.heads[0].name)
+
+    def history_keys(self) -> tuple[str, ...]:
+        """What each epoch reports, on the training split (`val_` before each for validation):
+        the total loss, then each head's loss (with several) and metrics."""
+        keys = ["loss"]
+        for h in self.heads:
+            if h.name:
+                keys.append(h.key("loss"))
+            keys += [h.key(m) for m in h.metrics]
+        return tuple(keys)
 
 
 @dataclass(frozen=True)

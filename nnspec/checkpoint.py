@@ -5,7 +5,9 @@ checkpoints of large models, and brings tensorstore and an async runtime with it
 nnspec model is a small single-host pytree; one NumPy archive (a zip with a CRC per
 array, readable by any NumPy) written to a temporary file and renamed into place is
 simpler, faster, and cannot be left half-written. The pytree's structure is not stored:
-it is rebuilt from the spec (a template state), and every leaf's shape is checked.
+it is rebuilt from the spec (a template state), and every leaf's shape is checked. Each
+array is stored under its path (`final_params/dense_1.w`), so the weights of a run can
+also be read without the spec, by any NumPy.
 
 A checkpoint is read as untrusted input: whatever the file holds, reading it gives the
 validated values below or a `CheckpointError` with one short line (the trainer turns it
@@ -19,6 +21,9 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
   ==================  ======================================================
   format, version     `"nnspec-checkpoint"`, 1
   trees               {tree name: number of arrays (int >= 0)}
+  names ?             {tree name: [str]}: each array's path in its tree (`dense_1.w`), in
+                      flattening order; the arrays are stored as `TREE/NAME`. Without it
+                      (checkpoints before names), as `TREE/000003`, by position
   spec_fingerprint    str (the spec that trained it: resume checks it)
   model_fingerprint   str (the model and loss: eval and predict check it)
   epoch               int >= 0, the number of `history` rows
@@ -28,7 +33,8 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
                       (older checkpoints: "next_epoch_key"; informational, never read)
   stopper ?           {"best": number, "best_epoch": int >= 0, "wait": int >= 0}
   standardizer ?      {"mean": numbers, "std": numbers > 0}: finite, same shape
-  classes ?           [str], the class names of a classifier's targets
+  classes ?           [str], the class names of a classifier's targets (several outputs:
+                      {output: [str] or null})
   feature_names ?     [str], as many as the standardizer's features
   target_names ?      [str]
   sweep               bool (a sweep's best model)
@@ -74,19 +80,41 @@ class CheckpointError(Exception):
 
 
 def save(path: Path, trees: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
-    """Save named pytrees of arrays (leaves in flattening order) and JSON metadata."""
-    import jax
+    """Save named pytrees of arrays and JSON metadata. Each array is stored under its
+    tree and path, `final_params/dense_1.w`, so any NumPy reads a checkpoint without the
+    spec; `names` lists them in flattening order (the order `load` restores)."""
     arrays: dict[str, np.ndarray] = {}
+    names: dict[str, list[str]] = {}
     for name, tree in trees.items():
-        leaves = jax.tree_util.tree_leaves(tree)
-        for i, leaf in enumerate(leaves):
-            arrays[f"{name}/{i:06d}"] = np.asarray(leaf)
-    header = {"format": FORMAT, "version": VERSION, "trees": {n: len(jax.tree_util.tree_leaves(t))
-                                                              for n, t in trees.items()}, **meta}
+        paths, leaves = leaf_names(tree)
+        names[name] = paths
+        for path_name, leaf in zip(paths, leaves):
+            arrays[f"{name}/{path_name}"] = np.asarray(leaf)
+    header = {"format": FORMAT, "version": VERSION, "trees": {n: len(p) for n, p in names.items()},
+              **meta, "names": names}  # (a `names` read from an older checkpoint must not win)
     arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     write_bytes_atomic(path, buf.getvalue())
+
+
+def leaf_names(tree: Any) -> tuple[list[str], list[Any]]:
+    """(each leaf's path joined by dots, `dense_1.w` or `inner.0.mu.dense_1.w`; the
+    leaves), in flattening order. Where two paths would read the same, every leaf is
+    named by its index instead (`000003`), as checkpoints before names were."""
+    import jax
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    paths = [".".join(_key(k) for k in path) or "value" for path, _ in flat]
+    if len(set(paths)) != len(paths) or any(p == "__meta__" for p in paths):
+        paths = [f"{i:06d}" for i in range(len(flat))]
+    return paths, [leaf for _, leaf in flat]
+
+
+def _key(entry: Any) -> str:
+    for attr in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey / FlattenedIndexKey
+        if hasattr(entry, attr):
+            return str(getattr(entry, attr))
+    return str(entry)
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -107,18 +135,19 @@ def load(path: Path, templates: Mapping[str, Any]) -> tuple[dict[str, Any], dict
             raise CheckpointError(f"`{path}` holds {stored} arrays for `{name}`, the spec needs {len(leaves)}",
                                   "it was written for a different model")
         restored = []
+        labels = (meta.get("names") or {}).get(name) or [str(i) for i in range(len(leaves))]
         for i, leaf in enumerate(leaves):
-            arr = arrays[f"{name}/{i:06d}"]
+            arr, label = arrays[f"{name}/{i:06d}"], f"{name}/{labels[i]}"
             want = tuple(leaf.shape) if hasattr(leaf, "shape") else np.shape(leaf)
             if arr.shape != want:
-                raise CheckpointError(f"`{path}`: array {name}/{i} has shape {arr.shape}, the spec needs {want}",
+                raise CheckpointError(f"`{path}`: array {label} has shape {arr.shape}, the spec needs {want}",
                                       "it was written for a different model")
             dtype = np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype)
             if arr.dtype != dtype:
-                raise CheckpointError(f"`{path}`: array {name}/{i} holds {_short(str(arr.dtype))}, the spec needs {dtype}",
+                raise CheckpointError(f"`{path}`: array {label} holds {_short(str(arr.dtype))}, the spec needs {dtype}",
                                       "it was written for a different model")
             if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
-                raise CheckpointError(f"`{path}`: array {name}/{i} holds NaN or infinite values",
+                raise CheckpointError(f"`{path}`: array {label} holds NaN or infinite values",
                                       "train again; a run that diverges stops before saving such weights")
             restored.append(jax.numpy.asarray(arr, dtype=dtype))
         out[name] = jax.tree_util.tree_unflatten(treedef, restored)
@@ -160,9 +189,13 @@ def _open(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     # rename a member without failing its CRC. The sum first: a forged count of 10^12
     # must not build 10^12 names.
     trees = meta["trees"]
-    if (sum(trees.values()) != len(arrays)
-            or set(arrays) != {f"{n}/{i:06d}" for n, c in trees.items() for i in range(c)}):
+    names = meta.get("names") or {n: [f"{i:06d}" for i in range(c)] for n, c in trees.items()}
+    if (sum(trees.values()) != len(arrays) or set(names) != set(trees)
+            or any(len(names[n]) != c for n, c in trees.items())
+            or set(arrays) != {f"{n}/{x}" for n, listed in names.items() for x in listed}):
         raise CheckpointError(f"`{path}` is corrupt: its arrays do not match its table of contents", bad)
+    # from here on, by position in each tree (the order `load` restores in)
+    arrays = {f"{n}/{i:06d}": arrays[f"{n}/{x}"] for n, listed in names.items() for i, x in enumerate(listed)}
     k = meta.get("ensemble")
     if k and not (trees.get("members") and all(arrays[f"members/{i:06d}"].shape[:1] == (k,)
                                                 for i in range(trees["members"]))):
@@ -270,6 +303,8 @@ def sweep_progress_ok(v: Any, models: int) -> bool:
 # text ends in "or null".
 SCHEMA: dict[str, tuple[str, Any]] = {
     "trees": ("a table of array counts", lambda v: isinstance(v, dict) and all(_is_int(c, 0) for c in v.values())),
+    "names": ("a table of array names", lambda v: isinstance(v, dict) and all(
+        _is_names(x) and len(set(x)) == len(x) for x in v.values())),
     "spec_fingerprint": ("a string", lambda v: isinstance(v, str)),
     "model_fingerprint": ("a string", lambda v: isinstance(v, str)),
     "epoch": ("a count of epochs", lambda v: _is_int(v, 0)),
@@ -283,7 +318,9 @@ SCHEMA: dict[str, tuple[str, Any]] = {
         v, {"best": _is_number, "best_epoch": lambda x: _is_int(x, 0), "wait": lambda x: _is_int(x, 0)})),
     "standardizer": ("finite means and positive deviations of one shape, or null",
                      lambda v: v is None or _standardizer_ok(v)),
-    "classes": ("a list of names or null", lambda v: v is None or _is_names(v)),
+    "classes": ("a list of names, an object of them by output, or null",
+                lambda v: v is None or _is_names(v) or (isinstance(v, dict) and all(
+                    isinstance(k, str) and (c is None or _is_names(c)) for k, c in v.items()))),
     "feature_names": ("a list of names or null", lambda v: v is None or _is_names(v)),
     "target_names": ("a list of names or null", lambda v: v is None or _is_names(v)),
     "sweep": ("true or false", lambda v: isinstance(v, bool)),

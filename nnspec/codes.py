@@ -245,10 +245,25 @@ read it, and `embedding` reads only an `int` input."""),
 `input NAME[STEPS] int vocab=N` declares token ids 0..N-1; `embedding DIM` reads the
 vocabulary from that input, or names it, `embedding DIM vocab=N`, at least as large as
 the input's. `padding` must be a token id, below the vocabulary size."""),
-    "E256": ("several inputs cannot be trained yet", """
-A model with several inputs checks, compiles and runs (`Model.apply` takes a dict of
-arrays), but the training data is one table, so `train` with several inputs is refused.
-Combine the features into one input to train it."""),
+    "E256": ("several inputs or outputs need an array each", """
+A model with several inputs, or with several outputs (a `loss { }` block), trains from
+data that holds one array for each input and each output: an `.npz` archive whose
+arrays are named after them (`numpy.savez(path, title=..., body=..., priority=...)`).
+A built-in dataset (one input, one target) or a CSV file (one table) cannot say which
+columns feed which input, so they are refused for such a model."""),
+    "E270": ("a `loss` block names no layer", """
+Each line of a `loss { }` block is `NAME: LOSS ...`, where NAME is a layer of the model:
+the output that the loss trains. An input, or a name the model does not define, has
+nothing to train."""),
+    "E271": ("malformed `loss` block", """
+A `loss { }` block has one line per output, each starting with the output's name:
+`priority: binary_crossentropy weight=1.0 metrics=[accuracy]`. The block is not empty,
+and no output is given two losses (raise its `weight=` instead)."""),
+    "E272": ("metrics for which output?", """
+With several outputs, each metric belongs to one of them: write it on the output's loss
+line, `department: categorical_crossentropy metrics=[accuracy]`, not on the train
+block's `metrics` line. Its history names are `department_accuracy` and
+`val_department_accuracy`."""),
     # E260-E269: reusable blocks
     "E260": ("bad block name", """
 A `block` is used by its name as a layer is, so two blocks cannot share a name, and a

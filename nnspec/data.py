@@ -68,17 +68,53 @@ class Dataset:
     lines: np.ndarray | None = None  # each example's line in its CSV file, for errors found later
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        first = next(iter(self.x.values())) if isinstance(self.x, dict) else self.x
+        return int(first.shape[0])
 
     @property
     def features(self) -> tuple[int, ...]:
-        """The shape of one example."""
+        """The shape of one example (of its one input)."""
+        assert not isinstance(self.x, dict), "a dataset of several inputs has a shape per input"
         return tuple(self.x.shape[1:])
 
     def take(self, index: np.ndarray) -> Dataset:
         """The examples at `index`, in that order."""
-        return dataclasses.replace(self, x=self.x[index], y=self.y[index],
+        return dataclasses.replace(self, x=_rows(self.x, index), y=_rows(self.y, index),
                                    lines=None if self.lines is None else self.lines[index])
+
+
+def _rows(a: Any, index: np.ndarray) -> Any:
+    """`a[index]`, for an array or for each array of a dict (several inputs or outputs)."""
+    return {k: v[index] for k, v in a.items()} if isinstance(a, dict) else a[index]
+
+
+def load_named(source: DataSource, *, base_dir: Path, inputs: tuple[str, ...],
+               outputs: tuple[tuple[str, str], ...]) -> Dataset:
+    """The examples of a model with several inputs or outputs, from an `.npz` archive with
+    one array per input and per output, named after them (one input reads `x`, one output
+    `y`, or the names `x=`/`y=` give). `outputs`: (name, task) in the order of the
+    `loss` block, or one ("", task) for a single output. Each array is read and checked as
+    `load_npz` reads one: `x` and `classes` are dicts when there are several."""
+    params = dict(source.params)
+    path = params["path"]
+    several_in, several_out = len(inputs) > 1, len(outputs) > 1 or outputs[0][0] != ""
+    x_keys = inputs if several_in else (params.get("x", "x"),)
+    y_keys = tuple(name for name, _ in outputs) if several_out else (params.get("y", "y"),)
+    ys: dict[str, np.ndarray] = {}
+    classes: dict[str, tuple[str, ...] | None] = {}
+    first: Dataset | None = None
+    for (name, task), key in zip(outputs, y_keys):
+        ds = load_npz(path, base_dir=base_dir, x=x_keys[0], y=key, task=task)
+        first = first or ds
+        ys[name], classes[name] = ds.y, ds.classes
+    assert first is not None
+    xs = {x_keys[0]: first.x}
+    for key in x_keys[1:]:
+        xs[key] = load_npz(path, base_dir=base_dir, x=key, y=y_keys[0], task=outputs[0][1]).x
+    x: Any = {name: xs[key] for name, key in zip(inputs, x_keys)} if several_in else xs[x_keys[0]]
+    if several_out:
+        return Dataset(x, ys, "several", classes, None, y_keys)  # type: ignore[arg-type]
+    return dataclasses.replace(first, x=x)
 
 
 def load(source: DataSource, *, seed: int, base_dir: Path,

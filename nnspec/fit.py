@@ -26,7 +26,7 @@ from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
 from nnspec.show import format_value
-from nnspec.trainer import Divergence, Snapshot, Trainer, member, replay, stack
+from nnspec.trainer import Divergence, Snapshot, Trainer, member, replay, rows, stack
 
 
 @dataclass
@@ -44,6 +44,30 @@ class Result:
     splits: Splits | None = None
     kept: dict[str, Any] | None = None  # kept_metrics(): the kept weights' metrics on every split
     already_finished: bool = False  # a `--resume` of a run that had finished: nothing was trained
+
+    def __repr__(self) -> str:
+        """A few lines (the default would print every weight and the data)."""
+        from nnspec.show import metrics_line
+        p = self.program
+        lines = [f"<nnspec.Result `{p.spec.model.name}` ({p.model.n_params:,} parameters): {self.epochs_run} "
+                 f"epoch{'s' * (self.epochs_run != 1)}" + (" (stopped early)" if self.stopped_early else "")
+                 + (f", best epoch {self.best_epoch}" if self.best_epoch else "")]
+        kept = self.kept or {}
+        if kept.get("epoch"):
+            lines[0] += f", weights of epoch {kept['epoch']} kept ({kept.get('why')})"
+        for split, metrics in (kept.get("metrics") or {}).items():
+            lines.append(f"  {split:<5}  {metrics_line(metrics)}")
+        if not kept.get("metrics") and self.history:
+            lines.append(f"  last epoch  {metrics_line(self.history[-1])}")
+        if self.run_dir is not None:
+            lines.append(f"  run folder  {self.run_dir}")
+        return "\n".join(lines) + ">"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the summary, then the history table, the best epoch in bold."""
+        import html
+        from nnspec.show import history_html
+        return f"<pre>{html.escape(repr(self))}</pre>" + history_html(self.history, best_epoch=self.best_epoch)
 
 
 Progress = Callable[[int, int, dict[str, float], float], None]
@@ -74,7 +98,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     `devices`; it is not recorded with the run, which may resume on any number.
     `writes=False` (the processes other than 0 of a run over several hosts) reads `out` to
     resume but writes nothing there."""
-    if program.train is None or program.loss is None or program.optimizer is None:
+    if program.train is None or not program.heads or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -342,15 +366,15 @@ def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epo
             return named(impl.layer, "weights")
     # every node's output, with the keys Model.apply draws; the first in file order to go
     # non-finite is named (a graph's order of evaluation)
-    values = model.trace(state.params, x[idx[step - 1]], key=keys[step - 1], train=True, hparams=hparams)
+    values = model.trace(state.params, rows(x, idx[step - 1]), key=keys[step - 1], train=True, hparams=hparams)
     for impl in model.layers:
         if not finite(values[impl.layer.name]):
             return named(impl.layer, "output")
-    h = values[model.output]
+    h = model.result(values)
     last = model.layers[-1].layer if model.layers else None
-    per = model.per_example_loss(h, y[idx[step - 1]])
+    per = model.per_example_loss(h, rows(y, idx[step - 1]))
     w = jnp.ones(idx.shape[1]) if weights is None else weights[step - 1]
     if last is None or finite(jnp.sum(per * w)):  # the batch's sum, as the epoch adds it
         return None
     return (f"every layer's values were finite, but the loss overflowed: the largest output was "
-            f"{float(jnp.max(jnp.abs(h))):.3g}", last.span, "its outputs grew too large for the loss")
+            f"{max(float(jnp.max(jnp.abs(v))) for v in jax.tree_util.tree_leaves(h)):.3g}", last.span, "its outputs grew too large for the loss")

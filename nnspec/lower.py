@@ -241,21 +241,36 @@ class Model:
         self.has_penalty = with_penalty if with_penalty is not None else bool(
             reg.l1 or reg.l2 or any(layer.params.get("l1") or layer.params.get("l2") for layer in program.model.layers))
         self.layers = tuple(nn.LAYERS[layer.op](layer) for layer in program.model.layers)
-        # the model's output: its last layer (or its one input, for a model without layers)
+        # the model's output: its last layer (or its one input, for a model without layers);
+        # with a `loss { }` block, one output per line, and `apply` returns a dict by name
         self.output = program.model.layers[-1].name if program.model.layers else program.model.inputs[0][0]
-        loss = program.loss
-        out = tuple(program.model.output_shape)
-        self._loss = nn.loss_fn(loss.name, loss.params, out) if loss is not None else None
+        self.heads = program.heads
+        self.several = program.several_outputs
+        self.outputs = tuple(h.node for h in self.heads) if self.several else (self.output,)
+        losses = {h.name: nn.loss_fn(h.loss.name, h.loss.params, h.shape) for h in self.heads}
+        if not self.heads:
+            self._loss = None
+        elif not self.several:
+            self._loss = losses[""]
+        else:  # the weighted sum of the outputs' losses, one value per example
+            weights = {h.name: h.weight for h in self.heads}
+            self._loss = lambda pred, y: sum(w * losses[n](pred[n], y[n]) for n, w in weights.items())
         self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay)
                           if program.optimizer else None)
-        metrics = program.train.metrics if program.train else ()
         # `precision bf16`: the forward pass computes in bfloat16 from float32 weights, which
         # stay the master copy (the gradients come back as float32 through the casts); the
         # loss and the metrics read the output as float32. No loss scaling: bfloat16 has
         # float32's exponent range (Keras's `mixed_bfloat16` policy does the same).
         self.compute = jnp.bfloat16 if program.train is not None and program.train.precision == "bf16" else None
-        self.metric_names = tuple(metrics)
-        self._metrics = {m: nn.metric_fn(m, loss.name, loss.params, out) for m in metrics} if loss else {}
+        # what each epoch reports besides the total loss, by history key (Program.history_keys)
+        self._metrics: dict[str, Callable[[Any, Any], jax.Array]] = {}
+        for h in self.heads:
+            if self.several:
+                self._metrics[h.key("loss")] = _on(h.name, losses[h.name])
+            for m in h.metrics:
+                fn = nn.metric_fn(m, h.loss.name, h.loss.params, h.shape)
+                self._metrics[h.key(m)] = _on(h.name, fn) if self.several else fn
+        self.metric_names = tuple(self._metrics)
 
     # -- parameters and hyperparameters
     def init(self, key: jax.Array) -> Params:
@@ -283,6 +298,13 @@ class Model:
         array for a model with one input; with several, a dict name -> array or a tuple in
         the inputs' order."""
         values = self.trace(params, x, key=key, train=train, hparams=hparams)
+        return self.result(values)
+
+    def result(self, values: Mapping[str, jax.Array]) -> Any:
+        """The model's output from every node's value: an array, or with several outputs a
+        dict from output name to array."""
+        if self.several:
+            return {h.name: values[h.node] for h in self.heads}
         return values[self.output]
 
     def trace(self, params: Params, x: Any, *, key: jax.Array | None = None, train: bool = False,
@@ -315,7 +337,8 @@ class Model:
             else:
                 values[name] = impl.apply(p, arg, hp[name], key=k, train=train)
         if self.compute is not None:  # the output, and running statistics, as float32
-            values[self.output] = values[self.output].astype(jnp.float32)
+            for name in self.outputs:
+                values[name] = values[name].astype(jnp.float32)
             updates = {layer: {k: v.astype(master[layer][k].dtype) for k, v in new.items()}
                        for layer, new in updates.items()}
         return values, updates
@@ -394,7 +417,7 @@ class Model:
 
         def objective(params):
             values, stats = self._run(params, x, key=key, train=True, hparams=hp, weights=weights)
-            pred = values[self.output]
+            pred = self.result(values)
             per = self.per_example_loss(pred, y)
             return _mean(per, weights) + self.penalty(params, hp), (pred, per, stats)
 
@@ -428,6 +451,11 @@ def with_hparams(opt_state: Any, opt: OptimizerProgram, reg: Regularization) -> 
     return inject(opt_state)
 
 
+def _on(name: str, fn: Callable[[Any, Any], jax.Array]) -> Callable[[Any, Any], jax.Array]:
+    """`fn` of one output of a model with several: its prediction and its targets."""
+    return lambda pred, y: fn(pred[name], y[name])
+
+
 def _cast(tree: Any, dtype: Any) -> Any:
     """Every floating-point array of `tree` as `dtype` (token ids stay integers)."""
     return jax.tree_util.tree_map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
@@ -452,11 +480,13 @@ def emit_step(program: Program, form: str) -> str:
     inputs = {t.name: jax.ShapeDtypeStruct((batch, *t.shape), jnp.dtype(t.dtype))
               for t in map(program.model.input_type, (name for name, _ in program.model.inputs))}
     x = next(iter(inputs.values())) if len(inputs) == 1 else inputs
-    assert program.loss is not None
-    if program.loss.task == "multiclass" and program.loss.params.get("labels") == "index":
-        y = jax.ShapeDtypeStruct((batch,), jnp.int32)
-    else:
-        y = jax.ShapeDtypeStruct((batch, *program.model.output_shape), jnp.float32)
+    assert program.heads
+
+    def target(h):  # each output's targets as the loss reads them: class ids, or numbers
+        if h.loss.task == "multiclass" and h.loss.params.get("labels") == "index":
+            return jax.ShapeDtypeStruct((batch,), jnp.int32)
+        return jax.ShapeDtypeStruct((batch, *h.shape), jnp.float32)
+    y = {h.name: target(h) for h in program.heads} if program.several_outputs else target(program.heads[0])
     state = jax.eval_shape(model.init_state, jax.random.key(0))
     hp = model.hparams()
 

@@ -33,7 +33,9 @@ FORMAT = "nnspec-run"
 VERSION = 1
 # Every file nnspec may write in a run folder (single runs and sweeps).
 RUN_FILES = ("spec.nn", "ir.json", "run.json", "history.csv", "history.jsonl", "checkpoint.npz",
-             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl")
+             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl",
+             # `nnspec plot RUN` without `-o` (plot.DEFAULT_NAMES)
+             "curves.png", "sweep.png", "boundary.png", "confusion.png")
 
 
 class RunFolderError(Exception):
@@ -311,7 +313,8 @@ def model_fingerprint(program: Program) -> str:
     """What decides whether a checkpoint's weights fit a spec: its model and loss, and
     the blocks it may use (a spec without blocks keeps the fingerprint it always had)."""
     spec = program.spec
-    return ir.fingerprint((spec.model, spec.loss) + ((spec.blocks,) if spec.blocks else ()))
+    return ir.fingerprint((spec.model, spec.loss) + ((spec.blocks,) if spec.blocks else ())
+                          + ((spec.losses,) if spec.losses is not None else ()))
 
 
 def examples(splits: Any) -> dict[str, int] | None:
@@ -327,7 +330,10 @@ def data_meta(splits: Any) -> dict[str, Any]:
     the classes and the column names of the training split."""
     train = splits.train
     return {"standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
-            "classes": list(train.classes) if train.classes is not None else None,
+            # with several outputs, each output's classes by its name
+            "classes": ({k: list(v) if v is not None else None for k, v in train.classes.items()}
+                        if isinstance(train.classes, dict) else
+                        list(train.classes) if train.classes is not None else None),
             "feature_names": list(train.feature_names) if train.feature_names else None,
             "target_names": list(train.target_names) if train.target_names else None}
 

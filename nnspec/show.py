@@ -23,3 +23,32 @@ def excerpt(text: Any, limit: int = 60) -> str:
     a cut marked with `…`: an error message must never replay a file's content."""
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)[:limit + 1])
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def metrics_line(row: dict[str, Any]) -> str:
+    """`accuracy 0.9600  loss 0.4194`: a record's numbers, the epoch and time left out."""
+    return "  ".join(f"{k} {format_value(v)}" for k, v in row.items()
+                     if k not in ("epoch", "time") and isinstance(v, (int, float)))
+
+
+def history_html(history: list[dict[str, Any]], *, best_epoch: int | None = None, most: int = 40) -> str:
+    """The per-epoch history as an HTML table (for notebooks), the best epoch in bold;
+    a long history shows its first and last `most // 2` epochs."""
+    import html
+    if not history:
+        return "<p>no epochs</p>"
+    keys = [k for k in history[0] if k != "time"]
+    shown: list[dict[str, Any] | None] = list(history)
+    if len(history) > most:
+        shown = [*history[:most // 2], None, *history[-(most // 2):]]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    body = []
+    for row in shown:
+        if row is None:
+            body.append(f"<tr><td colspan='{len(keys)}'>… {len(history) - 2 * (most // 2)} epochs …</td></tr>")
+            continue
+        cells = "".join(f"<td>{row[k] if k == 'epoch' else format_value(row[k]) if isinstance(row.get(k), (int, float)) else ''}</td>"
+                        for k in keys)
+        style = " style='font-weight:bold'" if best_epoch is not None and row.get("epoch") == best_epoch else ""
+        body.append(f"<tr{style}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -77,7 +77,7 @@ def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = N
 
         def body(state, inp):
             i, w, k = inp
-            xb, yb = x[i], y[i]
+            xb, yb = rows(x, i), rows(y, i)
             if split is not None:
                 xb, yb, w = split((xb, yb, w))
             state, sums = model.step(state, xb, yb, key=k, hparams=hparams, weights=w)
@@ -130,21 +130,33 @@ class Chunks:
     n: int
 
 
-def chunks(x: np.ndarray, y: np.ndarray, size: int) -> Chunks:
-    """`x`, `y` cut into pieces of `size` examples, the last padded with its first examples
-    at weight 0 (so they are real, finite inputs that count for nothing)."""
-    x, y = np.asarray(x), np.asarray(y)
-    n = len(x)
+def rows(tree: Any, index: Any) -> Any:
+    """The examples at `index` of every array of `tree` (an array, or a dict of them for
+    several inputs or outputs)."""
+    return jax.tree_util.tree_map(lambda a: a[index], tree)
+
+
+def n_examples(tree: Any) -> int:
+    return int(jax.tree_util.tree_leaves(tree)[0].shape[0])
+
+
+def chunks(x: Any, y: Any, size: int) -> Chunks:
+    """`x`, `y` (arrays, or dicts of them) cut into pieces of `size` examples, the last
+    padded with its first examples at weight 0 (so they are real, finite inputs that count
+    for nothing)."""
+    x, y = (jax.tree_util.tree_map(np.asarray, t) for t in (x, y))
+    n = n_examples(x)
     parts = []
     for start in range(0, n, size):
-        xs, ys = x[start:start + size], y[start:start + size]
-        m = len(xs)
+        piece = slice(start, start + size)
+        xs, ys = rows(x, piece), rows(y, piece)
+        m = min(size, n - start)
         w = np.zeros(size, np.float32)
         w[:m] = 1.0
         if m < size:
-            fill = np.resize(np.arange(m), size - m)
-            xs, ys = np.concatenate([xs, xs[fill]]), np.concatenate([ys, ys[fill]])
-        parts.append((jnp.asarray(xs), jnp.asarray(ys), jnp.asarray(w)))
+            fill = np.concatenate([np.arange(m), np.resize(np.arange(m), size - m)])
+            xs, ys = rows(xs, fill), rows(ys, fill)
+        parts.append((jax.tree_util.tree_map(jnp.asarray, xs), jax.tree_util.tree_map(jnp.asarray, ys), jnp.asarray(w)))
     return Chunks(tuple(parts), n)
 
 
@@ -236,11 +248,11 @@ def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, h
     """The state after the first `steps_done` steps of an epoch, one step at a time, with
     the batches and keys of `epoch_fn` (a test holds the two together); and the epoch's
     (batch indices, weights or None, step keys)."""
-    n = int(x.shape[0])
+    n = n_examples(x)
     b, steps, pad, weights = _batches(n, batch, devices)
     idx = jnp.concatenate([jnp.asarray(order), jnp.asarray(order)[:pad]]).reshape(steps, b)
     keys = jax.random.split(jax.random.fold_in(base_key, epoch), steps)
-    one = jax.jit(lambda s, i, w, k: model.step(s, x[i], y[i], key=k, hparams=hparams, weights=w)[0])
+    one = jax.jit(lambda s, i, w, k: model.step(s, rows(x, i), rows(y, i), key=k, hparams=hparams, weights=w)[0])
     for j in range(steps_done):
         state = one(state, idx[j], None if weights is None else weights[j], keys[j])
     return state, (idx, weights, keys)
@@ -339,7 +351,7 @@ class Trainer:
         assert programs, "a stack needs a model"
         first = programs[0]
         t = first.train
-        assert t is not None and first.optimizer is not None and first.loss is not None
+        assert t is not None and first.optimizer is not None and first.heads
         self.programs, self.splits, self.count = list(programs), splits, len(programs)
         self.devices = (devices or Devices(1)).for_stack(self.count)
         split = self.devices.split_batch()
@@ -360,8 +372,8 @@ class Trainer:
         self.mode = mode or (es.mode if es else "min")
         # each model's factor over its initial loss beyond which it has diverged (inf: never)
         self.limits = np.array([p.train.divergence or math.inf for p in programs])  # type: ignore[union-attr]
-        self.x = self.devices.replicated(jnp.asarray(splits.train.x))
-        self.y = self.devices.replicated(jnp.asarray(_labels(first, splits.train.y)))
+        self.x = self.devices.replicated(jax.tree_util.tree_map(jnp.asarray, splits.train.x))
+        self.y = self.devices.replicated(jax.tree_util.tree_map(jnp.asarray, _labels(first, splits.train.y)))
         self.chunk = eval_chunk([len(d) for d in (splits.train, splits.val, splits.test) if d is not None],
                                 self.devices.count)
         self.val = None

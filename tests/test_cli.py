@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -241,12 +240,14 @@ def test_front_end_does_not_import_jax() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_check_starts_fast(spec_file: Path) -> None:
-    """A guard against importing JAX on the way to `check`, not a benchmark."""
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "nnspec.cli", "check", str(spec_file)], capture_output=True,
-                          text=True, cwd=ROOT, env=_env(), timeout=60)
-    elapsed = time.perf_counter() - start
+def test_check_on_the_command_line_imports_no_jax(spec_file: Path) -> None:
+    """`nnspec check` must start fast: the command line's whole path to `check` (argument
+    parsing, reading, rendering) imports neither JAX nor Optax. Asserted on the modules
+    loaded, not on seconds, which a loaded machine stretches (it failed so once in CI)."""
+    code = ("import sys; from nnspec.cli import main; code = main(['check', sys.argv[1]]); "
+            "assert code == 0, code; "
+            "assert 'jax' not in sys.modules, 'jax imported'; assert 'optax' not in sys.modules, 'optax imported'")
+    done = subprocess.run([sys.executable, "-c", code, str(spec_file)], capture_output=True,
+                          text=True, cwd=ROOT, env=_env(), timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"ok: `{spec_file}` (33 parameters)\n"
-    assert elapsed < 2.0, f"`nnspec check` took {elapsed:.2f} s"

@@ -31,10 +31,11 @@ def _by_patches(x: Array, w: Array, g) -> Array | None:
     """The convolution of `x` (batch, *spatial, channels) with `w` (*kernel, in, out) as
     patches @ kernel: each kernel tap's strided slice of the padded input, side by side
     on the channel axis (tap-major, the kernel's own order), times `w` as a (taps·in, out)
-    matrix. None where that is not worth it: off the CPU backend, or too large."""
+    matrix. None where that is not worth it: off the CPU backend, or too large, or for a
+    batch of symbolic size (`nnspec export`: the primitive suits every size and device)."""
     rank = w.ndim - 2
     taps = math.prod(w.shape[:rank])
-    if jax.default_backend() != "cpu" or \
+    if jax.default_backend() != "cpu" or not isinstance(x.shape[0], int) or \
             x.shape[0] * math.prod(g.out) * taps * x.shape[-1] * x.dtype.itemsize > PATCHES_MAX_BYTES:
         return None
     x = jnp.pad(x, ((0, 0), *g.padding, (0, 0)))

@@ -242,7 +242,8 @@ def test_every_bit_flip_is_refused_or_harmless(finished, tmp_path: Path) -> None
     # and through the CLI, a flip in the middle of the first array's data
     data = (finished[1] / "checkpoint.npz").read_bytes()
     middle = bytearray(data)
-    middle[data.index(b"params/000000.npy") + 200] ^= 0x10
+    first = checkpoint.read_meta(finished[1] / "checkpoint.npz")["names"]["params"][0]  # arrays by layer path
+    middle[data.index(f"params/{first}.npy".encode()) + 200] ^= 0x10
     refused_on_resume(damaged_copy(finished, tmp_path / "mid", bytes(middle)), "corrupt or truncated")
 
 
@@ -367,23 +368,24 @@ def test_forged_metadata_is_refused_in_one_short_line(finished, tmp_path: Path, 
 
 def test_non_finite_or_foreign_weights_are_refused(finished, tmp_path: Path) -> None:
     spec, _ = finished
+    first = checkpoint.read_meta(finished[1] / "checkpoint.npz")["names"]["final_params"][0]  # by layer path
     for value, name in ((np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")):
         def poison(meta, arrays, value=value):
             for tree in ("params", "final_params"):
-                arrays[f"{tree}/000000"] = arrays[f"{tree}/000000"].copy()
-                arrays[f"{tree}/000000"].flat[0] = value
+                arrays[f"{tree}/{first}"] = arrays[f"{tree}/{first}"].copy()
+                arrays[f"{tree}/{first}"].flat[0] = value
         copy = forged(finished, tmp_path / name, poison)
         refused_on_resume(copy, "holds NaN or infinite values")
         code, out, err = cli("eval", spec, "--run", copy)
         assert fails_cleanly(code, err) == \
-            f"error[E405]: `{copy / 'checkpoint.npz'}`: array final_params/0 holds NaN or infinite values", err
+            f"error[E405]: `{copy / 'checkpoint.npz'}`: array final_params/{first} holds NaN or infinite values", err
 
     def text(meta, arrays):
-        arrays["final_params/000000"] = np.full(arrays["final_params/000000"].shape, "w")
+        arrays[f"final_params/{first}"] = np.full(arrays[f"final_params/{first}"].shape, "w")
     copy = forged(finished, tmp_path / "text", text)
     code, out, err = cli("eval", spec, "--run", copy)
     assert fails_cleanly(code, err) == \
-        f"error[E405]: `{copy / 'checkpoint.npz'}`: array final_params/0 holds <U1, the spec needs float32", err
+        f"error[E405]: `{copy / 'checkpoint.npz'}`: array final_params/{first} holds <U1, the spec needs float32", err
 
 
 def test_a_broken_array_header_is_reported_without_its_bytes(finished, tmp_path: Path) -> None:

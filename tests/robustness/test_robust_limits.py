@@ -48,9 +48,9 @@ print("exit", code, "peak_kib", peak, file=sys.stderr)
 
 def test_check_refuses_a_model_that_cannot_fit(tmp_path: Path) -> None:
     spec = write(tmp_path / "huge.nn", HUGE)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU seconds of `check`, run in this process: other load does not stretch them
     code, out, err = cli("check", spec)
-    assert time.perf_counter() - t0 < 5
+    assert time.process_time() - t0 < 5
     first = fails_cleanly(code, err)
     assert code == 1 and first.startswith("error[E310]: the model needs about ") and first.endswith(
         " for its parameters, gradients, optimizer state and a batch of 32 examples"), err
@@ -125,12 +125,14 @@ def _sweep(n: int) -> str:  # each model was checked in full, and its spec copie
 
 
 def _seconds(text: str) -> float:
+    """The least CPU time of three checks of `text`: this process's own seconds, which other
+    processes on a loaded machine do not stretch as they stretch the wall clock."""
     from nnspec.check import check_source
     best = float("inf")
-    for _ in range(2):
-        start = time.perf_counter()
+    for _ in range(3):
+        start = time.process_time()
         check_source(text, "big.nn", memory_budget=16 * 2**30)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best
 
 
