@@ -86,6 +86,9 @@ TRAIN = Registry("train setting", [
     Entry("precision", (P("dtype", Choice(("float32", "bf16")), required=True, positional=True,
                           doc="`bf16`: compute in bfloat16, keeping float32 weights; `float32`: everything in float32"),),
           doc="the number format of the forward and backward pass"),
+    Entry("history", (P("of", Choice(("epochs", "steps")), required=True, positional=True,
+                        doc="`steps`: every gradient step's training loss too (`steps.csv`); `epochs`: one row an epoch"),),
+          doc="what the run records of its training loss"),
 ])
 
 # What follows an input's shape: `input tokens[20] int vocab=1000`.
@@ -885,7 +888,8 @@ class _Checker:
             standardize=bound.get("standardize", {"enabled": False})["enabled"], early_stop=es,
             data_span=seen["data"].span, divergence=_divergence(bound), target=target, devices=devices,
             devices_span=seen["devices"].span if "devices" in seen else None,
-            precision=bound.get("precision", {"dtype": "float32"})["dtype"])
+            precision=bound.get("precision", {"dtype": "float32"})["dtype"],
+            history=bound.get("history", {"of": "epochs"})["of"])
 
     def check_targets(self, source: DataSource, d: ir.Directive, autoencoder: ir.Directive | None) -> bool:
         """A file's targets are named once: by the source (`csv(target=)`, `npz(y=)`), or
