@@ -234,7 +234,14 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     if initial_loss is not None and not math.isfinite(initial_loss):
         trainer.start_loss = np.array([math.nan])  # no yardstick: only NaN and infinity count
 
-    def save(s: Snapshot, final=None) -> None:
+    # steps.csv grows with the run and is rewritten whole: between the periodic checkpoints
+    # it is rewritten only once 50 times its last writing time has passed (the checkpoint
+    # holds every step regardless, and a resume rewrites the file from it), so it never
+    # costs more than 2% of a run; every save that ends or pauses the run writes it.
+    steps_due = 0.0
+
+    def save(s: Snapshot, final=None, *, steps_now: bool = True) -> None:
+        nonlocal steps_due
         if ckpt is None or not writes:
             return
         tr = s.tracks[0]
@@ -244,8 +251,10 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                              extra={"run": rec, "initial_loss": initial_loss, "stopped": _stopped(s, total)},
                              epoch_key=trainer.epoch_key_data[0], steps=_steps(trainer, tr))
         runs.write_history(out, list(tr.history))  # type: ignore[arg-type]
-        if trainer.record_steps:
+        if trainer.record_steps and (steps_now or time.perf_counter() >= steps_due):
+            t0 = time.perf_counter()
             runs.write_steps(out, _steps(trainer, tr))  # type: ignore[arg-type]
+            steps_due = time.perf_counter() + 50 * (time.perf_counter() - t0)
 
     last_save = time.perf_counter()
     name = (program.spec.model.name if program.spec.model is not None else None) or "training"
@@ -263,7 +272,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
             save(s)
             raise _diverged_error(program, trainer, s, tr.diverged, ckpt)
         if ckpt is not None and (tr.stopped or time.perf_counter() - last_save >= checkpoint_every):
-            save(s)
+            save(s, steps_now=bool(tr.stopped))
             last_save = time.perf_counter()
         if callback is not None:
             row = tr.history[-1]

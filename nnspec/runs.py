@@ -299,16 +299,21 @@ def steps_csv(steps: Any, models: list[dict[str, Any]] | None = None) -> str:
     naming each one's setting: the rows then begin with `model` (its place in sweep.jsonl,
     from 0) and the swept values."""
     import numpy as np
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    head = io.StringIO()
+    w = csv.writer(head, lineterminator="\n")
     axes = list(models[0]) if models else []
     w.writerow((["model", *axes] if models is not None else []) + ["epoch", "step", "loss"])
+    parts = [head.getvalue()]
     per_model = steps if models is not None else [steps]
     for m, arr in enumerate(per_model):
-        lead = [m, *(models[m][a] for a in axes)] if models is not None else []
-        for e, row in enumerate(np.asarray(arr, np.float32), start=1):
-            w.writerows([*lead, e, j, f"{v:.9g}"] for j, v in enumerate(row.tolist(), start=1))
-    return buf.getvalue()
+        lead = io.StringIO()
+        if models is not None:
+            csv.writer(lead, lineterminator="").writerow([m, *(models[m][a] for a in axes), ""])
+        lead_text = lead.getvalue()
+        # formatted row by row in one comprehension: a large run's file is rewritten whole
+        parts += [f"{lead_text}{e},{j},{v:.9g}\n" for e, row in enumerate(np.asarray(arr, np.float32).tolist(), start=1)
+                  for j, v in enumerate(row, start=1)]
+    return "".join(parts)
 
 
 def write_steps(out: Path, steps: Any, models: list[dict[str, Any]] | None = None) -> None:

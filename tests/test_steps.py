@@ -14,7 +14,9 @@ import nnspec
 from nnspec.check import check_source
 from nnspec.fit import fit
 from nnspec.infer import evaluate
+from nnspec.prepare import prepare
 from nnspec.sweep_fit import fit_sweep
+from nnspec.trainer import Trainer
 
 SPEC = """
 model m {
@@ -70,6 +72,17 @@ def test_sgd_mini_batch_and_full_batch_give_n_then_ceil_n_over_b_then_one_step(t
     got = rows(tmp_path / "run" / "steps.csv")
     assert [(int(r["epoch"]), int(r["step"])) for r in got] == [(e, s) for e in (1, 2) for s in range(1, steps + 1)]
     assert np.array_equal(np.array([float(r["loss"]) for r in got], np.float32), result.steps.ravel())
+
+
+def test_recording_runs_the_same_compiled_epoch_program():
+    # the per-step losses were always an output of the fused epoch: keeping them adds no
+    # computation, only their transfer (benchmarks/steps.py times it)
+    off, on = (nnspec.check_text(spec(history=h)) for h in ("", "history steps"))
+    splits = prepare(off)
+    a, b = Trainer([off], splits), Trainer([on], splits)
+    a.run(a.fresh(), 1)
+    b.run(b.fresh(), 1)
+    assert not a.record_steps and b.record_steps and a._epoch.fast is b._epoch.fast
 
 
 def test_without_the_line_nothing_is_recorded(tmp_path):
