@@ -146,3 +146,12 @@ def test_a_sweep_records_each_models_steps_and_resumes_them(tmp_path):
     fit_sweep(nnspec.check_text(text), out=tmp_path / "part", resume=True)
     fit_sweep(nnspec.check_text(text), out=tmp_path / "alone", chunk=1)
     assert (tmp_path / "part" / "steps.csv").read_text() == (tmp_path / "alone" / "steps.csv").read_text()
+
+
+def test_the_benchmark_runs(capsys):
+    from benchmarks.steps import main
+    assert main(["--quick", "--epochs", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in lines[2:]] == ["W1, batch 32", "W1, batch 1", "W3, 16-model stack",
+                                                          "W1 fit, run folder"]
+    assert all(float(line.split()[-1]) > 0 for line in lines[2:])
