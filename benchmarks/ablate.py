@@ -80,7 +80,7 @@ def device_shuffle_epoch_fn(model: Model, n: int, batch: int) -> Callable:
             return model.step(state, x[i], y[i], key=k, hparams=hparams, weights=w)
 
         state, sums = jax.lax.scan(body, state, (idx, weights, keys))
-        return state, {k: jnp.sum(v) / n for k, v in sums.items()}, sums["loss"] / jnp.sum(weights, axis=1)
+        return state, {"loss": jnp.sum(sums["loss"]) / n}, sums["loss"] / jnp.sum(weights, axis=1)
     return run
 
 

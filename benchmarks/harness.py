@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks import frontend, report
+from benchmarks import csv_read, frontend, report
 from benchmarks.baselines import IMPLS
 from benchmarks.workloads import Workload, workloads
 from benchmarks.worker import MARK
@@ -127,10 +127,10 @@ def run(*, quick: bool = False, only: list[str] | None = None, impls: list[str] 
     are then meaningless); `quiet` waits up to that many seconds before each measurement
     for other processes to leave the CPUs alone."""
     all_w = workloads(quick)
-    names = only or [*all_w, "frontend"]
-    unknown = [n for n in names if n not in (*all_w, "frontend")]
+    names = only or [*all_w, "frontend", "csv"]
+    unknown = [n for n in names if n not in (*all_w, "frontend", "csv")]
     if unknown:
-        raise ValueError(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(all_w)}, frontend")
+        raise ValueError(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(all_w)}, frontend, csv")
     if jobs > 1 and not quick:
         raise ValueError("--jobs runs measurements side by side, which spoils their timings: only with --quick")
     chosen = impls or list(IMPLS)
@@ -144,7 +144,7 @@ def run(*, quick: bool = False, only: list[str] | None = None, impls: list[str] 
         jobs_todo: list[tuple[Workload, str, Path, Path, str]] = []
         runnable: dict[str, list[str]] = {}
         for name in names:
-            if name == "frontend":
+            if name in ("frontend", "csv"):
                 continue
             w = all_w[name]
             try:
@@ -186,6 +186,9 @@ def run(*, quick: bool = False, only: list[str] | None = None, impls: list[str] 
         if "frontend" in names:
             log("frontend: check and compile a 200-layer spec")
             results["frontend"] = frontend.measure(folder, repeats=1 if quick else 5)
+        if "csv" in names:
+            log("csv: read a 200,000-row numeric CSV file")
+            results["csv"] = csv_read.measure(folder, rows=2_000 if quick else 200_000, rounds=1 if quick else 3)
     results["harness_s"] = time.perf_counter() - t_start
     return results
 

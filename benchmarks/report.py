@@ -131,6 +131,9 @@ def tables(results: dict[str, Any]) -> str:
                       f"{fe['import_nnspec_s'] * 1e3:.0f} ms); check_text in-process "
                       f"{fe['check_text_s'] * 1e3:.1f} ms warm, {fe['check_text_cold_s'] * 1e3:.0f} ms cold"
                       + ("" if not fe.get("jax_imported") else " — WARNING: checking imported JAX")]
+    if results.get("csv"):
+        from benchmarks.csv_read import line
+        lines += ["", line(results["csv"])]
     if flags:
         lines += ["", "LOSSES DIFFER:", *flags]
     if "harness_s" in results:

@@ -63,6 +63,7 @@ class Expansion:
     origin: dict[str, tuple[Frame, ...]] = field(default_factory=dict)  # node -> its uses, outermost first
     written: dict[str, ir.Node] = field(default_factory=dict)  # node -> its line in the block
     repeats: list[_Repeat] = field(default_factory=list)
+    alias: dict[str, str] = field(default_factory=dict)  # a use's name -> its output node's
 
     def each(self, diags: list[Diagnostic], shapes: dict[str, Any]) -> Iterator[ir.Node]:
         """The expanded nodes, for the checker's loop over them (which fills `shapes` and
@@ -482,4 +483,5 @@ def expand(checker: Any, model: ir.Model, broken: set[str]) -> Expansion:
         if out is not None:
             alias[node.name] = out
     expander.out.model = dataclasses.replace(model, nodes=tuple(expander.nodes))
+    expander.out.alias = alias
     return expander.out

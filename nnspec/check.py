@@ -15,15 +15,15 @@ from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
 from nnspec import blocks, graph
-from nnspec.checked import (EarlyStop, Fn, Input, Layer, LossProgram, ModelProgram, OptimizerProgram,
-                            Program, Regularization, Sweep, TrainProgram)
+from nnspec.checked import (EarlyStop, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
+                            OptimizerProgram, Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
 from nnspec.layers import out_shape as layer_out_shape
-from nnspec.losses import LOSSES, METRICS
+from nnspec.losses import LOSSES, METRICS, metric_key
 from nnspec.optim import OPTIMIZERS, SCHEDULES
-from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P,
+from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P, Param,
                            Registry, Str, Sym, Symbol, Union)
 from nnspec.source import Source, Span
 from nnspec.suggest import closest, did_you_mean, one_of, plural
@@ -45,14 +45,25 @@ class _Word:
         return str(v)
 
 
+_SPLIT = {"val": "validation", "test": "test"}
+
+
+def _arg_span(d: ir.Directive, key: str) -> Span | None:
+    """The span of `d`'s argument `key=...`, None if it has none."""
+    return next((a.span for a in d.args if a.key == key), None)
+
+
 def _describe(v: Any) -> str:
     from nnspec.params import _show
     return _show(v)
 
 
 TRAIN = Registry("train setting", [
-    Entry("data", (P("source", Symbol("data source"), required=True, positional=True,
-                     doc="`builtin(\"NAME\", ...)`, `csv(\"PATH\", target=...)` or `npz(\"PATH\")`"),),
+    Entry("data", (Param("source", Symbol("data source"), None, True, True,
+                         "`builtin(\"NAME\", ...)`, `csv(\"PATH\", target=...)`, `npz(\"PATH\")`, "
+                         "`jsonl`, `parquet`, `npy` or `idx`; `train=` names it too", aliases=("train",)),
+                   P("val", Symbol("data source"), None, "a file of validation examples, instead of `split val=`"),
+                   P("test", Symbol("data source"), None, "a file of test examples, instead of `split test=`")),
           doc="where the examples come from"),
     Entry("split", (P("val", Float(ge=0, lt=1), 0.0, "fraction held out for validation"),
                     P("test", Float(ge=0, lt=1), 0.0, "fraction held out for the final test")),
@@ -134,6 +145,10 @@ class _Checker:
         # (some without their input's), for the checks that only need the output. Never lowered.
         self.outline: ModelProgram | None = None
         self.loss: LossProgram | None = None
+        # a `loss { }` block's lines, checked: (output, loss, weight, metrics, line); shapes
+        # come from the model in check_agreement
+        self.head_lines: list[tuple[str, LossProgram, float, tuple[str, ...], Span | None]] = []
+        self.heads: tuple[Head, ...] = ()
         self.optimizer: OptimizerProgram | None = None
         self.reg = Regularization()
         self.train: TrainProgram | None = None
@@ -245,12 +260,23 @@ class _Checker:
         params.pop("__given__")
         return Fn(entry.name, params)
 
+    def written(self, span: Span | None) -> str | None:
+        """The source text under `span`, on one line, if there is a source."""
+        if self.source is None or span is None:
+            return None
+        text = self.source.text[span.start:span.end]
+        return " ".join(text.split()) or None
+
     def unknown(self, kind: str, name: str, span: Span | None, names: Iterable[str], *,
-                extra: str | None = None) -> None:
+                extra: str | None = None, code: str = "E101") -> None:
         names = tuple(names)
         hint = did_you_mean(name, names)
         if hint is None:
             hint = extra or f"known {plural(kind)}: {one_of(names)}"
+        if code == "E270":
+            self.err(code, f"the model has no layer `{name}` to train as an output", span, "not a layer of the model",
+                     help=hint)
+            return
         self.err("E101", f"unknown {kind} `{name}`", span, f"not a known {kind}", help=hint)
 
     # ---------------------------------------------------------------- binding
@@ -480,15 +506,10 @@ class _Checker:
         if not model.inputs:
             self.err("E204", "the model has no input", model.span, "",
                      help="start the model with `input NAME[SHAPE]`, as in `input x[2]`")
-        elif len(model.inputs) > 1 and self.spec.train is not None:
-            data = self.spec.train.get("data")
-            self.err("E256", "a model with several inputs cannot be trained yet", model.inputs[1].span, "second input",
-                     secondary=[(data.span if data is not None else self.spec.train.span, "training asked for here")],
-                     help="combine the features into one input to train the model, or remove `train { }` "
-                          "to compile it alone")
         graph_errors, broken = graph.edges(model)
         self.diags += graph_errors
-        unused = graph.unused(model) if not graph_errors else []
+        outputs = tuple(h.name for h in self.spec.losses.heads) if self.spec.losses is not None else ()
+        unused = graph.unused(model, outputs) if not graph_errors else []
         expansion = self.expansion = blocks.expand(self, model, broken)  # uses of blocks -> their layers
         model = expansion.model
         # A node whose shape is unknown (its layer, arguments or input failed) is left out of
@@ -724,10 +745,97 @@ class _Checker:
         return None if params is None else (entry, params)
 
     def check_loss(self) -> None:
+        if self.spec.losses is not None:
+            self.check_losses(self.spec.losses)
+            return
         found = self.named(self.spec.loss, LOSSES, "loss")
         if found is not None:
             entry, params = found
             self.loss = LossProgram(entry.name, _public(params), entry.attrs["task"])
+
+    def check_losses(self, block: ir.Losses) -> None:
+        """`loss { NAME: LOSS [ARGS] [weight=W] [metrics=[...]] ... }`: one line per output,
+        each naming a layer of the model; the outputs train on the weighted sum."""
+        if not block.heads:
+            self.err("E271", "the `loss` block is empty", block.keyword_span, "",
+                     help="write one line per output of the model: `NAME: LOSS`, as in `out: mse`")
+            return
+        nodes = [n.name for n in self.spec.model.nodes] if self.spec.model is not None else []
+        inputs = [i.name for i in self.spec.model.inputs] if self.spec.model is not None else []
+        seen: dict[str, Span | None] = {}
+        for h in block.heads:
+            if not h.labelled:
+                self.err("E271", f"which output does `{h.op}` train?", h.op_span, "no output named",
+                         help=f"for a model with one output, write `loss {_written_line(h)}` on one line; for several, "
+                              f"name each output first: `NAME: {h.op}`, where NAME is a layer of the model")
+                continue
+            label_span = Span(h.span.start, h.span.start + len(h.name)) if h.span is not None else None
+            if h.name in seen:
+                self.err("E271", f"output `{h.name}` is given two losses", label_span, "given again here",
+                         secondary=[(seen[h.name], "first given here")],
+                         help="give each output one line; to weigh it more, use `weight=`")
+                continue
+            seen[h.name] = label_span
+            if self.spec.model is not None and h.name not in nodes:
+                extra = (f"`{h.name}` is an input; an output is a layer" if h.name in inputs else None)
+                self.unknown("output", h.name, label_span, nodes, extra=extra, code="E270")
+                continue
+            entry = LOSSES.get(h.op)
+            if entry is None:
+                self.unknown("loss", h.op, h.op_span, LOSSES.names())
+                continue
+            own = [a for a in h.args if a.key not in ("weight", "metrics")]
+            params = self.bind(entry, own, h.span, what=f"loss `{h.op}`", head="loss")
+            weight = self.head_weight(h)
+            if params is None or weight is None:
+                continue
+            loss = LossProgram(entry.name, _public(params), entry.attrs["task"])
+            metrics = self.head_metrics(h, loss)
+            if metrics is not None:
+                self.head_lines.append((h.name, loss, weight, metrics, h.span))
+
+    def head_weight(self, h: ir.Node) -> float | None:
+        arg = next((a for a in h.args if a.key == "weight"), None)
+        if arg is None:
+            return 1.0
+        try:
+            return Float(ge=0).convert(self.pyvalue(arg.value, False))
+        except ArgError as exc:
+            self.arg_error(exc, arg)
+            return None
+
+    def head_metrics(self, h: ir.Node, loss: LossProgram) -> tuple[MetricProgram, ...] | None:
+        """`metrics=accuracy` or `metrics=[accuracy, f1(macro)]` on an output's loss line,
+        checked as the train block's `metrics` line is, against that output."""
+        arg = next((a for a in h.args if a.key == "metrics"), None)
+        if arg is None:
+            return ()
+        items = arg.value.items if isinstance(arg.value, ir.List) else (arg.value,)
+        found: list[MetricProgram] = []
+        args: list[ir.Arg] = []
+        ok = True
+        for v in items:
+            try:
+                fn = self.symbol("metric", v)
+            except ArgError as exc:
+                self.arg_error(exc, ir.Arg(None, v, v.span))
+                fn = None
+            if fn is None:
+                ok = False
+                continue
+            m = _metric(fn)
+            if m.key in (f.key for f in found):
+                self.err("E105", f"`{m.key}` given twice", v.span, "", help="list each metric once")
+                ok = False
+                continue
+            found.append(m)
+            args.append(ir.Arg(None, v, v.span))
+        model = self.model or self.outline
+        layer = next((x for x in model.layers if x.name == self.node_of(h.name)), None) if model is not None else None
+        before = len([d for d in self.diags if d.is_error])
+        self.metrics_fit(tuple(found), args, loss, layer)
+        ok = ok and len([d for d in self.diags if d.is_error]) == before
+        return tuple(found) if ok else None
 
     def check_optimizer(self) -> None:
         found = self.named(self.spec.optimizer, OPTIMIZERS, "optimizer")
@@ -841,7 +949,7 @@ class _Checker:
         missing = [k for k in ("data",) if k not in seen and k not in misspelt]
         for k in missing:
             self.err("E112", f"`train` has no `{k}`", block.span, "", help='say where the examples come from, as in `data builtin("moons")`')
-        if self.spec.model is not None and self.spec.loss is None:
+        if self.spec.model is not None and self.spec.loss is None and self.spec.losses is None:
             self.err("E112", "training needs a `loss`", block.span, "", help="add a line such as `loss mse` or `loss binary_crossentropy`")
         if self.spec.optimizer is None:
             self.err("E112", "training needs an `optimizer`", block.span, "", help="add a line such as `optimizer sgd lr=0.1`")
@@ -854,19 +962,48 @@ class _Checker:
                      seen["split"].span, "", help="keep their sum below 1, as in `split val=0.2 test=0.1`")
             ok = False
         batch = bound.get("batch", {"size": 32})["size"]
-        metrics = tuple(m.name for m in bound.get("metrics", {"metrics": ()})["metrics"] if m is not None)
-        if len(set(metrics)) != len(metrics):
-            twice = [m for i, m in enumerate(metrics) if m in metrics[:i]]
+        metrics = tuple(_metric(m) for m in bound.get("metrics", {"metrics": ()})["metrics"] if m is not None)
+        keys = [m.key for m in metrics]
+        if len(set(keys)) != len(keys):
+            twice = [k for i, k in enumerate(keys) if k in keys[:i]]
+            written = {}
+            for arg, m in zip(seen["metrics"].args, metrics):
+                written.setdefault(m.key, self.written(arg.span) or m.key)
             self.err("E105", f"`{twice[0]}` given twice", seen["metrics"].span, "",
-                     help=f"list each metric once: `metrics {' '.join(dict.fromkeys(metrics))}`")
+                     help=f"list each metric once: `metrics {' '.join(written.values())}`")
             ok = False
+        # what each epoch measures, by its history key: the loss, and each metric (with a
+        # `loss { }` block, each output's loss and metrics, `NAME_loss`, `NAME_accuracy`)
+        measured = {"loss": "min", **{m.key: m.mode for m in metrics}}
+        if self.spec.losses is not None:
+            if "metrics" in seen:
+                first = self.spec.losses.heads[0]
+                self.err("E272", "with several outputs, say which output each metric is for", seen["metrics"].span,
+                         "for which output?", secondary=[(self.spec.losses.keyword_span, "the outputs' losses")],
+                         help=f"put the metrics on the output's loss line, as in "
+                              f"`{first.name or 'NAME'}: {first.op} metrics=[{', '.join(k for k in keys) or 'accuracy'}]`, "
+                              "and remove this line")
+                ok = False
+            for name, _, _, ms, _ in self.head_lines:
+                measured.update({f"{name}_loss": "min", **{f"{name}_{m.key}": m.mode for m in ms}})
         es = None
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
-            es = self.early_stop(bound["early_stop"], seen["early_stop"], metrics, split["val"] > 0, seen)
+            es = self.early_stop(bound["early_stop"], seen["early_stop"], measured,
+                                 split["val"] > 0 or "val" in bound.get("data", {}), seen)
             ok = ok and es is not None
         target = bound.get("target", {"of": "data"})["of"]
         if "data" in bound:
-            ok = self.check_targets(bound["data"]["source"], seen["data"], seen.get("target") if target == "input" else None) and ok
+            for key in ("source", "val", "test"):
+                if key in bound["data"]:
+                    ok = self.check_targets(bound["data"][key], seen["data"], seen.get("target") if target == "input" else None,
+                                            key) and ok
+            for key in ("val", "test"):
+                if key in bound["data"] and split[key] > 0:
+                    arg = next(a for a in seen["data"].args if a.key == key)
+                    self.err("E108", f"the {_SPLIT[key]} data is given twice: as a file and as a fraction to split off",
+                             arg.span, f"the {_SPLIT[key]} file", secondary=[(seen["split"].span, f"and `{key}={split[key]:g}`")],
+                             help=f"keep the `{key}=` file and remove `{key}=` from `split`, or the other way round")
+                    ok = False
         self.check_metrics(metrics, seen.get("metrics"), autoencoder=target == "input")
         devices = bound.get("devices", {"count": None})["count"]
         if isinstance(devices, int) and isinstance(batch, int) and batch % devices:
@@ -889,14 +1026,25 @@ class _Checker:
             data_span=seen["data"].span, divergence=_divergence(bound), target=target, devices=devices,
             devices_span=seen["devices"].span if "devices" in seen else None,
             precision=bound.get("precision", {"dtype": "float32"})["dtype"],
-            history=bound.get("history", {"of": "epochs"})["of"])
+            history=bound.get("history", {"of": "epochs"})["of"],
+            val_data=bound["data"].get("val"), test_data=bound["data"].get("test"),
+            val_span=_arg_span(seen["data"], "val"), test_span=_arg_span(seen["data"], "test"))
 
-    def check_targets(self, source: DataSource, d: ir.Directive, autoencoder: ir.Directive | None) -> bool:
+    def check_targets(self, source: DataSource, d: ir.Directive, autoencoder: ir.Directive | None,
+                      key: str = "source") -> bool:
         """A file's targets are named once: by the source (`csv(target=)`, `npz(y=)`), or
-        by `target input` (an autoencoder's are its inputs)."""
-        call = d.args[0].value
-        assert isinstance(call, ir.Call)
-        key = {"csv": "target", "npz": "y"}.get(source.kind)
+        by `target input` (an autoencoder's are its inputs). `key` says which of the
+        `data` line's sources: `source` (the training data), `val` or `test`."""
+        arg = next((a for a in d.args if (a.key in (None, "source", "train") if key == "source" else a.key == key)), None)
+        call = arg.value if arg is not None else None
+        seen: set[str] = set()
+        while isinstance(call, ir.Ref) and call.name in self.lets and call.name not in seen:  # `let src = csv(...)`
+            seen.add(call.name)
+            call = self.lets[call.name].value
+        if not isinstance(call, ir.Call):
+            return True
+        entry = SOURCES.get(source.kind)
+        key = entry.attrs.get("targets") if entry is not None else None
         given = next((a for a in call.args if key is not None and a.key == key), None)
         if autoencoder is not None and given is not None:
             self.err("E105", "the targets are given twice", given.span, "the file's targets",
@@ -928,18 +1076,31 @@ class _Checker:
         else:
             source = DataSource(fn.name, _public(fn.params))
         self.bound_source = source  # for check_agreement, even when another train setting is wrong
-        return {"source": source}
+        out: dict[str, Any] = {"source": source}
+        for key in ("val", "test"):
+            other: Fn | None = params.get(key)
+            if other is None:
+                continue
+            if other.name == "builtin":  # generated from the same seed, it would be the training data again
+                arg = next(a for a in d.args if a.key == key)
+                self.err("E108", f"`{key}` names a built-in dataset; separate {_SPLIT[key]} data comes from a file",
+                         arg.span, "not a file", help=f"hold out part of the built-in dataset with `split {key}=0.2`")
+                return None
+            out[key] = DataSource(other.name, _public(other.params))
+        return out
 
-    def early_stop(self, p: dict[str, Any], d: ir.Directive, metrics: tuple[str, ...], has_val: bool,
+    def early_stop(self, p: dict[str, Any], d: ir.Directive, measured: Mapping[str, str], has_val: bool,
                    seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
+        """`measured`: each history key (`loss`, `f1_macro`, `out_loss`) -> which way is better."""
         monitor = p["monitor"]
         span = p["__given__"]["monitor"].value.span if "monitor" in p["__given__"] else d.span
         base = monitor[4:] if monitor.startswith("val_") else monitor
-        known = ["loss", "val_loss"] + [m for name in metrics for m in (name, f"val_{name}")]
-        if base != "loss" and base not in metrics:
+        known = [m for name in measured for m in (name, f"val_{name}")]
+        if base not in measured:
             hint = did_you_mean(monitor, known)
             if hint is None and base in METRICS:
-                hint = f"add `{base}` to the train block's `metrics` line"
+                hint = (f"add `{base}` to an output's `metrics=[...]` in the `loss` block"
+                        if self.spec.losses is not None else f"add `{base}` to the train block's `metrics` line")
             self.err("E306", f"early stopping monitors `{monitor}`, which is not measured", span, "not a measured metric",
                      help=hint or f"monitor one of {one_of(known)}")
             return None
@@ -953,77 +1114,200 @@ class _Checker:
                       help=f"training metrics keep improving while the model overfits; monitor `val_{base}` instead{split}")
         mode = p["mode"]
         if mode == "auto":
-            mode = "min" if base == "loss" else METRICS.get(base).attrs["mode"]  # type: ignore[union-attr]
+            mode = measured[base]
         return EarlyStop(monitor, mode, p["patience"], p["min_delta"], p["restore_best"])
 
-    def check_metrics(self, metrics: tuple[str, ...], d: ir.Directive | None, *, autoencoder: bool = False) -> None:
+    def check_metrics(self, metrics: tuple[MetricProgram, ...], d: ir.Directive | None, *,
+                      autoencoder: bool = False) -> None:
+        """The train block's `metrics` line, for the model's one output."""
         if self.loss is None or d is None:
             return
-        for arg, name in zip(d.args, metrics):
-            tasks = METRICS.get(name).attrs["tasks"]  # type: ignore[union-attr]
-            if autoencoder and name == "accuracy":
-                self.err("E305", "`accuracy` does not apply when the targets are the inputs", arg.span, "",
+        model = self.model or self.outline
+        self.metrics_fit(metrics, d.args, self.loss, model.layers[-1] if model is not None and model.layers else None,
+                         autoencoder=autoencoder)
+
+    def metrics_fit(self, metrics: tuple[MetricProgram, ...], args: Iterable[ir.Arg], loss: LossProgram,
+                    output: Layer | None, *, autoencoder: bool = False) -> None:
+        """Each metric of one output fits its loss (E305) and the output (its layer, when
+        its shape is known): its class or `k` exists (E314), its averaging fits the number
+        of classes (E315)."""
+        out = tuple(output.out_shape) if output is not None else None
+        # a softmax's classes are its units; 0/1 outputs are labels, or one output's 2 classes
+        count, noun = None, "classes"
+        if out is not None and loss.task == "multiclass" and len(out) == 1:
+            count = out[0]
+        elif out is not None and loss.task == "binary":
+            count = math.prod(out)
+            noun = "labels" if count > 1 else "classes"
+        for arg, m in zip(args, metrics):
+            tasks = METRICS.get(m.name).attrs["tasks"]  # type: ignore[union-attr]
+            if autoencoder and "regression" not in tasks:
+                self.err("E305", f"`{m.name}` does not apply when the targets are the inputs", arg.span, "",
                          help="an autoencoder's targets are numbers, not classes: measure `mse` or `mae`")
                 continue
-            if self.loss.task not in tasks:
-                fits = [m.name for m in METRICS if self.loss.task in m.attrs["tasks"]]
-                self.err("E305", f"`{name}` does not apply to a {_TASK[self.loss.task]} loss", arg.span, "",
-                         help=f"`{name}` is for {_tasks(tasks)}; "
-                              f"with `{self.loss.name}`, measure {one_of(fits)}")
+            if loss.task not in tasks:
+                fits = [e.name for e in METRICS if loss.task in e.attrs["tasks"]]
+                self.err("E305", f"`{m.name}` does not apply to a {_TASK[loss.task]} loss", arg.span, "",
+                         help=f"`{m.name}` is for {_tasks(tasks)}; "
+                              f"with `{loss.name}`, measure {one_of(fits)}")
+                continue
+            if count is None:
+                continue
+            assert output is not None
+            if m.name == "top_k" and m.params["k"] >= count:
+                self.err("E314", f"`top_k({m.params['k']})` of {count} classes is always 1",
+                         _metric_arg(arg, "k") or arg.span, f"k = {m.params['k']}",
+                         secondary=[(output.span, f"{count} classes")],
+                         help=f"pick k below {count}, as in `top_k({max(1, count // 2)})`")
+            one_unit = loss.task == "binary" and count == 1
+            classes = 2 if one_unit else count
+            cls = m.params.get("class")
+            if cls is not None and cls >= classes:
+                self.err("E314", f"`class={cls}` does not exist: the output has {classes} {noun}",
+                         _metric_arg(arg, "class") or arg.span, "no such class",
+                         secondary=[(output.span, f"{classes} {noun}")],
+                         help=f"{noun} are numbered from 0 to {classes - 1}")
+            if m.params.get("average") == "binary" and cls is None and not one_unit:
+                self.err("E315", f"`{m.name}` of {count} {noun} needs to say how they are combined", arg.span,
+                         "`binary` averaging is for one 0/1 output",
+                         help=f"write `{m.name}(macro)`, `{m.name}(micro)`, `{m.name}(weighted)` "
+                              f"or `{m.name}(class=0)` for one {noun[:-2] if noun == 'classes' else noun[:-1]}")
 
     def check_agreement(self) -> None:
-        """Loss and output layer, builtin data and input/labels."""
+        """Loss and output layer (each output's, with a `loss { }` block), builtin data and
+        input/labels."""
         model = self.model or self.outline
         if model is None or not model.layers:
             return
-        last = model.layers[-1]
-        out = model.output_shape
-        span = last.span
-        final_act = _final_activation(model)
         target = self.spec.train.get("target") if self.spec.train is not None else None
         autoencoder = target is not None and self.train is not None and self.train.target == "input"
-        if self.loss is not None:
-            loss, logits = self.loss, self.loss.params.get("from_logits", False)
-            lspan = self.spec.loss.span  # type: ignore[union-attr]
-            out_kind = ACTIVATIONS.get(final_act).attrs["output"] if final_act else "linear"  # type: ignore[union-attr]
-            if autoencoder and not self.autoencoder_agreement(model, target, lspan):  # type: ignore[arg-type]
+        if not self.several_fit(model, target if autoencoder else None):
+            return
+        if self.spec.losses is not None:
+            layers = {layer.name: layer for layer in model.layers}
+            for name, loss, _, _, lspan in self.head_lines:
+                if self.node_of(name) in layers:
+                    self.head_agreement(model, layers[self.node_of(name)], loss, lspan, None, name)
+        elif self.loss is not None:
+            if not self.head_agreement(model, model.layers[-1], self.loss, self.spec.loss.span,  # type: ignore[union-attr]
+                                       target if autoencoder else None):
                 return
-            if loss.task == "multiclass" and len(out) != 1:
-                head = "`flatten` and " if len(out) > 1 else ""
-                act = "" if logits else " softmax"
-                self.err("E304", f"`{loss.name}` needs a flat vector of class scores, but the model's output has shape {show_shape(out)}",
-                         span, f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
-                         notes=["classes per step or per pixel are not supported; for 0/1 labels of any shape use "
-                                "`binary_crossentropy`, for numbers `mse`"],
-                         help=f"to classify each example, end the model with {head}`dense {out[-1]}{act}`")
-                return
-            if loss.task == "binary":
-                source = self.bound_source if target is None else None
-                ds = DATASETS.get(source.params["name"]) if source is not None and source.kind == "builtin" else None
-                if ds is not None and tuple(out) != (1,):
-                    # a built-in dataset has one 0/1 label per example; a file may hold K
-                    # columns of them (multi-label), checked when it is read
-                    flat = len(out) == 1
-                    self.err("E301", f"`{loss.name}` needs exactly one output unit, but the model has "
-                                     + (f"{out[0]}" if flat else f"an output of shape {show_shape(out)}"),
-                             span, f"{out[0]} units" if flat else f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
-                             notes=[f"dataset `{ds.name}` has one 0/1 label per example; K sigmoid units are for "
-                                    "K 0/1 target columns (multi-label), from a CSV or `.npz` file"],
-                             help="for two classes use `dense 1 sigmoid`; for more, use `categorical_crossentropy` with softmax"
-                                  if flat else f"for one label per example, end the model with `flatten` and `dense 1{'' if logits else ' sigmoid'}`")
-                    return
-                self.probability_agreement(loss.name, logits, out_kind, final_act, "sigmoid", "probability", span, lspan)
-            elif loss.task == "multiclass":
-                units = out[0]
-                if units < 2:
-                    self.err("E301", f"`{loss.name}` needs at least two output units (one per class), but the model has {units}",
-                             span, "1 unit", secondary=[(lspan, "the loss")],
-                             help="for two classes with one unit use `binary_crossentropy`; otherwise one unit per class")
-                    return
-                self.probability_agreement(loss.name, logits, out_kind, final_act, "softmax", "distribution", span, lspan)
-            # a regression output's activation is judged by the data (W003, prepare.py):
-            # a sigmoid under pixels in [0, 1] is right, under house prices a mistake
         self.check_data_fit(model)
+
+    def several_fit(self, model: ModelProgram, autoencoder: ir.Directive | None) -> bool:
+        """Several inputs or outputs train from data with one array per input and per
+        output: an `.npz` archive (arrays named after them), not one table (E256)."""
+        several_in = len(model.inputs) > 1
+        several_out = self.spec.losses is not None
+        if self.train is None or not (several_in or several_out):
+            return True
+        if several_out and autoencoder is not None:
+            self.err("E311", "`target input` trains one output to give back the input, but the `loss` block names outputs",
+                     autoencoder.span, "", secondary=[(self.spec.losses.keyword_span, "the outputs")],  # type: ignore[union-attr]
+                     help="train an autoencoder with one `loss` line, or remove `target input`")
+            return False
+        kind = self.train.data.kind
+        if kind == "npz":
+            call = self.spec.train.get("data").args[0].value  # type: ignore[union-attr]
+            named = {a.key: a for a in getattr(call, "args", ()) if a.key in ("x", "y")}
+            for key, several, what in (("x", several_in, "inputs"), ("y", several_out, "outputs")):
+                if several and key in named:
+                    self.err("E256", f"the arrays of several {what} are named after them, so `{key}=` has nothing to name",
+                             named[key].span, "", help=f"remove `{key}=...`: the archive holds one array per "
+                                                       f"{what[:-1]}, named as the {what[:-1]} is")
+                    return False
+            separate = [(k, sp) for k, src, sp in (("val", self.train.val_data, self.train.val_span),
+                                                    ("test", self.train.test_data, self.train.test_span)) if src is not None]
+            if separate:
+                key, span = separate[0]
+                self.err("E256", f"a separate `{key}=` file is read for a model of one input and one output; this model has "
+                                 f"several {'inputs' if several_in else 'outputs'}", span, "",
+                         help=f"hold out the {_SPLIT[key]} examples of the archive with `split {key}=0.2`")
+                return False
+            std = self.spec.train.get("standardize")  # type: ignore[union-attr]
+            if several_in and self.train.standardize and std is not None:
+                self.err("E256", "`standardize` rescales the features of one input, but this model has several",
+                         std.span, "", secondary=[(self.spec.model.inputs[1].span, "second input")],  # type: ignore[union-attr]
+                         help="standardize the arrays before saving them, or remove `standardize`")
+                return False
+            return True
+        what = ("several inputs and several outputs" if several_in and several_out
+                else "several inputs" if several_in else "several outputs")
+        have = {"builtin": f"dataset `{self.train.data.params.get('name')}` has one input and one target per example",
+                "csv": "a CSV file is one table of features and targets"}.get(kind, f"`{kind}` data is one table")
+        where = (self.spec.model.inputs[1].span if several_in and self.spec.model is not None  # type: ignore[union-attr]
+                 else self.spec.losses.keyword_span)  # type: ignore[union-attr]
+        names = [n for n, _ in model.inputs] if several_in else ["x"]
+        names += [name for name, *_ in self.head_lines] if several_out else ["y"]
+        self.err("E256", f"a model with {what} trains from data with one array for each, but {have}",
+                 self.train.data_span, "", secondary=[(where, "second input" if several_in else "the outputs")],
+                 help=f"save the arrays in an `.npz` archive named after them ({', '.join(f'`{n}`' for n in names)}) "
+                      "and read it with `npz(\"PATH\")`")
+        return False
+
+    def head_agreement(self, model: ModelProgram, last: Layer, loss: LossProgram, lspan: Span | None,
+                       target: ir.Directive | None, head: str = "") -> bool:
+        """One output's layer against its loss (and against the inputs, with `target input`);
+        `head` names the output of a `loss { }` block's line."""
+        out = last.out_shape
+        span = last.span
+        final_act = _activation_of(model, last)
+        autoencoder = target is not None
+        logits = loss.params.get("from_logits", False)
+        out_kind = ACTIVATIONS.get(final_act).attrs["output"] if final_act else "linear"  # type: ignore[union-attr]
+        if autoencoder and not self.autoencoder_agreement(model, target, lspan):  # type: ignore[arg-type]
+            return False
+        if loss.task == "multiclass" and len(out) != 1:
+            flat = "`flatten` and " if len(out) > 1 else ""
+            act = "" if logits else " softmax"
+            self.err("E304", f"`{loss.name}` needs a flat vector of class scores, but "
+                             f"{f'output `{head}`' if head else 'the model' + chr(39) + 's output'} has shape {show_shape(out)}",
+                     span, f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
+                     notes=["classes per step or per pixel are not supported; for 0/1 labels of any shape use "
+                            "`binary_crossentropy`, for numbers `mse`"],
+                     help=f"to classify each example, end the model with {flat}`dense {out[-1]}{act}`")
+            return False
+        weights = loss.params.get("class_weight")
+        classes = out[0] if loss.task == "multiclass" else 2
+        if weights is not None and len(weights) != classes:
+            line = self.spec.losses.heads if self.spec.losses is not None else ()
+            args = next((h.args for h in line if h.name == head), None) if head else \
+                (self.spec.loss.args if self.spec.loss is not None else ())
+            arg = next((a for a in args or () if a.key == "class_weight"), None)
+            what = f"{classes} classes" if loss.task == "multiclass" else "2 classes (0 and 1)"
+            self.err("E316", f"{len(weights)} class weight{'s' if len(weights) != 1 else ''} for {what}",
+                     arg.span if arg is not None else lspan, f"{len(weights)} weight{'s' if len(weights) != 1 else ''}",
+                     secondary=[(span, what)] if loss.task == "multiclass" else [],
+                     help=f"give one weight per class, in class order: `class_weight=[{', '.join(['1.0'] * classes)}]`")
+        if loss.task == "binary":
+            source = self.bound_source if target is None and self.spec.losses is None else None
+            ds = DATASETS.get(source.params["name"]) if source is not None and source.kind == "builtin" else None
+            if ds is not None and tuple(out) != (1,):
+                # a built-in dataset has one 0/1 label per example; a file may hold K
+                # columns of them (multi-label), checked when it is read
+                flat = len(out) == 1
+                self.err("E301", f"`{loss.name}` needs exactly one output unit, but the model has "
+                                 + (f"{out[0]}" if flat else f"an output of shape {show_shape(out)}"),
+                         span, f"{out[0]} units" if flat else f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
+                         notes=[f"dataset `{ds.name}` has one 0/1 label per example; K sigmoid units are for "
+                                "K 0/1 target columns (multi-label), from a CSV or `.npz` file"],
+                         help="for two classes use `dense 1 sigmoid`; for more, use `categorical_crossentropy` with softmax"
+                              if flat else f"for one label per example, end the model with `flatten` and `dense 1{'' if logits else ' sigmoid'}`")
+                return False
+            self.probability_agreement(loss.name, logits, out_kind, final_act, "sigmoid", "probability", span, lspan)
+        elif loss.task == "multiclass":
+            units = out[0]
+            if units < 2:
+                self.err("E301", f"`{loss.name}` needs at least two output units (one per class), but "
+                             f"{f'output `{head}`' if head else 'the model'} has {units}",
+                         span, "1 unit", secondary=[(lspan, "the loss")],
+                         help="for two classes with one unit use `binary_crossentropy`; otherwise one unit per class")
+                return False
+            self.probability_agreement(loss.name, logits, out_kind, final_act, "softmax", "distribution", span, lspan,
+                                       head)
+        # a regression output's activation is judged by the data (W003, prepare.py):
+        # a sigmoid under pixels in [0, 1] is right, under house prices a mistake
+        return True
 
     def autoencoder_agreement(self, model: ModelProgram, target: ir.Directive, lspan: Span | None) -> bool:
         """With `target input`, the output must have the input's shape and the loss must
@@ -1052,17 +1336,20 @@ class _Checker:
         return True
 
     def probability_agreement(self, loss: str, logits: bool, kind: str, act: str | None, want: str,
-                              want_kind: str, span: Span | None, lspan: Span | None) -> None:
+                              want_kind: str, span: Span | None, lspan: Span | None, head: str = "") -> None:
+        """`head`: the output's name, for a line of a `loss { }` block."""
+        layer = f"output `{head}`" if head else "the last layer"
         if logits and kind in ("probability", "distribution"):
             self.err("E303", f"`{act}` feeds a loss that expects logits", span, f"already applies `{act}`",
                      secondary=[(lspan, "`from_logits=true` here")],
-                     help=f"remove `{act}` from the last layer (the loss applies it), or drop `from_logits=true`")
-        elif not logits and kind != want_kind and not (want_kind == "distribution" and kind == "log_distribution" and False):
+                     help=f"remove `{act}` from {layer} (the loss applies it), or drop `from_logits=true`")
+        elif not logits and kind != want_kind:
             shown = f"`{act}`" if act else "no activation"
             self.err("E302", f"`{loss}` expects {'probabilities' if want == 'sigmoid' else 'a probability distribution'}, "
-                             f"but the last layer has {shown}",
+                             f"but {layer} has {shown}",
                      span, f"not a {want_kind}", secondary=[(lspan, "the loss")],
-                     help=f"end with `{want}`, or write `loss {loss} from_logits=true` to pass raw scores")
+                     help=f"end with `{want}`, or write `{f'{head}: ' if head else 'loss '}{loss} from_logits=true` "
+                          "to pass raw scores")
 
     def check_data_fit(self, model: ModelProgram) -> None:
         if self.train is None or self.train.data.kind != "builtin":
@@ -1180,7 +1467,22 @@ class _Checker:
             raise NNSpecError(self.diags, self.source)
         assert self.model is not None
         return Program(self.spec, self.model, self.loss, self.optimizer, self.reg, self.train, self.source,
-                       tuple(d for d in self.diags if not d.is_error))
+                       tuple(d for d in self.diags if not d.is_error), heads=self.outputs(self.model))
+
+    def node_of(self, name: str) -> str:
+        """The node that computes `name`: itself, or for a use of a block its last node."""
+        return self.expansion.alias.get(name, name) if self.expansion is not None else name
+
+    def outputs(self, model: ModelProgram) -> tuple[Head, ...]:
+        """The outputs that train: each line of a `loss { }` block, or the last layer."""
+        shapes = {layer.name: layer.out_shape for layer in model.layers}
+        if self.spec.losses is not None:
+            return tuple(Head(self.node_of(name), shapes[self.node_of(name)], loss, weight, metrics, name, span)
+                         for name, loss, weight, metrics, span in self.head_lines)
+        if self.loss is None:
+            return ()
+        return (Head(model.layers[-1].name if model.layers else model.inputs[0][0], model.output_shape, self.loss,
+                     1.0, self.train.metrics if self.train else (), "", self.spec.loss.span),)  # type: ignore[union-attr]
 
 
 # The pass order is data: each pass may rely on what the earlier ones found.
@@ -1191,6 +1493,22 @@ PASSES: tuple[Callable[[_Checker], None], ...] = (
 )
 
 _EXAMPLE = {"loss": "loss mse", "optimizer": "optimizer adam lr=1e-3"}
+def _metric(fn: Fn) -> MetricProgram:
+    entry = METRICS.get(fn.name)
+    assert entry is not None
+    return MetricProgram(fn.name, dict(fn.params), metric_key(fn.name, fn.params), entry.attrs["mode"])
+
+
+def _metric_arg(arg: ir.Arg, name: str) -> Span | None:
+    """The span of a metric call's argument `name`, given by keyword or as the (one) positional."""
+    call = arg.value
+    if not isinstance(call, ir.Call):
+        return None
+    entry = METRICS.get(call.name)
+    positional = entry is not None and any(p.name == name and p.positional for p in entry.params)
+    return next((a.span for a in call.args if a.key == name or (a.key is None and positional)), None)
+
+
 _TASK = {"binary": "binary classification", "multiclass": "multiclass classification", "regression": "regression"}
 
 
@@ -1299,6 +1617,20 @@ def _refs(v: ir.Value) -> Iterable[ir.Ref]:
 
 def _public(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if not k.startswith("__")}
+
+
+def _written_line(h: ir.Node) -> str:
+    """A `loss { }` line as one `loss` statement would say it: `mse`, `huber delta=2`."""
+    from nnspec.format import _words
+    return _words(h.op, h.args)
+
+
+def _activation_of(model: ModelProgram, layer: Layer) -> str | None:
+    """The activation that produces `layer`'s output, looking through dropout."""
+    layers = {x.name: x for x in model.layers}
+    while layer.op == "dropout" and layer.inputs and layer.inputs[0] in layers:
+        layer = layers[layer.inputs[0]]
+    return None if layer.op == "dropout" else layer.activation
 
 
 def _final_activation(model: ModelProgram) -> str | None:
@@ -1421,6 +1753,7 @@ def _rebind(first: Program, spec: ir.Spec, sections: set[str], source: Source | 
         optimizer=checker.optimizer if sections & {"optimizer", "regularize"} else first.optimizer,
         regularization=checker.reg if "regularize" in sections else first.regularization,
         train=checker.train if "train" in sections else first.train,
+        heads=first.heads,  # traced sweeps change numbers, never an output, its loss or its metrics
         warnings=tuple(dict.fromkeys(first.warnings + tuple(checker.diags))))
 
 

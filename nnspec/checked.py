@@ -109,6 +109,39 @@ class LossProgram:
 
 
 @dataclass(frozen=True)
+class MetricProgram:
+    """One entry of the `metrics` line: `f1(macro)` is name `f1`, its parameters, and the
+    key `f1_macro` its values go by (history, screen, `early_stop monitor=`)."""
+    name: str
+    params: Mapping[str, Any]
+    key: str
+    mode: str  # min | max: which way is better
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
+class Head:
+    """One output of the model and how it trains: the node, its loss, the loss's weight in
+    the total and the metrics reported for it. A spec with one `loss` line has one head,
+    the model's last layer, named `""` so that its history keys are `loss`, `accuracy`
+    as they always were; a `loss { }` block has one head per line, in its order, whose
+    keys are `NAME_loss`, `NAME_accuracy` (Keras's names)."""
+    node: str
+    shape: Shape
+    loss: LossProgram
+    weight: float = 1.0
+    metrics: tuple[MetricProgram, ...] = ()
+    name: str = ""  # "" for the one output of a spec with a `loss` line
+    span: Span | None = None  # its line in the `loss { }` block
+
+    def key(self, what: str) -> str:
+        """The history key of `what` (`loss`, a metric) for this head."""
+        return f"{self.name}_{what}" if self.name else what
+
+
+@dataclass(frozen=True)
 class OptimizerProgram:
     name: str
     params: Mapping[str, Any]  # lr is a float or an Fn schedule
@@ -139,7 +172,7 @@ class TrainProgram:
     batch: int | None  # None: the whole training split in one batch
     epochs: int
     seed: int
-    metrics: tuple[str, ...]
+    metrics: tuple[MetricProgram, ...]
     standardize: bool
     early_stop: EarlyStop | None
     data_span: Span | None = None
@@ -158,6 +191,12 @@ class TrainProgram:
     precision: str = "float32"
     # `steps`: every step's training loss is recorded too (steps.csv, Result.steps).
     history: str = "epochs"
+    # Separate validation and test sources (`data csv(...) val=csv(...) test=csv(...)`),
+    # instead of fractions split off the training data; None where there is none.
+    val_data: Any = None  # datasets.DataSource
+    test_data: Any = None
+    val_span: Span | None = None
+    test_span: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +211,23 @@ class Program:
     source: Source | None = None
     warnings: tuple[Diagnostic, ...] = ()
     sweep: "Sweep | None" = None  # the models to train when the spec declares sweeps
+    # the outputs that train, each with its loss: one for a `loss` line (then `loss` is its
+    # loss), one per line of a `loss { }` block (then `loss` is None); empty without a loss
+    heads: tuple[Head, ...] = ()
+
+    @property
+    def several_outputs(self) -> bool:
+        return len(self.heads) > 1 or bool(self.heads and self.heads[0].name)
+
+    def history_keys(self) -> tuple[str, ...]:
+        """What each epoch reports, on the training split (`val_` before each for validation):
+        the total loss, then each head's loss (with several) and metrics."""
+        keys = ["loss"]
+        for h in self.heads:
+            if h.name:
+                keys.append(h.key("loss"))
+            keys += [h.key(m.key) for m in h.metrics]
+        return tuple(keys)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
                       (older checkpoints: "next_epoch_key"; informational, never read)
   stopper ?           {"best": number, "best_epoch": int >= 0, "wait": int >= 0}
   standardizer ?      {"mean": numbers, "std": numbers > 0}: finite, same shape
-  classes ?           [str], the class names of a classifier's targets
+  classes ?           [str], the class names of a classifier's targets (several outputs:
+                      {output: [str] or null})
   feature_names ?     [str], as many as the standardizer's features
   target_names ?      [str]
   sweep               bool (a sweep's best model)
@@ -45,7 +46,8 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
                       trained and the state of the one in training (`sweep_progress_ok`)
   run                 {"seed": int, "epochs": int, "overrides": {"seed": int, "epochs": int}?,
                       "data": {"kind": str, "params": {}, "path": str, "bytes": int,
-                      "sha256": str}?, ...}: where the data was, what the command line set
+                      "sha256": str, "files": {param: {"path", "bytes", "sha256"}}}?, ...}:
+                      where the data was (one file, or `files` for several), what the command line set
   ==================  ======================================================
 
   Keys of a record not listed here, and other top-level keys, pass through unchecked
@@ -263,7 +265,12 @@ def _run_ok(v: Any) -> bool:
         "overrides": lambda x: x is None or _has(x, {"seed": lambda s: _is_int(s, 0), "epochs": lambda e: _is_int(e, 1)}),
         "data": lambda x: x is None or _has(x, {"kind": lambda k: isinstance(k, str), "params": lambda q: isinstance(q, dict),
                                                  "path": lambda q: isinstance(q, str), "bytes": lambda b: _is_int(b, 0),
-                                                 "sha256": lambda h: isinstance(h, str)})})
+                                                 "sha256": lambda h: isinstance(h, str),
+                                                 "files": lambda f: isinstance(f, dict) and all(
+                                                     _has(one, {"path": lambda q: isinstance(q, str),
+                                                                "bytes": lambda b: _is_int(b, 0),
+                                                                "sha256": lambda h: isinstance(h, str)})
+                                                     for one in f.values())})})
 
 
 def _standardizer_ok(v: Any) -> bool:
@@ -317,7 +324,9 @@ SCHEMA: dict[str, tuple[str, Any]] = {
         v, {"best": _is_number, "best_epoch": lambda x: _is_int(x, 0), "wait": lambda x: _is_int(x, 0)})),
     "standardizer": ("finite means and positive deviations of one shape, or null",
                      lambda v: v is None or _standardizer_ok(v)),
-    "classes": ("a list of names or null", lambda v: v is None or _is_names(v)),
+    "classes": ("a list of names, an object of them by output, or null",
+                lambda v: v is None or _is_names(v) or (isinstance(v, dict) and all(
+                    isinstance(k, str) and (c is None or _is_names(c)) for k, c in v.items()))),
     "feature_names": ("a list of names or null", lambda v: v is None or _is_names(v)),
     "target_names": ("a list of names or null", lambda v: v is None or _is_names(v)),
     "sweep": ("true or false", lambda v: isinstance(v, bool)),

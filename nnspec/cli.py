@@ -126,7 +126,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from nnspec.summary import summary
         sys.stdout.write(summary(program))
     else:
-        if program.loss is None or program.optimizer is None:
+        if not program.heads or program.optimizer is None:
             raise UsageError(f"`--emit {args.emit}` shows the training step, which needs a `loss` and an `optimizer`")
         from nnspec.lower import emit_step
         sys.stdout.write(emit_step(program, args.emit))
@@ -317,6 +317,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume = False
     except runs.RunFolderError as exc:
         raise UsageError(str(exc)) from None
+    plot_to = _plot_target(args) if writer else None  # refused now, not after training
     program = _program_or_exit(spec_path)
     if program is None:
         return EXIT_SPEC
@@ -328,9 +329,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("a sweep over several processes cannot be resumed yet: resume it with one process "
                              "(`nnspec train --resume DIR` without the process flags)")
         _compile_cache()  # JAX only now: a spec with mistakes never starts it
-        return _train_sweep(program, args, out, spec_path, resume, writer)
-    if args.plot:
-        raise UsageError("`--plot` draws a sweep's learning-rate curve; this spec has no sweep")
+        return _train_sweep(program, args, out, spec_path, resume, writer, plot_to)
     header = _header(spec_path, program, out, note, args.quiet, resume)
     # JAX only now: a spec with mistakes is refused without starting it
     from nnspec.fit import fit
@@ -344,7 +343,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         return code
     if writer:
         sys.stdout.write(_finished_text(result, out))
+    if plot_to is not None:
+        _plot_run(out, plot_to)
     return EXIT_OK
+
+
+def _plot_target(args: argparse.Namespace) -> Path | None:
+    """`train --plot FILE`, checked before training: matplotlib is there, the file may be written."""
+    if not args.plot:
+        return None
+    from nnspec import plot
+    try:
+        plot.require_matplotlib()
+        return plot.output_path(args.plot, overwrite=args.overwrite)
+    except plot.PlotError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _plot_run(out: Path, to: Path) -> None:
+    """What `nnspec plot OUT -o TO` draws (the learning curves, or a sweep's curve), once trained."""
+    from nnspec import plot
+    try:
+        kind = plot.history_kind([out])
+        plot.save(plot.history_figure(kind, [out]), to)
+    except plot.PlotError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write `{to}`: {exc.strerror or exc}") from None
+    print(f"wrote {plot.PICTURES[kind]} to `{to}`", file=sys.stderr)
 
 
 def _finished_text(result, out: Path) -> str:
@@ -392,8 +418,8 @@ def _training(train: Callable[[], Any], out: Path, saved: str) -> tuple[Any, int
 
 
 def _train_sweep(program, args: argparse.Namespace, out: Path | None, spec_path: str, resume: bool,
-                 writer: bool = True) -> int:
-    from nnspec.sweep_fit import fit_sweep, plot_lr_curve
+                 writer: bool = True, plot_to: Path | None = None) -> int:
+    from nnspec.sweep_fit import fit_sweep
     quiet = args.quiet
     every = max(1, (args.epochs or program.train.epochs) // 20)
     count = [0]
@@ -422,12 +448,8 @@ def _train_sweep(program, args: argparse.Namespace, out: Path | None, spec_path:
     best = result.best
     sys.stdout.write(f"best: {', '.join(f'{k}={v:g}' for k, v in best.setting.items())}; "
                      f"its spec is `{out / 'best.nn'}`, its weights the run's checkpoint\n")
-    if args.plot:
-        try:
-            plot_lr_curve(result, Path(args.plot))
-        except (RuntimeError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
-        print(f"wrote the learning-rate curve to `{args.plot}`", file=sys.stderr)
+    if plot_to is not None and out is not None:
+        _plot_run(out, plot_to)
     return EXIT_OK
 
 
@@ -453,11 +475,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         exc.action = "evaluate"
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
-    for note in result.notes:
+    notes = result.notes
+    from nnspec.files import write_atomic
+    from nnspec.show import MAX_SHOWN_CLASSES, confusion_files, confusion_table, format_value
+    table, counts = "", result.confusion
+    if counts is not None:
+        json_text, csv_text = confusion_files(counts, result.split, result.examples)
+        try:
+            write_atomic(run / "confusion.json", json_text)
+            write_atomic(run / "confusion.csv", csv_text)
+            where = f"`{run / 'confusion.json'}` and `{run / 'confusion.csv'}`"
+        except OSError as exc:
+            where = None
+            notes.append(f"could not write the confusion matrix to `{run}`: {exc.strerror or exc}")
+        if counts.shape[-1] <= MAX_SHOWN_CLASSES and len(counts) <= MAX_SHOWN_CLASSES:
+            table = "\n" + confusion_table(counts)
+        elif where is not None:
+            notes.append(f"the confusion matrix ({counts.shape[-1]} classes) is too wide to show")
+        if where is not None:
+            notes.append(f"wrote the confusion matrix to {where}")
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    from nnspec.show import format_value
     sys.stdout.write(f"{result.split} split ({result.examples} examples)\n"
-                     + _table([(k, format_value(v)) for k, v in result.metrics.items()]))
+                     + _table([(k, format_value(v)) for k, v in result.metrics.items()]) + table)
     return EXIT_OK
 
 
@@ -490,6 +530,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         meta = {"classes": class_names(program.train.data) if program.train is not None else None}
         names, targets = _spec_names(program, args.spec)
     classes = meta.get("classes")
+    if len(program.model.inputs) > 1 or program.several_outputs:
+        return _predict_several(args, program, model, params, meta, names, targets)
     x = _read_inputs(args.input, program, names, targets, header=not args.no_header)
     from nnspec.prepare import first_bad_token, token_vocab
     vocab = token_vocab(program)
@@ -547,6 +589,97 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(buf.getvalue())
     return EXIT_OK
+
+
+def _predict_several(args: argparse.Namespace, program, model, params, meta, names, targets) -> int:
+    """Predictions of a model with several inputs (read from an `.npz` archive, one array
+    per input, named after it) or several outputs (columns `NAME`, or `NAME_0`, `NAME_1`
+    ... for an output of several units, then `NAME_class` for a classifier)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from nnspec import nn
+    from nnspec.infer import predict
+    from nnspec.prepare import first_bad_token
+    inputs = program.model.inputs
+    if len(inputs) > 1:
+        x = _read_arrays(args.input, program)
+    else:
+        x = _read_inputs(args.input, program, names, targets, header=not args.no_header)
+    xs = x if isinstance(x, dict) else {inputs[0][0]: x}
+    for t in program.model.input_types:
+        if t.dtype != "int32":
+            continue
+        vocab = t.vocab or min((layer.params["vocab"] for layer in program.model.layers if t.name in layer.inputs),
+                               default=2 ** 31 - 1)
+        if (bad := first_bad_token(xs[t.name], vocab)) is not None:
+            raise UsageError(f"`{args.input}`, input `{t.name}`, example {bad[0] + 1}: `{bad[2]:g}` is not a token id; "
+                             f"it takes whole numbers 0 to {vocab - 1}")
+    pred = predict(model, params, jax.tree_util.tree_map(jnp.asarray, x), ensemble=bool(meta.get("ensemble")))
+    outs = pred if isinstance(pred, dict) else {"": pred}
+    classes = meta.get("classes")
+    header: list[str] = []
+    columns: list[list[str]] = []
+    n = None
+    for h in program.heads:
+        loss = h.loss
+        p = np.asarray(nn.probabilities(jnp.asarray(outs[h.name]), loss.name, bool(loss.params.get("from_logits", False))))
+        n = len(p)
+        flat = p.reshape(n, -1)
+        bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+        if bad.size:
+            raise UsageError(f"output `{h.node}` for example {int(bad[0]) + 1} of `{args.input}` is not finite; "
+                             "its inputs are probably far outside the range of the training data")
+        base = h.name or "y"
+        header += [base] if flat.shape[1] == 1 else [f"{base}_{i}" for i in range(flat.shape[1])]
+        columns += [[f"{v:.6g}" for v in flat[:, j]] for j in range(flat.shape[1])]
+        if loss.task in ("binary", "multiclass") and h.shape == (1,) or loss.task == "multiclass":
+            names_of = classes.get(h.name) if isinstance(classes, dict) else classes
+            index = np.asarray(nn.predicted_class(jnp.asarray(p), loss.name, False)).reshape(n)
+            header.append(f"{h.name}_class" if h.name else "class")
+            columns.append([names_of[i] if names_of and i < len(names_of) else str(i) for i in index])
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(header)
+    for i in range(n or 0):
+        out.writerow([c[i] for c in columns])
+    if args.output:
+        write_atomic(Path(args.output), buf.getvalue())
+        print(f"wrote {n} predictions to `{args.output}`", file=sys.stderr)
+    else:
+        sys.stdout.write(buf.getvalue())
+    return EXIT_OK
+
+
+def _read_arrays(path: str, program) -> dict:
+    """A model's several inputs from an `.npz` archive, one array per input named after it,
+    each checked against its input's shape."""
+    import numpy as np
+    from nnspec.data import _listing
+    if not path.endswith(".npz"):
+        raise UsageError(f"`{path}`: a model with several inputs predicts from an `.npz` archive with one array "
+                         f"per input, named after it ({', '.join(n for n, _ in program.model.inputs)})")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            have = tuple(archive.files)
+            missing = [n for n, _ in program.model.inputs if n not in have]
+            if missing:
+                raise UsageError(f"`{path}` has no array `{missing[0]}` for input `{missing[0]}` "
+                                 f"(it has {_listing(have) if have else 'no arrays'})")
+            xs = {n: np.asarray(archive[n]) for n, _ in program.model.inputs}
+    except (OSError, ValueError, EOFError) as exc:
+        raise UsageError(f"`{path}` cannot be read as an `.npz` archive ({exc})") from None
+    counts = {len(a) if a.ndim else 0 for a in xs.values()}
+    for n, shape in program.model.inputs:
+        a = xs[n]
+        if a.ndim == 0 or tuple(a.shape[1:]) != tuple(shape):
+            raise UsageError(f"`{path}`: array `{n}` has shape {tuple(a.shape)}, but input `{n}` takes "
+                             f"(examples, {', '.join(map(str, shape))})")
+        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a.astype(np.float64)).all():
+            raise UsageError(f"`{path}`: array `{n}` must hold finite numbers")
+    if len(counts) > 1:
+        raise UsageError(f"`{path}`: the arrays hold different numbers of examples ({', '.join(map(str, sorted(counts)))})")
+    return {n: xs[n].astype(np.float32) for n, _ in program.model.inputs}
 
 
 def _refuse_without_run(program, spec: str) -> None:
@@ -625,6 +758,72 @@ def _read_inputs(path: str, program, names, targets, *, header: bool = True):
         print(f"note: ignoring column{'s' if len(ignored) > 1 else ''} {_listing(ignored)} of `{path}` ({kind})",
               file=sys.stderr)
     return x.reshape((-1, *shape))
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """A picture of runs (nnspec/plot.py): learning curves, a sweep's curve, or, from the
+    trained model, a decision boundary or a confusion matrix."""
+    from nnspec import plot
+    folders = [Path(r) for r in args.runs]
+    kind = "boundary" if args.boundary else "confusion" if args.confusion else None
+    try:
+        plot.require_matplotlib()  # before any work
+        history = kind is None
+        kind = plot.history_kind(folders) if history else kind
+        if args.axis is not None and kind != "sweep":
+            raise plot.PlotError("`--axis` chooses a sweep's swept value for the x axis; "
+                                 + ("these runs are not sweeps" if kind == "curves" else f"`--{kind}` has no such axis"))
+        if args.output is not None:
+            out = plot.output_path(args.output, overwrite=args.overwrite)
+        elif len(folders) == 1:  # the picture of one run lives in its folder, redrawn in place
+            out = plot.default_output(folders[0], kind)
+        else:
+            raise plot.PlotError(f"name the picture of {len(folders)} runs with `-o FILE.png` (or `.svg`)")
+        fig = plot.history_figure(kind, folders, args.runs, args.axis) if history else _model_figure(
+            kind, folders, args.runs)
+        if isinstance(fig, int):
+            return fig
+        try:
+            plot.save(fig, out)
+        except OSError as exc:
+            raise UsageError(f"cannot write `{out}`: {exc.strerror or exc}") from None
+    except plot.PlotError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {plot.PICTURES[kind]} to `{out}`", file=sys.stderr)
+    return EXIT_OK
+
+
+def _model_figure(kind: str, folders: list[Path], names: list[str]):
+    """`--boundary` or `--confusion` of each run's trained model (a figure), or the exit
+    code of a spec or data error. Every run is checked before JAX starts for any."""
+    from nnspec import plot
+    from nnspec.diagnostics import NNSpecError
+    programs = []
+    for r, name in zip(folders, names):
+        plot.run_kind(r)
+        if not (r / "checkpoint.npz").is_file():
+            raise plot.PlotError(f"`{r}` holds no trained model (no `checkpoint.npz`) to draw `--{kind}` from")
+        program = _program_or_exit(str(r / "spec.nn"))
+        if program is None:
+            return EXIT_SPEC
+        if program.train is None:
+            raise plot.PlotError(f"`{r / 'spec.nn'}` has no `train` block: there is no data to draw")
+        plot.refuse(kind, program, name)  # the spec says what the model is
+        programs.append(program)
+    from nnspec.infer import load_run
+    _compile_cache()
+    panels = []
+    for r, name, program in zip(folders, names, programs):
+        try:  # the run's weights, its data and split rebuilt as `nnspec eval` rebuilds them
+            trained = load_run(program, r, r.resolve(), own_copy=True)
+        except NNSpecError as exc:
+            exc.action = "plot"
+            sys.stderr.write(exc.render(color=_color(sys.stderr)))
+            return EXIT_SPEC
+        for note in trained.notes:
+            print(f"note: `{name}`: {note}", file=sys.stderr)
+        panels.append(plot.boundary(trained, name) if kind == "boundary" else plot.confusion(trained, name))
+    return plot.boundary_figure(panels) if kind == "boundary" else plot.confusion_figure(panels)
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -767,8 +966,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run folder: new or empty (default: runs/SPEC-NAME, numbered -2, -3, ... when taken)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the run already in `--out DIR` (only nnspec's own files are removed)")
-    p.add_argument("--plot", metavar="PNG", help="for a sweep: plot the best loss against the learning rate")
+                   help="replace the run already in `--out DIR` (only nnspec's own files are removed), "
+                        "and the `--plot` file")
+    p.add_argument("--plot", metavar="FILE",
+                   help="when trained, draw what `nnspec plot` draws (the learning curves, or a sweep's curve) "
+                        "to FILE (`.png` or `.svg`); `--overwrite` replaces one that exists")
     p.add_argument("--checkpoint-every", type=_seconds, default=2.0, metavar="SECONDS",
                    help="save a checkpoint at most this often (0: every epoch); always at the end and on Ctrl-C")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -789,6 +991,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the input has no header: its columns are the model's inputs, in order")
     p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("plot", help="draw runs: learning curves, a sweep's curve, a decision boundary, a confusion matrix")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by `train`; several are drawn on one figure")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="the picture, `.png` or `.svg` (default for one run: `curves.png`, `sweep.png`, "
+                        "`boundary.png` or `confusion.png` in its folder)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--boundary", action="store_true",
+                       help="a classifier of 2 input features: its decision boundary over its training data")
+    which.add_argument("--confusion", action="store_true",
+                       help="a classifier: its confusion matrix on the test split (validation without one)")
+    p.add_argument("--axis", metavar="NAME", help="for a sweep: the swept value on the x axis (default: the first that varies)")
+    p.add_argument("--overwrite", action="store_true", help="replace `-o FILE` if it exists")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("export", help="write a trained run as StableHLO, safetensors or ONNX (docs/export.md)")
     p.add_argument("run", metavar="RUN", help="the run folder written by `train`")

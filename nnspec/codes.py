@@ -127,6 +127,26 @@ Each setting (`batch`, `epochs`, ...) appears once in the `train` block."""),
     "E112": ("missing section", """
 Something required is absent: a spec needs a `model` block; training needs a `loss`,
 an `optimizer` and a `data` line in `train { }`."""),
+    "E113": ("data file of another format", """
+A data source names a file whose suffix says it holds another format, or a compression
+nnspec does not undo:
+
+    model m {
+        input x[2]
+        dense 1 sigmoid
+    }
+    loss binary_crossentropy
+    optimizer sgd
+    train {
+        data csv("scores.parquet", target="passed")   # write parquet("scores.parquet", ...)
+    }
+
+`csv("scores.csv.zst", ...)` is refused the same way: decompress it, or compress it with
+gzip, bzip2 or xz.
+
+Each source reads its own format (`csv`, `jsonl`, `parquet`, `npz`, `npy`, `idx`); CSV,
+JSON lines and IDX files may be gzip (`.gz`), bzip2 (`.bz2`) or xz (`.xz`)-compressed.
+A suffix nnspec does not know is read as the source's own format."""),
     "E201": ("layer needs a flat input", """
 `dense` multiplies a vector by a matrix; its input must be one-dimensional.
 Put `flatten` before it to turn an (8, 8) image into 64 numbers."""),
@@ -236,10 +256,25 @@ read it, and `embedding` reads only an `int` input."""),
 `input NAME[STEPS] int vocab=N` declares token ids 0..N-1; `embedding DIM` reads the
 vocabulary from that input, or names it, `embedding DIM vocab=N`, at least as large as
 the input's. `padding` must be a token id, below the vocabulary size."""),
-    "E256": ("several inputs cannot be trained yet", """
-A model with several inputs checks, compiles and runs (`Model.apply` takes a dict of
-arrays), but the training data is one table, so `train` with several inputs is refused.
-Combine the features into one input to train it."""),
+    "E256": ("several inputs or outputs need an array each", """
+A model with several inputs, or with several outputs (a `loss { }` block), trains from
+data that holds one array for each input and each output: an `.npz` archive whose
+arrays are named after them (`numpy.savez(path, title=..., body=..., priority=...)`).
+A built-in dataset (one input, one target) or a CSV file (one table) cannot say which
+columns feed which input, so they are refused for such a model."""),
+    "E270": ("a `loss` block names no layer", """
+Each line of a `loss { }` block is `NAME: LOSS ...`, where NAME is a layer of the model:
+the output that the loss trains. An input, or a name the model does not define, has
+nothing to train."""),
+    "E271": ("malformed `loss` block", """
+A `loss { }` block has one line per output, each starting with the output's name:
+`priority: binary_crossentropy weight=1.0 metrics=[accuracy]`. The block is not empty,
+and no output is given two losses (raise its `weight=` instead)."""),
+    "E272": ("metrics for which output?", """
+With several outputs, each metric belongs to one of them: write it on the output's loss
+line, `department: categorical_crossentropy metrics=[accuracy]`, not on the train
+block's `metrics` line. Its history names are `department_accuracy` and
+`val_department_accuracy`."""),
     # E260-E269: reusable blocks
     "E260": ("bad block name", """
 A `block` is used by its name as a layer is, so two blocks cannot share a name, and a
@@ -281,8 +316,11 @@ per step or per pixel are not supported. To classify each example, end the model
 `flatten` and `dense K softmax`. The other losses (`mse`, `mae`, `huber`,
 `binary_crossentropy`) take outputs of any shape, averaged over the elements."""),
     "E305": ("metric does not fit the task", """
-`accuracy` is for classification (binary or categorical cross-entropy); `mse` and
-`mae` for regression."""),
+`accuracy`, `precision`, `recall`, `f1`, `roc_auc` and `log_loss` are for
+classification (binary or categorical cross-entropy), `top_k` for a softmax's classes;
+`mse`, `rmse` and `mae` for numbers (and a binary classifier's probabilities), `r2`
+for regression. An autoencoder's targets are numbers: only `mse`, `rmse`, `mae` (and
+`r2` with a regression loss) apply."""),
     "E306": ("early stopping monitors an unmeasured metric", """
 `early_stop monitor=` names `loss`, `val_loss`, or a metric from the train block's
 `metrics` line, with `val_` in front for its validation value."""),
@@ -310,6 +348,39 @@ class loss for targets that are numbers."""),
     "E313": ("sweep in the wrong place", """
 A sweep stands where a number is used, not in a `let` constant; and a spec's sweeps
 together may describe at most 4,096 models."""),
+    "E314": ("metric's class or k does not fit the output", """
+`precision(class=K)` (and `recall`, `f1`, `roc_auc`) scores one class of a softmax, one
+0/1 output of several, or class 0 or 1 of a single 0/1 output; K counts from 0 and must
+be below the number of classes (labels). `top_k(K)` with K at least the number of
+classes is 1 whatever the model does: pick a K below it.
+
+    model m {
+        input x[2]
+        dense 10 softmax
+    }
+    loss categorical_crossentropy
+    optimizer sgd lr=0.1
+    train {
+        data builtin("blobs", classes=10)
+        metrics top_k(10)       # always 1: use top_k(5)
+    }"""),
+    "E315": ("metric's averaging does not fit the output", """
+Precision, recall and F1 of one 0/1 output are those of class 1 (`binary`). With
+several classes (a softmax) or several 0/1 outputs, say how the classes' scores are
+combined: `f1(macro)` (their mean), `f1(weighted)` (weighted by each class's number of
+examples), `f1(micro)` (of all decisions pooled), or `f1(class=K)` for one class.
+`average` and `class` cannot both be given."""),
+    "E316": ("class weights do not fit the classes", """
+`class_weight=[w0, w1, ...]` gives each class's weight in the loss, in class order: as
+many weights as the softmax has units for `categorical_crossentropy`, two (for label 0
+and label 1) for `binary_crossentropy`.
+
+    model m {
+        input x[2]
+        dense 3 softmax
+    }
+    loss categorical_crossentropy class_weight=[1, 2]     # 3 classes: give 3 weights
+    optimizer sgd lr=0.1"""),
     "E320": ("batch does not split over the devices", """
 With `devices N`, every batch is split over N devices, each computing the same number
 of examples, so the batch size must be a multiple of N. The help names the nearest

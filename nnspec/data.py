@@ -19,14 +19,16 @@ import struct
 import zipfile
 import zlib
 from array import array
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from nnspec import formats
 from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, TASKS, DataSource,
-                              classes_of, features_of)
+                              classes_of, data_files, features_of)
 from nnspec.show import excerpt as _excerpt
 from nnspec.suggest import did_you_mean
 
@@ -56,6 +58,11 @@ class DataError(Exception):
         return ": ".join(parts)
 
 
+# Whether the file being read may hold a single class: a separate validation or test
+# file may (a small test set), the training data may not (`load_split` sets it).
+_ONE_CLASS_OK: ContextVar[bool] = ContextVar("one_class_ok", default=False)
+
+
 @dataclass(eq=False)
 class Dataset:
     """Examples as arrays; `classes` names the class of each index (None for regression)."""
@@ -68,17 +75,53 @@ class Dataset:
     lines: np.ndarray | None = None  # each example's line in its CSV file, for errors found later
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        first = next(iter(self.x.values())) if isinstance(self.x, dict) else self.x
+        return int(first.shape[0])
 
     @property
     def features(self) -> tuple[int, ...]:
-        """The shape of one example."""
+        """The shape of one example (of its one input)."""
+        assert not isinstance(self.x, dict), "a dataset of several inputs has a shape per input"
         return tuple(self.x.shape[1:])
 
     def take(self, index: np.ndarray) -> Dataset:
         """The examples at `index`, in that order."""
-        return dataclasses.replace(self, x=self.x[index], y=self.y[index],
+        return dataclasses.replace(self, x=_rows(self.x, index), y=_rows(self.y, index),
                                    lines=None if self.lines is None else self.lines[index])
+
+
+def _rows(a: Any, index: np.ndarray) -> Any:
+    """`a[index]`, for an array or for each array of a dict (several inputs or outputs)."""
+    return {k: v[index] for k, v in a.items()} if isinstance(a, dict) else a[index]
+
+
+def load_named(source: DataSource, *, base_dir: Path, inputs: tuple[str, ...],
+               outputs: tuple[tuple[str, str], ...]) -> Dataset:
+    """The examples of a model with several inputs or outputs, from an `.npz` archive with
+    one array per input and per output, named after them (one input reads `x`, one output
+    `y`, or the names `x=`/`y=` give). `outputs`: (name, task) in the order of the
+    `loss` block, or one ("", task) for a single output. Each array is read and checked as
+    `load_npz` reads one: `x` and `classes` are dicts when there are several."""
+    params = dict(source.params)
+    path = params["path"]
+    several_in, several_out = len(inputs) > 1, len(outputs) > 1 or outputs[0][0] != ""
+    x_keys = inputs if several_in else (params.get("x", "x"),)
+    y_keys = tuple(name for name, _ in outputs) if several_out else (params.get("y", "y"),)
+    ys: dict[str, np.ndarray] = {}
+    classes: dict[str, tuple[str, ...] | None] = {}
+    first: Dataset | None = None
+    for (name, task), key in zip(outputs, y_keys):
+        ds = load_npz(path, base_dir=base_dir, x=x_keys[0], y=key, task=task)
+        first = first or ds
+        ys[name], classes[name] = ds.y, ds.classes
+    assert first is not None
+    xs = {x_keys[0]: first.x}
+    for key in x_keys[1:]:
+        xs[key] = load_npz(path, base_dir=base_dir, x=key, y=y_keys[0], task=outputs[0][1]).x
+    x: Any = {name: xs[key] for name, key in zip(inputs, x_keys)} if several_in else xs[x_keys[0]]
+    if several_out:
+        return Dataset(x, ys, "several", classes, None, y_keys)  # type: ignore[arg-type]
+    return dataclasses.replace(first, x=x)
 
 
 def load(source: DataSource, *, seed: int, base_dir: Path,
@@ -103,6 +146,18 @@ def load(source: DataSource, *, seed: int, base_dir: Path,
     if source.kind == "npz":
         return load_npz(params["path"], base_dir=base_dir, x=params.get("x", "x"),
                         y=params.get("y", "y"), task=task)
+    if source.kind in ("jsonl", "parquet"):
+        read = load_jsonl if source.kind == "jsonl" else load_parquet
+        target = params["target"]
+        features = params.get("features")
+        return read(params["path"], base_dir=base_dir,
+                    target=(target,) if isinstance(target, str) else tuple(target),
+                    features=(features,) if isinstance(features, str)
+                    else None if features is None else tuple(features), task=task)
+    if source.kind == "npy":
+        return load_npy(params["x"], params["y"], base_dir=base_dir, task=task)
+    if source.kind == "idx":
+        return load_idx(params["images"], params["labels"], base_dir=base_dir, task=task)
     raise ValueError(f"unknown data source `{source.kind}`")
 
 
@@ -123,9 +178,59 @@ def load_inputs(source: DataSource, *, seed: int, base_dir: Path) -> Dataset:
     elif source.kind == "npz":
         key = params.get("x", "x")
         ds = load_npz(params["path"], base_dir=base_dir, x=key, y=key, task=REGRESSION)
+    elif source.kind in ("jsonl", "parquet"):
+        features = params.get("features")
+        ds = (load_jsonl if source.kind == "jsonl" else load_parquet)(
+            params["path"], base_dir=base_dir, target=(),
+            features=(features,) if isinstance(features, str) else None if features is None else tuple(features),
+            task=REGRESSION)
+    elif source.kind == "npy":
+        ds = load_npy(params["x"], None, base_dir=base_dir)
+    elif source.kind == "idx":
+        ds = load_idx(params["images"], None, base_dir=base_dir)
     else:
         raise ValueError(f"unknown data source `{source.kind}`")
     return dataclasses.replace(ds, y=ds.x.copy(), task=REGRESSION, classes=None, target_names=None)
+
+
+def load_split(source: DataSource, *, like: Dataset, seed: int, base_dir: Path, task: str | None,
+               inputs: bool = False) -> Dataset:
+    """A separate validation or test source (`data ... val=csv(...)`), read as `load` (or,
+    with `inputs`, `load_inputs`) reads the training data `like`, and checked against it:
+    the same feature columns, and its classes numbered as the training data's (a class
+    the training data lacks is refused where it first occurs). It may hold one class."""
+    token = _ONE_CLASS_OK.set(True)
+    try:
+        ds = (load_inputs(source, seed=seed, base_dir=base_dir) if inputs
+              else load(source, seed=seed, base_dir=base_dir, task=task))
+    finally:
+        _ONE_CLASS_OK.reset(token)
+    files = data_files(source)
+    path = files.get("path") or files.get("x") or files.get("images")
+    if like.feature_names and ds.feature_names and tuple(like.feature_names) != tuple(ds.feature_names):
+        raise DataError(f"the feature columns are {_listing(ds.feature_names)}, but the training data's are "
+                        f"{_listing(like.feature_names)}", path=path,
+                        help="give both the same columns in the same order, as with `features=[...]`")
+    if ds.task != like.task:
+        raise DataError(f"the targets read as {ds.task}, but the training data's as {like.task}", path=path,
+                        help="both need the same kind of target")
+    numbered = lambda c: c == tuple(str(i) for i in range(len(c)))  # noqa: E731  class indices, not names
+    if like.classes is None or ds.classes is None or (numbered(like.classes) and numbered(ds.classes)):
+        return ds
+    rank = {c: i for i, c in enumerate(like.classes)}
+    codes = np.asarray(ds.y if ds.task == MULTICLASS else ds.y[:, 0]).astype(np.int64)
+    unseen = np.array([c not in rank for c in ds.classes])
+    if unseen[codes].any():
+        i = int(np.argmax(unseen[codes]))
+        name = ds.classes[codes[i]]
+        where = {"row": int(ds.lines[i])} if ds.lines is not None else {}
+        at = "" if where else f" (example {i})"
+        raise DataError(f"class `{_excerpt(name)}` does not occur in the training data{at}", path=path,
+                        column=ds.target_names[0] if ds.target_names and where else None, **where,
+                        help=f"the training data's classes are {_listing(like.classes)}")
+    recode = np.array([rank[c] for c in ds.classes], dtype=np.int64)[codes]
+    y = recode.astype(np.int32) if ds.task == MULTICLASS else recode.reshape(-1, 1).astype(np.float32)
+    return dataclasses.replace(ds, y=y, classes=like.classes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -403,7 +508,7 @@ MAX_COLUMNS = 100_000
 def _lines(path: Path, display: str, delimiter: str) -> Iterator[str]:
     """The file's lines, decoded one at a time so a bad byte is reported at its line."""
     try:
-        f = open(path, "rb")
+        f = formats.open_binary(path)
     except OSError as exc:
         raise DataError(f"cannot read the file ({exc.strerror or exc})", path=display) from None
     with f:
@@ -411,9 +516,9 @@ def _lines(path: Path, display: str, delimiter: str) -> Iterator[str]:
         while True:
             try:
                 raw = f.readline(MAX_LINE_BYTES + 1)
-            except OSError as exc:  # a read error, reported as one (not as a failed write later)
-                raise DataError(f"cannot read the file ({exc.strerror or exc})", path=display,
-                                row=number + 1) from None
+            except formats.READ_ERRORS as exc:  # a read error (or damaged compressed data), reported as one
+                raise DataError(formats.read_error(exc, path), path=display, row=number + 1,
+                                help=formats.read_help(exc, path)) from None
             if not raw:
                 return
             number += 1
@@ -469,10 +574,23 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
              task: str | None = None) -> Dataset:
     """A CSV file with a header row: numeric feature columns and one or more targets.
 
-    Reads row by row and stops at the first problem, raising `DataError` located at it."""
+    Read in bulk where the file is clean; otherwise row by row, stopping at the first
+    problem, raising `DataError` located at it. A name ending in `.gz`, `.bz2` or `.xz`
+    is decompressed."""
     full = _resolve(path, base_dir, "CSV")
     stream = _records(full, path, delimiter)
     header_row, header = _first_record(stream, path)
+    return _table(path, header_row, header, stream, target=target, features=features, task=task,
+                  delimiter=delimiter, bulk=lambda **kw: _fast_table(full, delimiter=delimiter,
+                                                                      skip=header_row, path=path, **kw))
+
+
+def _table(path: str, header_row: int, header: list[str], stream: Iterator[tuple[int, list[str]]], *,
+           target: tuple[str, ...], features: tuple[str, ...] | None, task: str | None, delimiter: str,
+           bulk: Callable[..., Any] | None = None) -> Dataset:
+    """A table of text cells (a CSV file's, a JSON lines file's) -> a `Dataset`: the
+    columns named in `header`, then each row of `stream`, checked row by row (unless
+    `bulk` reads the whole table at once, or gives up with None)."""
     columns = _header(header, path=path, row=header_row)
 
     def lookup(names: tuple[str, ...], what: str) -> list[int]:
@@ -499,6 +617,11 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
                         row=header_row,
                         help="name one column in `target`")
 
+    fast = None if bulk is None else bulk(width=len(columns), feature_idx=feature_idx, target_idx=target_idx,
+                                          target_names=target_names, task=task)
+    if fast is not None:
+        x, y, task_, classes, lines_ = fast
+        return Dataset(x, y, task_, classes, feature_names, target_names, lines_)
     values = array("d")
     lines = array("q")
     targets = _Targets(target_names, task, path)
@@ -522,6 +645,49 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
     y, task_, classes = targets.finish() if target_idx else (x.copy(), REGRESSION, None)
     return Dataset(x, y, task_, classes, feature_names, target_names,
                    np.frombuffer(lines, dtype=np.int64))
+
+
+def _fast_table(full: Path, *, delimiter: str, skip: int, width: int, feature_idx: list[int],
+                target_idx: list[int], target_names: tuple[str, ...], task: str | None, path: str,
+                ) -> tuple[np.ndarray, np.ndarray, str, tuple[str, ...] | None, np.ndarray] | None:
+    """`(x, y, task, classes, lines)` of a clean file read in bulk (formats.fast_csv), as
+    the row-by-row reader would give them; None wherever it might not, so that the
+    row-by-row reader reads the file and reports its first problem where it is."""
+    used = set(feature_idx) | set(target_idx)
+    text_column = target_idx[0] if len(target_idx) == 1 and task != REGRESSION else None
+    # the text, the float64 table and the float32 copies all within the memory budget
+    got = formats.read_bulk(full, lambda f: formats.fast_csv(
+        f, delimiter=delimiter, skip=skip, width=width, text_column=text_column,
+        ignore=tuple(i for i in range(width) if i not in used), limit=memory_budget() // 8))
+    if got is None:
+        return None
+    values, lines, labels = got
+    numeric = feature_idx + (target_idx if labels is None else [])
+    if not (np.abs(values[:, numeric]) <= _F32_MAX).all():  # NaN, ±inf and too large: say where, row by row
+        return None
+    if len(values) > _max_rows(12 * len(feature_idx) + 20 * len(target_idx) + 8):
+        return None
+    x = values[:, feature_idx].astype(np.float32)
+    if not target_idx:
+        return x, x.copy(), REGRESSION, None, lines
+    if labels is None:
+        y = values[:, target_idx]
+        if task == BINARY and not np.isin(y, (0.0, 1.0)).all():
+            return None
+        if task == MULTICLASS and not ((y >= 0) & (y == np.floor(y))).all():
+            return None
+        targets = _Targets(target_names, task, path)
+        targets.numeric, targets.first_line = True, int(lines[0])
+        targets.numbers.frombytes(np.ascontiguousarray(y).tobytes())
+        y_, task_, classes = targets.finish()
+        return x, y_, task_, classes, lines
+    classes = tuple(sorted(labels))
+    if (len(classes) < 2 and not _ONE_CLASS_OK.get()) or (task == BINARY and len(classes) > 2):
+        return None
+    rank = {c: i for i, c in enumerate(classes)}
+    recode = np.array([rank[c] for c in labels], dtype=np.int64)
+    task_ = task or (BINARY if len(classes) == 2 else MULTICLASS)
+    return x, _encode_classes(recode[values[:, target_idx[0]].astype(np.int64)], task_), task_, classes, lines
 
 
 def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, width: int,
@@ -568,8 +734,13 @@ def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, w
             used = set(index)
             ignored = tuple(c for i, c in enumerate(header_cols) if i not in used)
         rows, row_width = stream, len(header_cols)
-    values = array("d")
     most = _max_rows(12 * width)
+    got = formats.read_bulk(full, lambda f: formats.fast_csv(
+        f, delimiter=delimiter, skip=first_line if header else first_line - 1, width=row_width,
+        ignore=tuple(i for i in range(row_width) if i not in set(index)), limit=memory_budget() // 8))
+    if got is not None and len(got[0]) <= most and (np.abs(got[0][:, index]) <= _F32_MAX).all():
+        return got[0][:, index].astype(np.float32), ignored
+    values = array("d")
     n = 0
     for line, row in rows:
         if n == most:
@@ -597,14 +768,15 @@ def class_names(source: DataSource) -> tuple[str, ...] | None:
 
 def feature_names(source: DataSource, *, base_dir: Path) -> tuple[str, ...] | None:
     """The names of the features `source` gives, as `load` would name them, reading at
-    most a CSV file's header; None for data without names (NPZ, images)."""
+    most a file's header (a CSV file's first line, a JSON lines file's first object, a
+    Parquet file's schema); None for data without names (NPZ, `.npy`, IDX)."""
     params = dict(source.params)
     if source.kind == "builtin":
         entry = DATASETS.get(params["name"])
         if entry is None:
             return None
         return _builtin_names(entry.name, features_of(entry, params))[0]
-    if source.kind != "csv":
+    if source.kind not in ("csv", "jsonl", "parquet"):
         return None
     if params.get("features") is not None:
         features = params["features"]
@@ -612,9 +784,21 @@ def feature_names(source: DataSource, *, base_dir: Path) -> tuple[str, ...] | No
     target = params.get("target") or ()  # none: `target input`, every column a feature
     target = (target,) if isinstance(target, str) else tuple(target)
     path, delimiter = params["path"], params.get("delimiter", ",")
-    stream = _records(_resolve(path, base_dir, "CSV"), path, delimiter)
-    row, header = _first_record(stream, path)
-    columns = _header(header, path=path, row=row)
+    if source.kind == "csv":
+        stream = _records(_resolve(path, base_dir, "CSV"), path, delimiter)
+        row, header = _first_record(stream, path)
+        columns = _header(header, path=path, row=row)
+    else:  # a JSON lines file's first object's keys; a Parquet file's schema
+        try:
+            if source.kind == "jsonl":
+                row, first = next(formats.jsonl_rows(_lines(_resolve(path, base_dir, "JSON lines"), path, "\n")),
+                                  (None, None))
+                header = list(first or ())
+            else:
+                row, header = None, formats.read_parquet(_resolve(path, base_dir, "Parquet"), [])[0]
+        except formats.FormatError as exc:
+            raise _located(exc, path) from None
+        columns, delimiter = header, "\n"
     _lookup(target, "target", columns, header, path=path, row=row, delimiter=delimiter)
     return tuple(c for c in columns if c not in target)
 
@@ -787,7 +971,7 @@ class _Targets:
                 task = BINARY if np.isin(y, (0.0, 1.0)).all() else REGRESSION
             if task in (BINARY, MULTICLASS):
                 for j, name in enumerate(self.names):
-                    if (y[:, j] == y[0, j]).all():
+                    if (y[:, j] == y[0, j]).all() and not _ONE_CLASS_OK.get():
                         raise self.one_class(_scalar(y[0, j]), task, self.first_line, name)
             if task == MULTICLASS:
                 count = int(y.max()) + 1
@@ -796,7 +980,7 @@ class _Targets:
             return y.astype(np.float32), task, classes
         classes = tuple(sorted(self.first_row))
         task = self.task or (BINARY if len(classes) == 2 else MULTICLASS)
-        if len(classes) == 1:
+        if len(classes) == 1 and not _ONE_CLASS_OK.get():
             only = classes[0]
             raise self.one_class(only, task, self.first_row[only], self.names[0])
         code = {c: i for i, c in enumerate(classes)}
@@ -842,47 +1026,54 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
                                     "dtype=float)` before saving") from None
                 raise DataError(f"array `{key}` is damaged and cannot be read", path=path,
                                 help=help) from None
-    xa, ya = arrays[x], arrays[y]
+    return _from_arrays(arrays[x], arrays[y], x, y, paths={x: path, y: path}, task=task)
+
+
+def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mapping[str, str],
+                 task: str | None, noun: str = "array") -> Dataset:
+    """Features `xa` (n, ...) and targets `ya` (n,) or (n, k), named `x` and `y` in
+    messages and read from `paths[x]` and `paths[y]` -> a `Dataset` encoded for `task`
+    (an `.npz` archive's arrays, two `.npy` files, IDX images and labels)."""
     if xa.ndim < 2:
-        raise DataError(f"array `{x}` has shape {_shape(xa)}; features need (examples, ...)",
-                        path=path, help=f"for one feature per example save "
+        raise DataError(f"{noun} `{x}` has shape {_shape(xa)}; features need (examples, ...)",
+                        path=paths[x], help=f"for one feature per example save "
                                         f"`{x}.reshape(-1, 1)`")
     if ya.ndim < 1 or (ya.ndim > 2 and (task == MULTICLASS or ya.dtype.kind in "US")):
-        raise DataError(f"array `{y}` has shape {_shape(ya)}; targets need (examples,) or "
-                        f"(examples, k)", path=path, help="only numbers and 0/1 targets may have "
+        raise DataError(f"{noun} `{y}` has shape {_shape(ya)}; targets need (examples,) or "
+                        f"(examples, k)", path=paths[y], help="only numbers and 0/1 targets may have "
                         "more axes, one value per output element")
     if xa.shape[0] != ya.shape[0]:
-        raise DataError(f"array `{x}` has {xa.shape[0]} examples but `{y}` has "
-                        f"{ya.shape[0]}", path=path,
+        raise DataError(f"{noun} `{x}` has {xa.shape[0]} examples but `{y}` has "
+                        f"{ya.shape[0]}", path=paths[x],
                         help="both arrays need one entry per example along the first axis")
     if xa.shape[0] == 0:
-        raise DataError("the arrays hold no examples", path=path)
+        raise DataError("the arrays hold no examples", path=paths[x])
     if not _numeric(xa):
-        raise DataError(f"array `{x}` has dtype `{xa.dtype}`; features must be numbers",
-                        path=path)
-    _finite(xa, x, path)
+        raise DataError(f"{noun} `{x}` has dtype `{xa.dtype}`; features must be numbers",
+                        path=paths[x])
+    _finite(xa, x, paths[x], noun)
     feature_names = None
     if ya.dtype.kind in "US":
         if ya.ndim == 2 and ya.shape[1] != 1:
-            raise DataError(f"array `{y}` holds text in {ya.shape[1]} columns; class names "
-                            f"need one column", path=path)
+            raise DataError(f"{noun} `{y}` holds text in {ya.shape[1]} columns; class names "
+                            f"need one column", path=paths[y])
         names = ya.reshape(-1).astype(str)
         classes, labels = np.unique(names, return_inverse=True)
         task_ = task or (BINARY if len(classes) == 2 else MULTICLASS)
         if task_ == REGRESSION:
-            raise DataError(f"array `{y}` holds text; a regression loss needs numbers",
-                            path=path)
-        if len(classes) == 1:
-            raise _one_class(y, str(classes[0]), task_, path)
-        if task_ == BINARY and len(classes) != 2:
-            raise DataError(f"array `{y}` has {len(classes)} classes; a binary target needs 2",
-                            path=path, help="for more than two classes use a multiclass loss")
+            raise DataError(f"{noun} `{y}` holds text; a regression loss needs numbers",
+                            path=paths[y])
+        if len(classes) == 1 and not _ONE_CLASS_OK.get():
+            raise _one_class(y, str(classes[0]), task_, paths[y], noun)
+        if task_ == BINARY and len(classes) > 2:
+            raise DataError(f"{noun} `{y}` has {len(classes)} classes; a binary target needs 2",
+                            path=paths[y], help="for more than two classes use a multiclass loss")
         return Dataset(xa.astype(np.float32), _encode_classes(labels, task_), task_,
                        tuple(str(c) for c in classes), feature_names, (y,))
     if not _numeric(ya):
-        raise DataError(f"array `{y}` has dtype `{ya.dtype}`; targets must be numbers or "
-                        f"strings", path=path)
-    _finite(ya, y, path)
+        raise DataError(f"{noun} `{y}` has dtype `{ya.dtype}`; targets must be numbers or "
+                        f"strings", path=paths[y])
+    _finite(ya, y, paths[y], noun)
     task_ = task
     if task_ is None:  # integers are classes, other numbers a regression target
         one_column = ya.ndim == 1 or ya.shape[1] == 1
@@ -898,13 +1089,13 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
         bad = np.argwhere(~np.isin(ya, (0, 1)))
         if len(bad):
             where = tuple(int(i) for i in bad[0])
-            raise DataError(f"array `{y}`: expected 0 or 1 for a binary target, found "
-                            f"`{_scalar(ya[where])}` at index {_index(where)}", path=path,
+            raise DataError(f"{noun} `{y}`: expected 0 or 1 for a binary target, found "
+                            f"`{_scalar(ya[where])}` at index {_index(where)}", path=paths[y],
                             help=_binary_help(float(ya[where])))
         for j in range(yf.shape[1] if ya.ndim <= 2 else 0):  # a pixel may well be always 0
-            if (yf[:, j] == yf[0, j]).all():
+            if (yf[:, j] == yf[0, j]).all() and not _ONE_CLASS_OK.get():
                 raise _one_class(y if yf.shape[1] == 1 else f"{y}[:, {j}]", _scalar(yf[0, j]),
-                                 BINARY, path)
+                                 BINARY, paths[y], noun)
         return Dataset(xa.astype(np.float32), shaped.astype(np.float32), BINARY, ("0", "1"),
                        feature_names, _target_names(y, yf.shape[1] if ya.ndim <= 2 else 1))
     if task_ == MULTICLASS:
@@ -913,24 +1104,179 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
             bad = np.flatnonzero(~onehot)
             if len(bad):
                 row = ", ".join(_scalar(v) for v in ya[bad[0]][:8]) + (", …" if ya.shape[1] > 8 else "")
-                raise DataError(f"array `{y}`: row {bad[0]} is not one-hot, found `[{row}]`",
-                                path=path, help="a one-hot row holds a single 1, for its class, "
+                raise DataError(f"{noun} `{y}`: row {bad[0]} is not one-hot, found `[{row}]`",
+                                path=paths[y], help="a one-hot row holds a single 1, for its class, "
                                                 "and 0 elsewhere; or save class indices (examples,)")
             flat, count = yf.argmax(axis=1).astype(np.float64), ya.shape[1]
         else:
             flat = yf[:, 0]
             bad = np.flatnonzero((flat < 0) | (flat != np.floor(flat)))
             if len(bad):
-                raise DataError(f"array `{y}`: expected a class index (0, 1, 2, …), found "
+                raise DataError(f"{noun} `{y}`: expected a class index (0, 1, 2, …), found "
                                 f"`{_scalar(ya.reshape(-1)[bad[0]])}` at index {bad[0]}",
-                                path=path, help="for a numeric target use a regression loss")
+                                path=paths[y], help="for a numeric target use a regression loss")
             count = int(flat.max()) + 1
-        if (flat == flat[0]).all():
-            raise _one_class(y, _scalar(flat[0]), MULTICLASS, path)
+        if (flat == flat[0]).all() and not _ONE_CLASS_OK.get():
+            raise _one_class(y, _scalar(flat[0]), MULTICLASS, paths[y], noun)
         return Dataset(xa.astype(np.float32), flat.astype(np.int32), MULTICLASS,
                        tuple(str(i) for i in range(count)), feature_names, (y,))
     return Dataset(xa.astype(np.float32), shaped.astype(np.float32), REGRESSION, None,
                    feature_names, _target_names(y, yf.shape[1] if ya.ndim <= 2 else 1))
+
+
+def load_jsonl(path: str, *, base_dir: Path, target: tuple[str, ...],
+               features: tuple[str, ...] | None = None, task: str | None = None) -> Dataset:
+    """A JSON lines file: one object a line, its keys the columns, read as a CSV file's
+    rows are (`null` is a missing value); every line needs the first line's keys."""
+    full = _resolve(path, base_dir, "JSON lines")
+    objects = formats.jsonl_rows(_lines(full, path, "\n"))
+    try:
+        first_line, first = next(objects, (0, None))
+    except formats.FormatError as exc:
+        raise _located(exc, path) from None
+    if first is None:
+        raise DataError("the file is empty", path=path,
+                        help="each line holds one JSON object, as in `{\"x1\": 0.5, \"label\": \"yes\"}`")
+    columns = list(first)
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        line, obj = first_line, first
+        stream = itertools.chain([(first_line, first)], objects)
+        try:
+            for line, obj in stream:
+                if obj.keys() != first.keys():
+                    missing = [k for k in columns if k not in obj]
+                    if missing:
+                        raise DataError(f"the object has no key `{_excerpt(missing[0])}`", path=path, row=line,
+                                        help=f"every line needs the keys of line {first_line}'s object; "
+                                             "write `null` for a missing value")
+                    extra = next(k for k in obj if k not in first)
+                    raise DataError(f"the object has a key `{_excerpt(extra)}` that line {first_line}'s does not",
+                                    path=path, row=line, help="every line needs the same keys")
+                yield line, [formats.json_cell(obj[k], row=line, column=k) for k in columns]
+        except formats.FormatError as exc:
+            raise _located(exc, path) from None
+    return _table(path, first_line, columns, rows(), target=target, features=features, task=task,
+                  delimiter="\n")
+
+
+def load_npy(x: str, y: str | None, *, base_dir: Path, task: str | None = None) -> Dataset:
+    """Features and targets from two NumPy `.npy` files (memory-mapped while they are
+    checked), `x` shaped (examples, ...), `y` (examples,) or (examples, k); without `y`
+    the targets are a copy of the features (for `target input`)."""
+    xa = _read_npy(x, base_dir)
+    ya = xa if y is None else _read_npy(y, base_dir)
+    if xa.ndim and ya.ndim and len(xa) != len(ya):
+        raise DataError(f"`{_excerpt(x)}` holds {len(xa):,} examples but `{_excerpt(y)}` holds {len(ya):,}",  # type: ignore[arg-type]
+                        path=y, help="both files need one entry per example along the first axis")
+    return _from_arrays(xa, ya, "x", "y", paths={"x": x, "y": y or x}, task=REGRESSION if y is None else task)
+
+
+def _read_npy(path: str, base_dir: Path) -> np.ndarray:
+    full = _resolve(path, base_dir, "`.npy`")
+    try:
+        a = formats.read_npy(full)
+    except formats.FormatError as exc:
+        raise _located(exc, path) from None
+    from nnspec.check import show_bytes
+    if a.nbytes > memory_budget():
+        raise DataError(f"the array takes {show_bytes(a.nbytes)}, more than the {show_bytes(memory_budget())} "
+                        f"allowed (half of this machine's memory)", path=path,
+                        help="use fewer examples, or a machine with more memory")
+    return a
+
+
+def load_idx(images: str, labels: str | None, *, base_dir: Path, task: str | None = None) -> Dataset:
+    """IDX files, as MNIST and Fashion-MNIST ship (gzipped or not): `images` (examples,
+    rows, cols) of pixels, given to the model as (rows, cols, 1), and `labels` (examples,)
+    of class indices; without `labels` the targets are the images (for `target input`)."""
+    xa = _read_idx(images, base_dir, "images")
+    if xa.ndim == 3:  # grey images: one channel, as convolutions read them
+        xa = xa.reshape(*xa.shape, 1)
+    if labels is None:
+        return _from_arrays(xa, xa, "images", "images", paths={"images": images}, task=REGRESSION)
+    ya = _read_idx(labels, base_dir, "labels")
+    if ya.ndim != 1:
+        raise DataError(f"the labels file holds an array of shape {_shape(ya)}; labels are one number "
+                        f"per example, shape (examples,)", path=labels,
+                        help="check that `labels` names the labels file (`...-labels-idx1-ubyte`)")
+    if len(ya) != len(xa):
+        raise DataError(f"the labels file holds {len(ya):,} labels, but the images file {len(xa):,} images",
+                        path=labels, help="use the labels that belong to these images "
+                                          "(`train-labels` with `train-images`, `t10k-labels` with `t10k-images`)")
+    return _from_arrays(xa, ya, "images", "labels", paths={"images": images, "labels": labels}, task=task)
+
+
+def _read_idx(path: str, base_dir: Path, what: str) -> np.ndarray:
+    full = _resolve(path, base_dir, "IDX")
+    try:
+        return formats.read_idx(full, memory_budget())
+    except formats.FormatError as exc:
+        raise _located(exc, path) from None
+
+
+def load_parquet(path: str, *, base_dir: Path, target: tuple[str, ...],
+                 features: tuple[str, ...] | None = None, task: str | None = None) -> Dataset:
+    """A Parquet file (needs pyarrow): numeric feature columns and one or more targets,
+    numbers or text, as in a CSV file; rows are counted from 1."""
+    full = _resolve(path, base_dir, "Parquet")
+    try:
+        names, _ = formats.read_parquet(full, [])
+    except formats.FormatError as exc:
+        raise _located(exc, path) from None
+    header = list(names)
+    target_idx = _lookup(target, "target", header, header, path=path, row=None, delimiter="\n")  # type: ignore[arg-type]
+    if features is None:
+        feature_idx = [i for i in range(len(header)) if i not in target_idx]
+        if not feature_idx:
+            raise DataError("no feature columns: every column is a target", path=path,
+                            help="add feature columns to the file")
+    else:
+        feature_idx = _lookup(features, "features", header, header, path=path, row=None, delimiter="\n")  # type: ignore[arg-type]
+        both = [header[i] for i in feature_idx if i in target_idx]
+        if both:
+            raise DataError(f"column `{both[0]}` is both a target and a feature", path=path,
+                            help=f"remove `{both[0]}` from `features`")
+    feature_names = tuple(header[i] for i in feature_idx)
+    target_names = tuple(header[i] for i in target_idx)
+    try:
+        _, cols = formats.read_parquet(full, list(feature_names + target_names))
+    except formats.FormatError as exc:
+        raise _located(exc, path) from None
+    for name in feature_names:
+        if cols[name].dtype == object:
+            raise DataError("holds text; features must be numbers", path=path, column=name,
+                            help=_text_feature_help(name, feature_names))
+    for name in feature_names + target_names:
+        col = cols[name]
+        missing = np.flatnonzero(np.equal(col, None) if col.dtype == object else np.isnan(col))
+        if len(missing):
+            raise DataError(f"missing value in row {missing[0] + 1}", path=path, column=name,
+                            help="fill in the value or remove the row")
+    if len(target_names) > 1 and any(cols[t].dtype == object for t in target_names):
+        raise DataError("only a single target column can hold class names", path=path,
+                        column=next(t for t in target_names if cols[t].dtype == object))
+    if task == MULTICLASS and len(target_names) > 1:
+        raise DataError(f"a multiclass target is one column, found {len(target_names)} "
+                        f"({_listing(target_names)})", path=path, help="name one column in `target`")
+    n = len(cols[feature_names[0]])
+    xa = np.column_stack([cols[f] for f in feature_names]) if n else np.zeros((0, len(feature_names)))
+    if not target_names:
+        ds = _from_arrays(xa, xa, "features", "features", paths={"features": path}, task=REGRESSION,
+                          noun="column")
+        return dataclasses.replace(ds, feature_names=feature_names, target_names=())
+    ys = [cols[t] for t in target_names]
+    if ys[0].dtype == object:
+        ya = np.asarray(ys[0], dtype=str)
+    else:
+        ya = np.column_stack(ys) if len(ys) > 1 else ys[0]
+    key = target_names[0] if len(target_names) == 1 else "target"
+    ds = _from_arrays(xa, ya, "features", key, paths={"features": path, key: path}, task=task, noun="column")
+    return dataclasses.replace(ds, feature_names=feature_names, target_names=target_names)
+
+
+def _located(exc: formats.FormatError, path: str) -> DataError:
+    return DataError(exc.message, path=path, row=exc.row, column=exc.column, help=exc.help)
 
 
 def _binary_help(v: float) -> str:
@@ -944,8 +1290,8 @@ def _binary_help(v: float) -> str:
     return "`binary_crossentropy` reads labels 0 or 1; for other numbers use a regression loss such as `mse`"
 
 
-def _one_class(key: str, only: str, task: str, path: str) -> DataError:
-    return DataError(f"array `{key}` holds only one class, `{_excerpt(only)}`; a {task} target "
+def _one_class(key: str, only: str, task: str, path: str, noun: str = "array") -> DataError:
+    return DataError(f"{noun} `{key}` holds only one class, `{_excerpt(only)}`; a {task} target "
                      f"needs {'two' if task == BINARY else 'at least two'}", path=path,
                      help="check that this is the right targets array")
 
@@ -1000,19 +1346,19 @@ def _numeric(a: np.ndarray) -> bool:
     return a.dtype.kind in "biuf"
 
 
-def _finite(a: np.ndarray, key: str, path: str) -> None:
+def _finite(a: np.ndarray, key: str, path: str, noun: str = "array") -> None:
     if a.dtype.kind != "f":
         return
     bad = np.argwhere(~np.isfinite(a))
     if len(bad):
         where = tuple(int(i) for i in bad[0])
-        raise DataError(f"array `{key}` has a non-finite value `{_scalar(a[where])}` at index "
+        raise DataError(f"{noun} `{key}` has a non-finite value `{_scalar(a[where])}` at index "
                         f"{_index(where)}", path=path,
                         help="replace or drop the examples with missing values")
     big = np.argwhere(np.abs(a) > _F32_MAX)
     if len(big):
         where = tuple(int(i) for i in big[0])
-        raise DataError(f"array `{key}` has `{_scalar(a[where])}` at index {_index(where)}, "
+        raise DataError(f"{noun} `{key}` has `{_scalar(a[where])}` at index {_index(where)}, "
                         f"too large for a 32-bit float", path=path)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from nnspec.params import Bool, Entry, Float, Int, ListOf, P, Registry, Str
+from nnspec.params import ArgError, Bool, Entry, Float, Int, ListOf, P, Registry, Str
 
 BINARY = "binary"
 MULTICLASS = "multiclass"
@@ -114,29 +114,123 @@ DATASETS = Registry("dataset", [
 ])
 
 
+# What each file suffix holds; a compressed file's is the suffix before `.gz`, `.bz2` or `.xz`.
+COMPRESSED = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}
+_FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npz": "npz",
+            ".npy": "npy", ".parquet": "parquet", ".pq": "parquet"}
+_FORMAT_NAMES = {"csv": "a CSV file", "jsonl": "a JSON lines file", "npz": "a NumPy `.npz` archive",
+                 "npy": "a NumPy `.npy` array", "parquet": "a Parquet file", "idx": "an IDX file"}
+_UNSUPPORTED = (".zip", ".zst", ".lz4", ".7z", ".z", ".tgz", ".tar", ".lzma", ".br", ".snappy", ".rar")
+E_FORMAT = "E113"
+
+
+def _suffixes(path: str) -> tuple[str, str | None]:
+    """(the format suffix, the compression or None) of a file name: `a.csv.gz` -> (`.csv`, gzip)."""
+    name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    stem, dot, last = name.rpartition(".")
+    if dot and "." + last in COMPRESSED:
+        inner = stem.rpartition(".")
+        return ("." + inner[2] if inner[1] else ""), COMPRESSED["." + last]
+    return ("." + last if dot else ""), None
+
+
+@dataclass(frozen=True)
+class DataPath(Str):
+    """A data file's path: a string whose suffix must not say it holds another format
+    (`csv("t.parquet")`) or a compression nnspec does not undo (`.zst`); unknown suffixes
+    are read as the source's own format."""
+    source: str = "csv"
+    compressed: bool = True  # whether `.gz`, `.bz2` and `.xz` are undone
+
+    def convert(self, v: Any) -> str:
+        path = super().convert(v)
+        fmt, packed = _suffixes(path)
+        name = path.replace("\\", "/").rsplit("/", 1)[-1]
+        last = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if last in _UNSUPPORTED:
+            raise ArgError(E_FORMAT, f"`{last}`-compressed files cannot be read",
+                           "decompress it, or compress it with gzip (`.gz`), bzip2 (`.bz2`) or xz (`.xz`)"
+                           if self.compressed else f"decompress it: {_FORMAT_NAMES[self.source]} is read uncompressed")
+        if packed is not None and not self.compressed:
+            raise ArgError(E_FORMAT, f"{_FORMAT_NAMES[self.source]} cannot be read {packed}-compressed",
+                           "decompress it first" + (" (a `.npy` file is memory-mapped)" if self.source == "npy" else ""))
+        other = _FORMATS.get(fmt)
+        if other is not None and other != self.source:
+            usage = {"csv": '`csv("PATH", target=...)`', "jsonl": '`jsonl("PATH", target=...)`',
+                     "npz": '`npz("PATH")`', "npy": '`npy(x="X.npy", y="Y.npy")`',
+                     "parquet": '`parquet("PATH", target=...)`'}[other]
+            raise ArgError(E_FORMAT, f"`{fmt}` names {_FORMAT_NAMES[other]}, which `{self.source}` does not read",
+                           f"read it with {usage}")
+        return path
+
+
+def _tsv(values: dict[str, Any], given: set[str]) -> None:
+    """A `.tsv` file (compressed or not) is tab-separated unless `delimiter` says otherwise."""
+    if "delimiter" not in given and _suffixes(values["path"])[0] == ".tsv":
+        values["delimiter"] = "\t"
+
+
+def _table_params(fmt: str) -> tuple:
+    return (
+        P("path", DataPath(fmt, compressed=fmt != "parquet"), None, "the file, relative to the spec's folder",
+          required=True, positional=True),
+        P("target", ListOf(Str()), None, "the target column, or a list of them (none with "
+          "`target input`)", required=True),
+        P("features", ListOf(Str()), None, "the feature columns (default: every other column)"),
+    )
+
+
 SOURCES = Registry("data source", [
     Entry("builtin", (
         P("name", Str(), None, "which built-in dataset", required=True, positional=True),
     ), "a built-in dataset, generated from the spec's seed; the dataset's own params are "
        "passed as keyword arguments, as in `builtin(\"spirals\", n=500, noise=0.1)`",
-        attrs={"params_from": DATASETS}),
+        attrs={"params_from": DATASETS, "files": ()}),
     Entry("csv", (
-        P("path", Str(), None, "the file, relative to the spec's folder",
-          required=True, positional=True),
-        P("target", ListOf(Str()), None, "the target column, or a list of them (none with "
-          "`target input`)", required=True),
-        P("features", ListOf(Str()), None, "the feature columns (default: every other column)"),
-        P("delimiter", Str(), ",", "the character between values"),
-    ), "a CSV file with a header row; numeric features, and a numeric or text target",
-        attrs={"unless_target_input": ("target",)}),
+        *_table_params("csv"),
+        P("delimiter", Str(), ",", "the character between values (a `.tsv` file's default: a tab)"),
+    ), "a CSV or TSV file with a header row (gzip, bzip2 or xz-compressed if its name ends in "
+       "`.gz`, `.bz2` or `.xz`); numeric features, and a numeric or text target",
+        attrs={"unless_target_input": ("target",), "targets": "target", "files": ("path",), "check": _tsv}),
+    Entry("jsonl", _table_params("jsonl"),
+          "a JSON lines file (compressed as a CSV file may be): one object a line, its keys the "
+          "columns; numeric features, and a numeric or text target",
+          attrs={"unless_target_input": ("target",), "targets": "target", "files": ("path",)}),
     Entry("npz", (
-        P("path", Str(), None, "the file, relative to the spec's folder",
+        P("path", DataPath("npz", compressed=False), None, "the file, relative to the spec's folder",
           required=True, positional=True),
         P("x", Str(), "x", "name of the features array, shaped (examples, ...)"),
         P("y", Str(), "y", "name of the targets array, shaped (examples,) or (examples, k)"),
     ), "a NumPy `.npz` archive (as written by `numpy.savez`) with a features and a "
-       "targets array"),
+       "targets array", attrs={"targets": "y", "files": ("path",)}),
+    Entry("npy", (
+        P("x", DataPath("npy", compressed=False), None, "the features file, an array shaped (examples, ...)",
+          required=True),
+        P("y", DataPath("npy", compressed=False), None, "the targets file, an array shaped (examples,) or "
+          "(examples, k) (none with `target input`)", required=True),
+    ), "two NumPy `.npy` files (as written by `numpy.save`), memory-mapped while they are read",
+        attrs={"unless_target_input": ("y",), "targets": "y", "files": ("x", "y")}),
+    Entry("idx", (
+        P("images", DataPath("idx"), None, "the images file, as `train-images-idx3-ubyte.gz`",
+          required=True, positional=True),
+        P("labels", DataPath("idx"), None, "the labels file, as `train-labels-idx1-ubyte.gz` "
+          "(none with `target input`)", required=True),
+    ), "IDX files, the format MNIST and Fashion-MNIST ship in (gzipped if the name ends in "
+       "`.gz`): images of (rows, cols) pixels, read as (rows, cols, 1), and class labels",
+        attrs={"unless_target_input": ("labels",), "targets": "labels", "files": ("images", "labels")}),
+    Entry("parquet", _table_params("parquet"),
+          "a Parquet file (needs pyarrow: `pip install 'nnspec[parquet]'`); numeric features, and "
+          "a numeric or text target",
+          attrs={"unless_target_input": ("target",), "targets": "target", "files": ("path",)}),
 ])
+
+
+def data_files(source: DataSource) -> dict[str, str]:
+    """The files a source reads, by param: `{"path": "t.csv"}`, `{"x": ..., "y": ...}`;
+    empty for a built-in dataset (and for `target input`'s absent targets file)."""
+    entry = SOURCES.get(source.kind)
+    names = entry.attrs.get("files", ()) if entry is not None else ()
+    return {n: source.params[n] for n in names if source.params.get(n) is not None}
 
 
 @dataclass(frozen=True)

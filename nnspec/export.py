@@ -54,6 +54,9 @@ def input_spec(p: Predictor, batch: Any) -> Any:
     if len(prog.model.inputs) != 1:
         raise ExportError(f"model `{prog.spec.model.name}` has {len(prog.model.inputs)} inputs; "
                           "export takes models of one input")
+    if prog.several_outputs:
+        raise ExportError(f"model `{prog.spec.model.name}` has {len(prog.heads)} outputs (a `loss {{ }}` block); "
+                          "export takes models of one output")
     tokens = bool(prog.model.input_types) and prog.model.input_types[0].dtype == "int32"
     return jax.ShapeDtypeStruct((batch, *prog.model.input_shape), jnp.int32 if tokens else jnp.float32)
 

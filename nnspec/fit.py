@@ -27,7 +27,7 @@ from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
 from nnspec.show import format_value
-from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, stack
+from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, rows, stack
 
 
 @dataclass
@@ -141,7 +141,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         bars.require()  # before anything is trained
     if resume and out is None:
         raise ValueError("`resume=True` needs the run folder to resume: pass `out`")
-    if program.train is None or program.loss is None or program.optimizer is None:
+    if program.train is None or not program.heads or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -450,15 +450,15 @@ def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epo
             return named(impl.layer, "weights")
     # every node's output, with the keys Model.apply draws; the first in file order to go
     # non-finite is named (a graph's order of evaluation)
-    values = model.trace(state.params, x[idx[step - 1]], key=keys[step - 1], train=True, hparams=hparams)
+    values = model.trace(state.params, rows(x, idx[step - 1]), key=keys[step - 1], train=True, hparams=hparams)
     for impl in model.layers:
         if not finite(values[impl.layer.name]):
             return named(impl.layer, "output")
-    h = values[model.output]
+    h = model.result(values)
     last = model.layers[-1].layer if model.layers else None
-    per = model.per_example_loss(h, y[idx[step - 1]])
+    per = model.per_example_loss(h, rows(y, idx[step - 1]))
     w = jnp.ones(idx.shape[1]) if weights is None else weights[step - 1]
     if last is None or finite(jnp.sum(per * w)):  # the batch's sum, as the epoch adds it
         return None
     return (f"every layer's values were finite, but the loss overflowed: the largest output was "
-            f"{float(jnp.max(jnp.abs(h))):.3g}", last.span, "its outputs grew too large for the loss")
+            f"{max(float(jnp.max(jnp.abs(v))) for v in jax.tree_util.tree_leaves(h)):.3g}", last.span, "its outputs grew too large for the loss")

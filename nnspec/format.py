@@ -53,7 +53,8 @@ def format_spec(spec: ir.Spec) -> str:
     groups = [[line for let in spec.lets
                for line in _statement(let, f"let {_name(let.name)} = {_value(let.value)}", "")]]
     groups += [_definition(b) for b in spec.blocks]
-    present = [node for node in (getattr(spec, s) for s in ir.SECTIONS) if node is not None]
+    present = [node for node in ((spec.losses if s == "loss" and spec.losses is not None else getattr(spec, s))
+                                 for s in ir.SECTIONS) if node is not None]
     for is_block, run in groupby(present, key=lambda node: not isinstance(node, ir.Directive)):
         if is_block:
             groups += [_block(node) for node in run]
@@ -66,8 +67,12 @@ def format_spec(spec: ir.Spec) -> str:
 
 # -------------------------------------------------------------------------- statements
 
-def _block(node: ir.Model | ir.Train) -> list[str]:
-    if isinstance(node, ir.Model):
+def _block(node: ir.Model | ir.Train | ir.Losses) -> list[str]:
+    if isinstance(node, ir.Losses):  # `NAME: LOSS ARGS`, one line per output
+        header = "loss {"
+        body = [line for h in node.heads
+                for line in _statement(h, f"{_name(h.name)}: " * h.labelled + _words(_name(h.op), h.args), INDENT)]
+    elif isinstance(node, ir.Model):
         header = "model {" if node.name is None else f"model {_name(node.name)} {{"
         body = []
         previous: str | None = None
@@ -123,7 +128,7 @@ def _directive(d: ir.Directive, indent: str) -> list[str]:
     return _statement(d, _words(_name(d.keyword), d.args), indent)
 
 
-def _statement(node: ir.Let | ir.Input | ir.Node | ir.Directive | ir.Model | ir.Train | ir.Block,
+def _statement(node: ir.Let | ir.Input | ir.Node | ir.Directive | ir.Model | ir.Train | ir.Block | ir.Losses,
                text: str, indent: str) -> list[str]:
     """`text` at `indent`, under its leading comments and before its trailing one."""
     trailing = "" if node.trailing is None else "  " + _comment(node.trailing.replace("\n", " "))

@@ -79,9 +79,10 @@ def _reaches(reads: dict[str, tuple[str, ...]], start: str, goal: str) -> bool:
     return False
 
 
-def unused(model: ir.Model) -> list[Diagnostic]:
-    """W007 for each input or layer that nothing reads and that is not the output."""
-    read = {name for node in model.nodes for name in node.inputs}
+def unused(model: ir.Model, outputs: tuple[str, ...] = ()) -> list[Diagnostic]:
+    """W007 for each input or layer that nothing reads and that is not an output (the
+    last line, or with a `loss { }` block the nodes it names)."""
+    read = {name for node in model.nodes for name in node.inputs} | set(outputs)
     output = model.output
     out = []
     for inp in model.inputs:
@@ -91,6 +92,7 @@ def unused(model: ir.Model) -> list[Diagnostic]:
     for node in model.nodes:
         if node.name not in read and node.name != output and node.inputs:  # no input: E204 says so
             out.append(warning("W007", f"`{node.name}` is computed but never used", node.span,
+                               "nothing reads this layer, and it is not an output" if outputs else
                                "nothing reads this layer, and it is not the output (the last line)",
                                help=f"read it with `from {node.name}` or a merge such as `add {node.name} ...`, "
                                     "or remove it"))

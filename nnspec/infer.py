@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnspec import checkpoint, runs
+from nnspec import metrics as metric_lib
 from nnspec.checked import Program
 from nnspec.data import Dataset, Standardizer
 from nnspec.lower import Model, lower
-from nnspec.prepare import _labels, fail
+from nnspec.prepare import Splits, _labels, fail, prepare
 from nnspec.trainer import chunks, compiled, eval_chunk, eval_sums_fn, mean_over
 
 
@@ -55,15 +57,82 @@ def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardi
 def predict(model: Model, params, x: jax.Array, *, ensemble: bool = False) -> jax.Array:
     """The model's outputs; an ensemble's are the mean of its members'."""
     if ensemble:
-        return jnp.mean(jax.vmap(lambda p: model.apply(p, x))(params), axis=0)
+        return jax.tree_util.tree_map(lambda v: jnp.mean(v, axis=0), jax.vmap(lambda p: model.apply(p, x))(params))
     return model.apply(params, x)
 
 
 def evaluate(model: Model, params, ds: Dataset, program: Program, *, ensemble: bool = False) -> dict[str, float]:
     """Mean loss and metrics on `ds` (of the averaged outputs, for an ensemble)."""
-    y = jnp.asarray(_labels(program, ds.y))
+    return evaluate_report(model, params, ds, program, ensemble=ensemble)[0]
+
+
+def evaluate_report(model: Model, params, ds: Dataset, program: Program, *, ensemble: bool = False,
+                    confusion: bool = False) -> tuple[dict[str, float], np.ndarray | None]:
+    """(mean loss and metrics on `ds`, and with `confusion` for a classifier its confusion
+    counts `[label, true, predicted]` (metrics.confusion), from the same pass over the data)."""
+    assert program.heads
+    y = jax.tree_util.tree_map(jnp.asarray, _labels(program, ds.y))
+    extra = None
+    # one output's confusion counts (a model of several outputs gets none: eval says so)
+    if confusion and program.loss is not None and program.loss.task != "regression":
+        extra = {"confusion": metric_lib.confusion(program.loss, tuple(program.model.output_shape))}
+    every = {**model._metrics, **(extra or {})}
     if ensemble:
-        pred = predict(model, params, jnp.asarray(ds.x), ensemble=True)
-        return {k: float(jnp.mean(v)) for k, v in model.metrics(pred, y).items()}
-    data = chunks(ds.x, np.asarray(y), eval_chunk([len(ds)]))
-    return {k: float(v) for k, v in mean_over(compiled(eval_sums_fn(model)), params, data, model.hparams()).items()}
+        pred = predict(model, params, jax.tree_util.tree_map(jnp.asarray, ds.x), ensemble=True)
+        stats = metric_lib.stats_of(every, pred, y)
+        host = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), stats)
+        got = {"loss": np.mean(np.asarray(model.per_example_loss(pred, y), np.float64)),
+               **metric_lib.finalize(every, host, np)}
+    else:
+        data = chunks(ds.x, y, eval_chunk([len(ds)]))
+        got = mean_over(compiled(eval_sums_fn(model, extra=extra)), params, data, model.hparams(), model, extra)
+    counts = got.pop("confusion", None)
+    return ({k: float(v) for k, v in got.items()},
+            None if counts is None else np.rint(np.asarray(counts)).astype(np.int64))
+
+
+@dataclass
+class TrainedRun:
+    """A finished run loaded back with the data it was trained on, split as it was:
+    what `nnspec eval` (and `nnspec plot`'s boundary and confusion matrix) work from."""
+    program: Program  # the model's program (a sweep's best, as `load_trained` chose)
+    model: Model
+    params: Any
+    standardizer: Standardizer | None
+    meta: dict
+    splits: Splits
+    notes: list[str] = field(default_factory=list)  # for the screen: how the split was rebuilt
+
+    @property
+    def ensemble(self) -> bool:
+        return bool(self.meta.get("ensemble"))
+
+
+def load_run(program: Program, run_dir: Path, spec_dir: Path, *, own_copy: bool) -> TrainedRun:
+    """The run in `run_dir`, its weights loaded and its split rebuilt from what the run
+    recorded (the seed, the data file, checked unchanged), refusing (located, NNSpecError)
+    a spec that does not describe the run. `own_copy`: `program` was read from the run's
+    own `spec.nn`, whose data path is relative to the user's folder, not the run's."""
+    model, params, std, meta = load_trained(program, run_dir)
+    program = model.program
+    notes = []
+    rec = meta.get("run")
+    if isinstance(rec, dict):
+        for what, message in runs.differences(program, rec, spec_dir, by_path=not own_copy):
+            d = program.spec.train.get(what) if program.spec.train is not None else None
+            raise fail("E405", f"this spec does not describe the run in `{run_dir}`: {message}", program,
+                       d.span if d is not None else None, label=f"differs from the run's `{what}`",
+                       help=f"evaluate with the spec the run was trained with: `nnspec eval --run {run_dir}`")
+        # the split is rebuilt with the seed the run's data was made with
+        program = runs.with_overrides(program, {"seed": rec.get("seed")})
+        if (rec.get("overrides") or {}).get("seed") is not None:
+            notes.append(f"the run was trained with `--seed {rec['overrides']['seed']}`: "
+                         f"its split is rebuilt with that seed")
+        program, problem = runs.relocate(program, rec)
+        if problem is not None:
+            raise fail("E401", f"cannot evaluate: {problem}", program, program.train.data_span,  # type: ignore[union-attr]
+                       label="the run's data", help="put the file back as it was when the run was trained")
+    else:
+        notes.append("this run predates run records: its split is rebuilt from the spec as it is now")
+    splits = prepare(program, spec_dir, standardizer=std)
+    return TrainedRun(program, model, params, std, meta, splits, notes)

@@ -189,6 +189,20 @@ class Train:
 
 
 @dataclass(frozen=True)
+class Losses:
+    """`loss { priority: binary_crossentropy weight=1.0 metrics=[accuracy] ... }`: one line
+    per output of a model with several, each a node whose `name` is the output it trains
+    (its label) and whose `op` is the loss; the args are the loss's own, `weight` and
+    `metrics`. The model's outputs are these nodes, in this order."""
+    heads: tuple[Node, ...]
+    span: Span | None = _span()
+    keyword_span: Span | None = _span()
+    comments: tuple[str, ...] = _comments()
+    trailing: str | None = field(default=None, compare=False, repr=False)
+    end_comments: tuple[str, ...] = _comments()
+
+
+@dataclass(frozen=True)
 class Spec:
     lets: tuple[Let, ...] = ()
     model: Model | None = None
@@ -200,6 +214,7 @@ class Spec:
     end_comments: tuple[str, ...] = _comments()
     span: Span | None = _span()
     blocks: tuple[Block, ...] = ()  # in the order written; last, so older IR reads unchanged
+    losses: Losses | None = None  # `loss { ... }`, for several outputs (then `loss` is None)
 
 
 SECTIONS = ("model", "loss", "optimizer", "regularize", "train")  # canonical order
@@ -207,7 +222,7 @@ SECTIONS = ("model", "loss", "optimizer", "regularize", "train")  # canonical or
 # ---------------------------------------------------------------------------- JSON
 
 _KINDS = {cls.__name__: cls for cls in (Number, String, Bool, Ref, Shaped, List, Call, Arg, Let,
-                                        Input, Node, Directive, Model, Block, Train, Spec)}
+                                        Input, Node, Directive, Model, Block, Train, Losses, Spec)}
 
 
 def to_data(obj: Any) -> Any:
@@ -263,9 +278,11 @@ _FIELDS: dict[str, dict[str, str]] = {
               "comments": "[str]", "trailing": "str?", "end_comments": "[str]"},
     "Train": {"statements": "[Directive]", "span": "span?", "comments": "[str]", "trailing": "str?",
               "end_comments": "[str]"},
+    "Losses": {"heads": "[Node]", "span": "span?", "keyword_span": "span?", "comments": "[str]",
+               "trailing": "str?", "end_comments": "[str]"},
     "Spec": {"lets": "[Let]", "model": "Model?", "loss": "Directive?", "optimizer": "Directive?",
              "regularize": "Directive?", "train": "Train?", "version": "int", "end_comments": "[str]",
-             "span": "span?", "blocks": "[Block]"},
+             "span": "span?", "blocks": "[Block]", "losses": "Losses?"},
 }
 
 
@@ -393,6 +410,8 @@ def from_data(data: Any) -> Spec:
         d = getattr(spec, section)
         if d is not None and d.keyword != section:
             raise IRFormatError(f"`spec.{section}.keyword` must be \"{section}\", found {json.dumps(d.keyword)}")
+    if spec.loss is not None and spec.losses is not None:
+        raise IRFormatError("`spec.loss` and `spec.losses` are one section: give one of them")
     if spec.model is not None:
         defined = {i.name for i in spec.model.inputs}
         for i, node in enumerate(spec.model.nodes):

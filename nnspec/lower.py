@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from nnspec.checked import Fn, OptimizerProgram, Program, Regularization
+from nnspec import metrics as metric_lib
 from nnspec import nn
 
 Params = dict[str, dict[str, jax.Array]]
@@ -190,21 +191,39 @@ class Model:
         self.has_penalty = with_penalty if with_penalty is not None else bool(
             reg.l1 or reg.l2 or any(layer.params.get("l1") or layer.params.get("l2") for layer in program.model.layers))
         self.layers = tuple(nn.LAYERS[layer.op](layer) for layer in program.model.layers)
-        # the model's output: its last layer (or its one input, for a model without layers)
+        # the model's output: its last layer (or its one input, for a model without layers);
+        # with a `loss { }` block, one output per line, and `apply` returns a dict by name
         self.output = program.model.layers[-1].name if program.model.layers else program.model.inputs[0][0]
-        loss = program.loss
-        out = tuple(program.model.output_shape)
-        self._loss = nn.loss_fn(loss.name, loss.params, out) if loss is not None else None
+        self.heads = program.heads
+        self.several = program.several_outputs
+        self.outputs = tuple(h.node for h in self.heads) if self.several else (self.output,)
+        losses = {h.name: nn.loss_fn(h.loss.name, h.loss.params, h.shape) for h in self.heads}
+        if not self.heads:
+            self._loss = None
+        elif not self.several:
+            self._loss = losses[""]
+        else:  # the weighted sum of the outputs' losses, one value per example
+            weights = {h.name: h.weight for h in self.heads}
+            self._loss = lambda pred, y: sum(w * losses[n](pred[n], y[n]) for n, w in weights.items())
         self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay)
                           if program.optimizer else None)
-        metrics = program.train.metrics if program.train else ()
         # `precision bf16`: the forward pass computes in bfloat16 from float32 weights, which
         # stay the master copy (the gradients come back as float32 through the casts); the
         # loss and the metrics read the output as float32. No loss scaling: bfloat16 has
         # float32's exponent range (Keras's `mixed_bfloat16` policy does the same).
         self.compute = jnp.bfloat16 if program.train is not None and program.train.precision == "bf16" else None
-        self.metric_names = tuple(metrics)
-        self._metrics = {m: nn.metric_fn(m, loss.name, loss.params, out) for m in metrics} if loss else {}
+        # what each epoch reports besides the total loss, by history key (Program.history_keys):
+        # each metric as statistics summed over batches and a finalizer (nnspec/metrics.py);
+        # with several outputs, each output's loss (a mean) and metrics, reading its own
+        # prediction and targets
+        self._metrics: dict[str, metric_lib.Metric] = {}
+        for h in self.heads:
+            if self.several:
+                self._metrics[h.key("loss")] = metric_lib.on(h.name, metric_lib._mean(h.key("loss"), losses[h.name]))
+            for m in h.metrics:
+                built = metric_lib.build(m, h.loss, h.shape)
+                self._metrics[h.key(m.key)] = metric_lib.on(h.name, built, h.key(m.key)) if self.several else built
+        self.metric_names = tuple(self._metrics)
 
     # -- parameters and hyperparameters
     def init(self, key: jax.Array) -> Params:
@@ -232,6 +251,13 @@ class Model:
         array for a model with one input; with several, a dict name -> array or a tuple in
         the inputs' order."""
         values = self.trace(params, x, key=key, train=train, hparams=hparams)
+        return self.result(values)
+
+    def result(self, values: Mapping[str, jax.Array]) -> Any:
+        """The model's output from every node's value: an array, or with several outputs a
+        dict from output name to array."""
+        if self.several:
+            return {h.name: values[h.node] for h in self.heads}
         return values[self.output]
 
     def trace(self, params: Params, x: Any, *, key: jax.Array | None = None, train: bool = False,
@@ -264,7 +290,8 @@ class Model:
             else:
                 values[name] = impl.apply(p, arg, hp[name], key=k, train=train)
         if self.compute is not None:  # the output, and running statistics, as float32
-            values[self.output] = values[self.output].astype(jnp.float32)
+            for name in self.outputs:
+                values[name] = values[name].astype(jnp.float32)
             updates = {layer: {k: v.astype(master[layer][k].dtype) for k, v in new.items()}
                        for layer, new in updates.items()}
         return values, updates
@@ -322,12 +349,29 @@ class Model:
         per = self.per_example_loss(self.apply(params, x, key=key, train=train, hparams=hp), y)
         return _mean(per, weights) + self.penalty(params, hp)
 
-    def metrics(self, pred: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
-        """Per-example values of the loss (without penalties) and every metric."""
-        out = {"loss": self.per_example_loss(pred, y)}
-        for name, fn in self._metrics.items():
-            out[name] = fn(pred, y)
-        return out
+    def metric_stats(self, pred: jax.Array, y: jax.Array, weights: jax.Array | None = None
+                     ) -> dict[str, dict[str, jax.Array]]:
+        """Every metric's statistics of a batch (weights 0: padding), by key; `finalize`
+        turns the statistics of a whole split into the metrics."""
+        return metric_lib.stats_of(self._metrics, pred, y, weights)
+
+    def merge_stats(self, a: dict, b: dict, xp: Any = jnp) -> dict:
+        """Two batches' (or chunks') metric statistics combined."""
+        return metric_lib.merge(self._metrics, a, b, xp)
+
+    def output_struct(self, batch: int) -> Any:
+        """The shape of `apply`'s result for `batch` examples (a dict with several outputs)."""
+        if self.several:
+            return {h.name: jax.ShapeDtypeStruct((batch, *h.shape), jnp.float32) for h in self.heads}
+        return jax.ShapeDtypeStruct((batch, *self.program.model.output_shape), jnp.float32)
+
+    def zero_stats(self, pred: Any, y: Any) -> dict:
+        """The metric statistics of no examples, for batches shaped as `pred`, `y`."""
+        return metric_lib.zeros(self._metrics, pred, y)
+
+    def finalize(self, stats: dict, xp: Any = jnp) -> dict[str, Any]:
+        """Every metric, by key, from the statistics of a split (any leading axes)."""
+        return metric_lib.finalize(self._metrics, stats, xp)
 
     # -- training
     def init_state(self, key: jax.Array) -> TrainState:
@@ -338,12 +382,13 @@ class Model:
     def step(self, state: TrainState, x: jax.Array, y: jax.Array, *, key: jax.Array,
              hparams: HParams | None = None, weights: jax.Array | None = None
              ) -> tuple[TrainState, dict[str, jax.Array]]:
-        """One gradient step on a batch; returns the new state and the batch's metric sums."""
+        """One gradient step on a batch; returns the new state and the batch's sums: the
+        loss's (`loss`) and every metric's statistics (`metrics`)."""
         hp = self.hparams() if hparams is None else hparams
 
         def objective(params):
             values, stats = self._run(params, x, key=key, train=True, hparams=hp, weights=weights)
-            pred = values[self.output]
+            pred = self.result(values)
             per = self.per_example_loss(pred, y)
             return _mean(per, weights) + self.penalty(params, hp), (pred, per, stats)
 
@@ -356,7 +401,7 @@ class Model:
         # The loss per example comes from the objective; only the other metrics are computed anew.
         pred, per = jax.lax.stop_gradient(pred), jax.lax.stop_gradient(per)
         total = (lambda v: jnp.sum(v)) if weights is None else (lambda v: jnp.sum(v * weights))
-        sums = {"loss": total(per), **{k: total(fn(pred, y)) for k, fn in self._metrics.items()}}
+        sums = {"loss": total(per), "metrics": self.metric_stats(pred, y, weights)}
         return TrainState(params, opt_state), sums
 
 
@@ -373,6 +418,11 @@ def with_hparams(opt_state: Any, opt: OptimizerProgram, reg: Regularization) -> 
         return opt_state._replace(schedule={k: jnp.asarray(consts[k], jnp.float32) for k in opt_state.schedule},
                                   inner=inject(opt_state.inner))
     return inject(opt_state)
+
+
+def _on(name: str, fn: Callable[[Any, Any], jax.Array]) -> Callable[[Any, Any], jax.Array]:
+    """`fn` of one output of a model with several: its prediction and its targets."""
+    return lambda pred, y: fn(pred[name], y[name])
 
 
 def _cast(tree: Any, dtype: Any) -> Any:
@@ -399,11 +449,13 @@ def emit_step(program: Program, form: str) -> str:
     inputs = {t.name: jax.ShapeDtypeStruct((batch, *t.shape), jnp.dtype(t.dtype))
               for t in map(program.model.input_type, (name for name, _ in program.model.inputs))}
     x = next(iter(inputs.values())) if len(inputs) == 1 else inputs
-    assert program.loss is not None
-    if program.loss.task == "multiclass" and program.loss.params.get("labels") == "index":
-        y = jax.ShapeDtypeStruct((batch,), jnp.int32)
-    else:
-        y = jax.ShapeDtypeStruct((batch, *program.model.output_shape), jnp.float32)
+    assert program.heads
+
+    def target(h):  # each output's targets as the loss reads them: class ids, or numbers
+        if h.loss.task == "multiclass" and h.loss.params.get("labels") == "index":
+            return jax.ShapeDtypeStruct((batch,), jnp.int32)
+        return jax.ShapeDtypeStruct((batch, *h.shape), jnp.float32)
+    y = {h.name: target(h) for h in program.heads} if program.several_outputs else target(program.heads[0])
     state = jax.eval_shape(model.init_state, jax.random.key(0))
     hp = model.hparams()
 

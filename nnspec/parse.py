@@ -328,6 +328,8 @@ def _one_of(items: list[str]) -> str:
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 TOP_LEVEL = ("model", "train", "loss", "optimizer", "regularize", "block")
 _BLOCKS = ("model", "train", "block")
+# `loss` is a statement (`loss mse`) or, for a model with several outputs, a block
+_EITHER = ("loss",)
 
 
 class _Comments:
@@ -492,7 +494,7 @@ class _Builder:
                 continue
             if keyword in _BLOCKS and item.data != "block":
                 continue
-            if keyword not in _BLOCKS and item.data == "block":
+            if keyword not in _BLOCKS + _EITHER and item.data == "block":
                 self.diags.append(error("E019", f"`{keyword}` is a statement, not a block",
                                         self.span(keyword_tok), "",
                                         help=f"write it on one line, as in `{_EXAMPLE[keyword]}`"))
@@ -504,10 +506,12 @@ class _Builder:
                 continue
             sections[keyword] = node
             first_span[keyword] = self.span(keyword_tok)
-        return ir.Spec(tuple(lets), sections.get("model"), sections.get("loss"),  # type: ignore[arg-type]
+        loss = sections.get("loss")
+        losses = loss if isinstance(loss, ir.Losses) else None
+        return ir.Spec(tuple(lets), sections.get("model"), None if losses else loss,  # type: ignore[arg-type]
                        sections.get("optimizer"), sections.get("regularize"),  # type: ignore[arg-type]
                        sections.get("train"), ir.VERSION, self.comments.rest(),  # type: ignore[arg-type]
-                       Span(0, len(self.src.text)), tuple(blocks))
+                       Span(0, len(self.src.text)), tuple(blocks), losses)
 
     def block(self, t: Tree) -> ir.Model | ir.Train | None:
         keyword, *rest = t.children
@@ -530,6 +534,18 @@ class _Builder:
             return ir.Train(stmts, sp, lead, trailing, self.comments.before(sp.end))
         if str(keyword) == "model":
             return self.model(name, rest, sp, lead, trailing)
+        if str(keyword) == "loss":
+            if name is not None:
+                self.diags.append(error("E021", "a `loss` block has no name", self.span(name), "",
+                                        help="write `loss {`, then one line per output: `NAME: LOSS ...`"))
+            heads = []
+            for s in rest:
+                label, head, args, ssp = self.statement(s)
+                comments, trail = self.comments.before(ssp.end), self.comments.trailing(ssp.end)
+                heads.append(ir.Node(str(label) if label is not None else "", str(head), (), args,
+                                     label is not None, ssp, self.span(head), comments, trail))
+            return ir.Losses(tuple(heads), sp, self.span(keyword), lead, trailing,  # type: ignore[return-value]
+                             self.comments.before(sp.end))
         self.comments.before(sp.end)
         return None
 

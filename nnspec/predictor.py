@@ -31,6 +31,8 @@ class Evaluation:
     examples: int
     metrics: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    # a classifier's confusion counts `[label, true, predicted]` (metrics.confusion), else None
+    confusion: np.ndarray | None = None
 
 
 def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool,
@@ -39,30 +41,10 @@ def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool
     the data rebuilt as the run recorded it. `program` is the spec at `spec_path`;
     `own_copy` says it is the run folder's own `spec.nn` (whose data path is relative to
     the user's folder, so it is not compared by path). Raises NNSpecError."""
-    from nnspec.infer import evaluate, load_trained
-    from nnspec.prepare import fail, prepare
-    notes = []
-    model, params, std, meta = load_trained(program, run)
-    program = model.program
-    rec = meta.get("run")
-    if isinstance(rec, dict):
-        for what, message in runs.differences(program, rec, spec_path.resolve().parent, by_path=not own_copy):
-            d = program.spec.train.get(what) if program.spec.train is not None else None
-            raise fail("E405", f"this spec does not describe the run in `{run}`: {message}", program,
-                       d.span if d is not None else None, label=f"differs from the run's `{what}`",
-                       help=f"evaluate with the spec the run was trained with: `nnspec eval --run {run}`")
-        # the split is rebuilt with the seed the run's data was made with
-        program = runs.with_overrides(program, {"seed": rec.get("seed")})
-        if (rec.get("overrides") or {}).get("seed") is not None:
-            notes.append(f"the run was trained with `--seed {rec['overrides']['seed']}`: "
-                         f"its split is rebuilt with that seed")
-        program, problem = runs.relocate(program, rec)
-        if problem is not None:
-            raise fail("E401", f"cannot evaluate: {problem}", program, program.train.data_span,  # type: ignore[union-attr]
-                       label="the run's data", help="put the file back as it was when the run was trained")
-    else:
-        notes.append("this run predates run records: its split is rebuilt from the spec as it is now")
-    splits = prepare(program, spec_path.resolve().parent, standardizer=std)
+    from nnspec.infer import evaluate_report, load_run
+    trained = load_run(program, run, spec_path.resolve().parent, own_copy=own_copy)
+    program, model, params, meta, splits = trained.program, trained.model, trained.params, trained.meta, trained.splits
+    notes = list(trained.notes)
     chosen = {"test": (splits.test, "test"), "val": (splits.val, "validation"),
               "train": (splits.train, "training")}
     if split is not None:
@@ -75,10 +57,10 @@ def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool
             ds, name = splits.train, "training"
             notes.append("the spec holds out no test or validation data; reporting the training split")
     ensemble = bool(meta.get("ensemble"))
-    metrics = evaluate(model, params, ds, program, ensemble=ensemble)
+    metrics, counts = evaluate_report(model, params, ds, program, ensemble=ensemble, confusion=True)
     if ensemble:
         notes.append(f"the mean prediction of an ensemble of {meta['ensemble']} models")
-    return Evaluation(name, len(ds), metrics, notes)
+    return Evaluation(name, len(ds), metrics, notes, counts)
 
 
 def inference_fn(model: Any, params: Any, std: Any, *, ensemble: bool):
@@ -122,7 +104,10 @@ class Predictor:
         self.meta = meta
         self.history: list[dict[str, float]] = list(meta.get("history") or [])
         self.feature_names: tuple[str, ...] | None = tuple(meta["feature_names"]) if meta.get("feature_names") else None
-        self.classes: tuple[str, ...] | None = tuple(meta["classes"]) if meta.get("classes") else None
+        # the class names of the one output (several outputs: a dict of them by output)
+        classes = meta.get("classes")
+        self.classes: Any = ({k: tuple(v) if v else None for k, v in classes.items()} if isinstance(classes, dict)
+                             else tuple(classes) if classes else None)
         self._fn: Any = None
 
     # -- what it computes
@@ -155,6 +140,9 @@ class Predictor:
         prog = self.program
         if len(prog.model.inputs) != 1:
             raise ValueError(f"this model has {len(prog.model.inputs)} inputs; predict takes models of one input")
+        if prog.several_outputs:
+            raise ValueError(f"this model has {len(prog.heads)} outputs; `.predict` takes models of one output: "
+                             "use `nnspec predict`, which writes a column per output")
         shape = tuple(prog.model.input_shape)
         width = math.prod(shape)
         dtype = np.int32 if prog.model.input_types and prog.model.input_types[0].dtype == "int32" else np.float32

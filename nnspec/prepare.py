@@ -11,8 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nnspec.checked import Program
-from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, split
+from typing import Any
+
+from nnspec.checked import LossProgram, Program
+from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_named, load_split,
+                         split)
+from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
@@ -38,19 +42,50 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
     """Load, check against the model, split and standardize the spec's data (with the
     statistics of the training split, or with `standardizer` from a finished run)."""
     t = program.train
-    assert t is not None and program.loss is not None
+    assert t is not None and program.heads
     base = base_dir or _spec_dir(program)
     try:
         # an autoencoder's targets are its inputs as read: `standardize` rescales what the
         # model is fed, never a target, so outputs (and predictions) are in the data's units
-        ds = (load_inputs(t.data, seed=t.seed, base_dir=base) if t.target == "input"
-              else load(t.data, seed=t.seed, base_dir=base, task=program.loss.task))
+        several = len(program.model.inputs) > 1 or program.several_outputs
+        if several:  # one array per input and per output (checked: E256)
+            ds = load_named(t.data, base_dir=base, inputs=tuple(n for n, _ in program.model.inputs),
+                            outputs=tuple((h.name, h.loss.task) for h in program.heads))
+        else:
+            ds = (load_inputs(t.data, seed=t.seed, base_dir=base) if t.target == "input"
+                  else load(t.data, seed=t.seed, base_dir=base, task=program.loss.task))  # type: ignore[union-attr]
         train_ds, val_ds, test_ds = split(ds, val=t.val, test=t.test, seed=t.seed)
     except DataError as exc:
         raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
                    notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
-    check_fit(program, ds, t.data_span)
-    tokens = check_tokens(program, ds, t.data_span)
+    if several:
+        check_named_fit(program, ds, t.data_span)
+        tokens = False
+        ints = [i.name for i in program.model.input_types if i.dtype == "int32"]
+        if ints:  # token ids are fed as int32
+            def as_ids(d):
+                return dataclasses.replace(d, x={k: v.astype(np.int32) if k in ints else v for k, v in d.x.items()})
+            ds, train_ds, val_ds, test_ds = (None if d is None else as_ids(d) for d in (ds, train_ds, val_ds, test_ds))
+    else:
+        check_fit(program, ds, t.data_span)
+        # separate validation and test files (one input, one output: E256 otherwise), read as
+        # the training data is and checked against it
+        separate = [(name, source, span) for name, source, span in
+                    (("validation", t.val_data, t.val_span), ("test", t.test_data, t.test_span)) if source is not None]
+        for name, source, span in separate:
+            try:
+                other = load_split(source, like=ds, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
+                                   inputs=t.target == "input")
+            except DataError as exc:
+                raise fail("E401", f"cannot use the {name} data: {exc.message}", program, span, label=f"the {name} data",
+                           notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
+            check_fit(program, other, span)
+            check_tokens(program, other, span)
+            if name == "validation":
+                val_ds = other
+            else:
+                test_ds = other
+        tokens = check_tokens(program, ds, t.data_span)
     if tokens:  # token ids are fed as int32, and never standardized
         ds, train_ds, val_ds, test_ds = (None if d is None else dataclasses.replace(d, x=d.x.astype(np.int32))
                                          for d in (ds, train_ds, val_ds, test_ds))
@@ -63,7 +98,7 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         std = Standardizer.fit(train_ds.x)
     if std is not None:
         train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
-    return Splits(train_ds, val_ds, test_ds, std, warnings=_range_warnings(program, train_ds))
+    return Splits(train_ds, val_ds, test_ds, std, warnings=() if several else _range_warnings(program, train_ds))
 
 
 # What each kind of output activation can produce: (low, high, as written).
@@ -140,6 +175,51 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
                        help="scale the inputs to [0, 1] in the data, or use `mse`")
 
 
+def check_named_fit(program: Program, ds: Dataset, span: Span | None) -> None:
+    """A model with several inputs or outputs against its arrays: each input's examples
+    have the input's shape (token inputs hold ids below their vocabulary), and each
+    output's targets fit the output as its loss reads them."""
+    model = program.model
+    spans = {i.name: i.span for i in program.spec.model.inputs} if program.spec.model else {}
+    xs = ds.x if isinstance(ds.x, dict) else {model.inputs[0][0]: ds.x}
+    for name, want in model.inputs:
+        got = tuple(xs[name].shape[1:])
+        array = name if len(model.inputs) > 1 else program.train.data.params.get("x", "x")  # type: ignore[union-attr]
+        if got != tuple(want):
+            raise fail("E403", f"array `{array}` has examples of shape {show_shape(got)}, but input `{name}` is {show_shape(want)}",
+                       program, span, label="this data", secondary=[(spans.get(name), "the input")],
+                       help=f"declare the input as `input {name}[{', '.join(map(str, got))}]`" if got
+                            else "give each example at least one feature")
+        kind = model.input_type(name)
+        if kind.dtype == "int32":
+            vocab = kind.vocab or min((layer.params["vocab"] for layer in model.layers if name in layer.inputs),
+                                      default=2 ** 31 - 1)
+            found = first_bad_token(xs[name], vocab)
+            if found is not None:
+                row, col, value = found
+                raise fail("E403", f"input `{name}` holds token ids 0..{vocab - 1}, but array `{array}` has the value {value:g}",
+                           program, span, label="this data", secondary=[(spans.get(name), "the input")],
+                           notes=(f"{_data_path(program)}, array `{array}`, example {row}, position {col}",),
+                           help="token ids are whole numbers below `vocab`: fix the data, or raise `vocab`")
+    ys = ds.y if isinstance(ds.y, dict) else {"": ds.y}
+    layers = {layer.name: layer for layer in model.layers}
+    for h in program.heads:
+        y, out, what = ys[h.name], h.shape, f"array `{h.name or program.train.data.params.get('y', 'y')}`"  # type: ignore[union-attr]
+        at = [(layers[h.node].span, f"output `{h.node}`")]
+        if h.loss.task == "multiclass" and y.ndim == 1 and y.size and int(y.max()) >= out[0]:
+            raise fail("E403", f"{what} has a label {int(y.max())}, but output `{h.node}` has only {out[0]} units "
+                               f"(classes 0..{out[0] - 1})", program, span, label="this data", secondary=at,
+                       help=f"give `{h.node}` {int(y.max()) + 1} units")
+        classes = ds.classes.get(h.name) if isinstance(ds.classes, dict) else ds.classes
+        if h.loss.task == "multiclass" and classes is not None and len(classes) > out[0]:
+            raise fail("E403", f"{what} has {len(classes)} classes, but output `{h.node}` has only {out[0]} units",
+                       program, span, label="this data", secondary=at, help=f"give `{h.node}` {len(classes)} units")
+        if h.loss.task in ("regression", "binary") and tuple(y.shape[1:]) != tuple(out):
+            raise fail("E403", f"{what} has targets of shape {show_shape(tuple(y.shape[1:]))} per example, but output "
+                               f"`{h.node}` is {show_shape(out)}", program, span, label="this data", secondary=at,
+                       help="the output needs one value per target: give it the targets' shape")
+
+
 def _targets_note(program: Program, ds: Dataset) -> tuple[str, ...]:
     path = _data_path(program)
     if path is None or not ds.target_names:
@@ -197,7 +277,10 @@ def check_tokens(program: Program, ds: Dataset, span: Span | None) -> bool:
 
 def _data_path(program: Program) -> str | None:
     t = program.train
-    return t.data.params.get("path") if t is not None and t.data.kind in ("csv", "npz") else None
+    if t is None:
+        return None
+    files = data_files(t.data)
+    return files.get("path") or files.get("x") or files.get("images")
 
 
 def _label_note(program: Program, ds: Dataset, i: int) -> tuple[str, ...]:
@@ -222,12 +305,18 @@ def _columns_note(program: Program, ds: Dataset) -> tuple[str, ...]:
     return (f"{path}: the features have shape {show_shape(ds.x.shape)}",)
 
 
-def _labels(program: Program, y: np.ndarray) -> np.ndarray:
-    """Labels in the layout the loss reads (one-hot for `labels=onehot`)."""
-    loss = program.loss
-    assert loss is not None
+def _labels(program: Program, y: Any) -> Any:
+    """Labels in the layout each output's loss reads (one-hot for `labels=onehot`): an
+    array, or with several outputs a dict of them by output name."""
+    assert program.heads
+    if program.several_outputs:
+        return {h.name: _head_labels(h.loss, h.shape, y[h.name]) for h in program.heads}
+    return _head_labels(program.heads[0].loss, program.heads[0].shape, y)
+
+
+def _head_labels(loss: LossProgram, shape: tuple[int, ...], y: np.ndarray) -> np.ndarray:
     if loss.name == "categorical_crossentropy" and loss.params["labels"] == "onehot" and y.ndim == 1:
-        return np.eye(program.model.output_shape[0], dtype=np.float32)[y]
+        return np.eye(shape[0], dtype=np.float32)[y]
     return y
 
 

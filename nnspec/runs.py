@@ -27,13 +27,15 @@ from typing import Any, Mapping
 
 from nnspec import checkpoint, ir
 from nnspec.checked import Program
-from nnspec.datasets import DataSource
+from nnspec.datasets import DataSource, data_files
 
 FORMAT = "nnspec-run"
 VERSION = 1
 # Every file nnspec may write in a run folder (single runs and sweeps).
 RUN_FILES = ("spec.nn", "ir.json", "run.json", "history.csv", "history.jsonl", "checkpoint.npz",
-             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "steps.csv")
+             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "steps.csv",
+             # `nnspec plot RUN` without `-o` (plot.DEFAULT_NAMES)
+             "curves.png", "sweep.png", "boundary.png", "confusion.png")
 
 
 class RunFolderError(Exception):
@@ -132,11 +134,23 @@ def data_record(program: Program, base_dir: Path) -> dict[str, Any]:
     size and SHA-256 (so a changed file is noticed, and found again from anywhere)."""
     t = program.train
     assert t is not None
-    rec: dict[str, Any] = {"kind": t.data.kind, "params": _jsonable(dict(t.data.params))}
-    path = t.data.params.get("path") if t.data.kind in ("csv", "npz") else None
-    if path is not None:
+    rec = _source_record(t.data, base_dir)
+    for key, source in (("val", t.val_data), ("test", t.test_data)):  # separate files, recorded alike
+        if source is not None:
+            rec[key] = _source_record(source, base_dir)
+    return rec
+
+
+def _source_record(source: DataSource, base_dir: Path) -> dict[str, Any]:
+    rec: dict[str, Any] = {"kind": source.kind, "params": _jsonable(dict(source.params))}
+    files = data_files(source)
+    for key, path in files.items():
         full = _absolute(path, base_dir)
-        rec.update({"path": str(full), "bytes": full.stat().st_size, "sha256": sha256(full)})
+        one = {"path": str(full), "bytes": full.stat().st_size, "sha256": sha256(full)}
+        if list(files) == ["path"]:  # one file: recorded as it always was
+            rec.update(one)
+        else:  # several (`npy(x=, y=)`, `idx(images=, labels=)`): each by its param
+            rec.setdefault("files", {})[key] = one
     return rec
 
 
@@ -191,16 +205,37 @@ def relocate(program: Program, rec: Mapping[str, Any]) -> tuple[Program, str | N
     """The program reading the data the run recorded, by its absolute path, checked
     unchanged; (program, problem or None). A built-in dataset needs nothing."""
     data = rec.get("data") or {}
-    if "path" not in data or program.train is None:
-        return program, None
-    full = Path(data["path"])
-    if not full.is_file():
-        return program, f"the run's data file `{full}` is gone"
-    if full.stat().st_size != data.get("bytes") or sha256(full) != data.get("sha256"):
-        return program, f"the run's data file `{full}` has changed since the run was trained"
     t = program.train
-    source = DataSource(t.data.kind, {**dict(t.data.params), "path": str(full)})
-    return dataclasses.replace(program, train=dataclasses.replace(t, data=source)), None
+    if t is None:
+        return program, None
+    changes: dict[str, Any] = {}
+    for field, key, source, recorded in (("data", None, t.data, data), ("val_data", "val", t.val_data, data.get("val")),
+                                         ("test_data", "test", t.test_data, data.get("test"))):
+        files = _recorded_files(recorded) if isinstance(recorded, dict) else {}
+        if not files or source is None:
+            continue
+        moved = {}
+        what = "data file" if key is None else f"{'validation' if key == 'val' else 'test'} file"
+        for param, one in files.items():
+            full = Path(one["path"])
+            if not full.is_file():
+                return program, f"the run's {what} `{full}` is gone"
+            if full.stat().st_size != one.get("bytes") or sha256(full) != one.get("sha256"):
+                return program, f"the run's {what} `{full}` has changed since the run was trained"
+            moved[param] = str(full)
+        changes[field] = DataSource(source.kind, {**dict(source.params), **moved})
+    if not changes:
+        return program, None
+    return dataclasses.replace(program, train=dataclasses.replace(t, **changes)), None
+
+
+def _recorded_files(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The data files a run recorded, by param: `{"path": {...}}` for one file."""
+    if "path" in data:
+        return {"path": data}
+    files = data.get("files")
+    return {k: v for k, v in files.items() if isinstance(v, dict) and isinstance(v.get("path"), str)} \
+        if isinstance(files, dict) else {}
 
 
 def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
@@ -214,16 +249,26 @@ def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
         return []
     out = []
     data = rec.get("data") or {}
-    mine = {"kind": t.data.kind, "params": _jsonable(dict(t.data.params))}
-    theirs = {"kind": data.get("kind"), "params": dict(data.get("params") or {})}
-    path = t.data.params.get("path")
-    if path is not None and "path" in data:
-        full = _absolute(path, base_dir)
-        mine["params"]["path"] = theirs["params"]["path"] = None  # compared as absolute paths below
-        if by_path and str(full) != data["path"]:
-            out.append(("data", f"the run was trained on `{data['path']}`, this spec reads `{full}`"))
-    if mine != theirs:
-        out.append(("data", "the run was trained on other data than this spec names"))
+    for source, theirs_rec, what in ((t.data, data, "trained on"), (t.val_data, data.get("val"), "validated on"),
+                                     (t.test_data, data.get("test"), "tested on")):
+        theirs_rec = theirs_rec if isinstance(theirs_rec, dict) else None
+        if source is None or theirs_rec is None:
+            if (source is None) != (theirs_rec is None):
+                out.append(("data", f"the run was {what} {'a separate file' if theirs_rec else 'no separate file'}, "
+                                    f"this spec names {'one' if source is not None else 'none'}"))
+            continue
+        mine = {"kind": source.kind, "params": _jsonable(dict(source.params))}
+        theirs = {"kind": theirs_rec.get("kind"), "params": dict(theirs_rec.get("params") or {})}
+        recorded = _recorded_files(theirs_rec)
+        for key, path in data_files(source).items():
+            if key not in recorded:
+                continue
+            full = _absolute(path, base_dir)
+            mine["params"][key] = theirs["params"][key] = None  # compared as absolute paths below
+            if by_path and str(full) != recorded[key]["path"]:
+                out.append(("data", f"the run was {what} `{recorded[key]['path']}`, this spec reads `{full}`"))
+        if mine != theirs:
+            out.append(("data", f"the run was {what} other data than this spec names"))
     split = rec.get("split") or {}
     if split and (split.get("val") != t.val or split.get("test") != t.test):
         out.append(("split", f"the run was split val={split.get('val'):g} test={split.get('test'):g}, "
@@ -341,7 +386,8 @@ def model_fingerprint(program: Program) -> str:
     """What decides whether a checkpoint's weights fit a spec: its model and loss, and
     the blocks it may use (a spec without blocks keeps the fingerprint it always had)."""
     spec = program.spec
-    return ir.fingerprint((spec.model, spec.loss) + ((spec.blocks,) if spec.blocks else ()))
+    return ir.fingerprint((spec.model, spec.loss) + ((spec.blocks,) if spec.blocks else ())
+                          + ((spec.losses,) if spec.losses is not None else ()))
 
 
 def examples(splits: Any) -> dict[str, int] | None:
@@ -357,7 +403,10 @@ def data_meta(splits: Any) -> dict[str, Any]:
     the classes and the column names of the training split."""
     train = splits.train
     return {"standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
-            "classes": list(train.classes) if train.classes is not None else None,
+            # with several outputs, each output's classes by its name
+            "classes": ({k: list(v) if v is not None else None for k, v in train.classes.items()}
+                        if isinstance(train.classes, dict) else
+                        list(train.classes) if train.classes is not None else None),
             "feature_names": list(train.feature_names) if train.feature_names else None,
             "target_names": list(train.target_names) if train.target_names else None}
 

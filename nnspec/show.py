@@ -52,3 +52,44 @@ def history_html(history: list[dict[str, Any]], *, best_epoch: int | None = None
         style = " style='font-weight:bold'" if best_epoch is not None and row.get("epoch") == best_epoch else ""
         body.append(f"<tr{style}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+# a confusion matrix wider than this many classes is written to the run folder, not shown
+MAX_SHOWN_CLASSES = 20
+
+
+def confusion_table(counts: Any) -> str:
+    """A classifier's confusion counts (`[label, true, predicted]`, metrics.confusion) as
+    text: one matrix, rows the true class and columns the predicted one, for a softmax or
+    one 0/1 output; a row of tn/fp/fn/tp per label for several 0/1 outputs."""
+    labels, classes = len(counts), len(counts[0])
+    if labels == 1:
+        m = counts[0]
+        names = [str(c) for c in range(classes)]
+        width = max(len(n) for n in names + [str(int(v)) for row in m for v in row])
+        head = "  " + " " * (len("true ") + width) + "  " + "  ".join(f"{n:>{width}}" for n in names)
+        rows = [f"  true {n:>{width}}  " + "  ".join(f"{int(v):>{width}}" for v in row) for n, row in zip(names, m)]
+        return "confusion matrix (rows: true class, columns: predicted class)\n" + "\n".join([head, *rows]) + "\n"
+    cells = [["label", "tn", "fp", "fn", "tp"]] + [
+        [str(i), *(str(int(v)) for v in (m[0][0], m[0][1], m[1][0], m[1][1]))] for i, m in enumerate(counts)]
+    widths = [max(len(r[j]) for r in cells) for j in range(5)]
+    lines = ["  " + "  ".join(f"{c:>{w}}" for c, w in zip(r, widths)) for r in cells]
+    return "confusion counts per label (tn, fp: true 0; fn, tp: true 1)\n" + "\n".join(lines) + "\n"
+
+
+def confusion_files(counts: Any, split: str, examples: int) -> tuple[str, str]:
+    """(confusion.json, confusion.csv) of confusion counts `[label, true, predicted]`: the
+    JSON holds every label's matrix; the CSV one row per (label,) true class, a column per
+    predicted class."""
+    import json
+    matrices = [[[int(v) for v in row] for row in m] for m in counts]
+    doc = {"split": split, "examples": examples, "rows": "true class", "columns": "predicted class"}
+    if len(matrices) == 1:
+        doc["matrix"] = matrices[0]
+        lines = ["true," + ",".join(f"predicted_{c}" for c in range(len(matrices[0])))]
+        lines += [f"{t}," + ",".join(map(str, row)) for t, row in enumerate(matrices[0])]
+    else:
+        doc["labels"] = matrices
+        lines = ["label,true,predicted_0,predicted_1"]
+        lines += [f"{i},{t}," + ",".join(map(str, row)) for i, m in enumerate(matrices) for t, row in enumerate(m)]
+    return json.dumps(doc, indent=1) + "\n", "\n".join(lines) + "\n"

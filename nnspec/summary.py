@@ -93,6 +93,8 @@ def summary(program: Program) -> str:
         out.append(f"Optimizer: {program.optimizer.name}")
     if program.loss is not None:
         out.append(f"Loss: {program.loss.name}")
+    elif program.heads:  # a `loss { }` block: each output, its loss and its weight in the total
+        out.append("Loss: " + " + ".join(f"{h.weight:g} × {h.loss.name} on `{h.name}`" for h in program.heads))
     if program.sweep is not None:
         axes = ", ".join(f"{a.name} ({len(a.values)} values{'' if a.traced else ', own program'})"
                          for a in program.sweep.axes)

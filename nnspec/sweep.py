@@ -80,6 +80,8 @@ def _sites(spec: ir.Spec) -> Iterator[tuple[ir.Call, str, bool]]:
         yield from in_args(spec.regularize.args, (), "regularize.", _TRACED_REGULARIZE)
     if spec.loss is not None:
         yield from in_args(spec.loss.args, ("loss",), "loss.", set())
+    for head in spec.losses.heads if spec.losses is not None else ():  # `loss { NAME: ... }`
+        yield from in_args(head.args, ("loss",), f"loss.{head.name}.", set())
     if spec.model is not None:
         blocks = {b.name: b for b in spec.blocks}  # a use of a block: its parameters, in order
         for node in spec.model.nodes:

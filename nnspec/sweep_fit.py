@@ -156,7 +156,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
     sweep = program.sweep
     assert sweep is not None, "not a sweep"
     t = program.train
-    if t is None or program.loss is None or program.optimizer is None:
+    if t is None or not program.heads or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
     swept_epochs = next((a for a in sweep.axes if a.name.split(".")[0] == "epochs"), None)
@@ -311,7 +311,7 @@ def _preparation_key(program: Program) -> str:
     """Everything `prepare` reads: the data, and what it checks the data against."""
     t = program.train
     assert t is not None
-    return repr((_data_key(program), t.batch, program.model.input_shape, program.model.output_shape, program.loss))
+    return repr((_data_key(program), t.batch, program.model.inputs, program.heads))
 
 
 def _varying(sweep: Any, axis: Any) -> list[Program]:
@@ -541,38 +541,3 @@ def _write_run(out: Path, result: SweepResult) -> None:
     checkpoint.save(out / "checkpoint.npz", trees, meta)
     runs.update_info(out, status="finished", ended=runs.now(), best_setting=best.setting, run=result.record)
 
-
-def plot_lr_curve(result: SweepResult, path: Path) -> None:
-    """The monitored value of the weights each model keeps against its learning rate
-    (log scale), as a PNG; diverged models leave gaps."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError("plotting needs matplotlib: pip install 'nnspec[plot]'") from None
-    lr_axes = [a for a in result.program.sweep.axes if a.name == "lr"]  # type: ignore[union-attr]
-    if not lr_axes:
-        raise ValueError("the sweep has no `lr` axis to plot")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    others = [a.name for a in result.program.sweep.axes if a.name != "lr"]  # type: ignore[union-attr]
-    series: dict[tuple, list[tuple[float, float]]] = {}
-    for m in result.members:
-        key = tuple((n, m.setting[n]) for n in others)
-        value = m.kept_value if m.diverged is None else math.nan
-        series.setdefault(key, []).append((m.setting["lr"], value))
-    for key, points in series.items():
-        points.sort()
-        label = ", ".join(f"{n}={v:g}" for n, v in key) or None
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel(f"kept {result.monitor}")  # the kept weights' value, as the ranking uses
-    ax.set_title("learning-rate sweep (gaps: diverged)")
-    if others:
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    checkpoint.write_bytes_atomic(path, buf.getvalue())

@@ -19,12 +19,13 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnspec import metrics as metric_lib
 from nnspec.checked import Program
 from nnspec.devices import Devices
 from nnspec.lower import Model, TrainState, with_hparams
@@ -75,17 +76,21 @@ def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = N
         idx = jnp.concatenate([order, order[:pad]]).reshape(steps, b)
         keys = jax.random.split(key, steps)
 
-        def body(state, inp):
+        def body(carry, inp):
+            state, acc = carry
             i, w, k = inp
-            xb, yb = x[i], y[i]
+            xb, yb = rows(x, i), rows(y, i)
             if split is not None:
                 xb, yb, w = split((xb, yb, w))
             state, sums = model.step(state, xb, yb, key=k, hparams=hparams, weights=w)
-            return state, sums
+            return (state, model.merge_stats(acc, sums["metrics"])), sums["loss"]
 
-        state, sums = jax.lax.scan(body, state, (idx, weights, keys))
-        per_step = sums["loss"] / (jnp.sum(weights, axis=1) if weights is not None else b)
-        return state, {k: jnp.sum(v) / n for k, v in sums.items()}, per_step
+        # the metrics' statistics are merged in the carry (an AUC's histograms per step would not fit)
+        zero = model.zero_stats(model.output_struct(b),
+                                jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((b, *a.shape[1:]), a.dtype), y))
+        (state, stats), losses = jax.lax.scan(body, (state, zero), (idx, weights, keys))
+        per_step = losses / (jnp.sum(weights, axis=1) if weights is not None else b)
+        return state, {"loss": jnp.sum(losses) / n, **model.finalize(stats)}, per_step
 
     return run
 
@@ -112,14 +117,19 @@ def eval_chunk(sizes: Sequence[int], devices: int = 1) -> int:
     return -(-size // devices) * devices
 
 
-def eval_sums_fn(model: Model, split: Callable | None = None) -> Callable:
-    """(params, x, y, weights, hparams) -> the weighted sums of the loss and every metric;
-    with `split`, each chunk's examples spread over the devices."""
+def eval_sums_fn(model: Model, split: Callable | None = None, extra: Mapping[str, Any] | None = None) -> Callable:
+    """(params, x, y, weights, hparams) -> {"loss": the weighted sum of the loss, "metrics":
+    every metric's statistics}; with `split`, each chunk's examples spread over the devices.
+    `extra` (key -> metrics.Metric) adds statistics of its own, as `eval`'s confusion counts."""
     def run(params, x, y, w, hparams):
         if split is not None:
             x, y, w = split((x, y, w))
         pred = model.apply(params, x, train=False, hparams=hparams)
-        return {k: jnp.sum(jnp.where(w > 0, v, 0.0) * w) for k, v in model.metrics(pred, y).items()}
+        per = model.per_example_loss(pred, y)
+        stats = model.metric_stats(pred, y, w)
+        if extra:
+            stats.update(metric_lib.stats_of(extra, pred, y, w))
+        return {"loss": jnp.sum(jnp.where(w > 0, per, 0.0) * w), "metrics": stats}
     return run
 
 
@@ -130,31 +140,53 @@ class Chunks:
     n: int
 
 
-def chunks(x: np.ndarray, y: np.ndarray, size: int) -> Chunks:
-    """`x`, `y` cut into pieces of `size` examples, the last padded with its first examples
-    at weight 0 (so they are real, finite inputs that count for nothing)."""
-    x, y = np.asarray(x), np.asarray(y)
-    n = len(x)
+def rows(tree: Any, index: Any) -> Any:
+    """The examples at `index` of every array of `tree` (an array, or a dict of them for
+    several inputs or outputs)."""
+    return jax.tree_util.tree_map(lambda a: a[index], tree)
+
+
+def n_examples(tree: Any) -> int:
+    return int(jax.tree_util.tree_leaves(tree)[0].shape[0])
+
+
+def chunks(x: Any, y: Any, size: int) -> Chunks:
+    """`x`, `y` (arrays, or dicts of them) cut into pieces of `size` examples, the last
+    padded with its first examples at weight 0 (so they are real, finite inputs that count
+    for nothing)."""
+    x, y = (jax.tree_util.tree_map(np.asarray, t) for t in (x, y))
+    n = n_examples(x)
     parts = []
     for start in range(0, n, size):
-        xs, ys = x[start:start + size], y[start:start + size]
-        m = len(xs)
+        piece = slice(start, start + size)
+        xs, ys = rows(x, piece), rows(y, piece)
+        m = min(size, n - start)
         w = np.zeros(size, np.float32)
         w[:m] = 1.0
         if m < size:
-            fill = np.resize(np.arange(m), size - m)
-            xs, ys = np.concatenate([xs, xs[fill]]), np.concatenate([ys, ys[fill]])
-        parts.append((jnp.asarray(xs), jnp.asarray(ys), jnp.asarray(w)))
+            fill = np.concatenate([np.arange(m), np.resize(np.arange(m), size - m)])
+            xs, ys = rows(xs, fill), rows(ys, fill)
+        parts.append((jax.tree_util.tree_map(jnp.asarray, xs), jax.tree_util.tree_map(jnp.asarray, ys), jnp.asarray(w)))
     return Chunks(tuple(parts), n)
 
 
-def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any) -> dict[str, np.ndarray]:
-    """The mean of the loss and every metric over `data`, by `run` (an `eval_sums_fn`)."""
-    total: dict[str, Any] = {}
+def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any, model: Model,
+              extra: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """The mean loss and every metric of `model` over `data`, by `run` (an `eval_sums_fn`;
+    with `extra`, the same `extra`'s values too): the chunks' statistics are merged on the
+    device, then finalized on the host in float64."""
+    if not data.parts:
+        return {}
+    loss, stats = None, None
+    metrics = {**model._metrics, **(extra or {})}
     for x, y, w in data.parts:
-        for k, v in run(params, x, y, w, hparams).items():
-            total[k] = total[k] + v if k in total else v
-    return {k: np.asarray(v, np.float64) / max(data.n, 1) for k, v in total.items()}
+        got = run(params, x, y, w, hparams)
+        loss = got["loss"] if loss is None else loss + got["loss"]
+        stats = got["metrics"] if stats is None else metric_lib.merge(metrics, stats, got["metrics"])
+    out = {"loss": np.asarray(loss, np.float64) / max(data.n, 1)}
+    host = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), stats)
+    out.update({k: np.asarray(v) for k, v in metric_lib.finalize(metrics, host, np).items()})
+    return out
 
 
 class _Compiled:
@@ -236,11 +268,11 @@ def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, h
     """The state after the first `steps_done` steps of an epoch, one step at a time, with
     the batches and keys of `epoch_fn` (a test holds the two together); and the epoch's
     (batch indices, weights or None, step keys)."""
-    n = int(x.shape[0])
+    n = n_examples(x)
     b, steps, pad, weights = _batches(n, batch, devices)
     idx = jnp.concatenate([jnp.asarray(order), jnp.asarray(order)[:pad]]).reshape(steps, b)
     keys = jax.random.split(jax.random.fold_in(base_key, epoch), steps)
-    one = jax.jit(lambda s, i, w, k: model.step(s, x[i], y[i], key=k, hparams=hparams, weights=w)[0])
+    one = jax.jit(lambda s, i, w, k: model.step(s, rows(x, i), rows(y, i), key=k, hparams=hparams, weights=w)[0])
     for j in range(steps_done):
         state = one(state, idx[j], None if weights is None else weights[j], keys[j])
     return state, (idx, weights, keys)
@@ -340,7 +372,7 @@ class Trainer:
         assert programs, "a stack needs a model"
         first = programs[0]
         t = first.train
-        assert t is not None and first.optimizer is not None and first.loss is not None
+        assert t is not None and first.optimizer is not None and first.heads
         self.programs, self.splits, self.count = list(programs), splits, len(programs)
         self.devices = (devices or Devices(1)).for_stack(self.count)
         split = self.devices.split_batch()
@@ -361,8 +393,8 @@ class Trainer:
         self.mode = mode or (es.mode if es else "min")
         # each model's factor over its initial loss beyond which it has diverged (inf: never)
         self.limits = np.array([p.train.divergence or math.inf for p in programs])  # type: ignore[union-attr]
-        self.x = self.devices.replicated(jnp.asarray(splits.train.x))
-        self.y = self.devices.replicated(jnp.asarray(_labels(first, splits.train.y)))
+        self.x = self.devices.replicated(jax.tree_util.tree_map(jnp.asarray, splits.train.x))
+        self.y = self.devices.replicated(jax.tree_util.tree_map(jnp.asarray, _labels(first, splits.train.y)))
         self.chunk = eval_chunk([len(d) for d in (splits.train, splits.val, splits.test) if d is not None],
                                 self.devices.count)
         self.val = None
@@ -376,6 +408,7 @@ class Trainer:
         self._evaluate = compiled(over_models(eval_sums_fn(self.model, split), self.count, (0, None, None, None, 0),
                                               spmd))
         self._select = jax.jit(_select)
+        self.names = ("loss", *self.model.metric_names)  # a history row's order
         self.start_loss = np.full(self.count, math.nan)
         self.snapshot: Snapshot | None = None
         # `history steps`: the epoch program returns its per-step losses anyway; keeping
@@ -444,7 +477,7 @@ class Trainer:
 
     def evaluate(self, params: Any, data: Chunks) -> dict[str, np.ndarray]:
         """Every model's mean loss and metrics on `data` (stacked `params`)."""
-        return mean_over(self._evaluate, params, data, self.hparams)
+        return mean_over(self._evaluate, params, data, self.hparams, self.model)
 
     def run(self, snap: Snapshot, epochs: int, *, stop_after: int | None = None,
             on_epoch: Callable[[Snapshot], None] | None = None) -> Snapshot:
@@ -477,8 +510,8 @@ class Trainer:
                                                                          bool(exploded[i])))
             for i in np.flatnonzero(keep):
                 tr = tracks[i]
-                row = {"epoch": epoch + 1, **{k: float(v[i]) for k, v in sums.items()},
-                       **{f"val_{k}": float(v[i]) for k, v in vals.items()}, "time": elapsed}
+                row = {"epoch": epoch + 1, **{k: float(sums[k][i]) for k in self.names},
+                       **{f"val_{k}": float(vals[k][i]) for k in self.names if k in vals}, "time": elapsed}
                 stopper, stopped = tr.stopper, None
                 value = row.get(self.monitor)
                 if value is not None and math.isfinite(value):

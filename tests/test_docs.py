@@ -324,10 +324,13 @@ def gen_datasets() -> str:
 
 
 def gen_metrics() -> str:
-    rows = ["| Metric | For losses of these tasks | Better when | Meaning |\n", "|---|---|---|---|\n"]
+    rows = ["| Metric | Arguments | For losses of these tasks | Better when | Meaning |\n", "|---|---|---|---|---|\n"]
     for e in METRICS:
         better = "higher" if e.attrs["mode"] == "max" else "lower"
-        rows.append(f"| `{e.name}` | {', '.join(e.attrs['tasks'])} | {better} | {_cell(e.doc)} |\n")
+        args = ", ".join(f"`{p.name}`" + (" (1st)" if p.positional else "") + (f" = `{p.default}`" if p.default is not None else "")
+                         for p in e.params) or "—"
+        name = f"`{e.name}`" + "".join(f", `{a}`" for a in e.aliases)
+        rows.append(f"| {name} | {args} | {', '.join(e.attrs['tasks'])} | {better} | {_cell(e.doc)} |\n")
     return "".join(rows)
 
 

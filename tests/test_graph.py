@@ -132,12 +132,14 @@ def test_several_inputs_take_a_dict_or_a_tuple_in_input_order() -> None:
         model.apply(params, {"a": a})
 
 
-def test_several_inputs_check_but_do_not_train() -> None:
+def test_several_inputs_train_from_one_array_each_not_from_a_builtin_dataset() -> None:
     text = ("model m {\n    input a[2]\n    input b[2]\n    c: concat a b\n    dense 1 sigmoid\n}\n"
             "loss binary_crossentropy\noptimizer adam\ntrain {\n    data builtin(\"moons\")\n}\n")
-    assert errors(text) == [("E256", "a model with several inputs cannot be trained yet", "input b[2]",
-                             "combine the features into one input to train the model, or remove `train { }` "
-                             "to compile it alone")]
+    assert errors(text) == [("E256", "a model with several inputs trains from data with one array for each, but "
+                                     "dataset `moons` has one input and one target per example", 'data builtin("moons")',
+                             'save the arrays in an `.npz` archive named after them (`a`, `b`, `y`) and read it '
+                             'with `npz("PATH")`')]
+    assert check_source(text.replace('builtin("moons")', 'npz("ab.npz")'), "t.nn")[0] is not None
 
 
 # ---------------------------------------------------------------------- the checker

@@ -106,7 +106,7 @@ def test_predict_refuses_what_it_cannot_read(project, x, message) -> None:
 def test_evaluate_gives_the_numbers_nnspec_eval_prints(project) -> None:
     code, out, err = cli_run("eval", "--run", project / "run")
     assert code == 0, err
-    printed = dict(line.split() for line in out.splitlines()[1:])
+    printed = dict(line.split() for line in out.split("\n\n")[0].splitlines()[1:])  # the confusion matrix follows
     model = nnspec.load(project / "run")
     metrics = model.evaluate()
     assert out.startswith("test split (16 examples)")
@@ -150,7 +150,7 @@ def test_a_training_result_prints_in_a_few_lines(project, tmp_path) -> None:
     assert [line.split()[0] for line in lines[1:]] == ["train", "val", "test", "run"]
     assert lines[-1] == f"  run folder  {tmp_path / 'r'}>"
     test = result.kept["metrics"]["test"]
-    assert lines[3] == f"  test   accuracy {format_value(test['accuracy'])}  loss {format_value(test['loss'])}"
+    assert lines[3] == f"  test   loss {format_value(test['loss'])}  accuracy {format_value(test['accuracy'])}"
     html = result._repr_html_()
     assert html.count("<tr>") == 1 + 5 and "<th>val_loss</th>" in html  # a header and one row an epoch
 

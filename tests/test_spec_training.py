@@ -89,6 +89,8 @@ EXPECTED = {
     "conv_autoencoder.nn": ("val_loss", lambda v: v < 7.0),      # per-pixel mse, `target input`
     "bilstm_tokens.nn": ("val_accuracy", lambda v: v >= 0.95),      # brackets: only order tells
     "transformer_tokens.nn": ("val_accuracy", lambda v: v >= 0.95),  # which comes first: attention
+    # two inputs, two outputs: both heads learn their rule of both inputs
+    "ticket_router.nn": ("val_department_accuracy", lambda v: v >= 0.85),
     **{f"opt_{o}.nn": ("val_accuracy", lambda v: v >= 0.93)
        for o in ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "adam", "adamw", "rmsprop")},
 }

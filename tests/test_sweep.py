@@ -463,14 +463,3 @@ def test_a_sweep_whose_every_model_diverged_fails_with_e404(tmp_path, capsys):
     assert "^^^^^^^^^^^^^^^^^ these learning rates may be too large" in captured.err
     assert "best:" not in captured.out
 
-
-def test_the_lr_plot_names_the_value_it_draws(tmp_path, monkeypatch):
-    import matplotlib.axes
-    from nnspec.sweep_fit import SweepResult, plot_lr_curve
-    drawn = []
-    monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", lambda self, text, **kw: drawn.append(text))
-    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda self, xs, ys, **kw: drawn.append((list(xs), list(ys))))
-    program = nnspec.check_text(spec(opt="sgd lr=sweep(0.01, 0.1)"))
-    members = [member(0.01, kept=0.5, best=0.2), member(0.1, kept=0.3, best=0.1)]
-    plot_lr_curve(SweepResult(program, members, "val_loss", "min", []), tmp_path / "lr.png")
-    assert drawn == [([0.01, 0.1], [0.5, 0.3]), "kept val_loss"]

@@ -101,19 +101,28 @@ def _per_example(values: Array, n_axes: int) -> Array:
     return jnp.mean(values, axis=tuple(range(-n_axes, 0))) if n_axes else values
 
 
-def _bce(pred: Array, y: Array, from_logits: bool, n_axes: int) -> Array:
+def _bce(pred: Array, y: Array, from_logits: bool, n_axes: int, class_weight: tuple[float, ...] | None = None) -> Array:
     if from_logits:
-        return _per_example(optax.sigmoid_binary_cross_entropy(pred, y), n_axes)
-    p = jnp.clip(pred, _EPS, 1 - _EPS)
-    return _per_example(-(y * jnp.log(p) + (1 - y) * jnp.log(1 - p)), n_axes)
+        each = optax.sigmoid_binary_cross_entropy(pred, y)
+    else:
+        p = jnp.clip(pred, _EPS, 1 - _EPS)
+        each = -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
+    if class_weight is not None:  # each element's by its label: w0 for 0, w1 for 1
+        each = each * (class_weight[0] * (1 - y) + class_weight[1] * y)
+    return _per_example(each, n_axes)
 
 
-def _cce(pred: Array, y: Array, from_logits: bool, labels: str, n_axes: int) -> Array:
+def _cce(pred: Array, y: Array, from_logits: bool, labels: str, n_axes: int,
+         class_weight: tuple[float, ...] | None = None) -> Array:
     # `n_axes` is 1: the checker admits only a flat vector of class scores (E304)
     logp = jax.nn.log_softmax(pred, axis=-1) if from_logits else jnp.log(jnp.clip(pred, _EPS, 1.0))
     if labels == "index":
-        return -jnp.take_along_axis(logp, y.astype(jnp.int32)[..., None], axis=-1)[..., 0]
-    return -(y * logp).sum(-1)
+        t = y.astype(jnp.int32)
+        loss = -jnp.take_along_axis(logp, t[..., None], axis=-1)[..., 0]
+        return loss if class_weight is None else loss * jnp.asarray(class_weight, jnp.float32)[t]
+    if class_weight is None:
+        return -(y * logp).sum(-1)
+    return -(y * logp).sum(-1) * (y @ jnp.asarray(class_weight, jnp.float32))  # a one-hot row picks its class's weight
 
 
 # Per-example losses: (pred, y, n_axes) -> one value per example, averaged over the

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from nnspec.datasets import DATASETS
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS
-from nnspec.losses import LOSSES, METRICS
+from nnspec.losses import LOSSES, METRICS, metric_key
 from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import Bool, Choice, Float, Int, Symbol, Union
 
@@ -188,9 +188,16 @@ def checkable_specs(draw) -> str:
     train.append(f"epochs {draw(st.integers(1, 300))}")
     train.append(f"seed {draw(st.integers(0, 2**31 - 1))}")
     metrics = [m.name for m in METRICS if task in m.attrs["tasks"]]
-    chosen = draw(st.lists(st.sampled_from(metrics), unique=True, max_size=len(metrics)))
-    if chosen:
-        train.append("metrics " + " ".join(chosen))
+    names = draw(st.lists(st.sampled_from(metrics), unique=True, max_size=len(metrics)))
+    # several classes need an averaging (E315), and `top_k` a k below their number (E314)
+    written = {"top_k": "top_k(1)", **({n: f"{n}({draw(st.sampled_from(['macro', 'micro', 'weighted']))})"
+                                        for n in ("precision", "recall", "f1")} if task == "multiclass" else {})}
+    calls = [written.get(n, n) for n in names]
+    chosen = [metric_key(n, {**METRICS.get(n).defaults(), **({"k": 1} if n == "top_k" else {}),
+                             **({"average": c[len(n) + 1:-1]} if c.endswith(")") and n != "top_k" else {})})
+              for n, c in zip(names, calls)]
+    if calls:
+        train.append("metrics " + " ".join(calls))
     if draw(st.booleans()):
         train.append(draw(st.sampled_from(["standardize", "standardize true", "standardize false"])))
     if val and draw(st.booleans()):
