@@ -17,14 +17,14 @@ from nnspec import ir
 from nnspec import blocks, graph
 from nnspec.checked import (EarlyStop, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
                             OptimizerProgram, Program, Regularization, Sweep, TrainProgram)
-from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, vocab_of
+from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, labels_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
 from nnspec.layers import out_shape as layer_out_shape
 from nnspec.losses import LOSSES, METRICS, metric_key
 from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, ListOf, P, Param,
-                           Registry, Str, Sym, Symbol, Union)
+                           Registry, Str, Sym, Symbol, Union, Word)
 from nnspec.source import Source, Span
 from nnspec.suggest import closest, did_you_mean, one_of, plural
 
@@ -33,16 +33,7 @@ SYMBOLS: dict[str, Registry] = {
     "metric": METRICS, "data source": SOURCES,
 }
 
-class _Word:
-    """A bare name such as `monitor=val_loss`; validated by a later pass."""
-
-    def describe(self) -> str:
-        return "a name"
-
-    def convert(self, v: Any) -> str:
-        if not isinstance(v, Sym):
-            raise ArgError("E103", f"expected a name, found {_describe(v)}")
-        return str(v)
+_Word = Word  # a bare name such as `monitor=val_loss`; validated by a later pass
 
 
 _SPLIT = {"val": "validation", "test": "test"}
@@ -991,6 +982,8 @@ class _Checker:
             es = self.early_stop(bound["early_stop"], seen["early_stop"], measured,
                                  split["val"] > 0 or "val" in bound.get("data", {}), seen)
             ok = ok and es is not None
+        if "metrics" in bound or "metrics" not in seen:
+            ok = self.check_plateau(measured, split["val"] > 0) and ok
         target = bound.get("target", {"of": "data"})["of"]
         if "data" in bound:
             for key in ("source", "val", "test"):
@@ -1089,11 +1082,11 @@ class _Checker:
             out[key] = DataSource(other.name, _public(other.params))
         return out
 
-    def early_stop(self, p: dict[str, Any], d: ir.Directive, measured: Mapping[str, str], has_val: bool,
-                   seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
-        """`measured`: each history key (`loss`, `f1_macro`, `out_loss`) -> which way is better."""
-        monitor = p["monitor"]
-        span = p["__given__"]["monitor"].value.span if "monitor" in p["__given__"] else d.span
+    def monitored(self, what: str, monitor: str, span: Span | None, measured: Mapping[str, str],
+                  has_val: bool) -> str | None:
+        """Which way is better (`min`, `max`) for the metric `monitor` names (early
+        stopping's, the plateau rule's), if an epoch measures it; `measured`: each history
+        key (`loss`, `f1_macro`, `out_loss`) -> its direction."""
         base = monitor[4:] if monitor.startswith("val_") else monitor
         known = [m for name in measured for m in (name, f"val_{name}")]
         if base not in measured:
@@ -1101,20 +1094,49 @@ class _Checker:
             if hint is None and base in METRICS:
                 hint = (f"add `{base}` to an output's `metrics=[...]` in the `loss` block"
                         if self.spec.losses is not None else f"add `{base}` to the train block's `metrics` line")
-            self.err("E306", f"early stopping monitors `{monitor}`, which is not measured", span, "not a measured metric",
+            self.err("E306", f"{what} monitors `{monitor}`, which is not measured", span, "not a measured metric",
                      help=hint or f"monitor one of {one_of(known)}")
             return None
         if monitor.startswith("val_") and not has_val:
-            self.err("E307", f"early stopping monitors `{monitor}`, but there is no validation split", span, "",
+            self.err("E307", f"{what} monitors `{monitor}`, but there is no validation split", span, "",
                      help="hold out validation data with `split val=0.2`")
             return None
         if not monitor.startswith("val_"):
             split = "" if has_val else ", with a validation split such as `split val=0.2`"
-            self.warn("W005", f"early stopping watches the training `{monitor}`", span, "",
+            self.warn("W005", f"{what} watches the training `{monitor}`", span, "",
                       help=f"training metrics keep improving while the model overfits; monitor `val_{base}` instead{split}")
+        return measured[base]
+
+    def check_plateau(self, measured: Mapping[str, str], has_val: bool) -> bool:
+        """`lr=reduce_on_plateau(...)` watches a metric that training measures every epoch;
+        its `mode=auto` becomes that metric's direction."""
+        lr = self.optimizer.params["lr"] if self.optimizer is not None else None
+        if not (isinstance(lr, Fn) and lr.name == "reduce_on_plateau"):
+            return True
+        d = self.spec.optimizer
+        assert d is not None and self.optimizer is not None
+        call = next((a.value for a in d.args if a.key == "lr"), None)
+        given = next((a for a in call.args if a.key == "monitor"), None) if isinstance(call, ir.Call) else None
+        span = given.value.span if given is not None else (call.span if call is not None else d.span)
+        metric = self.monitored("the learning rate's plateau rule", lr.params["monitor"], span, measured, has_val)
+        if metric is None:
+            return False
+        if lr.params["mode"] == "auto":
+            rule = Fn(lr.name, {**lr.params, "mode": metric})
+            self.optimizer = dataclasses.replace(self.optimizer, params={**self.optimizer.params, "lr": rule})
+        return True
+
+    def early_stop(self, p: dict[str, Any], d: ir.Directive, measured: Mapping[str, str], has_val: bool,
+                   seen: Mapping[str, ir.Directive]) -> EarlyStop | None:
+        """`measured`: each history key (`loss`, `f1_macro`, `out_loss`) -> its direction."""
+        monitor = p["monitor"]
+        span = p["__given__"]["monitor"].value.span if "monitor" in p["__given__"] else d.span
+        metric = self.monitored("early stopping", monitor, span, measured, has_val)
+        if metric is None:
+            return None
         mode = p["mode"]
         if mode == "auto":
-            mode = measured[base]
+            mode = metric
         return EarlyStop(monitor, mode, p["patience"], p["min_delta"], p["restore_best"])
 
     def check_metrics(self, metrics: tuple[MetricProgram, ...], d: ir.Directive | None, *,
@@ -1257,15 +1279,17 @@ class _Checker:
         out_kind = ACTIVATIONS.get(final_act).attrs["output"] if final_act else "linear"  # type: ignore[union-attr]
         if autoencoder and not self.autoencoder_agreement(model, target, lspan):  # type: ignore[arg-type]
             return False
-        if loss.task == "multiclass" and len(out) != 1:
-            flat = "`flatten` and " if len(out) > 1 else ""
+        # a class at every step or pixel needs data that has one there: a one-output `.npz` file
+        per_example = "an output of a `loss { }` block" if head else self.one_class_per_example(target)
+        if loss.task == "multiclass" and len(out) != 1 and per_example is not None:
             act = "" if logits else " softmax"
             self.err("E304", f"`{loss.name}` needs a flat vector of class scores, but "
                              f"{f'output `{head}`' if head else 'the model' + chr(39) + 's output'} has shape {show_shape(out)}",
                      span, f"shape {show_shape(out)}", secondary=[(lspan, "the loss")],
-                     notes=["classes per step or per pixel are not supported; for 0/1 labels of any shape use "
-                            "`binary_crossentropy`, for numbers `mse`"],
-                     help=f"to classify each example, end the model with {flat}`dense {out[-1]}{act}`")
+                     notes=[f"{per_example} has one class per example; a class at every one of "
+                            f"{show_shape(out[:-1])} positions needs targets of that shape, from an `.npz` file"
+                            if not head else "a class per step is taken for a model with one output only"],
+                     help=f"to classify each example, end the model with `flatten` and `dense {out[-1]}{act}`")
             return False
         weights = loss.params.get("class_weight")
         classes = out[0] if loss.task == "multiclass" else 2
@@ -1296,7 +1320,7 @@ class _Checker:
                 return False
             self.probability_agreement(loss.name, logits, out_kind, final_act, "sigmoid", "probability", span, lspan)
         elif loss.task == "multiclass":
-            units = out[0]
+            units = out[-1]
             if units < 2:
                 self.err("E301", f"`{loss.name}` needs at least two output units (one per class), but "
                              f"{f'output `{head}`' if head else 'the model'} has {units}",
@@ -1308,6 +1332,20 @@ class _Checker:
         # a regression output's activation is judged by the data (W003, prepare.py):
         # a sigmoid under pixels in [0, 1] is right, under house prices a mistake
         return True
+
+    def one_class_per_example(self, target: ir.Directive | None) -> str | None:
+        """What data the train block reads, where it has one class per example (a CSV
+        file; a built-in dataset without a class per step); None where it may have more."""
+        source = self.bound_source if target is None else None
+        if source is None:
+            return None
+        if source.kind == "csv":
+            return "a CSV file"
+        if source.kind == "builtin":
+            ds = DATASETS.get(source.params["name"])
+            if ds is not None and not labels_of(ds, source.params):
+                return f"dataset `{ds.name}`"
+        return None
 
     def autoencoder_agreement(self, model: ModelProgram, target: ir.Directive, lspan: Span | None) -> bool:
         """With `target input`, the output must have the input's shape and the loss must
@@ -1369,10 +1407,19 @@ class _Checker:
                      self.train.data_span, "", secondary=[(self.spec.loss.span, "the loss")],  # type: ignore[union-attr]
                      help=f"use {one_of(fits)}, with {_output_for(task, classes_of(ds, params))}")
         classes = classes_of(ds, params)
-        if self.loss is not None and self.loss.task == "multiclass" and classes and model.output_shape != (classes,):
-            self.err("E311", f"dataset `{ds.name}` has {classes} classes, but the model has {model.output_shape[0]} output units",
-                     model.layers[-1].span, "", secondary=[(self.train.data_span, "the data")],
-                     help=f"end the model with `dense {classes} softmax`")
+        positions = labels_of(ds, params)
+        want = (*positions, classes)
+        out = tuple(model.output_shape)
+        if self.loss is not None and self.loss.task == "multiclass" and classes and out != want:
+            if not positions:
+                self.err("E311", f"dataset `{ds.name}` has {classes} classes, but the model has {out[0]} output units",
+                         model.layers[-1].span, "", secondary=[(self.train.data_span, "the data")],
+                         help=f"end the model with `dense {classes} softmax`")
+            else:
+                self.err("E311", f"dataset `{ds.name}` has one of {classes} classes at each of {positions[0]} steps, "
+                                 f"but the model's output has shape {show_shape(out)}",
+                         model.layers[-1].span, f"not {show_shape(want)}", secondary=[(self.train.data_span, "the data")],
+                         help=f"end the model with a recurrent layer written with `sequences` and `dense {classes} softmax per_step`")
 
     def check_input_fit(self, model: ModelProgram, ds: Entry, params: Mapping[str, Any],
                         features: tuple[int, ...]) -> None:

@@ -571,6 +571,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             labels = [" ".join(n for n, v in zip(names, row) if v) for row in on]
             header.append("labels")
         pred = pred.reshape(len(pred), -1)
+    elif loss.task == "multiclass" and len(shape) > 1:
+        # a class at every step (or pixel): the classes in order, one per position
+        index = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False)).reshape(len(pred), -1)
+        labels = [" ".join(classes[i] if classes and i < len(classes) else str(i) for i in row) for row in index]
+        header.append("classes")
+        pred = pred.reshape(len(pred), -1)
     elif loss.task in ("binary", "multiclass"):
         # the class as the data named it (a CSV's text label), else its index
         index = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False)).reshape(len(pred))

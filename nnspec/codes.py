@@ -206,6 +206,15 @@ merge.
     lstm 32 merge=sum
 
 Write `lstm 32 bidirectional=true merge=sum`, or remove `merge`."""),
+    "E232": ("a recurrent layer's options contradict each other", """
+Some options of `simple_rnn`, `lstm` and `gru` only mean something with another.
+`recurrent_bias=true` adds a second bias beside the layer's bias `b` (PyTorch's b_hh beside
+b_ih), so it needs the bias that `bias=false` removes:
+
+    lstm 32 bias=false recurrent_bias=true
+
+Write `lstm 32 recurrent_bias=true` for PyTorch's two biases, or `lstm 32 bias=false` for
+none."""),
     # E240-E249: attention, normalization, reshaping
     "E240": ("layer needs a sequence input", """
 `self_attention`, `transformer_encoder` and `position_embedding` read one example as
@@ -311,10 +320,13 @@ With `from_logits=true` the loss applies sigmoid/softmax itself. A last layer th
 already applies it would squash twice. Remove the activation from the last layer, or
 remove `from_logits=true`."""),
     "E304": ("output is not flat", """
-`categorical_crossentropy` reads one flat vector of K class scores per example: classes
-per step or per pixel are not supported. To classify each example, end the model with
-`flatten` and `dense K softmax`. The other losses (`mse`, `mae`, `huber`,
-`binary_crossentropy`) take outputs of any shape, averaged over the elements."""),
+`categorical_crossentropy` reads the output's last axis as K class scores and every
+other axis as a position with a class of its own (a class per step). Data with one
+class per example (a CSV file, a built-in dataset other than `running_max`) has no class
+at each position, so it needs a flat vector of K class scores. To classify each
+example, end the model with `flatten` and `dense K softmax`; for a class per step, read
+targets of shape (examples, steps) from an `.npz` file. The other losses (`mse`, `mae`,
+`huber`, `binary_crossentropy`) take outputs of any shape, averaged over the elements."""),
     "E305": ("metric does not fit the task", """
 `accuracy`, `precision`, `recall`, `f1`, `roc_auc` and `log_loss` are for
 classification (binary or categorical cross-entropy), `top_k` for a softmax's classes;

@@ -125,11 +125,13 @@ def load_named(source: DataSource, *, base_dir: Path, inputs: tuple[str, ...],
 
 
 def load(source: DataSource, *, seed: int, base_dir: Path,
-         task: str | None = None) -> Dataset:
+         task: str | None = None, positions: tuple[int, ...] = ()) -> Dataset:
     """Load or generate the data a checked `data` line names.
 
     `task` (from the loss) decides how a target is encoded; without it, text targets are
-    classes, 0/1 targets binary and other numbers regression."""
+    classes, 0/1 targets binary and other numbers regression. `positions` is where a
+    multiclass model gives a class in one example: () once per example, (steps,) at every
+    step (its output is (*positions, classes))."""
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task `{task}`")
     params = dict(source.params)
@@ -145,7 +147,7 @@ def load(source: DataSource, *, seed: int, base_dir: Path,
                         delimiter=params.get("delimiter", ","), task=task)
     if source.kind == "npz":
         return load_npz(params["path"], base_dir=base_dir, x=params.get("x", "x"),
-                        y=params.get("y", "y"), task=task)
+                        y=params.get("y", "y"), task=task, positions=positions)
     if source.kind in ("jsonl", "parquet"):
         read = load_jsonl if source.kind == "jsonl" else load_parquet
         target = params["target"]
@@ -367,6 +369,11 @@ def _order(rng: np.random.Generator, *, n: int, steps: int, vocab: int) -> Gener
     return x, labels
 
 
+def _running_max(rng: np.random.Generator, *, n: int, steps: int, vocab: int) -> Generated:
+    x = rng.integers(1, vocab, (n, steps))
+    return x, np.maximum.accumulate(x, axis=1)  # a class per step: the largest id so far
+
+
 GENERATORS: Mapping[str, Callable[..., Generated]] = {
     "pass_class": _pass_class,
     "linear": _linear,
@@ -380,6 +387,7 @@ GENERATORS: Mapping[str, Callable[..., Generated]] = {
     "waves": _waves,
     "brackets": _brackets,
     "order": _order,
+    "running_max": _running_max,
 }
 
 _NAMES: Mapping[str, tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, ...] | None]] = {
@@ -935,8 +943,8 @@ class _Targets:
                         help = (f"the column's first value, on line {self.first_line}, is a "
                                 f"number, so every value must be one")
                     raise self.error(exc.message, line, name, help) from None
-                if self.task == BINARY and v not in (0.0, 1.0):
-                    raise self.error(f"expected 0 or 1 for a binary target, found "
+                if self.task == BINARY and not 0.0 <= v <= 1.0:
+                    raise self.error(f"expected a number in [0, 1] for a binary target, found "
                                      f"`{_excerpt(cell.strip())}`", line, name, _binary_help(v))
                 if self.task == MULTICLASS and not (v >= 0 and v == int(v)):
                     raise self.error(f"expected a class index (0, 1, 2, …), found "
@@ -971,7 +979,9 @@ class _Targets:
                 task = BINARY if np.isin(y, (0.0, 1.0)).all() else REGRESSION
             if task in (BINARY, MULTICLASS):
                 for j, name in enumerate(self.names):
-                    if (y[:, j] == y[0, j]).all() and not _ONE_CLASS_OK.get():
+                    # one class: labels that are all alike (soft targets may well be)
+                    if (y[:, j] == y[0, j]).all() and (task == MULTICLASS or y[0, j] in (0.0, 1.0)) \
+                            and not _ONE_CLASS_OK.get():
                         raise self.one_class(_scalar(y[0, j]), task, self.first_line, name)
             if task == MULTICLASS:
                 count = int(y.max()) + 1
@@ -994,8 +1004,10 @@ _NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, No
 
 
 def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
-             task: str | None = None) -> Dataset:
-    """A NumPy `.npz` archive with a features array `x` (n, ...) and a targets array `y`."""
+             task: str | None = None, positions: tuple[int, ...] = ()) -> Dataset:
+    """A NumPy `.npz` archive with a features array `x` (n, ...) and a targets array `y`;
+    for a class at each of `positions` (a multiclass output of shape (*positions, k)),
+    `y` is (n, *positions) class indices or (n, *positions, k) one-hot."""
     full = _resolve(path, base_dir, "NPZ")
     help = f"write it with `numpy.savez(path, {x}=features, {y}=targets)`"
     try:
@@ -1026,18 +1038,21 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
                                     "dtype=float)` before saving") from None
                 raise DataError(f"array `{key}` is damaged and cannot be read", path=path,
                                 help=help) from None
-    return _from_arrays(arrays[x], arrays[y], x, y, paths={x: path, y: path}, task=task)
+    return _from_arrays(arrays[x], arrays[y], x, y, paths={x: path, y: path}, task=task, positions=positions)
 
 
 def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mapping[str, str],
-                 task: str | None, noun: str = "array") -> Dataset:
+                 task: str | None, noun: str = "array", positions: tuple[int, ...] = ()) -> Dataset:
     """Features `xa` (n, ...) and targets `ya` (n,) or (n, k), named `x` and `y` in
     messages and read from `paths[x]` and `paths[y]` -> a `Dataset` encoded for `task`
-    (an `.npz` archive's arrays, two `.npy` files, IDX images and labels)."""
+    (an `.npz` archive's arrays, two `.npy` files, IDX images and labels); `positions`:
+    a class at each of them (`_positioned_classes`)."""
     if xa.ndim < 2:
         raise DataError(f"{noun} `{x}` has shape {_shape(xa)}; features need (examples, ...)",
                         path=paths[x], help=f"for one feature per example save "
                                         f"`{x}.reshape(-1, 1)`")
+    if task == MULTICLASS and positions:
+        return _positioned_classes(xa, ya, x, y, positions, paths[y])
     if ya.ndim < 1 or (ya.ndim > 2 and (task == MULTICLASS or ya.dtype.kind in "US")):
         raise DataError(f"{noun} `{y}` has shape {_shape(ya)}; targets need (examples,) or "
                         f"(examples, k)", path=paths[y], help="only numbers and 0/1 targets may have "
@@ -1086,13 +1101,16 @@ def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mappi
     yf = ya.astype(np.float64).reshape(len(ya), -1)
     shaped = yf.reshape(ya.shape) if ya.ndim > 2 else yf  # (examples, ...) as the output is
     if task_ == BINARY:
-        bad = np.argwhere(~np.isin(ya, (0, 1)))
+        # 0/1 labels, or soft targets in [0, 1] (probabilities, pixel intensities): the
+        # cross-entropy of two Bernoulli distributions is defined for both
+        bad = np.argwhere((ya < 0) | (ya > 1))
         if len(bad):
             where = tuple(int(i) for i in bad[0])
-            raise DataError(f"{noun} `{y}`: expected 0 or 1 for a binary target, found "
+            raise DataError(f"{noun} `{y}`: expected a number in [0, 1] for a binary target, found "
                             f"`{_scalar(ya[where])}` at index {_index(where)}", path=paths[y],
                             help=_binary_help(float(ya[where])))
-        for j in range(yf.shape[1] if ya.ndim <= 2 else 0):  # a pixel may well be always 0
+        hard = np.isin(ya, (0, 1)).all()
+        for j in range(yf.shape[1] if ya.ndim <= 2 and hard else 0):  # a pixel may well be always 0
             if (yf[:, j] == yf[0, j]).all() and not _ONE_CLASS_OK.get():
                 raise _one_class(y if yf.shape[1] == 1 else f"{y}[:, {j}]", _scalar(yf[0, j]),
                                  BINARY, paths[y], noun)
@@ -1279,15 +1297,55 @@ def _located(exc: formats.FormatError, path: str) -> DataError:
     return DataError(exc.message, path=path, row=exc.row, column=exc.column, help=exc.help)
 
 
+def _positioned_classes(xa: np.ndarray, ya: np.ndarray, x: str, y: str, positions: tuple[int, ...],
+                        path: str) -> Dataset:
+    """Class targets at every position of an example (a class per step): `y` holds
+    (n, *positions) class indices or (n, *positions, k) one-hot rows; int32 indices out."""
+    where = ", ".join(map(str, positions))
+    shape_help = (f"save class indices of shape (examples, {where}), or one-hot rows of shape "
+                  f"(examples, {where}, classes)")
+    if ya.ndim < 1 or xa.ndim < 2 or xa.shape[0] != ya.shape[0]:
+        raise DataError(f"arrays `{x}` and `{y}` have shapes {_shape(xa)} and {_shape(ya)}; both need "
+                        f"(examples, ...) with one entry per example", path=path)
+    if not _numeric(xa) or not _numeric(ya):
+        raise DataError(f"arrays `{x}` and `{y}` must hold numbers", path=path)
+    _finite(xa, x, path)
+    _finite(ya, y, path)
+    per = tuple(ya.shape[1:])
+    if per == positions:
+        bad = np.argwhere((ya < 0) | (ya != np.floor(ya)))
+        if len(bad):
+            at = tuple(int(i) for i in bad[0])
+            raise DataError(f"array `{y}`: expected a class index (0, 1, 2, …), found `{_scalar(ya[at])}` at "
+                            f"index {_index(at)}", path=path, help="for numeric targets use a regression loss")
+        labels = ya.astype(np.int64)
+        count = int(labels.max()) + 1 if labels.size else 0
+    elif per[:-1] == positions and len(per) == len(positions) + 1:
+        onehot = np.isin(ya, (0, 1)).all(axis=-1) & (ya.sum(axis=-1) == 1)
+        bad = np.argwhere(~onehot)
+        if len(bad):
+            at = tuple(int(i) for i in bad[0])
+            raise DataError(f"array `{y}`: the row at index {_index(at)} is not one-hot", path=path,
+                            help="a one-hot row holds a single 1, for its class, and 0 elsewhere")
+        labels, count = ya.argmax(axis=-1), per[-1]
+    else:
+        raise DataError(f"array `{y}` has shape {_shape(ya)}, but the model gives a class at each of "
+                        f"({where}) positions of an example", path=path, help=shape_help)
+    if xa.shape[0] == 0:
+        raise DataError("the arrays hold no examples", path=path)
+    if (labels == labels.reshape(-1)[0]).all():
+        raise _one_class(y, _scalar(labels.reshape(-1)[0]), MULTICLASS, path)
+    return Dataset(xa.astype(np.float32), labels.astype(np.int32), MULTICLASS,
+                   tuple(str(i) for i in range(count)), None, (y,))
+
+
 def _binary_help(v: float) -> str:
-    """What to do about a binary target that is not 0 or 1: a class number wants a
-    multiclass loss, a number between 0 and 1 (a probability, a pixel) a regression one."""
+    """What to do about a binary target outside [0, 1]: a class number wants a multiclass
+    loss, any other number a regression one."""
     if v == int(v) and v > 1:
         return "for more than two classes use a multiclass loss such as `categorical_crossentropy`"
-    if 0 < v < 1:
-        return ("`binary_crossentropy` reads labels 0 or 1; for targets between 0 and 1 (probabilities, "
-                "pixel intensities) use `mse`, or `target input` when the targets are the inputs")
-    return "`binary_crossentropy` reads labels 0 or 1; for other numbers use a regression loss such as `mse`"
+    return ("`binary_crossentropy` reads labels 0 or 1, or probabilities between them; for other "
+            "numbers use a regression loss such as `mse`")
 
 
 def _one_class(key: str, only: str, task: str, path: str, noun: str = "array") -> DataError:

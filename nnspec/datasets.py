@@ -5,7 +5,8 @@
 `builtin`, against `DATASETS`) by check.py, which builds a `DataSource`; data.py loads it.
 Each dataset's `attrs` say what it holds without generating it: `task`, `features`
 (shape of one example), `classes` and `targets`; `features_of`/`classes_of` resolve
-the ones that depend on the dataset's params. A dataset of token ids has a `vocab`
+the ones that depend on the dataset's params; `labels_of` says where its class labels
+sit in an example (one per example, or one per step). A dataset of token ids has a `vocab`
 (`vocab_of`): its examples fit only an `int` input; `input_of` writes the input that
 fits. Pure Python: no NumPy, no JAX.
 """
@@ -111,6 +112,15 @@ DATASETS = Registry("dataset", [
        "the 2? Both classes hold the same tokens, so only their positions tell",
         attrs={"task": BINARY, "features": (12,), "classes": 2, "targets": 1,
                "vocab": lambda p: p["vocab"], "features_fn": lambda p: (p["steps"],)}),
+    Entry("running_max", (
+        _n(),
+        P("steps", Int(min=2, max=10_000), 10, "tokens in each sequence"),
+        P("vocab", Int(min=3, max=1_000_000), 8, "how many token ids there are: 1..vocab-1 (none is 0)"),
+    ), "token ids -> a class at every step: the largest id so far. A class per step, for "
+       "`categorical_crossentropy` on a (steps, vocab) output",
+        attrs={"task": MULTICLASS, "features": (10,), "classes": lambda p: p["vocab"], "targets": 1,
+               "vocab": lambda p: p["vocab"], "features_fn": lambda p: (p["steps"],),
+               "labels_fn": lambda p: (p["steps"],)}),
 ])
 
 
@@ -269,6 +279,13 @@ def classes_of(entry: Entry, params: Mapping[str, Any]) -> int | None:
     """The number of classes of `entry` with `params`; None for regression."""
     classes = entry.attrs["classes"]
     return classes({**entry.defaults(), **params}) if callable(classes) else classes
+
+
+def labels_of(entry: Entry, params: Mapping[str, Any]) -> tuple[int, ...]:
+    """The positions of `entry`'s class labels in one example: () for one class per
+    example, (steps,) for a class at every step."""
+    fn: Callable[[Mapping[str, Any]], tuple[int, ...]] | None = entry.attrs.get("labels_fn")
+    return tuple(fn({**entry.defaults(), **params})) if fn else ()
 
 
 def vocab_of(entry: Entry, params: Mapping[str, Any]) -> int | None:

@@ -17,17 +17,19 @@ _CLASS_WEIGHT = P("class_weight", ListOf(Float(gt=0)), None,
 
 # `task` is what the labels are; the checker matches it against the output layer. Every
 # loss is one value per example: the mean over the output's elements (units, pixels,
-# steps), except that `categorical_crossentropy` reads one flat vector of class scores.
+# steps); `categorical_crossentropy` reads the last axis as class scores, and averages
+# over the others (a class at every step or pixel).
 LOSSES = Registry("loss", [
     Entry("binary_crossentropy", (_LOGITS, _CLASS_WEIGHT), aliases=("bce",),
-          doc="−[y·log p + (1−y)·log(1−p)] for 0/1 labels, averaged over the output's elements (one unit: two classes; K units: K labels)",
+          doc="−[y·log p + (1−y)·log(1−p)] for 0/1 labels or targets in [0, 1], averaged over the output's elements (one unit: two classes; K units: K labels)",
           attrs={"task": "binary"}),
     Entry("categorical_crossentropy", (
         _LOGITS,
         P("labels", Choice(("index", "onehot")), "index", "labels are class indices, or one-hot rows"),
         _CLASS_WEIGHT,
     ), aliases=("softmax_crossentropy",),
-        doc="−Σ y_k·log p_k over k ≥ 2 classes", attrs={"task": "multiclass"}),
+        doc="−Σ y_k·log p_k over k ≥ 2 classes on the last axis, averaged over any others (a class per step)",
+        attrs={"task": "multiclass"}),
     Entry("mse", aliases=("mean_squared_error",), doc="mean of (y − ŷ)² over the output's elements", attrs={"task": "regression"}),
     Entry("mae", aliases=("mean_absolute_error",), doc="mean of |y − ŷ| over the output's elements", attrs={"task": "regression"}),
     Entry("huber", (P("delta", Float(gt=0), 1.0, "where the loss turns from quadratic to linear", positional=True),),

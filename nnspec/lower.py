@@ -13,6 +13,7 @@ pytree and the optimizer state (optax.inject_hyperparams), as traced arrays.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
@@ -38,12 +39,14 @@ class TrainState(NamedTuple):
 # ------------------------------------------------------------------------------- optimizer
 
 # Schedule constants that may vary between the models of a sweep (traced); the others
-# (`every`, `steps`, `factor`, `rate`, `warmup`) shape optax's schedule code and stay static.
+# (`every`, `steps`, `factor`, `rate`, `warmup`, ...) shape optax's schedule code and stay static.
 TRACED_SCHEDULE_PARAMS = ("initial", "value", "final")
+PLATEAU = "reduce_on_plateau"
 
 
 def _lr_at(count: jax.Array, lr: float | Fn, traced: Mapping[str, jax.Array], warmup: int) -> jax.Array:
-    """The learning rate at step `count`: optax's schedules, fed the traced constants."""
+    """The learning rate at step `count`: optax's schedules, fed the traced constants (and,
+    for `reduce_on_plateau`, the rate its rule has set, `traced["lr"]`)."""
     p = lr.params if isinstance(lr, Fn) else {}
     name = lr.name if isinstance(lr, Fn) else "constant"
     base: Callable[[jax.Array], jax.Array] = {
@@ -51,6 +54,9 @@ def _lr_at(count: jax.Array, lr: float | Fn, traced: Mapping[str, jax.Array], wa
         "step_decay": lambda: optax.exponential_decay(traced["initial"], p["every"], p["factor"], staircase=True),
         "exponential_decay": lambda: optax.exponential_decay(traced["initial"], p["every"], p["rate"]),
         "cosine_decay": lambda: optax.cosine_decay_schedule(traced["initial"], p["steps"], alpha=traced["final"]),
+        # Keras's `decay=` and Caffe's `inv`; optax has no such schedule
+        "inverse_time_decay": lambda: (lambda c: traced["initial"] * (1.0 + p["rate"] * c / p["every"]) ** -p["power"]),
+        PLATEAU: lambda: (lambda c: traced["lr"]),
     }[name]()
     if warmup <= 0:
         return base(count)
@@ -65,10 +71,54 @@ def schedule_hparams(opt: OptimizerProgram) -> dict[str, float]:
     return {"value": float(lr)} if warmup > 0 else {}
 
 
+def plateau_mode(lr: Fn) -> str:
+    """`min` or `max`: `mode=auto` is `min` for a loss, else the metric's own direction."""
+    mode = lr.params["mode"]
+    if mode != "auto":
+        return mode
+    from nnspec.losses import METRICS
+    base = lr.params["monitor"].removeprefix("val_")
+    return "min" if base == "loss" else METRICS.get(base).attrs["mode"]  # type: ignore[union-attr]
+
+
+def _plateau_start(lr: float | Fn, constants: Mapping[str, float]) -> dict[str, jax.Array]:
+    """`reduce_on_plateau`'s state before the first epoch (empty for every other schedule):
+    the rate it sets, the best value seen, the epochs waited and the cooldown left."""
+    if not (isinstance(lr, Fn) and lr.name == PLATEAU):
+        return {}
+    worst = math.inf if plateau_mode(lr) == "min" else -math.inf
+    return {"lr": jnp.asarray(constants["initial"], jnp.float32), "best": jnp.asarray(worst, jnp.float32),
+            "wait": jnp.zeros([], jnp.int32), "cooldown": jnp.zeros([], jnp.int32)}
+
+
+def plateau_update(opt_state: Any, value: jax.Array, lr: Fn) -> Any:
+    """`opt_state` after an epoch whose monitored value was `value` (NaN: unchanged), by
+    Keras's ReduceLROnPlateau.on_epoch_end, step for step: in cooldown the counter falls and
+    waiting is reset; an improvement (by more than `min_delta`) is the new best; otherwise,
+    out of cooldown, one more epoch is waited, and after `patience` of them a rate above
+    `min_lr` becomes max(rate · factor, min_lr) and the cooldown starts."""
+    p, st = lr.params, opt_state.plateau
+    value = jnp.asarray(value, jnp.float32)
+    in_cooldown = st["cooldown"] > 0
+    cooldown = jnp.where(in_cooldown, st["cooldown"] - 1, st["cooldown"])
+    wait = jnp.where(in_cooldown, 0, st["wait"])
+    better = (value < st["best"] - p["min_delta"]) if plateau_mode(lr) == "min" else (value > st["best"] + p["min_delta"])
+    best = jnp.where(better, value, st["best"])
+    waiting = ~better & (cooldown <= 0)
+    wait = jnp.where(better, 0, jnp.where(waiting, wait + 1, wait))
+    reduce = waiting & (wait >= p["patience"]) & (st["lr"] > jnp.float32(p["min_lr"]))
+    new = {"lr": jnp.where(reduce, jnp.maximum(st["lr"] * p["factor"], p["min_lr"]), st["lr"]).astype(jnp.float32),
+           "best": best, "wait": jnp.where(reduce, 0, wait).astype(jnp.int32),
+           "cooldown": jnp.where(reduce, p["cooldown"], cooldown).astype(jnp.int32)}
+    seen = jnp.isfinite(value)
+    return opt_state._replace(plateau={k: jnp.where(seen, new[k], st[k]) for k in st})
+
+
 class ScheduleState(NamedTuple):
     count: jax.Array
     schedule: dict[str, jax.Array]  # the schedule's traced constants
     inner: Any                      # optax.inject_hyperparams' state
+    plateau: dict[str, jax.Array] = {}  # `reduce_on_plateau`'s state (`_plateau_start`); else empty
 
     @property
     def hyperparams(self) -> dict[str, jax.Array]:
@@ -81,13 +131,14 @@ def _scheduled(inner: optax.GradientTransformation, lr: float | Fn, warmup: int,
     so models of one sweep may follow different schedules in one program."""
     def init(params):
         return ScheduleState(jnp.zeros([], jnp.int32),
-                             {k: jnp.asarray(v, jnp.float32) for k, v in constants.items()}, inner.init(params))
+                             {k: jnp.asarray(v, jnp.float32) for k, v in constants.items()}, inner.init(params),
+                             _plateau_start(lr, constants))
 
     def update(updates, state, params=None):
-        rate = _lr_at(state.count, lr, state.schedule, warmup)
+        rate = _lr_at(state.count, lr, {**state.schedule, **state.plateau}, warmup)
         hyper = {**state.inner.hyperparams, "learning_rate": jnp.asarray(rate, jnp.float32)}
         updates, inner_state = inner.update(updates, state.inner._replace(hyperparams=hyper), params)
-        return updates, ScheduleState(optax.safe_increment(state.count), state.schedule, inner_state)
+        return updates, state._replace(count=optax.safe_increment(state.count), inner=inner_state)
 
     return optax.GradientTransformation(init, update)
 
@@ -415,8 +466,10 @@ def with_hparams(opt_state: Any, opt: OptimizerProgram, reg: Regularization) -> 
         return state._replace(hyperparams=hyper)
     if isinstance(opt_state, ScheduleState):
         consts = schedule_hparams(opt)
+        plateau = {**opt_state.plateau, **({"lr": jnp.asarray(consts["initial"], jnp.float32)}
+                                            if opt_state.plateau else {})}
         return opt_state._replace(schedule={k: jnp.asarray(consts[k], jnp.float32) for k in opt_state.schedule},
-                                  inner=inject(opt_state.inner))
+                                  inner=inject(opt_state.inner), plateau=plateau)
     return inject(opt_state)
 
 

@@ -7,7 +7,7 @@ memory budget), `lr_warn` the learning rate above which the checker warns.
 
 from __future__ import annotations
 
-from nnspec.params import Bool, Entry, Float, Int, P, Registry, Symbol, Union
+from nnspec.params import Bool, Choice, Entry, Float, Int, P, Registry, Symbol, Union, Word
 
 _LR = Union((Float(gt=0), Symbol("schedule")))
 
@@ -69,4 +69,20 @@ SCHEDULES = Registry("schedule", [
     Entry("cosine_decay", (_INITIAL, P("steps", Int(min=1, max=_STEPS.max), required=True, doc="steps to decay over"),
                            P("final", Float(ge=0), 0.0, "learning rate at the end, as a fraction of initial")),
           doc="half a cosine from initial down to final·initial over `steps`"),
+    Entry("inverse_time_decay", (_INITIAL, P("rate", Float(gt=0), required=True, doc="decay rate d"),
+                                 P("power", Float(gt=0), 1.0, "exponent p"),
+                                 P("every", Int(min=1, max=_STEPS.max), 1, "steps per unit of t")),
+          doc="initial / (1 + rate · step / every)^power: Keras's `decay=` (power 1), Caffe's `inv`"),
+    Entry("reduce_on_plateau", (_INITIAL,
+                                P("factor", Float(gt=0, lt=1), 0.1, "what the rate is multiplied by on a plateau"),
+                                P("patience", Int(min=0, max=_STEPS.max), 10,
+                                  "epochs without improvement before the rate is lowered"),
+                                P("min_lr", Float(ge=0), 0.0, "the rate is never lowered below this"),
+                                P("min_delta", Float(ge=0), 1e-4, "smallest change that counts as improvement"),
+                                P("cooldown", Int(min=0, max=_STEPS.max), 0,
+                                  "epochs after a reduction before waiting starts again"),
+                                P("monitor", Word(), "val_loss", "the metric to watch, as in `val_loss`"),
+                                P("mode", Choice(("auto", "min", "max")), "auto", "whether lower or higher is better")),
+          doc="initial, multiplied by `factor` after `patience` epochs in which the monitored metric "
+              "did not improve (Keras's ReduceLROnPlateau)"),
 ])

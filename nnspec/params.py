@@ -89,6 +89,18 @@ class Str:
         return v
 
 
+class Word:
+    """A bare name such as `monitor=val_loss`; validated by a later pass."""
+
+    def describe(self) -> str:
+        return "a name"
+
+    def convert(self, v: Any) -> str:
+        if not isinstance(v, Sym):
+            raise ArgError(E_TYPE, f"expected a name, found {_show(v)}")
+        return str(v)
+
+
 @dataclass(frozen=True)
 class Choice:
     """One of a few bare words, as in `mode=max`."""

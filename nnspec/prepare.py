@@ -53,7 +53,8 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
                             outputs=tuple((h.name, h.loss.task) for h in program.heads))
         else:
             ds = (load_inputs(t.data, seed=t.seed, base_dir=base) if t.target == "input"
-                  else load(t.data, seed=t.seed, base_dir=base, task=program.loss.task))  # type: ignore[union-attr]
+                  else load(t.data, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
+                            positions=class_positions(program)))
         train_ds, val_ds, test_ds = split(ds, val=t.val, test=t.test, seed=t.seed)
     except DataError as exc:
         raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
@@ -147,13 +148,29 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
     loss = program.loss
     assert loss is not None
     out = program.model.output_shape
-    if loss.task == "multiclass" and ds.y.ndim == 1 and ds.y.size and int(ds.y.max()) >= out[0]:
-        raise fail("E403", f"the data has a label {int(ds.y.max())}, but the model has only {out[0]} output units (classes 0..{out[0] - 1})",
+    positions = class_positions(program)
+    if loss.task == "multiclass" and tuple(ds.y.shape[1:]) != positions and positions:
+        # a class per example read for a model that gives one per step (a CSV, a built-in
+        # dataset): the model's output, not the data, is what to change
+        raise fail("E403", f"the data has one class per example, but the model gives a class at each of "
+                           f"{show_shape(positions)} positions", program, span, label="this data",
+                   secondary=[(program.model.layers[-1].span, f"shape {show_shape(out)}")],
+                   help=f"to classify each example, end the model with `flatten` and `dense {out[-1]} softmax`")
+    if loss.task == "multiclass" and tuple(ds.y.shape[1:]) != positions:
+        raise fail("E403", f"the data has a class at each of {show_shape(tuple(ds.y.shape[1:]))} positions, but the "
+                           f"model gives one class per example", program, span, label="this data",
+                   secondary=[(program.model.layers[-1].span, f"shape {show_shape(out)}")],
+                   help="give the model an output with a class axis last at each position, such as "
+                        "`dense K softmax per_step` after `lstm N sequences`")
+    classes = out[-1]
+    if loss.task == "multiclass" and ds.y.size and int(ds.y.max()) >= classes:
+        first = int(np.argmax(ds.y.reshape(len(ds.y), -1).max(axis=1) >= classes))
+        raise fail("E403", f"the data has a label {int(ds.y.max())}, but the model has only {classes} output units (classes 0..{classes - 1})",
                    program, span, label="this data", help=f"give the last layer {int(ds.y.max()) + 1} units",
-                   notes=_label_note(program, ds, int(np.argmax(ds.y >= out[0]))))
-    if loss.task == "multiclass" and ds.classes is not None and len(ds.classes) > out[0]:
+                   notes=_label_note(program, ds, first) if ds.y.ndim == 1 else ())
+    if loss.task == "multiclass" and ds.classes is not None and len(ds.classes) > classes:
         # one-hot rows say how many classes there are even when some never occur
-        raise fail("E403", f"the data has {len(ds.classes)} classes, but the model has only {out[0]} output units",
+        raise fail("E403", f"the data has {len(ds.classes)} classes, but the model has only {classes} output units",
                    program, span, label="this data", help=f"give the last layer {len(ds.classes)} units")
     if loss.task in ("regression", "binary") and tuple(ds.y.shape[1:]) != tuple(out):
         # one target per output element: K columns for K units (multi-label: K 0/1
@@ -305,6 +322,16 @@ def _columns_note(program: Program, ds: Dataset) -> tuple[str, ...]:
     return (f"{path}: the features have shape {show_shape(ds.x.shape)}",)
 
 
+def class_positions(program: Program) -> tuple[int, ...]:
+    """Where a (one-output) multiclass model gives a class in one example: its output's
+    axes before the class axis (() for a flat vector of class scores, (steps,) for a class
+    per step)."""
+    head = program.heads[0] if program.heads else None
+    if head is None or head.loss.task != "multiclass":
+        return ()
+    return tuple(head.shape[:-1])
+
+
 def _labels(program: Program, y: Any) -> Any:
     """Labels in the layout each output's loss reads (one-hot for `labels=onehot`): an
     array, or with several outputs a dict of them by output name."""
@@ -315,8 +342,10 @@ def _labels(program: Program, y: Any) -> Any:
 
 
 def _head_labels(loss: LossProgram, shape: tuple[int, ...], y: np.ndarray) -> np.ndarray:
-    if loss.name == "categorical_crossentropy" and loss.params["labels"] == "onehot" and y.ndim == 1:
-        return np.eye(shape[0], dtype=np.float32)[y]
+    # class indices have one axis fewer than the output: its class axis (a class per step:
+    # (examples, steps) against a (steps, K) output)
+    if loss.name == "categorical_crossentropy" and loss.params["labels"] == "onehot" and y.ndim == len(shape):
+        return np.eye(shape[-1], dtype=np.float32)[y]
     return y
 
 

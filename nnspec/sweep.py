@@ -37,6 +37,8 @@ _TRACED_OPTIMIZER = {"lr", "momentum", "beta1", "beta2", "eps", "rho", "decay", 
 _TRACED_SCHEDULE = {"initial", "value", "final"}
 _TRACED_REGULARIZE = {"l1", "l2", "weight_decay"}
 _TRACED_LAYER = {"drop_prob", "l1", "l2"} | {p.name for a in ACTIVATIONS for p in a.params if p.name != "approximate"}
+# A recurrent layer's dropout decides whether its program draws masks at all: one program per value.
+_UNTRACED_IN = {op: {"drop_prob", "recurrent_drop_prob"} for op in ("simple_rnn", "lstm", "gru")}
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ def _sites(spec: ir.Spec) -> Iterator[tuple[ir.Call, str, bool]]:
             entry = LAYERS.get(node.op)
             positional = tuple(p.name for p in entry.positionals) if entry else tuple(
                 a.key or getattr(a.value, "name", "?") for a in blocks[node.op].params) if node.op in blocks else ()
-            yield from in_args(node.args, positional, f"{node.name}.", _TRACED_LAYER, _TRACED_LAYER)
+            traced = _TRACED_LAYER - _UNTRACED_IN.get(node.op, set())
+            yield from in_args(node.args, positional, f"{node.name}.", traced, traced)
     if spec.train is not None:
         for d in spec.train.statements:
             traced = {"value"} if d.keyword == "seed" else set()

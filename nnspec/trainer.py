@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnspec import metrics as metric_lib
-from nnspec.checked import Program
+from nnspec.checked import Fn, Program
 from nnspec.devices import Devices
-from nnspec.lower import Model, TrainState, with_hparams
+from nnspec.lower import PLATEAU, Model, TrainState, plateau_update, with_hparams
 from nnspec.prepare import Splits, _labels
 
 # ------------------------------------------------------------------------------ programs
@@ -409,6 +409,15 @@ class Trainer:
                                               spmd))
         self._select = jax.jit(_select)
         self.names = ("loss", *self.model.metric_names)  # a history row's order
+        # `lr=reduce_on_plateau(...)`: its state lives in each model's optimizer state (so a
+        # checkpoint resumes it exactly and a stack's models each have their own), moved on
+        # after every epoch by the monitored value
+        lr = first.optimizer.params["lr"]
+        self.plateau: Fn | None = lr if isinstance(lr, Fn) and lr.name == PLATEAU else None
+        if self.plateau is not None:
+            rule = self.plateau
+            self._plateau = compiled(over_models(
+                lambda st, v: st._replace(opt_state=plateau_update(st.opt_state, v, rule)), self.count, (0, 0), spmd))
         self.start_loss = np.full(self.count, math.nan)
         self.snapshot: Snapshot | None = None
         # `history steps`: the epoch program returns its per-step losses anyway; keeping
@@ -505,6 +514,8 @@ class Trainer:
             elapsed = time.perf_counter() - t0
             tracks = list(snap.tracks)
             improved = np.zeros(self.count, bool)
+            # the rate the plateau rule had set for this epoch
+            lrs = np.asarray(state.opt_state.plateau["lr"]) if self.plateau is not None else None
             for i in np.flatnonzero(active & ~good):
                 tracks[i] = replace(tracks[i], diverged=self._divergence(i, epoch, losses[i], np.asarray(per_step[i]),
                                                                          bool(exploded[i])))
@@ -512,6 +523,8 @@ class Trainer:
                 tr = tracks[i]
                 row = {"epoch": epoch + 1, **{k: float(sums[k][i]) for k in self.names},
                        **{f"val_{k}": float(vals[k][i]) for k in self.names if k in vals}, "time": elapsed}
+                if lrs is not None:
+                    row["lr"] = float(lrs[i])
                 stopper, stopped = tr.stopper, None
                 value = row.get(self.monitor)
                 if value is not None and math.isfinite(value):
@@ -522,6 +535,11 @@ class Trainer:
                                    "patience": stopper.patience}
                 tracks[i] = replace(tr, stopper=stopper, history=tr.history + (row,), stopped=stopped,
                                     steps=tr.steps if kept_steps is None else tr.steps + (kept_steps[i],))
+            if self.plateau is not None and keep.any():
+                watched = self.plateau.params["monitor"]
+                values = np.array([tracks[i].history[-1].get(watched, math.nan) if keep[i] else math.nan
+                                   for i in range(self.count)], np.float32)
+                state = self._plateau(state, values)
             best = snap.best
             if best is not None and improved.any():
                 best = state.params if improved.all() else self._select(jnp.asarray(improved), state.params, best)

@@ -15,7 +15,7 @@ import pytest
 
 from nnspec.data import DataError, Dataset, Standardizer, load, load_csv, split
 from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, SOURCES, DataSource,
-                             classes_of, features_of)
+                             classes_of, features_of, labels_of)
 
 HERE = Path(".")
 
@@ -43,6 +43,7 @@ VARIANTS: dict[str, dict] = {
     "waves": {"n": 23, "steps": 12, "noise": 0.0},
     "brackets": {"n": 31, "steps": 9},
     "order": {"n": 29, "steps": 5, "vocab": 30},
+    "running_max": {"n": 27, "steps": 6, "vocab": 40},
 }
 
 
@@ -115,7 +116,7 @@ def test_builtin_shapes_and_dtypes(name, params):
         assert set(np.unique(ds.y)) <= {0.0, 1.0} and len(ds.classes) == 2
     elif ds.task == MULTICLASS:
         k = classes_of(entry, params)
-        assert ds.y.dtype == np.int32 and ds.y.shape == (n,) and len(ds.classes) == k
+        assert ds.y.dtype == np.int32 and ds.y.shape == (n, *labels_of(entry, params)) and len(ds.classes) == k
         assert ds.y.min() >= 0 and ds.y.max() < k
     else:
         assert ds.y.dtype == np.float32 and ds.y.shape == (n, entry.attrs["targets"])
@@ -281,6 +282,13 @@ def claim_order(ds: Dataset) -> None:
     assert logistic_accuracy(bag_of_tokens(ds), steps=300) <= 0.6
 
 
+def claim_running_max(ds: Dataset) -> None:
+    # A class at every step: the largest id so far, which only the order of the ids tells.
+    assert ds.y.shape == ds.x.shape and ds.y.dtype == np.int32
+    assert np.array_equal(ds.y, np.maximum.accumulate(ds.x.astype(np.int64), axis=1))
+    assert (ds.y[:, 1:] >= ds.y[:, :-1]).all() and (ds.y[:, 0] == ds.x[:, 0]).all()
+
+
 CLAIMS: dict[str, Callable[[Dataset], None]] = {
     "pass_class": claim_pass_class,
     "linear": claim_linear,
@@ -295,6 +303,7 @@ CLAIMS: dict[str, Callable[[Dataset], None]] = {
     "waves": claim_waves,
     "brackets": claim_brackets,
     "order": claim_order,
+    "running_max": claim_running_max,
 }
 
 CLAIM_CASES = [pytest.param(name, seed, params, id=f"{name}-{seed}-{params}",
@@ -429,15 +438,16 @@ CSV_ERRORS = [
     ("lectures,hours,passed\n1,2,1\n", {"target": ("passed", "passed")}, REGRESSION,
      "scores.csv: column `passed` is listed twice in `target`", None),
     ("lectures,hours,passed\n1,2,1\n3,4,0\n5,6,2\n", {}, BINARY,
-     "scores.csv:4: column `passed`: expected 0 or 1 for a binary target, found `2`",
+     "scores.csv:4: column `passed`: expected a number in [0, 1] for a binary target, found `2`",
      "for more than two classes use a multiclass loss such as `categorical_crossentropy`"),
-    ("lectures,hours,passed\n1,2,1\n3,4,0.25\n", {}, BINARY,
-     "scores.csv:3: column `passed`: expected 0 or 1 for a binary target, found `0.25`",
-     "`binary_crossentropy` reads labels 0 or 1; for targets between 0 and 1 (probabilities, pixel intensities) "
-     "use `mse`, or `target input` when the targets are the inputs"),
+    ("lectures,hours,passed\n1,2,1\n3,4,1.25\n", {}, BINARY,
+     "scores.csv:3: column `passed`: expected a number in [0, 1] for a binary target, found `1.25`",
+     "`binary_crossentropy` reads labels 0 or 1, or probabilities between them; for other numbers use a "
+     "regression loss such as `mse`"),
     ("lectures,hours,passed\n1,2,1\n3,4,-3\n", {}, BINARY,
-     "scores.csv:3: column `passed`: expected 0 or 1 for a binary target, found `-3`",
-     "`binary_crossentropy` reads labels 0 or 1; for other numbers use a regression loss such as `mse`"),
+     "scores.csv:3: column `passed`: expected a number in [0, 1] for a binary target, found `-3`",
+     "`binary_crossentropy` reads labels 0 or 1, or probabilities between them; for other numbers use a "
+     "regression loss such as `mse`"),
     ("lectures,hours,passed\n1,2,1\n5,6,yes\n", {}, BINARY,
      "scores.csv:3: column `passed`: cannot read `yes` as a number",
      "the column's first value, on line 2, is a number, so every value must be one"),
@@ -612,11 +622,13 @@ def test_npz_errors(tmp_path):
     assert error() == ("arrays.npz: array `x` has a non-finite value `nan` at index (3, 1)",
                        "replace or drop the examples with missing values")
     npz(tmp_path, x=x, y=np.array([0, 1, 2, 1, 0]))
-    assert error(BINARY) == ("arrays.npz: array `y`: expected 0 or 1 for a binary target, "
+    assert error(BINARY) == ("arrays.npz: array `y`: expected a number in [0, 1] for a binary target, "
                              "found `2` at index 2",
                              "for more than two classes use a multiclass loss such as `categorical_crossentropy`")
-    npz(tmp_path, x=x, y=np.array([0, 1, 0.5, 1, 0]))
-    assert error(BINARY)[1].startswith("`binary_crossentropy` reads labels 0 or 1; for targets between 0 and 1")
+    npz(tmp_path, x=x, y=np.array([0, 1, 1.5, 1, 0]))
+    assert error(BINARY)[1].startswith("`binary_crossentropy` reads labels 0 or 1, or probabilities between them")
+    npz(tmp_path, x=x, y=np.array([0, 1, 0.5, 1, 0.25]))  # soft targets: probabilities, intensities
+    assert npz_load(tmp_path, BINARY).y[:, 0].tolist() == [0, 1, 0.5, 1, 0.25]
     npz(tmp_path, x=x, y=np.array([0, 1, 1.5, 1, 0]))
     assert error(MULTICLASS) == ("arrays.npz: array `y`: expected a class index (0, 1, 2, …), "
                                  "found `1.5` at index 2",

@@ -315,7 +315,9 @@ def gen_datasets() -> str:
     for e in DATASETS:
         classes = classes_of(e, {})
         if callable(e.attrs["classes"]):
-            classes_text = f"`{next(p.name for p in e.params if p.name == 'classes')}` (default {classes})"
+            # the parameter the count comes from: `classes`, or (one class per token id) `vocab`
+            name = next(p.name for p in sorted(e.params, key=lambda p: p.name != "classes") if p.name in ("classes", "vocab"))
+            classes_text = f"`{name}` (default {classes})"
         else:
             classes_text = "—" if classes is None else str(classes)
         rows.append(f"| `{e.name}` | {e.attrs['task']} | `input {input_of(e, {})}` "

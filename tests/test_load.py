@@ -191,8 +191,9 @@ def test_an_ensemble_predicts_its_members_mean_and_exports_it(tmp_path) -> None:
     np.testing.assert_allclose(model.predict(x), (members[0] + members[1]) / 2, atol=1e-6)
     code, out, err = cli_run("eval", "--run", tmp_path / "run")
     assert code == 0 and "an ensemble of 2 models" in err, err
+    metrics_table = out.split("\n\n")[0]  # then the confusion matrix
     assert {k: format_value(v) for k, v in model.evaluate().items()} == dict(
-        line.split() for line in out.splitlines()[1:])
+        line.split() for line in metrics_table.splitlines()[1:])
     code, _, err = cli_run("export", tmp_path / "run", "--format", "stablehlo", "-o", tmp_path / "e.stablehlo")
     assert code == 0, err
     fn = export.deserialize(bytearray((tmp_path / "e.stablehlo").read_bytes()))

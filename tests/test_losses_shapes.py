@@ -131,13 +131,15 @@ def test_a_builtin_dataset_with_one_label_still_needs_one_unit():
     assert _codes(_spec("lstm 8 sequences=true\ndense 1 sigmoid per_step", "binary_crossentropy", train=data)) == ["E301"]
 
 
-def test_categorical_crossentropy_per_step_is_refused_with_a_fix_that_checks():
+def test_categorical_crossentropy_per_step_needs_data_with_a_class_per_step_with_a_fix_that_checks():
     layers = "lstm 8 sequences=true\ndense 4 softmax per_step"
-    exc = _error(lambda: nnspec.check_text(_spec(layers, "categorical_crossentropy")))
+    assert _codes(_spec(layers, "categorical_crossentropy")) == []  # a class per step (tests/test_per_step_classes.py)
+    csv = '    data csv("series.csv", target="label")'
+    exc = _error(lambda: nnspec.check_text(_spec(layers, "categorical_crossentropy", train=csv)))
     [d] = exc.diagnostics
-    assert d.code == "E304" and "(20, 4)" in d.message
+    assert d.code == "E304" and "(20, 4)" in d.message and "a CSV file has one class per example" in d.notes[0]
     assert "`flatten` and `dense 4 softmax`" in d.help
-    assert _codes(_spec(layers + "\nflatten\ndense 4 softmax", "categorical_crossentropy")) == []
+    assert _codes(_spec(layers + "\nflatten\ndense 4 softmax", "categorical_crossentropy", train=csv)) == []
 
 
 def test_target_input_checks_the_output_shape_the_loss_and_the_metrics():
@@ -203,7 +205,24 @@ def test_target_width_and_the_units_must_agree(tmp_path):
     (tmp_path / "three.csv").write_text("a,b,c,k\n" + "\n".join(f"{i},0,1,{i % 3}" for i in range(9)) + "\n")
     text = _spec("dense 3 sigmoid", "binary_crossentropy", inp="3", train='    data csv("three.csv", target="k")')
     [d] = _error(lambda: prepare(_program(tmp_path, text))).diagnostics
-    assert d.code == "E401" and "expected 0 or 1" in d.message
+    assert d.code == "E401" and "expected a number in [0, 1]" in d.message
+
+
+def test_binary_crossentropy_learns_soft_targets_that_are_not_the_inputs(tmp_path):
+    """Targets in [0, 1] (a clean image for a noisy one, a probability) are what the
+    cross-entropy of two Bernoulli distributions compares: its minimum is at p = y."""
+    x = RNG.normal(size=(400, 4)).astype(np.float32)
+    w = RNG.normal(size=(4, 3)).astype(np.float32)
+    y = 1 / (1 + np.exp(-(x @ w)))  # soft: every target strictly between 0 and 1
+    np.savez(tmp_path / "soft.npz", x=x, y=y)
+    text = _spec("dense 3 sigmoid", "binary_crossentropy", inp="4",
+                 train='    data npz("soft.npz")\n    split val=0.25\n    epochs 60\n    batch 32')
+    result = fit(_program(tmp_path, text.replace("optimizer adam lr=0.01", "optimizer adam lr=0.05")))
+    entropy = -np.mean(y * np.log(y) + (1 - y) * np.log(1 - y))  # the loss at p = y
+    assert result.history[-1]["val_loss"] < entropy + 0.02 < result.history[0]["val_loss"]
+    np.savez(tmp_path / "soft.npz", x=x, y=np.where(np.arange(400)[:, None] == 7, 1.5, y))
+    [d] = _error(lambda: prepare(_program(tmp_path, text))).diagnostics
+    assert d.code == "E401" and "found `1.5` at index (7, 0)" in d.message
 
 
 def test_npz_targets_must_have_the_outputs_shape(tmp_path):

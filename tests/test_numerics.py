@@ -536,6 +536,12 @@ SCHEDULE_CASES: list[tuple[str, int, Callable[[int], float]]] = [
     ("cosine_decay(initial=0.2, steps=8, final=0.1)", 0, _cosine(0.2, 8, 0.1)),
     ("0.1", 4, _warmup(4, 0.1, lambda t: 0.1)),
     ("cosine_decay(initial=0.2, steps=6)", 3, _warmup(3, 0.2, _cosine(0.2, 6, 0.0))),
+    # Keras 2's decay=: lr / (1 + d·t); Caffe's inv: lr·(1 + γ·t)^−p
+    ("inverse_time_decay(initial=0.2, rate=0.5)", 0, lambda t: 0.2 / (1 + 0.5 * t)),
+    ("inverse_time_decay(initial=0.2, rate=0.3, power=0.75, every=2)", 0, lambda t: 0.2 * (1 + 0.3 * t / 2) ** -0.75),
+    # within an epoch the plateau rule's rate stands still (tests/test_plateau.py moves it)
+    ("reduce_on_plateau(initial=0.2)", 0, lambda t: 0.2),
+    ("reduce_on_plateau(initial=0.2, factor=0.5)", 3, _warmup(3, 0.2, lambda t: 0.2)),
 ]
 
 

@@ -7,8 +7,9 @@ shape (steps, units), which is what a second recurrent layer above it reads.
 
 Arrays, by name (the names the JAX side, the penalties and `nnspec show` use):
 `w` (features, gates·units) the input kernel, `u` (units, gates·units) the recurrent
-kernel, `b` (gates·units,) the bias, and for a GRU with `reset_after=true` also `b_rec`
-(gates·units,), the recurrent bias. Gates: 1 for simple_rnn, 4 for lstm (i, f, c, o),
+kernel, `b` (gates·units,) the bias, and for a GRU with `reset_after=true` (and a
+simple_rnn or lstm with `recurrent_bias=true`) also `b_rec` (gates·units,), the recurrent
+bias added to h·U (PyTorch's b_hh beside b = b_ih). Gates: 1 for simple_rnn, 4 for lstm (i, f, c, o),
 3 for gru (z, r, h), in Keras's order. A bidirectional layer has a second set for the
 backward cell, each name with `_back` appended. Names starting with `b` are biases.
 """
@@ -62,7 +63,7 @@ def _param_shapes(op: str):
         one = {"w": (features, width), "u": (p["units"], width)}
         if p["bias"]:
             one["b"] = (width,)
-            if op == "gru" and p["reset_after"]:
+            if (op == "gru" and p["reset_after"]) or p.get("recurrent_bias"):
                 one["b_rec"] = (width,)
         shapes = dict(one)
         if p["bidirectional"]:
@@ -86,6 +87,9 @@ def _check(p: Mapping[str, Any], given: set[str]) -> None:
         raise ArgError("E231", "`merge` without `bidirectional=true`",
                        "`merge` says how the forward and backward outputs combine: "
                        "add `bidirectional=true`, or remove `merge`")
+    if p.get("recurrent_bias") and not p["bias"]:
+        raise ArgError("E232", "`bias` is off, but `recurrent_bias` adds a second bias",
+                       "the recurrent bias is a second bias beside `b`: remove `bias=false`, or `recurrent_bias`")
 
 
 def _common(gated: bool) -> tuple:
@@ -109,31 +113,48 @@ def _common(gated: bool) -> tuple:
 
 
 
+# PyTorch's RNN and LSTM add two biases, b_ih and b_hh: the same function as one (their
+# sum), but twice the bias parameters, and each starts from its own draw.
+_RECURRENT_BIAS = P("recurrent_bias", Bool(), False,
+                    "`true`: a second bias `b_rec` added to h·U, as PyTorch's b_hh beside b_ih")
+
+# Keras's `dropout=` and `recurrent_dropout=`: one mask per example over x_t and one over
+# h_{t-1}, the same at every step (Keras 3's cells: one mask shared by the gates).
+_DROPOUT = (P("drop_prob", Float(ge=0, lt=1), 0.0,
+              "probability that an input feature x_t is dropped in training, the same features at every step"),
+            P("recurrent_drop_prob", Float(ge=0, lt=1), 0.0,
+              "probability that a unit of the state h_{t-1} is dropped where it enters the step, the same units at every step"))
+
 _PENALTY = (P("l1", Float(ge=0), 0.0, "L1 penalty on this layer's kernels `w` and `u`"),
             P("l2", Float(ge=0), 0.0, "L2 penalty on this layer's kernels `w` and `u`"))
 
 _EXAMPLES = {
     "simple_rnn": [((6, 3), "simple_rnn 4"), ((6, 3), "simple_rnn 4 relu sequences=true"),
                    ((5, 2), "simple_rnn 3 bidirectional=true bias=false"),
-                   ((5, 2), "simple_rnn 3 sequences=true bidirectional=true merge=sum")],
+                   ((5, 2), "simple_rnn 3 sequences=true bidirectional=true merge=sum"),
+                   ((5, 2), "simple_rnn 3 recurrent_bias=true")],
     "lstm": [((6, 3), "lstm 4"), ((6, 3), "lstm 4 sequences=true bidirectional=true"),
-             ((1, 1), "lstm 2 bias=false"), ((5, 2), "lstm 3 bidirectional=true merge=mean")],
+             ((1, 1), "lstm 2 bias=false"), ((5, 2), "lstm 3 bidirectional=true merge=mean"),
+             ((5, 2), "lstm 3 recurrent_bias=true bidirectional=true"),
+             ((5, 2), "lstm 3 drop_prob=0.2 recurrent_drop_prob=0.3 bidirectional=true")],
     "gru": [((6, 3), "gru 4"), ((6, 3), "gru 4 sequences=true reset_after=false"),
-            ((5, 2), "gru 3 bidirectional=true"), ((5, 2), "gru 3 sequences=true bidirectional=true bias=false")],
+            ((5, 2), "gru 3 bidirectional=true"), ((5, 2), "gru 3 sequences=true bidirectional=true bias=false"),
+            ((5, 2), "gru 3 drop_prob=0.2 recurrent_drop_prob=0.2 reset_after=false")],
 }
 
 
 def _entry(op: str, extra: tuple, doc: str) -> Entry:
     common = _common(gated=op != "simple_rnn")
-    return Entry(op, (*common, *extra, *_PENALTY), doc=doc,
+    return Entry(op, (*common, *extra, *_DROPOUT, *_PENALTY), doc=doc,
                  attrs={"out_shape": _out_shape(op), "param_shapes": _param_shapes(op), "check": _check,
                         "flops": _flops(op),
                         "examples": _EXAMPLES[op]})
 
 
 LAYERS: list[Entry] = [
-    _entry("simple_rnn", (), "a fully connected recurrent layer (Elman): h_t = g(x_t·W + h_{t-1}·U + b)"),
+    _entry("simple_rnn", (_RECURRENT_BIAS,), "a fully connected recurrent layer (Elman): h_t = g(x_t·W + h_{t-1}·U + b)"),
     _entry("lstm", (
+        _RECURRENT_BIAS,
         P("forget_bias", Float(), 1.0, "starting value of the forget gate's bias (Keras's `unit_forget_bias`)"),
     ), "long short-term memory: input, forget and output gates around a cell state, in Keras's gate order i, f, c, o"),
     _entry("gru", (

@@ -114,15 +114,18 @@ def _bce(pred: Array, y: Array, from_logits: bool, n_axes: int, class_weight: tu
 
 def _cce(pred: Array, y: Array, from_logits: bool, labels: str, n_axes: int,
          class_weight: tuple[float, ...] | None = None) -> Array:
-    # `n_axes` is 1: the checker admits only a flat vector of class scores (E304)
+    # the class axis is the last; the others (steps, pixels) each have a class, averaged over
     logp = jax.nn.log_softmax(pred, axis=-1) if from_logits else jnp.log(jnp.clip(pred, _EPS, 1.0))
     if labels == "index":
         t = y.astype(jnp.int32)
-        loss = -jnp.take_along_axis(logp, t[..., None], axis=-1)[..., 0]
-        return loss if class_weight is None else loss * jnp.asarray(class_weight, jnp.float32)[t]
-    if class_weight is None:
-        return -(y * logp).sum(-1)
-    return -(y * logp).sum(-1) * (y @ jnp.asarray(class_weight, jnp.float32))  # a one-hot row picks its class's weight
+        per = -jnp.take_along_axis(logp, t[..., None], axis=-1)[..., 0]
+        if class_weight is not None:
+            per = per * jnp.asarray(class_weight, jnp.float32)[t]
+    else:
+        per = -(y * logp).sum(-1)
+        if class_weight is not None:  # a one-hot row picks its class's weight
+            per = per * (y @ jnp.asarray(class_weight, jnp.float32))
+    return _per_example(per, n_axes - 1)
 
 
 # Per-example losses: (pred, y, n_axes) -> one value per example, averaged over the
@@ -174,7 +177,7 @@ def metric_fn(name: str, loss: str, loss_params: Mapping[str, Any],
     labels = loss_params.get("labels", "index")
     n = len(out_shape)
     if name == "accuracy":
-        per = n if loss == "binary_crossentropy" else 0
+        per = n if loss == "binary_crossentropy" else n - 1  # a class per step: the fraction right
         return lambda pred, y: _per_example(
             (predicted_class(pred, loss, logits) == true_class(y, loss, labels)).astype(jnp.float32), per)
     if name == "mse":

@@ -11,8 +11,8 @@ axis, so the leading axes are carried along.
 
 Gate order and equations are Keras's (nnspec/layers/recurrent.py names the arrays):
 
-    simple_rnn  h = g(x·W + h₋·U + b)
-    lstm        i, f, c̃, o = split(x·W + h₋·U + b, 4)
+    simple_rnn  h = g(x·W + h₋·U + b [+ b_rec])
+    lstm        i, f, c̃, o = split(x·W + h₋·U + b [+ b_rec], 4)
                 c = σ(f)·c₋ + σ(i)·g(c̃);  h = σ(o)·g(c)
     gru         z, r, h̃ = split(x·W + b, 3),  zu, ru, hu = split(h₋·U + b_rec, 3)
                 z = σ(z + zu);  r = σ(r + ru)
@@ -21,6 +21,11 @@ Gate order and equations are Keras's (nnspec/layers/recurrent.py names the array
                 h = z·h₋ + (1 − z)·h̃
 
 with g the `activation` (tanh) and σ the `recurrent_activation` (sigmoid).
+
+In training, `drop_prob` multiplies x by a mask and `recurrent_drop_prob` multiplies h₋ by
+another wherever h₋ enters a product with U (not in the GRU's z·h₋, nor the LSTM's cell),
+each mask drawn once per example and direction and kept for every step, 0 or 1/(1 − p),
+as Keras 3's cells (`get_dropout_mask`, `get_recurrent_dropout_mask`) do.
 """
 
 from __future__ import annotations
@@ -73,53 +78,79 @@ class Recurrent(LayerImpl):
         rec_hp = dict(rec.params) if rec is not None else {}
         return (lambda v: activate(p["activation"], v, hp)), (lambda v: activate(rec, v, rec_hp))
 
-    def _cell(self, params: Mapping[str, Array], suffix: str, hp: Mapping[str, Array]):
-        """(state, xw_t) -> (state, h_t) for this layer's kind; the initial state's parts."""
+    def _cell(self, params: Mapping[str, Array], suffix: str, hp: Mapping[str, Array], rmask: Array | None = None):
+        """(state, xw_t) -> (state, h_t) for this layer's kind; the initial state's parts.
+        `rmask`: recurrent dropout's mask on h₋ where it meets U."""
         g, sigma = self._acts(hp)
         u = params["u" + suffix]
         units = self.layer.params["units"]
         op = self.layer.op
+        b_rec = params.get("b_rec" + suffix)
+
+        def hm(h):  # h₋ as the recurrent kernel sees it
+            return h if rmask is None else h * rmask
+
+        def hu(h):  # h₋·U, with the recurrent bias where there is one
+            return hm(h) @ u if b_rec is None else hm(h) @ u + b_rec
         if op == "simple_rnn":
             def rnn(h, xw):
-                h = g(xw + h @ u)
+                h = g(xw + hu(h))
                 return h, h
             return rnn, 1
         if op == "lstm":
             def lstm(state, xw):
                 h, c = state
-                i, f, cc, o = jnp.split(xw + h @ u, 4, axis=-1)
+                i, f, cc, o = jnp.split(xw + hu(h), 4, axis=-1)
                 c = sigma(f) * c + sigma(i) * g(cc)
                 h = sigma(o) * g(c)
                 return (h, c), h
             return lstm, 2
-        b_rec = params.get("b_rec" + suffix)
         reset_after = self.layer.params["reset_after"]
 
         def gru(h, xw):
             xz, xr, xh = jnp.split(xw, 3, axis=-1)
             if reset_after:
-                hu = h @ u
-                if b_rec is not None:
-                    hu = hu + b_rec
-                hz, hr, hh = jnp.split(hu, 3, axis=-1)
+                hz, hr, hh = jnp.split(hu(h), 3, axis=-1)
                 z, r = sigma(xz + hz), sigma(xr + hr)
                 cand = g(xh + r * hh)
             else:
-                hz, hr = jnp.split(h @ u[:, :2 * units], 2, axis=-1)
+                hz, hr = jnp.split(hm(h) @ u[:, :2 * units], 2, axis=-1)
                 z, r = sigma(xz + hz), sigma(xr + hr)
-                cand = g(xh + (r * h) @ u[:, 2 * units:])
+                cand = g(xh + (r * hm(h)) @ u[:, 2 * units:])
             h = z * h + (1 - z) * cand
             return h, h
         return gru, 1
 
-    def _run(self, params: Mapping[str, Array], x: Array, suffix: str, hp: Mapping[str, Array]) -> Array:
+    def _masks(self, x: Array, key: Array | None) -> tuple[Array | None, Array | None]:
+        """Dropout's masks of one direction, (..., features) and (..., units): 0 or 1/(1 − p)
+        for each example, the same at every step; None where that dropout is off (no key:
+        not training, or no dropout)."""
+        p = self.layer.params
+        probs = (p["drop_prob"], p["recurrent_drop_prob"])
+        if key is None:
+            return None, None
+        lead = x.shape[:-2]
+        out = []
+        for prob, width, k in zip(probs, (x.shape[-1], p["units"]), jax.random.split(key)):
+            if not prob:
+                out.append(None)
+                continue
+            keep = 1.0 - prob
+            out.append(jnp.where(jax.random.uniform(k, lead + (width,)) < keep, 1.0 / keep, 0.0).astype(x.dtype))
+        return out[0], out[1]
+
+    def _run(self, params: Mapping[str, Array], x: Array, suffix: str, hp: Mapping[str, Array],
+             masks: tuple[Array | None, Array | None] = (None, None)) -> Array:
         """One direction over the whole sequence: (..., steps, units) or (..., units)."""
         p = self.layer.params
+        xmask, rmask = masks
+        if xmask is not None:
+            x = x * xmask[..., None, :]  # the same features dropped at every step
         xw = x @ params["w" + suffix]
         if "b" + suffix in params:
             xw = xw + params["b" + suffix]
         xw = jnp.moveaxis(xw, -2, 0)  # time first, for the scan
-        cell, parts = self._cell(params, suffix, hp)
+        cell, parts = self._cell(params, suffix, hp, rmask)
         zeros = jnp.zeros(xw.shape[1:-1] + (p["units"],), xw.dtype)
         state = zeros if parts == 1 else (zeros,) * parts
         state, hs = jax.lax.scan(cell, state, xw, reverse=suffix == "_back")
@@ -130,10 +161,15 @@ class Recurrent(LayerImpl):
 
     def apply(self, params, x, hp, *, key, train):
         p = self.layer.params
-        y = self._run(params, x, "", hp)
+        # keys only where there is dropout: without it, the program is the one it always was
+        dropping = train and bool(p["drop_prob"] or p["recurrent_drop_prob"])
+        if dropping and key is None:
+            raise ValueError(f"layer `{self.layer.name}` ({self.layer.op}) needs a `key` in training")
+        keys = jax.random.split(key) if dropping else (None, None)
+        y = self._run(params, x, "", hp, self._masks(x, keys[0]))
         if not p["bidirectional"]:
             return y
-        back = self._run(params, x, "_back", hp)
+        back = self._run(params, x, "_back", hp, self._masks(x, keys[1]))
         if p["merge"] == "concat":
             return jnp.concatenate([y, back], axis=-1)
         return y + back if p["merge"] == "sum" else (y + back) / 2
