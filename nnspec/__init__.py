@@ -13,7 +13,7 @@ The front end (this module, parse, check) never imports JAX.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from nnspec import ir
 from nnspec.check import check as _check
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nnspec.lower import Model
     from nnspec.fit import Result
     from nnspec.predictor import Predictor
+    from nnspec.sweep_fit import SweepResult
 
 __all__ = ["parse", "check", "check_text", "compile", "train", "load", "ir", "Program", "Diagnostic",
            "NNSpecError", "Severity"]
@@ -70,11 +71,13 @@ def compile(spec: Any) -> "Model":  # noqa: A001 - the verb of the pipeline
 
 
 def train(spec: Any, *, epochs: int | None = None, seed: int | None = None, out: "str | os.PathLike | None" = None,
-          resume: bool = False, progress: Any = None) -> "Result":
+          resume: bool = False, progress: "bool | Callable[..., None] | None" = None) -> "Result | SweepResult":
     """Train a spec (Program, IR, text or path); returns parameters and history. Imports JAX.
     With `out`, writes a run folder (checkpoint, history); `resume=True` continues it.
-    A spec with sweeps returns a `sweep_fit.SweepResult` (every model, ranked); its
-    `progress` gets one line of text an epoch."""
+    `progress=True` shows a tqdm bar (`pip install 'nnspec[notebook]'`), one step an epoch;
+    a callable gets each epoch as `(epoch, total, row, seconds)`. A spec with sweeps
+    returns a `sweep_fit.SweepResult` (every model, ranked), and takes `resume` and
+    `progress` alike; its callable gets one line of text an epoch."""
     from pathlib import Path
     from nnspec.fit import fit
     program = _program(spec)

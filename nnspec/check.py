@@ -88,6 +88,9 @@ TRAIN = Registry("train setting", [
     Entry("precision", (P("dtype", Choice(("float32", "bf16")), required=True, positional=True,
                           doc="`bf16`: compute in bfloat16, keeping float32 weights; `float32`: everything in float32"),),
           doc="the number format of the forward and backward pass"),
+    Entry("history", (P("of", Choice(("epochs", "steps")), required=True, positional=True,
+                        doc="`steps`: every gradient step's training loss too (`steps.csv`); `epochs`: one row an epoch"),),
+          doc="what the run records of its training loss"),
 ])
 
 # What follows an input's shape: `input tokens[20] int vocab=1000`.
@@ -1016,6 +1019,7 @@ class _Checker:
             data_span=seen["data"].span, divergence=_divergence(bound), target=target, devices=devices,
             devices_span=seen["devices"].span if "devices" in seen else None,
             precision=bound.get("precision", {"dtype": "float32"})["dtype"],
+            history=bound.get("history", {"of": "epochs"})["of"],
             val_data=bound["data"].get("val"), test_data=bound["data"].get("test"),
             val_span=_arg_span(seen["data"], "val"), test_span=_arg_span(seen["data"], "test"))
 

@@ -189,6 +189,8 @@ class TrainProgram:
     devices_span: Span | None = None
     # `bf16`: the forward and backward pass in bfloat16 from float32 master weights (lower.py).
     precision: str = "float32"
+    # `steps`: every step's training loss is recorded too (steps.csv, Result.steps).
+    history: str = "epochs"
     # Separate validation and test sources (`data csv(...) val=csv(...) test=csv(...)`),
     # instead of fractions split off the training data; None where there is none.
     val_data: Any = None  # datasets.DataSource

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nnspec import checkpoint, ir, runs
+from nnspec import progress as bars
 from nnspec.checked import Program
 from nnspec.data import Standardizer
 from nnspec.devices import Devices, for_run
@@ -26,7 +27,7 @@ from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
 from nnspec.show import format_value
-from nnspec.trainer import Divergence, Snapshot, Trainer, member, replay, rows, stack
+from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, rows, stack
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Result:
     splits: Splits | None = None
     kept: dict[str, Any] | None = None  # kept_metrics(): the kept weights' metrics on every split
     already_finished: bool = False  # a `--resume` of a run that had finished: nothing was trained
+    steps: np.ndarray | None = None  # `history steps`: each step's training loss, epochs x steps per epoch
 
     def __repr__(self) -> str:
         """A few lines (the default would print every weight and the data)."""
@@ -67,7 +69,43 @@ class Result:
         """In a notebook: the summary, then the history table, the best epoch in bold."""
         import html
         from nnspec.show import history_html
-        return f"<pre>{html.escape(repr(self))}</pre>" + history_html(self.history, best_epoch=self.best_epoch)
+        return (f"<pre>{html.escape(repr(self))}</pre>" + curve_img(self.history, self.best_epoch)
+                + history_html(self.history, best_epoch=self.best_epoch))
+
+
+# The learning curve in a notebook's HTML: 480 x 280 pixels.
+CURVE_INCHES, CURVE_DPI = (6.0, 3.5), 80
+
+
+def curve_img(history: list[dict[str, float]], best_epoch: int | None = None) -> str:
+    """The loss (and validation loss) per epoch as an inline PNG `<img>`; empty without
+    matplotlib or without epochs. Drawn on a Figure of its own (no pyplot state)."""
+    if not history:
+        return ""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return ""
+    import base64
+    import io
+    fig = Figure(figsize=CURVE_INCHES, dpi=CURVE_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    epochs = [row["epoch"] for row in history]
+    for key, label in (("loss", "train"), ("val_loss", "validation")):
+        if any(key in row for row in history):
+            ax.plot(epochs, [row.get(key, math.nan) for row in history], label=label)
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=CURVE_DPI)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"<img alt='learning curve' src='data:image/png;base64,{data}'/>"
 
 
 Progress = Callable[[int, int, dict[str, float], float], None]
@@ -85,7 +123,7 @@ class Started:
 
 
 def fit(program: Program, *, epochs: int | None = None, out: Path | None = None, resume: bool = False,
-        progress: Progress | None = None, base_dir: Path | None = None,
+        progress: Progress | bool | None = None, base_dir: Path | None = None,
         stop_after: int | None = None, checkpoint_every: float = 2.0,
         overrides: dict[str, Any] | None = None, on_start: Callable[[Started], None] | None = None,
         command: list[str] | None = None, devices: int | str | None = None, writes: bool = True) -> Result:
@@ -97,7 +135,12 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     `devices` (the command line's `--devices`: a number or `all`) overrides the spec's
     `devices`; it is not recorded with the run, which may resume on any number.
     `writes=False` (the processes other than 0 of a run over several hosts) reads `out` to
-    resume but writes nothing there."""
+    resume but writes nothing there. `progress` is the per-epoch callback, or True for a
+    tqdm bar (progress.py)."""
+    if bars.wanted(progress):
+        bars.require()  # before anything is trained
+    if resume and out is None:
+        raise ValueError("`resume=True` needs the run folder to resume: pass `out`")
     if program.train is None or not program.heads or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
@@ -157,11 +200,17 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         if writes:
             runs.remove_stale_temporaries(out)
         state, best, history, stopper = runs.restore_checkpoint(program, ckpt, trainer.template())
+        steps = None
+        if trainer.record_steps:
+            try:
+                steps = [runs.restore_steps(ckpt, len(history), trainer.steps_per_epoch)]
+            except checkpoint.CheckpointError as exc:
+                raise fail("E405", exc.message, program, None, help=exc.help) from None
         # A run killed after the save of the epoch that stopped it, before its final save,
         # has stopped all the same: resuming it trains nothing more.
         snap = trainer.resumed(stack([state]), None if best is None else stack([best]), [history],
                                [stopper], [prior if isinstance(prior, dict) and prior.get("reason") != "completed"
-                                           else None])
+                                           else None], steps=steps)
         initial_loss = meta.get("initial_loss")
         trainer.start_loss = np.array([math.nan if initial_loss is None else initial_loss])
     else:
@@ -185,7 +234,14 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     if initial_loss is not None and not math.isfinite(initial_loss):
         trainer.start_loss = np.array([math.nan])  # no yardstick: only NaN and infinity count
 
-    def save(s: Snapshot, final=None) -> None:
+    # steps.csv grows with the run and is rewritten whole: between the periodic checkpoints
+    # it is rewritten only once 50 times its last writing time has passed (the checkpoint
+    # holds every step regardless, and a resume rewrites the file from it), so it never
+    # costs more than 2% of a run; every save that ends or pauses the run writes it.
+    steps_due = 0.0
+
+    def save(s: Snapshot, final=None, *, steps_now: bool = True) -> None:
+        nonlocal steps_due
         if ckpt is None or not writes:
             return
         tr = s.tracks[0]
@@ -193,10 +249,21 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                              member(s.best, 0) if s.best is not None and tr.stopper.best_epoch else None,
                              list(tr.history), tr.stopper.record() if es else None, splits, final=final,
                              extra={"run": rec, "initial_loss": initial_loss, "stopped": _stopped(s, total)},
-                             epoch_key=trainer.epoch_key_data[0])
+                             epoch_key=trainer.epoch_key_data[0], steps=_steps(trainer, tr))
         runs.write_history(out, list(tr.history))  # type: ignore[arg-type]
+        if trainer.record_steps and (steps_now or time.perf_counter() >= steps_due):
+            t0 = time.perf_counter()
+            runs.write_steps(out, _steps(trainer, tr))  # type: ignore[arg-type]
+            steps_due = time.perf_counter() + 50 * (time.perf_counter() - t0)
 
     last_save = time.perf_counter()
+    name = (program.spec.model.name if program.spec.model is not None else None) or "training"
+    pbar: Any = bars.bar(total, name, initial=snap.epoch) if progress is True else None
+
+    def update_bar(epoch: int, total: int, row: dict[str, float], seconds: float) -> None:
+        pbar.set_postfix({k: format_value(v) for k, v in row.items() if k not in ("epoch", "time")}, refresh=False)
+        pbar.update(1)
+    callback: Progress | None = update_bar if pbar is not None else progress if callable(progress) else None
 
     def on_epoch(s: Snapshot) -> None:
         nonlocal last_save
@@ -205,11 +272,11 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
             save(s)
             raise _diverged_error(program, trainer, s, tr.diverged, ckpt)
         if ckpt is not None and (tr.stopped or time.perf_counter() - last_save >= checkpoint_every):
-            save(s)
+            save(s, steps_now=bool(tr.stopped))
             last_save = time.perf_counter()
-        if progress is not None:
+        if callback is not None:
             row = tr.history[-1]
-            progress(s.epoch, total, row, row["time"])
+            callback(s.epoch, total, row, row["time"])
 
     try:
         try:
@@ -225,13 +292,17 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         if out is not None and writes:
             runs.update_info(out, status="interrupted", ended=runs.now(), epochs_run=len(last.tracks[0].history))
         raise
+    finally:
+        if pbar is not None:
+            pbar.close()
     tr = snap.tracks[0]
     history = list(tr.history)
     stopped = _stopped(snap, total)
     finished = stopped is not None
     params = trainer.kept(snap, 0)
     result = Result(program, model, params, history, len(history),
-                    tr.stopper.best_epoch if es else None, bool(tr.stopped), out, splits.standardizer, splits)
+                    tr.stopper.best_epoch if es else None, bool(tr.stopped), out, splits.standardizer, splits,
+                    steps=_steps(trainer, tr))
     if finished:
         result.kept = kept_metrics(result, trainer)
     save(snap, final=params if finished else None)
@@ -240,6 +311,13 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                          epochs_run=len(history), kept=result.kept, run=rec,
                          last_epoch={k: v for k, v in history[-1].items() if k != "time"} if history else None)
     return result
+
+
+def _steps(trainer: Trainer, track: Any) -> np.ndarray | None:
+    """A model's per-step losses so far (epochs x steps per epoch), with `history steps`."""
+    if not trainer.record_steps:
+        return None
+    return np.asarray(track.steps, np.float32).reshape(len(track.steps), trainer.steps_per_epoch)
 
 
 def _stopped(snap: Snapshot, total: int) -> dict[str, Any] | None:
@@ -281,9 +359,15 @@ def _finished(program: Program, model: Model, ckpt: Path, splits: Splits, meta: 
         raise fail("E405", exc.message, program, None, help=exc.help) from None
     stopper = meta.get("stopper") or {}
     history = meta["history"]
+    steps = None
+    if program.train is not None and program.train.history == "steps":
+        try:
+            steps = runs.restore_steps(ckpt, len(history), _batches(len(splits.train), program.train.batch)[1])
+        except checkpoint.CheckpointError as exc:
+            raise fail("E405", exc.message, program, None, help=exc.help) from None
     result = Result(program, model, trees["final_params"], history, len(history),
                     stopper.get("best_epoch") or None, meta["stopped"].get("reason") == "early_stop",
-                    ckpt.parent, splits.standardizer, splits, already_finished=True)
+                    ckpt.parent, splits.standardizer, splits, already_finished=True, steps=steps)
     result.kept = kept_metrics(result)
     return result
 

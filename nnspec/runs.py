@@ -33,7 +33,7 @@ FORMAT = "nnspec-run"
 VERSION = 1
 # Every file nnspec may write in a run folder (single runs and sweeps).
 RUN_FILES = ("spec.nn", "ir.json", "run.json", "history.csv", "history.jsonl", "checkpoint.npz",
-             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl",
+             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "steps.csv",
              # `nnspec plot RUN` without `-o` (plot.DEFAULT_NAMES)
              "curves.png", "sweep.png", "boundary.png", "confusion.png")
 
@@ -337,6 +337,36 @@ def write_history(out: Path, rows: list[dict[str, float]]) -> None:
     checkpoint.write_bytes_atomic(out / "history.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
 
 
+def steps_csv(steps: Any, models: list[dict[str, Any]] | None = None) -> str:
+    """`history steps`' file: one row per gradient step, `epoch,step,loss` (1-based; the
+    loss is the step's batch mean, as float32 writes it). `steps` is one model's array
+    (epochs x steps per epoch); for a sweep, a list of them, one per model, with `models`
+    naming each one's setting: the rows then begin with `model` (its place in sweep.jsonl,
+    from 0) and the swept values."""
+    import numpy as np
+    head = io.StringIO()
+    w = csv.writer(head, lineterminator="\n")
+    axes = list(models[0]) if models else []
+    w.writerow((["model", *axes] if models is not None else []) + ["epoch", "step", "loss"])
+    parts = [head.getvalue()]
+    per_model = steps if models is not None else [steps]
+    for m, arr in enumerate(per_model):
+        lead = io.StringIO()
+        if models is not None:
+            csv.writer(lead, lineterminator="").writerow([m, *(models[m][a] for a in axes), ""])
+        lead_text = lead.getvalue()
+        # formatted row by row in one comprehension: a large run's file is rewritten whole
+        parts += [f"{lead_text}{e},{j},{v:.9g}\n" for e, row in enumerate(np.asarray(arr, np.float32).tolist(), start=1)
+                  for j, v in enumerate(row, start=1)]
+    return "".join(parts)
+
+
+def write_steps(out: Path, steps: Any, models: list[dict[str, Any]] | None = None) -> None:
+    # Rewritten whole (atomically), as history.csv: the checkpoint holds the same steps, so
+    # a resumed run goes on from exactly the rows its checkpoint describes.
+    checkpoint.write_bytes_atomic(out / "steps.csv", steps_csv(steps, models).encode())
+
+
 def take_back(out: Path, written: list[Path], created: bool) -> None:
     """Remove what a run that failed before its first checkpoint wrote (a full disk):
     only nnspec's own files, and the folder only if this run created it and it is empty."""
@@ -383,12 +413,15 @@ def data_meta(splits: Any) -> dict[str, Any]:
 
 def save_checkpoint(path: Path, program: Program, state: Any, best_params: Any, history: list[dict[str, float]],
                     stopper: Mapping[str, Any] | None, splits: Any, final: Any = None,
-                    extra: Mapping[str, Any] | None = None, epoch_key: Any = ()) -> None:
+                    extra: Mapping[str, Any] | None = None, epoch_key: Any = (), steps: Any = None) -> None:
     """One run's checkpoint: its state (`TrainState`), the best weights so far, the final
     weights once it has finished, and the metadata that resume, eval and predict read.
-    `epoch_key` is the key data of the base of the epochs' keys (`Trainer.epoch_key_data`)."""
+    `epoch_key` is the key data of the base of the epochs' keys (`Trainer.epoch_key_data`);
+    `steps` (`history steps`) the per-step losses so far, epochs x steps per epoch."""
     import numpy as np
     trees: dict[str, Any] = {"params": state.params, "opt_state": state.opt_state}
+    if steps is not None:
+        trees["steps"] = np.asarray(steps, np.float32)
     if best_params is not None:
         trees["best_params"] = best_params
     if final is not None:
@@ -425,3 +458,13 @@ def restore_checkpoint(program: Program, path: Path, template: Any) -> tuple[Any
         templates["best_params"] = template.params
     trees, meta = checkpoint.load(path, templates)
     return TrainState(trees["params"], trees["opt_state"]), trees.get("best_params"), meta["history"], meta["stopper"]
+
+
+def restore_steps(path: Path, epochs: int, per_epoch: int) -> Any:
+    """The per-step losses (epochs x steps per epoch) a `history steps` run's checkpoint
+    holds; checkpoint.CheckpointError when it holds none or others."""
+    import numpy as np
+    if "steps" not in checkpoint.read_meta(path)["trees"]:
+        raise checkpoint.CheckpointError(f"`{path}` holds no per-step losses", "train a new run")
+    trees, _ = checkpoint.load(path, {"steps": np.zeros((epochs, per_epoch), np.float32)})
+    return np.asarray(trees["steps"])

@@ -27,13 +27,14 @@ import numpy as np
 
 
 from nnspec import checkpoint, ir, runs
+from nnspec import progress as bars
 from nnspec.check import physical_memory, training_bytes
 from nnspec.checked import Program
 from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
-from nnspec.trainer import Divergence, Snapshot, Track, Trainer, stack
+from nnspec.trainer import Divergence, Snapshot, Track, Trainer, _batches, stack
 from nnspec.show import format_value
 
 
@@ -51,6 +52,7 @@ class MemberResult:
     how: str = ""  # why it diverged: "NaN", "infinite" or "exploded" (finite, but far above its start)
     start_loss: float = math.nan  # the initial weights' mean loss (validation split, else training split)
     splits: Splits | None = None  # the data this model was trained on
+    steps: np.ndarray | None = None  # `history steps`: each step's training loss, epochs x steps per epoch
 
 
 def _rank_key(m: MemberResult, mode: str) -> tuple[bool, float]:
@@ -122,7 +124,7 @@ class SweepResult:
 
 
 def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None = None,
-              progress: Callable[[str], None] | None = None, base_dir: Path | None = None,
+              progress: Callable[[str], None] | bool | None = None, base_dir: Path | None = None,
               chunk: int | None = None, resume: bool = False, checkpoint_every: float = 2.0,
               command: list[str] | None = None, seed: int | None = None,
               devices: int | str | None = None) -> SweepResult:
@@ -132,7 +134,12 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
     seconds, after each stack of models, and on Ctrl-C), and `resume` goes on from it.
     `seed` (the command line's `--seed`) replaces every model's seed; a resumed sweep keeps
     the one it began with. `devices` (`--devices`) overrides the spec's `devices`: every
-    stack's batches are split over them (nnspec/devices.py)."""
+    stack's batches are split over them (nnspec/devices.py). `progress` gets one line of
+    text an epoch, or is True for a tqdm bar over every stack's epochs (progress.py)."""
+    if bars.wanted(progress):
+        bars.require()  # before anything is trained
+    if resume and out is None:
+        raise ValueError("`resume=True` needs the run folder to resume: pass `out`")
     saved = _read_progress(out / "checkpoint.npz", program) if resume and out is not None else None
     if saved is not None:
         if seed is not None and seed != saved["seed"]:
@@ -237,6 +244,21 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
             done = [i for _, part in chunks[:ci] for i in part]
             _save_progress(ckpt, program, members, done, {**progress_base, "chunk": ci}, trainer, snap)
 
+    # the bar counts every stack's epochs; a stack that ends early (every model stopped)
+    # moves it on to the next stack's start
+    ends = list(np.cumsum([epochs or sweep.programs[part[0]].train.epochs for _, part in chunks]))  # type: ignore[union-attr]
+    pbar: Any = None
+    if progress is True:
+        current = saved.get("current") if saved is not None else None
+        name = (program.spec.model.name if program.spec.model is not None else None) or "training"
+        pbar = bars.bar(int(ends[-1]), f"{name} sweep",
+                        initial=int(([0] + ends)[first_chunk]) + (current["epoch"] if current else 0))
+
+    def update_bar(line: str) -> None:
+        pbar.set_postfix_str(line, refresh=False)
+        pbar.update(1)
+    callback = update_bar if pbar is not None else progress if callable(progress) else None
+
     try:
         for ci, (g, part) in enumerate(chunks):
             if ci < first_chunk:
@@ -244,16 +266,21 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
             first = sweep.programs[part[0]]
             _train_group([members[i] for i in part], members[part[0]].splits,  # type: ignore[arg-type]
                          epochs or first.train.epochs, monitor, mode,  # type: ignore[union-attr]
-                         progress, label=f"program {g + 1}/{len(groups)}, " if len(groups) > 1 else "",
+                         callback, label=f"program {g + 1}/{len(groups)}, " if len(groups) > 1 else "",
                          everyone=members, save=lambda tr, sn, ci=ci: save(ci, tr, sn),
                          every=checkpoint_every,
                          resumed=saved["current"] if saved is not None and ci == first_chunk else None,
                          ckpt=ckpt, devices=for_run(first, devices))
             save(ci + 1)
+            if pbar is not None and pbar.n < ends[ci]:
+                pbar.update(int(ends[ci]) - pbar.n)
     except KeyboardInterrupt:
         if out is not None:
             runs.update_info(out, status="interrupted", ended=runs.now())
         raise
+    finally:
+        if pbar is not None:
+            pbar.close()
     result = SweepResult(program, members, monitor, mode, notes, out)
     if out is not None:
         # what eval rebuilds: the best model's data, made with the sweep's data seed
@@ -342,12 +369,23 @@ def _fill(members: list[MemberResult], trainer: Trainer, snap: Snapshot, *, hist
     for i, (m, tr) in enumerate(zip(members, snap.tracks)):
         if histories:
             m.history = [{k: v for k, v in row.items() if k != "time"} for row in tr.history]
+            if trainer.record_steps:
+                m.steps = _steps_array(tr.steps, trainer.steps_per_epoch)
         m.best_epoch = tr.stopper.best_epoch or None
         m.best_value = tr.stopper.best
         m.kept_value = trainer.kept_value(snap, i)
         m.stopped_early = tr.stopped is not None
         if tr.diverged is not None:
             m.diverged, m.how = (tr.diverged.epoch, tr.diverged.step), tr.diverged.how
+
+
+def _steps_array(steps: Any, per_epoch: int) -> np.ndarray:
+    return np.asarray(steps, np.float32).reshape(len(steps), per_epoch)
+
+
+def _steps_per_epoch(m: MemberResult) -> int:
+    assert m.splits is not None and m.program.train is not None
+    return _batches(len(m.splits.train), m.program.train.batch)[1]
 
 
 # ------------------------------------------------------------------- the sweep so far
@@ -363,9 +401,13 @@ def _save_progress(path: Path, program: Program, members: list[MemberResult], do
     """The checkpoint of a sweep in progress: the kept weights and results of every model
     trained so far, and the state of the stack in training, if any."""
     trees: dict[str, Any] = {f"member_{i}": members[i].params for i in done}
+    trees.update({f"steps_{i}": members[i].steps for i in done if members[i].steps is not None})
     current = None
     if trainer is not None and snap is not None:
         trees["stack_state"] = snap.state
+        if trainer.record_steps:
+            trees["stack_steps"] = {str(j): _steps_array(tr.steps, trainer.steps_per_epoch)
+                                    for j, tr in enumerate(snap.tracks)}
         if snap.best is not None:
             trees["stack_best"] = snap.best
         current = {"epoch": snap.epoch, "start_loss": [float(v) for v in trainer.start_loss],
@@ -403,7 +445,11 @@ def _read_progress(path: Path, program: Program) -> dict[str, Any]:
 def _restore_done(path: Path, program: Program, members: list[MemberResult], saved: dict[str, Any]) -> None:
     """The results and kept weights of the models a resumed sweep had already trained."""
     done = {int(i): rec for i, rec in saved["done"].items()}
-    templates = {f"member_{i}": jax.eval_shape(Model(members[i].program).init, jax.random.key(0)) for i in done}
+    templates: dict[str, Any] = {f"member_{i}": jax.eval_shape(Model(members[i].program).init, jax.random.key(0))
+                                 for i in done}
+    steps = [i for i in done if members[i].program.train.history == "steps"]  # type: ignore[union-attr]
+    templates.update({f"steps_{i}": np.zeros((len(done[i]["history"]), _steps_per_epoch(members[i])), np.float32)
+                      for i in steps})
     try:
         trees, _ = checkpoint.load(path, templates)
     except checkpoint.CheckpointError as exc:
@@ -415,6 +461,8 @@ def _restore_done(path: Path, program: Program, members: list[MemberResult], sav
         m.diverged = tuple(rec["diverged"]) if rec["diverged"] else None  # type: ignore[assignment]
         m.how, m.stopped_early, m.start_loss = rec["how"], rec["stopped_early"], rec["start_loss"]
         m.params = trees[f"member_{i}"]
+        if i in steps:
+            m.steps = np.asarray(trees[f"steps_{i}"])
 
 
 def _resumed_stack(trainer: Trainer, current: dict[str, Any], path: Path) -> Snapshot:
@@ -423,6 +471,9 @@ def _resumed_stack(trainer: Trainer, current: dict[str, Any], path: Path) -> Sna
     templates: dict[str, Any] = {"stack_state": fresh.state}
     if fresh.best is not None:
         templates["stack_best"] = fresh.best
+    if trainer.record_steps:
+        templates["stack_steps"] = {str(j): np.zeros((len(tr["history"]), trainer.steps_per_epoch), np.float32)
+                                    for j, tr in enumerate(current["tracks"])}
     try:
         if len(current["tracks"]) != trainer.count:
             raise checkpoint.CheckpointError(f"`{path}` saved {len(current['tracks'])} models of this stack, "
@@ -431,10 +482,11 @@ def _resumed_stack(trainer: Trainer, current: dict[str, Any], path: Path) -> Sna
     except checkpoint.CheckpointError as exc:
         raise fail("E405", exc.message, trainer.programs[0], None, help=exc.help) from None
     tracks = []
-    for tr in current["tracks"]:
+    for j, tr in enumerate(current["tracks"]):
         d = tr["diverged"]
+        steps = tuple(np.asarray(trees["stack_steps"][str(j)])) if trainer.record_steps else ()
         tracks.append(Track(replace(trainer.new_stopper(), **tr["stopper"]), tuple(tr["history"]), tr["stopped"],
-                            None if d is None else Divergence(d[0], d[1], d[2], d[3], np.zeros(0))))
+                            None if d is None else Divergence(d[0], d[1], d[2], d[3], np.zeros(0)), steps))
     return Snapshot(current["epoch"], trees["stack_state"], trees.get("stack_best"), tuple(tracks))
 
 
@@ -474,6 +526,8 @@ def _write_run(out: Path, result: SweepResult) -> None:
         w.writerow([rank, *(m.setting[a] for a in axes), m.kept_value, m.best_value, m.best_epoch, len(m.history),
                     m.diverged is not None])
     checkpoint.write_bytes_atomic(out / "sweep.csv", buf.getvalue().encode())
+    if all(m.steps is not None for m in result.members):
+        runs.write_steps(out, [m.steps for m in result.members], [m.setting for m in result.members])
     splits = best.splits  # the standardizer, classes and names of the data the kept model saw
     assert splits is not None
     trees: dict[str, Any] = {"final_params": best.params}

@@ -323,6 +323,7 @@ class Track:
     history: tuple[dict[str, float], ...] = ()
     stopped: dict[str, Any] | None = None   # {"reason": "early_stop", ...} once stopped
     diverged: Divergence | None = None
+    steps: tuple[np.ndarray, ...] = ()      # with `history steps`: each epoch's per-step losses
 
     @property
     def active(self) -> bool:
@@ -419,6 +420,10 @@ class Trainer:
                 lambda st, v: st._replace(opt_state=plateau_update(st.opt_state, v, rule)), self.count, (0, 0), spmd))
         self.start_loss = np.full(self.count, math.nan)
         self.snapshot: Snapshot | None = None
+        # `history steps`: the epoch program returns its per-step losses anyway; keeping
+        # them costs one small transfer an epoch
+        self.record_steps = t.history == "steps"
+        self.steps_per_epoch = _batches(self.n, t.batch, self.devices.count)[1]
 
     # -- the start
     def template(self) -> TrainState:
@@ -437,14 +442,16 @@ class Trainer:
                         tuple(Track(self.new_stopper()) for _ in self.programs))
 
     def resumed(self, state: TrainState, best: Any | None, histories: Sequence[Sequence[dict[str, float]]],
-                stoppers: Sequence[dict[str, Any] | None], stopped: Sequence[dict[str, Any] | None]) -> Snapshot:
-        """A snapshot from saved per-model states (a checkpoint's)."""
+                stoppers: Sequence[dict[str, Any] | None], stopped: Sequence[dict[str, Any] | None],
+                steps: Sequence[np.ndarray] | None = None) -> Snapshot:
+        """A snapshot from saved per-model states (a checkpoint's); `steps`: each model's
+        per-step losses so far (epochs x steps), with `history steps`."""
         tracks = []
-        for hist, st, stop in zip(histories, stoppers, stopped):
+        for k, (hist, st, stop) in enumerate(zip(histories, stoppers, stopped)):
             stopper = self.new_stopper()
             if st:
                 stopper = replace(stopper, best=st["best"], best_epoch=st["best_epoch"], wait=st["wait"])
-            tracks.append(Track(stopper, tuple(hist), stop))
+            tracks.append(Track(stopper, tuple(hist), stop, steps=tuple(steps[k]) if steps is not None else ()))
         state = self.devices.per_model(state)
         best = self.devices.per_model(best)
         if self.restore_best and best is None:
@@ -496,6 +503,7 @@ class Trainer:
             new, sums, per_step = self._epoch(snap.state, self.x, self.y, self.order(epoch), self.epoch_keys,
                                               np.int32(epoch), self.hparams)
             sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
+            kept_steps = np.asarray(per_step, np.float32) if self.record_steps else None
             losses = sums["loss"]
             with np.errstate(invalid="ignore"):
                 exploded = np.isfinite(losses) & (losses > self.limits * self.start_loss)
@@ -525,7 +533,8 @@ class Trainer:
                         # recorded in the same atomic write as the state that stopped
                         stopped = {"reason": "early_stop", "epoch": epoch + 1, "monitor": stopper.monitor,
                                    "patience": stopper.patience}
-                tracks[i] = replace(tr, stopper=stopper, history=tr.history + (row,), stopped=stopped)
+                tracks[i] = replace(tr, stopper=stopper, history=tr.history + (row,), stopped=stopped,
+                                    steps=tr.steps if kept_steps is None else tr.steps + (kept_steps[i],))
             if self.plateau is not None and keep.any():
                 watched = self.plateau.params["monitor"]
                 values = np.array([tracks[i].history[-1].get(watched, math.nan) if keep[i] else math.nan

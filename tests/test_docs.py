@@ -388,6 +388,7 @@ def gen_train_defaults() -> str:
         "target": "the data's targets" if t.target == "data" else "?",
         "devices": "one device" if t.devices is None else f"`devices {t.devices}`",
         "precision": f"`precision {t.precision}`",
+        "history": f"`history {t.history}`: one row an epoch",
     }
     rows = ["| Setting | Without its line |\n", "|---|---|\n"]
     for e in TRAIN:
