@@ -74,9 +74,12 @@ def test_every_example_spec_has_consistent_shapes(path: Path) -> None:
     params = jax.eval_shape(model.init, KEY)
     for layer in program.model.layers:
         assert {k: v.shape for k, v in params.get(layer.name, {}).items()} == dict(layer.param_shapes)
-    x = jax.ShapeDtypeStruct((3, *program.model.input_shape), jnp.float32)
+    x = {name: jax.ShapeDtypeStruct((3, *shape), jnp.float32) for name, shape in program.model.inputs}
     out = jax.eval_shape(lambda p, x: model.apply(p, x, key=KEY, train=True), params, x)
-    assert out.shape == (3, *program.model.output_shape)
+    if program.several_outputs:  # a dict by output name, each of its layer's shape
+        assert {k: v.shape for k, v in out.items()} == {h.name: (3, *h.shape) for h in program.heads}
+    else:
+        assert out.shape == (3, *program.model.output_shape)
 
 
 # ------------------------------------------------------------------------ jit, grad, vmap
