@@ -180,6 +180,10 @@ def checkable_specs(draw) -> str:
         regs = keyword_args(draw, _regularize_entry(), skip=skip) or ["l2=1e-4"]
 
     val = draw(st.sampled_from([0.0, 0.1, 0.2, 0.25]))
+    if "reduce_on_plateau" in lr:  # its rule watches `val_loss`: a validation split to measure it on
+        lr = re.sub(r",?\s*monitor=\w+", "", lr).replace("(, ", "(")
+        opt_args[0] = f"lr={lr}"
+        val = val or 0.2
     test = draw(st.sampled_from([0.0, 0.1, 0.2]))
     train = [f"data {data}"]
     if val or test or draw(st.booleans()):
