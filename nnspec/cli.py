@@ -584,14 +584,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         header.append("class")
     else:
         pred = pred.reshape(len(pred), -1)
+    return _write_predictions(args, header, [[f"{v:.6g}" for v in row] + ([labels[i]] if labels is not None else [])
+                                             for i, row in enumerate(pred)])
+
+
+def _write_predictions(args: argparse.Namespace, header: list[str], rows: list[list[str]]) -> int:
+    """The predictions as CSV: to `--output` (atomically), else to stdout."""
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(header)
-    for i, row in enumerate(pred):
-        out.writerow([f"{v:.6g}" for v in row] + ([labels[i]] if labels is not None else []))
+    out.writerows(rows)
     if args.output:
         write_atomic(Path(args.output), buf.getvalue())
-        print(f"wrote {len(pred)} predictions to `{args.output}`", file=sys.stderr)
+        print(f"wrote {len(rows)} predictions to `{args.output}`", file=sys.stderr)
     else:
         sys.stdout.write(buf.getvalue())
     return EXIT_OK
@@ -644,17 +649,7 @@ def _predict_several(args: argparse.Namespace, program, model, params, meta, nam
             index = np.asarray(nn.predicted_class(jnp.asarray(p), loss.name, False)).reshape(n)
             header.append(f"{h.name}_class" if h.name else "class")
             columns.append([names_of[i] if names_of and i < len(names_of) else str(i) for i in index])
-    buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\n")
-    out.writerow(header)
-    for i in range(n or 0):
-        out.writerow([c[i] for c in columns])
-    if args.output:
-        write_atomic(Path(args.output), buf.getvalue())
-        print(f"wrote {n} predictions to `{args.output}`", file=sys.stderr)
-    else:
-        sys.stdout.write(buf.getvalue())
-    return EXIT_OK
+    return _write_predictions(args, header, [[c[i] for c in columns] for i in range(n or 0)])
 
 
 def _read_arrays(path: str, program) -> dict:
