@@ -100,24 +100,28 @@ def load_named(source: DataSource, *, base_dir: Path, inputs: tuple[str, ...],
     """The examples of a model with several inputs or outputs, from an `.npz` archive with
     one array per input and per output, named after them (one input reads `x`, one output
     `y`, or the names `x=`/`y=` give). `outputs`: (name, task) in the order of the
-    `loss` block, or one ("", task) for a single output. Each array is read and checked as
-    `load_npz` reads one: `x` and `classes` are dicts when there are several."""
+    `loss` block, or one ("", task) for a single output. The archive is read once, and each
+    array checked as `load_npz` checks one: `x` and `classes` are dicts when there are several."""
     params = dict(source.params)
     path = params["path"]
     several_in, several_out = len(inputs) > 1, len(outputs) > 1 or outputs[0][0] != ""
     x_keys = inputs if several_in else (params.get("x", "x"),)
     y_keys = tuple(name for name, _ in outputs) if several_out else (params.get("y", "y"),)
+    help = "write it with `numpy.savez(path, " + ", ".join(f"{k}=..." for k in x_keys + y_keys) + ")`"
+    arrays = _npz_arrays(path, base_dir, tuple((k, "features") for k in x_keys) + tuple((k, "targets") for k in y_keys),
+                         help)
+    paths = {k: path for k in x_keys + y_keys}
     ys: dict[str, np.ndarray] = {}
     classes: dict[str, tuple[str, ...] | None] = {}
     first: Dataset | None = None
-    for (name, task), key in zip(outputs, y_keys):
-        ds = load_npz(path, base_dir=base_dir, x=x_keys[0], y=key, task=task)
+    for (name, task), key in zip(outputs, y_keys):  # each pair checked as `load_npz` checks its own
+        ds = _from_arrays(arrays[x_keys[0]], arrays[key], x_keys[0], key, paths=paths, task=task)
         first = first or ds
         ys[name], classes[name] = ds.y, ds.classes
     assert first is not None
     xs = {x_keys[0]: first.x}
     for key in x_keys[1:]:
-        xs[key] = load_npz(path, base_dir=base_dir, x=key, y=y_keys[0], task=outputs[0][1]).x
+        xs[key] = _from_arrays(arrays[key], arrays[y_keys[0]], key, y_keys[0], paths=paths, task=outputs[0][1]).x
     x: Any = {name: xs[key] for name, key in zip(inputs, x_keys)} if several_in else xs[x_keys[0]]
     if several_out:
         return Dataset(x, ys, "several", classes, None, y_keys)  # type: ignore[arg-type]
@@ -1008,8 +1012,15 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
     """A NumPy `.npz` archive with a features array `x` (n, ...) and a targets array `y`;
     for a class at each of `positions` (a multiclass output of shape (*positions, k)),
     `y` is (n, *positions) class indices or (n, *positions, k) one-hot."""
-    full = _resolve(path, base_dir, "NPZ")
     help = f"write it with `numpy.savez(path, {x}=features, {y}=targets)`"
+    arrays = _npz_arrays(path, base_dir, ((x, "features"), (y, "targets")), help)
+    return _from_arrays(arrays[x], arrays[y], x, y, paths={x: path, y: path}, task=task, positions=positions)
+
+
+def _npz_arrays(path: str, base_dir: Path, wanted: tuple[tuple[str, str], ...], help: str) -> dict[str, np.ndarray]:
+    """The arrays `wanted` ((name, `features` or `targets`), ...) of an `.npz` archive,
+    each read once, refusing a missing, oversized, pickled or damaged one."""
+    full = _resolve(path, base_dir, "NPZ")
     try:
         archive = np.load(full, allow_pickle=False)
     except _NPZ_ERRORS:
@@ -1018,17 +1029,18 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError("the file is a single `.npy` array, not an `.npz` archive", path=path,
                         help=help)
+    names = tuple(dict.fromkeys(key for key, _ in wanted))
     with archive:
         keys = tuple(archive.files)
         arrays = {}
-        for key, what in ((x, "features"), (y, "targets")):
+        for key, what in wanted:
             if key not in keys:
                 present = _listing(keys) if keys else "no arrays"
                 raise DataError(f"no array named `{key}` (the file has {present})", path=path,
                                 help=did_you_mean(key, keys, fallback=f"name the {what} "
                                                   f"array with `{'x' if what == 'features' else 'y'}=`"))
-        _check_declared_sizes(archive, (x, y), path=path, help=help)
-        for key in (x, y):
+        _check_declared_sizes(archive, names, path=path, help=help)
+        for key in names:
             try:
                 arrays[key] = archive[key]
             except _NPZ_ERRORS as exc:
@@ -1038,7 +1050,7 @@ def load_npz(path: str, *, base_dir: Path, x: str = "x", y: str = "y",
                                     "dtype=float)` before saving") from None
                 raise DataError(f"array `{key}` is damaged and cannot be read", path=path,
                                 help=help) from None
-    return _from_arrays(arrays[x], arrays[y], x, y, paths={x: path, y: path}, task=task, positions=positions)
+    return arrays
 
 
 def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mapping[str, str],
