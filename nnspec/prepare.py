@@ -14,12 +14,12 @@ import numpy as np
 from typing import Any
 
 from nnspec.checked import LossProgram, Program
-from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_named, load_split,
-                         split)
+from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_named, load_split
 from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
+from nnspec.split import split
 
 
 @dataclass
