@@ -19,7 +19,8 @@ from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
-from nnspec.split import Rows, class_labels, column_rows, random_rows, read_column, stratified_rows, take
+from nnspec.split import (Rows, SplitColumnError, class_labels, column_rows, random_rows, read_column, stratified_rows,
+                          take)
 
 
 @dataclass
@@ -101,14 +102,11 @@ def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
     split (nnspec/split.py); a problem with either raises E401 at the `data` line."""
     t = program.train
     assert t is not None and program.heads
-    source, column = t.data, None
-    if t.split_column is not None:  # read as a split, never as a feature
-        try:
+    try:
+        source, column = t.data, None
+        if t.split_column is not None:  # read as a split, never as a feature
             source, values, lines = read_column(t.data, base, t.split_column)
             column = (values, lines)
-        except DataError as exc:
-            raise _split_column_error(program, exc) from None
-    try:
         # an autoencoder's targets are its inputs as read: `standardize` rescales what the
         # model is fed, never a target, so outputs (and predictions) are in the data's units
         several = len(program.model.inputs) > 1 or program.several_outputs
@@ -121,18 +119,17 @@ def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
                             positions=class_positions(program)))
         if column is not None:
             values, lines = column
-            try:
-                if ds.lines is not None and (len(lines) != len(ds) or not np.array_equal(ds.lines, lines)):
-                    raise DataError("the split column's rows are not the examples read", path=t.data.params["path"],
-                                    column=t.split_column)
-                rows = column_rows(values, lines, path=t.data.params["path"], column=t.split_column or "")
-            except DataError as exc:
-                raise _split_column_error(program, exc) from None
+            if ds.lines is not None and (len(lines) != len(ds) or not np.array_equal(ds.lines, lines)):
+                raise SplitColumnError("the split column's rows are not the examples read",
+                                       path=t.data.params["path"], column=t.split_column)
+            rows = column_rows(values, lines, path=t.data.params["path"], column=t.split_column or "")
         elif t.stratify:
             rows = stratified_rows(class_labels(ds), val=t.val, test=t.test, seed=t.seed,
                                    names=ds.classes if isinstance(ds.classes, tuple) else None)
         else:
             rows = random_rows(len(ds), val=t.val, test=t.test, seed=t.seed)
+    except SplitColumnError as exc:
+        raise _split_column_error(program, exc) from None
     except DataError as exc:
         raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
                    notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None

@@ -50,6 +50,10 @@ COLUMN_VALUES = PARTS
 _NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
+class SplitColumnError(DataError):
+    """A problem with the split column itself (located at the spec's `split` line)."""
+
+
 @dataclass(frozen=True, eq=False)
 class Rows:
     """The positions (int64, in the part's order) of each part's examples in the source;
@@ -186,13 +190,14 @@ def column_rows(values: list[str], lines: list[int], *, path: str, column: str) 
     where = {name: [] for name in PARTS}  # type: dict[str, list[int]]
     for i, (value, line) in enumerate(zip(values, lines)):
         if value not in where:
-            raise DataError(f"`{_excerpt(value)}` is not a split: the split column says `train`, `val` or `test`",
-                            path=path, row=line, column=column,
-                            help="write `train`, `val` or `test` (in lower case) on every row")
+            shown = f"`{_excerpt(value)}` is" if value else "an empty cell is"
+            raise SplitColumnError(f"{shown} not a split: the split column says `train`, `val` or `test`",
+                                   path=path, row=line, column=column,
+                                   help="write `train`, `val` or `test` (in lower case) on every row")
         where[value].append(i)
     if not where["train"]:
-        raise DataError(f"no row is marked `train` in the split column (of {len(values)} rows)",
-                        path=path, column=column, help="mark the training rows `train`")
+        raise SplitColumnError(f"no row is marked `train` in the split column (of {len(values)} rows)",
+                               path=path, column=column, help="mark the training rows `train`")
     return Rows(len(values), "column", *(np.asarray(where[p], dtype=np.int64) for p in PARTS))
 
 
@@ -208,18 +213,21 @@ def read_column(source: DataSource, base_dir: Path, column: str) -> tuple[DataSo
         raise DataError("the file is empty", path=path,
                         help="the first line must name the columns, as in `x1,x2,label`")
     columns = _header(header, path=path, row=header_row)
-    at = _lookup((column,), "split column", columns, header, path=path, row=header_row, delimiter=delimiter)[0]
+    try:
+        at = _lookup((column,), "split column", columns, header, path=path, row=header_row, delimiter=delimiter)[0]
+    except DataError as exc:
+        raise SplitColumnError(exc.message, path=exc.path, row=exc.row, column=exc.column, help=exc.help) from None
     target = params.get("target", ())
     targets = (target,) if isinstance(target, str) else tuple(target)
     features = params.get("features")
     if features is not None:
         given = (features,) if isinstance(features, str) else tuple(features)
         if column in given:
-            raise DataError(f"column `{_excerpt(column)}` is both a feature and the split column", path=path,
-                            help=f"remove `{_excerpt(column)}` from `features`")
+            raise SplitColumnError(f"column `{_excerpt(column)}` is both a feature and the split column", path=path,
+                                   help=f"remove `{_excerpt(column)}` from `features`")
     elif column in targets:
-        raise DataError(f"column `{_excerpt(column)}` is both a target and the split column", path=path,
-                        help="name another column as the split column")
+        raise SplitColumnError(f"column `{_excerpt(column)}` is both a target and the split column", path=path,
+                               help="name another column as the split column")
     else:
         params["features"] = tuple(c for c in columns if c != column and c not in targets)
         if not params["features"]:

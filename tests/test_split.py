@@ -199,6 +199,14 @@ def test_a_bad_value_in_the_split_column_is_refused_at_its_row(tmp_path):
     assert (d.code, d.message) == ("E401", "cannot use the split column: `Test` is not a split: the split column "
                                            "says `train`, `val` or `test`")
     assert d.notes == ("d.csv, line 5, column `fold`",)
+    with pytest.raises(DataError, match="an empty cell is not a split"):
+        column_rows(["train", ""], [2, 3], path="d.csv", column="fold")
+    # a file that is not there is the data's problem, at the `data` line
+    program = nnspec.check_text(_spec('csv("gone.csv", target="label")', '    split column="fold"\n'))
+    with pytest.raises(NNSpecError) as exc:
+        prepare(program, tmp_path)
+    d = exc.value.diagnostics[0]
+    assert (d.message, d.labels[0].span) == ("cannot use the data: file not found", program.train.data_span)
     with pytest.raises(DataError, match="no row is marked `train` in the split column"):
         column_rows(["val", "test"], [2, 3], path="d.csv", column="fold")
 
