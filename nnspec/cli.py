@@ -925,6 +925,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_split(args: argparse.Namespace) -> int:
+    """The spec's split written out: each part a file, and the row positions (split.json)."""
+    from nnspec import runs
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.prepare import _spec_dir
+    from nnspec.split import SplitFolderError, describe, write_split
+    program = _program_or_exit(args.spec)
+    if program is None:
+        return EXIT_SPEC
+    if program.train is None or not program.heads:
+        raise UsageError(f"`{args.spec}` has no `train` block with a `loss`: there is no data to split")
+    program = runs.with_overrides(program, {"seed": args.seed})
+    try:
+        rows, written = write_split(program, Path(args.out), base_dir=_spec_dir(program), overwrite=args.overwrite)
+    except SplitFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except NNSpecError as exc:
+        exc.action = "split"
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    print(f"split {describe(rows)}: wrote " + ", ".join(f"`{p}`" for p in written), file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnspec", description="A declarative model-spec compiler for neural networks.")
     parser.add_argument("--version", action="version", version=f"nnspec {__import__('nnspec').__version__}")
@@ -1027,6 +1051,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdio", action="store_true",
                    help="talk over stdin and stdout: the only transport, accepted because some clients pass it")
     p.set_defaults(func=cmd_lsp)
+
+    p = sub.add_parser("split", help="write a spec's train, validation and test parts as files, with their rows")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="a new or empty folder for `train.csv` (or `.npz`), `val`, `test` and `split.json`")
+    p.add_argument("--seed", type=_whole(0, 2**63 - 1), metavar="S",
+                   help="override the spec's seed (as `nnspec train --seed` does)")
+    p.add_argument("--overwrite", action="store_true", help="replace the split already in DIR (only its own files)")
+    p.set_defaults(func=cmd_split)
     return parser
 
 

@@ -27,6 +27,7 @@ from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
 from nnspec.show import format_value
+from nnspec.split import record_of as split_record, recorded_differs
 from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, rows, stack
 
 
@@ -173,6 +174,12 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         t = program.train
         assert t is not None
     splits = prepare(program, base)
+    if resume and out is not None:
+        differs = recorded_differs(splits.rows, out)
+        if differs is not None:
+            raise fail("E407", f"cannot resume: the split rebuilt from the data is not the run's: {differs}", program,
+                       t.split_span or t.data_span, label="the run's split",
+                       help="resume with the data and the NumPy the run was trained with, or train a new run")
     if recorded is not None:
         rec = {**recorded, "epochs": total, "overrides": given}
     else:
@@ -227,7 +234,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                     "model_fingerprint": runs.model_fingerprint(program), "examples": runs.examples(splits),
                     "run": rec}
             try:
-                written = runs.start(out, program, info)
+                written = runs.start(out, program, info, split=split_record(splits.rows, t))
             except OSError:
                 runs.take_back(out, written, created)
                 raise

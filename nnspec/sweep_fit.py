@@ -34,6 +34,7 @@ from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
+from nnspec.split import record_of as split_record
 from nnspec.trainer import Divergence, Snapshot, Track, Trainer, _batches, stack
 from nnspec.show import format_value
 
@@ -229,7 +230,11 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         runs.remove_stale_temporaries(out)
         runs.start(out, program, {**runs.versions(), "sweep": True, "models": len(members), "command": command,
                                   "started": runs.now(), "ended": None, "status": "running",
-                                  "spec_fingerprint": ir.fingerprint(program.spec)})
+                                  "spec_fingerprint": ir.fingerprint(program.spec)},
+                   # one split for every model, when they all read the same data
+                   split=split_record(next(iter(prepared.values())).rows,
+                                      runs.with_overrides(program, {"seed": data_seed}).train)
+                   if len(prepared) == 1 else None)
     elif out is not None:
         runs.remove_stale_temporaries(out)
     progress_base = {"chunks": [[g, part] for g, part in chunks], "epochs": epochs, "seed": seed, "base_dir": str(base),
