@@ -452,6 +452,62 @@ def sweep_figure(sweeps: Sequence[SweepRun], axis: str | None = None) -> Figure:
     return fig
 
 
+# ------------------------------------------------------------------------- in a notebook
+
+# The learning curve in a result's HTML: 480 x 280 pixels.
+CURVE_INCHES, CURVE_DPI = (6.0, 3.5), 80
+
+
+def _matplotlib() -> bool:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def img_html(fig: Figure, alt: str) -> str:
+    """`fig` as an inline PNG `<img>` (base64), at the figure's own size and dpi."""
+    import base64
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"<img alt='{alt}' src='data:image/png;base64,{data}'/>"
+
+
+def curve_html(history: Sequence[Mapping[str, float]], best_epoch: int | None = None) -> str:
+    """A single run's loss (and validation loss) per epoch as an inline PNG, for
+    `Result._repr_html_`; empty without matplotlib or without epochs."""
+    if not history or not _matplotlib():
+        return ""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=CURVE_INCHES, dpi=CURVE_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    epochs = [row["epoch"] for row in history]
+    for key, label in (("loss", "train"), ("val_loss", "validation")):
+        if any(key in row for row in history):
+            ax.plot(epochs, [row.get(key, math.nan) for row in history], label=label)
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return img_html(fig, "learning curve")
+
+
+def sweep_html(members: Sequence[Mapping[str, Any]], name: str = "") -> str:
+    """A sweep's curve (`sweep_figure`, what `nnspec plot` draws of the sweep's folder) as
+    an inline PNG, for `SweepResult._repr_html_`; `members` are `sweep.jsonl`'s records
+    (setting, history, diverged). Empty without matplotlib or without epochs."""
+    if not members or not any(m["history"] for m in members) or not _matplotlib():
+        return ""
+    return img_html(sweep_figure([SweepRun(name, tuple(members))]), "sweep curve")
+
+
 # ------------------------------------------------------------------------- from the model
 
 def classifier_problem(program: Program) -> str | None:
