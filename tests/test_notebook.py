@@ -194,8 +194,9 @@ def test_a_sweeps_repr_html_shows_the_sweeps_curve_as_nnspec_plot_draws_it(monke
     assert found is not None, page[:300]
     png = base64.b64decode(found.group(1), validate=True)
     assert _png_size(png) == SWEEP_PANEL
-    from matplotlib.image import imread
     import io
+
+    from matplotlib.image import imread
     pixels = imread(io.BytesIO(png))
     assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20
     # the picture's data are the models' own: their settings and histories
