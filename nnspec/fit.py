@@ -69,44 +69,10 @@ class Result:
     def _repr_html_(self) -> str:
         """In a notebook: the summary, then the history table, the best epoch in bold."""
         import html
+        from nnspec.plot import curve_html
         from nnspec.show import history_html
-        return (f"<pre>{html.escape(repr(self))}</pre>" + curve_img(self.history, self.best_epoch)
+        return (f"<pre>{html.escape(repr(self))}</pre>" + curve_html(self.history, self.best_epoch)
                 + history_html(self.history, best_epoch=self.best_epoch))
-
-
-# The learning curve in a notebook's HTML: 480 x 280 pixels.
-CURVE_INCHES, CURVE_DPI = (6.0, 3.5), 80
-
-
-def curve_img(history: list[dict[str, float]], best_epoch: int | None = None) -> str:
-    """The loss (and validation loss) per epoch as an inline PNG `<img>`; empty without
-    matplotlib or without epochs. Drawn on a Figure of its own (no pyplot state)."""
-    if not history:
-        return ""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return ""
-    import base64
-    import io
-    fig = Figure(figsize=CURVE_INCHES, dpi=CURVE_DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    epochs = [row["epoch"] for row in history]
-    for key, label in (("loss", "train"), ("val_loss", "validation")):
-        if any(key in row for row in history):
-            ax.plot(epochs, [row.get(key, math.nan) for row in history], label=label)
-    if best_epoch:
-        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=CURVE_DPI)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f"<img alt='learning curve' src='data:image/png;base64,{data}'/>"
 
 
 Progress = Callable[[int, int, dict[str, float], float], None]

@@ -79,8 +79,12 @@ class SweepResult:
         return f"<nnspec.SweepResult of {len(self.members)} models, ranked by {self.monitor}{where}\n{self.table().rstrip()}>"
 
     def _repr_html_(self) -> str:
+        """In a notebook: the ranked table, then the sweep's curve (`nnspec plot`'s picture
+        of the sweep's folder) where matplotlib is installed."""
         import html
-        return f"<pre>{html.escape(repr(self))}</pre>"
+        from nnspec.plot import sweep_html
+        records = [{"setting": m.setting, "history": m.history, "diverged": m.diverged} for m in self.members]
+        return f"<pre>{html.escape(repr(self))}</pre>" + sweep_html(records)
 
     def ranking(self) -> list[int]:
         """Member indices, best first, by the monitored value of the weights each model ends
