@@ -333,6 +333,7 @@ ONNX_CASES = {
     "graph_transpose_upsampling": GRAPH,
     "dense_norm_dropout": SPEC.replace("    dropout 0.3", "    dropout 0.3\n    layer_norm"),
     "conv2d_pooling": DIGITS,
+    "rescale": DIGITS.replace("    input image[8, 8, 1]\n", "    input image[8, 8, 1]\n    rescale divide=16 offset=-0.5\n"),
     "conv1d": WAVES.format(name="c1d", layers="    conv1d 4 3 relu\n    max_pool1d 2\n    global_max_pool"),
     "lstm": WAVES.format(name="lstm", layers="    lstm 8"),
     "simple_rnn": WAVES.format(name="rnn", layers="    simple_rnn 8"),
