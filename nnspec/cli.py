@@ -217,12 +217,14 @@ def _compile_cache() -> None:
     if os.environ.get("NNSPEC_NO_CACHE"):
         return
     import jax
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+    from nnspec.envinfo import xla_cache_dir
+    folder = xla_cache_dir()  # (`nnspec env` shows it)
     try:
-        (base / "nnspec" / "xla").mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
     except OSError:
         return  # an unwritable cache only costs time
-    jax.config.update("jax_compilation_cache_dir", str(base / "nnspec" / "xla"))
+    jax.config.update("jax_compilation_cache_dir", str(folder))
     # every program worth a disk read: the lecture specs' epoch and evaluation programs
     # compile in 0.05-0.3 s (JAX's default of 1 s, and our earlier 0.2, left them out), while
     # single eager operations (about 0.01 s) are left to compile
@@ -828,23 +830,36 @@ def _model_figure(kind: str, folders: list[Path], names: list[str]):
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    """The versions, the backend and every device JAX sees: where `nnspec train` would run."""
-    import importlib
-
+    """The versions, the backend and every device JAX sees (where `nnspec train` would run),
+    the caches and the run folder, and which optional extras are installed."""
     import jax
-    importlib.import_module("optax")  # loaded, so that its version is shown
 
-    from nnspec import runs
-    lines = ["  ".join(f"{k} {v}" for k, v in runs.versions().items())]
+    from nnspec import envinfo
+    versions = envinfo.versions()
     devices = jax.devices()
-    lines.append(f"backend    {jax.default_backend()}")
-    lines.append(f"processes  {jax.process_count()}")
+    backend, processes = jax.default_backend(), jax.process_count()
+    caches, extras = envinfo.caches(), envinfo.extras()
+    gpu_note = "training runs on the CPU; for a GPU install `jax[cuda12]` (docs/scale.md)" if backend == "cpu" else None
+    if args.format == "json":
+        doc = {"versions": versions, "backend": backend, "processes": processes,
+               "local_devices": jax.local_device_count(),
+               "devices": [{"id": d.id, "platform": d.platform, "kind": getattr(d, "device_kind", None),
+                            "process": getattr(d, "process_index", 0)} for d in devices],
+               "caches": caches, "extras": extras, "notes": [gpu_note] if gpu_note else []}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return EXIT_OK
+    lines = ["  ".join(f"{k} {v or 'not installed'}" for k, v in versions.items())]
+    lines.append(f"backend    {backend}")
+    lines.append(f"processes  {processes}")
     lines.append(f"devices    {len(devices)}" + (f" (this process: {jax.local_device_count()})"
-                                                 if jax.process_count() > 1 else ""))
+                                                 if processes > 1 else ""))
     for d in devices:
         lines.append(f"  {d.id:>3}  {d.platform:<5} {getattr(d, 'device_kind', '')}".rstrip())
-    if jax.default_backend() == "cpu":
-        lines.append("note: training runs on the CPU; for a GPU install `jax[cuda12]` (docs/scale.md)")
+    lines += envinfo.cache_lines(caches)
+    lines.append("extras")
+    lines += envinfo.extra_lines(extras)
+    if gpu_note:
+        lines.append(f"note: {gpu_note}")
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 
@@ -1020,7 +1035,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("code", metavar="CODE")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("env", help="show the versions and the devices JAX sees")
+    p = sub.add_parser("env", help="show the versions, the devices JAX sees, the caches and the optional extras")
+    p.add_argument("--format", choices=("human", "json"), default="human", help="as text or as one JSON object")
     p.set_defaults(func=cmd_env)
 
     p = sub.add_parser("lsp", help="run the language server for editors over stdio (docs/editors.md)")
@@ -1062,9 +1078,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot {what}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception:  # the last line of defence: no bare traceback for users
+        trace = traceback.format_exc()  # first: nothing gathered below may replace it
+        try:
+            from nnspec.envinfo import bug_report
+            about = bug_report(args.argv)
+        except Exception as exc:  # noqa: BLE001 (bug_report catches its own; this is the import)
+            about = f"  (the versions could not be gathered: {type(exc).__name__}: {exc})\n"
         print("error: internal compiler error: this is a bug in nnspec, not in your spec\n"
-              "  please report it with the spec and the text below\n", file=sys.stderr)
-        traceback.print_exc()
+              "  please report it with the spec and the text below\n\n" + about, file=sys.stderr)
+        sys.stderr.write(trace)
         return EXIT_INTERNAL
     finally:
         warnings.showwarning = shown  # in-process callers keep their own
