@@ -242,12 +242,14 @@ def _compile_cache() -> None:
     if os.environ.get("NNSPEC_NO_CACHE"):
         return
     import jax
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+    from nnspec.envinfo import xla_cache_dir
+    folder = xla_cache_dir()  # (`nnspec env` shows it)
     try:
-        (base / "nnspec" / "xla").mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
     except OSError:
         return  # an unwritable cache only costs time
-    jax.config.update("jax_compilation_cache_dir", str(base / "nnspec" / "xla"))
+    jax.config.update("jax_compilation_cache_dir", str(folder))
     # every program worth a disk read: the lecture specs' epoch and evaluation programs
     # compile in 0.05-0.3 s (JAX's default of 1 s, and our earlier 0.2, left them out), while
     # single eager operations (about 0.01 s) are left to compile
@@ -478,22 +480,60 @@ def _train_sweep(program, args: argparse.Namespace, out: Path | None, spec_path:
     return EXIT_OK
 
 
+def _spec_or_run(args: argparse.Namespace, command: str) -> tuple[str | None, Path | None]:
+    """(the spec, the run folder) that `eval` or `predict` was given: a folder in the
+    spec's place is the run (with its own `spec.nn`), as `--run DIR` is."""
+    spec, run = args.spec, (Path(args.run) if args.run is not None else None)
+    if spec is not None and Path(spec).is_dir():
+        if run is None:
+            spec, run = None, Path(spec)
+        elif (Path(spec) / "checkpoint.npz").is_file():
+            raise UsageError(f"`{spec}` is a run folder, not a spec: name the run once, `nnspec {command} {spec}` "
+                             f"(with its own `spec.nn`) or `nnspec {command} SPEC --run {run}`")
+        # (any other folder with `--run` is refused as a spec that cannot be read)
+    if spec is None and run is not None and not (run / "checkpoint.npz").is_file():  # (with a spec: E405 says the same)
+        raise UsageError(f"`{run}` holds no trained run (no `checkpoint.npz`); "
+                         f"train one with `nnspec train SPEC --out {run}`")
+    return spec, run
+
+
+def _default_run(program, spec_path: str, head: str) -> Path:
+    """The newest finished run of the spec that `nnspec train SPEC` wrote (runs.find_run),
+    said on stderr; a usage error listing the folders found when there is none."""
+    from nnspec import runs
+    try:
+        run, note = runs.find_run(program, spec_path)
+    except runs.NoRun as exc:
+        raise UsageError(exc.explain(head)) from None
+    print(f"note: {note}", file=sys.stderr)
+    return run
+
+
+def _json_number(v: float) -> float | None:
+    """A metric in JSON: a number, or null where it is not finite (NaN, infinity), which
+    strict JSON cannot hold (the notes say which it was)."""
+    return float(v) if math.isfinite(v) else None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from nnspec.diagnostics import NNSpecError
-    run = Path(args.run)
-    if args.spec is None and not (run / "checkpoint.npz").is_file():  # (with a spec: E405 says the same)
-        raise UsageError(f"`{run}` holds no trained run (no `checkpoint.npz`); train one with `nnspec train SPEC --out {run}`")
-    spec_path = args.spec if args.spec is not None else str(run / "spec.nn")
+    spec, run = _spec_or_run(args, "eval")
+    if spec is None and run is None:
+        raise UsageError("name a spec (its newest run in `runs/` is evaluated) or a run folder, "
+                         "as in `nnspec eval SPEC`, `nnspec eval RUN` or `nnspec eval SPEC --run DIR`")
+    spec_path = spec if spec is not None else str(run / "spec.nn")  # type: ignore[operator]
     program = _program_or_exit(spec_path)
     if program is None:
         return EXIT_SPEC
     if program.train is None:
         raise UsageError(f"`{spec_path}` has no `train` block: there is no data to evaluate on")
+    if run is None:
+        run = _default_run(program, spec_path, f"no run of `{spec_path}` to evaluate")
     from nnspec.predictor import evaluate_run
     _compile_cache()
     # the run's own copy of the spec names its data relative to the user's folder,
     # not the run folder: only a spec the user gives is compared by path
-    own_copy = args.spec is None or Path(args.spec).resolve() == (run / "spec.nn").resolve()
+    own_copy = spec is None or Path(spec).resolve() == (run / "spec.nn").resolve()
     try:
         result = evaluate_run(program, run, Path(spec_path), own_copy=own_copy)
     except NNSpecError as exc:
@@ -501,11 +541,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
     notes = result.notes
+    as_json = args.format == "json"
     from nnspec.files import write_atomic
     from nnspec.show import MAX_SHOWN_CLASSES, confusion_files, confusion_table, format_value
-    table, counts = "", result.confusion
+    table, counts, matrix = "", result.confusion, None
     if counts is not None:
         json_text, csv_text = confusion_files(counts, result.split, result.examples)
+        matrix = {k: v for k, v in json.loads(json_text).items() if k not in ("split", "examples")}
         try:
             write_atomic(run / "confusion.json", json_text)
             write_atomic(run / "confusion.csv", csv_text)
@@ -515,12 +557,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
             notes.append(f"could not write the confusion matrix to `{run}`: {exc.strerror or exc}")
         if counts.shape[-1] <= MAX_SHOWN_CLASSES and len(counts) <= MAX_SHOWN_CLASSES:
             table = "\n" + confusion_table(counts)
-        elif where is not None:
+        elif where is not None and not as_json:
             notes.append(f"the confusion matrix ({counts.shape[-1]} classes) is too wide to show")
         if where is not None:
             notes.append(f"wrote the confusion matrix to {where}")
+    if as_json:
+        notes += [f"`{k}` is {format_value(v)} (null in `metrics`)" for k, v in result.metrics.items()
+                  if not math.isfinite(v)]
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    if as_json:
+        doc = {"run": str(run), "spec": spec_path, "split": result.split, "examples": result.examples,
+               "metrics": {k: _json_number(v) for k, v in result.metrics.items()},
+               "confusion": matrix, "notes": notes}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return EXIT_OK
     sys.stdout.write(f"{result.split} split ({result.examples} examples)\n"
                      + _table([(k, format_value(v)) for k, v in result.metrics.items()]) + table)
     return EXIT_OK
@@ -529,17 +580,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
     from nnspec.diagnostics import NNSpecError
-    program = _program_or_exit(args.spec)
+    spec, run = _spec_or_run(args, "predict")
+    args.format = _predictions_format(args)  # refused before any work
+    spec = spec if spec is not None else str(run / "spec.nn")  # type: ignore[operator]
+    program = _program_or_exit(spec)
     if program is None:
         return EXIT_SPEC
-    if args.run is None:
-        _refuse_without_run(program, args.spec)
+    if run is None and (why := _needs_run(program, spec)) is not None:
+        run = _default_run(program, spec, f"`{spec}` {why}, and there is no run of it to predict with")
+    elif run is None and program.train is not None:
+        _trained_too(program, spec)
     _input_file(args.input)
     from nnspec.infer import load_trained
     _compile_cache()
-    if args.run is not None:
+    if run is not None:
         try:
-            model, params, std, meta = load_trained(program, Path(args.run))
+            model, params, std, meta = load_trained(program, run)
         except NNSpecError as exc:
             exc.action = "predict with"
             sys.stderr.write(exc.render(color=_color(sys.stderr)))
@@ -553,7 +609,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from nnspec.data import class_names
         params, std = model.init(jax.random.key(0)), None
         meta = {"classes": class_names(program.train.data) if program.train is not None else None}
-        names, targets = _spec_names(program, args.spec)
+        names, targets = _spec_names(program, spec)
     classes = meta.get("classes")
     if len(program.model.inputs) > 1 or program.several_outputs:
         return _predict_several(args, program, model, params, meta, names, targets)
@@ -585,7 +641,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         header = [f"y{'_'.join(map(str, i))}" for i in np.ndindex(*shape)]
     else:
         header = [f"y{i}" for i in range(pred.shape[-1])] if pred.shape[-1] > 1 else ["y"]
-    labels = None
+    labels: list[Any] | None = None
     autoencoder = program.train is not None and program.train.target == "input"
     if autoencoder or loss is None:  # the outputs are the prediction: no classes
         pred = pred.reshape(len(pred), -1)
@@ -593,37 +649,91 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if len(shape) == 1:  # multi-label: the labels predicted on, by name
             names = list(targets) if len(targets) == shape[0] else header
             on = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False))
-            labels = [" ".join(n for n, v in zip(names, row) if v) for row in on]
+            labels = [[n for n, v in zip(names, row) if v] for row in on]
             header.append("labels")
         pred = pred.reshape(len(pred), -1)
     elif loss.task == "multiclass" and len(shape) > 1:
         # a class at every step (or pixel): the classes in order, one per position
         index = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False)).reshape(len(pred), -1)
-        labels = [" ".join(classes[i] if classes and i < len(classes) else str(i) for i in row) for row in index]
+        labels = [[_class_of(classes, i) for i in row] for row in index]
         header.append("classes")
         pred = pred.reshape(len(pred), -1)
     elif loss.task in ("binary", "multiclass"):
         # the class as the data named it (a CSV's text label), else its index
         index = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False)).reshape(len(pred))
-        labels = [classes[i] if classes and i < len(classes) else str(i) for i in index]
+        labels = [_class_of(classes, i) for i in index]
         header.append("class")
     else:
         pred = pred.reshape(len(pred), -1)
-    return _write_predictions(args, header, [[f"{v:.6g}" for v in row] + ([labels[i]] if labels is not None else [])
+    return _write_predictions(args, header, [[*row] + ([labels[i]] if labels is not None else [])
                                              for i, row in enumerate(pred)])
 
 
-def _write_predictions(args: argparse.Namespace, header: list[str], rows: list[list[str]]) -> int:
-    """The predictions as CSV: to `--output` (atomically), else to stdout."""
-    buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\n")
-    out.writerow(header)
-    out.writerows(rows)
+def _trained_too(program, spec: str) -> None:
+    """A spec that writes out every weight predicts with them; a note says so where
+    `nnspec train` has also trained it (its written weights were only where training began)."""
+    from nnspec import runs
+    try:
+        run, _ = runs.find_run(program, spec)
+    except runs.RunFolderError:
+        return
+    print(f"note: predicting with the weights written in `{spec}`; `{run}` holds a trained run of it: "
+          f"pass `--run {run}` to predict with that", file=sys.stderr)
+
+
+def _class_of(classes, i) -> str | int:
+    """A predicted class: its name where the data named the classes, else its index."""
+    return classes[i] if classes and i < len(classes) else int(i)
+
+
+def _predictions_format(args: argparse.Namespace) -> str:
+    """`--format`, else what `--output`'s suffix says (`.json`), else CSV."""
+    if args.format is not None:
+        return args.format
+    return "json" if args.output and Path(args.output).suffix.lower() == ".json" else "csv"
+
+
+def _csv_cell(v: Any) -> str:
+    import numpy as np
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):  # several labels or classes: one cell, separated by spaces
+        return " ".join(map(str, v))
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    return f"{v:.6g}"
+
+
+def _json_cell(v: Any) -> Any:
+    import numpy as np
+    if isinstance(v, list):
+        return [_json_cell(x) for x in v]
+    if isinstance(v, str | int):
+        return v
+    if isinstance(v, np.integer):
+        return int(v)
+    # a float32 output as the shortest decimal that reads back as that float32 (NumPy's str)
+    return float(str(v)) if isinstance(v, np.floating) else float(v)
+
+
+def _write_predictions(args: argparse.Namespace, header: list[str], rows: list[list[Any]]) -> int:
+    """The predictions, one row per example (numbers, class names or indices, lists of
+    labels), as CSV or as JSON (a list of one object per example keyed by the CSV's column
+    names): to `--output` (atomically), else to stdout."""
+    if args.format == "json":
+        text = "[" + ",".join(f"\n  {json.dumps(dict(zip(header, map(_json_cell, row))), allow_nan=False)}"
+                              for row in rows) + ("\n]\n" if rows else "]\n")
+    else:
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\n")
+        out.writerow(header)
+        out.writerows([_csv_cell(v) for v in row] for row in rows)
+        text = buf.getvalue()
     if args.output:
-        write_atomic(Path(args.output), buf.getvalue())
+        write_atomic(Path(args.output), text)
         print(f"wrote {len(rows)} predictions to `{args.output}`", file=sys.stderr)
     else:
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(text)
     return EXIT_OK
 
 
@@ -655,7 +765,7 @@ def _predict_several(args: argparse.Namespace, program, model, params, meta, nam
     outs = pred if isinstance(pred, dict) else {"": pred}
     classes = meta.get("classes")
     header: list[str] = []
-    columns: list[list[str]] = []
+    columns: list[list[Any]] = []
     n = None
     for h in program.heads:
         loss = h.loss
@@ -668,12 +778,12 @@ def _predict_several(args: argparse.Namespace, program, model, params, meta, nam
                              "its inputs are probably far outside the range of the training data")
         base = h.name or "y"
         header += [base] if flat.shape[1] == 1 else [f"{base}_{i}" for i in range(flat.shape[1])]
-        columns += [[f"{v:.6g}" for v in flat[:, j]] for j in range(flat.shape[1])]
+        columns += [list(flat[:, j]) for j in range(flat.shape[1])]
         if loss.task in ("binary", "multiclass") and h.shape == (1,) or loss.task == "multiclass":
             names_of = classes.get(h.name) if isinstance(classes, dict) else classes
             index = np.asarray(nn.predicted_class(jnp.asarray(p), loss.name, False)).reshape(n)
             header.append(f"{h.name}_class" if h.name else "class")
-            columns.append([names_of[i] if names_of and i < len(names_of) else str(i) for i in index])
+            columns.append([_class_of(names_of, i) for i in index])
     return _write_predictions(args, header, [[c[i] for c in columns] for i in range(n or 0)])
 
 
@@ -708,18 +818,19 @@ def _read_arrays(path: str, program) -> dict:
     return {n: xs[n].astype(np.float32) for n, _ in program.model.inputs}
 
 
-def _refuse_without_run(program, spec: str) -> None:
-    """Without `--run`, the spec itself must hold every number the model uses."""
-    run = f"train it first (`nnspec train {spec} --out DIR`) and pass `--run DIR`"
+def _needs_run(program, spec: str) -> str | None:
+    """Why the spec alone cannot predict (a run must give what it leaves out), as the
+    rest of a sentence about it; None when it holds every number the model uses."""
     if program.sweep is not None:
-        raise UsageError(f"`{spec}` is a sweep of {len(program.sweep.programs)} models: {run}")
+        return f"is a sweep of {len(program.sweep.programs)} models"
     learned = [layer.name for layer in program.model.layers
                if any(not _literal(layer.params, name) for name in layer.param_shapes)]
     if learned:
-        raise UsageError(f"`{spec}` gives no values for the parameters of layer `{learned[0]}`"
-                         f"{f' (and {len(learned) - 1} more)' if len(learned) > 1 else ''}: {run}")
+        return (f"gives no values for the parameters of layer `{learned[0]}`"
+                f"{f' (and {len(learned) - 1} more)' if len(learned) > 1 else ''}")
     if program.train is not None and program.train.standardize:
-        raise UsageError(f"`{spec}` standardizes its inputs with statistics measured in training: {run}")
+        return "standardizes its inputs with statistics measured in training"
+    return None
 
 
 def _literal(params, name: str) -> bool:
@@ -859,23 +970,36 @@ def _model_figure(kind: str, folders: list[Path], names: list[str]):
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    """The versions, the backend and every device JAX sees: where `nnspec train` would run."""
-    import importlib
-
+    """The versions, the backend and every device JAX sees (where `nnspec train` would run),
+    the caches and the run folder, and which optional extras are installed."""
     import jax
-    importlib.import_module("optax")  # loaded, so that its version is shown
 
-    from nnspec import runs
-    lines = ["  ".join(f"{k} {v}" for k, v in runs.versions().items())]
+    from nnspec import envinfo
+    versions = envinfo.versions()
     devices = jax.devices()
-    lines.append(f"backend    {jax.default_backend()}")
-    lines.append(f"processes  {jax.process_count()}")
+    backend, processes = jax.default_backend(), jax.process_count()
+    caches, extras = envinfo.caches(), envinfo.extras()
+    gpu_note = "training runs on the CPU; for a GPU install `jax[cuda12]` (docs/scale.md)" if backend == "cpu" else None
+    if args.format == "json":
+        doc = {"versions": versions, "backend": backend, "processes": processes,
+               "local_devices": jax.local_device_count(),
+               "devices": [{"id": d.id, "platform": d.platform, "kind": getattr(d, "device_kind", None),
+                            "process": getattr(d, "process_index", 0)} for d in devices],
+               "caches": caches, "extras": extras, "notes": [gpu_note] if gpu_note else []}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return EXIT_OK
+    lines = ["  ".join(f"{k} {v or 'not installed'}" for k, v in versions.items())]
+    lines.append(f"backend    {backend}")
+    lines.append(f"processes  {processes}")
     lines.append(f"devices    {len(devices)}" + (f" (this process: {jax.local_device_count()})"
-                                                 if jax.process_count() > 1 else ""))
+                                                 if processes > 1 else ""))
     for d in devices:
         lines.append(f"  {d.id:>3}  {d.platform:<5} {getattr(d, 'device_kind', '')}".rstrip())
-    if jax.default_backend() == "cpu":
-        lines.append("note: training runs on the CPU; for a GPU install `jax[cuda12]` (docs/scale.md)")
+    lines += envinfo.cache_lines(caches)
+    lines.append("extras")
+    lines += envinfo.extra_lines(extras)
+    if gpu_note:
+        lines.append(f"note: {gpu_note}")
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 
@@ -1048,19 +1172,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="report a trained run's metrics on the test split")
-    p.add_argument("spec", nargs="?", metavar="SPEC", help="the spec (default: the run's own copy, DIR/spec.nn)")
-    p.add_argument("--run", required=True, metavar="DIR", help="the run folder written by `train`")
+    p.add_argument("spec", nargs="?", metavar="SPEC",
+                   help="the spec (its newest finished run in `runs/` unless `--run DIR`), or instead a run folder "
+                        "(with its own copy of the spec)")
+    p.add_argument("--run", metavar="DIR", help="the run folder written by `train` (default: the newest finished run "
+                                                "of SPEC in `runs/NAME`, `runs/NAME-2`, ...)")
+    p.add_argument("--format", choices=("human", "json"), default="human",
+                   help="`json`: one object on stdout (split, examples, metrics, confusion, notes)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict with a trained run, or with a spec that writes out every weight")
-    p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--run", metavar="DIR", help="the run folder written by `train` (not needed when the spec gives "
-                                                "every weight literally)")
+    p.add_argument("spec", metavar="SPEC", help="the spec, or instead a run folder (with its own copy of the spec)")
+    p.add_argument("--run", metavar="DIR", help="the run folder written by `train` (default: the newest finished run "
+                                                "of SPEC in `runs/`; not needed when the spec gives every weight literally)")
     p.add_argument("--input", required=True, metavar="CSV",
                    help="features, one example a row, under a header naming the columns (any order; others ignored)")
     p.add_argument("--no-header", action="store_true",
                    help="the input has no header: its columns are the model's inputs, in order")
-    p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
+    p.add_argument("--output", metavar="FILE", help="where to write predictions (default: stdout)")
+    p.add_argument("--format", choices=("csv", "json"),
+                   help="`csv`, or `json`: a list of one object per example keyed by the CSV's column names "
+                        "(default: `json` for an `--output` ending in `.json`, else `csv`)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("plot", help="draw runs: learning curves, a sweep's curve, every step's loss, a decision boundary, a confusion matrix")
@@ -1095,7 +1227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("code", metavar="CODE")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("env", help="show the versions and the devices JAX sees")
+    p = sub.add_parser("env", help="show the versions, the devices JAX sees, the caches and the optional extras")
+    p.add_argument("--format", choices=("human", "json"), default="human", help="as text or as one JSON object")
     p.set_defaults(func=cmd_env)
 
     p = sub.add_parser("lsp", help="run the language server for editors over stdio (docs/editors.md)")
@@ -1146,9 +1279,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot {what}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception:  # the last line of defence: no bare traceback for users
+        trace = traceback.format_exc()  # first: nothing gathered below may replace it
+        try:
+            from nnspec.envinfo import bug_report
+            about = bug_report(args.argv)
+        except Exception as exc:  # noqa: BLE001 (bug_report catches its own; this is the import)
+            about = f"  (the versions could not be gathered: {type(exc).__name__}: {exc})\n"
         print("error: internal compiler error: this is a bug in nnspec, not in your spec\n"
-              "  please report it with the spec and the text below\n", file=sys.stderr)
-        traceback.print_exc()
+              "  please report it with the spec and the text below\n\n" + about, file=sys.stderr)
+        sys.stderr.write(trace)
         return EXIT_INTERNAL
     finally:
         warnings.showwarning = shown  # in-process callers keep their own

@@ -492,3 +492,124 @@ def restore_steps(path: Path, epochs: int, per_epoch: int) -> Any:
         raise checkpoint.CheckpointError(f"`{path}` holds no per-step losses", "train a new run")
     trees, _ = checkpoint.load(path, {"steps": np.zeros((epochs, per_epoch), np.float32)})
     return np.asarray(trees["steps"])
+
+
+# ------------------------------------------------------------------------- finding a run
+
+FINISHED = ("finished", "stopped early")  # run.json's `status` of a run whose final weights are saved
+
+
+def default_base(spec_path: str) -> Path:
+    """The folder `nnspec train SPEC` writes without `--out` (relative to the current
+    folder): `runs/NAME`, numbered `runs/NAME-2`, `runs/NAME-3`, ... when taken."""
+    return Path("runs") / Path(spec_path).stem
+
+
+def numbered_folders(spec_path: str) -> list[Path]:
+    """The folders `nnspec train SPEC` may have written without `--out`, that exist:
+    `runs/NAME` and every `runs/NAME-K` (K ≥ 2), in the order of their numbers."""
+    base = default_base(spec_path)
+    found: list[tuple[int, Path]] = []
+    if base.is_dir():
+        found.append((1, base))
+    try:
+        siblings = list(base.parent.iterdir()) if base.parent.is_dir() else []
+    except OSError:
+        siblings = []
+    prefix = base.name + "-"
+    for p in siblings:
+        rest = p.name[len(prefix):] if p.name.startswith(prefix) else ""
+        if rest.isdigit() and rest[0] != "0" and int(rest) >= 2 and p.is_dir():
+            found.append((int(rest), p))
+    return [p for _, p in sorted(found)]
+
+
+def _run_info(path: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def why_not(path: Path, program: Program, base_dir: Path) -> str | None:
+    """Why the run in `path` is not a finished run of `program` (the spec, read from
+    `base_dir`), in a few words; None when it is. Reads run.json only (no JAX)."""
+    info = _run_info(path)
+    if info is None or not is_run_folder(path):
+        return "not an nnspec run folder (no readable `run.json`)"
+    status = info.get("status")
+    if status not in FINISHED:
+        hint = f": resume it with `nnspec train --resume {path}`" if (path / "checkpoint.npz").is_file() else ""
+        return (f"it did not finish (its status is `{status}`{', still training or stopped without saving' if status == 'running' else ''})"
+                + hint)
+    if not (path / "checkpoint.npz").is_file():
+        return "it holds no checkpoint (`checkpoint.npz`)"
+    if info.get("spec_fingerprint") != ir.fingerprint(program.spec):
+        mine = model_fingerprint(program)
+        if info.get("model_fingerprint") not in (None, mine):
+            return "it trained a different model"
+        return ("it was trained from another version of this spec"
+                + (" (the same model, other training settings)" if info.get("model_fingerprint") == mine else ""))
+    rec = info.get("run")
+    if isinstance(rec, dict):
+        diffs = differences(program, rec, base_dir)
+        if diffs:
+            return diffs[0][1]
+    return None
+
+
+def _newest_key(path: Path, info: Mapping[str, Any] | None, number: int) -> tuple[str, int, int]:
+    try:
+        written = (path / "checkpoint.npz").stat().st_mtime_ns
+    except OSError:
+        written = 0
+    return (str((info or {}).get("ended") or (info or {}).get("started") or ""), written, number)
+
+
+class NoRun(RunFolderError):
+    """No finished run of a spec among the folders `nnspec train SPEC` writes; `explain`
+    words it after a head such as "no run of `x.nn` to evaluate"."""
+
+    def __init__(self, spec_path: str, base: Path, refused: list[tuple[Path, str]]) -> None:
+        self.spec_path, self.base, self.refused = spec_path, base, refused
+        super().__init__(self.explain(f"no run of `{spec_path}`"))
+
+    def explain(self, head: str) -> str:
+        train = f"train it with `nnspec train {self.spec_path}`, or name a run folder with `--run DIR`"
+        if not self.refused:
+            return (f"{head}: `{self.base}` (where `nnspec train {self.spec_path}` writes, from this folder) "
+                    f"does not exist; {train}")
+        n = len(self.refused)
+        listing = "".join(f"\n  `{p}`: {why}" for p, why in self.refused)
+        return (f"{head} among the {n} folder{'s' * (n != 1)} that `nnspec train` wrote for it "
+                f"(none is a finished run of this spec):{listing}\n  {train}")
+
+
+def find_run(program: Program, spec_path: str) -> tuple[Path, str]:
+    """The run `nnspec eval SPEC` (and `predict`) uses without `--run`: the newest finished
+    run that `nnspec train SPEC` wrote into `runs/NAME`, `runs/NAME-2`, ... (relative to the
+    current folder) with this spec (its fingerprint, data and split); (its folder, a note
+    saying which was chosen). Raises NoRun, which lists each folder found and why it was
+    not used."""
+    base = default_base(spec_path)
+    base_dir = Path(spec_path).resolve().parent
+    folders = numbered_folders(spec_path)
+    usable, refused = [], []
+    for number, path in enumerate(folders, start=1):
+        why = why_not(path, program, base_dir)
+        if why is None:
+            usable.append((_newest_key(path, _run_info(path), number), path))
+        else:
+            refused.append((path, why))
+    if not usable:
+        raise NoRun(spec_path, base, refused)
+    usable.sort(reverse=True)
+    chosen = usable[0][1]
+    if len(folders) == 1:
+        return chosen, f"using run `{chosen}`"
+    which = (f"the newest of {len(usable)} finished runs of this spec" if len(usable) > 1
+             else "the one finished run of this spec")
+    skipped = "".join(f"; `{p}` is not one: {why}" for p, why in refused[:2])
+    skipped += f"; and {len(refused) - 2} more are not" if len(refused) > 2 else ""
+    return chosen, f"using run `{chosen}` ({which} in `{base.parent}/`{skipped}; `--run DIR` chooses another)"

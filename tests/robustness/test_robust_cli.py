@@ -77,7 +77,10 @@ CASES = {
     "eval: missing run": (["eval", "{spec}", "--run", "{missing}"], "error[E405]: no checkpoint at `{missing}/checkpoint.npz`"),
     "eval: run is a file": (["eval", "{spec}", "--run", "{file}"], "error[E405]: no checkpoint at `{file}/checkpoint.npz`"),
     "eval: unknown flag": (["eval", "{spec}", "--run", "{run}", "--frobnicate"], "error: unrecognized arguments: --frobnicate"),
-    "eval: no --run": (["eval", "{spec}"], "error: the following arguments are required: --run"),
+    # without `--run`, the newest finished run in `runs/NAME` of the current folder (there is none)
+    "eval: no --run": (["eval", "{spec}"], "error: no run of `{spec}` to evaluate…"),
+    "eval: nothing to evaluate": (["eval"], "error: name a spec (its newest run in `runs/` is evaluated) or a run folder…"),
+    "eval: a folder without a run": (["eval", "{dir}"], "error: `{dir}` holds no trained run (no `checkpoint.npz`)…"),
     # predict
     "predict: missing spec": (["predict", "{missing}", "--run", "{run}", "--input", "{x}"],
                               "error: cannot read `{missing}`: no such file"),
@@ -93,6 +96,12 @@ CASES = {
                                        "error: cannot write `{file}/y.csv`: Not a directory"),
     "predict: --output is a directory": (["predict", "{spec}", "--run", "{run}", "--input", "{x}", "--output", "{dir}"],
                                          "error: cannot write `{dir}`: it is a directory"),
+    "predict: no run": (["predict", "{spec}", "--input", "{x}"],
+                        "error: `{spec}` gives no values for the parameters of layer `h1` (and 2 more), and there is no run of it…"),
+    "predict: a folder without a run": (["predict", "{dir}", "--input", "{x}"],
+                                        "error: `{dir}` holds no trained run (no `checkpoint.npz`)…"),
+    "predict: bad --format": (["predict", "{run}", "--input", "{x}", "--format", "xml"],
+                              "error: argument --format: invalid choice: 'xml'…"),
     "predict: unknown flag": (["predict", "{spec}", "--run", "{run}", "--input", "{x}", "--frobnicate"],
                               "error: unrecognized arguments: --frobnicate"),
 }
