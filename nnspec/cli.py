@@ -823,22 +823,28 @@ def cmd_plot(args: argparse.Namespace) -> int:
     trained model, a decision boundary or a confusion matrix."""
     from nnspec import plot
     folders = [Path(r) for r in args.runs]
-    kind = "boundary" if args.boundary else "confusion" if args.confusion else None
+    asked = "boundary" if args.boundary else "confusion" if args.confusion else "steps" if args.steps else None
     try:
         plot.require_matplotlib()  # before any work
-        history = kind is None
-        kind = plot.history_kind(folders) if history else kind
+        history = asked is None
+        kind = plot.history_kind(folders) if asked is None else asked
         if args.axis is not None and kind != "sweep":
             raise plot.PlotError("`--axis` chooses a sweep's swept value for the x axis; "
                                  + ("these runs are not sweeps" if kind == "curves" else f"`--{kind}` has no such axis"))
+        if args.smooth is not None and kind != "steps":
+            raise plot.PlotError("`--smooth` smooths the loss of every step: it goes with `--steps`")
+        steps = [s for r, name in zip(folders, args.runs) for s in plot.read_steps(r, name)] if kind == "steps" else []
         if args.output is not None:
             out = plot.output_path(args.output, overwrite=args.overwrite)
         elif len(folders) == 1:  # the picture of one run lives in its folder, redrawn in place
             out = plot.default_output(folders[0], kind)
         else:
             raise plot.PlotError(f"name the picture of {len(folders)} runs with `-o FILE.png` (or `.svg`)")
-        fig = plot.history_figure(kind, folders, args.runs, args.axis) if history else _model_figure(
-            kind, folders, args.runs)
+        if kind == "steps":
+            fig = plot.steps_figure(steps, args.smooth)
+        else:
+            fig = plot.history_figure(kind, folders, args.runs, args.axis) if history else _model_figure(
+                kind, folders, args.runs)
         if isinstance(fig, int):
             return fig
         try:
@@ -936,6 +942,17 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1), the weight of a moving average."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found `{text}`") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"`{text}` is out of range: must be ≥ 0 and < 1")
+    return value
+
+
 def _whole(low: int, high: int | None):
     """An argparse type: a whole number in [low, high], as the spec's own settings are checked."""
     def convert(text: str) -> int:
@@ -986,6 +1003,30 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
     print(line, file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    """The spec's split written out: each part a file, and the row positions (split.json)."""
+    from nnspec import runs
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.prepare import _spec_dir
+    from nnspec.split import SplitFolderError, describe, write_split
+    program = _program_or_exit(args.spec)
+    if program is None:
+        return EXIT_SPEC
+    if program.train is None or not program.heads:
+        raise UsageError(f"`{args.spec}` has no `train` block with a `loss`: there is no data to split")
+    program = runs.with_overrides(program, {"seed": args.seed})
+    try:
+        rows, written = write_split(program, Path(args.out), base_dir=_spec_dir(program), overwrite=args.overwrite)
+    except SplitFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except NNSpecError as exc:
+        exc.action = "split"
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    print(f"split {describe(rows)}: wrote " + ", ".join(f"`{p}`" for p in written), file=sys.stderr)
     return EXIT_OK
 
 
@@ -1068,16 +1109,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("plot", help="draw runs: learning curves, a sweep's curve, a decision boundary, a confusion matrix")
+    p = sub.add_parser("plot", help="draw runs: learning curves, a sweep's curve, every step's loss, a decision boundary, a confusion matrix")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by `train`; several are drawn on one figure")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="the picture, `.png` or `.svg` (default for one run: `curves.png`, `sweep.png`, "
-                        "`boundary.png` or `confusion.png` in its folder)")
+                        "`steps.png`, `boundary.png` or `confusion.png` in its folder)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--boundary", action="store_true",
                        help="a classifier of 2 input features: its decision boundary over its training data")
     which.add_argument("--confusion", action="store_true",
                        help="a classifier: its confusion matrix on the test split (validation without one)")
+    which.add_argument("--steps", action="store_true",
+                       help="every step's training loss against the epoch (runs trained with `history steps`)")
+    p.add_argument("--smooth", type=_fraction, metavar="WEIGHT",
+                   help="with `--steps`: also draw the losses' moving average, TensorBoard's smoothing "
+                        "(a weight in [0, 1), e.g. 0.9)")
     p.add_argument("--axis", metavar="NAME", help="for a sweep: the swept value on the x axis (default: the first that varies)")
     p.add_argument("--overwrite", action="store_true", help="replace `-o FILE` if it exists")
     p.set_defaults(func=cmd_plot)
@@ -1106,6 +1152,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdio", action="store_true",
                    help="talk over stdin and stdout: the only transport, accepted because some clients pass it")
     p.set_defaults(func=cmd_lsp)
+
+    p = sub.add_parser("split", help="write a spec's train, validation and test parts as files, with their rows")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="a new or empty folder for `train.csv` (or `.npz`), `val`, `test` and `split.json`")
+    p.add_argument("--seed", type=_whole(0, 2**63 - 1), metavar="S",
+                   help="override the spec's seed (as `nnspec train --seed` does)")
+    p.add_argument("--overwrite", action="store_true", help="replace the split already in DIR (only its own files)")
+    p.set_defaults(func=cmd_split)
     for p in sub.choices.values():  # the global options, also accepted after the command
         p.add_argument("--color", choices=COLOR_CHOICES, default=argparse.SUPPRESS, help=COLOR_HELP)
     return parser

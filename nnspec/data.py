@@ -2,8 +2,8 @@
 
 `load(source, seed=, base_dir=, task=)` turns a checked `DataSource` into a `Dataset`:
 `x` float32 (n, *features); `y` float32 (n, k) of 0/1 for binary, int32 (n,) class
-indices for multiclass, float32 (n, k) for regression. `split` shuffles from the seed
-and cuts train/val/test; `Standardizer` is fitted on the train split only. Problems in
+indices for multiclass, float32 (n, k) for regression (nnspec/split.py cuts it into
+train/val/test); `Standardizer` is fitted on the train split only. Problems in
 the data raise `DataError` with the file, line and column. NumPy only; no JAX.
 """
 
@@ -1460,30 +1460,7 @@ def _shape(a: np.ndarray) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Splitting and standardizing.
-
-def split(ds: Dataset, *, val: float, test: float,
-          seed: int) -> tuple[Dataset, Dataset | None, Dataset | None]:
-    """Shuffle from `seed`, then cut (train, val, test); a zero fraction gives None."""
-    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise ValueError(f"bad split fractions val={val}, test={test}")
-    n = len(ds)
-    n_test = math.floor(n * test + 0.5)
-    n_val = math.floor(n * val + 0.5)
-    for name, fraction, count in (("validation", val, n_val), ("test", test, n_test)):
-        if fraction > 0 and count == 0:
-            raise DataError(f"dataset too small: {n} examples leave none for the {name} "
-                            f"split ({fraction:g} of them)",
-                            help="use more data, or a larger fraction")
-    if n - n_val - n_test <= 0:
-        raise DataError(f"dataset too small: {n} examples leave none for training",
-                        help="use more data, or smaller `val`/`test` fractions")
-    order = np.random.default_rng(seed).permutation(n)
-    test_idx, val_idx = order[:n_test], order[n_test:n_test + n_val]
-    train_idx = order[n_test + n_val:]
-    return (ds.take(train_idx), ds.take(val_idx) if n_val else None,
-            ds.take(test_idx) if n_test else None)
-
+# Standardizing (the split is nnspec/split.py).
 
 @dataclass(frozen=True, eq=False)
 class Standardizer:

@@ -27,6 +27,7 @@ from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
 from nnspec.show import format_value
+from nnspec.split import record_of as split_record, recorded_differs
 from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, rows, stack
 
 
@@ -68,44 +69,10 @@ class Result:
     def _repr_html_(self) -> str:
         """In a notebook: the summary, then the history table, the best epoch in bold."""
         import html
+        from nnspec.plot import curve_html
         from nnspec.show import history_html
-        return (f"<pre>{html.escape(repr(self))}</pre>" + curve_img(self.history, self.best_epoch)
+        return (f"<pre>{html.escape(repr(self))}</pre>" + curve_html(self.history, self.best_epoch)
                 + history_html(self.history, best_epoch=self.best_epoch))
-
-
-# The learning curve in a notebook's HTML: 480 x 280 pixels.
-CURVE_INCHES, CURVE_DPI = (6.0, 3.5), 80
-
-
-def curve_img(history: list[dict[str, float]], best_epoch: int | None = None) -> str:
-    """The loss (and validation loss) per epoch as an inline PNG `<img>`; empty without
-    matplotlib or without epochs. Drawn on a Figure of its own (no pyplot state)."""
-    if not history:
-        return ""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return ""
-    import base64
-    import io
-    fig = Figure(figsize=CURVE_INCHES, dpi=CURVE_DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    epochs = [row["epoch"] for row in history]
-    for key, label in (("loss", "train"), ("val_loss", "validation")):
-        if any(key in row for row in history):
-            ax.plot(epochs, [row.get(key, math.nan) for row in history], label=label)
-    if best_epoch:
-        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=CURVE_DPI)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f"<img alt='learning curve' src='data:image/png;base64,{data}'/>"
 
 
 Progress = Callable[[int, int, dict[str, float], float], None]
@@ -173,6 +140,12 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         t = program.train
         assert t is not None
     splits = prepare(program, base)
+    if resume and out is not None:
+        differs = recorded_differs(splits.rows, out)
+        if differs is not None:
+            raise fail("E407", f"cannot resume: the split rebuilt from the data is not the run's: {differs}", program,
+                       t.split_span or t.data_span, label="the run's split",
+                       help="resume with the data and the NumPy the run was trained with, or train a new run")
     if recorded is not None:
         rec = {**recorded, "epochs": total, "overrides": given}
     else:
@@ -227,7 +200,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                     "model_fingerprint": runs.model_fingerprint(program), "examples": runs.examples(splits),
                     "run": rec}
             try:
-                written = runs.start(out, program, info)
+                written = runs.start(out, program, info, split=split_record(splits.rows, t))
             except OSError:
                 runs.take_back(out, written, created)
                 raise

@@ -17,6 +17,7 @@ from nnspec.checked import Program
 from nnspec.data import Dataset, Standardizer
 from nnspec.lower import Model, lower
 from nnspec.prepare import Splits, _labels, fail, prepare
+from nnspec.split import recorded_differs
 from nnspec.trainer import chunks, compiled, eval_chunk, eval_sums_fn, mean_over
 
 
@@ -135,4 +136,12 @@ def load_run(program: Program, run_dir: Path, spec_dir: Path, *, own_copy: bool)
     else:
         notes.append("this run predates run records: its split is rebuilt from the spec as it is now")
     splits = prepare(program, spec_dir, standardizer=std)
+    # measured only on the rows the run set aside: the rebuilt split must be the recorded one
+    differs = recorded_differs(splits.rows, run_dir)
+    if differs is not None:
+        t = program.train
+        raise fail("E407", f"the split rebuilt from the data is not the run's: {differs}", program,
+                   (t.split_span or t.data_span) if t is not None else None, label="the run's split",
+                   help=f"evaluate with the data and the NumPy the run was trained with (`{run_dir}/split.json` "
+                        f"holds its rows)")
     return TrainedRun(program, model, params, std, meta, splits, notes)

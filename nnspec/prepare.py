@@ -14,12 +14,13 @@ import numpy as np
 from typing import Any
 
 from nnspec.checked import LossProgram, Program
-from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_named, load_split,
-                         split)
+from nnspec.data import DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_named, load_split
 from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
+from nnspec.split import (Rows, SplitColumnError, class_labels, column_rows, random_rows, read_column, stratified_rows,
+                          take)
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Splits:
     test: Dataset | None
     standardizer: Standardizer | None
     warnings: tuple[Diagnostic, ...] = ()  # what the data says about the spec (W003)
+    rows: Rows | None = None  # which examples of the data source each part holds (split.json)
 
 
 def fail(code: str, message: str, program: Program, span: Span | None, *, label: str = "",
@@ -44,21 +46,13 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
     t = program.train
     assert t is not None and program.heads
     base = base_dir or _spec_dir(program)
-    try:
-        # an autoencoder's targets are its inputs as read: `standardize` rescales what the
-        # model is fed, never a target, so outputs (and predictions) are in the data's units
-        several = len(program.model.inputs) > 1 or program.several_outputs
-        if several:  # one array per input and per output (checked: E256)
-            ds = load_named(t.data, base_dir=base, inputs=tuple(n for n, _ in program.model.inputs),
-                            outputs=tuple((h.name, h.loss.task) for h in program.heads))
-        else:
-            ds = (load_inputs(t.data, seed=t.seed, base_dir=base) if t.target == "input"
-                  else load(t.data, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
-                            positions=class_positions(program)))
-        train_ds, val_ds, test_ds = split(ds, val=t.val, test=t.test, seed=t.seed)
-    except DataError as exc:
-        raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
-                   notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
+    several = len(program.model.inputs) > 1 or program.several_outputs
+    ds, rows = load_source(program, base)
+    train_ds, val_ds, test_ds = take(ds, rows)
+    if rows.how == "column" and val_ds is None and watches_val(program):
+        raise fail("E401", f"cannot use the split column: no row of `{t.split_column}` is `val`, "
+                           f"but training watches a validation metric", program, t.split_span, label="no `val` rows",
+                   help="mark the validation rows `val` in the split column")
     if several:
         check_named_fit(program, ds, t.data_span)
         tokens = False
@@ -99,7 +93,64 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         std = Standardizer.fit(train_ds.x)
     if std is not None:
         train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
-    return Splits(train_ds, val_ds, test_ds, std, warnings=() if several else _range_warnings(program, train_ds))
+    return Splits(train_ds, val_ds, test_ds, std, warnings=() if several else _range_warnings(program, train_ds),
+                  rows=rows)
+
+
+def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
+    """The spec's data source as read (before standardizing) and how its examples are
+    split (nnspec/split.py); a problem with either raises E401 at the `data` line."""
+    t = program.train
+    assert t is not None and program.heads
+    try:
+        source, column = t.data, None
+        if t.split_column is not None:  # read as a split, never as a feature
+            source, values, lines = read_column(t.data, base, t.split_column)
+            column = (values, lines)
+        # an autoencoder's targets are its inputs as read: `standardize` rescales what the
+        # model is fed, never a target, so outputs (and predictions) are in the data's units
+        several = len(program.model.inputs) > 1 or program.several_outputs
+        if several:  # one array per input and per output (checked: E256)
+            ds = load_named(source, base_dir=base, inputs=tuple(n for n, _ in program.model.inputs),
+                            outputs=tuple((h.name, h.loss.task) for h in program.heads))
+        else:
+            ds = (load_inputs(source, seed=t.seed, base_dir=base) if t.target == "input"
+                  else load(source, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
+                            positions=class_positions(program)))
+        if column is not None:
+            values, lines = column
+            if ds.lines is not None and (len(lines) != len(ds) or not np.array_equal(ds.lines, lines)):
+                raise SplitColumnError("the split column's rows are not the examples read",
+                                       path=t.data.params["path"], column=t.split_column)
+            rows = column_rows(values, lines, path=t.data.params["path"], column=t.split_column or "")
+        elif t.stratify:
+            rows = stratified_rows(class_labels(ds), val=t.val, test=t.test, seed=t.seed,
+                                   names=ds.classes if isinstance(ds.classes, tuple) else None)
+        else:
+            rows = random_rows(len(ds), val=t.val, test=t.test, seed=t.seed)
+    except SplitColumnError as exc:
+        raise _split_column_error(program, exc) from None
+    except DataError as exc:
+        raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
+                   notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
+    return ds, rows
+
+
+def _split_column_error(program: Program, exc: DataError) -> NNSpecError:
+    t = program.train
+    assert t is not None
+    return fail("E401", f"cannot use the split column: {exc.message}", program, t.split_span, label="the split column",
+                notes=tuple(n for n in (_where(exc),) if n), help=exc.help, secondary=[(t.data_span, "in this data")])
+
+
+def watches_val(program: Program) -> bool:
+    """Whether training reads a validation metric: early stopping's, or the plateau rule's."""
+    t = program.train
+    watched = [t.early_stop.monitor] if t is not None and t.early_stop is not None else []
+    lr = program.optimizer.params.get("lr") if program.optimizer is not None else None
+    if getattr(lr, "name", None) == "reduce_on_plateau":
+        watched.append(lr.params["monitor"])  # type: ignore[union-attr]
+    return any(str(m).startswith("val_") for m in watched)
 
 
 # What each kind of output activation can produce: (low, high, as written).

@@ -34,6 +34,7 @@ from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
+from nnspec.split import record_of as split_record
 from nnspec.trainer import Divergence, Snapshot, Track, Trainer, _batches, stack
 from nnspec.show import format_value
 
@@ -78,8 +79,12 @@ class SweepResult:
         return f"<nnspec.SweepResult of {len(self.members)} models, ranked by {self.monitor}{where}\n{self.table().rstrip()}>"
 
     def _repr_html_(self) -> str:
+        """In a notebook: the ranked table, then the sweep's curve (`nnspec plot`'s picture
+        of the sweep's folder) where matplotlib is installed."""
         import html
-        return f"<pre>{html.escape(repr(self))}</pre>"
+        from nnspec.plot import sweep_html
+        records = [{"setting": m.setting, "history": m.history, "diverged": m.diverged} for m in self.members]
+        return f"<pre>{html.escape(repr(self))}</pre>" + sweep_html(records)
 
     def ranking(self) -> list[int]:
         """Member indices, best first, by the monitored value of the weights each model ends
@@ -229,7 +234,11 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         runs.remove_stale_temporaries(out)
         runs.start(out, program, {**runs.versions(), "sweep": True, "models": len(members), "command": command,
                                   "started": runs.now(), "ended": None, "status": "running",
-                                  "spec_fingerprint": ir.fingerprint(program.spec)})
+                                  "spec_fingerprint": ir.fingerprint(program.spec)},
+                   # one split for every model, when they all read the same data
+                   split=split_record(next(iter(prepared.values())).rows,
+                                      runs.with_overrides(program, {"seed": data_seed}).train)
+                   if len(prepared) == 1 else None)
     elif out is not None:
         runs.remove_stale_temporaries(out)
     progress_base = {"chunks": [[g, part] for g, part in chunks], "epochs": epochs, "seed": seed, "base_dir": str(base),
