@@ -83,6 +83,20 @@ def rules() -> list[dict[str, Any]]:
             for code, (title, text) in CODES.items()]
 
 
+def _homepage() -> str | None:
+    """The project's home page, as the installed package's metadata gives it (pyproject.toml)."""
+    from importlib import metadata
+    try:
+        urls = metadata.metadata("nnspec").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return None
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == "homepage":
+            return url.strip()
+    return None
+
+
 class Sarif:
     """A SARIF log being collected: `add` each file's diagnostics, then `text()`."""
 
@@ -113,12 +127,16 @@ class Sarif:
 
     def log(self) -> dict[str, Any]:
         from nnspec import __version__
+        driver: dict[str, Any] = {"name": "nnspec", "version": __version__, "semanticVersion": __version__}
+        homepage = _homepage()
+        if homepage:
+            driver["informationUri"] = homepage
+        driver["rules"] = self._rules
         return {
             "$schema": SARIF_SCHEMA,
             "version": "2.1.0",
             "runs": [{
-                "tool": {"driver": {"name": "nnspec", "version": __version__, "semanticVersion": __version__,
-                                    "rules": self._rules}},
+                "tool": {"driver": driver},
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(os.getcwd()).as_uri() + "/"}},
                 # columns count characters (code points), not UTF-16 code units
                 "columnKind": "unicodeCodePoints",

@@ -464,6 +464,7 @@ def test_check_format_sarif(run, monkeypatch: pytest.MonkeyPatch) -> None:
     (sarif_run,) = log["runs"]
     driver = sarif_run["tool"]["driver"]
     assert driver["name"] == "nnspec" and driver["version"] == __import__("nnspec").__version__
+    assert driver.get("informationUri", "https://").startswith("https://")  # the installed package's home page
     rules = driver["rules"]
     assert [r["id"] for r in rules] == list(CODES)
     for r in rules:
