@@ -232,6 +232,31 @@ def _program_or_exit(path: str):
     return program
 
 
+def _retargeted(path: str, files: dict[str, str | None]):
+    """`_program_or_exit` for `train --data/--val-data/--test-data`: the spec checked with
+    the files the flags give in place of its own (nnspec/retarget.py)."""
+    if not any(files.values()):
+        return _program_or_exit(path)
+    from nnspec.check import check_source
+    from nnspec.retarget import RetargetError, retarget
+    for file in files.values():
+        if file is not None and not Path(file).is_file():
+            raise _cannot_read(file, FileNotFoundError() if not Path(file).exists() else IsADirectoryError())
+    text, diags, src = read_text(path)
+    if text is None:
+        _report(diags, src, "human")
+        return None
+    try:
+        text, notes = retarget(text, path, files)  # type: ignore[arg-type]
+    except RetargetError as exc:
+        raise UsageError(str(exc)) from None
+    for note in notes:  # what is read, even with -q
+        print(f"note: {note}", file=sys.stderr)
+    program, diags, src = check_source(text, path)
+    _report(diags, src, "human")
+    return program
+
+
 def _print_progress(quiet: bool):
     """One line per epoch on a terminal (rewritten in place); about 20 lines otherwise.
     The first epoch includes compiling the program, so the time left is estimated from
@@ -375,7 +400,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except runs.RunFolderError as exc:
         raise UsageError(str(exc)) from None
     plot_to = _plot_target(args) if writer else None  # refused now, not after training
-    program = _program_or_exit(spec_path)
+    program = _retargeted(spec_path, {"data": args.data, "val": args.val_data, "test": args.test_data})
     if program is None:
         return EXIT_SPEC
     if program.train is None:
@@ -1082,6 +1107,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for the coordinator and the other processes")
     p.add_argument("--out", metavar="DIR", help="run folder: new or empty (default: runs/SPEC-NAME, numbered -2, -3, ... when taken)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    p.add_argument("--data", metavar="FILE", help="train on FILE instead of the file the spec's data line names "
+                                                  "(read as that line says: its target, features, ...)")
+    p.add_argument("--val-data", metavar="FILE", help="validate on FILE (instead of the spec's `val=` file)")
+    p.add_argument("--test-data", metavar="FILE", help="test on FILE (instead of the spec's `test=` file)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in `--out DIR` (only nnspec's own files are removed), "
                         "and the `--plot` file")

@@ -110,7 +110,15 @@ def load_named(source: DataSource, *, base_dir: Path, inputs: tuple[str, ...],
     help = "write it with `numpy.savez(path, " + ", ".join(f"{k}=..." for k in x_keys + y_keys) + ")`"
     arrays = _npz_arrays(path, base_dir, tuple((k, "features") for k in x_keys) + tuple((k, "targets") for k in y_keys),
                          help)
-    paths = {k: path for k in x_keys + y_keys}
+    return named_arrays(arrays, inputs=inputs, outputs=outputs, x_keys=x_keys, y_keys=y_keys,
+                        paths={k: path for k in x_keys + y_keys})
+
+
+def named_arrays(arrays: Mapping[str, np.ndarray], *, inputs: tuple[str, ...], outputs: tuple[tuple[str, str], ...],
+                 x_keys: tuple[str, ...], y_keys: tuple[str, ...], paths: Mapping[str, str]) -> Dataset:
+    """`load_named`'s examples from arrays already read (an archive's, or given from Python):
+    `x_keys` and `y_keys` name each input's and output's array in `arrays` and `paths`."""
+    several_in, several_out = len(inputs) > 1, len(outputs) > 1 or outputs[0][0] != ""
     ys: dict[str, np.ndarray] = {}
     classes: dict[str, tuple[str, ...] | None] = {}
     first: Dataset | None = None
@@ -212,7 +220,13 @@ def load_split(source: DataSource, *, like: Dataset, seed: int, base_dir: Path, 
     finally:
         _ONE_CLASS_OK.reset(token)
     files = data_files(source)
-    path = files.get("path") or files.get("x") or files.get("images")
+    return like_training(ds, like, files.get("path") or files.get("x") or files.get("images"))
+
+
+def like_training(ds: Dataset, like: Dataset, path: str | None) -> Dataset:
+    """A separate validation or test set `ds` (read from `path`) checked against the
+    training data `like`: the same feature columns, and its classes numbered as the
+    training data's (a class the training data lacks is refused where it first occurs)."""
     if like.feature_names and ds.feature_names and tuple(like.feature_names) != tuple(ds.feature_names):
         raise DataError(f"the feature columns are {_listing(ds.feature_names)}, but the training data's are "
                         f"{_listing(like.feature_names)}", path=path,

@@ -93,7 +93,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         progress: Progress | bool | None = None, base_dir: Path | None = None,
         stop_after: int | None = None, checkpoint_every: float = 2.0,
         overrides: dict[str, Any] | None = None, on_start: Callable[[Started], None] | None = None,
-        command: list[str] | None = None, devices: int | str | None = None, writes: bool = True) -> Result:
+        command: list[str] | None = None, devices: int | str | None = None, writes: bool = True,
+        data: Any = None) -> Result:
     """Train a checked program. With `out`, write the run directory (and resume from it):
     a checkpoint at most every `checkpoint_every` seconds, at the end, and on Ctrl-C.
     `overrides` are the command line's (`seed`, `epochs`); they are recorded with the run
@@ -103,7 +104,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     `devices`; it is not recorded with the run, which may resume on any number.
     `writes=False` (the processes other than 0 of a run over several hosts) reads `out` to
     resume but writes nothing there. `progress` is the per-epoch callback, or True for a
-    tqdm bar (progress.py)."""
+    tqdm bar (progress.py). `data` (a `given.Given`) is the arrays given from Python in place
+    of the spec's data; a resumed run must be given the same ones."""
     if bars.wanted(progress):
         bars.require()  # before anything is trained
     if resume and out is None:
@@ -133,13 +135,18 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     total = given.get("epochs", t.epochs)
     base = base_dir or _spec_dir(program)
     if recorded is not None:
+        from nnspec.given import differs
+        problem = differs(data, recorded.get("data"))
+        if problem is not None:
+            raise fail("E401", f"cannot resume: {problem}", program, None if data is not None else t.data_span,
+                       label="the run's data", help="resume with the data the run was started with")
         program, problem = runs.relocate(program, recorded)
         if problem is not None:
             raise fail("E401", f"cannot resume: {problem}", program, t.data_span, label="the run's data",
                        help="put the file back as it was, or train a new run on the new data")
         t = program.train
         assert t is not None
-    splits = prepare(program, base)
+    splits = prepare(program, base, given=data)
     if resume and out is not None:
         differs = recorded_differs(splits.rows, out)
         if differs is not None:
@@ -149,7 +156,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     if recorded is not None:
         rec = {**recorded, "epochs": total, "overrides": given}
     else:
-        rec = runs.record(program, base, epochs=total, overrides=given)
+        rec = runs.record(program, base, epochs=total, overrides=given, given=data)
     if resume and total < len(meta.get("history", [])):
         raise runs.RunFolderError(f"`{out}` has already trained {len(meta['history'])} epochs; "
                                   f"`--epochs {total}` cannot end it earlier")

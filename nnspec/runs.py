@@ -162,15 +162,17 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The run record stored with every checkpoint of a run."""
+def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[str, Any],
+           given: Any = None) -> dict[str, Any]:
+    """The run record stored with every checkpoint of a run; `given` (`given.Given`) is the
+    arrays given from Python in place of the spec's data, recorded by shape and digest."""
     t = program.train
     assert t is not None
     return {"seed": t.seed, "epochs": epochs, "overrides": dict(overrides),
             "split": {"val": t.val, "test": t.test, **({"stratify": True} if t.stratify else {}),
                       **({"column": t.split_column} if t.split_column is not None else {})},
             "standardize": t.standardize,
-            "data": data_record(program, base_dir)}
+            "data": given.record() if given is not None else data_record(program, base_dir)}
 
 
 def with_overrides(program: Program, overrides: Mapping[str, Any]) -> Program:
@@ -241,18 +243,27 @@ def _recorded_files(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
-                by_path: bool = True) -> list[tuple[str, str]]:
+                by_path: bool = True, given: Any = None) -> list[tuple[str, str]]:
     """How the spec's training setup differs from the run's: (statement, what) pairs for
     the data source and the split (the model is compared by its fingerprint elsewhere).
     `by_path=False` leaves out where the data file is (the run folder's own copy of the
-    spec names it relative to the user's folder, not its own)."""
+    spec names it relative to the user's folder, not its own). `given`: the arrays given
+    from Python in place of the spec's data (`given.Given`), compared by their digests."""
+    from nnspec.given import KIND, differs
     t = program.train
     if t is None:
         return []
     out = []
     data = rec.get("data") or {}
-    for source, theirs_rec, what in ((t.data, data, "trained on"), (t.val_data, data.get("val"), "validated on"),
-                                     (t.test_data, data.get("test"), "tested on")):
+    problem = differs(given, data)
+    if problem is not None:
+        out.append(("data", problem))
+    if given is not None or data.get("kind") == KIND:
+        sources: tuple = ()
+    else:
+        sources = ((t.data, data, "trained on"), (t.val_data, data.get("val"), "validated on"),
+                   (t.test_data, data.get("test"), "tested on"))
+    for source, theirs_rec, what in sources:
         theirs_rec = theirs_rec if isinstance(theirs_rec, dict) else None
         if source is None or theirs_rec is None:
             if (source is None) != (theirs_rec is None):
