@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from nnspec import ir
+from nnspec.completion import SHELLS
 from nnspec.diagnostics import Diagnostic, error, render_all, render_json
 from nnspec.source import Source, Span
+from nnspec.terminal import CHOICES as COLOR_CHOICES
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 101
 
@@ -35,8 +37,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message}\n  (see `{self.prog} --help`)\n")
 
 
+# `--color`, for the command being run (main sets it; nnspec/terminal.py decides)
+_COLOR_CHOICE = "auto"
+
+
 def _color(stream) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+    from nnspec.terminal import use_color
+    return use_color(stream, _COLOR_CHOICE)
 
 
 def _cannot_read(path: str, exc: OSError) -> UsageError:
@@ -47,41 +54,60 @@ def _cannot_read(path: str, exc: OSError) -> UsageError:
     return UsageError(f"cannot read `{path}`: {why}")
 
 
-def read_text(path: str) -> tuple[str | None, list[Diagnostic], Source | None]:
-    """A spec file's text; undecodable bytes become a located diagnostic; unreadable files a UsageError."""
+def _read_stdin() -> bytes:
+    stream = sys.stdin
+    if stream is None:
+        raise UsageError("cannot read `-`: there is no standard input")
     try:
-        data = Path(path).read_bytes()
+        buffer = getattr(stream, "buffer", None)
+        data = buffer.read() if buffer is not None else stream.read()
     except OSError as exc:
-        raise _cannot_read(path, exc) from None
+        raise _cannot_read("<stdin>", exc) from None
+    return data.encode("utf-8", errors="surrogateescape") if isinstance(data, str) else data
+
+
+def read_text(path: str, name: str | None = None) -> tuple[str | None, list[Diagnostic], Source | None]:
+    """A spec file's text (`-`: standard input); undecodable bytes become a located
+    diagnostic naming the file `name` (default: `path`); unreadable files a UsageError."""
+    name = name or ("<stdin>" if path == "-" else path)
+    if path == "-":
+        data = _read_stdin()
+    else:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise _cannot_read(path, exc) from None
     try:
         return data.decode("utf-8"), [], None
     except UnicodeDecodeError as exc:
         good = data[:exc.start].decode("utf-8")
-        src = Source(data.decode("utf-8", errors="replace"), path)
+        src = Source(data.decode("utf-8", errors="replace"), name)
         d = error("E024", f"this file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
                   Span(len(good), len(good) + 1), "cannot be decoded",
                   help="save the file as UTF-8 text")
         return None, [d], src
 
 
-def load(path: str, *, memory_budget: int | None = None):
-    """(Program or None, diagnostics, Source or None) for a `.nn` file or an IR `.json` file."""
+def load(path: str, *, name: str | None = None, memory_budget: int | None = None):
+    """(Program or None, diagnostics, Source or None) for a `.nn` file or an IR `.json` file
+    (`-`: standard input, named `name`, IR when the name ends in `.json`)."""
     from nnspec.check import check, check_source
     from nnspec.diagnostics import NNSpecError
-    text, diags, src = read_text(path)
+    name = name or ("<stdin>" if path == "-" else path)
+    text, diags, src = read_text(path, name)
     if text is None:
         return None, diags, src
-    if path.endswith(".json"):
+    if name.endswith(".json"):
         try:
             spec = ir.from_json(text)
         except ir.IRFormatError as exc:
-            raise UsageError(f"`{path}` is not nnspec IR: {exc}") from None
+            raise UsageError(f"`{name}` is not nnspec IR: {exc}") from None
         try:
             program = check(spec, memory_budget=memory_budget)
         except NNSpecError as exc:
             return None, list(exc.diagnostics), None
         return program, list(program.warnings), None
-    return check_source(text, path, memory_budget=memory_budget)
+    return check_source(text, name, memory_budget=memory_budget)
 
 
 def _report(diags: list[Diagnostic], src: Source | None, fmt: str, *, stream=None) -> None:
@@ -93,27 +119,49 @@ def _report(diags: list[Diagnostic], src: Source | None, fmt: str, *, stream=Non
         stream.write(text)
 
 
+def _inputs(args: argparse.Namespace, paths: list[str], *, folders: bool = True):
+    """The specs the command line names (nnspec/inputs.py): `-` is standard input, a
+    folder every `.nn` file under it, each file once."""
+    from nnspec.inputs import STDIN, InputError, expand
+    if args.stdin_filename is not None and STDIN not in paths:
+        raise UsageError("`--stdin-filename` names the spec read from standard input, which is read only "
+                         "for the argument `-`")
+    try:
+        return expand(paths, folders=folders, stdin_name=args.stdin_filename)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    from nnspec.report_formats import Sarif, github
     status = EXIT_OK
     everything = []
-    for path in args.files:
-        program, diags, src = load(path)
+    sarif = Sarif() if args.format == "sarif" else None
+    for spec in _inputs(args, args.files):
+        program, diags, src = load(spec.path, name=spec.name)
         if any(d.is_error for d in diags):
             status = EXIT_SPEC
         if args.format == "json":
             everything.extend(json.loads(render_json(diags, src)))
+        elif args.format == "github":
+            sys.stdout.write(github(diags, src, spec.name))
+        elif sarif is not None:
+            sarif.add(diags, src, spec.name)
         else:
             _report(diags, src, args.format)
             if program is not None and not args.quiet:
                 sweep = f", a sweep of {len(program.sweep.programs)} models" if program.sweep else ""
-                print(f"ok: `{path}` ({program.model.n_params:,} parameters{sweep})")
+                print(f"ok: `{spec.name}` ({program.model.n_params:,} parameters{sweep})")
     if args.format == "json":
         print(json.dumps(everything, indent=2))
+    if sarif is not None:
+        sys.stdout.write(sarif.text())
     return status
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    program, diags, src = load(args.file)
+    (spec,) = _inputs(args, [args.file], folders=False)
+    program, diags, src = load(spec.path, name=spec.name)
     if args.format == "json" and diags:
         print(render_json(diags, src), file=sys.stderr)
     else:
@@ -134,29 +182,38 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from nnspec.format import format_spec
+    """Each spec rewritten in canonical form; `-` formats standard input to stdout. With
+    `--check` or `--diff` nothing is written, and the exit status says if anything would be."""
+    from nnspec.format import format_spec, unified_diff
     from nnspec.parse import parse_collect
     status = EXIT_OK
-    for path in args.files:
-        text, diags, src = read_text(path)
+    files = _inputs(args, args.files)
+    if len(files) > 1 and any(f.is_stdin for f in files) and not (args.diff or args.check):
+        raise UsageError("`nnspec fmt -` writes the formatted text to standard output, so it formats nothing else "
+                         "at the same time; give `-` alone")
+    for file in files:
+        text, diags, src = read_text(file.path, file.name)
         if text is None:
             _report(diags, src, "human")
             status = EXIT_SPEC
             continue
-        spec, diags, src = parse_collect(text, path)
+        spec, diags, src = parse_collect(text, file.name)
         if spec is None or any(d.is_error for d in diags):
             _report(diags, src, "human")
             status = EXIT_SPEC
             continue
         formatted = format_spec(spec)
-        if formatted == text:
-            continue
-        if args.check:
-            print(f"would reformat `{path}`")
-            status = max(status, EXIT_SPEC)
-        else:
-            write_atomic(Path(path), formatted)
-            print(f"formatted `{path}`")
+        if args.diff or args.check:
+            if formatted != text:
+                if args.diff:
+                    sys.stdout.write(unified_diff(text, formatted, file.name))
+                print(f"would reformat `{file.name}`", file=sys.stderr if args.diff else sys.stdout)
+                status = max(status, EXIT_SPEC)
+        elif file.is_stdin:  # a filter: the formatted text, changed or not, and no file written
+            sys.stdout.write(formatted)
+        elif formatted != text:
+            write_atomic(Path(file.path), formatted)
+            print(f"formatted `{file.name}`")
     return status
 
 
@@ -1004,6 +1061,13 @@ def cmd_env(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    """A completion script for the shell, written from this very parser (nnspec/completion.py)."""
+    from nnspec.completion import script
+    sys.stdout.write(script(args.shell, build_parser()))
+    return EXIT_OK
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from nnspec.codes import CODES, explain
     text = explain(args.code)
@@ -1117,27 +1181,38 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnspec", description="A declarative model-spec compiler for neural networks.")
-    parser.add_argument("--version", action="version", version=f"nnspec {__import__('nnspec').__version__}")
+    parser.add_argument("--version", action="version", version=f"nnspec {__import__('nnspec').__version__}",
+                        help="print nnspec's version and exit")
+    parser.add_argument("--color", choices=COLOR_CHOICES, default="auto", help=COLOR_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     p = sub.add_parser("check", help="check specs and report every problem")
-    p.add_argument("files", nargs="+", metavar="FILE", help="`.nn` spec files (or IR `.json`)")
-    p.add_argument("--format", choices=("human", "json"), default="human", help="diagnostics as text or JSON")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="`.nn` spec files (or IR `.json`); a folder: every `.nn` file under it; `-`: standard input")
+    p.add_argument("--format", choices=("human", "json", "github", "sarif"), default="human",
+                   help="diagnostics as text, JSON, GitHub Actions annotations or SARIF 2.1.0")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing for clean files")
+    _stdin_filename(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("compile", help="check a spec and print what it compiles to")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="a `.nn` spec file (or IR `.json`); `-`: standard input")
     p.add_argument("--emit", choices=("ir", "summary", "jaxpr", "stablehlo"), default="summary",
                    help="`ir`: the IR as JSON; `summary`: a table of layers and parameters; "
                         "`jaxpr`/`stablehlo`: the lowered training step")
     p.add_argument("--format", choices=("human", "json"), default="human", help="diagnostics as text or JSON")
+    _stdin_filename(p)
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("fmt", help="rewrite specs in canonical form")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="`.nn` spec files; a folder: every `.nn` file under it; `-`: standard input, "
+                        "formatted to standard output")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
+    p.add_argument("--diff", action="store_true",
+                   help="change nothing; print a unified diff of what would change, and exit 1 if anything would")
+    _stdin_filename(p)
     p.set_defaults(func=cmd_fmt)
 
     p = sub.add_parser("train", help="train a spec and write a run folder")
@@ -1231,6 +1306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("human", "json"), default="human", help="as text or as one JSON object")
     p.set_defaults(func=cmd_env)
 
+    p = sub.add_parser("completion", help="print a shell completion script for bash, zsh or fish")
+    p.add_argument("shell", choices=SHELLS, metavar="SHELL", help="`bash`, `zsh` or `fish`")
+    p.set_defaults(func=cmd_completion)
+
     p = sub.add_parser("lsp", help="run the language server for editors over stdio (docs/editors.md)")
     p.add_argument("--stdio", action="store_true",
                    help="talk over stdin and stdout: the only transport, accepted because some clients pass it")
@@ -1244,12 +1323,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the spec's seed (as `nnspec train --seed` does)")
     p.add_argument("--overwrite", action="store_true", help="replace the split already in DIR (only its own files)")
     p.set_defaults(func=cmd_split)
+    for p in sub.choices.values():  # the global options, also accepted after the command
+        p.add_argument("--color", choices=COLOR_CHOICES, default=argparse.SUPPRESS, help=COLOR_HELP)
     return parser
 
 
+COLOR_HELP = ("when to colour diagnostics: `auto` colours them on a terminal, unless `NO_COLOR` is set "
+              "(or `FORCE_COLOR` is, other than `0`)")
+
+
+def _stdin_filename(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stdin-filename", metavar="NAME",
+                   help="the name diagnostics give the spec read from `-` (default `<stdin>`)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global _COLOR_CHOICE
     parser = build_parser()
     args = parser.parse_args(argv)
+    _COLOR_CHOICE, color_before = args.color, _COLOR_CHOICE
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in run.json
     shown = warnings.showwarning
     # a Python warning (NumPy's overflow, ...) as one line of its text, without the
@@ -1291,6 +1383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         warnings.showwarning = shown  # in-process callers keep their own
+        _COLOR_CHOICE = color_before
 
 
 if __name__ == "__main__":  # pragma: no cover

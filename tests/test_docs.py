@@ -400,12 +400,15 @@ def gen_train_defaults() -> str:
 
 
 def gen_cli(command: str) -> str:
+    """The table of a command's arguments; `global`: the options every command takes (written
+    before or after the command), which the commands' own tables leave out."""
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    p = sub.choices[command]  # type: ignore[attr-defined]
+    glob = {a.dest for a in parser._actions if a.option_strings}
+    p = parser if command == "global" else sub.choices[command]  # type: ignore[attr-defined]
     rows = ["| Argument | Meaning |\n", "|---|---|\n"]
     for action in p._actions:
-        if action.dest == "help":
+        if action.dest == "help" or action is sub or (p is not parser and action.dest in glob):
             continue
         if action.option_strings:
             flag = ", ".join(action.option_strings)

@@ -30,14 +30,23 @@ def place(tmp_path_factory) -> dict[str, Path]:
     assert code == 0, err
     return {"spec": spec, "run": base / "run", "x": write(base / "x.csv", "x1,x2\n0.5,0.2\n-1,1\n"),
             "file": write(base / "somefile", "not a folder\n"), "dir": base, "missing": base / "missing.nn",
-            "empty_run": Path(base / "empty_run")}
+            "empty_run": Path(base / "empty_run"), "nospecs": _folder(base / "nospecs", "notes.txt", ".hidden.nn")}
+
+
+def _folder(path: Path, *names: str) -> Path:
+    """A folder holding `names`, none of them a spec that `check` or `fmt` would take."""
+    path.mkdir()
+    for name in names:
+        write(path / name, "model m {\n")
+    return path
 
 
 # (argv with placeholders, the first line of stderr: exact, or a prefix ending in `…`)
 CASES = {
     # check
     "check: missing file": (["check", "{missing}"], "error: cannot read `{missing}`: no such file"),
-    "check: a directory": (["check", "{dir}"], "error: cannot read `{dir}`: it is a directory"),
+    "check: a folder without specs": (["check", "{nospecs}"], "error: `{nospecs}` holds no `.nn` file (names "
+                                                             "starting with `.`, and run folders, are skipped)"),
     "check: unknown flag": (["check", "--frobnicate", "{spec}"], "error: unrecognized arguments: --frobnicate"),
     "check: bad --format": (["check", "--format", "xml", "{spec}"], "error: argument --format: invalid choice: 'xml'…"),
     "check: no file": (["check"], "error: the following arguments are required: FILE"),
@@ -48,7 +57,7 @@ CASES = {
     "compile: bad --emit": (["compile", "{spec}", "--emit", "asm"], "error: argument --emit: invalid choice: 'asm'…"),
     # fmt
     "fmt: missing file": (["fmt", "{missing}"], "error: cannot read `{missing}`: no such file"),
-    "fmt: a directory": (["fmt", "{dir}"], "error: cannot read `{dir}`: it is a directory"),
+    "fmt: a folder without specs": (["fmt", "{nospecs}"], "error: `{nospecs}` holds no `.nn` file…"),
     "fmt: unknown flag": (["fmt", "--frobnicate", "{spec}"], "error: unrecognized arguments: --frobnicate"),
     # explain
     "explain: unknown code": (["explain", "E999"], "error: no diagnostic code `E999`…"),
