@@ -407,6 +407,12 @@ loss, `target input` (an autoencoder) or a model of several outputs has no such 
 `stratify` with no fraction to hold out would change nothing. A class too small to
 give each part an example is refused when the data is read (E401).
 
+    model houses {
+        input x[3]
+        dense 1
+    }
+    loss mse
+    optimizer adam
     train {
         data csv("houses.csv", target="price")
         split val=0.2 stratify     # `loss mse`: prices are not classes
