@@ -14,8 +14,9 @@ import numpy as np
 from typing import Any
 
 from nnspec.checked import LossProgram, Program
-from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_named, load_split,
-                         split)
+from nnspec.columns import Encoder
+from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, encode, fit_encoder, load, load_inputs,
+                         load_named, load_split, split)
 from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
@@ -29,6 +30,12 @@ class Splits:
     test: Dataset | None
     standardizer: Standardizer | None
     warnings: tuple[Diagnostic, ...] = ()  # what the data says about the spec (W003)
+    encoder: Encoder | None = None  # the `categorical`/`missing` encoding (columns.py), fitted on `train`
+
+    @property
+    def dropped(self) -> int:
+        """Rows `missing drop` left out of the training data."""
+        return self.encoder.dropped if self.encoder is not None else 0
 
 
 def fail(code: str, message: str, program: Program, span: Span | None, *, label: str = "",
@@ -38,9 +45,11 @@ def fail(code: str, message: str, program: Program, span: Span | None, *, label:
                        program.source, action="train")
 
 
-def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Standardizer | None = None) -> Splits:
-    """Load, check against the model, split and standardize the spec's data (with the
-    statistics of the training split, or with `standardizer` from a finished run)."""
+def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Standardizer | None = None,
+            encoder: Encoder | None = None) -> Splits:
+    """Load, check against the model, split, encode and standardize the spec's data (with
+    the statistics of the training split, or with `standardizer` and `encoder` from a
+    finished run)."""
     t = program.train
     assert t is not None and program.heads
     base = base_dir or _spec_dir(program)
@@ -54,8 +63,12 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         else:
             ds = (load_inputs(t.data, seed=t.seed, base_dir=base) if t.target == "input"
                   else load(t.data, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
-                            positions=class_positions(program)))
+                            positions=class_positions(program), columns=t.columns))
         train_ds, val_ds, test_ds = split(ds, val=t.val, test=t.test, seed=t.seed)
+        if ds.raw:  # `categorical`/`missing`: the encoding learnt from the training split's rows only
+            assert t.columns is not None
+            encoder = encoder or fit_encoder(train_ds, t.columns)
+            ds, train_ds, val_ds, test_ds = (encode(d, encoder) for d in (ds, train_ds, val_ds, test_ds))
     except DataError as exc:
         raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
                    notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
@@ -76,7 +89,10 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         for name, source, span in separate:
             try:
                 other = load_split(source, like=ds, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
-                                   inputs=t.target == "input")
+                                   inputs=t.target == "input", columns=t.columns)
+                if other.raw:
+                    assert encoder is not None
+                    other = encode(other, encoder)
             except DataError as exc:
                 raise fail("E401", f"cannot use the {name} data: {exc.message}", program, span, label=f"the {name} data",
                            notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
@@ -97,9 +113,13 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
     std = standardizer if not tokens else None
     if t.standardize and std is None and not tokens:
         std = Standardizer.fit(train_ds.x)
+        if encoder is not None:  # a category's 0/1 columns are fed as they are
+            hot = np.asarray(encoder.onehot())
+            std = Standardizer(np.where(hot, 0, std.mean).astype(np.float32), np.where(hot, 1, std.std).astype(np.float32))
     if std is not None:
         train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
-    return Splits(train_ds, val_ds, test_ds, std, warnings=() if several else _range_warnings(program, train_ds))
+    return Splits(train_ds, val_ds, test_ds, std, warnings=() if several else _range_warnings(program, train_ds),
+                  encoder=encoder)
 
 
 # What each kind of output activation can produce: (low, high, as written).
@@ -316,6 +336,8 @@ def _columns_note(program: Program, ds: Dataset) -> tuple[str, ...]:
     path = _data_path(program)
     if path is None:
         return ()
+    if ds.encoder is not None:
+        return (f"{path}: the feature columns {_listing(ds.feature_names)} encode to {ds.encoder.describe()}",)
     if ds.lines is not None and ds.feature_names:
         names = _listing(ds.feature_names)
         return (f"{path}: the header names {len(ds.feature_names)} feature column(s): {names}",)

@@ -395,14 +395,18 @@ def examples(splits: Any) -> dict[str, int] | None:
     if splits is None:
         return None
     return {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
-            "test": len(splits.test) if splits.test else 0}
+            "test": len(splits.test) if splits.test else 0,
+            **({"dropped": splits.dropped} if getattr(splits, "dropped", 0) else {})}
 
 
 def data_meta(splits: Any) -> dict[str, Any]:
     """What eval and predict need of the data without reading it again: the standardizer,
     the classes and the column names of the training split."""
     train = splits.train
+    encoder = getattr(splits, "encoder", None)
     return {"standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
+            # `categorical`/`missing`: the training split's vocabularies and fill values (columns.py)
+            **({"columns": encoder.to_dict()} if encoder is not None else {}),
             # with several outputs, each output's classes by its name
             "classes": ({k: list(v) if v is not None else None for k, v in train.classes.items()}
                         if isinstance(train.classes, dict) else
