@@ -1133,7 +1133,7 @@ class _Checker:
                 twice = [c for i, c in enumerate(cats) if c in cats[:i]]
                 if twice:
                     self.err("E116", f"category `{twice[0]}` is listed twice for column `{name}`", arg.value.span,
-                             "", help="list each category once (`1` and `1.0` are one category)")
+                             f"`{twice[0]}` twice", help="list each category once (`1` and `1.0` are one category)")
                     ok = False
                 vocab.append((name, tuple(cats)))
             if not names:
