@@ -205,6 +205,11 @@ class Encoder:
         for j, col in enumerate(self.columns):
             cells = x[:, j]
             if col.kind == "number":
+                text = next((i for i, c in enumerate(cells) if isinstance(c, str)), None)
+                if text is not None:  # read as a category: the spec's lines are not the run's
+                    raise EncodeError(f"cannot read `{cells[text]}` as a number", index=text, column=col.name,
+                                      help="the run encodes this column as numbers: read it with the spec it "
+                                           "was trained with")
                 v = np.asarray(cells, dtype=np.float64)
                 missing = np.isnan(v)
                 if missing.any():

@@ -768,6 +768,10 @@ def encode(ds: Dataset | None, encoder: Encoder) -> Dataset | None:
     DataError at the file's line and column."""
     if ds is None:
         return None
+    if tuple(ds.feature_names or encoder.names) != encoder.names:
+        raise DataError(f"the feature columns are {_listing(ds.feature_names)}, but the encoding's are "
+                        f"{_listing(encoder.names)}", path=ds.path,
+                        help="read the data with the spec the run was trained with")
     try:
         x = encoder.transform(ds.x)
     except EncodeError as exc:

@@ -168,7 +168,17 @@ def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[
     assert t is not None
     return {"seed": t.seed, "epochs": epochs, "overrides": dict(overrides),
             "split": {"val": t.val, "test": t.test}, "standardize": t.standardize,
-            "data": data_record(program, base_dir)}
+            "data": data_record(program, base_dir),
+            **({"columns": _columns_record(t.columns)} if t.columns is not None else {})}
+
+
+def _columns_record(columns: Any) -> dict[str, Any] | None:
+    """The `categorical` and `missing` lines (columns.Columns), as JSON, for `differences`."""
+    if columns is None:
+        return None
+    return _jsonable({"categorical": list(columns.categorical), "vocab": {k: list(v) for k, v in columns.vocab},
+                      "unknown": columns.unknown, "missing": columns.missing.show(),
+                      "fills": {k: f.show() for k, f in columns.fills}})
 
 
 def with_overrides(program: Program, overrides: Mapping[str, Any]) -> Program:
@@ -269,6 +279,9 @@ def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
                 out.append(("data", f"the run was {what} `{recorded[key]['path']}`, this spec reads `{full}`"))
         if mine != theirs:
             out.append(("data", f"the run was {what} other data than this spec names"))
+    if _columns_record(t.columns) != rec.get("columns"):  # how the cells were read and encoded
+        what = "categorical" if program.spec.train is not None and program.spec.train.get("categorical") else "missing"
+        out.append((what, "the run read its feature columns with other `categorical` or `missing` lines"))
     split = rec.get("split") or {}
     if split and (split.get("val") != t.val or split.get("test") != t.test):
         out.append(("split", f"the run was split val={split.get('val'):g} test={split.get('test'):g}, "

@@ -244,3 +244,35 @@ def test_eval_rebuilds_the_same_encoded_splits(run) -> None:
     loaded = nnspec.load(run["run"])
     assert loaded.evaluate()["loss"] == pytest.approx(json.loads((run["run"] / "run.json").read_text())
                                                       ["kept"]["metrics"]["val"]["loss"], rel=1e-5)
+
+
+def test_eval_refuses_a_spec_whose_column_lines_differ_from_the_run(run) -> None:
+    changed = run["base"] / "changed.nn"
+    changed.write_text(run["spec"].read_text().replace("categorical color city", "categorical color city age"))
+    code, _, err = cli("eval", changed, "--run", run["run"])
+    assert code == 1 and "E405" in err
+    assert "the run read its feature columns with other `categorical` or `missing` lines" in err
+
+
+def test_json_lines_cells_are_read_as_csv_cells(tmp_path: Path) -> None:
+    rows = [{"age": None if r[0] == "" else r[0], "color": r[1] or None, "city": r[2] or None,
+             "income": None if r[3] == "" else r[3], "bought": r[4]} for r in ROWS]
+    (tmp_path / "shop.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "shop.csv").write_text(_csv(ROWS))
+    lines = "    categorical color city\n    missing median color=mode city=mode\n"
+    from_csv = prepared(lines, tmp_path)
+    from_json = prepared(lines, tmp_path, data='jsonl("shop.jsonl", target="bought")')
+    np.testing.assert_array_equal(from_json.train.x, from_csv.train.x)
+
+
+def test_the_safetensors_export_carries_the_encoding(run) -> None:
+    st = pytest.importorskip("safetensors.numpy")
+    from nnspec import export
+    loaded = nnspec.load(run["run"])
+    data, _ = export.safetensors(loaded)
+    path = run["base"] / "w.safetensors"
+    path.write_bytes(data)
+    from safetensors import safe_open
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+    assert json.loads(meta["columns"]) == loaded.meta["columns"] and st is not None
