@@ -1174,6 +1174,13 @@ class _Checker:
                              secondary=[(names[name].span, "a categorical column")],
                              help=f"fill it with its most frequent category: `{name}=mode`, or a constant")
                     ok = False
+                listed = dict(vocab).get(name)
+                if (fill.how == "constant" and listed is not None and cat is not None and cat["unknown"] == "error"
+                        and columns.category(fill.value if isinstance(fill.value, str) else repr(fill.value)) not in listed):
+                    self.err("E115", f"the fill of column `{name}` is not one of its categories", arg.value.span,
+                             "not listed", secondary=[(names[name].span, "the categories")],
+                             help="add it to the column's categories, or fill it with `mode`")
+                    ok = False
                 if fill.how == "constant" and isinstance(fill.value, str) and name not in names:
                     self.err("E115", f"a text fill for column `{name}`, which holds numbers", arg.value.span,
                              "not a number", help=f"fill it with a number, or declare it `categorical {name}`")
@@ -1550,6 +1557,8 @@ class _Checker:
                           "to pass raw scores")
 
     def check_data_fit(self, model: ModelProgram) -> None:
+        if self.train is not None and self.train.columns is not None:
+            self.check_columns_fit(model)
         if self.train is None or self.train.data.kind != "builtin":
             return
         ds = DATASETS.get(self.train.data.params["name"])
@@ -1580,6 +1589,26 @@ class _Checker:
                                  f"but the model's output has shape {show_shape(out)}",
                          model.layers[-1].span, f"not {show_shape(want)}", secondary=[(self.train.data_span, "the data")],
                          help=f"end the model with a recurrent layer written with `sequences` and `dense {classes} softmax per_step`")
+
+    def check_columns_fit(self, model: ModelProgram) -> None:
+        """A table's encoded width, where the spec tells it (`features=[...]` and every
+        categorical column's categories listed), against the one input."""
+        assert self.train is not None and self.spec.model is not None and self.spec.train is not None
+        cols, feats = self.train.columns, self.train.data.params.get("features")
+        declared = dict(cols.vocab)
+        if feats is None or len(model.inputs) != 1 or any(c not in declared for c in cols.categorical):
+            return  # a learnt vocabulary's size is known when the data is read (E403)
+        feats = (feats,) if isinstance(feats, str) else tuple(feats)
+        widths = [len(declared[f]) + (cols.unknown == "slot") if f in declared else 1 for f in feats]
+        if (sum(widths),) == tuple(model.input_shape):
+            return
+        cat = self.spec.train.get("categorical")
+        self.err("E311", f"the feature columns encode to {sum(widths)} numbers, but the model's input is "
+                         f"{show_shape(model.input_shape)}", self.train.data_span, f"{sum(widths)} features",
+                 secondary=[(self.spec.model.inputs[0].span, "the input")]
+                           + ([(cat.span, "the categories")] if cat is not None else []),
+                 help=f"declare the input as `input {model.inputs[0][0]}[{sum(widths)}]`: "
+                      + ", ".join(f"`{f}` gives {w}" for f, w in zip(feats, widths)))
 
     def check_input_fit(self, model: ModelProgram, ds: Entry, params: Mapping[str, Any],
                         features: tuple[int, ...]) -> None:

@@ -403,7 +403,9 @@ copies) would not fit in this machine's memory, or a single example of the input
 not. The message gives the estimate."""),
     "E311": ("data does not fit the model", """
 A built-in dataset whose examples do not match the input's shape, whose task does not
-match the loss, or whose number of classes does not match the output units. With
+match the loss, or whose number of classes does not match the output units; a table
+whose encoded width the spec tells (`features=[...]`, and every `categorical` column's
+categories listed) and the input's differ. With
 `target input` (an autoencoder), a model whose output shape is not its input's, or a
 class loss for targets that are numbers."""),
     "E312": ("malformed sweep", """
