@@ -199,6 +199,11 @@ class TrainProgram:
     test_span: Span | None = None
     # The `categorical` and `missing` lines (columns.Columns); None where there are none.
     columns: Any = None
+    # `split ... stratify`: the fractions cut within each class (nnspec/split.py);
+    # `split column="NAME"`: a CSV column says each row's part, instead of fractions.
+    stratify: bool = False
+    split_column: str | None = None
+    split_span: Span | None = None
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,31 @@ def _program_or_exit(path: str):
     return program
 
 
+def _retargeted(path: str, files: dict[str, str | None]):
+    """`_program_or_exit` for `train --data/--val-data/--test-data`: the spec checked with
+    the files the flags give in place of its own (nnspec/retarget.py)."""
+    if not any(files.values()):
+        return _program_or_exit(path)
+    from nnspec.check import check_source
+    from nnspec.retarget import RetargetError, retarget
+    for file in files.values():
+        if file is not None and not Path(file).is_file():
+            raise _cannot_read(file, FileNotFoundError() if not Path(file).exists() else IsADirectoryError())
+    text, diags, src = read_text(path)
+    if text is None:
+        _report(diags, src, "human")
+        return None
+    try:
+        text, notes = retarget(text, path, files)  # type: ignore[arg-type]
+    except RetargetError as exc:
+        raise UsageError(str(exc)) from None
+    for note in notes:  # what is read, even with -q
+        print(f"note: {note}", file=sys.stderr)
+    program, diags, src = check_source(text, path)
+    _report(diags, src, "human")
+    return program
+
+
 def _print_progress(quiet: bool):
     """One line per epoch on a terminal (rewritten in place); about 20 lines otherwise.
     The first epoch includes compiling the program, so the time left is estimated from
@@ -321,7 +346,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except runs.RunFolderError as exc:
         raise UsageError(str(exc)) from None
     plot_to = _plot_target(args) if writer else None  # refused now, not after training
-    program = _program_or_exit(spec_path)
+    program = _retargeted(spec_path, {"data": args.data, "val": args.val_data, "test": args.test_data})
     if program is None:
         return EXIT_SPEC
     if program.train is None:
@@ -789,22 +814,28 @@ def cmd_plot(args: argparse.Namespace) -> int:
     trained model, a decision boundary or a confusion matrix."""
     from nnspec import plot
     folders = [Path(r) for r in args.runs]
-    kind = "boundary" if args.boundary else "confusion" if args.confusion else None
+    asked = "boundary" if args.boundary else "confusion" if args.confusion else "steps" if args.steps else None
     try:
         plot.require_matplotlib()  # before any work
-        history = kind is None
-        kind = plot.history_kind(folders) if history else kind
+        history = asked is None
+        kind = plot.history_kind(folders) if asked is None else asked
         if args.axis is not None and kind != "sweep":
             raise plot.PlotError("`--axis` chooses a sweep's swept value for the x axis; "
                                  + ("these runs are not sweeps" if kind == "curves" else f"`--{kind}` has no such axis"))
+        if args.smooth is not None and kind != "steps":
+            raise plot.PlotError("`--smooth` smooths the loss of every step: it goes with `--steps`")
+        steps = [s for r, name in zip(folders, args.runs) for s in plot.read_steps(r, name)] if kind == "steps" else []
         if args.output is not None:
             out = plot.output_path(args.output, overwrite=args.overwrite)
         elif len(folders) == 1:  # the picture of one run lives in its folder, redrawn in place
             out = plot.default_output(folders[0], kind)
         else:
             raise plot.PlotError(f"name the picture of {len(folders)} runs with `-o FILE.png` (or `.svg`)")
-        fig = plot.history_figure(kind, folders, args.runs, args.axis) if history else _model_figure(
-            kind, folders, args.runs)
+        if kind == "steps":
+            fig = plot.steps_figure(steps, args.smooth)
+        else:
+            fig = plot.history_figure(kind, folders, args.runs, args.axis) if history else _model_figure(
+                kind, folders, args.runs)
         if isinstance(fig, int):
             return fig
         try:
@@ -895,6 +926,17 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1), the weight of a moving average."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found `{text}`") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"`{text}` is out of range: must be ≥ 0 and < 1")
+    return value
+
+
 def _whole(low: int, high: int | None):
     """An argparse type: a whole number in [low, high], as the spec's own settings are checked."""
     def convert(text: str) -> int:
@@ -948,6 +990,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_split(args: argparse.Namespace) -> int:
+    """The spec's split written out: each part a file, and the row positions (split.json)."""
+    from nnspec import runs
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.prepare import _spec_dir
+    from nnspec.split import SplitFolderError, describe, write_split
+    program = _program_or_exit(args.spec)
+    if program is None:
+        return EXIT_SPEC
+    if program.train is None or not program.heads:
+        raise UsageError(f"`{args.spec}` has no `train` block with a `loss`: there is no data to split")
+    program = runs.with_overrides(program, {"seed": args.seed})
+    try:
+        rows, written = write_split(program, Path(args.out), base_dir=_spec_dir(program), overwrite=args.overwrite)
+    except SplitFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except NNSpecError as exc:
+        exc.action = "split"
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    print(f"split {describe(rows)}: wrote " + ", ".join(f"`{p}`" for p in written), file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnspec", description="A declarative model-spec compiler for neural networks.")
     parser.add_argument("--version", action="version", version=f"nnspec {__import__('nnspec').__version__}")
@@ -989,6 +1055,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for the coordinator and the other processes")
     p.add_argument("--out", metavar="DIR", help="run folder: new or empty (default: runs/SPEC-NAME, numbered -2, -3, ... when taken)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    p.add_argument("--data", metavar="FILE", help="train on FILE instead of the file the spec's data line names "
+                                                  "(read as that line says: its target, features, ...)")
+    p.add_argument("--val-data", metavar="FILE", help="validate on FILE (instead of the spec's `val=` file)")
+    p.add_argument("--test-data", metavar="FILE", help="test on FILE (instead of the spec's `test=` file)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in `--out DIR` (only nnspec's own files are removed), "
                         "and the `--plot` file")
@@ -1016,16 +1086,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("plot", help="draw runs: learning curves, a sweep's curve, a decision boundary, a confusion matrix")
+    p = sub.add_parser("plot", help="draw runs: learning curves, a sweep's curve, every step's loss, a decision boundary, a confusion matrix")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by `train`; several are drawn on one figure")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="the picture, `.png` or `.svg` (default for one run: `curves.png`, `sweep.png`, "
-                        "`boundary.png` or `confusion.png` in its folder)")
+                        "`steps.png`, `boundary.png` or `confusion.png` in its folder)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--boundary", action="store_true",
                        help="a classifier of 2 input features: its decision boundary over its training data")
     which.add_argument("--confusion", action="store_true",
                        help="a classifier: its confusion matrix on the test split (validation without one)")
+    which.add_argument("--steps", action="store_true",
+                       help="every step's training loss against the epoch (runs trained with `history steps`)")
+    p.add_argument("--smooth", type=_fraction, metavar="WEIGHT",
+                   help="with `--steps`: also draw the losses' moving average, TensorBoard's smoothing "
+                        "(a weight in [0, 1), e.g. 0.9)")
     p.add_argument("--axis", metavar="NAME", help="for a sweep: the swept value on the x axis (default: the first that varies)")
     p.add_argument("--overwrite", action="store_true", help="replace `-o FILE` if it exists")
     p.set_defaults(func=cmd_plot)
@@ -1050,6 +1125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdio", action="store_true",
                    help="talk over stdin and stdout: the only transport, accepted because some clients pass it")
     p.set_defaults(func=cmd_lsp)
+
+    p = sub.add_parser("split", help="write a spec's train, validation and test parts as files, with their rows")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="a new or empty folder for `train.csv` (or `.npz`), `val`, `test` and `split.json`")
+    p.add_argument("--seed", type=_whole(0, 2**63 - 1), metavar="S",
+                   help="override the spec's seed (as `nnspec train --seed` does)")
+    p.add_argument("--overwrite", action="store_true", help="replace the split already in DIR (only its own files)")
+    p.set_defaults(func=cmd_split)
     return parser
 
 

@@ -43,6 +43,11 @@ _KEYWORDS = ("true", "false")  # lexed as booleans wherever a value may stand
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
 
+def quote(text: str) -> str:
+    """`text` as an nnspec string literal."""
+    return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
+
+
 def format_source(text: str, filename: str = "<string>") -> str:
     """Parse `text` and print it canonically; raises NNSpecError on bad input."""
     return format_spec(parse(text, filename))
@@ -194,7 +199,7 @@ def _value(v: ir.Value) -> str:
     if isinstance(v, ir.Number):
         return _number(v)
     if isinstance(v, ir.String):
-        return '"' + "".join(_ESCAPES.get(c, c) for c in v.value) + '"'
+        return quote(v.value)
     if isinstance(v, ir.Bool):
         return "true" if v.value else "false"
     if isinstance(v, ir.Ref):

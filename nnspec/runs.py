@@ -33,9 +33,9 @@ FORMAT = "nnspec-run"
 VERSION = 1
 # Every file nnspec may write in a run folder (single runs and sweeps).
 RUN_FILES = ("spec.nn", "ir.json", "run.json", "history.csv", "history.jsonl", "checkpoint.npz",
-             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "steps.csv",
+             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "steps.csv", "split.json",
              # `nnspec plot RUN` without `-o` (plot.DEFAULT_NAMES)
-             "curves.png", "sweep.png", "boundary.png", "confusion.png")
+             "curves.png", "sweep.png", "steps.png", "boundary.png", "confusion.png")
 
 
 class RunFolderError(Exception):
@@ -162,13 +162,17 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The run record stored with every checkpoint of a run."""
+def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[str, Any],
+           given: Any = None) -> dict[str, Any]:
+    """The run record stored with every checkpoint of a run; `given` (`given.Given`) is the
+    arrays given from Python in place of the spec's data, recorded by shape and digest."""
     t = program.train
     assert t is not None
     return {"seed": t.seed, "epochs": epochs, "overrides": dict(overrides),
-            "split": {"val": t.val, "test": t.test}, "standardize": t.standardize,
-            "data": data_record(program, base_dir),
+            "split": {"val": t.val, "test": t.test, **({"stratify": True} if t.stratify else {}),
+                      **({"column": t.split_column} if t.split_column is not None else {})},
+            "standardize": t.standardize,
+            "data": given.record() if given is not None else data_record(program, base_dir),
             **({"columns": _columns_record(t.columns)} if t.columns is not None else {})}
 
 
@@ -249,18 +253,27 @@ def _recorded_files(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
-                by_path: bool = True) -> list[tuple[str, str]]:
+                by_path: bool = True, given: Any = None) -> list[tuple[str, str]]:
     """How the spec's training setup differs from the run's: (statement, what) pairs for
     the data source and the split (the model is compared by its fingerprint elsewhere).
     `by_path=False` leaves out where the data file is (the run folder's own copy of the
-    spec names it relative to the user's folder, not its own)."""
+    spec names it relative to the user's folder, not its own). `given`: the arrays given
+    from Python in place of the spec's data (`given.Given`), compared by their digests."""
+    from nnspec.given import KIND, differs
     t = program.train
     if t is None:
         return []
     out = []
     data = rec.get("data") or {}
-    for source, theirs_rec, what in ((t.data, data, "trained on"), (t.val_data, data.get("val"), "validated on"),
-                                     (t.test_data, data.get("test"), "tested on")):
+    problem = differs(given, data)
+    if problem is not None:
+        out.append(("data", problem))
+    if given is not None or data.get("kind") == KIND:
+        sources: tuple = ()
+    else:
+        sources = ((t.data, data, "trained on"), (t.val_data, data.get("val"), "validated on"),
+                   (t.test_data, data.get("test"), "tested on"))
+    for source, theirs_rec, what in sources:
         theirs_rec = theirs_rec if isinstance(theirs_rec, dict) else None
         if source is None or theirs_rec is None:
             if (source is None) != (theirs_rec is None):
@@ -286,7 +299,15 @@ def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
     if split and (split.get("val") != t.val or split.get("test") != t.test):
         out.append(("split", f"the run was split val={split.get('val'):g} test={split.get('test'):g}, "
                              f"this spec says val={t.val:g} test={t.test:g}"))
+    elif split and (bool(split.get("stratify")) != t.stratify or split.get("column") != t.split_column):
+        out.append(("split", f"the run was split {_split_how(split.get('stratify'), split.get('column'))}, "
+                             f"this spec splits {_split_how(t.stratify, t.split_column)}"))
     return out
+
+
+def _split_how(stratify: Any, column: Any) -> str:
+    return (f"by the column `{column}`" if column is not None else
+            "by fractions within each class (`stratify`)" if stratify else "by fractions of all the examples")
 
 
 def _absolute(path: str, base_dir: Path) -> Path:
@@ -314,14 +335,17 @@ def versions() -> dict[str, str]:
     return out
 
 
-def start(out: Path, program: Program, info: Mapping[str, Any]) -> list[Path]:
-    """Write the spec, its IR and run.json into a fresh run folder; returns the files written
-    (so a run that fails before its first checkpoint can take them back)."""
+def start(out: Path, program: Program, info: Mapping[str, Any], *, split: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write the spec, its IR, run.json and (given `split`, a `split.Rows.record()`) the
+    row positions of each part, split.json, into a fresh run folder; returns the files
+    written (so a run that fails before its first checkpoint can take them back)."""
     from nnspec.format import format_spec
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, data in (("spec.nn", format_spec(program.spec)), ("ir.json", ir.to_json(program.spec)),
-                       ("run.json", json.dumps({"format": FORMAT, "version": VERSION, **info}, indent=2))):
+    files = [("spec.nn", format_spec(program.spec)), ("ir.json", ir.to_json(program.spec))]
+    if split is not None:
+        files.append(("split.json", json.dumps(split) + "\n"))
+    for name, data in (*files, ("run.json", json.dumps({"format": FORMAT, "version": VERSION, **info}, indent=2))):
         written.append(out / name)
         checkpoint.write_bytes_atomic(out / name, data.encode())
     return written

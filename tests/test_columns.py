@@ -43,10 +43,12 @@ def spec(lines: str, width: int = 11, data: str = 'csv("shop.csv", target="bough
 def width(lines: str, folder: Path, **kw: str) -> int:
     """The input width the encoding gives (it depends on the categories the split's
     training rows hold), read off the encoder as `prepare` fits it."""
-    from nnspec.data import fit_encoder, load, split
-    t = nnspec.check_text(spec(lines, **kw)).train
-    ds = load(t.data, seed=t.seed, base_dir=folder, task="binary", columns=t.columns)
-    return fit_encoder(split(ds, val=t.val, test=t.test, seed=t.seed)[0], t.columns).width
+    from nnspec.data import fit_encoder
+    from nnspec.prepare import load_source
+    from nnspec.split import take
+    program = nnspec.check_text(spec(lines, **kw))
+    ds, rows = load_source(program, folder)
+    return fit_encoder(take(ds, rows)[0], program.train.columns).width
 
 
 def prepared(lines: str, folder: Path, **kw: str):
@@ -276,3 +278,23 @@ def test_the_safetensors_export_carries_the_encoding(run) -> None:
     with safe_open(str(path), framework="numpy") as f:
         meta = f.metadata()
     assert json.loads(meta["columns"]) == loaded.meta["columns"] and st is not None
+
+
+def test_a_split_column_keeps_its_rows_when_drop_leaves_some_out(tmp_path: Path) -> None:
+    parts = ["val" if i % 4 == 0 else "train" for i in range(len(ROWS))]
+    (tmp_path / "shop.csv").write_text("age,color,city,income,bought,part\n" + "".join(
+        ",".join(str(c) for c in (*r, p)) + "\n" for r, p in zip(ROWS, parts)))
+    lines = '    categorical color city\n    missing median color=drop city=mode\n    split column="part"\n'
+    splits = prepared(lines, tmp_path)
+    kept = [(i + 2, p) for i, (r, p) in enumerate(zip(ROWS, parts)) if r[1] != ""]
+    assert splits.dropped == len(ROWS) - len(kept) == 2
+    assert sorted(int(v) for v in splits.val.lines) == [n for n, p in kept if p == "val"]
+    assert sorted(int(v) for v in splits.train.lines) == [n for n, p in kept if p == "train"]
+
+
+def test_a_stratified_split_encodes_as_a_random_one(folder: Path) -> None:
+    splits = prepared("    categorical color city\n    missing median color=mode city=mode\n"
+                      "    split val=0.25 stratify\n", folder)
+    assert splits.encoder is not None and splits.train.x.dtype == np.float32
+    train = _cells(ROWS, splits.train.lines)
+    assert [r[4] for r in train].count("yes") == [r[4] for r in train].count("no") == 6  # 8 of each, 2 held out

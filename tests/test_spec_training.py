@@ -72,6 +72,7 @@ EXPECTED = {
     "shop_columns.nn": ("val_accuracy", lambda v: v >= 0.75),  # categories and empty cells, encoded
     "full_batch.nn": ("val_accuracy", lambda v: v >= 0.95),
     "sgd_pure.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "minibatch.nn": ("val_accuracy", lambda v: v >= 0.95),
     "logits.nn": ("val_accuracy", lambda v: v >= 0.95),
     "schedules.nn": ("val_accuracy", lambda v: v >= 0.95),
     "regression.nn": ("val_loss", lambda v: v <= 0.05),
