@@ -298,3 +298,12 @@ def test_a_stratified_split_encodes_as_a_random_one(folder: Path) -> None:
     assert splits.encoder is not None and splits.train.x.dtype == np.float32
     train = _cells(ROWS, splits.train.lines)
     assert [r[4] for r in train].count("yes") == [r[4] for r in train].count("no") == 6  # 8 of each, 2 held out
+
+
+def test_arrays_given_from_python_are_refused_with_column_lines(folder: Path) -> None:
+    program = nnspec.check_text(spec("    missing median\n", width=4), filename=str(folder / "s.nn"))
+    with pytest.raises(NNSpecError) as exc:
+        nnspec.train(program, data=(np.zeros((8, 4), np.float32), np.zeros((8, 1), np.float32)))
+    d = exc.value.diagnostics[0]
+    assert (d.code, d.message) == ("E401", "`missing` encodes the cells of the spec's data file, but the data is "
+                                           "the arrays given as `data=`")
