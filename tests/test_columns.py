@@ -112,7 +112,7 @@ def test_validation_rows_do_not_move_the_statistics(folder: Path) -> None:
     lines = "    categorical color city unknown=slot\n    missing mean color=mode city=mode\n    split val=0.25\n"
     program = nnspec.check_text(spec(lines, width=width(lines, folder)))
     first = prepare(program, folder)
-    val_lines = set(int(v) for v in first.val.lines)
+    val_lines = {int(v) for v in first.val.lines}
     # the validation rows' numbers made huge and their categories new: nothing fitted changes
     changed = [(10_000, "violet", "lima", 99_999, r[4]) if i + 2 in val_lines else r for i, r in enumerate(ROWS)]
     (folder / "shop.csv").write_text(_csv(changed))
@@ -220,6 +220,7 @@ def test_predict_and_load_encode_the_raw_csv_as_training_did(run) -> None:
     np.testing.assert_allclose(printed, direct[:, 0], atol=1e-6)
     # the same numbers as the model on the training split's encoded features
     import jax.numpy as jnp
+
     from nnspec.infer import predict
     model_out = np.asarray(predict(loaded.model, loaded.params, jnp.asarray(splits.train.x)))
     np.testing.assert_allclose(direct[:, 0], 1 / (1 + np.exp(-model_out[:, 0])) if loaded.program.loss.params.get(
@@ -244,8 +245,9 @@ def test_eval_rebuilds_the_same_encoded_splits(run) -> None:
     code, out, err = cli("eval", "--run", run["run"])
     assert code == 0, err
     loaded = nnspec.load(run["run"])
-    assert loaded.evaluate()["loss"] == pytest.approx(json.loads((run["run"] / "run.json").read_text())
-                                                      ["kept"]["metrics"]["val"]["loss"], rel=1e-5)
+    kept = json.loads((run["run"] / "run.json").read_text())["kept"]["metrics"]["val"]["loss"]
+    assert loaded.evaluate()["loss"] == pytest.approx(kept, rel=1e-5)
+    assert f"loss  {kept:.4f}" in out
 
 
 def test_eval_refuses_a_spec_whose_column_lines_differ_from_the_run(run) -> None:
@@ -305,5 +307,5 @@ def test_arrays_given_from_python_are_refused_with_column_lines(folder: Path) ->
     with pytest.raises(NNSpecError) as exc:
         nnspec.train(program, data=(np.zeros((8, 4), np.float32), np.zeros((8, 1), np.float32)))
     d = exc.value.diagnostics[0]
-    assert (d.code, d.message) == ("E401", "`missing` encodes the cells of the spec's data file, but the data is "
-                                           "the arrays given as `data=`")
+    assert d.code == "E401"
+    assert d.message == "`missing` encodes the cells of the spec's data file, but the data is the arrays given as `data=`"
