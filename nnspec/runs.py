@@ -172,7 +172,17 @@ def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[
             "split": {"val": t.val, "test": t.test, **({"stratify": True} if t.stratify else {}),
                       **({"column": t.split_column} if t.split_column is not None else {})},
             "standardize": t.standardize,
-            "data": given.record() if given is not None else data_record(program, base_dir)}
+            "data": given.record() if given is not None else data_record(program, base_dir),
+            **({"columns": _columns_record(t.columns)} if t.columns is not None else {})}
+
+
+def _columns_record(columns: Any) -> dict[str, Any] | None:
+    """The `categorical` and `missing` lines (columns.Columns), as JSON, for `differences`."""
+    if columns is None:
+        return None
+    return _jsonable({"categorical": list(columns.categorical), "vocab": {k: list(v) for k, v in columns.vocab},
+                      "unknown": columns.unknown, "missing": columns.missing.show(),
+                      "fills": {k: f.show() for k, f in columns.fills}})
 
 
 def with_overrides(program: Program, overrides: Mapping[str, Any]) -> Program:
@@ -282,6 +292,9 @@ def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
                 out.append(("data", f"the run was {what} `{recorded[key]['path']}`, this spec reads `{full}`"))
         if mine != theirs:
             out.append(("data", f"the run was {what} other data than this spec names"))
+    if _columns_record(t.columns) != rec.get("columns"):  # how the cells were read and encoded
+        what = "categorical" if program.spec.train is not None and program.spec.train.get("categorical") else "missing"
+        out.append((what, "the run read its feature columns with other `categorical` or `missing` lines"))
     split = rec.get("split") or {}
     if split and (split.get("val") != t.val or split.get("test") != t.test):
         out.append(("split", f"the run was split val={split.get('val'):g} test={split.get('test'):g}, "
@@ -419,14 +432,18 @@ def examples(splits: Any) -> dict[str, int] | None:
     if splits is None:
         return None
     return {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
-            "test": len(splits.test) if splits.test else 0}
+            "test": len(splits.test) if splits.test else 0,
+            **({"dropped": splits.dropped} if getattr(splits, "dropped", 0) else {})}
 
 
 def data_meta(splits: Any) -> dict[str, Any]:
     """What eval and predict need of the data without reading it again: the standardizer,
     the classes and the column names of the training split."""
     train = splits.train
+    encoder = getattr(splits, "encoder", None)
     return {"standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
+            # `categorical`/`missing`: the training split's vocabularies and fill values (columns.py)
+            **({"columns": encoder.to_dict()} if encoder is not None else {}),
             # with several outputs, each output's classes by its name
             "classes": ({k: list(v) if v is not None else None for k, v in train.classes.items()}
                         if isinstance(train.classes, dict) else

@@ -619,6 +619,8 @@ def _site(kind: str, text: str, name: str = "") -> str:
         data = text if name == "data" else f"data {text}"
     else:  # a train setting
         train = ("" if name == "split" else train) + f"    {text}\n"
+        if name in ("categorical", "missing"):  # they encode a table's cells: a CSV file's
+            data = 'data csv("t.csv", target="y")'
     out = "dense 2 sigmoid" if name == "target" else "dense 1 sigmoid"  # `target input`: an autoencoder
     return (f"model m {{\n    input x[2]\n{body}    {out}\n}}\nloss binary_crossentropy\n"
             f"optimizer sgd\n{top}train {{\n    {data}\n{train}}}\n")
