@@ -620,7 +620,10 @@ def _site(kind: str, text: str, name: str = "") -> str:
     else:  # a train setting
         train = ("" if name == "split" else train) + f"    {text}\n"
     out = "dense 2 sigmoid" if name == "target" else "dense 1 sigmoid"  # `target input`: an autoencoder
-    return (f"model m {{\n    input x[2]\n{body}    {out}\n}}\nloss binary_crossentropy\n"
+    shape = "2"
+    if kind == "data source" and name == "images":  # a folder of images needs an image input
+        shape, body = "8, 8, 3", "    flatten\n"
+    return (f"model m {{\n    input x[{shape}]\n{body}    {out}\n}}\nloss binary_crossentropy\n"
             f"optimizer sgd\n{top}train {{\n    {data}\n{train}}}\n")
 
 
