@@ -1615,6 +1615,16 @@ class _Checker:
     def check_data_fit(self, model: ModelProgram) -> None:
         if self.train is not None and self.train.columns is not None:
             self.check_columns_fit(model)
+        if self.train is not None and self.train.data.kind == "images" and len(model.inputs) == 1:
+            shape = tuple(model.input_shape)
+            if len(shape) != 3 or shape[2] not in (1, 3, 4) or model.input_types[0].dtype == "int32":
+                name = model.inputs[0][0]
+                h, w = (shape[0], shape[1]) if len(shape) >= 2 else (32, 32)
+                self.err("E311", f"a folder of images is read as (height, width, channels) with 1, 3 or 4 channels, "
+                                 f"but the model's input is {show_shape(shape)}", self.train.data_span, "",
+                         secondary=[(self.spec.model.inputs[0].span, "the input")],  # type: ignore[union-attr]
+                         help=f"declare `input {name}[{h}, {w}, 3]` for colour images (1 channel: grayscale, "
+                              f"4: with alpha); each image is resized to it")
         if self.train is None or self.train.data.kind != "builtin":
             return
         ds = DATASETS.get(self.train.data.params["name"])

@@ -145,14 +145,16 @@ def named_arrays(arrays: Mapping[str, np.ndarray], *, inputs: tuple[str, ...], o
 
 
 def load(source: DataSource, *, seed: int, base_dir: Path,
-         task: str | None = None, positions: tuple[int, ...] = (), columns: Columns | None = None) -> Dataset:
+         task: str | None = None, positions: tuple[int, ...] = (), columns: Columns | None = None,
+         shape: tuple[int, ...] = ()) -> Dataset:
     """Load or generate the data a checked `data` line names.
 
     `task` (from the loss) decides how a target is encoded; without it, text targets are
     classes, 0/1 targets binary and other numbers regression. `positions` is where a
     multiclass model gives a class in one example: () once per example, (steps,) at every
     step (its output is (*positions, classes)). `columns` (a table's `categorical` and
-    `missing` lines) keeps the feature cells raw, for `encode` (nnspec/columns.py)."""
+    `missing` lines) keeps the feature cells raw, for `encode` (nnspec/columns.py).
+    `shape` is the model input's, which a folder of images is resized to."""
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task `{task}`")
     params = dict(source.params)
@@ -182,10 +184,30 @@ def load(source: DataSource, *, seed: int, base_dir: Path,
         return load_npy(params["x"], params["y"], base_dir=base_dir, task=task)
     if source.kind == "idx":
         return load_idx(params["images"], params["labels"], base_dir=base_dir, task=task)
+    if source.kind == "images":
+        return load_images(params["path"], base_dir=base_dir, shape=shape, task=task)
     raise ValueError(f"unknown data source `{source.kind}`")
 
 
-def load_inputs(source: DataSource, *, seed: int, base_dir: Path) -> Dataset:
+def load_images(path: str, *, base_dir: Path, shape: tuple[int, ...], task: str | None) -> Dataset:
+    """A folder of images, one sub-folder per class (nnspec/images.py), as the model's input."""
+    from nnspec import images
+    try:
+        x, labels, classes = images.read(path, base_dir=base_dir, shape=tuple(shape), budget=memory_budget())
+    except images.FolderError as exc:
+        raise DataError(exc.message, path=exc.path, help=exc.help) from None
+    if task == REGRESSION:
+        raise DataError("a folder of images gives a class per image, but a regression loss needs numbers",
+                        path=path, help="use a classification loss, or `target input` to train on the images alone")
+    if len(classes) == 1 and not _ONE_CLASS_OK.get():
+        raise DataError(f"the folder holds one class folder, `{_excerpt(classes[0])}`; a classifier needs at least two",
+                        path=path, help="add a sub-folder of images for each other class")
+    names = np.asarray(classes)[labels]
+    return _from_arrays(x, names, "images", "classes", paths={"images": path, "classes": path},
+                        task=task, noun="folder")
+
+
+def load_inputs(source: DataSource, *, seed: int, base_dir: Path, shape: tuple[int, ...] = ()) -> Dataset:
     """The examples `source` gives, with the inputs as their targets (`target input`, an
     autoencoder): `y` is a copy of `x` as read, a regression target of the input's shape.
     The source's own targets are not read (a CSV file names none; an `.npz` archive needs
@@ -212,6 +234,8 @@ def load_inputs(source: DataSource, *, seed: int, base_dir: Path) -> Dataset:
         ds = load_npy(params["x"], None, base_dir=base_dir)
     elif source.kind == "idx":
         ds = load_idx(params["images"], None, base_dir=base_dir)
+    elif source.kind == "images":
+        ds = load_images(params["path"], base_dir=base_dir, shape=shape, task=None)
     else:
         raise ValueError(f"unknown data source `{source.kind}`")
     return dataclasses.replace(ds, y=ds.x.copy(), task=REGRESSION, classes=None, target_names=None)
@@ -225,8 +249,9 @@ def load_split(source: DataSource, *, like: Dataset, seed: int, base_dir: Path, 
     the training data lacks is refused where it first occurs). It may hold one class."""
     token = _ONE_CLASS_OK.set(True)
     try:
-        ds = (load_inputs(source, seed=seed, base_dir=base_dir) if inputs
-              else load(source, seed=seed, base_dir=base_dir, task=task, columns=columns))
+        shape = like.features if source.kind == "images" else ()
+        ds = (load_inputs(source, seed=seed, base_dir=base_dir, shape=shape) if inputs
+              else load(source, seed=seed, base_dir=base_dir, task=task, columns=columns, shape=shape))
     finally:
         _ONE_CLASS_OK.reset(token)
     files = data_files(source)

@@ -228,9 +228,10 @@ def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
             ds = load_named(source, base_dir=base, inputs=tuple(n for n, _ in program.model.inputs),
                             outputs=tuple((h.name, h.loss.task) for h in program.heads))
         else:
-            ds = (load_inputs(source, seed=t.seed, base_dir=base) if t.target == "input"
+            shape = tuple(program.model.input_shape)  # a folder of images is resized to it
+            ds = (load_inputs(source, seed=t.seed, base_dir=base, shape=shape) if t.target == "input"
                   else load(source, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
-                            positions=class_positions(program), columns=t.columns))
+                            positions=class_positions(program), columns=t.columns, shape=shape))
         if column is not None:
             values, lines = column
             if ds.dropped and ds.lines is not None:  # `missing drop` left rows out: so does the split column

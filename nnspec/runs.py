@@ -146,12 +146,21 @@ def _source_record(source: DataSource, base_dir: Path) -> dict[str, Any]:
     files = data_files(source)
     for key, path in files.items():
         full = _absolute(path, base_dir)
-        one = {"path": str(full), "bytes": full.stat().st_size, "sha256": sha256(full)}
+        one = {"path": str(full), **_digest(full)}
         if list(files) == ["path"]:  # one file: recorded as it always was
             rec.update(one)
         else:  # several (`npy(x=, y=)`, `idx(images=, labels=)`): each by its param
             rec.setdefault("files", {})[key] = one
     return rec
+
+
+def _digest(full: Path) -> dict[str, Any]:
+    """A data file's size and SHA-256; a folder of images' count, size and one SHA-256 of
+    them all (nnspec/images.py)."""
+    if full.is_dir():
+        from nnspec.images import digest
+        return digest(full)
+    return {"bytes": full.stat().st_size, "sha256": sha256(full)}
 
 
 def sha256(path: Path) -> str:
@@ -232,9 +241,14 @@ def relocate(program: Program, rec: Mapping[str, Any]) -> tuple[Program, str | N
         what = "data file" if key is None else f"{'validation' if key == 'val' else 'test'} file"
         for param, one in files.items():
             full = Path(one["path"])
-            if not full.is_file():
+            if not (full.is_file() or full.is_dir() and source.kind == "images"):
                 return program, f"the run's {what} `{full}` is gone"
-            if full.stat().st_size != one.get("bytes") or sha256(full) != one.get("sha256"):
+            from nnspec.images import FolderError
+            try:
+                now = _digest(full)
+            except (OSError, FolderError):  # a folder that no longer holds a class of images
+                now = {}
+            if now.get("bytes") != one.get("bytes") or now.get("sha256") != one.get("sha256"):
                 return program, f"the run's {what} `{full}` has changed since the run was trained"
             moved[param] = str(full)
         changes[field] = DataSource(source.kind, {**dict(source.params), **moved})
