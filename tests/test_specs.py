@@ -130,8 +130,9 @@ def _layers(prog: Program) -> list[tuple[str, str | None, tuple[int, ...]]]:
 
 def _same_training(a: Program, b: Program) -> bool:
     """Same data, split, batch, epochs, seed, metrics, ... and loss (where they are written does not count)."""
-    def where_not(t: Any) -> Any:
-        return None if t is None else dataclasses.replace(t, data_span=None)
+    def where_not(t: Any) -> Any:  # every `*_span`: where a statement is written
+        return None if t is None else dataclasses.replace(
+            t, **{f.name: None for f in dataclasses.fields(t) if f.name.endswith("_span")})
     return where_not(a.train) == where_not(b.train) and a.loss == b.loss
 
 
