@@ -1516,7 +1516,7 @@ class _Checker:
             return False
         weights = loss.params.get("class_weight")
         classes = out[0] if loss.task == "multiclass" else 2
-        if weights is not None and len(weights) != classes:
+        if weights is not None and weights != "balanced" and len(weights) != classes:
             line = self.spec.losses.heads if self.spec.losses is not None else ()
             args = next((h.args for h in line if h.name == head), None) if head else \
                 (self.spec.loss.args if self.spec.loss is not None else ())

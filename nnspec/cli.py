@@ -177,7 +177,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if not program.heads or program.optimizer is None:
             raise UsageError(f"`--emit {args.emit}` shows the training step, which needs a `loss` and an `optimizer`")
         from nnspec.lower import emit_step
-        sys.stdout.write(emit_step(program, args.emit))
+        from nnspec.prepare import with_class_weights
+        balanced = {h.name: (1.0,) * (2 if h.loss.task == "binary" else h.shape[-1])
+                    for h in program.heads if h.loss.params.get("class_weight") == "balanced"}
+        if balanced:  # the numbers come from the training data: the program is the same for any
+            print("note: `class_weight=balanced` is counted on the training data; the step is shown with "
+                  "weights of 1", file=sys.stderr)
+        sys.stdout.write(emit_step(with_class_weights(program, balanced), args.emit))
     return EXIT_OK
 
 
@@ -356,6 +362,10 @@ def _header(spec_path: str, program, out: Path, note: str | None, quiet: bool, r
                    + (f" ({s.dropped} row{'s' * (s.dropped != 1)} with a missing value dropped)" if s.dropped else ""))
         if s.encoder is not None:  # `categorical`/`missing`: how the feature columns became the input
             text += row("columns", s.encoder.describe())
+        for head, weights in s.class_weights.items():  # `class_weight=balanced`, as counted
+            from nnspec.show import format_value
+            text += row("weights", (f"{head}: " if head else "") + "class_weight=balanced: "
+                        + ", ".join(format_value(w) for w in weights))
         if started.overrides:
             text += row("overrides", " ".join(f"--{k} {v}" for k, v in started.overrides.items()))
         text += row("epochs", f"{started.start + 1} to {started.total}" if started.start else str(started.total))

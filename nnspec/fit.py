@@ -25,7 +25,7 @@ from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
-from nnspec.prepare import Splits, _spec_dir, fail, prepare
+from nnspec.prepare import Splits, _spec_dir, fail, prepare, with_class_weights
 from nnspec.show import format_value
 from nnspec.split import record_of as split_record, recorded_differs
 from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, rows, stack
@@ -168,6 +168,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         t = program.train
         assert t is not None
     splits = prepare(program, base, given=data)
+    program = with_class_weights(program, splits.class_weights)  # `class_weight=balanced`'s numbers
     if resume and out is not None:
         differs = recorded_differs(splits.rows, out)
         if differs is not None:

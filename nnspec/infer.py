@@ -16,7 +16,7 @@ from nnspec import metrics as metric_lib
 from nnspec.checked import Program
 from nnspec.data import Dataset, Standardizer
 from nnspec.lower import Model, lower
-from nnspec.prepare import Splits, _labels, fail, prepare
+from nnspec.prepare import Splits, _labels, fail, prepare, with_class_weights
 from nnspec.split import recorded_differs
 from nnspec.trainer import chunks, compiled, eval_chunk, eval_sums_fn, mean_over
 
@@ -32,6 +32,8 @@ def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardi
             settings = [dict(s) for s in program.sweep.settings]
             if meta["best_setting"] in settings:
                 program = program.sweep.programs[settings.index(meta["best_setting"])]
+        # `class_weight=balanced`: the numbers the run counted on its training split
+        program = with_class_weights(program, meta.get("class_weights"))
         model = lower(program)
         if meta.get("model_fingerprint") != runs.model_fingerprint(program):
             raise checkpoint.CheckpointError(f"`{path}` was written for a different model",

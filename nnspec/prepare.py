@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from nnspec.checked import LossProgram, Program
+from nnspec.checked import Head, LossProgram, Program
 from nnspec import data as data_module
 from nnspec.columns import Encoder
 from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, encode, fit_encoder, like_training, load,
@@ -35,6 +35,8 @@ class Splits:
     warnings: tuple[Diagnostic, ...] = ()  # what the data says about the spec (W003)
     rows: Rows | None = None  # which examples of the data source each part holds (split.json)
     encoder: Encoder | None = None  # the `categorical`/`missing` encoding (columns.py), fitted on `train`
+    # `class_weight=balanced`: each such output's weights (by head name), counted on `train`
+    class_weights: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def dropped(self) -> int:
@@ -206,7 +208,55 @@ def _finish(program: Program, ds: Any, train_ds: Dataset, val_ds: Dataset | None
     if std is not None:
         train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
     return Splits(train_ds, val_ds, test_ds, std, warnings=() if several else _range_warnings(program, train_ds),
-                  rows=rows, encoder=encoder)
+                  rows=rows, encoder=encoder, class_weights=balanced_weights(program, train_ds))
+
+
+def balanced_weights(program: Program, train: Dataset) -> dict[str, tuple[float, ...]]:
+    """`class_weight=balanced` of each output that asks for it: n / (k · n_c) for each of its
+    k classes (0 and 1 of a sigmoid output), counted over the training split's labels, as
+    scikit-learn's `compute_class_weight("balanced")`. A class with no training example
+    has no such weight: refused (E401) at the loss."""
+    out: dict[str, tuple[float, ...]] = {}
+    for h in program.heads:
+        if h.loss.params.get("class_weight") != "balanced":
+            continue
+        y = np.asarray(train.y[h.name] if isinstance(train.y, dict) else train.y)
+        span = h.span if h.span is not None else program.spec.loss.span if program.spec.loss is not None else None
+        if h.loss.task == "binary":
+            if not np.isin(y, (0, 1)).all():
+                raise fail("E401", "`class_weight=balanced` counts the 0/1 labels, but the training targets hold "
+                                   "values between 0 and 1", program, span, label="balanced",
+                           help="give the weights as numbers: `class_weight=[w0, w1]`")
+            k, labels = 2, y.astype(np.int64).ravel()
+        else:
+            k = h.shape[-1]
+            onehot = h.loss.params.get("labels") == "onehot" and y.ndim >= 2 and y.shape[-1] == k
+            labels = (y.argmax(axis=-1) if onehot else y).astype(np.int64).ravel()
+        counts = np.bincount(labels, minlength=k)[:k]
+        if (counts == 0).any():
+            c = int(np.argmin(counts))
+            names = train.classes[h.name] if isinstance(train.classes, dict) else train.classes
+            shown = f"`{names[c]}`" if names and c < len(names) else str(c)
+            raise fail("E401", f"`class_weight=balanced` divides by each class's count, but class {shown} has no "
+                               f"example in the training split", program, span, label="balanced",
+                       help="give the weights as numbers, or training data with every class")
+        out[h.name] = tuple(float(labels.size / (k * n)) for n in counts)
+    return out
+
+
+def with_class_weights(program: Program, weights: Mapping[str, Sequence[float]] | None) -> Program:
+    """`program` with each `class_weight=balanced` replaced by its numbers (`balanced_weights`,
+    or as a run recorded them): what is lowered and trained."""
+    if not weights:
+        return program
+
+    def resolve(h: Head) -> Head:
+        if h.name not in weights or h.loss.params.get("class_weight") != "balanced":
+            return h
+        params = {**h.loss.params, "class_weight": tuple(float(w) for w in weights[h.name])}
+        return dataclasses.replace(h, loss=dataclasses.replace(h.loss, params=params))
+    heads = tuple(resolve(h) for h in program.heads)
+    return dataclasses.replace(program, heads=heads, loss=heads[0].loss if program.loss is not None else None)
 
 
 

@@ -458,6 +458,9 @@ def data_meta(splits: Any) -> dict[str, Any]:
     return {"standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
             # `categorical`/`missing`: the training split's vocabularies and fill values (columns.py)
             **({"columns": encoder.to_dict()} if encoder is not None else {}),
+            # `class_weight=balanced`: each such output's weights, counted on the training split
+            **({"class_weights": {k: list(v) for k, v in splits.class_weights.items()}}
+               if getattr(splits, "class_weights", None) else {}),
             # with several outputs, each output's classes by its name
             "classes": ({k: list(v) if v is not None else None for k, v in train.classes.items()}
                         if isinstance(train.classes, dict) else
