@@ -344,7 +344,7 @@ def _read(data: Any, want: str, path: str, depth: int) -> Any:
     if not isinstance(data, dict):
         raise bad("a value node" if want == "value" else f"a `{want}` object")
     kind = data.get("kind")
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         expected = "one of " + ", ".join(f"`{k}`" for k in kinds) if len(kinds) > 1 else f"`{want}`"
         raise IRFormatError(f"`{path}.kind` must be {expected}, found {json.dumps(kind)[:40]}")
     fields = _FIELDS[kind]
