@@ -51,7 +51,7 @@ class Result:
         """A few lines (the default would print every weight and the data)."""
         from nnspec.show import metrics_line
         p = self.program
-        lines = [f"<nnspec.Result `{p.spec.model.name}` ({p.model.n_params:,} parameters): {self.epochs_run} "
+        lines = [f"<nnspec.Result `{p.model.name}` ({p.model.n_params:,} parameters): {self.epochs_run} "
                  f"epoch{'s' * (self.epochs_run != 1)}" + (" (stopped early)" if self.stopped_early else "")
                  + (f", best epoch {self.best_epoch}" if self.best_epoch else "")]
         kept = self.kept or {}
@@ -283,7 +283,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
             save(snap)  # the first checkpoint: from here on the run can always be resumed
         except OSError:
             if written:  # nothing of this run can be used yet: leave nothing behind
-                runs.take_back(out, written + [ckpt], created)  # type: ignore[list-item,operator]
+                assert out is not None and ckpt is not None  # written: the run has a folder
+                runs.take_back(out, written + [ckpt], created)
             raise
         snap = trainer.run(snap, total, stop_after=stop_after, on_epoch=on_epoch)
     except KeyboardInterrupt:
