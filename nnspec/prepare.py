@@ -66,7 +66,8 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         if ints:  # token ids are fed as int32
             def as_ids(d):
                 return dataclasses.replace(d, x={k: v.astype(np.int32) if k in ints else v for k, v in d.x.items()})
-            ds, train_ds, val_ds, test_ds = (None if d is None else as_ids(d) for d in (ds, train_ds, val_ds, test_ds))
+            ds, train_ds = as_ids(ds), as_ids(train_ds)
+            val_ds, test_ds = (None if d is None else as_ids(d) for d in (val_ds, test_ds))
     else:
         check_fit(program, ds, t.data_span)
         # separate validation and test files (one input, one output: E256 otherwise), read as
@@ -88,8 +89,9 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
                 test_ds = other
         tokens = check_tokens(program, ds, t.data_span)
     if tokens:  # token ids are fed as int32, and never standardized
-        ds, train_ds, val_ds, test_ds = (None if d is None else dataclasses.replace(d, x=d.x.astype(np.int32))
-                                         for d in (ds, train_ds, val_ds, test_ds))
+        ds, train_ds = (dataclasses.replace(d, x=d.x.astype(np.int32)) for d in (ds, train_ds))
+        val_ds, test_ds = (None if d is None else dataclasses.replace(d, x=d.x.astype(np.int32))
+                           for d in (val_ds, test_ds))
     if t.batch is not None and t.batch > len(train_ds):
         raise fail("E402", f"batch size {t.batch} is larger than the training split ({len(train_ds)} examples)",
                    program, _stmt_span(program, "batch") or t.data_span, label="too large",
@@ -117,6 +119,7 @@ def _range_warnings(program: Program, train: Dataset) -> tuple[Diagnostic, ...]:
     entry = ACTIVATIONS.get(act) if act else None
     if program.loss.task != "regression" or entry is None or entry.attrs["output"] not in _RANGES or not train.y.size:
         return ()
+    assert last is not None  # `entry` is its activation
     low, high, shown = _RANGES[entry.attrs["output"]]
     y = np.asarray(train.y, dtype=np.float64)
     outside = y[(y < low) | (y > high)]
@@ -146,7 +149,7 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
                    help=f"declare the input as `input {program.model.inputs[0][0]}[{', '.join(map(str, ds.features))}]`"
                         if len(ds.features) else "give each example at least one feature")
     loss = program.loss
-    assert loss is not None
+    assert loss is not None and program.train is not None
     out = program.model.output_shape
     positions = class_positions(program)
     if loss.task == "multiclass" and tuple(ds.y.shape[1:]) != positions and positions:
