@@ -401,7 +401,7 @@ class Names:
     blocks: dict[str, int]
 
     @staticmethod
-    def of(text: str) -> "Names":
+    def of(text: str) -> Names:
         lets = {m.group(1): m.start(1) for m in re.finditer(r"(?m)^[ \t]*let[ \t]+([A-Za-z_]\w*)", text)}
         blocks = {m.group(1): m.start(1)
                   for m in re.finditer(rf"(?m)^[ \t]*{BLOCK}[ \t]+([A-Za-z_]\w*)", text)}

@@ -120,7 +120,7 @@ class SweepResult:
                          format_value(m.best_value) if math.isfinite(m.best_value) else "—",
                          str(m.best_epoch or "—"), str(len(m.history)), status])
         widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
-        line = lambda r: "  ".join(v.rjust(w) if k < len(head) - 1 else v for k, (v, w) in enumerate(zip(r, widths)))
+        line = lambda r: "  ".join(v.rjust(w) if k < len(head) - 1 else v for k, (v, w) in enumerate(zip(r, widths)))  # noqa: E731
         return "\n".join([line(head), *(line(r) for r in rows)]) + "\n"
 
 
