@@ -70,10 +70,15 @@ def compile(spec: Any) -> Model:  # noqa: A001 - the verb of the pipeline
     return lower(_program(spec))
 
 
-def train(spec: Any, *, epochs: int | None = None, seed: int | None = None, out: str | os.PathLike | None = None,
-          resume: bool = False, progress: bool | Callable[..., None] | None = None) -> Result | SweepResult:
+def train(spec: Any, *, data: Any = None, val_data: Any = None, test_data: Any = None, epochs: int | None = None,
+          seed: int | None = None, out: str | os.PathLike | None = None, resume: bool = False,
+          progress: bool | Callable[..., None] | None = None) -> Result | SweepResult:
     """Train a spec (Program, IR, text or path); returns parameters and history. Imports JAX.
     With `out`, writes a run folder (checkpoint, history); `resume=True` continues it.
+    `data=(x, y)` (NumPy arrays, or dicts of them by input and output name for a model of
+    several; a pandas or polars DataFrame by the columns the spec's data line names) trains
+    on those instead of the spec's data, split as the spec says; `val_data=` and
+    `test_data=` give the validation and test examples alike (nnspec/given.py).
     `progress=True` shows a tqdm bar (`pip install 'nnspec[notebook]'`), one step an epoch;
     a callable gets each epoch as `(epoch, total, row, seconds)`. A spec with sweeps
     returns a `sweep_fit.SweepResult` (every model, ranked), and takes `resume` and
@@ -81,12 +86,26 @@ def train(spec: Any, *, epochs: int | None = None, seed: int | None = None, out:
     from pathlib import Path
     from nnspec.fit import fit
     program = _program(spec)
+    given = _given(program, data, val_data, test_data)
     if program.sweep is not None:
         from nnspec.sweep_fit import fit_sweep
         return fit_sweep(program, epochs=epochs, seed=seed, out=Path(out) if out is not None else None,
-                         resume=resume, progress=progress)
+                         resume=resume, progress=progress, data=given)
     return fit(program, epochs=epochs, out=Path(out) if out is not None else None, resume=resume,
-               progress=progress, overrides={"seed": seed})
+               progress=progress, overrides={"seed": seed}, data=given)
+
+
+def _given(program: Program, data: Any, val_data: Any, test_data: Any) -> Any:
+    """The arrays given from Python (`given.Given`), or None to read the spec's data."""
+    if data is None:
+        if val_data is not None or test_data is not None:
+            raise TypeError("`val_data=` and `test_data=` go with `data=`: without it the spec's data line, "
+                            "and its `val=`/`test=` files, are read")
+        return None
+    if program.train is None:
+        raise TypeError("`data=` takes the place of the spec's data line, but this spec has no `train` block")
+    from nnspec.given import from_python
+    return from_python(program, data, val_data, test_data)
 
 
 def load(run: str | os.PathLike) -> Predictor:

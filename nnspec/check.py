@@ -57,7 +57,11 @@ TRAIN = Registry("train setting", [
                    P("test", Symbol("data source"), None, "a file of test examples, instead of `split test=`")),
           doc="where the examples come from"),
     Entry("split", (P("val", Float(ge=0, lt=1), 0.0, "fraction held out for validation"),
-                    P("test", Float(ge=0, lt=1), 0.0, "fraction held out for the final test")),
+                    P("test", Float(ge=0, lt=1), 0.0, "fraction held out for the final test"),
+                    P("stratify", Bool(), False, "cut the fractions within each class, so each part has "
+                                                 "the classes in the data's proportions"),
+                    P("column", Str(), None, "a CSV column saying `train`, `val` or `test` on each row, "
+                                             "instead of fractions")),
           doc="how the data is divided into train, validation and test"),
     Entry("batch", (P("size", Union((Int(min=1), Choice(("all",)))), required=True, positional=True,
                       doc="examples per gradient step: `1` (pure SGD), `B` (mini-batch) or `all`"),),
@@ -952,6 +956,9 @@ class _Checker:
         # program exists only when every line is right.
         ok = len(bound) == len(seen) and "data" in seen
         split = bound.get("split", {"val": 0.0, "test": 0.0})
+        if "split" in bound:
+            ok = self.check_split(split, seen["split"], bound.get("data"), seen.get("data"),
+                                  bound.get("target", {"of": "data"})["of"]) and ok
         if split["val"] + split["test"] >= 1:
             self.err("E308", f"`val` and `test` leave nothing to train on ({split['val']:g} + {split['test']:g} ≥ 1)",
                      seen["split"].span, "", help="keep their sum below 1, as in `split val=0.2 test=0.1`")
@@ -984,10 +991,10 @@ class _Checker:
         es = None
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
             es = self.early_stop(bound["early_stop"], seen["early_stop"], measured,
-                                 split["val"] > 0 or "val" in bound.get("data", {}), seen)
+                                 split["val"] > 0 or "val" in bound.get("data", {}) or bool(split.get("column")), seen)
             ok = ok and es is not None
         if "metrics" in bound or "metrics" not in seen:
-            ok = self.check_plateau(measured, split["val"] > 0) and ok
+            ok = self.check_plateau(measured, split["val"] > 0 or bool(split.get("column"))) and ok
         target = bound.get("target", {"of": "data"})["of"]
         if "data" in bound:
             for key in ("source", "val", "test"):
@@ -1025,7 +1032,55 @@ class _Checker:
             precision=bound.get("precision", {"dtype": "float32"})["dtype"],
             history=bound.get("history", {"of": "epochs"})["of"],
             val_data=bound["data"].get("val"), test_data=bound["data"].get("test"),
-            val_span=_arg_span(seen["data"], "val"), test_span=_arg_span(seen["data"], "test"))
+            val_span=_arg_span(seen["data"], "val"), test_span=_arg_span(seen["data"], "test"),
+            stratify=split.get("stratify", False), split_column=split.get("column"),
+            split_span=seen["split"].span if "split" in seen else None)
+
+    def check_split(self, split: Mapping[str, Any], d: ir.Directive, data: Mapping[str, Any] | None,
+                    data_line: ir.Directive | None, target: str) -> bool:
+        """`stratify` needs classes to stratify and something to split off; `column=` names
+        a CSV column, and says the whole split alone (no fractions, no separate files)."""
+        ok = True
+        given = split.get("__given__", {})
+        column = split.get("column")
+        if column is not None:
+            at = given["column"].span if "column" in given else d.span
+            for key in ("val", "test", "stratify"):
+                if key in given:
+                    self.err("E108", f"the split is given twice: by the column `{column}` and by `{key}`",
+                             given[key].span, f"and by `{key}`", secondary=[(at, "the split column")],
+                             help=f"a split column says every row's part: remove `{key}`")
+                    ok = False
+            for key in ("val", "test"):
+                if data is not None and key in data and data_line is not None:
+                    self.err("E108", f"the {_SPLIT[key]} data is given twice: as a file and by the split column",
+                             _arg_span(data_line, key), f"the {_SPLIT[key]} file",
+                             secondary=[(at, "the split column")],
+                             help=f"remove the `{key}=` file, or the split column")
+                    ok = False
+            source = data.get("source") if data is not None else None
+            if source is not None and source.kind != "csv":
+                self.err("E326", f"a split column is a column of a CSV file, but the data is read by `{source.kind}`",
+                         at, "a column", secondary=[(data_line.span if data_line else None, f"`{source.kind}` data")],
+                         help="give the part of each example in a separate file (`data ... val=... test=...`), "
+                              "or split by fractions")
+                ok = False
+        if split.get("stratify") and column is None:
+            at = given["stratify"].span if "stratify" in given else d.span
+            task = self.loss.task if self.loss is not None else None
+            why = ("the targets are the inputs (`target input`)" if target == "input"
+                   else "the model has several outputs" if self.spec.losses is not None
+                   else f"`{self.loss.name}` is a regression loss" if self.loss is not None and task == "regression"
+                   else None)
+            if why is not None:
+                self.err("E325", f"a stratified split needs a class per example, but {why}", at, "stratify by what?",
+                         help="remove `stratify`: only a classification target can be stratified")
+                ok = False
+            elif not split["val"] and not split["test"]:
+                self.err("E325", "`stratify` with nothing to split off", at, "",
+                         help="give the fractions to hold out, as in `split val=0.2 test=0.1 stratify`")
+                ok = False
+        return ok
 
     def check_targets(self, source: DataSource, d: ir.Directive, autoencoder: ir.Directive | None,
                       key: str = "source") -> bool:

@@ -197,6 +197,11 @@ class TrainProgram:
     test_data: Any = None
     val_span: Span | None = None
     test_span: Span | None = None
+    # `split ... stratify`: the fractions cut within each class (nnspec/split.py);
+    # `split column="NAME"`: a CSV column says each row's part, instead of fractions.
+    stratify: bool = False
+    split_column: str | None = None
+    split_span: Span | None = None
 
 
 @dataclass(frozen=True)

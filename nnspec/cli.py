@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from nnspec import ir
+from nnspec.completion import SHELLS
 from nnspec.diagnostics import Diagnostic, error, render_all, render_json
 from nnspec.source import Source, Span
+from nnspec.terminal import CHOICES as COLOR_CHOICES
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 101
 
@@ -35,8 +37,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message}\n  (see `{self.prog} --help`)\n")
 
 
+# `--color`, for the command being run (main sets it; nnspec/terminal.py decides)
+_COLOR_CHOICE = "auto"
+
+
 def _color(stream) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+    from nnspec.terminal import use_color
+    return use_color(stream, _COLOR_CHOICE)
 
 
 def _cannot_read(path: str, exc: OSError) -> UsageError:
@@ -47,41 +54,60 @@ def _cannot_read(path: str, exc: OSError) -> UsageError:
     return UsageError(f"cannot read `{path}`: {why}")
 
 
-def read_text(path: str) -> tuple[str | None, list[Diagnostic], Source | None]:
-    """A spec file's text; undecodable bytes become a located diagnostic; unreadable files a UsageError."""
+def _read_stdin() -> bytes:
+    stream = sys.stdin
+    if stream is None:
+        raise UsageError("cannot read `-`: there is no standard input")
     try:
-        data = Path(path).read_bytes()
+        buffer = getattr(stream, "buffer", None)
+        data = buffer.read() if buffer is not None else stream.read()
     except OSError as exc:
-        raise _cannot_read(path, exc) from None
+        raise _cannot_read("<stdin>", exc) from None
+    return data.encode("utf-8", errors="surrogateescape") if isinstance(data, str) else data
+
+
+def read_text(path: str, name: str | None = None) -> tuple[str | None, list[Diagnostic], Source | None]:
+    """A spec file's text (`-`: standard input); undecodable bytes become a located
+    diagnostic naming the file `name` (default: `path`); unreadable files a UsageError."""
+    name = name or ("<stdin>" if path == "-" else path)
+    if path == "-":
+        data = _read_stdin()
+    else:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise _cannot_read(path, exc) from None
     try:
         return data.decode("utf-8"), [], None
     except UnicodeDecodeError as exc:
         good = data[:exc.start].decode("utf-8")
-        src = Source(data.decode("utf-8", errors="replace"), path)
+        src = Source(data.decode("utf-8", errors="replace"), name)
         d = error("E024", f"this file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
                   Span(len(good), len(good) + 1), "cannot be decoded",
                   help="save the file as UTF-8 text")
         return None, [d], src
 
 
-def load(path: str, *, memory_budget: int | None = None):
-    """(Program or None, diagnostics, Source or None) for a `.nn` file or an IR `.json` file."""
+def load(path: str, *, name: str | None = None, memory_budget: int | None = None):
+    """(Program or None, diagnostics, Source or None) for a `.nn` file or an IR `.json` file
+    (`-`: standard input, named `name`, IR when the name ends in `.json`)."""
     from nnspec.check import check, check_source
     from nnspec.diagnostics import NNSpecError
-    text, diags, src = read_text(path)
+    name = name or ("<stdin>" if path == "-" else path)
+    text, diags, src = read_text(path, name)
     if text is None:
         return None, diags, src
-    if path.endswith(".json"):
+    if name.endswith(".json"):
         try:
             spec = ir.from_json(text)
         except ir.IRFormatError as exc:
-            raise UsageError(f"`{path}` is not nnspec IR: {exc}") from None
+            raise UsageError(f"`{name}` is not nnspec IR: {exc}") from None
         try:
             program = check(spec, memory_budget=memory_budget)
         except NNSpecError as exc:
             return None, list(exc.diagnostics), None
         return program, list(program.warnings), None
-    return check_source(text, path, memory_budget=memory_budget)
+    return check_source(text, name, memory_budget=memory_budget)
 
 
 def _report(diags: list[Diagnostic], src: Source | None, fmt: str, *, stream=None) -> None:
@@ -93,27 +119,49 @@ def _report(diags: list[Diagnostic], src: Source | None, fmt: str, *, stream=Non
         stream.write(text)
 
 
+def _inputs(args: argparse.Namespace, paths: list[str], *, folders: bool = True):
+    """The specs the command line names (nnspec/inputs.py): `-` is standard input, a
+    folder every `.nn` file under it, each file once."""
+    from nnspec.inputs import STDIN, InputError, expand
+    if args.stdin_filename is not None and STDIN not in paths:
+        raise UsageError("`--stdin-filename` names the spec read from standard input, which is read only "
+                         "for the argument `-`")
+    try:
+        return expand(paths, folders=folders, stdin_name=args.stdin_filename)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    from nnspec.report_formats import Sarif, github
     status = EXIT_OK
     everything = []
-    for path in args.files:
-        program, diags, src = load(path)
+    sarif = Sarif() if args.format == "sarif" else None
+    for spec in _inputs(args, args.files):
+        program, diags, src = load(spec.path, name=spec.name)
         if any(d.is_error for d in diags):
             status = EXIT_SPEC
         if args.format == "json":
             everything.extend(json.loads(render_json(diags, src)))
+        elif args.format == "github":
+            sys.stdout.write(github(diags, src, spec.name))
+        elif sarif is not None:
+            sarif.add(diags, src, spec.name)
         else:
             _report(diags, src, args.format)
             if program is not None and not args.quiet:
                 sweep = f", a sweep of {len(program.sweep.programs)} models" if program.sweep else ""
-                print(f"ok: `{path}` ({program.model.n_params:,} parameters{sweep})")
+                print(f"ok: `{spec.name}` ({program.model.n_params:,} parameters{sweep})")
     if args.format == "json":
         print(json.dumps(everything, indent=2))
+    if sarif is not None:
+        sys.stdout.write(sarif.text())
     return status
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    program, diags, src = load(args.file)
+    (spec,) = _inputs(args, [args.file], folders=False)
+    program, diags, src = load(spec.path, name=spec.name)
     if args.format == "json" and diags:
         print(render_json(diags, src), file=sys.stderr)
     else:
@@ -134,29 +182,38 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from nnspec.format import format_spec
+    """Each spec rewritten in canonical form; `-` formats standard input to stdout. With
+    `--check` or `--diff` nothing is written, and the exit status says if anything would be."""
+    from nnspec.format import format_spec, unified_diff
     from nnspec.parse import parse_collect
     status = EXIT_OK
-    for path in args.files:
-        text, diags, src = read_text(path)
+    files = _inputs(args, args.files)
+    if len(files) > 1 and any(f.is_stdin for f in files) and not (args.diff or args.check):
+        raise UsageError("`nnspec fmt -` writes the formatted text to standard output, so it formats nothing else "
+                         "at the same time; give `-` alone")
+    for file in files:
+        text, diags, src = read_text(file.path, file.name)
         if text is None:
             _report(diags, src, "human")
             status = EXIT_SPEC
             continue
-        spec, diags, src = parse_collect(text, path)
+        spec, diags, src = parse_collect(text, file.name)
         if spec is None or any(d.is_error for d in diags):
             _report(diags, src, "human")
             status = EXIT_SPEC
             continue
         formatted = format_spec(spec)
-        if formatted == text:
-            continue
-        if args.check:
-            print(f"would reformat `{path}`")
-            status = max(status, EXIT_SPEC)
-        else:
-            write_atomic(Path(path), formatted)
-            print(f"formatted `{path}`")
+        if args.diff or args.check:
+            if formatted != text:
+                if args.diff:
+                    sys.stdout.write(unified_diff(text, formatted, file.name))
+                print(f"would reformat `{file.name}`", file=sys.stderr if args.diff else sys.stdout)
+                status = max(status, EXIT_SPEC)
+        elif file.is_stdin:  # a filter: the formatted text, changed or not, and no file written
+            sys.stdout.write(formatted)
+        elif formatted != text:
+            write_atomic(Path(file.path), formatted)
+            print(f"formatted `{file.name}`")
     return status
 
 
@@ -171,6 +228,31 @@ def write_atomic(path: Path, text: str) -> None:
 
 def _program_or_exit(path: str):
     program, diags, src = load(path)
+    _report(diags, src, "human")
+    return program
+
+
+def _retargeted(path: str, files: dict[str, str | None]):
+    """`_program_or_exit` for `train --data/--val-data/--test-data`: the spec checked with
+    the files the flags give in place of its own (nnspec/retarget.py)."""
+    if not any(files.values()):
+        return _program_or_exit(path)
+    from nnspec.check import check_source
+    from nnspec.retarget import RetargetError, retarget
+    for file in files.values():
+        if file is not None and not Path(file).is_file():
+            raise _cannot_read(file, FileNotFoundError() if not Path(file).exists() else IsADirectoryError())
+    text, diags, src = read_text(path)
+    if text is None:
+        _report(diags, src, "human")
+        return None
+    try:
+        text, notes = retarget(text, path, files)  # type: ignore[arg-type]
+    except RetargetError as exc:
+        raise UsageError(str(exc)) from None
+    for note in notes:  # what is read, even with -q
+        print(f"note: {note}", file=sys.stderr)
+    program, diags, src = check_source(text, path)
     _report(diags, src, "human")
     return program
 
@@ -217,12 +299,14 @@ def _compile_cache() -> None:
     if os.environ.get("NNSPEC_NO_CACHE"):
         return
     import jax
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+    from nnspec.envinfo import xla_cache_dir
+    folder = xla_cache_dir()  # (`nnspec env` shows it)
     try:
-        (base / "nnspec" / "xla").mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
     except OSError:
         return  # an unwritable cache only costs time
-    jax.config.update("jax_compilation_cache_dir", str(base / "nnspec" / "xla"))
+    jax.config.update("jax_compilation_cache_dir", str(folder))
     # every program worth a disk read: the lecture specs' epoch and evaluation programs
     # compile in 0.05-0.3 s (JAX's default of 1 s, and our earlier 0.2, left them out), while
     # single eager operations (about 0.01 s) are left to compile
@@ -319,7 +403,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except runs.RunFolderError as exc:
         raise UsageError(str(exc)) from None
     plot_to = _plot_target(args) if writer else None  # refused now, not after training
-    program = _program_or_exit(spec_path)
+    program = _retargeted(spec_path, {"data": args.data, "val": args.val_data, "test": args.test_data})
     if program is None:
         return EXIT_SPEC
     if program.train is None:
@@ -456,22 +540,60 @@ def _train_sweep(program, args: argparse.Namespace, out: Path | None, spec_path:
     return EXIT_OK
 
 
+def _spec_or_run(args: argparse.Namespace, command: str) -> tuple[str | None, Path | None]:
+    """(the spec, the run folder) that `eval` or `predict` was given: a folder in the
+    spec's place is the run (with its own `spec.nn`), as `--run DIR` is."""
+    spec, run = args.spec, (Path(args.run) if args.run is not None else None)
+    if spec is not None and Path(spec).is_dir():
+        if run is None:
+            spec, run = None, Path(spec)
+        elif (Path(spec) / "checkpoint.npz").is_file():
+            raise UsageError(f"`{spec}` is a run folder, not a spec: name the run once, `nnspec {command} {spec}` "
+                             f"(with its own `spec.nn`) or `nnspec {command} SPEC --run {run}`")
+        # (any other folder with `--run` is refused as a spec that cannot be read)
+    if spec is None and run is not None and not (run / "checkpoint.npz").is_file():  # (with a spec: E405 says the same)
+        raise UsageError(f"`{run}` holds no trained run (no `checkpoint.npz`); "
+                         f"train one with `nnspec train SPEC --out {run}`")
+    return spec, run
+
+
+def _default_run(program, spec_path: str, head: str) -> Path:
+    """The newest finished run of the spec that `nnspec train SPEC` wrote (runs.find_run),
+    said on stderr; a usage error listing the folders found when there is none."""
+    from nnspec import runs
+    try:
+        run, note = runs.find_run(program, spec_path)
+    except runs.NoRun as exc:
+        raise UsageError(exc.explain(head)) from None
+    print(f"note: {note}", file=sys.stderr)
+    return run
+
+
+def _json_number(v: float) -> float | None:
+    """A metric in JSON: a number, or null where it is not finite (NaN, infinity), which
+    strict JSON cannot hold (the notes say which it was)."""
+    return float(v) if math.isfinite(v) else None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from nnspec.diagnostics import NNSpecError
-    run = Path(args.run)
-    if args.spec is None and not (run / "checkpoint.npz").is_file():  # (with a spec: E405 says the same)
-        raise UsageError(f"`{run}` holds no trained run (no `checkpoint.npz`); train one with `nnspec train SPEC --out {run}`")
-    spec_path = args.spec if args.spec is not None else str(run / "spec.nn")
+    spec, run = _spec_or_run(args, "eval")
+    if spec is None and run is None:
+        raise UsageError("name a spec (its newest run in `runs/` is evaluated) or a run folder, "
+                         "as in `nnspec eval SPEC`, `nnspec eval RUN` or `nnspec eval SPEC --run DIR`")
+    spec_path = spec if spec is not None else str(run / "spec.nn")  # type: ignore[operator]
     program = _program_or_exit(spec_path)
     if program is None:
         return EXIT_SPEC
     if program.train is None:
         raise UsageError(f"`{spec_path}` has no `train` block: there is no data to evaluate on")
+    if run is None:
+        run = _default_run(program, spec_path, f"no run of `{spec_path}` to evaluate")
     from nnspec.predictor import evaluate_run
     _compile_cache()
     # the run's own copy of the spec names its data relative to the user's folder,
     # not the run folder: only a spec the user gives is compared by path
-    own_copy = args.spec is None or Path(args.spec).resolve() == (run / "spec.nn").resolve()
+    own_copy = spec is None or Path(spec).resolve() == (run / "spec.nn").resolve()
     try:
         result = evaluate_run(program, run, Path(spec_path), own_copy=own_copy)
     except NNSpecError as exc:
@@ -479,11 +601,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
     notes = result.notes
+    as_json = args.format == "json"
     from nnspec.files import write_atomic
     from nnspec.show import MAX_SHOWN_CLASSES, confusion_files, confusion_table, format_value
-    table, counts = "", result.confusion
+    table, counts, matrix = "", result.confusion, None
     if counts is not None:
         json_text, csv_text = confusion_files(counts, result.split, result.examples)
+        matrix = {k: v for k, v in json.loads(json_text).items() if k not in ("split", "examples")}
         try:
             write_atomic(run / "confusion.json", json_text)
             write_atomic(run / "confusion.csv", csv_text)
@@ -493,12 +617,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
             notes.append(f"could not write the confusion matrix to `{run}`: {exc.strerror or exc}")
         if counts.shape[-1] <= MAX_SHOWN_CLASSES and len(counts) <= MAX_SHOWN_CLASSES:
             table = "\n" + confusion_table(counts)
-        elif where is not None:
+        elif where is not None and not as_json:
             notes.append(f"the confusion matrix ({counts.shape[-1]} classes) is too wide to show")
         if where is not None:
             notes.append(f"wrote the confusion matrix to {where}")
+    if as_json:
+        notes += [f"`{k}` is {format_value(v)} (null in `metrics`)" for k, v in result.metrics.items()
+                  if not math.isfinite(v)]
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    if as_json:
+        doc = {"run": str(run), "spec": spec_path, "split": result.split, "examples": result.examples,
+               "metrics": {k: _json_number(v) for k, v in result.metrics.items()},
+               "confusion": matrix, "notes": notes}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return EXIT_OK
     sys.stdout.write(f"{result.split} split ({result.examples} examples)\n"
                      + _table([(k, format_value(v)) for k, v in result.metrics.items()]) + table)
     return EXIT_OK
@@ -507,17 +640,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
     from nnspec.diagnostics import NNSpecError
-    program = _program_or_exit(args.spec)
+    spec, run = _spec_or_run(args, "predict")
+    args.format = _predictions_format(args)  # refused before any work
+    spec = spec if spec is not None else str(run / "spec.nn")  # type: ignore[operator]
+    program = _program_or_exit(spec)
     if program is None:
         return EXIT_SPEC
-    if args.run is None:
-        _refuse_without_run(program, args.spec)
+    if run is None and (why := _needs_run(program, spec)) is not None:
+        run = _default_run(program, spec, f"`{spec}` {why}, and there is no run of it to predict with")
+    elif run is None and program.train is not None:
+        _trained_too(program, spec)
     _input_file(args.input)
     from nnspec.infer import load_trained
     _compile_cache()
-    if args.run is not None:
+    if run is not None:
         try:
-            model, params, std, meta = load_trained(program, Path(args.run))
+            model, params, std, meta = load_trained(program, run)
         except NNSpecError as exc:
             exc.action = "predict with"
             sys.stderr.write(exc.render(color=_color(sys.stderr)))
@@ -531,7 +669,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from nnspec.data import class_names
         params, std = model.init(jax.random.key(0)), None
         meta = {"classes": class_names(program.train.data) if program.train is not None else None}
-        names, targets = _spec_names(program, args.spec)
+        names, targets = _spec_names(program, spec)
     classes = meta.get("classes")
     if len(program.model.inputs) > 1 or program.several_outputs:
         return _predict_several(args, program, model, params, meta, names, targets)
@@ -563,7 +701,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         header = [f"y{'_'.join(map(str, i))}" for i in np.ndindex(*shape)]
     else:
         header = [f"y{i}" for i in range(pred.shape[-1])] if pred.shape[-1] > 1 else ["y"]
-    labels = None
+    labels: list[Any] | None = None
     autoencoder = program.train is not None and program.train.target == "input"
     if autoencoder or loss is None:  # the outputs are the prediction: no classes
         pred = pred.reshape(len(pred), -1)
@@ -571,37 +709,91 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if len(shape) == 1:  # multi-label: the labels predicted on, by name
             names = list(targets) if len(targets) == shape[0] else header
             on = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False))
-            labels = [" ".join(n for n, v in zip(names, row) if v) for row in on]
+            labels = [[n for n, v in zip(names, row) if v] for row in on]
             header.append("labels")
         pred = pred.reshape(len(pred), -1)
     elif loss.task == "multiclass" and len(shape) > 1:
         # a class at every step (or pixel): the classes in order, one per position
         index: np.ndarray = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False)).reshape(len(pred), -1)
-        labels = [" ".join(classes[i] if classes and i < len(classes) else str(i) for i in row) for row in index]
+        labels = [[_class_of(classes, i) for i in row] for row in index]
         header.append("classes")
         pred = pred.reshape(len(pred), -1)
     elif loss.task in ("binary", "multiclass"):
         # the class as the data named it (a CSV's text label), else its index
         index = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False)).reshape(len(pred))
-        labels = [classes[i] if classes and i < len(classes) else str(i) for i in index]
+        labels = [_class_of(classes, i) for i in index]
         header.append("class")
     else:
         pred = pred.reshape(len(pred), -1)
-    return _write_predictions(args, header, [[f"{v:.6g}" for v in row] + ([labels[i]] if labels is not None else [])
+    return _write_predictions(args, header, [[*row] + ([labels[i]] if labels is not None else [])
                                              for i, row in enumerate(pred)])
 
 
-def _write_predictions(args: argparse.Namespace, header: list[str], rows: list[list[str]]) -> int:
-    """The predictions as CSV: to `--output` (atomically), else to stdout."""
-    buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\n")
-    out.writerow(header)
-    out.writerows(rows)
+def _trained_too(program, spec: str) -> None:
+    """A spec that writes out every weight predicts with them; a note says so where
+    `nnspec train` has also trained it (its written weights were only where training began)."""
+    from nnspec import runs
+    try:
+        run, _ = runs.find_run(program, spec)
+    except runs.RunFolderError:
+        return
+    print(f"note: predicting with the weights written in `{spec}`; `{run}` holds a trained run of it: "
+          f"pass `--run {run}` to predict with that", file=sys.stderr)
+
+
+def _class_of(classes, i) -> str | int:
+    """A predicted class: its name where the data named the classes, else its index."""
+    return classes[i] if classes and i < len(classes) else int(i)
+
+
+def _predictions_format(args: argparse.Namespace) -> str:
+    """`--format`, else what `--output`'s suffix says (`.json`), else CSV."""
+    if args.format is not None:
+        return args.format
+    return "json" if args.output and Path(args.output).suffix.lower() == ".json" else "csv"
+
+
+def _csv_cell(v: Any) -> str:
+    import numpy as np
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):  # several labels or classes: one cell, separated by spaces
+        return " ".join(map(str, v))
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    return f"{v:.6g}"
+
+
+def _json_cell(v: Any) -> Any:
+    import numpy as np
+    if isinstance(v, list):
+        return [_json_cell(x) for x in v]
+    if isinstance(v, str | int):
+        return v
+    if isinstance(v, np.integer):
+        return int(v)
+    # a float32 output as the shortest decimal that reads back as that float32 (NumPy's str)
+    return float(str(v)) if isinstance(v, np.floating) else float(v)
+
+
+def _write_predictions(args: argparse.Namespace, header: list[str], rows: list[list[Any]]) -> int:
+    """The predictions, one row per example (numbers, class names or indices, lists of
+    labels), as CSV or as JSON (a list of one object per example keyed by the CSV's column
+    names): to `--output` (atomically), else to stdout."""
+    if args.format == "json":
+        text = "[" + ",".join(f"\n  {json.dumps(dict(zip(header, map(_json_cell, row))), allow_nan=False)}"
+                              for row in rows) + ("\n]\n" if rows else "]\n")
+    else:
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\n")
+        out.writerow(header)
+        out.writerows([_csv_cell(v) for v in row] for row in rows)
+        text = buf.getvalue()
     if args.output:
-        write_atomic(Path(args.output), buf.getvalue())
+        write_atomic(Path(args.output), text)
         print(f"wrote {len(rows)} predictions to `{args.output}`", file=sys.stderr)
     else:
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(text)
     return EXIT_OK
 
 
@@ -633,7 +825,7 @@ def _predict_several(args: argparse.Namespace, program, model, params, meta, nam
     outs = pred if isinstance(pred, dict) else {"": pred}
     classes = meta.get("classes")
     header: list[str] = []
-    columns: list[list[str]] = []
+    columns: list[list[Any]] = []
     n = None
     for h in program.heads:
         loss = h.loss
@@ -646,12 +838,12 @@ def _predict_several(args: argparse.Namespace, program, model, params, meta, nam
                              "its inputs are probably far outside the range of the training data")
         base = h.name or "y"
         header += [base] if flat.shape[1] == 1 else [f"{base}_{i}" for i in range(flat.shape[1])]
-        columns += [[f"{v:.6g}" for v in flat[:, j]] for j in range(flat.shape[1])]
+        columns += [list(flat[:, j]) for j in range(flat.shape[1])]
         if loss.task in ("binary", "multiclass") and h.shape == (1,) or loss.task == "multiclass":
             names_of = classes.get(h.name) if isinstance(classes, dict) else classes
             index = np.asarray(nn.predicted_class(jnp.asarray(p), loss.name, False)).reshape(n)
             header.append(f"{h.name}_class" if h.name else "class")
-            columns.append([names_of[i] if names_of and i < len(names_of) else str(i) for i in index])
+            columns.append([_class_of(names_of, i) for i in index])
     return _write_predictions(args, header, [[c[i] for c in columns] for i in range(n or 0)])
 
 
@@ -686,18 +878,19 @@ def _read_arrays(path: str, program) -> dict:
     return {n: xs[n].astype(np.float32) for n, _ in program.model.inputs}
 
 
-def _refuse_without_run(program, spec: str) -> None:
-    """Without `--run`, the spec itself must hold every number the model uses."""
-    run = f"train it first (`nnspec train {spec} --out DIR`) and pass `--run DIR`"
+def _needs_run(program, spec: str) -> str | None:
+    """Why the spec alone cannot predict (a run must give what it leaves out), as the
+    rest of a sentence about it; None when it holds every number the model uses."""
     if program.sweep is not None:
-        raise UsageError(f"`{spec}` is a sweep of {len(program.sweep.programs)} models: {run}")
+        return f"is a sweep of {len(program.sweep.programs)} models"
     learned = [layer.name for layer in program.model.layers
                if any(not _literal(layer.params, name) for name in layer.param_shapes)]
     if learned:
-        raise UsageError(f"`{spec}` gives no values for the parameters of layer `{learned[0]}`"
-                         f"{f' (and {len(learned) - 1} more)' if len(learned) > 1 else ''}: {run}")
+        return (f"gives no values for the parameters of layer `{learned[0]}`"
+                f"{f' (and {len(learned) - 1} more)' if len(learned) > 1 else ''}")
     if program.train is not None and program.train.standardize:
-        raise UsageError(f"`{spec}` standardizes its inputs with statistics measured in training: {run}")
+        return "standardizes its inputs with statistics measured in training"
+    return None
 
 
 def _literal(params, name: str) -> bool:
@@ -769,22 +962,28 @@ def cmd_plot(args: argparse.Namespace) -> int:
     trained model, a decision boundary or a confusion matrix."""
     from nnspec import plot
     folders = [Path(r) for r in args.runs]
-    kind = "boundary" if args.boundary else "confusion" if args.confusion else None
+    asked = "boundary" if args.boundary else "confusion" if args.confusion else "steps" if args.steps else None
     try:
         plot.require_matplotlib()  # before any work
-        history = kind is None
-        kind = plot.history_kind(folders) if kind is None else kind
+        history = asked is None
+        kind = plot.history_kind(folders) if asked is None else asked
         if args.axis is not None and kind != "sweep":
             raise plot.PlotError("`--axis` chooses a sweep's swept value for the x axis; "
                                  + ("these runs are not sweeps" if kind == "curves" else f"`--{kind}` has no such axis"))
+        if args.smooth is not None and kind != "steps":
+            raise plot.PlotError("`--smooth` smooths the loss of every step: it goes with `--steps`")
+        steps = [s for r, name in zip(folders, args.runs) for s in plot.read_steps(r, name)] if kind == "steps" else []
         if args.output is not None:
             out = plot.output_path(args.output, overwrite=args.overwrite)
         elif len(folders) == 1:  # the picture of one run lives in its folder, redrawn in place
             out = plot.default_output(folders[0], kind)
         else:
             raise plot.PlotError(f"name the picture of {len(folders)} runs with `-o FILE.png` (or `.svg`)")
-        fig = plot.history_figure(kind, folders, args.runs, args.axis) if history else _model_figure(
-            kind, folders, args.runs)
+        if kind == "steps":
+            fig = plot.steps_figure(steps, args.smooth)
+        else:
+            fig = plot.history_figure(kind, folders, args.runs, args.axis) if history else _model_figure(
+                kind, folders, args.runs)
         if isinstance(fig, int):
             return fig
         try:
@@ -831,24 +1030,44 @@ def _model_figure(kind: str, folders: list[Path], names: list[str]):
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    """The versions, the backend and every device JAX sees: where `nnspec train` would run."""
-    import importlib
-
+    """The versions, the backend and every device JAX sees (where `nnspec train` would run),
+    the caches and the run folder, and which optional extras are installed."""
     import jax
-    importlib.import_module("optax")  # loaded, so that its version is shown
 
-    from nnspec import runs
-    lines = ["  ".join(f"{k} {v}" for k, v in runs.versions().items())]
+    from nnspec import envinfo
+    versions = envinfo.versions()
     devices = jax.devices()
-    lines.append(f"backend    {jax.default_backend()}")
-    lines.append(f"processes  {jax.process_count()}")
+    backend, processes = jax.default_backend(), jax.process_count()
+    caches, extras = envinfo.caches(), envinfo.extras()
+    gpu_note = "training runs on the CPU; for a GPU install `jax[cuda12]` (docs/scale.md)" if backend == "cpu" else None
+    if args.format == "json":
+        doc = {"versions": versions, "backend": backend, "processes": processes,
+               "local_devices": jax.local_device_count(),
+               "devices": [{"id": d.id, "platform": d.platform, "kind": getattr(d, "device_kind", None),
+                            "process": getattr(d, "process_index", 0)} for d in devices],
+               "caches": caches, "extras": extras, "notes": [gpu_note] if gpu_note else []}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return EXIT_OK
+    lines = ["  ".join(f"{k} {v or 'not installed'}" for k, v in versions.items())]
+    lines.append(f"backend    {backend}")
+    lines.append(f"processes  {processes}")
     lines.append(f"devices    {len(devices)}" + (f" (this process: {jax.local_device_count()})"
-                                                 if jax.process_count() > 1 else ""))
+                                                 if processes > 1 else ""))
     for d in devices:
         lines.append(f"  {d.id:>3}  {d.platform:<5} {getattr(d, 'device_kind', '')}".rstrip())
-    if jax.default_backend() == "cpu":
-        lines.append("note: training runs on the CPU; for a GPU install `jax[cuda12]` (docs/scale.md)")
+    lines += envinfo.cache_lines(caches)
+    lines.append("extras")
+    lines += envinfo.extra_lines(extras)
+    if gpu_note:
+        lines.append(f"note: {gpu_note}")
     sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """A completion script for the shell, written from this very parser (nnspec/completion.py)."""
+    from nnspec.completion import script
+    sys.stdout.write(script(args.shell, build_parser()))
     return EXIT_OK
 
 
@@ -873,6 +1092,17 @@ def cmd_lsp(args: argparse.Namespace) -> int:
         raise UsageError(f"`nnspec lsp` needs pygls ({exc}): install it with `pip install 'nnspec[lsp]'`") from None
     lsp.serve()
     return EXIT_OK
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1), the weight of a moving average."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found `{text}`") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"`{text}` is out of range: must be ≥ 0 and < 1")
+    return value
 
 
 def _whole(low: int, high: int | None):
@@ -928,29 +1158,64 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_split(args: argparse.Namespace) -> int:
+    """The spec's split written out: each part a file, and the row positions (split.json)."""
+    from nnspec import runs
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.prepare import _spec_dir
+    from nnspec.split import SplitFolderError, describe, write_split
+    program = _program_or_exit(args.spec)
+    if program is None:
+        return EXIT_SPEC
+    if program.train is None or not program.heads:
+        raise UsageError(f"`{args.spec}` has no `train` block with a `loss`: there is no data to split")
+    program = runs.with_overrides(program, {"seed": args.seed})
+    try:
+        rows, written = write_split(program, Path(args.out), base_dir=_spec_dir(program), overwrite=args.overwrite)
+    except SplitFolderError as exc:
+        raise UsageError(str(exc)) from None
+    except NNSpecError as exc:
+        exc.action = "split"
+        sys.stderr.write(exc.render(color=_color(sys.stderr)))
+        return EXIT_SPEC
+    print(f"split {describe(rows)}: wrote " + ", ".join(f"`{p}`" for p in written), file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnspec", description="A declarative model-spec compiler for neural networks.")
-    parser.add_argument("--version", action="version", version=f"nnspec {__import__('nnspec').__version__}")
+    parser.add_argument("--version", action="version", version=f"nnspec {__import__('nnspec').__version__}",
+                        help="print nnspec's version and exit")
+    parser.add_argument("--color", choices=COLOR_CHOICES, default="auto", help=COLOR_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     p = sub.add_parser("check", help="check specs and report every problem")
-    p.add_argument("files", nargs="+", metavar="FILE", help="`.nn` spec files (or IR `.json`)")
-    p.add_argument("--format", choices=("human", "json"), default="human", help="diagnostics as text or JSON")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="`.nn` spec files (or IR `.json`); a folder: every `.nn` file under it; `-`: standard input")
+    p.add_argument("--format", choices=("human", "json", "github", "sarif"), default="human",
+                   help="diagnostics as text, JSON, GitHub Actions annotations or SARIF 2.1.0")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing for clean files")
+    _stdin_filename(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("compile", help="check a spec and print what it compiles to")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="a `.nn` spec file (or IR `.json`); `-`: standard input")
     p.add_argument("--emit", choices=("ir", "summary", "jaxpr", "stablehlo"), default="summary",
                    help="`ir`: the IR as JSON; `summary`: a table of layers and parameters; "
                         "`jaxpr`/`stablehlo`: the lowered training step")
     p.add_argument("--format", choices=("human", "json"), default="human", help="diagnostics as text or JSON")
+    _stdin_filename(p)
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("fmt", help="rewrite specs in canonical form")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="`.nn` spec files; a folder: every `.nn` file under it; `-`: standard input, "
+                        "formatted to standard output")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
+    p.add_argument("--diff", action="store_true",
+                   help="change nothing; print a unified diff of what would change, and exit 1 if anything would")
+    _stdin_filename(p)
     p.set_defaults(func=cmd_fmt)
 
     p = sub.add_parser("train", help="train a spec and write a run folder")
@@ -969,6 +1234,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for the coordinator and the other processes")
     p.add_argument("--out", metavar="DIR", help="run folder: new or empty (default: runs/SPEC-NAME, numbered -2, -3, ... when taken)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    p.add_argument("--data", metavar="FILE", help="train on FILE instead of the file the spec's data line names "
+                                                  "(read as that line says: its target, features, ...)")
+    p.add_argument("--val-data", metavar="FILE", help="validate on FILE (instead of the spec's `val=` file)")
+    p.add_argument("--test-data", metavar="FILE", help="test on FILE (instead of the spec's `test=` file)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in `--out DIR` (only nnspec's own files are removed), "
                         "and the `--plot` file")
@@ -981,31 +1250,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="report a trained run's metrics on the test split")
-    p.add_argument("spec", nargs="?", metavar="SPEC", help="the spec (default: the run's own copy, DIR/spec.nn)")
-    p.add_argument("--run", required=True, metavar="DIR", help="the run folder written by `train`")
+    p.add_argument("spec", nargs="?", metavar="SPEC",
+                   help="the spec (its newest finished run in `runs/` unless `--run DIR`), or instead a run folder "
+                        "(with its own copy of the spec)")
+    p.add_argument("--run", metavar="DIR", help="the run folder written by `train` (default: the newest finished run "
+                                                "of SPEC in `runs/NAME`, `runs/NAME-2`, ...)")
+    p.add_argument("--format", choices=("human", "json"), default="human",
+                   help="`json`: one object on stdout (split, examples, metrics, confusion, notes)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict with a trained run, or with a spec that writes out every weight")
-    p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--run", metavar="DIR", help="the run folder written by `train` (not needed when the spec gives "
-                                                "every weight literally)")
+    p.add_argument("spec", metavar="SPEC", help="the spec, or instead a run folder (with its own copy of the spec)")
+    p.add_argument("--run", metavar="DIR", help="the run folder written by `train` (default: the newest finished run "
+                                                "of SPEC in `runs/`; not needed when the spec gives every weight literally)")
     p.add_argument("--input", required=True, metavar="CSV",
                    help="features, one example a row, under a header naming the columns (any order; others ignored)")
     p.add_argument("--no-header", action="store_true",
                    help="the input has no header: its columns are the model's inputs, in order")
-    p.add_argument("--output", metavar="CSV", help="where to write predictions (default: stdout)")
+    p.add_argument("--output", metavar="FILE", help="where to write predictions (default: stdout)")
+    p.add_argument("--format", choices=("csv", "json"),
+                   help="`csv`, or `json`: a list of one object per example keyed by the CSV's column names "
+                        "(default: `json` for an `--output` ending in `.json`, else `csv`)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("plot", help="draw runs: learning curves, a sweep's curve, a decision boundary, a confusion matrix")
+    p = sub.add_parser("plot", help="draw runs: learning curves, a sweep's curve, every step's loss, a decision boundary, a confusion matrix")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by `train`; several are drawn on one figure")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="the picture, `.png` or `.svg` (default for one run: `curves.png`, `sweep.png`, "
-                        "`boundary.png` or `confusion.png` in its folder)")
+                        "`steps.png`, `boundary.png` or `confusion.png` in its folder)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--boundary", action="store_true",
                        help="a classifier of 2 input features: its decision boundary over its training data")
     which.add_argument("--confusion", action="store_true",
                        help="a classifier: its confusion matrix on the test split (validation without one)")
+    which.add_argument("--steps", action="store_true",
+                       help="every step's training loss against the epoch (runs trained with `history steps`)")
+    p.add_argument("--smooth", type=_fraction, metavar="WEIGHT",
+                   help="with `--steps`: also draw the losses' moving average, TensorBoard's smoothing "
+                        "(a weight in [0, 1), e.g. 0.9)")
     p.add_argument("--axis", metavar="NAME", help="for a sweep: the swept value on the x axis (default: the first that varies)")
     p.add_argument("--overwrite", action="store_true", help="replace `-o FILE` if it exists")
     p.set_defaults(func=cmd_plot)
@@ -1023,19 +1305,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("code", metavar="CODE")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("env", help="show the versions and the devices JAX sees")
+    p = sub.add_parser("env", help="show the versions, the devices JAX sees, the caches and the optional extras")
+    p.add_argument("--format", choices=("human", "json"), default="human", help="as text or as one JSON object")
     p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("completion", help="print a shell completion script for bash, zsh or fish")
+    p.add_argument("shell", choices=SHELLS, metavar="SHELL", help="`bash`, `zsh` or `fish`")
+    p.set_defaults(func=cmd_completion)
 
     p = sub.add_parser("lsp", help="run the language server for editors over stdio (docs/editors.md)")
     p.add_argument("--stdio", action="store_true",
                    help="talk over stdin and stdout: the only transport, accepted because some clients pass it")
     p.set_defaults(func=cmd_lsp)
+
+    p = sub.add_parser("split", help="write a spec's train, validation and test parts as files, with their rows")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="a new or empty folder for `train.csv` (or `.npz`), `val`, `test` and `split.json`")
+    p.add_argument("--seed", type=_whole(0, 2**63 - 1), metavar="S",
+                   help="override the spec's seed (as `nnspec train --seed` does)")
+    p.add_argument("--overwrite", action="store_true", help="replace the split already in DIR (only its own files)")
+    p.set_defaults(func=cmd_split)
+    for p in sub.choices.values():  # the global options, also accepted after the command
+        p.add_argument("--color", choices=COLOR_CHOICES, default=argparse.SUPPRESS, help=COLOR_HELP)
     return parser
 
 
+COLOR_HELP = ("when to colour diagnostics: `auto` colours them on a terminal, unless `NO_COLOR` is set "
+              "(or `FORCE_COLOR` is, other than `0`)")
+
+
+def _stdin_filename(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stdin-filename", metavar="NAME",
+                   help="the name diagnostics give the spec read from `-` (default `<stdin>`)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global _COLOR_CHOICE
     parser = build_parser()
     args = parser.parse_args(argv)
+    _COLOR_CHOICE, color_before = args.color, _COLOR_CHOICE
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in run.json
     shown = warnings.showwarning
     # a Python warning (NumPy's overflow, ...) as one line of its text, without the
@@ -1065,12 +1374,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot {what}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception:  # the last line of defence: no bare traceback for users
+        trace = traceback.format_exc()  # first: nothing gathered below may replace it
+        try:
+            from nnspec.envinfo import bug_report
+            about = bug_report(args.argv)
+        except Exception as exc:  # noqa: BLE001 (bug_report catches its own; this is the import)
+            about = f"  (the versions could not be gathered: {type(exc).__name__}: {exc})\n"
         print("error: internal compiler error: this is a bug in nnspec, not in your spec\n"
-              "  please report it with the spec and the text below\n", file=sys.stderr)
-        traceback.print_exc()
+              "  please report it with the spec and the text below\n\n" + about, file=sys.stderr)
+        sys.stderr.write(trace)
         return EXIT_INTERNAL
     finally:
         warnings.showwarning = shown  # in-process callers keep their own
+        _COLOR_CHOICE = color_before
 
 
 if __name__ == "__main__":  # pragma: no cover

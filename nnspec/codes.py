@@ -399,6 +399,29 @@ of examples, so the batch size must be a multiple of N. The help names the neare
 sizes that are; `batch all` always works (its one batch is padded with examples of
 weight 0 to a multiple of N).
 """),
+    "E325": ("stratified split that cannot stratify", """
+`split ... stratify` cuts the `val` and `test` fractions within each class, so it
+needs a class per example: a classification loss (`categorical_crossentropy`,
+`binary_crossentropy` on one 0/1 output) with the data's own targets. A regression
+loss, `target input` (an autoencoder) or a model of several outputs has no such class;
+`stratify` with no fraction to hold out would change nothing. A class too small to
+give each part an example is refused when the data is read (E401).
+
+    model houses {
+        input x[3]
+        dense 1
+    }
+    loss mse
+    optimizer adam
+    train {
+        data csv("houses.csv", target="price")
+        split val=0.2 stratify     # `loss mse`: prices are not classes
+    }"""),
+    "E326": ("split column in data without columns", """
+`split column="NAME"` reads each example's part (`train`, `val` or `test`) from a
+column of a CSV file; other sources (an `.npz` archive, a built-in dataset) have no
+such column. Give those parts as separate files (`data ... val=... test=...`), or
+split by fractions."""),
     "E401": ("data cannot be used", """
 Training could not read or split the data the `data` line names: a missing file, a
 bad cell, a missing column, too few examples for the split. The note gives the file,
@@ -422,6 +445,12 @@ JAX sees, or `devices all` gives a number that the batch size does not split ove
 `nnspec train --devices 1` trains on one; on a CPU, XLA can pretend to have several
 (XLA_FLAGS=--xla_force_host_platform_device_count=N), which is how the tests run.
 """),
+    "E407": ("split differs from the run's", """
+`nnspec eval` and `--resume` rebuild the run's split from its seed and its data, and
+compare it with the row positions the run recorded in `split.json`. A split that comes
+out otherwise (the data file read differently, a NumPy whose permutation changed) would
+measure the model on rows it may have trained on, so nnspec refuses it; the message
+names the part that differs."""),
     "W001": ("very large learning rate", """
 A learning rate far above the usual range for this optimizer; training will likely
 diverge (the loss becomes NaN). Try a value ten or a hundred times smaller."""),

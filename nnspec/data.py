@@ -2,8 +2,8 @@
 
 `load(source, seed=, base_dir=, task=)` turns a checked `DataSource` into a `Dataset`:
 `x` float32 (n, *features); `y` float32 (n, k) of 0/1 for binary, int32 (n,) class
-indices for multiclass, float32 (n, k) for regression. `split` shuffles from the seed
-and cuts train/val/test; `Standardizer` is fitted on the train split only. Problems in
+indices for multiclass, float32 (n, k) for regression (nnspec/split.py cuts it into
+train/val/test); `Standardizer` is fitted on the train split only. Problems in
 the data raise `DataError` with the file, line and column. NumPy only; no JAX.
 """
 
@@ -110,7 +110,15 @@ def load_named(source: DataSource, *, base_dir: Path, inputs: tuple[str, ...],
     help = "write it with `numpy.savez(path, " + ", ".join(f"{k}=..." for k in x_keys + y_keys) + ")`"
     arrays = _npz_arrays(path, base_dir, tuple((k, "features") for k in x_keys) + tuple((k, "targets") for k in y_keys),
                          help)
-    paths = {k: path for k in x_keys + y_keys}
+    return named_arrays(arrays, inputs=inputs, outputs=outputs, x_keys=x_keys, y_keys=y_keys,
+                        paths={k: path for k in x_keys + y_keys})
+
+
+def named_arrays(arrays: Mapping[str, np.ndarray], *, inputs: tuple[str, ...], outputs: tuple[tuple[str, str], ...],
+                 x_keys: tuple[str, ...], y_keys: tuple[str, ...], paths: Mapping[str, str]) -> Dataset:
+    """`load_named`'s examples from arrays already read (an archive's, or given from Python):
+    `x_keys` and `y_keys` name each input's and output's array in `arrays` and `paths`."""
+    several_in, several_out = len(inputs) > 1, len(outputs) > 1 or outputs[0][0] != ""
     ys: dict[str, np.ndarray] = {}
     classes: dict[str, tuple[str, ...] | None] = {}
     first: Dataset | None = None
@@ -212,7 +220,13 @@ def load_split(source: DataSource, *, like: Dataset, seed: int, base_dir: Path, 
     finally:
         _ONE_CLASS_OK.reset(token)
     files = data_files(source)
-    path = files.get("path") or files.get("x") or files.get("images")
+    return like_training(ds, like, files.get("path") or files.get("x") or files.get("images"))
+
+
+def like_training(ds: Dataset, like: Dataset, path: str | None) -> Dataset:
+    """A separate validation or test set `ds` (read from `path`) checked against the
+    training data `like`: the same feature columns, and its classes numbered as the
+    training data's (a class the training data lacks is refused where it first occurs)."""
     if like.feature_names and ds.feature_names and tuple(like.feature_names) != tuple(ds.feature_names):
         raise DataError(f"the feature columns are {_listing(ds.feature_names)}, but the training data's are "
                         f"{_listing(like.feature_names)}", path=path,
@@ -1464,30 +1478,7 @@ def _shape(a: np.ndarray) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Splitting and standardizing.
-
-def split(ds: Dataset, *, val: float, test: float,
-          seed: int) -> tuple[Dataset, Dataset | None, Dataset | None]:
-    """Shuffle from `seed`, then cut (train, val, test); a zero fraction gives None."""
-    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise ValueError(f"bad split fractions val={val}, test={test}")
-    n = len(ds)
-    n_test = math.floor(n * test + 0.5)
-    n_val = math.floor(n * val + 0.5)
-    for name, fraction, count in (("validation", val, n_val), ("test", test, n_test)):
-        if fraction > 0 and count == 0:
-            raise DataError(f"dataset too small: {n} examples leave none for the {name} "
-                            f"split ({fraction:g} of them)",
-                            help="use more data, or a larger fraction")
-    if n - n_val - n_test <= 0:
-        raise DataError(f"dataset too small: {n} examples leave none for training",
-                        help="use more data, or smaller `val`/`test` fractions")
-    order = np.random.default_rng(seed).permutation(n)
-    test_idx, val_idx = order[:n_test], order[n_test:n_test + n_val]
-    train_idx = order[n_test + n_val:]
-    return (ds.take(train_idx), ds.take(val_idx) if n_val else None,
-            ds.take(test_idx) if n_test else None)
-
+# Standardizing (the split is nnspec/split.py).
 
 @dataclass(frozen=True, eq=False)
 class Standardizer:

@@ -97,11 +97,10 @@ def safetensors(p: Predictor) -> tuple[bytes, str]:
     return st.save(arrays, metadata=meta), f"{len(arrays)} tensors"
 
 
-# (what the layer is, why jax2onnx cannot express it): refused by name before converting
-ONNX_REFUSED: tuple[tuple[Callable[[Any], bool], str, str], ...] = (
-    (lambda layer: bool(layer.params.get("bidirectional")), "bidirectional=true",
-     "its backward direction is a reverse scan, which jax2onnx cannot convert"),
-)
+# (what the layer is, why jax2onnx cannot express it): refused by name before converting.
+# None today: a bidirectional layer's backward scan is lowered as a forward scan between
+# two flips (nn/recurrent.py `_scan`), which jax2onnx converts.
+ONNX_REFUSED: tuple[tuple[Callable[[Any], bool], str, str], ...] = ()
 
 
 def onnx(p: Predictor) -> tuple[bytes, str]:

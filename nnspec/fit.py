@@ -27,6 +27,7 @@ from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
 from nnspec.show import format_value
+from nnspec.split import record_of as split_record, recorded_differs
 from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, rows, stack
 
 
@@ -68,44 +69,10 @@ class Result:
     def _repr_html_(self) -> str:
         """In a notebook: the summary, then the history table, the best epoch in bold."""
         import html
+        from nnspec.plot import curve_html
         from nnspec.show import history_html
-        return (f"<pre>{html.escape(repr(self))}</pre>" + curve_img(self.history, self.best_epoch)
+        return (f"<pre>{html.escape(repr(self))}</pre>" + curve_html(self.history, self.best_epoch)
                 + history_html(self.history, best_epoch=self.best_epoch))
-
-
-# The learning curve in a notebook's HTML: 480 x 280 pixels.
-CURVE_INCHES, CURVE_DPI = (6.0, 3.5), 80
-
-
-def curve_img(history: list[dict[str, float]], best_epoch: int | None = None) -> str:
-    """The loss (and validation loss) per epoch as an inline PNG `<img>`; empty without
-    matplotlib or without epochs. Drawn on a Figure of its own (no pyplot state)."""
-    if not history:
-        return ""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return ""
-    import base64
-    import io
-    fig = Figure(figsize=CURVE_INCHES, dpi=CURVE_DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    epochs = [row["epoch"] for row in history]
-    for key, label in (("loss", "train"), ("val_loss", "validation")):
-        if any(key in row for row in history):
-            ax.plot(epochs, [row.get(key, math.nan) for row in history], label=label)
-    if best_epoch:
-        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=CURVE_DPI)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f"<img alt='learning curve' src='data:image/png;base64,{data}'/>"
 
 
 Progress = Callable[[int, int, dict[str, float], float], None]
@@ -126,7 +93,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         progress: Progress | bool | None = None, base_dir: Path | None = None,
         stop_after: int | None = None, checkpoint_every: float = 2.0,
         overrides: dict[str, Any] | None = None, on_start: Callable[[Started], None] | None = None,
-        command: list[str] | None = None, devices: int | str | None = None, writes: bool = True) -> Result:
+        command: list[str] | None = None, devices: int | str | None = None, writes: bool = True,
+        data: Any = None) -> Result:
     """Train a checked program. With `out`, write the run directory (and resume from it):
     a checkpoint at most every `checkpoint_every` seconds, at the end, and on Ctrl-C.
     `overrides` are the command line's (`seed`, `epochs`); they are recorded with the run
@@ -136,7 +104,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     `devices`; it is not recorded with the run, which may resume on any number.
     `writes=False` (the processes other than 0 of a run over several hosts) reads `out` to
     resume but writes nothing there. `progress` is the per-epoch callback, or True for a
-    tqdm bar (progress.py)."""
+    tqdm bar (progress.py). `data` (a `given.Given`) is the arrays given from Python in place
+    of the spec's data; a resumed run must be given the same ones."""
     if bars.wanted(progress):
         bars.require()  # before anything is trained
     if resume and out is None:
@@ -166,17 +135,28 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     total = given.get("epochs", t.epochs)
     base = base_dir or _spec_dir(program)
     if recorded is not None:
+        from nnspec.given import differs
+        problem = differs(data, recorded.get("data"))
+        if problem is not None:
+            raise fail("E401", f"cannot resume: {problem}", program, None if data is not None else t.data_span,
+                       label="the run's data", help="resume with the data the run was started with")
         program, problem = runs.relocate(program, recorded)
         if problem is not None:
             raise fail("E401", f"cannot resume: {problem}", program, t.data_span, label="the run's data",
                        help="put the file back as it was, or train a new run on the new data")
         t = program.train
         assert t is not None
-    splits = prepare(program, base)
+    splits = prepare(program, base, given=data)
+    if resume and out is not None:
+        differs = recorded_differs(splits.rows, out)
+        if differs is not None:
+            raise fail("E407", f"cannot resume: the split rebuilt from the data is not the run's: {differs}", program,
+                       t.split_span or t.data_span, label="the run's split",
+                       help="resume with the data and the NumPy the run was trained with, or train a new run")
     if recorded is not None:
         rec = {**recorded, "epochs": total, "overrides": given}
     else:
-        rec = runs.record(program, base, epochs=total, overrides=given)
+        rec = runs.record(program, base, epochs=total, overrides=given, given=data)
     if resume and total < len(meta.get("history", [])):
         raise runs.RunFolderError(f"`{out}` has already trained {len(meta['history'])} epochs; "
                                   f"`--epochs {total}` cannot end it earlier")
@@ -227,7 +207,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                     "model_fingerprint": runs.model_fingerprint(program), "examples": runs.examples(splits),
                     "run": rec}
             try:
-                written = runs.start(out, program, info)
+                written = runs.start(out, program, info, split=split_record(splits.rows, t))
             except OSError:
                 runs.take_back(out, written, created)
                 raise

@@ -44,6 +44,11 @@ _KEYWORDS = ("true", "false")  # lexed as booleans wherever a value may stand
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
 
+def quote(text: str) -> str:
+    """`text` as an nnspec string literal."""
+    return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
+
+
 def format_source(text: str, filename: str = "<string>") -> str:
     """Parse `text` and print it canonically; raises NNSpecError on bad input."""
     return format_spec(parse(text, filename))
@@ -196,7 +201,7 @@ def _value(v: ir.Value) -> str:
     if isinstance(v, ir.Number):
         return _number(v)
     if isinstance(v, ir.String):
-        return '"' + "".join(_ESCAPES.get(c, c) for c in v.value) + '"'
+        return quote(v.value)
     if isinstance(v, ir.Bool):
         return "true" if v.value else "false"
     if isinstance(v, ir.Ref):
@@ -238,3 +243,19 @@ def _name(name: str, *, value: bool = False) -> str:
     if not _NAME.fullmatch(name) or (value and name in _KEYWORDS):
         raise ValueError(f"`{name}` cannot be written as a name in nnspec text")
     return name
+
+
+def unified_diff(old: str, new: str, path: str) -> str:
+    """What `nnspec fmt --diff` prints: a unified diff from `old` to `new` with `a/PATH`
+    and `b/PATH` headers, which `patch -p1` and `git apply` apply; a last line without
+    its newline is marked as diff(1) marks it."""
+    import difflib
+    import re
+
+    def lines(text: str) -> list[str]:  # only "\n" ends a line (not "\x0c" or "\u2028")
+        return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+    out = []
+    path = path.lstrip("/")  # as git writes an absolute path: `a/tmp/x.nn`
+    for line in difflib.unified_diff(lines(old), lines(new), f"a/{path}", f"b/{path}"):
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)

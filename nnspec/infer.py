@@ -17,6 +17,7 @@ from nnspec.checked import Program
 from nnspec.data import Dataset, Standardizer
 from nnspec.lower import Model, lower
 from nnspec.prepare import Splits, _labels, fail, prepare
+from nnspec.split import recorded_differs
 from nnspec.trainer import chunks, compiled, eval_chunk, eval_sums_fn, mean_over
 
 
@@ -108,21 +109,26 @@ class TrainedRun:
         return bool(self.meta.get("ensemble"))
 
 
-def load_run(program: Program, run_dir: Path, spec_dir: Path, *, own_copy: bool) -> TrainedRun:
+def load_run(program: Program, run_dir: Path, spec_dir: Path, *, own_copy: bool, given: Any = None) -> TrainedRun:
     """The run in `run_dir`, its weights loaded and its split rebuilt from what the run
     recorded (the seed, the data file, checked unchanged), refusing (located, NNSpecError)
     a spec that does not describe the run. `own_copy`: `program` was read from the run's
-    own `spec.nn`, whose data path is relative to the user's folder, not the run's."""
+    own `spec.nn`, whose data path is relative to the user's folder, not the run's.
+    `given`: the arrays a run trained from Python was given (`given.Given`), again."""
     model, params, std, meta = load_trained(program, run_dir)
     program = model.program
     notes = []
     rec = meta.get("run")
     if isinstance(rec, dict):
-        for what, message in runs.differences(program, rec, spec_dir, by_path=not own_copy):
+        from nnspec.given import KIND
+        python = (rec.get("data") or {}).get("kind") == KIND or given is not None
+        for what, message in runs.differences(program, rec, spec_dir, by_path=not own_copy, given=given):
             d = program.spec.train.get(what) if program.spec.train is not None else None
             raise fail("E405", f"this spec does not describe the run in `{run_dir}`: {message}", program,
-                       d.span if d is not None else None, label=f"differs from the run's `{what}`",
-                       help=f"evaluate with the spec the run was trained with: `nnspec eval --run {run_dir}`")
+                       None if python else d.span if d is not None else None, label=f"differs from the run's `{what}`",
+                       help=f"evaluate it from Python with the arrays it was trained on: "
+                            f"`nnspec.load({str(run_dir)!r}).evaluate(data=...)`" if python else
+                            f"evaluate with the spec the run was trained with: `nnspec eval --run {run_dir}`")
         # the split is rebuilt with the seed the run's data was made with
         program = runs.with_overrides(program, {"seed": rec.get("seed")})
         if (rec.get("overrides") or {}).get("seed") is not None:
@@ -134,5 +140,13 @@ def load_run(program: Program, run_dir: Path, spec_dir: Path, *, own_copy: bool)
                        label="the run's data", help="put the file back as it was when the run was trained")
     else:
         notes.append("this run predates run records: its split is rebuilt from the spec as it is now")
-    splits = prepare(program, spec_dir, standardizer=std)
+    splits = prepare(program, spec_dir, standardizer=std, given=given)
+    # measured only on the rows the run set aside: the rebuilt split must be the recorded one
+    differs = recorded_differs(splits.rows, run_dir)
+    if differs is not None:
+        t = program.train
+        raise fail("E407", f"the split rebuilt from the data is not the run's: {differs}", program,
+                   (t.split_span or t.data_span) if t is not None else None, label="the run's split",
+                   help=f"evaluate with the data and the NumPy the run was trained with (`{run_dir}/split.json` "
+                        f"holds its rows)")
     return TrainedRun(program, model, params, std, meta, splits, notes)

@@ -6,6 +6,9 @@
 - a sweep's curve: each model's final and best validation loss against a swept value, on
   a log axis where the values are log-spaced, diverged models marked at the top edge
   (read from `sweep.jsonl`: no JAX);
+- the loss of every step (`history steps`): each run's per-step training loss against
+  the epoch as a fraction, so runs of different batch sizes line up (read from
+  `steps.csv`: no JAX);
 - a decision boundary: a 2-input classifier's predicted class over a grid spanning its
   training points, the points coloured by class; and a confusion matrix on the test
   split. Both take a run loaded by `infer.load_run` and predict with `infer.predict`,
@@ -48,11 +51,12 @@ PER_ROW = 3
 CLASS_COLORS = ("#d62728", "#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf")
 DIVERGED_COLOR = "#d62728"
-PICTURES = {"curves": "the learning curves", "sweep": "the sweep's curve", "boundary": "the decision boundary",
-            "confusion": "the confusion matrix"}
+PICTURES = {"curves": "the learning curves", "sweep": "the sweep's curve", "steps": "the loss of every step",
+            "boundary": "the decision boundary", "confusion": "the confusion matrix"}
 # What a run folder without `-o` gets, per picture (nnspec's own files: runs.RUN_FILES).
-DEFAULT_NAMES = {"curves": "curves.png", "sweep": "sweep.png", "boundary": "boundary.png",
+DEFAULT_NAMES = {"curves": "curves.png", "sweep": "sweep.png", "steps": "steps.png", "boundary": "boundary.png",
                  "confusion": "confusion.png"}
+STEPS_PANEL = (800, 440)
 
 
 class PlotError(Exception):
@@ -451,6 +455,179 @@ def sweep_figure(sweeps: Sequence[SweepRun], axis: str | None = None) -> Figure:
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(handles=handles, fontsize="small")
     return fig
+
+
+# ------------------------------------------------------------------------- every step's loss
+
+@dataclass(frozen=True)
+class Steps:
+    """One model's per-step training loss, as `steps.csv` records it."""
+    name: str  # the run, and for a sweep's model its setting
+    epoch: np.ndarray  # each step's epoch, from 1
+    step: np.ndarray  # its place in the epoch, from 1
+    loss: np.ndarray
+    per_epoch: int  # steps in an epoch
+
+    @property
+    def x(self) -> np.ndarray:
+        """Each step's position in epochs: step j of epoch e at e − 1 + j / steps per epoch,
+        so an epoch's last step is at e, where the learning curves put that epoch."""
+        return self.epoch - 1 + self.step / self.per_epoch
+
+
+def read_steps(run: Path, name: str | None = None) -> list[Steps]:
+    """The per-step losses in `run`'s `steps.csv`: one model, or a sweep's every model
+    (named by its setting)."""
+    import csv
+    name = name or str(run)
+    path = run / "steps.csv"
+    run_kind(run)
+    if not path.is_file():
+        raise PlotError(f"`{run}` has no `steps.csv` to draw `--steps` from: add `history steps` to the "
+                        f"`train` block of its spec and train it again")
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise PlotError(f"cannot read `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
+    head = rows[0] if rows else []
+    sweep = bool(head) and head[0] == "model"
+    if head[-3:] != ["epoch", "step", "loss"] or (len(head) > 3 and not sweep):
+        raise PlotError(f"`{path}`, line 1: not the steps of a run written by nnspec")
+    axes = head[1:-3]
+    models: dict[int, tuple[str, list[tuple[int, int, float]]]] = {}
+    for n, row in enumerate(rows[1:], start=2):
+        try:
+            if len(row) != len(head):
+                raise ValueError
+            m = int(row[0]) if sweep else 0
+            e, j, v = int(row[-3]), int(row[-2]), float(row[-1])
+            if e < 1 or j < 1:
+                raise ValueError
+        except ValueError:
+            raise PlotError(f"`{path}`, line {n}: not a step written by nnspec") from None
+        label = ", ".join(f"{a}={_show(_number(v))}" for a, v in zip(axes, row[1:-3]))
+        models.setdefault(m, (f"{name}, {label}" if sweep else name, []))[1].append((e, j, v))
+    if not models:
+        raise PlotError(f"`{run}` holds no steps yet: the run has not finished an epoch "
+                        f"(continue it with `nnspec train --resume {run}`)")
+    out = []
+    for _, (label, points) in sorted(models.items()):
+        table = np.asarray(points, np.float64)  # epoch, step, loss
+        epochs, steps = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
+        out.append(Steps(label, epochs, steps, table[:, 2], int(steps.max())))
+    return out
+
+
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def smoothed(values: Sequence[float] | np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average, s_t = w·s_{t−1} + (1 − w)·v_t,
+    debiased (divided by 1 − w^t, so the first steps are not pulled towards 0). A step whose
+    loss is not finite is drawn as NaN and left out of the average."""
+    out = np.full(len(values), math.nan)
+    acc, norm = 0.0, 0.0
+    for t, v in enumerate(values):
+        if not math.isfinite(v):
+            continue
+        acc = weight * acc + (1 - weight) * v
+        norm = weight * norm + (1 - weight)
+        out[t] = acc / norm
+    return out
+
+
+def steps_figure(series: Sequence[Steps], smooth: float | None = None) -> Figure:
+    """Every step's training loss against the epoch (step / steps per epoch), one colour per
+    run: a thin line of the raw losses, and with `smooth` a thick line of their
+    exponential moving average (`smoothed`); a log y axis where the losses span decades."""
+    from matplotlib.lines import Line2D
+    fig, (ax,) = _figure(1, STEPS_PANEL)
+    handles = []
+    for i, s in enumerate(series):
+        color = f"C{i % 10}"
+        x = s.x
+        raw_alpha = 0.35 if smooth is not None else 0.9
+        ax.plot(x, s.loss, "-", color=color, linewidth=0.6, alpha=raw_alpha, label=f"{s.name} raw",
+                marker="o" if len(x) <= 30 else None, markersize=2.5)
+        if smooth is not None:
+            ax.plot(x, smoothed(s.loss, smooth), "-", color=color, linewidth=2, label=f"{s.name} smoothed")
+        handles.append(Line2D([], [], color=color, linewidth=3,
+                              label=f"{s.name} ({s.per_epoch:,} step{'s' * (s.per_epoch != 1)} an epoch)"))
+    if smooth is not None:
+        handles += [Line2D([], [], color="0.3", linewidth=0.6, label="each step"),
+                    Line2D([], [], color="0.3", linewidth=2, label=f"smoothed (weight {smooth:g})")]
+    if _wide(float(v) for s in series for v in s.loss):
+        ax.set_yscale("log")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("epoch (step / steps per epoch)")
+    ax.set_ylabel("training loss of the step's batch")
+    ax.set_title("every step's training loss" + (", and its moving average" if smooth is not None else ""),
+                 fontsize="medium")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(handles=handles, fontsize="small")
+    return fig
+
+
+# ------------------------------------------------------------------------- in a notebook
+
+# The learning curve in a result's HTML: 480 x 280 pixels.
+CURVE_INCHES, CURVE_DPI = (6.0, 3.5), 80
+
+
+def _matplotlib() -> bool:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def img_html(fig: Figure, alt: str) -> str:
+    """`fig` as an inline PNG `<img>` (base64), at the figure's own size and dpi."""
+    import base64
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"<img alt='{alt}' src='data:image/png;base64,{data}'/>"
+
+
+def curve_html(history: Sequence[Mapping[str, float]], best_epoch: int | None = None) -> str:
+    """A single run's loss (and validation loss) per epoch as an inline PNG, for
+    `Result._repr_html_`; empty without matplotlib or without epochs."""
+    if not history or not _matplotlib():
+        return ""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=CURVE_INCHES, dpi=CURVE_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    epochs = [row["epoch"] for row in history]
+    for key, label in (("loss", "train"), ("val_loss", "validation")):
+        if any(key in row for row in history):
+            ax.plot(epochs, [row.get(key, math.nan) for row in history], label=label)
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return img_html(fig, "learning curve")
+
+
+def sweep_html(members: Sequence[Mapping[str, Any]], name: str = "") -> str:
+    """A sweep's curve (`sweep_figure`, what `nnspec plot` draws of the sweep's folder) as
+    an inline PNG, for `SweepResult._repr_html_`; `members` are `sweep.jsonl`'s records
+    (setting, history, diverged). Empty without matplotlib or without epochs."""
+    if not members or not any(m["history"] for m in members) or not _matplotlib():
+        return ""
+    return img_html(sweep_figure([SweepRun(name, tuple(members))]), "sweep curve")
 
 
 # ------------------------------------------------------------------------- from the model

@@ -41,13 +41,13 @@ class Evaluation:
 
 
 def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool,
-                 split: str | None = None) -> Evaluation:
+                 split: str | None = None, given: Any = None) -> Evaluation:
     """A run's metrics on its test split (else validation, else training; or `split`),
     the data rebuilt as the run recorded it. `program` is the spec at `spec_path`;
     `own_copy` says it is the run folder's own `spec.nn` (whose data path is relative to
     the user's folder, so it is not compared by path). Raises NNSpecError."""
     from nnspec.infer import evaluate_report, load_run
-    trained = load_run(program, run, spec_path.resolve().parent, own_copy=own_copy)
+    trained = load_run(program, run, spec_path.resolve().parent, own_copy=own_copy, given=given)
     program, model, params, meta, splits = trained.program, trained.model, trained.params, trained.meta, trained.splits
     notes = list(trained.notes)
     chosen = {"test": (splits.test, "test"), "val": (splits.val, "validation"),
@@ -128,14 +128,18 @@ class Predictor:
                                             ensemble=bool(self.meta.get("ensemble"))))
         return np.asarray(self._fn(jnp.asarray(x)))
 
-    def evaluate(self, split: str | None = None) -> dict[str, float]:
+    def evaluate(self, split: str | None = None, *, data: Any = None, val_data: Any = None,
+                 test_data: Any = None) -> dict[str, float]:
         """Mean loss and metrics on the run's test split (else validation, else training),
         rebuilt from the data the run recorded: the numbers of `nnspec eval --run RUN`.
-        `split` ("train", "val" or "test") picks one."""
+        `split` ("train", "val" or "test") picks one. A run trained on arrays given from
+        Python (`nnspec.train(data=...)`) is given the same arrays again, checked by digest."""
         if split not in (None, "train", "val", "test"):
             raise ValueError(f"no split `{split}`: choose `train`, `val` or `test`")
-        return evaluate_run(self._spec_program(), self.run_dir, self.run_dir / "spec.nn", own_copy=True,
-                            split=split).metrics
+        from nnspec import _given
+        program = self._spec_program()
+        return evaluate_run(program, self.run_dir, self.run_dir / "spec.nn", own_copy=True,
+                            split=split, given=_given(program, data, val_data, test_data)).metrics
 
     def _spec_program(self) -> Program:
         from nnspec import check_text

@@ -14,12 +14,15 @@ import numpy as np
 from typing import Any
 
 from nnspec.checked import LossProgram, Program
-from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, load, load_inputs, load_named, load_split,
-                         split)
+from nnspec import data as data_module
+from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, like_training, load, load_inputs, load_named,
+                         load_split)
 from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
 from nnspec.source import Span
+from nnspec.split import (Rows, SplitColumnError, class_labels, column_rows, random_rows, read_column, stratified_rows,
+                          take)
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Splits:
     test: Dataset | None
     standardizer: Standardizer | None
     warnings: tuple[Diagnostic, ...] = ()  # what the data says about the spec (W003)
+    rows: Rows | None = None  # which examples of the data source each part holds (split.json)
 
 
 def fail(code: str, message: str, program: Program, span: Span | None, *, label: str = "",
@@ -38,27 +42,24 @@ def fail(code: str, message: str, program: Program, span: Span | None, *, label:
                        program.source, action="train")
 
 
-def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Standardizer | None = None) -> Splits:
+def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Standardizer | None = None,
+            given: Any = None) -> Splits:
     """Load, check against the model, split and standardize the spec's data (with the
-    statistics of the training split, or with `standardizer` from a finished run)."""
+    statistics of the training split, or with `standardizer` from a finished run).
+    `given` (a `given.Given`: arrays from `nnspec.train(data=...)`) takes the place of the
+    spec's data line and of its separate files."""
     t = program.train
     assert t is not None and program.heads
     base = base_dir or _spec_dir(program)
-    try:
-        # an autoencoder's targets are its inputs as read: `standardize` rescales what the
-        # model is fed, never a target, so outputs (and predictions) are in the data's units
-        several = len(program.model.inputs) > 1 or program.several_outputs
-        if several:  # one array per input and per output (checked: E256)
-            ds = load_named(t.data, base_dir=base, inputs=tuple(n for n, _ in program.model.inputs),
-                            outputs=tuple((h.name, h.loss.task) for h in program.heads))
-        else:
-            ds = (load_inputs(t.data, seed=t.seed, base_dir=base) if t.target == "input"
-                  else load(t.data, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
-                            positions=class_positions(program)))
-        train_ds, val_ds, test_ds = split(ds, val=t.val, test=t.test, seed=t.seed)
-    except DataError as exc:
-        raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
-                   notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
+    if given is not None:
+        return _prepare_given(program, given, standardizer)
+    several = len(program.model.inputs) > 1 or program.several_outputs
+    ds, rows = load_source(program, base)
+    train_ds, val_ds, test_ds = take(ds, rows)
+    if rows.how == "column" and val_ds is None and watches_val(program):
+        raise fail("E401", f"cannot use the split column: no row of `{t.split_column}` is `val`, "
+                           f"but training watches a validation metric", program, t.split_span, label="no `val` rows",
+                   help="mark the validation rows `val` in the split column")
     if several:
         check_named_fit(program, ds, t.data_span)
         tokens = False
@@ -88,6 +89,83 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
             else:
                 test_ds = other
         tokens = check_tokens(program, ds, t.data_span)
+    return _finish(program, ds, train_ds, val_ds, test_ds, tokens=tokens, several=several, standardizer=standardizer,
+                   rows=rows)
+
+
+def _prepare_given(program: Program, given: Any, standardizer: Standardizer | None) -> Splits:
+    """`prepare` for arrays given from Python: read as an archive's arrays, checked against
+    the model as a file is (the errors name the argument, `data=`, not the spec's line)."""
+    from nnspec import given as py
+    t = program.train
+    assert t is not None
+    several = len(program.model.inputs) > 1 or program.several_outputs
+    if t.split_column is not None:
+        raise fail("E108", "a split column is a column of the spec's data file, but the data is the arrays given as "
+                           "`data=`", program, t.split_span, label="reads the spec's file",
+                   help="give the parts as `data=`, `val_data=` and `test_data=`, or train on the spec's file")
+    for role, key in (("val_data", "val"), ("test_data", "test")):
+        if getattr(given, role) is not None and getattr(t, key) > 0:
+            raise fail("E108", f"the {py.ROLES[role]} data is given twice: as `{role}=` and as a fraction to split off",
+                       program, _stmt_span(program, "split"), label=f"`{key}={getattr(t, key):g}`",
+                       help=f"remove `{key}=` from `split`, or do not pass `{role}=`")
+    parts: dict[str, Dataset | None] = {}
+    for role in ("data", "val_data", "test_data"):
+        arrays = getattr(given, role)
+        if arrays is None:
+            parts[role] = None
+            continue
+        token = data_module._ONE_CLASS_OK.set(role != "data")  # a small test set may hold one class
+        try:
+            ds = py.dataset(program, role, arrays)
+            if role == "data":
+                rows = split_rows(program, ds)
+                ds_train, val_ds, test_ds = take(ds, rows)
+            if role != "data" and not several:
+                ds = like_training(ds, parts["data"], f"{role}=")  # type: ignore[arg-type]
+        except DataError as exc:
+            raise fail("E401", f"cannot use the arrays given as `{role}=`: {exc.message}", program, None,
+                       help=exc.help, notes=(_GIVEN_NOTE,)) from None
+        finally:
+            data_module._ONE_CLASS_OK.reset(token)
+        try:
+            if several:
+                check_named_fit(program, ds, None)
+            else:
+                check_fit(program, ds, None)
+        except NNSpecError as exc:  # "the data" is these arrays
+            exc.diagnostics = tuple(dataclasses.replace(d, notes=d.notes + (_GIVEN_NOTE.replace("`data=`", f"`{role}=`"),))
+                                    for d in exc.diagnostics)
+            raise
+        parts[role] = ds
+    full = parts["data"]
+    assert full is not None
+    val_ds = parts["val_data"] if parts["val_data"] is not None else val_ds
+    test_ds = parts["test_data"] if parts["test_data"] is not None else test_ds
+    tokens = False
+    if several:
+        ints = [i.name for i in program.model.input_types if i.dtype == "int32"]
+        if ints:
+            def as_ids(d):
+                return dataclasses.replace(d, x={k: v.astype(np.int32) if k in ints else v for k, v in d.x.items()})
+            full, ds_train, val_ds, test_ds = (None if d is None else as_ids(d) for d in (full, ds_train, val_ds, test_ds))
+    else:
+        tokens = check_tokens(program, full, None)
+        for other in (parts["val_data"], parts["test_data"]):
+            if other is not None:
+                check_tokens(program, other, None)
+    return _finish(program, full, ds_train, val_ds, test_ds, tokens=tokens, several=several,
+                   standardizer=standardizer, rows=rows)
+
+
+_GIVEN_NOTE = "the data is the arrays given as `data=`, in place of the spec's `data` line"
+
+
+def _finish(program: Program, ds: Any, train_ds: Dataset, val_ds: Dataset | None, test_ds: Dataset | None, *,
+            tokens: bool, several: bool, standardizer: Standardizer | None, rows: Rows | None) -> Splits:
+    """The splits as ids or standardized, the batch checked against the training split."""
+    t = program.train
+    assert t is not None
     if tokens:  # token ids are fed as int32, and never standardized
         ds, train_ds = (dataclasses.replace(d, x=d.x.astype(np.int32)) for d in (ds, train_ds))
         val_ds, test_ds = (None if d is None else dataclasses.replace(d, x=d.x.astype(np.int32))
@@ -101,7 +179,73 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         std = Standardizer.fit(train_ds.x)
     if std is not None:
         train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
-    return Splits(train_ds, val_ds, test_ds, std, warnings=() if several else _range_warnings(program, train_ds))
+    return Splits(train_ds, val_ds, test_ds, std, warnings=() if several else _range_warnings(program, train_ds),
+                  rows=rows)
+
+
+
+
+def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
+    """The spec's data source as read (before standardizing) and how its examples are
+    split (nnspec/split.py); a problem with either raises E401 at the `data` line."""
+    t = program.train
+    assert t is not None and program.heads
+    try:
+        source, column = t.data, None
+        if t.split_column is not None:  # read as a split, never as a feature
+            source, values, lines = read_column(t.data, base, t.split_column)
+            column = (values, lines)
+        # an autoencoder's targets are its inputs as read: `standardize` rescales what the
+        # model is fed, never a target, so outputs (and predictions) are in the data's units
+        several = len(program.model.inputs) > 1 or program.several_outputs
+        if several:  # one array per input and per output (checked: E256)
+            ds = load_named(source, base_dir=base, inputs=tuple(n for n, _ in program.model.inputs),
+                            outputs=tuple((h.name, h.loss.task) for h in program.heads))
+        else:
+            ds = (load_inputs(source, seed=t.seed, base_dir=base) if t.target == "input"
+                  else load(source, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
+                            positions=class_positions(program)))
+        if column is not None:
+            values, lines = column
+            if ds.lines is not None and (len(lines) != len(ds) or not np.array_equal(ds.lines, lines)):
+                raise SplitColumnError("the split column's rows are not the examples read",
+                                       path=t.data.params["path"], column=t.split_column)
+            rows = column_rows(values, lines, path=t.data.params["path"], column=t.split_column or "")
+        else:
+            rows = split_rows(program, ds)
+    except SplitColumnError as exc:
+        raise _split_column_error(program, exc) from None
+    except DataError as exc:
+        raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
+                   notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
+    return ds, rows
+
+
+def split_rows(program: Program, ds: Dataset) -> Rows:
+    """The examples of `ds` each part holds, by the spec's fractions (stratified or not)."""
+    t = program.train
+    assert t is not None
+    if t.stratify:
+        return stratified_rows(class_labels(ds), val=t.val, test=t.test, seed=t.seed,
+                               names=ds.classes if isinstance(ds.classes, tuple) else None)
+    return random_rows(len(ds), val=t.val, test=t.test, seed=t.seed)
+
+
+def _split_column_error(program: Program, exc: DataError) -> NNSpecError:
+    t = program.train
+    assert t is not None
+    return fail("E401", f"cannot use the split column: {exc.message}", program, t.split_span, label="the split column",
+                notes=tuple(n for n in (_where(exc),) if n), help=exc.help, secondary=[(t.data_span, "in this data")])
+
+
+def watches_val(program: Program) -> bool:
+    """Whether training reads a validation metric: early stopping's, or the plateau rule's."""
+    t = program.train
+    watched = [t.early_stop.monitor] if t is not None and t.early_stop is not None else []
+    lr = program.optimizer.params.get("lr") if program.optimizer is not None else None
+    if getattr(lr, "name", None) == "reduce_on_plateau":
+        watched.append(lr.params["monitor"])  # type: ignore[union-attr]
+    return any(str(m).startswith("val_") for m in watched)
 
 
 # What each kind of output activation can produce: (low, high, as written).

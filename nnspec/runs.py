@@ -33,9 +33,9 @@ FORMAT = "nnspec-run"
 VERSION = 1
 # Every file nnspec may write in a run folder (single runs and sweeps).
 RUN_FILES = ("spec.nn", "ir.json", "run.json", "history.csv", "history.jsonl", "checkpoint.npz",
-             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "steps.csv",
+             "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "steps.csv", "split.json",
              # `nnspec plot RUN` without `-o` (plot.DEFAULT_NAMES)
-             "curves.png", "sweep.png", "boundary.png", "confusion.png")
+             "curves.png", "sweep.png", "steps.png", "boundary.png", "confusion.png")
 
 
 class RunFolderError(Exception):
@@ -162,13 +162,17 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The run record stored with every checkpoint of a run."""
+def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[str, Any],
+           given: Any = None) -> dict[str, Any]:
+    """The run record stored with every checkpoint of a run; `given` (`given.Given`) is the
+    arrays given from Python in place of the spec's data, recorded by shape and digest."""
     t = program.train
     assert t is not None
     return {"seed": t.seed, "epochs": epochs, "overrides": dict(overrides),
-            "split": {"val": t.val, "test": t.test}, "standardize": t.standardize,
-            "data": data_record(program, base_dir)}
+            "split": {"val": t.val, "test": t.test, **({"stratify": True} if t.stratify else {}),
+                      **({"column": t.split_column} if t.split_column is not None else {})},
+            "standardize": t.standardize,
+            "data": given.record() if given is not None else data_record(program, base_dir)}
 
 
 def with_overrides(program: Program, overrides: Mapping[str, Any]) -> Program:
@@ -240,18 +244,27 @@ def _recorded_files(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
-                by_path: bool = True) -> list[tuple[str, str]]:
+                by_path: bool = True, given: Any = None) -> list[tuple[str, str]]:
     """How the spec's training setup differs from the run's: (statement, what) pairs for
     the data source and the split (the model is compared by its fingerprint elsewhere).
     `by_path=False` leaves out where the data file is (the run folder's own copy of the
-    spec names it relative to the user's folder, not its own)."""
+    spec names it relative to the user's folder, not its own). `given`: the arrays given
+    from Python in place of the spec's data (`given.Given`), compared by their digests."""
+    from nnspec.given import KIND, differs
     t = program.train
     if t is None:
         return []
     out = []
     data = rec.get("data") or {}
-    for source, theirs_rec, what in ((t.data, data, "trained on"), (t.val_data, data.get("val"), "validated on"),
-                                     (t.test_data, data.get("test"), "tested on")):
+    problem = differs(given, data)
+    if problem is not None:
+        out.append(("data", problem))
+    if given is not None or data.get("kind") == KIND:
+        sources: tuple = ()
+    else:
+        sources = ((t.data, data, "trained on"), (t.val_data, data.get("val"), "validated on"),
+                   (t.test_data, data.get("test"), "tested on"))
+    for source, theirs_rec, what in sources:
         theirs_rec = theirs_rec if isinstance(theirs_rec, dict) else None
         if source is None or theirs_rec is None:
             if (source is None) != (theirs_rec is None):
@@ -274,7 +287,15 @@ def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
     if split and (split.get("val") != t.val or split.get("test") != t.test):
         out.append(("split", f"the run was split val={split.get('val'):g} test={split.get('test'):g}, "
                              f"this spec says val={t.val:g} test={t.test:g}"))
+    elif split and (bool(split.get("stratify")) != t.stratify or split.get("column") != t.split_column):
+        out.append(("split", f"the run was split {_split_how(split.get('stratify'), split.get('column'))}, "
+                             f"this spec splits {_split_how(t.stratify, t.split_column)}"))
     return out
+
+
+def _split_how(stratify: Any, column: Any) -> str:
+    return (f"by the column `{column}`" if column is not None else
+            "by fractions within each class (`stratify`)" if stratify else "by fractions of all the examples")
 
 
 def _absolute(path: str, base_dir: Path) -> Path:
@@ -302,14 +323,17 @@ def versions() -> dict[str, str]:
     return out
 
 
-def start(out: Path, program: Program, info: Mapping[str, Any]) -> list[Path]:
-    """Write the spec, its IR and run.json into a fresh run folder; returns the files written
-    (so a run that fails before its first checkpoint can take them back)."""
+def start(out: Path, program: Program, info: Mapping[str, Any], *, split: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write the spec, its IR, run.json and (given `split`, a `split.Rows.record()`) the
+    row positions of each part, split.json, into a fresh run folder; returns the files
+    written (so a run that fails before its first checkpoint can take them back)."""
     from nnspec.format import format_spec
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, data in (("spec.nn", format_spec(program.spec)), ("ir.json", ir.to_json(program.spec)),
-                       ("run.json", json.dumps({"format": FORMAT, "version": VERSION, **info}, indent=2))):
+    files = [("spec.nn", format_spec(program.spec)), ("ir.json", ir.to_json(program.spec))]
+    if split is not None:
+        files.append(("split.json", json.dumps(split) + "\n"))
+    for name, data in (*files, ("run.json", json.dumps({"format": FORMAT, "version": VERSION, **info}, indent=2))):
         written.append(out / name)
         checkpoint.write_bytes_atomic(out / name, data.encode())
     return written
@@ -469,3 +493,124 @@ def restore_steps(path: Path, epochs: int, per_epoch: int) -> Any:
         raise checkpoint.CheckpointError(f"`{path}` holds no per-step losses", "train a new run")
     trees, _ = checkpoint.load(path, {"steps": np.zeros((epochs, per_epoch), np.float32)})
     return np.asarray(trees["steps"])
+
+
+# ------------------------------------------------------------------------- finding a run
+
+FINISHED = ("finished", "stopped early")  # run.json's `status` of a run whose final weights are saved
+
+
+def default_base(spec_path: str) -> Path:
+    """The folder `nnspec train SPEC` writes without `--out` (relative to the current
+    folder): `runs/NAME`, numbered `runs/NAME-2`, `runs/NAME-3`, ... when taken."""
+    return Path("runs") / Path(spec_path).stem
+
+
+def numbered_folders(spec_path: str) -> list[Path]:
+    """The folders `nnspec train SPEC` may have written without `--out`, that exist:
+    `runs/NAME` and every `runs/NAME-K` (K ≥ 2), in the order of their numbers."""
+    base = default_base(spec_path)
+    found: list[tuple[int, Path]] = []
+    if base.is_dir():
+        found.append((1, base))
+    try:
+        siblings = list(base.parent.iterdir()) if base.parent.is_dir() else []
+    except OSError:
+        siblings = []
+    prefix = base.name + "-"
+    for p in siblings:
+        rest = p.name[len(prefix):] if p.name.startswith(prefix) else ""
+        if rest.isdigit() and rest[0] != "0" and int(rest) >= 2 and p.is_dir():
+            found.append((int(rest), p))
+    return [p for _, p in sorted(found)]
+
+
+def _run_info(path: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def why_not(path: Path, program: Program, base_dir: Path) -> str | None:
+    """Why the run in `path` is not a finished run of `program` (the spec, read from
+    `base_dir`), in a few words; None when it is. Reads run.json only (no JAX)."""
+    info = _run_info(path)
+    if info is None or not is_run_folder(path):
+        return "not an nnspec run folder (no readable `run.json`)"
+    status = info.get("status")
+    if status not in FINISHED:
+        hint = f": resume it with `nnspec train --resume {path}`" if (path / "checkpoint.npz").is_file() else ""
+        return (f"it did not finish (its status is `{status}`{', still training or stopped without saving' if status == 'running' else ''})"
+                + hint)
+    if not (path / "checkpoint.npz").is_file():
+        return "it holds no checkpoint (`checkpoint.npz`)"
+    if info.get("spec_fingerprint") != ir.fingerprint(program.spec):
+        mine = model_fingerprint(program)
+        if info.get("model_fingerprint") not in (None, mine):
+            return "it trained a different model"
+        return ("it was trained from another version of this spec"
+                + (" (the same model, other training settings)" if info.get("model_fingerprint") == mine else ""))
+    rec = info.get("run")
+    if isinstance(rec, dict):
+        diffs = differences(program, rec, base_dir)
+        if diffs:
+            return diffs[0][1]
+    return None
+
+
+def _newest_key(path: Path, info: Mapping[str, Any] | None, number: int) -> tuple[str, int, int]:
+    try:
+        written = (path / "checkpoint.npz").stat().st_mtime_ns
+    except OSError:
+        written = 0
+    return (str((info or {}).get("ended") or (info or {}).get("started") or ""), written, number)
+
+
+class NoRun(RunFolderError):
+    """No finished run of a spec among the folders `nnspec train SPEC` writes; `explain`
+    words it after a head such as "no run of `x.nn` to evaluate"."""
+
+    def __init__(self, spec_path: str, base: Path, refused: list[tuple[Path, str]]) -> None:
+        self.spec_path, self.base, self.refused = spec_path, base, refused
+        super().__init__(self.explain(f"no run of `{spec_path}`"))
+
+    def explain(self, head: str) -> str:
+        train = f"train it with `nnspec train {self.spec_path}`, or name a run folder with `--run DIR`"
+        if not self.refused:
+            return (f"{head}: `{self.base}` (where `nnspec train {self.spec_path}` writes, from this folder) "
+                    f"does not exist; {train}")
+        n = len(self.refused)
+        listing = "".join(f"\n  `{p}`: {why}" for p, why in self.refused)
+        return (f"{head} among the {n} folder{'s' * (n != 1)} that `nnspec train` wrote for it "
+                f"(none is a finished run of this spec):{listing}\n  {train}")
+
+
+def find_run(program: Program, spec_path: str) -> tuple[Path, str]:
+    """The run `nnspec eval SPEC` (and `predict`) uses without `--run`: the newest finished
+    run that `nnspec train SPEC` wrote into `runs/NAME`, `runs/NAME-2`, ... (relative to the
+    current folder) with this spec (its fingerprint, data and split); (its folder, a note
+    saying which was chosen). Raises NoRun, which lists each folder found and why it was
+    not used."""
+    base = default_base(spec_path)
+    base_dir = Path(spec_path).resolve().parent
+    folders = numbered_folders(spec_path)
+    usable, refused = [], []
+    for number, path in enumerate(folders, start=1):
+        why = why_not(path, program, base_dir)
+        if why is None:
+            usable.append((_newest_key(path, _run_info(path), number), path))
+        else:
+            refused.append((path, why))
+    if not usable:
+        raise NoRun(spec_path, base, refused)
+    usable.sort(reverse=True)
+    chosen = usable[0][1]
+    if len(folders) == 1:
+        return chosen, f"using run `{chosen}`"
+    which = (f"the newest of {len(usable)} finished runs of this spec" if len(usable) > 1
+             else "the one finished run of this spec")
+    skipped = "".join(f"; `{p}` is not one: {why}" for p, why in refused[:2])
+    skipped += f"; and {len(refused) - 2} more are not" if len(refused) > 2 else ""
+    return chosen, f"using run `{chosen}` ({which} in `{base.parent}/`{skipped}; `--run DIR` chooses another)"

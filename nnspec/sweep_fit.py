@@ -35,6 +35,7 @@ from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model
 from nnspec.prepare import Splits, _spec_dir, fail, prepare
+from nnspec.split import record_of as split_record
 from nnspec.trainer import Divergence, Snapshot, Track, Trainer, _batches, stack
 from nnspec.show import format_value
 
@@ -79,8 +80,12 @@ class SweepResult:
         return f"<nnspec.SweepResult of {len(self.members)} models, ranked by {self.monitor}{where}\n{self.table().rstrip()}>"
 
     def _repr_html_(self) -> str:
+        """In a notebook: the ranked table, then the sweep's curve (`nnspec plot`'s picture
+        of the sweep's folder) where matplotlib is installed."""
         import html
-        return f"<pre>{html.escape(repr(self))}</pre>"
+        from nnspec.plot import sweep_html
+        records = [{"setting": m.setting, "history": m.history, "diverged": m.diverged} for m in self.members]
+        return f"<pre>{html.escape(repr(self))}</pre>" + sweep_html(records)
 
     def ranking(self) -> list[int]:
         """Member indices, best first, by the monitored value of the weights each model ends
@@ -128,7 +133,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
               progress: Callable[[str], None] | bool | None = None, base_dir: Path | None = None,
               chunk: int | None = None, resume: bool = False, checkpoint_every: float = 2.0,
               command: list[str] | None = None, seed: int | None = None,
-              devices: int | str | None = None) -> SweepResult:
+              devices: int | str | None = None, data: Any = None) -> SweepResult:
     """Train every model of `program.sweep`; returns per-model histories and the ranking.
     `epochs` (the command line's `--epochs`) replaces every model's epochs. With `out`, the
     run folder holds a checkpoint of the sweep so far (at most every `checkpoint_every`
@@ -136,7 +141,9 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
     `seed` (the command line's `--seed`) replaces every model's seed; a resumed sweep keeps
     the one it began with. `devices` (`--devices`) overrides the spec's `devices`: every
     stack's batches are split over them (nnspec/devices.py). `progress` gets one line of
-    text an epoch, or is True for a tqdm bar over every stack's epochs (progress.py)."""
+    text an epoch, or is True for a tqdm bar over every stack's epochs (progress.py).
+    `data` (a `given.Given`) is the arrays given from Python in place of the spec's data,
+    for every model; a resumed sweep must be given the same ones."""
     if bars.wanted(progress):
         bars.require()  # before anything is trained
     if resume and out is None:
@@ -174,7 +181,8 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
                    help="leave out `--seed`, or write one seed in the spec")
     members = [MemberResult(dict(s), p) for s, p in zip(sweep.settings, sweep.programs)]
     base = base_dir or _spec_dir(program)
-    if saved is not None and runs.data_record(program, base) != saved["data"]:
+    data_record = data.record() if data is not None else runs.data_record(program, base)
+    if saved is not None and data_record != saved["data"]:
         raise fail("E401", "cannot resume: the sweep's data has changed since it was trained", program,
                    t.data_span, label="the run's data",
                    help="put the file back as it was, or train a new run on the new data")
@@ -188,7 +196,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         first = sweep.programs[group[0]]
         key = _preparation_key(first)
         if key not in prepared:
-            prepared[key] = prepare(runs.with_overrides(first, {"seed": data_seed}), base_dir)
+            prepared[key] = prepare(runs.with_overrides(first, {"seed": data_seed}), base_dir, given=data)
         for i in group:
             members[i].splits = prepared[key]
     es = t.early_stop
@@ -230,11 +238,15 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         runs.remove_stale_temporaries(out)
         runs.start(out, program, {**runs.versions(), "sweep": True, "models": len(members), "command": command,
                                   "started": runs.now(), "ended": None, "status": "running",
-                                  "spec_fingerprint": ir.fingerprint(program.spec)})
+                                  "spec_fingerprint": ir.fingerprint(program.spec)},
+                   # one split for every model, when they all read the same data
+                   split=split_record(next(iter(prepared.values())).rows,
+                                      runs.with_overrides(program, {"seed": data_seed}).train)
+                   if len(prepared) == 1 else None)
     elif out is not None:
         runs.remove_stale_temporaries(out)
     progress_base = {"chunks": [[g, part] for g, part in chunks], "epochs": epochs, "seed": seed, "base_dir": str(base),
-                     "data": runs.data_record(program, base)}
+                     "data": data_record}
     first_chunk = 0
     if saved is not None:
         first_chunk = saved["chunk"]
@@ -288,7 +300,8 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         best = result.best.program
         result.record = runs.record(runs.with_overrides(best, {"seed": data_seed}), base_dir or _spec_dir(program),
                                     epochs=epochs or best.train.epochs,  # type: ignore[union-attr]
-                                    overrides={k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None})
+                                    overrides={k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None},
+                                    given=data)
         _write_run(out, result)
     return result
 

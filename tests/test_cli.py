@@ -140,8 +140,11 @@ def test_missing_file_exits_2(cli, tmp_path: Path) -> None:
 
 
 def test_directory_given_as_file_exits_2(cli, tmp_path: Path) -> None:
-    assert cli("check", str(tmp_path)) == (2, "", f"error: cannot read `{tmp_path}`: it is a directory\n")
-    assert cli("compile", str(tmp_path))[0] == 2
+    """`compile` takes one file; `check` takes a folder for the `.nn` files in it, and
+    refuses one that has none (tests/test_cli_conventions.py has the rest)."""
+    assert cli("compile", str(tmp_path)) == (2, "", f"error: cannot read `{tmp_path}`: it is a directory\n")
+    assert cli("check", str(tmp_path)) == (2, "", f"error: `{tmp_path}` holds no `.nn` file (names starting "
+                                                  "with `.`, and run folders, are skipped)\n")
 
 
 def test_help_and_version_exit_0(cli) -> None:

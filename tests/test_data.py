@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from nnspec.data import DataError, Dataset, Standardizer, load, load_csv, split
+from nnspec.data import DataError, Dataset, Standardizer, load, load_csv
+from nnspec.split import split
 from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, SOURCES, DataSource,
                              classes_of, features_of, labels_of)
 

@@ -400,12 +400,15 @@ def gen_train_defaults() -> str:
 
 
 def gen_cli(command: str) -> str:
+    """The table of a command's arguments; `global`: the options every command takes (written
+    before or after the command), which the commands' own tables leave out."""
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    p = sub.choices[command]  # type: ignore[attr-defined]
+    glob = {a.dest for a in parser._actions if a.option_strings}
+    p = parser if command == "global" else sub.choices[command]  # type: ignore[attr-defined]
     rows = ["| Argument | Meaning |\n", "|---|---|\n"]
     for action in p._actions:
-        if action.dest == "help":
+        if action.dest == "help" or action is sub or (p is not parser and action.dest in glob):
             continue
         if action.option_strings:
             flag = ", ".join(action.option_strings)
@@ -425,6 +428,41 @@ def gen_cli(command: str) -> str:
     return "".join(rows)
 
 
+def gen_split(seed: str, n: str, val: str, test: str) -> str:
+    """Which rows go where, for the doc's worked example: `n` examples, row i of class `a`
+    when i is a multiple of 3 and `b` otherwise, split by the seed as nnspec splits them."""
+    import numpy as np
+    from nnspec.split import random_rows, stratified_rows
+    k, v, t = int(n), float(val), float(test)
+    labels = np.array([0 if i % 3 == 0 else 1 for i in range(k)])
+    rounded = lambda m, f: int(np.floor(m * f + 0.5))  # noqa: E731
+    plain = random_rows(k, val=v, test=t, seed=int(seed))
+    strat = stratified_rows(labels, val=v, test=t, seed=int(seed))
+    rows = lambda a: ", ".join(map(str, a)) or "none"  # noqa: E731
+    counts = {c: int((labels == i).sum()) for i, c in enumerate("ab")}
+    out = [f"`seed {seed}`, {k} examples (rows {rows(np.flatnonzero(labels == 0))} of class `a`, the others `b`), "
+           f"`split val={val} test={test}`:\n\n", "| | rows, in order |\n", "|---|---|\n",
+           f"| `default_rng({seed}).permutation({k})` | {rows(np.random.default_rng(int(seed)).permutation(k))} |\n"]
+    for part, f in (("test", t), ("val", v)):
+        out.append(f"| random, `{part}`: round({k}·{f:g}) = {rounded(k, f)} | {rows(plain.part(part))} |\n")
+    out.append(f"| random, `train`: the rest | {rows(plain.train)} |\n")
+    for part, f in (("test", t), ("val", v)):
+        each = ", ".join(f"`{c}` round({m}·{f:g}) = {rounded(m, f)}" for c, m in counts.items())
+        out.append(f"| `stratify`, `{part}`: {each} | {rows(strat.part(part))} |\n")
+    out.append(f"| `stratify`, `train`: the rest | {rows(strat.train)} |\n")
+    return "".join(out)
+
+
+def gen_split_record(seed: str, n: str, val: str, test: str) -> str:
+    """The `split.json` of `gen_split`'s stratified example."""
+    import json
+    import numpy as np
+    from nnspec.split import stratified_rows
+    labels = np.array([0 if i % 3 == 0 else 1 for i in range(int(n))])
+    rows = stratified_rows(labels, val=float(val), test=float(test), seed=int(seed))
+    return "\n    " + json.dumps(rows.record(seed=int(seed))) + "\n\n"
+
+
 def gen_grammar() -> str:
     return "```lark\n" + grammar_text().rstrip("\n") + "\n```\n"
 
@@ -432,7 +470,8 @@ def gen_grammar() -> str:
 GENERATORS: dict[str, Callable[..., str]] = {
     "params": gen_params, "datasets": gen_datasets, "metrics": gen_metrics, "losses": gen_losses,
     "initializers": gen_initializers, "optimizers": gen_optimizers, "codes": gen_codes,
-    "train-defaults": gen_train_defaults, "cli": gen_cli, "grammar": gen_grammar,
+    "train-defaults": gen_train_defaults, "cli": gen_cli, "grammar": gen_grammar, "split": gen_split,
+    "split-record": gen_split_record,
 }
 
 _REGION = re.compile(r"(<!-- generated: (?P<what>[^>]*?) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)

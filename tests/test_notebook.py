@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import nnspec
-from nnspec.fit import CURVE_DPI, CURVE_INCHES
+from nnspec.plot import CURVE_DPI, CURVE_INCHES, SWEEP_PANEL
 from nnspec.sweep_fit import fit_sweep
 
 SPEC = """
@@ -176,3 +176,41 @@ def test_repr_html_shows_the_learning_curve_as_a_png(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     bare = result._repr_html_()
     assert "<img" not in bare and "<table>" in bare
+
+
+def test_a_sweeps_repr_html_shows_the_sweeps_curve_as_nnspec_plot_draws_it(monkeypatch):
+    pytest.importorskip("matplotlib")
+    from nnspec import plot
+    drawn = []
+    real = plot.sweep_figure
+
+    def spy(sweeps, axis=None):
+        drawn.append(sweeps)
+        return real(sweeps, axis)
+    monkeypatch.setattr(plot, "sweep_figure", spy)
+    result = nnspec.train(spec(lr="sweep(0.01, 0.1, 1.0)", epochs=3))
+    page = result._repr_html_()
+    found = re.search(r"<img alt='sweep curve' src='data:image/png;base64,([A-Za-z0-9+/=]+)'/>", page)
+    assert found is not None, page[:300]
+    png = base64.b64decode(found.group(1), validate=True)
+    assert _png_size(png) == SWEEP_PANEL
+    import io
+
+    from matplotlib.image import imread
+    pixels = imread(io.BytesIO(png))
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20
+    # the picture's data are the models' own: their settings and histories
+    (sweeps,) = drawn
+    (sweep,) = sweeps
+    assert [m["setting"] for m in sweep.members] == [m.setting for m in result.members]
+    assert [m["history"] for m in sweep.members] == [m.history for m in result.members]
+    fig = real(sweeps)
+    (ax,) = fig.axes
+    final = ax.lines[0]
+    want = sorted((m.setting["lr"], m.history[-1]["val_loss"]) for m in result.members if m.diverged is None)
+    np.testing.assert_allclose(np.column_stack(final.get_data()), want)
+    assert page.index("<pre>") < page.index("<img") and "rank" in page
+    # without matplotlib: the table only
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    bare = result._repr_html_()
+    assert "<img" not in bare and bare.startswith("<pre>") and "rank" in bare

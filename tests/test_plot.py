@@ -534,7 +534,7 @@ def test_docs_show_every_picture_that_make_sh_draws():
     script = (REPO / "docs" / "img" / "make.sh").read_text()
     drawn = set(re.findall(r'-o "\$img/([^"]+)"', script))
     committed = {p.name for p in (REPO / "docs" / "img").glob("*.png")}
-    assert shown == drawn == committed and len(shown) == 8
+    assert shown == drawn == committed and len(shown) == 9
     for name in shown:
         assert pixels(REPO / "docs" / "img" / name).std() > 20
 

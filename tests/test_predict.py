@@ -160,14 +160,21 @@ def test_a_spec_with_every_weight_written_out_predicts_without_a_run(tmp_path: P
     assert err.startswith(f"error: {tmp_path / 'x.csv'}:1: the header has 3 columns, but the model takes 2 inputs")
 
 
-def test_a_spec_with_weights_to_learn_needs_a_run(run) -> None:
+def _no_run(spec: Path, why: str) -> str:
+    return (f"error: `{spec}` {why}, and there is no run of it to predict with: `runs/{spec.stem}` (where "
+            f"`nnspec train {spec}` writes, from this folder) does not exist; train it with `nnspec train {spec}`, "
+            f"or name a run folder with `--run DIR`\n")
+
+
+def test_a_spec_with_weights_to_learn_needs_a_run(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no `runs/` here: nothing to find without `--run`
     code, out, err = cli("predict", run["spec"], "--input", run["train"])
     assert code == 2 and out == ""
-    assert err == (f"error: `{run['spec']}` gives no values for the parameters of layer `out`: "
-                   f"train it first (`nnspec train {run['spec']} --out DIR`) and pass `--run DIR`\n")
+    assert err == _no_run(run["spec"], "gives no values for the parameters of layer `out`")
 
 
-def test_a_literal_spec_that_standardizes_needs_a_run(tmp_path: Path) -> None:
+def test_a_literal_spec_that_standardizes_needs_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     spec = PERCEPTRON.read_text() + """
 loss binary_crossentropy
 optimizer sgd lr=0.1
@@ -181,8 +188,7 @@ train {
     (tmp_path / "x.csv").write_text("lectures,hours\n3,4\n")
     code, _, err = cli("predict", tmp_path / "p.nn", "--input", tmp_path / "x.csv")
     assert code == 2
-    assert err == (f"error: `{tmp_path / 'p.nn'}` standardizes its inputs with statistics measured in training: "
-                   f"train it first (`nnspec train {tmp_path / 'p.nn'} --out DIR`) and pass `--run DIR`\n")
+    assert err == _no_run(tmp_path / "p.nn", "standardizes its inputs with statistics measured in training")
     # without `standardize` the data's feature names are the columns to match
     (tmp_path / "p.nn").write_text(spec.replace("    standardize\n", ""))
     (tmp_path / "x.csv").write_text("hours,lectures\n2,-1\n")

@@ -71,6 +71,7 @@ EXPECTED = {
     "csv_example.nn": ("val_accuracy", lambda v: v >= 0.8),
     "full_batch.nn": ("val_accuracy", lambda v: v >= 0.95),
     "sgd_pure.nn": ("val_accuracy", lambda v: v >= 0.95),
+    "minibatch.nn": ("val_accuracy", lambda v: v >= 0.95),
     "logits.nn": ("val_accuracy", lambda v: v >= 0.95),
     "schedules.nn": ("val_accuracy", lambda v: v >= 0.95),
     "regression.nn": ("val_loss", lambda v: v <= 0.05),

@@ -31,7 +31,7 @@ REQUIRED = [
     *(f"opt_{e.name}.nn" for e in OPTIMIZERS),
     "lr_small.nn", "lr_good.nn", "lr_large.nn", "overfit_rescued.nn", "schedules.nn",
     "regression.nn", "blobs_softmax.nn", "logits.nn", "digits_mlp.nn", "csv_example.nn",
-    "sgd_pure.nn", "full_batch.nn", "model_only.nn",
+    "sgd_pure.nn", "minibatch.nn", "full_batch.nn", "model_only.nn",
 ]
 
 # "Trains in seconds on a laptop CPU": bounds on every spec's size and length.
@@ -222,9 +222,13 @@ def test_digits_mlp_is_deep_standardized_and_tested() -> None:
 
 
 def test_batch_extremes() -> None:
-    pure, full = program("sgd_pure.nn"), program("full_batch.nn")
+    pure, mini, full = program("sgd_pure.nn"), program("minibatch.nn"), program("full_batch.nn")
     assert pure.train is not None and pure.train.batch == 1
+    assert mini.train is not None and mini.train.batch == 32
     assert full.train is not None and full.train.batch is None  # `batch all`
+    # the same model and data, each recording every step's loss for `nnspec plot --steps`
+    assert all(p.train is not None and p.train.history == "steps" for p in (pure, mini, full))
+    assert len({repr(p.train.data.params) for p in (pure, mini, full)}) == 1  # type: ignore[union-attr]
 
 
 def test_model_only_is_only_a_model() -> None:

@@ -376,7 +376,8 @@ def test_a_killed_sweeps_temporary_files_are_removed_by_the_next(tmp_path):
     fit_sweep(program, out=run, resume=True)
     assert not any(f.exists() for f in stale)
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["spec.nn", "ir.json", "best.nn", "run.json", "sweep.txt", "sweep.csv", "sweep.jsonl", "checkpoint.npz"])
+        ["spec.nn", "ir.json", "best.nn", "run.json", "sweep.txt", "sweep.csv", "sweep.jsonl", "checkpoint.npz",
+         "split.json"])
 
 
 # two stacks (units 4 and 8), two models each, trained in chunks of one: four stacks in all

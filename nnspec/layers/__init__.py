@@ -111,6 +111,14 @@ def _dense_check(p: Mapping[str, Any], given: set[str]) -> None:
         raise ArgError("E108", "both literal `bias` values and `bias_init` given", "remove one")
 
 
+def _rescale_check(p: Mapping[str, Any], given: set[str]) -> None:
+    if not given:
+        raise ArgError("E106", "`rescale` without `scale`, `divide` or `offset` changes nothing",
+                       "say how: `rescale divide=255` for pixels 0..255 to [0, 1]")
+    if p["scale"] == 0:
+        raise ArgError("E104", "`rescale 0` maps every input to the same value", "use a scale other than 0")
+
+
 _PENALTY = (P("l1", Float(ge=0), 0.0, "L1 penalty on this layer's weights"),
             P("l2", Float(ge=0), 0.0, "L2 penalty on this layer's weights"))
 
@@ -134,6 +142,14 @@ LAYERS = Registry("layer", [
                         doc="probability that a unit is dropped (set to 0) in training"),),
           doc="zeroes each unit with probability drop_prob in training, scales the rest by 1/(1-drop_prob)",
           attrs={"out_shape": same, "examples": [((6,), "dropout 0.5"), ((2, 3), "dropout 0.1")]}),
+    Entry("rescale", (
+        P("scale", Float(), 1.0, "multiplies every input value", positional=True),
+        P("divide", Float(gt=0), 1.0, "divides every input value (`divide=255` for pixels 0..255 to [0, 1])"),
+        P("offset", Float(), 0.0, "added after scaling (`divide=127.5 offset=-1` for pixels to [-1, 1])"),
+    ), doc="a fixed rescaling of the input, no weights: y = x·scale / divide + offset (Keras's Rescaling)",
+        attrs={"out_shape": same, "check": _rescale_check,
+               "examples": [((4,), "rescale divide=255"), ((3, 3, 1), "rescale divide=127.5 offset=-1"),
+                            ((2, 5), "rescale 0.5 offset=2")]}),
     Entry("flatten", doc="reshapes the example to a flat vector",
           attrs={"out_shape": lambda p, s: None if s is None else (math.prod(s),),
                  "examples": [((8, 8), "flatten"), ((2, 3, 4), "flatten"), ((7,), "flatten")]}),

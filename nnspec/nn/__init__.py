@@ -73,6 +73,12 @@ class Flatten(LayerImpl):
         return x.reshape(x.shape[:x.ndim - rank] + (-1,))
 
 
+class Rescale(LayerImpl):
+    def apply(self, params, x, hp, *, key, train):
+        p = self.layer.params
+        return x * jnp.float32(p["scale"] / p["divide"]) + jnp.float32(p["offset"])
+
+
 class Activation(LayerImpl):
     def _fn(self) -> Fn:
         return Fn(self.layer.op, self.layer.params)
@@ -85,7 +91,7 @@ class Activation(LayerImpl):
 
 
 LAYERS: dict[str, type[LayerImpl]] = {
-    "dense": Dense, "dropout": Dropout, "flatten": Flatten,
+    "dense": Dense, "dropout": Dropout, "flatten": Flatten, "rescale": Rescale,
     **{name: Activation for name in ACTIVATIONS},
     **conv.LAYERS, **recurrent.LAYERS, **attention.LAYERS, **graph.LAYERS, **norm.LAYERS,
 }

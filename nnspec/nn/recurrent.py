@@ -3,8 +3,10 @@
 A cell is one step, `(params, state, xw_t) -> (state, h_t)`, where `xw_t` is the step's
 input already multiplied by the input kernel (x·W + b, for every step at once: one
 matrix product instead of one per step). `jax.lax.scan` runs the cell over the time
-axis, as flax's `RNN` does; the backward cell of a bidirectional layer is the same scan
-with `reverse=True`, whose outputs come back in time order. The example is
+axis, as flax's `RNN` does; the backward cell of a bidirectional layer is the same
+forward scan over the time-reversed sequence, its outputs flipped back into time order
+(`_scan`: the same steps in the same order as `reverse=True`, and a program that ONNX
+converters express, which a reverse scan is not). The example is
 (steps, features), or that with leading axes (a batch, or several under vmap): time is
 moved to the front for the scan, and every operation inside a step works on the last
 axis, so the leading axes are carried along.
@@ -153,7 +155,7 @@ class Recurrent(LayerImpl):
         cell, parts = self._cell(params, suffix, hp, rmask)
         zeros = jnp.zeros(xw.shape[1:-1] + (p["units"],), xw.dtype)
         state = zeros if parts == 1 else (zeros,) * parts
-        state, hs = jax.lax.scan(cell, state, xw, reverse=suffix == "_back")
+        state, hs = _scan(cell, state, xw, reverse=suffix == "_back")
         if p["sequences"]:
             return jnp.moveaxis(hs, 0, -2)
         # the last step's output: forward, after x[-1]; backward, after x[0]
@@ -173,6 +175,16 @@ class Recurrent(LayerImpl):
         if p["merge"] == "concat":
             return jnp.concatenate([y, back], axis=-1)
         return y + back if p["merge"] == "sum" else (y + back) / 2
+
+
+def _scan(cell: Callable, state, xs: Array, *, reverse: bool):
+    """`jax.lax.scan(cell, state, xs, reverse=reverse)`, the reverse one written as a
+    forward scan between two flips: jax2onnx has no reverse scan ("Reverse scan is not
+    supported in IR pipeline"), and the cell sees the same inputs in the same order."""
+    if not reverse:
+        return jax.lax.scan(cell, state, xs)
+    state, hs = jax.lax.scan(cell, state, jnp.flip(xs, axis=0))
+    return state, jax.tree_util.tree_map(lambda h: jnp.flip(h, axis=0), hs)
 
 
 LAYERS: dict[str, type[LayerImpl]] = {name: Recurrent for name in _GATES}

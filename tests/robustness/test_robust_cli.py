@@ -30,14 +30,23 @@ def place(tmp_path_factory) -> dict[str, Path]:
     assert code == 0, err
     return {"spec": spec, "run": base / "run", "x": write(base / "x.csv", "x1,x2\n0.5,0.2\n-1,1\n"),
             "file": write(base / "somefile", "not a folder\n"), "dir": base, "missing": base / "missing.nn",
-            "empty_run": Path(base / "empty_run")}
+            "empty_run": Path(base / "empty_run"), "nospecs": _folder(base / "nospecs", "notes.txt", ".hidden.nn")}
+
+
+def _folder(path: Path, *names: str) -> Path:
+    """A folder holding `names`, none of them a spec that `check` or `fmt` would take."""
+    path.mkdir()
+    for name in names:
+        write(path / name, "model m {\n")
+    return path
 
 
 # (argv with placeholders, the first line of stderr: exact, or a prefix ending in `…`)
 CASES = {
     # check
     "check: missing file": (["check", "{missing}"], "error: cannot read `{missing}`: no such file"),
-    "check: a directory": (["check", "{dir}"], "error: cannot read `{dir}`: it is a directory"),
+    "check: a folder without specs": (["check", "{nospecs}"], "error: `{nospecs}` holds no `.nn` file (names "
+                                                             "starting with `.`, and run folders, are skipped)"),
     "check: unknown flag": (["check", "--frobnicate", "{spec}"], "error: unrecognized arguments: --frobnicate"),
     "check: bad --format": (["check", "--format", "xml", "{spec}"], "error: argument --format: invalid choice: 'xml'…"),
     "check: no file": (["check"], "error: the following arguments are required: FILE"),
@@ -48,7 +57,7 @@ CASES = {
     "compile: bad --emit": (["compile", "{spec}", "--emit", "asm"], "error: argument --emit: invalid choice: 'asm'…"),
     # fmt
     "fmt: missing file": (["fmt", "{missing}"], "error: cannot read `{missing}`: no such file"),
-    "fmt: a directory": (["fmt", "{dir}"], "error: cannot read `{dir}`: it is a directory"),
+    "fmt: a folder without specs": (["fmt", "{nospecs}"], "error: `{nospecs}` holds no `.nn` file…"),
     "fmt: unknown flag": (["fmt", "--frobnicate", "{spec}"], "error: unrecognized arguments: --frobnicate"),
     # explain
     "explain: unknown code": (["explain", "E999"], "error: no diagnostic code `E999`…"),
@@ -77,7 +86,10 @@ CASES = {
     "eval: missing run": (["eval", "{spec}", "--run", "{missing}"], "error[E405]: no checkpoint at `{missing}/checkpoint.npz`"),
     "eval: run is a file": (["eval", "{spec}", "--run", "{file}"], "error[E405]: no checkpoint at `{file}/checkpoint.npz`"),
     "eval: unknown flag": (["eval", "{spec}", "--run", "{run}", "--frobnicate"], "error: unrecognized arguments: --frobnicate"),
-    "eval: no --run": (["eval", "{spec}"], "error: the following arguments are required: --run"),
+    # without `--run`, the newest finished run in `runs/NAME` of the current folder (there is none)
+    "eval: no --run": (["eval", "{spec}"], "error: no run of `{spec}` to evaluate…"),
+    "eval: nothing to evaluate": (["eval"], "error: name a spec (its newest run in `runs/` is evaluated) or a run folder…"),
+    "eval: a folder without a run": (["eval", "{dir}"], "error: `{dir}` holds no trained run (no `checkpoint.npz`)…"),
     # predict
     "predict: missing spec": (["predict", "{missing}", "--run", "{run}", "--input", "{x}"],
                               "error: cannot read `{missing}`: no such file"),
@@ -93,6 +105,12 @@ CASES = {
                                        "error: cannot write `{file}/y.csv`: Not a directory"),
     "predict: --output is a directory": (["predict", "{spec}", "--run", "{run}", "--input", "{x}", "--output", "{dir}"],
                                          "error: cannot write `{dir}`: it is a directory"),
+    "predict: no run": (["predict", "{spec}", "--input", "{x}"],
+                        "error: `{spec}` gives no values for the parameters of layer `h1` (and 2 more), and there is no run of it…"),
+    "predict: a folder without a run": (["predict", "{dir}", "--input", "{x}"],
+                                        "error: `{dir}` holds no trained run (no `checkpoint.npz`)…"),
+    "predict: bad --format": (["predict", "{run}", "--input", "{x}", "--format", "xml"],
+                              "error: argument --format: invalid choice: 'xml'…"),
     "predict: unknown flag": (["predict", "{spec}", "--run", "{run}", "--input", "{x}", "--frobnicate"],
                               "error: unrecognized arguments: --frobnicate"),
 }

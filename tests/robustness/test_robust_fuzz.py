@@ -211,7 +211,11 @@ def test_not_a_file(tmp_path: Path) -> None:
         for argv in (["check"], ["check", "--format", "json"], ["compile", "--emit", "summary"], ["fmt"],
                      ["fmt", "--check"]):
             code, out, err = cli(*argv, str(path))
-            assert code == 2 and err == f"error: cannot read `{path}`: {why}\n", (argv, err)
+            if path.is_dir() and argv[0] != "compile":  # a folder: the `.nn` files in it, and it has none
+                want = f"error: `{path}` holds no `.nn` file (names starting with `.`, and run folders, are skipped)\n"
+            else:
+                want = f"error: cannot read `{path}`: {why}\n"
+            assert code == 2 and err == want, (argv, err)
 
 
 # ------------------------------------------------------------------------------- corpus

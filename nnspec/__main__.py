@@ -1,0 +1,8 @@
+"""`python -m nnspec ...`: the `nnspec` command (nnspec/cli.py)."""
+
+import sys
+
+from nnspec.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
