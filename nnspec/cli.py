@@ -546,7 +546,7 @@ def _spec_or_run(args: argparse.Namespace, command: str) -> tuple[str | None, Pa
     spec, run = args.spec, (Path(args.run) if args.run is not None else None)
     if spec is not None and Path(spec).is_dir():
         if run is None:
-            spec, run = None, Path(spec)
+            run, spec = Path(spec), None
         elif (Path(spec) / "checkpoint.npz").is_file():
             raise UsageError(f"`{spec}` is a run folder, not a spec: name the run once, `nnspec {command} {spec}` "
                              f"(with its own `spec.nn`) or `nnspec {command} SPEC --run {run}`")

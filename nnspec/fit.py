@@ -148,9 +148,9 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         assert t is not None
     splits = prepare(program, base, given=data)
     if resume and out is not None:
-        differs = recorded_differs(splits.rows, out)
-        if differs is not None:
-            raise fail("E407", f"cannot resume: the split rebuilt from the data is not the run's: {differs}", program,
+        moved = recorded_differs(splits.rows, out)  # (not `differs`: given.differs, above)
+        if moved is not None:
+            raise fail("E407", f"cannot resume: the split rebuilt from the data is not the run's: {moved}", program,
                        t.split_span or t.data_span, label="the run's split",
                        help="resume with the data and the NumPy the run was trained with, or train a new run")
     if recorded is not None:

@@ -148,7 +148,8 @@ def _prepare_given(program: Program, given: Any, standardizer: Standardizer | No
         if ints:
             def as_ids(d):
                 return dataclasses.replace(d, x={k: v.astype(np.int32) if k in ints else v for k, v in d.x.items()})
-            full, ds_train, val_ds, test_ds = (None if d is None else as_ids(d) for d in (full, ds_train, val_ds, test_ds))
+            full, ds_train = as_ids(full), as_ids(ds_train)
+            val_ds, test_ds = (None if d is None else as_ids(d) for d in (val_ds, test_ds))
     else:
         tokens = check_tokens(program, full, None)
         for other in (parts["val_data"], parts["test_data"]):
