@@ -14,7 +14,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
-from nnspec import blocks, graph
+from nnspec import blocks, columns, graph
 from nnspec.checked import (EarlyStop, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
                             OptimizerProgram, Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, labels_of, vocab_of
@@ -34,6 +34,30 @@ SYMBOLS: dict[str, Registry] = {
 }
 
 _Word = Word  # a bare name such as `monitor=val_loss`; validated by a later pass
+
+
+class _Column(Word):
+    """A column's name: bare (`color`) or quoted (`"home city"`)."""
+
+    def describe(self) -> str:
+        return "a column name"
+
+    def convert(self, v: Any) -> str:
+        if not isinstance(v, str):
+            raise ArgError("E103", f"expected a column name, found {_describe(v)}")
+        return str(v)
+
+
+class _Category(Word):
+    """One category in a declared vocabulary: a name, a string or a number."""
+
+    def describe(self) -> str:
+        return "a category: a name, a string or a number"
+
+    def convert(self, v: Any) -> str:
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise ArgError("E103", f"expected a category, found {_describe(v)}")
+        return columns.category(v if isinstance(v, str) else repr(float(v)))
 
 
 _SPLIT = {"val": "validation", "test": "test"}
@@ -92,6 +116,16 @@ TRAIN = Registry("train setting", [
     Entry("precision", (P("dtype", Choice(("float32", "bf16")), required=True, positional=True,
                           doc="`bf16`: compute in bfloat16, keeping float32 weights; `float32`: everything in float32"),),
           doc="the number format of the forward and backward pass"),
+    Entry("categorical", (P("unknown", Choice(columns.UNKNOWN), "error",
+                            "a category the training split lacks: `error` (located), or `slot`, one more "
+                            "column for every unseen category"),),
+          variadic=P("column", _Column()),
+          doc="feature columns of categories, one-hot encoded with a vocabulary of the training split; "
+              "`NAME=[A, B, ...]` lists a column's categories instead (docs/language.md)"),
+    Entry("missing", (P("fill", Union((Choice(columns.STRATEGIES), Float(), Str())), "error", positional=True,
+                        doc="an empty feature cell: `error`, `drop` (the row), `mean`, `median`, `mode` "
+                            "(of the training split) or a constant"),),
+          doc="what fills empty cells: `missing FILL` for every feature column, `NAME=FILL` for one"),
     Entry("history", (P("of", Choice(("epochs", "steps")), required=True, positional=True,
                         doc="`steps`: every gradient step's training loss too (`steps.csv`); `epochs`: one row an epoch"),),
           doc="what the run records of its training loss"),
@@ -940,6 +974,8 @@ class _Checker:
             seen[d.keyword] = d
             if d.keyword == "data":
                 params = self.data_source(d)
+            elif d.keyword in ("categorical", "missing"):
+                params = self.bind(entry, d.args, d.span, what=f"`{d.keyword}`", extra_ok=True)
             else:
                 params = self.bind(entry, d.args, d.span, what=f"`{d.keyword}`")
             if params is not None:
@@ -1020,6 +1056,8 @@ class _Checker:
                      help=batch_choices(batch, devices) + f" gives each device {sizes[0] // devices}"
                           + (f" or {sizes[1] // devices}" if len(sizes) > 1 else "") + " examples")
             ok = False
+        cols = self.check_columns(bound, seen, target)
+        ok = ok and cols is not None
         if not ok:
             return
         self.train = TrainProgram(
@@ -1033,8 +1071,138 @@ class _Checker:
             history=bound.get("history", {"of": "epochs"})["of"],
             val_data=bound["data"].get("val"), test_data=bound["data"].get("test"),
             val_span=_arg_span(seen["data"], "val"), test_span=_arg_span(seen["data"], "test"),
+            columns=cols if cols else None,
             stratify=split.get("stratify", False), split_column=split.get("column"),
             split_span=seen["split"].span if "split" in seen else None)
+
+    def check_columns(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive],
+                      target: str) -> columns.Columns | bool | None:
+        """The `categorical` and `missing` lines as a `Columns`; False for none, None if wrong."""
+        lines = [k for k in ("categorical", "missing") if k in seen]
+        if not lines:
+            return False
+        if any(k not in bound for k in lines):
+            return None
+        ok = True
+        source: DataSource | None = bound.get("data", {}).get("source")
+        if source is not None and (source.kind not in ("csv", "jsonl") or target == "input"):
+            why = ("an autoencoder's inputs are its targets, read as numbers" if target == "input" else
+                   f"`{source.kind}` data has no columns of cells to encode" if source.kind != "parquet" else
+                   "Parquet columns are read as arrays, not as cells")
+            for k in lines:
+                self.err("E114", f"`{k}` needs the columns of a CSV or JSON lines file", seen[k].keyword_span,
+                         "not for this data", secondary=[(seen["data"].span if target != "input" else seen["target"].span,
+                                                          why)],
+                         help="encode the columns before saving the arrays, or read the data from a CSV file")
+            return None
+        targets = set()
+        feats = None
+        if source is not None:
+            t = source.params.get("target") or ()
+            targets = {t} if isinstance(t, str) else set(t)
+            f = source.params.get("features")
+            feats = None if f is None else ({f} if isinstance(f, str) else set(f))
+        names: dict[str, ir.Arg] = {}
+        vocab: list[tuple[str, tuple[str, ...]]] = []
+
+        def column(name: str, arg: ir.Arg, line: str) -> bool:
+            span = arg.key_span or arg.span
+            if name in targets:
+                self.err("E116", f"column `{name}` is the target", span, f"`{line}` is for feature columns",
+                         secondary=[(seen["data"].span, "names it the target")],
+                         help=f"remove `{name}` from `{line}`: a text target's classes are named already")
+                return False
+            if feats is not None and name not in feats:
+                self.err("E116", f"column `{name}` is not one of the features", span, "not a feature",
+                         secondary=[(seen["data"].span, "`features=` leaves it out")],
+                         help=f"add \"{name}\" to `features=[...]`, or remove it here")
+                return False
+            return True
+
+        cat = bound.get("categorical")
+        if cat is not None:
+            args = [a for a in seen["categorical"].args if a.key != "unknown"]
+            for arg, name in zip([a for a in args if a.key is None], cat["columns"]):
+                if name in names:
+                    self.err("E116", f"column `{name}` is listed twice", arg.span, "again here",
+                             secondary=[(names[name].span, "first here")], help="list each column once")
+                    ok = False
+                    continue
+                names[name] = arg
+                ok = column(name, arg, "categorical") and ok
+            for name, arg in cat["__extra__"].items():
+                if name in names:
+                    self.err("E116", f"column `{name}` is listed twice", arg.span, "again here",
+                             secondary=[(names[name].span, "first here")], help="list each column once")
+                    ok = False
+                    continue
+                names[name] = arg
+                ok = column(name, arg, "categorical") and ok
+                try:
+                    cats = self.convert(ListOf(_Category()), arg.value)
+                except ArgError as exc:
+                    ok = self.arg_error(exc, arg) and False
+                    continue
+                twice = [c for i, c in enumerate(cats) if c in cats[:i]]
+                if twice:
+                    self.err("E116", f"category `{twice[0]}` is listed twice for column `{name}`", arg.value.span,
+                             f"`{twice[0]}` twice", help="list each category once (`1` and `1.0` are one category)")
+                    ok = False
+                vocab.append((name, tuple(cats)))
+            if not names:
+                self.err("E106", "`categorical` names no column", seen["categorical"].span, "which columns?",
+                         help="name them, as in `categorical color city`")
+                ok = False
+        fills: list[tuple[str, columns.Fill]] = []
+        default = columns.Fill("error")
+        miss = bound.get("missing")
+        if miss is not None:
+            def fill_of(v: Any, arg: ir.Arg | None) -> columns.Fill:
+                # a strategy is a bare word (`mean`); a quoted one is text (`"mean"`)
+                word = arg is None or not isinstance(arg.value, (ir.String, ir.Number))
+                return columns.Fill(v) if word and v in columns.STRATEGIES else columns.Fill("constant", v)
+            given = miss["__given__"].get("fill")
+            default = fill_of(miss["fill"], given)
+            if default.how == "constant" and isinstance(default.value, str):
+                self.err("E115", "a text fill for every column", given.span, "numeric columns need a number",
+                         help="fill the categorical columns one by one, as in `missing city=\"none\"`")
+                ok = False
+            if default.how in columns.NUMERIC_ONLY:
+                for name in names:
+                    if name not in miss["__extra__"]:
+                        self.err("E115", f"`{default.how}` fills every column, but `{name}` holds categories", given.span,
+                                 "a number's statistic", secondary=[(names[name].span, "a categorical column")],
+                                 help=f"fill it with its most frequent category: `missing {default.how} {name}=mode`")
+                        ok = False
+            for name, arg in miss["__extra__"].items():
+                try:
+                    v = self.convert(Union((Choice(columns.STRATEGIES), Float(), Str())), arg.value)
+                except ArgError as exc:
+                    ok = self.arg_error(exc, arg) and False
+                    continue
+                fill = fill_of(v, arg)
+                ok = column(name, arg, "missing") and ok
+                if fill.how in columns.NUMERIC_ONLY and name in names:
+                    self.err("E115", f"`{fill.how}` of a categorical column", arg.value.span, "a number's statistic",
+                             secondary=[(names[name].span, "a categorical column")],
+                             help=f"fill it with its most frequent category: `{name}=mode`, or a constant")
+                    ok = False
+                listed = dict(vocab).get(name)
+                if (fill.how == "constant" and listed is not None and cat is not None and cat["unknown"] == "error"
+                        and columns.category(fill.value if isinstance(fill.value, str) else repr(fill.value)) not in listed):
+                    self.err("E115", f"the fill of column `{name}` is not one of its categories", arg.value.span,
+                             "not listed", secondary=[(names[name].span, "the categories")],
+                             help="add it to the column's categories, or fill it with `mode`")
+                    ok = False
+                if fill.how == "constant" and isinstance(fill.value, str) and name not in names:
+                    self.err("E115", f"a text fill for column `{name}`, which holds numbers", arg.value.span,
+                             "not a number", help=f"fill it with a number, or declare it `categorical {name}`")
+                    ok = False
+                fills.append((name, fill))
+        if not ok:
+            return None
+        return columns.Columns(tuple(names), tuple(vocab), cat["unknown"] if cat else "error", default, tuple(fills))
+
 
     def check_split(self, split: Mapping[str, Any], d: ir.Directive, data: Mapping[str, Any] | None,
                     data_line: ir.Directive | None, target: str) -> bool:
@@ -1352,7 +1520,7 @@ class _Checker:
             return False
         weights = loss.params.get("class_weight")
         classes = out[0] if loss.task == "multiclass" else 2
-        if weights is not None and len(weights) != classes:
+        if weights is not None and weights != "balanced" and len(weights) != classes:
             line = self.spec.losses.heads if self.spec.losses is not None else ()
             args = next((h.args for h in line if h.name == head), None) if head else \
                 (self.spec.loss.args if self.spec.loss is not None else ())
@@ -1449,6 +1617,18 @@ class _Checker:
                           "to pass raw scores")
 
     def check_data_fit(self, model: ModelProgram) -> None:
+        if self.train is not None and self.train.columns is not None:
+            self.check_columns_fit(model)
+        if self.train is not None and self.train.data.kind == "images" and len(model.inputs) == 1:
+            shape = tuple(model.input_shape)
+            if len(shape) != 3 or shape[2] not in (1, 3, 4) or model.input_types[0].dtype == "int32":
+                name = model.inputs[0][0]
+                h, w = (shape[0], shape[1]) if len(shape) >= 2 else (32, 32)
+                self.err("E311", f"a folder of images is read as (height, width, channels) with 1, 3 or 4 channels, "
+                                 f"but the model's input is {show_shape(shape)}", self.train.data_span, "",
+                         secondary=[(self.spec.model.inputs[0].span, "the input")],  # type: ignore[union-attr]
+                         help=f"declare `input {name}[{h}, {w}, 3]` for colour images (1 channel: grayscale, "
+                              f"4: with alpha); each image is resized to it")
         if self.train is None or self.train.data.kind != "builtin":
             return
         ds = DATASETS.get(self.train.data.params["name"])
@@ -1479,6 +1659,26 @@ class _Checker:
                                  f"but the model's output has shape {show_shape(out)}",
                          model.layers[-1].span, f"not {show_shape(want)}", secondary=[(self.train.data_span, "the data")],
                          help=f"end the model with a recurrent layer written with `sequences` and `dense {classes} softmax per_step`")
+
+    def check_columns_fit(self, model: ModelProgram) -> None:
+        """A table's encoded width, where the spec tells it (`features=[...]` and every
+        categorical column's categories listed), against the one input."""
+        assert self.train is not None and self.spec.model is not None and self.spec.train is not None
+        cols, feats = self.train.columns, self.train.data.params.get("features")
+        declared = dict(cols.vocab)
+        if feats is None or len(model.inputs) != 1 or any(c not in declared for c in cols.categorical):
+            return  # a learnt vocabulary's size is known when the data is read (E403)
+        feats = (feats,) if isinstance(feats, str) else tuple(feats)
+        widths = [len(declared[f]) + (cols.unknown == "slot") if f in declared else 1 for f in feats]
+        if (sum(widths),) == tuple(model.input_shape):
+            return
+        cat = self.spec.train.get("categorical")
+        self.err("E311", f"the feature columns encode to {sum(widths)} numbers, but the model's input is "
+                         f"{show_shape(model.input_shape)}", self.train.data_span, f"{sum(widths)} features",
+                 secondary=[(self.spec.model.inputs[0].span, "the input")]
+                           + ([(cat.span, "the categories")] if cat is not None else []),
+                 help=f"declare the input as `input {model.inputs[0][0]}[{sum(widths)}]`: "
+                      + ", ".join(f"`{f}` gives {w}" for f, w in zip(feats, widths)))
 
     def check_input_fit(self, model: ModelProgram, ds: Entry, params: Mapping[str, Any],
                         features: tuple[int, ...]) -> None:

@@ -197,6 +197,8 @@ class TrainProgram:
     test_data: Any = None
     val_span: Span | None = None
     test_span: Span | None = None
+    # The `categorical` and `missing` lines (columns.Columns); None where there are none.
+    columns: Any = None
     # `split ... stratify`: the fractions cut within each class (nnspec/split.py);
     # `split column="NAME"`: a CSV column says each row's part, instead of fractions.
     stratify: bool = False

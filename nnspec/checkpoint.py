@@ -35,7 +35,11 @@ into E405); nothing of the file is echoed but a short, escaped excerpt.
   standardizer ?      {"mean": numbers, "std": numbers > 0}: finite, same shape
   classes ?           [str], the class names of a classifier's targets (several outputs:
                       {output: [str] or null})
-  feature_names ?     [str], as many as the standardizer's features
+  feature_names ?     [str], as many as the standardizer's features (with `columns`: the
+                      raw feature columns, which encode to the standardizer's features)
+  columns ?           {"columns": [{"name", "kind": "number"|"category", "fill", "drop",
+                      "vocab"?, "unknown"?}], "dropped": int}: the `categorical`/`missing`
+                      encoding fitted on the training split (columns.Encoder.to_dict)
   target_names ?      [str]
   sweep               bool (a sweep's best model)
   best_setting ?      {axis: str | number | bool}
@@ -350,6 +354,6 @@ def _meta_problem(meta: dict[str, Any]) -> str | None:
     if "history" in meta and "epoch" in meta and len(meta["history"]) != meta["epoch"]:
         return f"`epoch` is {meta['epoch']} but `history` has {len(meta['history'])} rows"
     std, names = meta.get("standardizer"), meta.get("feature_names")
-    if std and names and np.asarray(std["mean"]).size != len(names):
+    if std and names and meta.get("columns") is None and np.asarray(std["mean"]).size != len(names):
         return f"`standardizer` scales {np.asarray(std['mean']).size} features, `feature_names` names {len(names)}"
     return None

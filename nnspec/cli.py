@@ -177,7 +177,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if not program.heads or program.optimizer is None:
             raise UsageError(f"`--emit {args.emit}` shows the training step, which needs a `loss` and an `optimizer`")
         from nnspec.lower import emit_step
-        sys.stdout.write(emit_step(program, args.emit))
+        from nnspec.prepare import with_class_weights
+        balanced = {h.name: (1.0,) * (2 if h.loss.task == "binary" else h.shape[-1])
+                    for h in program.heads if h.loss.params.get("class_weight") == "balanced"}
+        if balanced:  # the numbers come from the training data: the program is the same for any
+            print("note: `class_weight=balanced` is counted on the training data; the step is shown with "
+                  "weights of 1", file=sys.stderr)
+        sys.stdout.write(emit_step(with_class_weights(program, balanced), args.emit))
     return EXIT_OK
 
 
@@ -352,7 +358,14 @@ def _header(spec_path: str, program, out: Path | None, note: str | None, quiet: 
                                                    if d is not None)
         devices = jax.devices()
         used = started.devices.count if started.devices is not None else 1
-        text = row("data", f"{_data_words(p)}: {split} examples")
+        text = row("data", f"{_data_words(p)}: {split} examples"
+                   + (f" ({s.dropped} row{'s' * (s.dropped != 1)} with a missing value dropped)" if s.dropped else ""))
+        if s.encoder is not None:  # `categorical`/`missing`: how the feature columns became the input
+            text += row("columns", s.encoder.describe())
+        for head, weights in s.class_weights.items():  # `class_weight=balanced`, as counted
+            from nnspec.show import format_value
+            text += row("weights", (f"{head}: " if head else "") + "class_weight=balanced: "
+                        + ", ".join(format_value(w) for w in weights))
         if started.overrides:
             text += row("overrides", " ".join(f"--{k} {v}" for k, v in started.overrides.items()))
         text += row("epochs", f"{started.start + 1} to {started.total}" if started.start else str(started.total))
@@ -673,7 +686,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     classes = meta.get("classes")
     if len(program.model.inputs) > 1 or program.several_outputs:
         return _predict_several(args, program, model, params, meta, names, targets)
-    x = _read_inputs(args.input, program, names, targets, header=not args.no_header)
+    x = _read_inputs(args.input, program, names, targets, header=not args.no_header, encoding=meta.get("columns"))
     from nnspec.prepare import first_bad_token, token_vocab
     vocab = token_vocab(program)
     if vocab is not None and (bad_token := first_bad_token(x, vocab)) is not None:
@@ -932,12 +945,28 @@ def _data_message(exc) -> str:
     return str(exc) + (f"; {exc.help}" if exc.help else "")
 
 
-def _read_inputs(path: str, program, names, targets, *, header: bool = True):
+def _read_inputs(path: str, program, names, targets, *, header: bool = True, encoding=None):
     """Feature rows from a CSV, read by training's reader (data.py) with the spec's
-    delimiter: columns matched by name to the run's features, or by position."""
-    from nnspec.data import DataError, read_features
+    delimiter: columns matched by name to the run's features, or by position. With the
+    run's `encoding` (`categorical`/`missing`, columns.py), cells are encoded as in training."""
+    from nnspec.data import DataError, read_features, read_raw
     shape = tuple(program.model.input_shape)
     width = math.prod(shape)
+    if encoding is not None:
+        from nnspec.columns import Encoder
+        if not header:
+            raise UsageError("the run encodes its columns (`categorical`, `missing`), which are read by name: "
+                             "give the input a header and drop `--no-header`")
+        t = program.train
+        try:
+            x, ignored = read_raw(path, base_dir=Path.cwd(), encoder=Encoder.from_dict(encoding),
+                                  delimiter=t.data.params.get("delimiter", ",") if t is not None and t.data.kind == "csv" else ",")
+        except DataError as exc:
+            raise UsageError(_data_message(exc)) from None
+        except ValueError as exc:
+            raise UsageError(f"the run's column encoding cannot be used ({exc}): train it again") from None
+        _ignoring(path, ignored, targets)
+        return x.reshape((-1, *shape))
     if names is not None and (not isinstance(names, list | tuple) or len(names) != width
                               or not all(isinstance(n, str) for n in names)):
         raise UsageError(f"the run records {len(names) if isinstance(names, list) else 'unusable'} "
@@ -949,12 +978,16 @@ def _read_inputs(path: str, program, names, targets, *, header: bool = True):
                                    width=width, delimiter=delimiter, header=header)
     except DataError as exc:
         raise UsageError(_data_message(exc)) from None
+    _ignoring(path, ignored, targets)
+    return x.reshape((-1, *shape))
+
+
+def _ignoring(path: str, ignored, targets) -> None:
     if ignored:
         from nnspec.data import _listing
         kind = "the training target" if set(ignored) <= set(targets or ()) else "not inputs of the model"
         print(f"note: ignoring column{'s' if len(ignored) > 1 else ''} {_listing(ignored)} of `{path}` ({kind})",
               file=sys.stderr)
-    return x.reshape((-1, *shape))
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

@@ -147,6 +147,61 @@ gzip, bzip2 or xz.
 Each source reads its own format (`csv`, `jsonl`, `parquet`, `npz`, `npy`, `idx`); CSV,
 JSON lines and IDX files may be gzip (`.gz`), bzip2 (`.bz2`) or xz (`.xz`)-compressed.
 A suffix nnspec does not know is read as the source's own format."""),
+    "E114": ("column setting for data without columns", """
+`categorical` and `missing` say how to read the cells of a table's feature columns, so
+they need a CSV or JSON lines file. Arrays (`npz`, `npy`, `idx`, a Parquet file, a
+built-in dataset) hold numbers already, and an autoencoder (`target input`) learns to
+give back its inputs as read.
+
+    model m {
+        input x[2]
+        dense 1 sigmoid
+    }
+    loss binary_crossentropy
+    optimizer sgd
+    train {
+        data builtin("moons")
+        missing mean
+    }
+
+Encode the columns before saving the arrays, or read the data from a CSV file."""),
+    "E115": ("fill that does not fit the column", """
+`missing` fills an empty cell with a statistic of the training split or a constant.
+`mean` and `median` are statistics of numbers: a categorical column is filled with its
+most frequent category (`mode`) or a constant. A text constant fills only a categorical
+column.
+
+    model m {
+        input x[5]
+        dense 1 sigmoid
+    }
+    loss binary_crossentropy
+    optimizer sgd
+    train {
+        data csv("shop.csv", target="bought")
+        categorical color
+        missing mean
+    }
+
+Here `missing mean color=mode` fills `color` with its most frequent category, every
+other column with its mean."""),
+    "E116": ("column that cannot be encoded", """
+`categorical` and `missing` name feature columns, each once: not the target, not a
+column that `features=[...]` leaves out; a column's declared categories are each
+listed once.
+
+    model m {
+        input x[5]
+        dense 1 sigmoid
+    }
+    loss binary_crossentropy
+    optimizer sgd
+    train {
+        data csv("shop.csv", target="bought")
+        categorical color bought
+    }
+
+A text target's classes are named already; remove it from `categorical`."""),
     "E201": ("layer needs a flat input", """
 `dense` multiplies a vector by a matrix; its input must be one-dimensional.
 Put `flatten` before it to turn an (8, 8) image into 64 numbers."""),
@@ -348,7 +403,9 @@ copies) would not fit in this machine's memory, or a single example of the input
 not. The message gives the estimate."""),
     "E311": ("data does not fit the model", """
 A built-in dataset whose examples do not match the input's shape, whose task does not
-match the loss, or whose number of classes does not match the output units. With
+match the loss, or whose number of classes does not match the output units; a table
+whose encoded width the spec tells (`features=[...]`, and every `categorical` column's
+categories listed) and the input's differ. With
 `target input` (an autoencoder), a model whose output shape is not its input's, or a
 class loss for targets that are numbers."""),
     "E312": ("malformed sweep", """

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from nnspec import formats
+from nnspec.columns import NUMBER, Columns, EncodeError, Encoder, category
 from nnspec.datasets import (BINARY, DATASETS, MULTICLASS, REGRESSION, TASKS, DataSource,
                               classes_of, data_files, features_of)
 from nnspec.show import excerpt as _excerpt
@@ -73,6 +74,13 @@ class Dataset:
     feature_names: tuple[str, ...] | None = None
     target_names: tuple[str, ...] | None = None
     lines: np.ndarray | None = None  # each example's line in its CSV file, for errors found later
+    # Read with `categorical`/`missing` (nnspec/columns.py): `x` holds the cells as read,
+    # object (n, columns), until `encode` turns them into numbers; `dropped` counts the
+    # rows `missing drop` left out; `encoder` is the encoding applied, once it is.
+    raw: bool = False
+    dropped: int = 0
+    encoder: Encoder | None = None
+    path: str | None = None  # the file the rows come from, for errors found later
 
     def __len__(self) -> int:
         first = next(iter(self.x.values())) if isinstance(self.x, dict) else self.x
@@ -137,13 +145,16 @@ def named_arrays(arrays: Mapping[str, np.ndarray], *, inputs: tuple[str, ...], o
 
 
 def load(source: DataSource, *, seed: int, base_dir: Path,
-         task: str | None = None, positions: tuple[int, ...] = ()) -> Dataset:
+         task: str | None = None, positions: tuple[int, ...] = (), columns: Columns | None = None,
+         shape: tuple[int, ...] = ()) -> Dataset:
     """Load or generate the data a checked `data` line names.
 
     `task` (from the loss) decides how a target is encoded; without it, text targets are
     classes, 0/1 targets binary and other numbers regression. `positions` is where a
     multiclass model gives a class in one example: () once per example, (steps,) at every
-    step (its output is (*positions, classes))."""
+    step (its output is (*positions, classes)). `columns` (a table's `categorical` and
+    `missing` lines) keeps the feature cells raw, for `encode` (nnspec/columns.py).
+    `shape` is the model input's, which a folder of images is resized to."""
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task `{task}`")
     params = dict(source.params)
@@ -156,7 +167,7 @@ def load(source: DataSource, *, seed: int, base_dir: Path,
                         target=(target,) if isinstance(target, str) else tuple(target),
                         features=(features,) if isinstance(features, str)
                         else None if features is None else tuple(features),
-                        delimiter=params.get("delimiter", ","), task=task)
+                        delimiter=params.get("delimiter", ","), task=task, columns=columns)
     if source.kind == "npz":
         return load_npz(params["path"], base_dir=base_dir, x=params.get("x", "x"),
                         y=params.get("y", "y"), task=task, positions=positions)
@@ -167,15 +178,36 @@ def load(source: DataSource, *, seed: int, base_dir: Path,
         return read(params["path"], base_dir=base_dir,
                     target=(target,) if isinstance(target, str) else tuple(target),
                     features=(features,) if isinstance(features, str)
-                    else None if features is None else tuple(features), task=task)
+                    else None if features is None else tuple(features), task=task,
+                    **({"columns": columns} if source.kind == "jsonl" else {}))
     if source.kind == "npy":
         return load_npy(params["x"], params["y"], base_dir=base_dir, task=task)
     if source.kind == "idx":
         return load_idx(params["images"], params["labels"], base_dir=base_dir, task=task)
+    if source.kind == "images":
+        return load_images(params["path"], base_dir=base_dir, shape=shape, task=task)
     raise ValueError(f"unknown data source `{source.kind}`")
 
 
-def load_inputs(source: DataSource, *, seed: int, base_dir: Path) -> Dataset:
+def load_images(path: str, *, base_dir: Path, shape: tuple[int, ...], task: str | None) -> Dataset:
+    """A folder of images, one sub-folder per class (nnspec/images.py), as the model's input."""
+    from nnspec import images
+    try:
+        x, labels, classes = images.read(path, base_dir=base_dir, shape=tuple(shape), budget=memory_budget())
+    except images.FolderError as exc:
+        raise DataError(exc.message, path=exc.path, help=exc.help) from None
+    if task == REGRESSION:
+        raise DataError("a folder of images gives a class per image, but a regression loss needs numbers",
+                        path=path, help="use a classification loss, or `target input` to train on the images alone")
+    if len(classes) == 1 and not _ONE_CLASS_OK.get():
+        raise DataError(f"the folder holds one class folder, `{_excerpt(classes[0])}`; a classifier needs at least two",
+                        path=path, help="add a sub-folder of images for each other class")
+    names = np.asarray(classes)[labels]
+    return _from_arrays(x, names, "images", "classes", paths={"images": path, "classes": path},
+                        task=task, noun="folder")
+
+
+def load_inputs(source: DataSource, *, seed: int, base_dir: Path, shape: tuple[int, ...] = ()) -> Dataset:
     """The examples `source` gives, with the inputs as their targets (`target input`, an
     autoencoder): `y` is a copy of `x` as read, a regression target of the input's shape.
     The source's own targets are not read (a CSV file names none; an `.npz` archive needs
@@ -202,21 +234,24 @@ def load_inputs(source: DataSource, *, seed: int, base_dir: Path) -> Dataset:
         ds = load_npy(params["x"], None, base_dir=base_dir)
     elif source.kind == "idx":
         ds = load_idx(params["images"], None, base_dir=base_dir)
+    elif source.kind == "images":
+        ds = load_images(params["path"], base_dir=base_dir, shape=shape, task=None)
     else:
         raise ValueError(f"unknown data source `{source.kind}`")
     return dataclasses.replace(ds, y=ds.x.copy(), task=REGRESSION, classes=None, target_names=None)
 
 
 def load_split(source: DataSource, *, like: Dataset, seed: int, base_dir: Path, task: str | None,
-               inputs: bool = False) -> Dataset:
+               inputs: bool = False, columns: Columns | None = None) -> Dataset:
     """A separate validation or test source (`data ... val=csv(...)`), read as `load` (or,
     with `inputs`, `load_inputs`) reads the training data `like`, and checked against it:
     the same feature columns, and its classes numbered as the training data's (a class
     the training data lacks is refused where it first occurs). It may hold one class."""
     token = _ONE_CLASS_OK.set(True)
     try:
-        ds = (load_inputs(source, seed=seed, base_dir=base_dir) if inputs
-              else load(source, seed=seed, base_dir=base_dir, task=task))
+        shape = like.features if source.kind == "images" else ()
+        ds = (load_inputs(source, seed=seed, base_dir=base_dir, shape=shape) if inputs
+              else load(source, seed=seed, base_dir=base_dir, task=task, columns=columns, shape=shape))
     finally:
         _ONE_CLASS_OK.reset(token)
     files = data_files(source)
@@ -495,7 +530,7 @@ def _inside(folder: Path, base_dir: Path) -> bool:
     return True
 
 
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NUMBER = NUMBER
 _NONFINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity",
               "-infinity"}
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -598,7 +633,7 @@ def _first_record(stream: Iterator[tuple[int, list[str]]], path: str) -> tuple[i
 
 def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
              features: tuple[str, ...] | None = None, delimiter: str = ",",
-             task: str | None = None) -> Dataset:
+             task: str | None = None, columns: Columns | None = None) -> Dataset:
     """A CSV file with a header row: numeric feature columns and one or more targets.
 
     Read in bulk where the file is clean; otherwise row by row, stopping at the first
@@ -608,13 +643,13 @@ def load_csv(path: str, *, base_dir: Path, target: tuple[str, ...],
     stream = _records(full, path, delimiter)
     header_row, header = _first_record(stream, path)
     return _table(path, header_row, header, stream, target=target, features=features, task=task,
-                  delimiter=delimiter, bulk=lambda **kw: _fast_table(full, delimiter=delimiter,
+                  delimiter=delimiter, encoding=columns, bulk=lambda **kw: _fast_table(full, delimiter=delimiter,
                                                                       skip=header_row, path=path, **kw))
 
 
 def _table(path: str, header_row: int, header: list[str], stream: Iterator[tuple[int, list[str]]], *,
            target: tuple[str, ...], features: tuple[str, ...] | None, task: str | None, delimiter: str,
-           bulk: Callable[..., Any] | None = None) -> Dataset:
+           bulk: Callable[..., Any] | None = None, encoding: Columns | None = None) -> Dataset:
     """A table of text cells (a CSV file's, a JSON lines file's) -> a `Dataset`: the
     columns named in `header`, then each row of `stream`, checked row by row (unless
     `bulk` reads the whole table at once, or gives up with None)."""
@@ -644,6 +679,9 @@ def _table(path: str, header_row: int, header: list[str], stream: Iterator[tuple
                         row=header_row,
                         help="name one column in `target`")
 
+    if encoding is not None and not encoding.trivial:
+        return _raw_table(path, header_row, stream, encoding, columns, feature_idx=feature_idx,
+                          target_idx=target_idx, target_names=target_names, task=task, delimiter=delimiter)
     fast = None if bulk is None else bulk(width=len(columns), feature_idx=feature_idx, target_idx=target_idx,
                                           target_names=target_names, task=task)
     if fast is not None:
@@ -672,6 +710,157 @@ def _table(path: str, header_row: int, header: list[str], stream: Iterator[tuple
     y, task_, classes = targets.finish() if target_idx else (x.copy(), REGRESSION, None)
     return Dataset(x, y, task_, classes, feature_names, target_names,
                    np.frombuffer(lines, dtype=np.int64))
+
+
+def _raw_table(path: str, header_row: int, stream: Iterator[tuple[int, list[str]]], encoding: Columns,
+               columns: list[str], *, feature_idx: list[int], target_idx: list[int],
+               target_names: tuple[str, ...], task: str | None, delimiter: str) -> Dataset:
+    """`_table` for a table with `categorical` or `missing` columns: each feature cell kept
+    as read (`Dataset.raw`), a row `missing drop` drops counted and left out."""
+    feature_names = tuple(columns[i] for i in feature_idx)
+    for name, line in encoding.named():
+        if name not in columns:
+            raise DataError(f"no column named `{_excerpt(name)}` (named by `{line}`)", path=path, row=header_row,
+                            help=_missing_column_help(name, columns, columns, delimiter))
+        if name not in feature_names:
+            raise DataError(f"column `{_excerpt(name)}` (named by `{line}`) is not a feature", path=path,
+                            row=header_row, help=f"add it to `features`, or remove it from `{line}`")
+    reader = _RawCells(feature_names, encoding)
+    rows: list[list[Any]] = []
+    lines = array("q")
+    targets = _Targets(target_names, task, path)
+    width = len(columns)
+    most = _max_rows(60 * len(feature_idx) + 20 * len(target_idx) + 8)
+    dropped = 0
+    for line, row in stream:
+        if len(rows) == most:
+            raise _too_many_rows(most, path, line)
+        _check_width(row, width, path=path, line=line, delimiter=delimiter)
+        cells = reader.row([row[i] for i in feature_idx], path=path, line=line)
+        if cells is None:
+            dropped += 1
+            continue
+        if target_idx:
+            targets.add([row[i] for i in target_idx], line)
+        rows.append(cells)
+        lines.append(line)
+    if not rows:
+        raise DataError("the file has a header but no data rows" if not dropped else
+                        f"`missing drop` drops every row ({dropped}): each has a missing value", path=path,
+                        help="add one row per example below the header" if not dropped else
+                        "fill the missing values with `missing mean` (or `median`, `mode`, a constant)")
+    x = np.empty((len(rows), len(feature_idx)), dtype=object)
+    x[:] = rows
+    y, task_, classes = targets.finish() if target_idx else (None, REGRESSION, None)
+    return Dataset(x, y, task_, classes, feature_names, target_names, np.frombuffer(lines, dtype=np.int64),
+                   raw=True, dropped=dropped, path=path)
+
+
+class _RawCells:
+    """One row's feature cells as `Dataset.raw` keeps them: a float (NaN for an empty
+    cell) in a numeric column, the category (`""` for an empty cell) in a categorical one.
+    An empty cell that `missing` refuses is an error where it is; `row` gives None for a
+    row `missing drop` drops. `fill_of` maps a column to its Fill (training) or to what
+    a fitted column allows (prediction: `missing_ok`)."""
+
+    def __init__(self, names: tuple[str, ...], encoding: Columns | None = None,
+                 encoder: Encoder | None = None) -> None:
+        self.names = names
+        if encoder is not None:
+            self.category = [c.kind == "category" for c in encoder.columns]
+            self.how = ["fill" if c.fill is not None else "predict_drop" if c.drop else "error" for c in encoder.columns]
+        else:
+            assert encoding is not None
+            self.category = [n in encoding.categorical for n in names]
+            self.how = [encoding.fill_of(n).how for n in names]
+
+    def row(self, cells: list[str], *, path: str, line: int) -> list[Any] | None:
+        out: list[Any] = []
+        drop = False
+        for cell, name, cat, how in zip(cells, self.names, self.category, self.how):
+            text = cell.strip()
+            if not text:
+                if how == "drop":
+                    drop = True
+                elif how in ("error", "predict_drop"):
+                    raise DataError("missing value", path=path, row=line, column=name,
+                                    help="the model was trained with `missing drop`, which drops such rows: fill in "
+                                         "the value to predict for it" if how == "predict_drop" else
+                                         "fill in the value or remove the row, or say what fills it with `missing`, "
+                                         f"as in `missing {name}=median`")
+                out.append("" if cat else math.nan)
+                continue
+            if cat:
+                out.append(category(text))
+                continue
+            try:
+                out.append(_number(text))
+            except _CellError as exc:
+                help = exc.help
+                if exc.message.startswith("cannot read"):
+                    help = f"features must be numbers; if `{name}` holds categories, write `categorical {name}`"
+                raise DataError(exc.message, path=path, row=line, column=name, help=help) from None
+        return None if drop else out
+
+
+def encode(ds: Dataset | None, encoder: Encoder) -> Dataset | None:
+    """`ds` (raw cells) with `encoder`'s float32 features; a cell it cannot encode is a
+    DataError at the file's line and column."""
+    if ds is None:
+        return None
+    if tuple(ds.feature_names or encoder.names) != encoder.names:
+        raise DataError(f"the feature columns are {_listing(ds.feature_names)}, but the encoding's are "
+                        f"{_listing(encoder.names)}", path=ds.path,
+                        help="read the data with the spec the run was trained with")
+    try:
+        x = encoder.transform(ds.x)
+    except EncodeError as exc:
+        row = int(ds.lines[exc.index]) if exc.index is not None and ds.lines is not None else None
+        raise DataError(exc.message, path=ds.path, row=row, column=exc.column, help=exc.help) from None
+    return dataclasses.replace(ds, x=x, raw=False, encoder=encoder)
+
+
+def fit_encoder(train: Dataset, encoding: Columns) -> Encoder:
+    """The encoding of the training split's raw cells (statistics of its rows only)."""
+    try:
+        return Encoder.fit(train.x, tuple(train.feature_names or ()), encoding, dropped=train.dropped)
+    except EncodeError as exc:
+        raise DataError(exc.message, path=train.path, column=exc.column, help=exc.help) from None
+
+
+def read_raw(path: str, *, base_dir: Path, encoder: Encoder, delimiter: str = ",") -> tuple[np.ndarray, tuple[str, ...]]:
+    """Rows to predict on for a run with an encoder: `(x, ignored)`, `x` its float32
+    features, the header matched by the run's feature names (`read_features` with raw
+    cells): an unseen category or a refused missing value is located in the file."""
+    full = _resolve(path, base_dir, "CSV")
+    stream = _records(full, path, delimiter)
+    first_line, first = _first_record(stream, path)
+    header_cols = _header(first, path=path, row=first_line)
+    index = _lookup(encoder.names, "the model's features", header_cols, first, path=path, row=first_line,
+                    delimiter=delimiter)
+    ignored = tuple(c for i, c in enumerate(header_cols) if i not in set(index))
+    reader = _RawCells(encoder.names, encoder=encoder)
+    rows: list[list[Any]] = []
+    lines = array("q")
+    most = _max_rows(60 * len(index) + 8)
+    for line, row in stream:
+        if len(rows) == most:
+            raise _too_many_rows(most, path, line)
+        _check_width(row, len(header_cols), path=path, line=line, delimiter=delimiter)
+        cells = reader.row([row[i] for i in index], path=path, line=line)
+        assert cells is not None  # only training drops rows
+        rows.append(cells)
+        lines.append(line)
+    if not rows:
+        raise DataError("the file has a header but no data rows", path=path,
+                        help="add one row per example below the header")
+    x = np.empty((len(rows), len(index)), dtype=object)
+    x[:] = rows
+    ds = Dataset(x, np.zeros((len(rows), 0), np.float32), REGRESSION, lines=np.frombuffer(lines, dtype=np.int64),
+                 raw=True, path=path)
+    out = encode(ds, encoder)
+    assert out is not None
+    return out.x, ignored
 
 
 def _fast_table(full: Path, *, delimiter: str, skip: int, width: int, feature_idx: list[int],
@@ -1172,9 +1361,11 @@ def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mappi
 
 
 def load_jsonl(path: str, *, base_dir: Path, target: tuple[str, ...],
-               features: tuple[str, ...] | None = None, task: str | None = None) -> Dataset:
+               features: tuple[str, ...] | None = None, task: str | None = None,
+               columns: Columns | None = None) -> Dataset:
     """A JSON lines file: one object a line, its keys the columns, read as a CSV file's
     rows are (`null` is a missing value); every line needs the first line's keys."""
+    columns_ = columns
     full = _resolve(path, base_dir, "JSON lines")
     objects = formats.jsonl_rows(_lines(full, path, "\n"))
     try:
@@ -1204,7 +1395,7 @@ def load_jsonl(path: str, *, base_dir: Path, target: tuple[str, ...],
         except formats.FormatError as exc:
             raise _located(exc, path) from None
     return _table(path, first_line, columns, rows(), target=target, features=features, task=task,
-                  delimiter="\n")
+                  delimiter="\n", encoding=columns_)
 
 
 def load_npy(x: str, y: str | None, *, base_dir: Path, task: str | None = None) -> Dataset:

@@ -228,6 +228,12 @@ SOURCES = Registry("data source", [
     ), "IDX files, the format MNIST and Fashion-MNIST ship in (gzipped if the name ends in "
        "`.gz`): images of (rows, cols) pixels, read as (rows, cols, 1), and class labels",
         attrs={"unless_target_input": ("labels",), "targets": "labels", "files": ("images", "labels")}),
+    Entry("images", (
+        P("path", Str(), None, "the folder, relative to the spec's folder: one sub-folder of images per class",
+          required=True, positional=True),
+    ), "a folder of images (.png, .jpg, .jpeg, .bmp, .gif) with one sub-folder per class, read as the "
+       "input's (height, width, channels), resized if need be (needs Pillow: `pip install 'nnspec[images]'`)",
+        attrs={"files": ("path",), "folder": True}),
     Entry("parquet", _table_params("parquet"),
           "a Parquet file (needs pyarrow: `pip install 'nnspec[parquet]'`); numeric features, and "
           "a numeric or text target",

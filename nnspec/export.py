@@ -92,7 +92,9 @@ def safetensors(p: Predictor) -> tuple[bytes, str]:
             "input_shape": json.dumps(list(p.program.model.input_shape)),
             "standardize": json.dumps(None if std is None else {"mean": std.mean.tolist(), "std": std.std.tolist()}),
             "feature_names": json.dumps(list(p.feature_names) if p.feature_names else None),
-            "classes": json.dumps(list(p.classes) if p.classes else None)}
+            "classes": json.dumps(list(p.classes) if p.classes else None),
+            # `categorical`/`missing` (columns.py): how the raw feature columns become the input
+            "columns": json.dumps(p.meta.get("columns"))}
     arrays = tensors(p)
     return st.save(arrays, metadata=meta), f"{len(arrays)} tensors"
 

@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -25,10 +25,13 @@ from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
-from nnspec.prepare import Splits, _spec_dir, fail, prepare
+from nnspec.prepare import Splits, _spec_dir, fail, prepare, with_class_weights
 from nnspec.show import format_value
 from nnspec.split import record_of as split_record, recorded_differs
 from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, rows, stack
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnspec.predictor import Predictor
 
 
 @dataclass
@@ -65,6 +68,24 @@ class Result:
         if self.run_dir is not None:
             lines.append(f"  run folder  {self.run_dir}")
         return "\n".join(lines) + ">"
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Outputs for a batch from the kept weights, as `nnspec.load(RUN).predict` and
+        `nnspec predict` compute them: the input standardized (its `categorical` and
+        `missing` columns encoded) as in training, probabilities for a classifier. (The
+        pure function `self.model.apply` takes the input as the first layer sees it:
+        standardized, encoded.)"""
+        return self.predictor().predict(x)
+
+    def predictor(self) -> "Predictor":
+        """The result as `nnspec.load` would give it: `.predict`, `.params`, `.classes`, ..."""
+        from nnspec.format import format_spec
+        from nnspec.predictor import Predictor
+        meta = {**(runs.data_meta(self.splits) if self.splits is not None else
+                   {"standardizer": self.standardizer.to_dict() if self.standardizer is not None else None}),
+                "history": self.history}
+        return Predictor(self.run_dir or Path("."), format_spec(self.program.spec), self.program, self.model,
+                         self.params, self.standardizer, meta)
 
     def _repr_html_(self) -> str:
         """In a notebook: the summary, then the history table, the best epoch in bold."""
@@ -147,6 +168,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         t = program.train
         assert t is not None
     splits = prepare(program, base, given=data)
+    program = with_class_weights(program, splits.class_weights)  # `class_weight=balanced`'s numbers
     if resume and out is not None:
         moved = recorded_differs(splits.rows, out)  # (not `differs`: given.differs, above)
         if moved is not None:

@@ -11,12 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnspec import checkpoint, runs
+from nnspec import checkpoint, columns, runs
 from nnspec import metrics as metric_lib
 from nnspec.checked import Program
 from nnspec.data import Dataset, Standardizer
 from nnspec.lower import Model, lower
-from nnspec.prepare import Splits, _labels, fail, prepare
+from nnspec.prepare import Splits, _labels, fail, prepare, with_class_weights
 from nnspec.split import recorded_differs
 from nnspec.trainer import chunks, compiled, eval_chunk, eval_sums_fn, mean_over
 
@@ -32,6 +32,8 @@ def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardi
             settings = [dict(s) for s in program.sweep.settings]
             if meta["best_setting"] in settings:
                 program = program.sweep.programs[settings.index(meta["best_setting"])]
+        # `class_weight=balanced`: the numbers the run counted on its training split
+        program = with_class_weights(program, meta.get("class_weights"))
         model = lower(program)
         if meta.get("model_fingerprint") != runs.model_fingerprint(program):
             raise checkpoint.CheckpointError(f"`{path}` was written for a different model",
@@ -48,6 +50,14 @@ def load_trained(program: Program, run_dir: Path) -> tuple[Model, Any, Standardi
     except checkpoint.CheckpointError as exc:
         raise fail("E405", exc.message, program, None, help=exc.help) from None
     std = Standardizer.from_dict(meta["standardizer"]) if meta.get("standardizer") else None
+    try:
+        encoder = columns.from_meta(meta)
+    except ValueError as exc:
+        raise fail("E405", f"`{path}` cannot be used: {exc}", program, None, help="train again") from None
+    if encoder is not None and encoder.width != math.prod(program.model.input_shape):
+        raise fail("E405", f"`{path}` encodes its columns to {encoder.width} features, but the model's input has "
+                           f"{math.prod(program.model.input_shape)}", program, None,
+                   help="it was written for a different model; train again")
     if std is not None and (std.mean.shape != tuple(program.model.input_shape) or std.std.shape != std.mean.shape):
         raise fail("E405", f"`{path}` standardizes {std.mean.size} features, but the model's input has "
                            f"{math.prod(program.model.input_shape)}", program, None,
@@ -140,7 +150,7 @@ def load_run(program: Program, run_dir: Path, spec_dir: Path, *, own_copy: bool,
                        label="the run's data", help="put the file back as it was when the run was trained")
     else:
         notes.append("this run predates run records: its split is rebuilt from the spec as it is now")
-    splits = prepare(program, spec_dir, standardizer=std, given=given)
+    splits = prepare(program, spec_dir, standardizer=std, given=given, encoder=columns.from_meta(meta))
     # measured only on the rows the run set aside: the rebuilt split must be the recorded one
     differs = recorded_differs(splits.rows, run_dir)
     if differs is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from nnspec.params import ArgError, Bool, Choice, Entry, Float, Int, ListOf, P, Registry
+from nnspec.params import ArgError, Bool, Choice, Entry, Float, Int, ListOf, P, Registry, Union
 
 # ROC AUC is computed from histograms of the scores (nnspec/metrics.py): this many bins,
 # equal in logit, over [-AUC_RANGE, AUC_RANGE]; an example outside falls in the end bin.
@@ -12,8 +12,9 @@ AUC_BINS = 4096
 AUC_RANGE = 16.0
 
 _LOGITS = P("from_logits", Bool(), False, "the model outputs logits (no sigmoid/softmax) rather than probabilities")
-_CLASS_WEIGHT = P("class_weight", ListOf(Float(gt=0)), None,
-                  "each class's weight in the loss, `[w0, w1, ...]`: an example's loss is multiplied by its true class's")
+_CLASS_WEIGHT = P("class_weight", Union((ListOf(Float(gt=0)), Choice(("balanced",)))), None,
+                  "each class's weight in the loss, `[w0, w1, ...]`: an example's loss is multiplied by its true "
+                  "class's; `balanced`: n / (classes · count of the class) on the training split (scikit-learn's)")
 
 # `task` is what the labels are; the checker matches it against the output layer. Every
 # loss is one value per example: the mean over the output's elements (units, pixels,

@@ -113,13 +113,19 @@ class Predictor:
         classes = meta.get("classes")
         self.classes: Any = ({k: tuple(v) if v else None for k, v in classes.items()} if isinstance(classes, dict)
                              else tuple(classes) if classes else None)
+        # `categorical`/`missing`: how raw columns become the input (columns.Encoder), else None
+        from nnspec.columns import from_meta
+        self.encoder = from_meta(meta)
         self._fn: Any = None
 
     # -- what it computes
     def predict(self, x: Any) -> np.ndarray:
         """Outputs for a batch, as the numbers `nnspec predict` prints: probabilities for a
         classifier. `x` is an array `(n, *input_shape)` (or `(n, features)`), or a mapping
-        or DataFrame whose columns are matched by the run's feature names (others ignored)."""
+        or DataFrame whose columns are matched by the run's feature names (others ignored).
+        A run with `categorical` or `missing` columns takes them as read (text, numbers,
+        None for missing), by name or as an array `(n, columns)`, and encodes them as
+        training did."""
         import jax
         import jax.numpy as jnp
         x = self._as_array(x)
@@ -154,6 +160,9 @@ class Predictor:
                              "use `nnspec predict`, which writes a column per output")
         shape = tuple(prog.model.input_shape)
         width = math.prod(shape)
+        if self.encoder is not None:  # `categorical`/`missing`: raw columns, encoded as in training
+            from nnspec.columns import encode_columns
+            return encode_columns(self.encoder, x).reshape((-1, *shape))
         dtype = np.int32 if prog.model.input_types and prog.model.input_types[0].dtype == "int32" else np.float32
         if isinstance(x, Mapping) or hasattr(x, "columns"):  # a dict of columns, or a DataFrame
             if self.feature_names is None:

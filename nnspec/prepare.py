@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from nnspec.checked import LossProgram, Program
+from nnspec.checked import Head, LossProgram, Program
 from nnspec import data as data_module
-from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, like_training, load, load_inputs, load_named,
-                         load_split)
+from nnspec.columns import Encoder
+from nnspec.data import (DataError, Dataset, Standardizer, _excerpt, _listing, encode, fit_encoder, like_training, load,
+                         load_inputs, load_named, load_split)
 from nnspec.datasets import data_files
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, show_shape
@@ -33,6 +34,14 @@ class Splits:
     standardizer: Standardizer | None
     warnings: tuple[Diagnostic, ...] = ()  # what the data says about the spec (W003)
     rows: Rows | None = None  # which examples of the data source each part holds (split.json)
+    encoder: Encoder | None = None  # the `categorical`/`missing` encoding (columns.py), fitted on `train`
+    # `class_weight=balanced`: each such output's weights (by head name), counted on `train`
+    class_weights: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def dropped(self) -> int:
+        """Rows `missing drop` left out of the training data."""
+        return self.encoder.dropped if self.encoder is not None else 0
 
 
 def fail(code: str, message: str, program: Program, span: Span | None, *, label: str = "",
@@ -43,9 +52,10 @@ def fail(code: str, message: str, program: Program, span: Span | None, *, label:
 
 
 def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Standardizer | None = None,
-            given: Any = None) -> Splits:
-    """Load, check against the model, split and standardize the spec's data (with the
-    statistics of the training split, or with `standardizer` from a finished run).
+            given: Any = None, encoder: Encoder | None = None) -> Splits:
+    """Load, check against the model, split, encode and standardize the spec's data (with
+    the statistics of the training split, or with `standardizer` and `encoder` from a
+    finished run).
     `given` (a `given.Given`: arrays from `nnspec.train(data=...)`) takes the place of the
     spec's data line and of its separate files."""
     t = program.train
@@ -56,6 +66,14 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
     several = len(program.model.inputs) > 1 or program.several_outputs
     ds, rows = load_source(program, base)
     train_ds, val_ds, test_ds = take(ds, rows)
+    if ds.raw:  # `categorical`/`missing`: the encoding learnt from the training split's rows only
+        assert t.columns is not None
+        try:
+            encoder = encoder or fit_encoder(train_ds, t.columns)
+            ds, train_ds, val_ds, test_ds = (encode(d, encoder) for d in (ds, train_ds, val_ds, test_ds))
+        except DataError as exc:
+            raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
+                       notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
     if rows.how == "column" and val_ds is None and watches_val(program):
         raise fail("E401", f"cannot use the split column: no row of `{t.split_column}` is `val`, "
                            f"but training watches a validation metric", program, t.split_span, label="no `val` rows",
@@ -78,7 +96,10 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         for name, source, span in separate:
             try:
                 other = load_split(source, like=ds, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
-                                   inputs=t.target == "input")
+                                   inputs=t.target == "input", columns=t.columns)
+                if other.raw:
+                    assert encoder is not None
+                    other = encode(other, encoder)
             except DataError as exc:
                 raise fail("E401", f"cannot use the {name} data: {exc.message}", program, span, label=f"the {name} data",
                            notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
@@ -90,7 +111,7 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
                 test_ds = other
         tokens = check_tokens(program, ds, t.data_span)
     return _finish(program, ds, train_ds, val_ds, test_ds, tokens=tokens, several=several, standardizer=standardizer,
-                   rows=rows)
+                   rows=rows, encoder=encoder)
 
 
 def _prepare_given(program: Program, given: Any, standardizer: Standardizer | None) -> Splits:
@@ -100,6 +121,11 @@ def _prepare_given(program: Program, given: Any, standardizer: Standardizer | No
     t = program.train
     assert t is not None
     several = len(program.model.inputs) > 1 or program.several_outputs
+    if t.columns is not None:
+        line = "categorical" if program.spec.train is not None and program.spec.train.get("categorical") else "missing"
+        raise fail("E401", f"`{line}` encodes the cells of the spec's data file, but the data is the arrays given as "
+                           "`data=`", program, _stmt_span(program, line), label="reads the spec's file",
+                   help=f"encode the arrays before passing them, and remove the `{line}` line, or train on the spec's file")
     if t.split_column is not None:
         raise fail("E108", "a split column is a column of the spec's data file, but the data is the arrays given as "
                            "`data=`", program, t.split_span, label="reads the spec's file",
@@ -163,7 +189,8 @@ _GIVEN_NOTE = "the data is the arrays given as `data=`, in place of the spec's `
 
 
 def _finish(program: Program, ds: Any, train_ds: Dataset, val_ds: Dataset | None, test_ds: Dataset | None, *,
-            tokens: bool, several: bool, standardizer: Standardizer | None, rows: Rows | None) -> Splits:
+            tokens: bool, several: bool, standardizer: Standardizer | None, rows: Rows | None,
+            encoder: Encoder | None = None) -> Splits:
     """The splits as ids or standardized, the batch checked against the training split."""
     t = program.train
     assert t is not None
@@ -178,10 +205,61 @@ def _finish(program: Program, ds: Any, train_ds: Dataset, val_ds: Dataset | None
     std = standardizer if not tokens else None
     if t.standardize and std is None and not tokens:
         std = Standardizer.fit(train_ds.x)
+        if encoder is not None:  # a category's 0/1 columns are fed as they are
+            hot = np.asarray(encoder.onehot())
+            std = Standardizer(np.where(hot, 0, std.mean).astype(np.float32), np.where(hot, 1, std.std).astype(np.float32))
     if std is not None:
         train_ds, val_ds, test_ds = (std.apply_to(d) for d in (train_ds, val_ds, test_ds))  # type: ignore[assignment]
     return Splits(train_ds, val_ds, test_ds, std, warnings=() if several else _range_warnings(program, train_ds),
-                  rows=rows)
+                  rows=rows, encoder=encoder, class_weights=balanced_weights(program, train_ds))
+
+
+def balanced_weights(program: Program, train: Dataset) -> dict[str, tuple[float, ...]]:
+    """`class_weight=balanced` of each output that asks for it: n / (k · n_c) for each of its
+    k classes (0 and 1 of a sigmoid output), counted over the training split's labels, as
+    scikit-learn's `compute_class_weight("balanced")`. A class with no training example
+    has no such weight: refused (E401) at the loss."""
+    out: dict[str, tuple[float, ...]] = {}
+    for h in program.heads:
+        if h.loss.params.get("class_weight") != "balanced":
+            continue
+        y = np.asarray(train.y[h.name] if isinstance(train.y, dict) else train.y)
+        span = h.span if h.span is not None else program.spec.loss.span if program.spec.loss is not None else None
+        if h.loss.task == "binary":
+            if not np.isin(y, (0, 1)).all():
+                raise fail("E401", "`class_weight=balanced` counts the 0/1 labels, but the training targets hold "
+                                   "values between 0 and 1", program, span, label="balanced",
+                           help="give the weights as numbers: `class_weight=[w0, w1]`")
+            k, labels = 2, y.astype(np.int64).ravel()
+        else:
+            k = h.shape[-1]
+            onehot = h.loss.params.get("labels") == "onehot" and y.ndim >= 2 and y.shape[-1] == k
+            labels = (y.argmax(axis=-1) if onehot else y).astype(np.int64).ravel()
+        counts = np.bincount(labels, minlength=k)[:k]
+        if (counts == 0).any():
+            c = int(np.argmin(counts))
+            names = train.classes[h.name] if isinstance(train.classes, dict) else train.classes
+            shown = f"`{names[c]}`" if names and c < len(names) else str(c)
+            raise fail("E401", f"`class_weight=balanced` divides by each class's count, but class {shown} has no "
+                               f"example in the training split", program, span, label="balanced",
+                       help="give the weights as numbers, or training data with every class")
+        out[h.name] = tuple(float(labels.size / (k * n)) for n in counts)
+    return out
+
+
+def with_class_weights(program: Program, weights: Mapping[str, Sequence[float]] | None) -> Program:
+    """`program` with each `class_weight=balanced` replaced by its numbers (`balanced_weights`,
+    or as a run recorded them): what is lowered and trained."""
+    if not weights:
+        return program
+
+    def resolve(h: Head) -> Head:
+        if h.name not in weights or h.loss.params.get("class_weight") != "balanced":
+            return h
+        params = {**h.loss.params, "class_weight": tuple(float(w) for w in weights[h.name])}
+        return dataclasses.replace(h, loss=dataclasses.replace(h.loss, params=params))
+    heads = tuple(resolve(h) for h in program.heads)
+    return dataclasses.replace(program, heads=heads, loss=heads[0].loss if program.loss is not None else None)
 
 
 
@@ -203,11 +281,16 @@ def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
             ds = load_named(source, base_dir=base, inputs=tuple(n for n, _ in program.model.inputs),
                             outputs=tuple((h.name, h.loss.task) for h in program.heads))
         else:
-            ds = (load_inputs(source, seed=t.seed, base_dir=base) if t.target == "input"
+            shape = tuple(program.model.input_shape)  # a folder of images is resized to it
+            ds = (load_inputs(source, seed=t.seed, base_dir=base, shape=shape) if t.target == "input"
                   else load(source, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
-                            positions=class_positions(program)))
+                            positions=class_positions(program), columns=t.columns, shape=shape))
         if column is not None:
             values, lines = column
+            if ds.dropped and ds.lines is not None:  # `missing drop` left rows out: so does the split column
+                kept = set(ds.lines.tolist())
+                values, lines = zip(*[(v, n) for v, n in zip(values, lines) if n in kept]) if kept else ((), ())
+                values, lines = list(values), list(lines)
             if ds.lines is not None and (len(lines) != len(ds) or not np.array_equal(ds.lines, lines)):
                 raise SplitColumnError("the split column's rows are not the examples read",
                                        path=t.data.params["path"], column=t.split_column)
@@ -464,6 +547,8 @@ def _columns_note(program: Program, ds: Dataset) -> tuple[str, ...]:
     path = _data_path(program)
     if path is None:
         return ()
+    if ds.encoder is not None:
+        return (f"{path}: the feature columns {_listing(ds.feature_names)} encode to {ds.encoder.describe()}",)
     if ds.lines is not None and ds.feature_names:
         names = _listing(ds.feature_names)
         return (f"{path}: the header names {len(ds.feature_names)} feature column(s): {names}",)

@@ -146,12 +146,21 @@ def _source_record(source: DataSource, base_dir: Path) -> dict[str, Any]:
     files = data_files(source)
     for key, path in files.items():
         full = _absolute(path, base_dir)
-        one = {"path": str(full), "bytes": full.stat().st_size, "sha256": sha256(full)}
+        one = {"path": str(full), **_digest(full)}
         if list(files) == ["path"]:  # one file: recorded as it always was
             rec.update(one)
         else:  # several (`npy(x=, y=)`, `idx(images=, labels=)`): each by its param
             rec.setdefault("files", {})[key] = one
     return rec
+
+
+def _digest(full: Path) -> dict[str, Any]:
+    """A data file's size and SHA-256; a folder of images' count, size and one SHA-256 of
+    them all (nnspec/images.py)."""
+    if full.is_dir():
+        from nnspec.images import digest
+        return digest(full)
+    return {"bytes": full.stat().st_size, "sha256": sha256(full)}
 
 
 def sha256(path: Path) -> str:
@@ -172,7 +181,17 @@ def record(program: Program, base_dir: Path, *, epochs: int, overrides: Mapping[
             "split": {"val": t.val, "test": t.test, **({"stratify": True} if t.stratify else {}),
                       **({"column": t.split_column} if t.split_column is not None else {})},
             "standardize": t.standardize,
-            "data": given.record() if given is not None else data_record(program, base_dir)}
+            "data": given.record() if given is not None else data_record(program, base_dir),
+            **({"columns": _columns_record(t.columns)} if t.columns is not None else {})}
+
+
+def _columns_record(columns: Any) -> dict[str, Any] | None:
+    """The `categorical` and `missing` lines (columns.Columns), as JSON, for `differences`."""
+    if columns is None:
+        return None
+    return _jsonable({"categorical": list(columns.categorical), "vocab": {k: list(v) for k, v in columns.vocab},
+                      "unknown": columns.unknown, "missing": columns.missing.show(),
+                      "fills": {k: f.show() for k, f in columns.fills}})
 
 
 def with_overrides(program: Program, overrides: Mapping[str, Any]) -> Program:
@@ -223,9 +242,14 @@ def relocate(program: Program, rec: Mapping[str, Any]) -> tuple[Program, str | N
         what = "data file" if key is None else f"{'validation' if key == 'val' else 'test'} file"
         for param, one in files.items():
             full = Path(one["path"])
-            if not full.is_file():
+            if not (full.is_file() or full.is_dir() and source.kind == "images"):
                 return program, f"the run's {what} `{full}` is gone"
-            if full.stat().st_size != one.get("bytes") or sha256(full) != one.get("sha256"):
+            from nnspec.images import FolderError
+            try:
+                now = _digest(full)
+            except (OSError, FolderError):  # a folder that no longer holds a class of images
+                now = {}
+            if now.get("bytes") != one.get("bytes") or now.get("sha256") != one.get("sha256"):
                 return program, f"the run's {what} `{full}` has changed since the run was trained"
             moved[param] = str(full)
         changes[field] = DataSource(source.kind, {**dict(source.params), **moved})
@@ -283,6 +307,9 @@ def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
                 out.append(("data", f"the run was {what} `{recorded[key]['path']}`, this spec reads `{full}`"))
         if mine != theirs:
             out.append(("data", f"the run was {what} other data than this spec names"))
+    if _columns_record(t.columns) != rec.get("columns"):  # how the cells were read and encoded
+        what = "categorical" if program.spec.train is not None and program.spec.train.get("categorical") else "missing"
+        out.append((what, "the run read its feature columns with other `categorical` or `missing` lines"))
     split = rec.get("split") or {}
     if split and (split.get("val") != t.val or split.get("test") != t.test):
         out.append(("split", f"the run was split val={split.get('val'):g} test={split.get('test'):g}, "
@@ -420,14 +447,21 @@ def examples(splits: Any) -> dict[str, int] | None:
     if splits is None:
         return None
     return {"train": len(splits.train), "val": len(splits.val) if splits.val else 0,
-            "test": len(splits.test) if splits.test else 0}
+            "test": len(splits.test) if splits.test else 0,
+            **({"dropped": splits.dropped} if getattr(splits, "dropped", 0) else {})}
 
 
 def data_meta(splits: Any) -> dict[str, Any]:
     """What eval and predict need of the data without reading it again: the standardizer,
     the classes and the column names of the training split."""
     train = splits.train
+    encoder = getattr(splits, "encoder", None)
     return {"standardizer": splits.standardizer.to_dict() if splits.standardizer is not None else None,
+            # `categorical`/`missing`: the training split's vocabularies and fill values (columns.py)
+            **({"columns": encoder.to_dict()} if encoder is not None else {}),
+            # `class_weight=balanced`: each such output's weights, counted on the training split
+            **({"class_weights": {k: list(v) for k, v in splits.class_weights.items()}}
+               if getattr(splits, "class_weights", None) else {}),
             # with several outputs, each output's classes by its name
             "classes": ({k: list(v) if v is not None else None for k, v in train.classes.items()}
                         if isinstance(train.classes, dict) else

@@ -34,7 +34,7 @@ from nnspec.checked import Program
 from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model
-from nnspec.prepare import Splits, _spec_dir, fail, prepare
+from nnspec.prepare import Splits, _spec_dir, fail, prepare, with_class_weights
 from nnspec.split import record_of as split_record
 from nnspec.trainer import Divergence, Snapshot, Track, Trainer, _batches, stack
 from nnspec.show import format_value
@@ -343,7 +343,8 @@ def _train_group(members: list[MemberResult], splits: Splits, epochs: int, monit
     """Train these models as one stack, filling in their results epoch by epoch (the
     progress line ranks the whole sweep as it stands). `save` writes the sweep's checkpoint
     (at most every `every` seconds, and on Ctrl-C); `resumed` is the stack's saved progress."""
-    trainer = Trainer([m.program for m in members], splits, monitor=monitor, mode=mode, devices=devices)
+    trainer = Trainer([with_class_weights(m.program, splits.class_weights) for m in members], splits,
+                      monitor=monitor, mode=mode, devices=devices)
     if resumed is None:
         snap = trainer.fresh()
         starts = trainer.measure_start(snap)

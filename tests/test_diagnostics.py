@@ -619,8 +619,13 @@ def _site(kind: str, text: str, name: str = "") -> str:
         data = text if name == "data" else f"data {text}"
     else:  # a train setting
         train = ("" if name == "split" else train) + f"    {text}\n"
+        if name in ("categorical", "missing"):  # they encode a table's cells: a CSV file's
+            data = 'data csv("t.csv", target="y")'
     out = "dense 2 sigmoid" if name == "target" else "dense 1 sigmoid"  # `target input`: an autoencoder
-    return (f"model m {{\n    input x[2]\n{body}    {out}\n}}\nloss binary_crossentropy\n"
+    shape = "2"
+    if kind == "data source" and name == "images":  # a folder of images needs an image input
+        shape, body = "8, 8, 3", "    flatten\n"
+    return (f"model m {{\n    input x[{shape}]\n{body}    {out}\n}}\nloss binary_crossentropy\n"
             f"optimizer sgd\n{top}train {{\n    {data}\n{train}}}\n")
 
 

@@ -389,6 +389,8 @@ def gen_train_defaults() -> str:
         "devices": "one device" if t.devices is None else f"`devices {t.devices}`",
         "precision": f"`precision {t.precision}`",
         "history": f"`history {t.history}`: one row an epoch",
+        "categorical": "every feature column holds numbers" if t.columns is None else "?",
+        "missing": "an empty cell is an error where it is (E401)" if t.columns is None else "?",
     }
     rows = ["| Setting | Without its line |\n", "|---|---|\n"]
     for e in TRAIN:

@@ -176,6 +176,21 @@ train {
 
 
 @pytest.mark.slow  # trains, evaluates and exports: about 30 s on a busy 2-core machine
+def test_a_training_result_predicts_as_the_loaded_run_does(project, tmp_path) -> None:
+    """`nnspec.train(...).predict` standardizes as training did: the numbers of
+    `nnspec.load(RUN).predict`, not those of `model.apply` on the raw input."""
+    result = nnspec.train(project / "exam.nn", out=tmp_path / "r")
+    x = np.array([[0, 0], [7, 14], [3, 6], [5.5, 1]], np.float32)
+    y = result.predict(x)
+    np.testing.assert_array_equal(y, nnspec.load(tmp_path / "r").predict(x))
+    assert result.standardizer is not None  # the spec standardizes: raw inputs give other numbers
+    assert not np.allclose(np.asarray(result.model.apply(result.params, x)), y)  # (the model ends in sigmoid)
+    scaled = (x - result.standardizer.mean) / result.standardizer.std
+    np.testing.assert_allclose(np.asarray(result.model.apply(result.params, scaled)), y, rtol=1e-6)
+    assert result.predictor().classes == ("fail", "pass")
+    assert result.predict({"lectures": x[:, 1], "hours": x[:, 0]}).shape == (4, 1)
+
+
 def test_an_ensemble_predicts_its_members_mean_and_exports_it(tmp_path) -> None:
     import jax.numpy as jnp
     from jax import export

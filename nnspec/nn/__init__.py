@@ -148,6 +148,9 @@ LOSSES: dict[str, Callable[..., Array]] = {
 def loss_fn(name: str, params: Mapping[str, Any], out_shape: tuple[int, ...] = (1,)) -> Callable[[Array, Array], Array]:
     """The per-example loss of a model whose one example's output has shape `out_shape`."""
     fn = LOSSES[name]
+    if params.get("class_weight") == "balanced":  # prepare.with_class_weights puts the numbers in
+        raise ValueError("`class_weight=balanced` is computed from the training split: lower the program "
+                         "that prepare.with_class_weights returns")
     return lambda pred, y: fn(pred, y, **params, n_axes=len(out_shape))
 
 
