@@ -22,7 +22,7 @@ from array import array
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, overload
 
 import numpy as np
 
@@ -718,13 +718,13 @@ def _raw_table(path: str, header_row: int, stream: Iterator[tuple[int, list[str]
     """`_table` for a table with `categorical` or `missing` columns: each feature cell kept
     as read (`Dataset.raw`), a row `missing drop` drops counted and left out."""
     feature_names = tuple(columns[i] for i in feature_idx)
-    for name, line in encoding.named():
+    for name, named_by in encoding.named():
         if name not in columns:
-            raise DataError(f"no column named `{_excerpt(name)}` (named by `{line}`)", path=path, row=header_row,
+            raise DataError(f"no column named `{_excerpt(name)}` (named by `{named_by}`)", path=path, row=header_row,
                             help=_missing_column_help(name, columns, columns, delimiter))
         if name not in feature_names:
-            raise DataError(f"column `{_excerpt(name)}` (named by `{line}`) is not a feature", path=path,
-                            row=header_row, help=f"add it to `features`, or remove it from `{line}`")
+            raise DataError(f"column `{_excerpt(name)}` (named by `{named_by}`) is not a feature", path=path,
+                            row=header_row, help=f"add it to `features`, or remove it from `{named_by}`")
     reader = _RawCells(feature_names, encoding)
     rows: list[list[Any]] = []
     lines = array("q")
@@ -752,7 +752,8 @@ def _raw_table(path: str, header_row: int, stream: Iterator[tuple[int, list[str]
     x = np.empty((len(rows), len(feature_idx)), dtype=object)
     x[:] = rows
     y, task_, classes = targets.finish() if target_idx else (None, REGRESSION, None)
-    return Dataset(x, y, task_, classes, feature_names, target_names, np.frombuffer(lines, dtype=np.int64),
+    # y is None only without targets (`target input`), which the checker refuses with `categorical`/`missing`
+    return Dataset(x, y, task_, classes, feature_names, target_names, np.frombuffer(lines, dtype=np.int64),  # type: ignore[arg-type]
                    raw=True, dropped=dropped, path=path)
 
 
@@ -803,6 +804,10 @@ class _RawCells:
         return None if drop else out
 
 
+@overload
+def encode(ds: Dataset, encoder: Encoder) -> Dataset: ...
+@overload
+def encode(ds: None, encoder: Encoder) -> None: ...
 def encode(ds: Dataset | None, encoder: Encoder) -> Dataset | None:
     """`ds` (raw cells) with `encoder`'s float32 features; a cell it cannot encode is a
     DataError at the file's line and column."""
@@ -1375,7 +1380,7 @@ def load_jsonl(path: str, *, base_dir: Path, target: tuple[str, ...],
     if first is None:
         raise DataError("the file is empty", path=path,
                         help="each line holds one JSON object, as in `{\"x1\": 0.5, \"label\": \"yes\"}`")
-    columns = list(first)
+    keys = list(first)  # (`columns` is the parameter, the cells' encoding)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         line, obj = first_line, first
@@ -1383,7 +1388,7 @@ def load_jsonl(path: str, *, base_dir: Path, target: tuple[str, ...],
         try:
             for line, obj in stream:
                 if obj.keys() != first.keys():
-                    missing = [k for k in columns if k not in obj]
+                    missing = [k for k in keys if k not in obj]
                     if missing:
                         raise DataError(f"the object has no key `{_excerpt(missing[0])}`", path=path, row=line,
                                         help=f"every line needs the keys of line {first_line}'s object; "
@@ -1391,10 +1396,10 @@ def load_jsonl(path: str, *, base_dir: Path, target: tuple[str, ...],
                     extra = next(k for k in obj if k not in first)
                     raise DataError(f"the object has a key `{_excerpt(extra)}` that line {first_line}'s does not",
                                     path=path, row=line, help="every line needs the same keys")
-                yield line, [formats.json_cell(obj[k], row=line, column=k) for k in columns]
+                yield line, [formats.json_cell(obj[k], row=line, column=k) for k in keys]
         except formats.FormatError as exc:
             raise _located(exc, path) from None
-    return _table(path, first_line, columns, rows(), target=target, features=features, task=task,
+    return _table(path, first_line, keys, rows(), target=target, features=features, task=task,
                   delimiter="\n", encoding=columns_)
 
 

@@ -77,7 +77,7 @@ class Result:
         standardized, encoded.)"""
         return self.predictor().predict(x)
 
-    def predictor(self) -> "Predictor":
+    def predictor(self) -> Predictor:
         """The result as `nnspec.load` would give it: `.predict`, `.params`, `.classes`, ..."""
         from nnspec.format import format_spec
         from nnspec.predictor import Predictor

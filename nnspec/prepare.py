@@ -70,7 +70,8 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         assert t.columns is not None
         try:
             encoder = encoder or fit_encoder(train_ds, t.columns)
-            ds, train_ds, val_ds, test_ds = (encode(d, encoder) for d in (ds, train_ds, val_ds, test_ds))
+            ds, train_ds = encode(ds, encoder), encode(train_ds, encoder)
+            val_ds, test_ds = encode(val_ds, encoder), encode(test_ds, encoder)
         except DataError as exc:
             raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
                        notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
@@ -289,8 +290,8 @@ def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
             values, lines = column
             if ds.dropped and ds.lines is not None:  # `missing drop` left rows out: so does the split column
                 kept = set(ds.lines.tolist())
-                values, lines = zip(*[(v, n) for v, n in zip(values, lines) if n in kept]) if kept else ((), ())
-                values, lines = list(values), list(lines)
+                pairs = [(v, n) for v, n in zip(values, lines) if n in kept]
+                values, lines = [v for v, _ in pairs], [n for _, n in pairs]
             if ds.lines is not None and (len(lines) != len(ds) or not np.array_equal(ds.lines, lines)):
                 raise SplitColumnError("the split column's rows are not the examples read",
                                        path=t.data.params["path"], column=t.split_column)
