@@ -8,6 +8,7 @@ is reported as an internal error, with the traceback and a request to report it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import csv
 import io
 import json
@@ -139,6 +140,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     sarif = Sarif() if args.format == "sarif" else None
     for spec in _inputs(args, args.files):
         program, diags, src = load(spec.path, name=spec.name)
+        data_note = ""
+        if args.data and program is not None and program.train is not None:
+            data_diags, data_note = _check_data(program, spec.path)
+            diags = list(diags) + data_diags
+            src = src or program.source
+            if any(d.is_error for d in data_diags):
+                program = None
         if any(d.is_error for d in diags):
             status = EXIT_SPEC
         if args.format == "json":
@@ -151,12 +159,42 @@ def cmd_check(args: argparse.Namespace) -> int:
             _report(diags, src, args.format)
             if program is not None and not args.quiet:
                 sweep = f", a sweep of {len(program.sweep.programs)} models" if program.sweep else ""
-                print(f"ok: `{spec.name}` ({program.model.n_params:,} parameters{sweep})")
+                print(f"ok: `{spec.name}` ({program.model.n_params:,} parameters{sweep}{data_note})")
     if args.format == "json":
         print(json.dumps(everything, indent=2))
     if sarif is not None:
         sys.stdout.write(sarif.text())
     return status
+
+
+def _check_data(program, path: str) -> tuple[list[Diagnostic], str]:
+    """`check --data`: read, split and check the data as `train` would, without JAX:
+    (its diagnostics, a few words on the splits). A sweep's models that read other data
+    (or split it otherwise) are each read once."""
+    from nnspec.diagnostics import NNSpecError
+    from nnspec.prepare import prepare
+    programs = list(program.sweep.programs) if program.sweep is not None else [program]
+    seen, diags, words = set(), [], ""
+    base = Path(path).resolve().parent if path != "-" else Path.cwd()
+    for p in programs:
+        t = p.train
+        key = repr((t.data, t.val_data, t.test_data, t.val, t.test, t.stratify, t.split_column, t.columns,
+                    t.standardize, t.target, t.batch, programs[0].train.seed))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            # every model of a sweep sees the data of the first model's seed, as it trains
+            splits = prepare(dataclasses.replace(p, train=dataclasses.replace(t, seed=programs[0].train.seed)), base)
+        except NNSpecError as exc:
+            diags.extend(exc.diagnostics)
+            continue
+        diags.extend(splits.warnings)
+        if not words:
+            parts = [f"{len(d)} {n}" for n, d in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+                     if d is not None]
+            words = "; data: " + ", ".join(parts) + " examples"
+    return diags, words
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -1229,6 +1267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("human", "json", "github", "sarif"), default="human",
                    help="diagnostics as text, JSON, GitHub Actions annotations or SARIF 2.1.0")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing for clean files")
+    p.add_argument("--data", action="store_true",
+                   help="also read, split and check the data as `train` would (without JAX): every data problem "
+                        "before anything is compiled")
     _stdin_filename(p)
     p.set_defaults(func=cmd_check)
 
