@@ -174,7 +174,9 @@ def _check_data(program, path: str) -> tuple[list[Diagnostic], str]:
     from nnspec.diagnostics import NNSpecError
     from nnspec.prepare import prepare
     programs = list(program.sweep.programs) if program.sweep is not None else [program]
-    seen, diags, words = set(), [], ""
+    seen: set[str] = set()
+    diags: list[Diagnostic] = []
+    words = ""
     base = Path(path).resolve().parent if path != "-" else Path.cwd()
     for p in programs:
         t = p.train
