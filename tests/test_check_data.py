@@ -70,3 +70,16 @@ def test_a_missing_file_is_a_data_error_not_a_crash(folder):
     (folder / "gone.nn").write_text(SPEC.replace("DATA", "gone.csv").replace("LR", ""))
     done = _run("check", "--data", "gone.nn", cwd=folder)
     assert done.returncode == 1 and "file not found" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("fill, words", [
+    ("mean", "the column has no values in the training split to take the mean of"),
+    ("mode", "the column has no values in the training split to take the mode of"),
+    ("drop", "`missing drop` drops every row (6): each has a missing value"),
+])
+def test_a_column_that_is_all_missing_is_refused_for_each_fill(folder, fill, words):
+    (folder / "empty.csv").write_text("u,w,label\n" + "".join(f"{i},,{i % 2}\n" for i in range(6)))
+    (folder / "empty.nn").write_text(SPEC.replace("DATA", "empty.csv").replace("LR", "")
+                                     .replace("    split test=0.25\n", f"    missing {fill}\n    batch 2\n"))
+    done = _run("check", "--data", "empty.nn", cwd=folder)
+    assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr
