@@ -32,7 +32,7 @@ __all__ = ["parse", "check", "check_text", "compile", "train", "load", "ir", "Pr
 __version__ = "0.1.0"
 
 
-def check(spec: "ir.Spec | str", *, filename: str = "<string>", memory_budget: int | None = None) -> Program:
+def check(spec: ir.Spec | str, *, filename: str = "<string>", memory_budget: int | None = None) -> Program:
     """Check IR (or source text, parsed first); raises NNSpecError with every diagnostic."""
     if isinstance(spec, str):
         return check_text(spec, filename=filename, memory_budget=memory_budget)
@@ -64,15 +64,15 @@ def _program(spec: Any, filename: str = "<string>") -> Program:
     raise TypeError(f"expected a Program, an ir.Spec, spec text or a path, not {type(spec).__name__}")
 
 
-def compile(spec: Any) -> "Model":  # noqa: A001 - the verb of the pipeline
+def compile(spec: Any) -> Model:  # noqa: A001 - the verb of the pipeline
     """Lower a spec (Program, IR, text or path) to pure JAX functions. Imports JAX."""
     from nnspec.lower import lower
     return lower(_program(spec))
 
 
 def train(spec: Any, *, data: Any = None, val_data: Any = None, test_data: Any = None, epochs: int | None = None,
-          seed: int | None = None, out: "str | os.PathLike | None" = None, resume: bool = False,
-          progress: "bool | Callable[..., None] | None" = None) -> "Result | SweepResult":
+          seed: int | None = None, out: str | os.PathLike | None = None, resume: bool = False,
+          progress: bool | Callable[..., None] | None = None) -> Result | SweepResult:
     """Train a spec (Program, IR, text or path); returns parameters and history. Imports JAX.
     With `out`, writes a run folder (checkpoint, history); `resume=True` continues it.
     `data=(x, y)` (NumPy arrays, or dicts of them by input and output name for a model of
@@ -108,7 +108,7 @@ def _given(program: Program, data: Any, val_data: Any, test_data: Any) -> Any:
     return from_python(program, data, val_data, test_data)
 
 
-def load(run: "str | os.PathLike") -> "Predictor":
+def load(run: str | os.PathLike) -> Predictor:
     """The finished run in folder `run` (`nnspec train --out RUN`): `.predict(x)`,
     `.evaluate()`, `.params`, `.spec`, `.history`, as the CLI computes them. Imports JAX."""
     from nnspec.predictor import load as load_run

@@ -176,7 +176,7 @@ class _Checker:
         self.loss: LossProgram | None = None
         # a `loss { }` block's lines, checked: (output, loss, weight, metrics, line); shapes
         # come from the model in check_agreement
-        self.head_lines: list[tuple[str, LossProgram, float, tuple[str, ...], Span | None]] = []
+        self.head_lines: list[tuple[str, LossProgram, float, tuple[MetricProgram, ...], Span | None]] = []
         self.heads: tuple[Head, ...] = ()
         self.optimizer: OptimizerProgram | None = None
         self.reg = Regularization()
@@ -267,6 +267,7 @@ class _Checker:
             seen.add(v.name)
             self.used_lets.add(v.name)
             v = self.lets[v.name].value
+        args: tuple[ir.Arg, ...]
         if isinstance(v, ir.Ref):
             name, args, name_span = v.name, (), v.span
         elif isinstance(v, ir.Call):
@@ -430,7 +431,7 @@ class _Checker:
         values["__given__"] = given
         return values
 
-    def later_positional(self, positionals: list[P], arg: ir.Arg) -> P | None:
+    def later_positional(self, positionals: list[Param], arg: ir.Arg) -> Param | None:
         """The positional after the next one that a bare name belongs to, when the next
         one cannot take a name (`dense relu`: `relu` fits `activation`, not `units`)."""
         v = arg.value
@@ -452,14 +453,14 @@ class _Checker:
                 return p.name
         return None
 
-    def default(self, p: P) -> Any:
+    def default(self, p: Param) -> Any:
         if isinstance(p.type, Symbol) and isinstance(p.default, str):
             entry = SYMBOLS[p.type.kind].get(p.default)
             assert entry is not None, p
             return Fn(entry.name, entry.defaults())
         return p.default
 
-    def arg_error(self, exc: ArgError, arg: ir.Arg, p: P | None = None) -> bool:
+    def arg_error(self, exc: ArgError, arg: ir.Arg, p: Param | None = None) -> bool:
         label = {"E103": f"expected {p.type.describe()}" if p is not None and not isinstance(p.type, _Word) else "",
                  "E104": "out of range"}.get(exc.code, "")
         if exc.code == "E109":
@@ -576,6 +577,7 @@ class _Checker:
                     if merge:
                         pshapes, out = {}, entry.attrs["merge_shape"](params, in_shapes)
                     else:
+                        assert in_shape is not None  # every input has a shape
                         pshapes = param_shapes(entry.name, params, in_shape)
                         out = entry.attrs["out_shape"](params, in_shape)
                     fits = True
@@ -588,6 +590,7 @@ class _Checker:
                     shapes[node.name] = out
                     layers.append(Layer(node.name, entry.name, node.inputs, _public(params), (), out, {}, node.span))
                 continue
+            assert in_shape is not None  # it fits: every input has a shape
             shapes[node.name] = out
             layers.append(Layer(node.name, entry.name, node.inputs, _public(params), in_shape, out,
                                 pshapes, node.span, tuple(in_shapes)))  # type: ignore[arg-type]
@@ -692,6 +695,7 @@ class _Checker:
             return
         span = given[exc.arg].span if exc.arg in given else node.span
         in_shape = in_shapes[0] if in_shapes else None
+        assert in_shape is not None  # called only when every input has a shape
         made = {layer.name: layer for layer in layers if layer.in_shape}  # the layers above that fit
         secondary, help_ = self.fix_from_producer(exc, node, entry, params, made)
         self.err(exc.code, exc.message, span, f"input shape is {show_shape(in_shape)}", secondary=secondary,
@@ -1000,7 +1004,7 @@ class _Checker:
         keys = [m.key for m in metrics]
         if len(set(keys)) != len(keys):
             twice = [k for i, k in enumerate(keys) if k in keys[:i]]
-            written = {}
+            written: dict[str, str] = {}
             for arg, m in zip(seen["metrics"].args, metrics):
                 written.setdefault(m.key, self.written(arg.span) or m.key)
             self.err("E105", f"`{twice[0]}` given twice", seen["metrics"].span, "",
@@ -1260,8 +1264,8 @@ class _Checker:
         if not isinstance(call, ir.Call):
             return True
         entry = SOURCES.get(source.kind)
-        key = entry.attrs.get("targets") if entry is not None else None
-        given = next((a for a in call.args if key is not None and a.key == key), None)
+        targets = entry.attrs.get("targets") if entry is not None else None  # not `key`, the parameter
+        given = next((a for a in call.args if targets is not None and a.key == targets), None)
         if autoencoder is not None and given is not None:
             self.err("E105", "the targets are given twice", given.span, "the file's targets",
                      secondary=[(autoencoder.span, "and `target input` makes them the inputs")],
@@ -1480,7 +1484,7 @@ class _Checker:
                 else "several inputs" if several_in else "several outputs")
         have = {"builtin": f"dataset `{self.train.data.params.get('name')}` has one input and one target per example",
                 "csv": "a CSV file is one table of features and targets"}.get(kind, f"`{kind}` data is one table")
-        where = (self.spec.model.inputs[1].span if several_in and self.spec.model is not None  # type: ignore[union-attr]
+        where = (self.spec.model.inputs[1].span if several_in and self.spec.model is not None
                  else self.spec.losses.keyword_span)  # type: ignore[union-attr]
         names = [n for n, _ in model.inputs] if several_in else ["x"]
         names += [name for name, *_ in self.head_lines] if several_out else ["y"]
@@ -1643,7 +1647,7 @@ class _Checker:
                      help=f"use {one_of(fits)}, with {_output_for(task, classes_of(ds, params))}")
         classes = classes_of(ds, params)
         positions = labels_of(ds, params)
-        want = (*positions, classes)
+        want = (*positions, classes or 0)  # compared only when there are classes
         out = tuple(model.output_shape)
         if self.loss is not None and self.loss.task == "multiclass" and classes and out != want:
             if not positions:

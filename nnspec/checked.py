@@ -217,7 +217,7 @@ class Program:
     train: TrainProgram | None
     source: Source | None = None
     warnings: tuple[Diagnostic, ...] = ()
-    sweep: "Sweep | None" = None  # the models to train when the spec declares sweeps
+    sweep: Sweep | None = None  # the models to train when the spec declares sweeps
     # the outputs that train, each with its loss: one for a `loss` line (then `loss` is its
     # loss), one per line of a `loss { }` block (then `loss` is None); empty without a loss
     heads: tuple[Head, ...] = ()

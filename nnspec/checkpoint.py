@@ -99,7 +99,7 @@ def save(path: Path, trees: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
               **meta, "names": names}  # (a `names` read from an older checkpoint must not win)
     arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # mypy checks **arrays against savez's allow_pickle: bool too
     write_bytes_atomic(path, buf.getvalue())
 
 

@@ -174,7 +174,9 @@ def _check_data(program, path: str) -> tuple[list[Diagnostic], str]:
     from nnspec.diagnostics import NNSpecError
     from nnspec.prepare import prepare
     programs = list(program.sweep.programs) if program.sweep is not None else [program]
-    seen, diags, words = set(), [], ""
+    seen: set[str] = set()
+    diags: list[Diagnostic] = []
+    words = ""
     base = Path(path).resolve().parent if path != "-" else Path.cwd()
     for p in programs:
         t = p.train
@@ -375,7 +377,7 @@ def _data_words(program) -> str:
     return excerpt(text)
 
 
-def _header(spec_path: str, program, out: Path, note: str | None, quiet: bool, resume: bool):
+def _header(spec_path: str, program, out: Path | None, note: str | None, quiet: bool, resume: bool):
     """What `train` prints at once: the spec and its model (known before JAX starts);
     the returned callback adds the data as split and the device, just before compiling."""
     def row(k: str, v: str) -> str:
@@ -422,6 +424,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     note = None
     overrides = {"seed": args.seed, "epochs": args.epochs}
     writer = True  # process 0 of several (or the only one) prints and writes the run folder
+    out: Path | None  # None on the processes that do not write
     try:
         procs = distributed.from_args(args)
         if procs is not None and not os.environ.get(distributed.CHILD):
@@ -477,8 +480,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if code is not None:
         return code
     if writer:
+        assert out is not None  # the writing process chose the folder
         sys.stdout.write(_finished_text(result, out))
-    if plot_to is not None:
+    if plot_to is not None and out is not None:
         _plot_run(out, plot_to)
     return EXIT_OK
 
@@ -527,7 +531,7 @@ def _finished_text(result, out: Path) -> str:
     return head + _table(rows)
 
 
-def _training(train: Callable[[], Any], out: Path, saved: str) -> tuple[Any, int | None]:
+def _training(train: Callable[[], Any], out: Path | None, saved: str) -> tuple[Any, int | None]:
     """(the result of `train`, None), or (None, the exit code) where it failed: SIGTERM is
     handled as Ctrl-C (what was `saved` is kept for `--resume`), a spec error is rendered,
     a run folder that cannot be used or written is a usage error."""
@@ -573,6 +577,7 @@ def _train_sweep(program, args: argparse.Namespace, out: Path | None, spec_path:
         return code
     if not writer:  # process 0 reports
         return EXIT_SPEC if result.failure() is not None else EXIT_OK
+    assert out is not None  # process 0 chose the folder
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     sys.stdout.write(f"sweep of {len(result.members)} models, ranked by {result.monitor}\n" + result.table())
@@ -594,7 +599,7 @@ def _spec_or_run(args: argparse.Namespace, command: str) -> tuple[str | None, Pa
     spec, run = args.spec, (Path(args.run) if args.run is not None else None)
     if spec is not None and Path(spec).is_dir():
         if run is None:
-            spec, run = None, Path(spec)
+            run, spec = Path(spec), None
         elif (Path(spec) / "checkpoint.npz").is_file():
             raise UsageError(f"`{spec}` is a run folder, not a spec: name the run once, `nnspec {command} {spec}` "
                              f"(with its own `spec.nn`) or `nnspec {command} SPEC --run {run}`")
@@ -762,7 +767,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         pred = pred.reshape(len(pred), -1)
     elif loss.task == "multiclass" and len(shape) > 1:
         # a class at every step (or pixel): the classes in order, one per position
-        index = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False)).reshape(len(pred), -1)
+        index: np.ndarray = np.asarray(nn.predicted_class(jnp.asarray(pred), loss.name, False)).reshape(len(pred), -1)
         labels = [[_class_of(classes, i) for i in row] for row in index]
         header.append("classes")
         pred = pred.reshape(len(pred), -1)
@@ -880,9 +885,9 @@ def _predict_several(args: argparse.Namespace, program, model, params, meta, nam
         p = np.asarray(nn.probabilities(jnp.asarray(outs[h.name]), loss.name, bool(loss.params.get("from_logits", False))))
         n = len(p)
         flat = p.reshape(n, -1)
-        bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
-        if bad.size:
-            raise UsageError(f"output `{h.node}` for example {int(bad[0]) + 1} of `{args.input}` is not finite; "
+        nonfinite = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+        if nonfinite.size:
+            raise UsageError(f"output `{h.node}` for example {int(nonfinite[0]) + 1} of `{args.input}` is not finite; "
                              "its inputs are probably far outside the range of the training data")
         base = h.name or "y"
         header += [base] if flat.shape[1] == 1 else [f"{base}_{i}" for i in range(flat.shape[1])]
@@ -1083,7 +1088,7 @@ def _model_figure(kind: str, folders: list[Path], names: list[str]):
         programs.append(program)
     from nnspec.infer import load_run
     _compile_cache()
-    panels = []
+    panels: list[Any] = []  # all plot.Boundary or all plot.Confusion, as `kind` says
     for r, name, program in zip(folders, names, programs):
         try:  # the run's weights, its data and split rebuilt as `nnspec eval` rebuilds them
             trained = load_run(program, r, r.resolve(), own_copy=True)

@@ -22,7 +22,7 @@ from array import array
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, overload
 
 import numpy as np
 
@@ -472,6 +472,7 @@ def _builtin(params: dict[str, Any], *, seed: int, task: str | None) -> Dataset:
         return Dataset(x, labels.astype(np.float32), REGRESSION, None, feature_names,
                        target_names)
     k = classes_of(entry, params)
+    assert k is not None  # not a regression dataset: it has classes
     names = class_names or tuple(str(i) for i in range(k))
     want = task or own
     if want != MULTICLASS and k != 2:
@@ -717,13 +718,13 @@ def _raw_table(path: str, header_row: int, stream: Iterator[tuple[int, list[str]
     """`_table` for a table with `categorical` or `missing` columns: each feature cell kept
     as read (`Dataset.raw`), a row `missing drop` drops counted and left out."""
     feature_names = tuple(columns[i] for i in feature_idx)
-    for name, line in encoding.named():
+    for name, named_by in encoding.named():
         if name not in columns:
-            raise DataError(f"no column named `{_excerpt(name)}` (named by `{line}`)", path=path, row=header_row,
+            raise DataError(f"no column named `{_excerpt(name)}` (named by `{named_by}`)", path=path, row=header_row,
                             help=_missing_column_help(name, columns, columns, delimiter))
         if name not in feature_names:
-            raise DataError(f"column `{_excerpt(name)}` (named by `{line}`) is not a feature", path=path,
-                            row=header_row, help=f"add it to `features`, or remove it from `{line}`")
+            raise DataError(f"column `{_excerpt(name)}` (named by `{named_by}`) is not a feature", path=path,
+                            row=header_row, help=f"add it to `features`, or remove it from `{named_by}`")
     reader = _RawCells(feature_names, encoding)
     rows: list[list[Any]] = []
     lines = array("q")
@@ -751,7 +752,8 @@ def _raw_table(path: str, header_row: int, stream: Iterator[tuple[int, list[str]
     x = np.empty((len(rows), len(feature_idx)), dtype=object)
     x[:] = rows
     y, task_, classes = targets.finish() if target_idx else (None, REGRESSION, None)
-    return Dataset(x, y, task_, classes, feature_names, target_names, np.frombuffer(lines, dtype=np.int64),
+    # y is None only without targets (`target input`), which the checker refuses with `categorical`/`missing`
+    return Dataset(x, y, task_, classes, feature_names, target_names, np.frombuffer(lines, dtype=np.int64),  # type: ignore[arg-type]
                    raw=True, dropped=dropped, path=path)
 
 
@@ -802,6 +804,10 @@ class _RawCells:
         return None if drop else out
 
 
+@overload
+def encode(ds: Dataset, encoder: Encoder) -> Dataset: ...
+@overload
+def encode(ds: None, encoder: Encoder) -> None: ...
 def encode(ds: Dataset | None, encoder: Encoder) -> Dataset | None:
     """`ds` (raw cells) with `encoder`'s float32 features; a cell it cannot encode is a
     DataError at the file's line and column."""
@@ -924,7 +930,7 @@ def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, w
                             path=path, row=first_line,
                             help="drop `--no-header`: the file has a header")
         columns = list(names) if names is not None else [f"#{i + 1}" for i in range(width)]
-        rows = itertools.chain([(first_line, first)], stream)
+        rows: Iterator[tuple[int, list[str]]] = itertools.chain([(first_line, first)], stream)
         index = list(range(width))
         row_width = width
     else:
@@ -974,7 +980,7 @@ def read_features(path: str, *, base_dir: Path, names: tuple[str, ...] | None, w
 def class_names(source: DataSource) -> tuple[str, ...] | None:
     """The class names a built-in dataset gives its labels (as `load` names them); None
     for a regression dataset and for files, whose classes only a full read can tell."""
-    entry = DATASETS.get(source.params.get("name")) if source.kind == "builtin" else None
+    entry = DATASETS.get(str(source.params.get("name"))) if source.kind == "builtin" else None
     if entry is None or entry.attrs["task"] == REGRESSION:
         return None
     names = _builtin_names(entry.name, features_of(entry, source.params))[2]
@@ -999,6 +1005,7 @@ def feature_names(source: DataSource, *, base_dir: Path) -> tuple[str, ...] | No
     target = params.get("target") or ()  # none: `target input`, every column a feature
     target = (target,) if isinstance(target, str) else tuple(target)
     path, delimiter = params["path"], params.get("delimiter", ",")
+    row: int | None  # the header's line (a Parquet file has none)
     if source.kind == "csv":
         stream = _records(_resolve(path, base_dir, "CSV"), path, delimiter)
         row, header = _first_record(stream, path)
@@ -1031,7 +1038,7 @@ def _too_many_rows(most: int, path: str, line: int) -> DataError:
 
 
 def _lookup(names: tuple[str, ...], what: str, columns: list[str], header: list[str], *,
-            path: str, row: int, delimiter: str) -> list[int]:
+            path: str, row: int | None, delimiter: str) -> list[int]:
     """The positions of `names` in the header, refusing a name listed twice or missing."""
     index = {name: i for i, name in enumerate(columns)}
     seen: set[str] = set()
@@ -1193,7 +1200,7 @@ class _Targets:
             if task == MULTICLASS:
                 count = int(y.max()) + 1
                 return y[:, 0].astype(np.int32), task, tuple(str(i) for i in range(count))
-            classes = ("0", "1") if task == BINARY else None
+            classes: tuple[str, ...] | None = ("0", "1") if task == BINARY else None
             return y.astype(np.float32), task, classes
         classes = tuple(sorted(self.first_row))
         task = self.task or (BINARY if len(classes) == 2 else MULTICLASS)
@@ -1304,8 +1311,9 @@ def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mappi
         raise DataError(f"{noun} `{y}` has dtype `{ya.dtype}`; targets must be numbers or "
                         f"strings", path=paths[y])
     _finite(ya, y, paths[y], noun)
-    task_ = task
-    if task_ is None:  # integers are classes, other numbers a regression target
+    if task is not None:
+        task_ = task
+    else:  # integers are classes, other numbers a regression target
         one_column = ya.ndim == 1 or ya.shape[1] == 1
         if ya.dtype.kind not in "biu":
             task_ = REGRESSION
@@ -1318,7 +1326,7 @@ def _from_arrays(xa: np.ndarray, ya: np.ndarray, x: str, y: str, *, paths: Mappi
     if task_ == BINARY:
         # 0/1 labels, or soft targets in [0, 1] (probabilities, pixel intensities): the
         # cross-entropy of two Bernoulli distributions is defined for both
-        bad = np.argwhere((ya < 0) | (ya > 1))
+        bad: np.ndarray = np.argwhere((ya < 0) | (ya > 1))
         if len(bad):
             where = tuple(int(i) for i in bad[0])
             raise DataError(f"{noun} `{y}`: expected a number in [0, 1] for a binary target, found "
@@ -1372,7 +1380,7 @@ def load_jsonl(path: str, *, base_dir: Path, target: tuple[str, ...],
     if first is None:
         raise DataError("the file is empty", path=path,
                         help="each line holds one JSON object, as in `{\"x1\": 0.5, \"label\": \"yes\"}`")
-    columns = list(first)
+    keys = list(first)  # (`columns` is the parameter, the cells' encoding)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         line, obj = first_line, first
@@ -1380,7 +1388,7 @@ def load_jsonl(path: str, *, base_dir: Path, target: tuple[str, ...],
         try:
             for line, obj in stream:
                 if obj.keys() != first.keys():
-                    missing = [k for k in columns if k not in obj]
+                    missing = [k for k in keys if k not in obj]
                     if missing:
                         raise DataError(f"the object has no key `{_excerpt(missing[0])}`", path=path, row=line,
                                         help=f"every line needs the keys of line {first_line}'s object; "
@@ -1388,10 +1396,10 @@ def load_jsonl(path: str, *, base_dir: Path, target: tuple[str, ...],
                     extra = next(k for k in obj if k not in first)
                     raise DataError(f"the object has a key `{_excerpt(extra)}` that line {first_line}'s does not",
                                     path=path, row=line, help="every line needs the same keys")
-                yield line, [formats.json_cell(obj[k], row=line, column=k) for k in columns]
+                yield line, [formats.json_cell(obj[k], row=line, column=k) for k in keys]
         except formats.FormatError as exc:
             raise _located(exc, path) from None
-    return _table(path, first_line, columns, rows(), target=target, features=features, task=task,
+    return _table(path, first_line, keys, rows(), target=target, features=features, task=task,
                   delimiter="\n", encoding=columns_)
 
 
@@ -1402,7 +1410,7 @@ def load_npy(x: str, y: str | None, *, base_dir: Path, task: str | None = None) 
     xa = _read_npy(x, base_dir)
     ya = xa if y is None else _read_npy(y, base_dir)
     if xa.ndim and ya.ndim and len(xa) != len(ya):
-        raise DataError(f"`{_excerpt(x)}` holds {len(xa):,} examples but `{_excerpt(y)}` holds {len(ya):,}",  # type: ignore[arg-type]
+        raise DataError(f"`{_excerpt(x)}` holds {len(xa):,} examples but `{_excerpt(y)}` holds {len(ya):,}",
                         path=y, help="both files need one entry per example along the first axis")
     return _from_arrays(xa, ya, "x", "y", paths={"x": x, "y": y or x}, task=REGRESSION if y is None else task)
 
@@ -1460,14 +1468,14 @@ def load_parquet(path: str, *, base_dir: Path, target: tuple[str, ...],
     except formats.FormatError as exc:
         raise _located(exc, path) from None
     header = list(names)
-    target_idx = _lookup(target, "target", header, header, path=path, row=None, delimiter="\n")  # type: ignore[arg-type]
+    target_idx = _lookup(target, "target", header, header, path=path, row=None, delimiter="\n")
     if features is None:
         feature_idx = [i for i in range(len(header)) if i not in target_idx]
         if not feature_idx:
             raise DataError("no feature columns: every column is a target", path=path,
                             help="add feature columns to the file")
     else:
-        feature_idx = _lookup(features, "features", header, header, path=path, row=None, delimiter="\n")  # type: ignore[arg-type]
+        feature_idx = _lookup(features, "features", header, header, path=path, row=None, delimiter="\n")
         both = [header[i] for i in feature_idx if i in target_idx]
         if both:
             raise DataError(f"column `{both[0]}` is both a target and a feature", path=path,
@@ -1484,7 +1492,8 @@ def load_parquet(path: str, *, base_dir: Path, target: tuple[str, ...],
                             help=_text_feature_help(name, feature_names))
     for name in feature_names + target_names:
         col = cols[name]
-        missing = np.flatnonzero(np.equal(col, None) if col.dtype == object else np.isnan(col))
+        # numpy's stubs take no None, which np.equal compares an object column's values with
+        missing = np.flatnonzero(np.equal(col, None) if col.dtype == object else np.isnan(col))  # type: ignore[call-overload]
         if len(missing):
             raise DataError(f"missing value in row {missing[0] + 1}", path=path, column=name,
                             help="fill in the value or remove the row")

@@ -265,7 +265,7 @@ class DataSource:
             raise ValueError(f"unknown data source `{kind}`")
         full = {**entry.defaults(), **params}
         if kind == "builtin":
-            dataset = DATASETS.get(full.get("name"))
+            dataset = DATASETS.get(str(full.get("name")))
             if dataset is None:
                 raise ValueError(f"unknown dataset `{full.get('name')}`")
             full = {**dataset.defaults(), **full}

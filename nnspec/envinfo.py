@@ -111,7 +111,7 @@ def _bytes(n: int) -> str:
     if n < 1000:
         return f"{n} B"
     size, unit = float(n), "B"
-    for unit in ("KB", "MB", "GB", "TB"):
+    for unit in ("KB", "MB", "GB", "TB"):  # noqa: B007 - the unit it stopped at is shown
         size /= 1000
         if size < 1000:
             break

@@ -52,10 +52,10 @@ def input_spec(p: Predictor, batch: Any) -> Any:
     import jax.numpy as jnp
     prog = p.program
     if len(prog.model.inputs) != 1:
-        raise ExportError(f"model `{prog.spec.model.name}` has {len(prog.model.inputs)} inputs; "
+        raise ExportError(f"model `{prog.model.name}` has {len(prog.model.inputs)} inputs; "
                           "export takes models of one input")
     if prog.several_outputs:
-        raise ExportError(f"model `{prog.spec.model.name}` has {len(prog.heads)} outputs (a `loss {{ }}` block); "
+        raise ExportError(f"model `{prog.model.name}` has {len(prog.heads)} outputs (a `loss {{ }}` block); "
                           "export takes models of one output")
     tokens = bool(prog.model.input_types) and prog.model.input_types[0].dtype == "int32"
     return jax.ShapeDtypeStruct((batch, *prog.model.input_shape), jnp.int32 if tokens else jnp.float32)
@@ -87,7 +87,7 @@ def tensors(p: Predictor) -> dict[str, np.ndarray]:
 def safetensors(p: Predictor) -> tuple[bytes, str]:
     st = _need("safetensors.numpy", "export")
     std = p.standardizer
-    meta = {"format": "nnspec-weights", "model": p.program.spec.model.name,
+    meta = {"format": "nnspec-weights", "model": p.program.model.name,
             "ensemble": str(int(p.meta.get("ensemble") or 0)),
             "input_shape": json.dumps(list(p.program.model.input_shape)),
             "standardize": json.dumps(None if std is None else {"mean": std.mean.tolist(), "std": std.std.tolist()}),
@@ -122,10 +122,10 @@ def onnx(p: Predictor) -> tuple[bytes, str]:
     try:
         # a shape of a symbolic batch is float32; token ids keep their int32 spec
         model = jax2onnx.to_onnx(_fn(p), [tuple(spec.shape)] if spec.dtype == np.float32 else [spec],
-                                 model_name=p.program.spec.model.name, input_names=["x"], output_names=["y"])
+                                 model_name=p.program.model.name, input_names=["x"], output_names=["y"])
     except Exception as exc:  # the converter has no rule for some primitive: find the layer
         layer = _first_unconvertible(jax2onnx, p, spec)
-        what = f"layer `{layer.name}` (`{layer.op}`)" if layer is not None else f"model `{p.program.spec.model.name}`"
+        what = f"layer `{layer.name}` (`{layer.op}`)" if layer is not None else f"model `{p.program.model.name}`"
         raise ExportError(f"jax2onnx cannot convert {what}: {_first_line(exc)}",
                           "export `--format stablehlo` instead") from None
     finally:
@@ -175,4 +175,4 @@ def export_run(p: Predictor, fmt: str, out: Path, *, overwrite: bool = False) ->
         raise ExportError(f"`{out}` already exists", "choose another file, or pass `--overwrite` to replace it")
     data, what = WRITERS[fmt](p)
     write_atomic(out, data)
-    return f"wrote {fmt} of `{p.program.spec.model.name}` from `{p.run_dir}` ({what}) to `{out}`"
+    return f"wrote {fmt} of `{p.program.model.name}` from `{p.run_dir}` ({what}) to `{out}`"

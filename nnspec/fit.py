@@ -55,7 +55,7 @@ class Result:
         """A few lines (the default would print every weight and the data)."""
         from nnspec.show import metrics_line
         p = self.program
-        lines = [f"<nnspec.Result `{p.spec.model.name}` ({p.model.n_params:,} parameters): {self.epochs_run} "
+        lines = [f"<nnspec.Result `{p.model.name}` ({p.model.n_params:,} parameters): {self.epochs_run} "
                  f"epoch{'s' * (self.epochs_run != 1)}" + (" (stopped early)" if self.stopped_early else "")
                  + (f", best epoch {self.best_epoch}" if self.best_epoch else "")]
         kept = self.kept or {}
@@ -77,7 +77,7 @@ class Result:
         standardized, encoded.)"""
         return self.predictor().predict(x)
 
-    def predictor(self) -> "Predictor":
+    def predictor(self) -> Predictor:
         """The result as `nnspec.load` would give it: `.predict`, `.params`, `.classes`, ..."""
         from nnspec.format import format_spec
         from nnspec.predictor import Predictor
@@ -170,9 +170,9 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
     splits = prepare(program, base, given=data)
     program = with_class_weights(program, splits.class_weights)  # `class_weight=balanced`'s numbers
     if resume and out is not None:
-        differs = recorded_differs(splits.rows, out)
-        if differs is not None:
-            raise fail("E407", f"cannot resume: the split rebuilt from the data is not the run's: {differs}", program,
+        moved = recorded_differs(splits.rows, out)  # (not `differs`: given.differs, above)
+        if moved is not None:
+            raise fail("E407", f"cannot resume: the split rebuilt from the data is not the run's: {moved}", program,
                        t.split_span or t.data_span, label="the run's split",
                        help="resume with the data and the NumPy the run was trained with, or train a new run")
     if recorded is not None:
@@ -285,7 +285,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
             save(snap)  # the first checkpoint: from here on the run can always be resumed
         except OSError:
             if written:  # nothing of this run can be used yet: leave nothing behind
-                runs.take_back(out, written + [ckpt], created)  # type: ignore[list-item,operator]
+                assert out is not None and ckpt is not None  # written: the run has a folder
+                runs.take_back(out, written + [ckpt], created)
             raise
         snap = trainer.run(snap, total, stop_after=stop_after, on_epoch=on_epoch)
     except KeyboardInterrupt:

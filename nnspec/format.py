@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import re
 from itertools import groupby
+from typing import cast
 
 from nnspec import ir
 from nnspec.parse import _NUMBER, BLOCK, BLOCK_INPUT, FROM, is_merge, parse  # the parser's own syntax, so they cannot drift
@@ -64,7 +65,7 @@ def format_spec(spec: ir.Spec) -> str:
         if is_block:
             groups += [_block(node) for node in run]
         else:
-            groups.append([line for d in run for line in _directive(d, "")])
+            groups.append([line for d in run for line in _directive(cast(ir.Directive, d), "")])
     groups.append(_comments(spec.end_comments, ""))
     text = "\n\n".join("\n".join(lines) for lines in groups if lines)
     return text + "\n" if text else ""
@@ -95,7 +96,8 @@ def _definition(block: ir.Block) -> list[str]:
     params = f"({', '.join(_arg(a) for a in block.params)})" if block.params else ""
     body = []
     previous: str | None = BLOCK_INPUT
-    nodes = sorted(block.nodes, key=lambda n: n.span.start) if all(n.span is not None for n in block.nodes) \
+    nodes = sorted(block.nodes, key=lambda n: n.span.start if n.span is not None else 0) \
+        if all(n.span is not None for n in block.nodes) \
         else list(block.nodes)
     for node in nodes:
         body += _model_statement(node, previous)

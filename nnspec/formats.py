@@ -19,15 +19,16 @@ import lzma
 import math
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, cast
 
 import numpy as np
 
 # compressed CSV, TSV, JSON lines and IDX files are read through these, by suffix
 COMPRESSIONS: dict[str, tuple[str, Callable[[Path], BinaryIO]]] = {
-    ".gz": ("gzip", lambda p: gzip.open(p, "rb")),  # type: ignore[dict-item]
-    ".bz2": ("bzip2", lambda p: bz2.open(p, "rb")),  # type: ignore[dict-item]
-    ".xz": ("xz", lambda p: lzma.open(p, "rb")),  # type: ignore[dict-item]
+    # each reads as a binary file, though typeshed does not call its class a BinaryIO
+    ".gz": ("gzip", lambda p: cast(BinaryIO, gzip.open(p, "rb"))),
+    ".bz2": ("bzip2", lambda p: cast(BinaryIO, bz2.open(p, "rb"))),
+    ".xz": ("xz", lambda p: cast(BinaryIO, lzma.open(p, "rb"))),
 }
 
 # What reading a damaged compressed file raises (a truncated gzip stream is an EOFError).
@@ -277,7 +278,7 @@ def _shape(shape: tuple[int, ...]) -> str:
 # IDX, the format of MNIST and Fashion-MNIST: 0, 0, a type byte, the number of
 # dimensions, each dimension as a big-endian uint32, then the values, big-endian.
 
-IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+IDX_TYPES: dict[int, np.dtype] = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from nnspec.source import Span
 
@@ -59,13 +59,13 @@ class Ref:
 class Shaped:
     """`x[28, 28]`: a name with dimensions."""
     name: str
-    dims: tuple["Value", ...]
+    dims: tuple[Value, ...]
     span: Span | None = _span()
 
 
 @dataclass(frozen=True)
 class List:
-    items: tuple["Value", ...]
+    items: tuple[Value, ...]
     span: Span | None = _span()
 
 
@@ -73,12 +73,12 @@ class List:
 class Call:
     """`normal(stddev=0.1)`, `builtin("moons", n=500)`."""
     name: str
-    args: tuple["Arg", ...] = ()
+    args: tuple[Arg, ...] = ()
     span: Span | None = _span()
     name_span: Span | None = _span()
 
 
-Value = Union[Number, String, Bool, Ref, Shaped, List, Call]
+Value = Number | String | Bool | Ref | Shaped | List | Call
 
 
 @dataclass(frozen=True)
@@ -344,7 +344,7 @@ def _read(data: Any, want: str, path: str, depth: int) -> Any:
     if not isinstance(data, dict):
         raise bad("a value node" if want == "value" else f"a `{want}` object")
     kind = data.get("kind")
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         expected = "one of " + ", ".join(f"`{k}`" for k in kinds) if len(kinds) > 1 else f"`{want}`"
         raise IRFormatError(f"`{path}.kind` must be {expected}, found {json.dumps(kind)[:40]}")
     fields = _FIELDS[kind]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, cast
 
 import jax
 import numpy as np
@@ -49,7 +49,7 @@ def _lr_at(count: jax.Array, lr: float | Fn, traced: Mapping[str, jax.Array], wa
     for `reduce_on_plateau`, the rate its rule has set, `traced["lr"]`)."""
     p = lr.params if isinstance(lr, Fn) else {}
     name = lr.name if isinstance(lr, Fn) else "constant"
-    base: Callable[[jax.Array], jax.Array] = {
+    base: Callable[[jax.Array | int], jax.Array] = {
         "constant": lambda: optax.constant_schedule(traced["value"]),
         "step_decay": lambda: optax.exponential_decay(traced["initial"], p["every"], p["factor"], staircase=True),
         "exponential_decay": lambda: optax.exponential_decay(traced["initial"], p["every"], p["rate"]),
@@ -115,7 +115,7 @@ def plateau_update(opt_state: Any, value: jax.Array, lr: Fn) -> Any:
 
 
 class ScheduleState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax's states' `count` does
     schedule: dict[str, jax.Array]  # the schedule's traced constants
     inner: Any                      # optax.inject_hyperparams' state
     plateau: dict[str, jax.Array] = {}  # `reduce_on_plateau`'s state (`_plateau_start`); else empty
@@ -255,7 +255,7 @@ class Model:
             self._loss = losses[""]
         else:  # the weighted sum of the outputs' losses, one value per example
             weights = {h.name: h.weight for h in self.heads}
-            self._loss = lambda pred, y: sum(w * losses[n](pred[n], y[n]) for n, w in weights.items())
+            self._loss = lambda pred, y: cast(jax.Array, sum(w * losses[n](pred[n], y[n]) for n, w in weights.items()))
         self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay)
                           if program.optimizer else None)
         # `precision bf16`: the forward pass computes in bfloat16 from float32 weights, which
@@ -432,7 +432,7 @@ class Model:
 
     def step(self, state: TrainState, x: jax.Array, y: jax.Array, *, key: jax.Array,
              hparams: HParams | None = None, weights: jax.Array | None = None
-             ) -> tuple[TrainState, dict[str, jax.Array]]:
+             ) -> tuple[TrainState, dict[str, Any]]:
         """One gradient step on a batch; returns the new state and the batch's sums: the
         loss's (`loss`) and every metric's statistics (`metrics`)."""
         hp = self.hparams() if hparams is None else hparams

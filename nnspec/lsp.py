@@ -401,7 +401,7 @@ class Names:
     blocks: dict[str, int]
 
     @staticmethod
-    def of(text: str) -> "Names":
+    def of(text: str) -> Names:
         lets = {m.group(1): m.start(1) for m in re.finditer(r"(?m)^[ \t]*let[ \t]+([A-Za-z_]\w*)", text)}
         blocks = {m.group(1): m.start(1)
                   for m in re.finditer(rf"(?m)^[ \t]*{BLOCK}[ \t]+([A-Za-z_]\w*)", text)}
@@ -514,7 +514,8 @@ def _in_call(ctx: Context, name: str) -> list[lsp.CompletionItem]:
     entry = next((r.get(name) for r in _CALLABLE if name in r), None)
     if entry is None:
         return []
-    words, depth = [], 0
+    words: list[Token] = []
+    depth = 0
     for t in reversed(ctx.words):  # the tokens inside the innermost open call
         if t.kind == "other" and t.text in ")]":
             depth += 1
@@ -613,7 +614,7 @@ def _hover_word(text: str, word: str, start: int, end: int) -> list[str]:
             p = entry.param(word)
             if p is None and name == "builtin":
                 ds = next((d for d in DATASETS if d.param(word)), None)
-                return [describe_param(ds.param(word), ds)] if ds else []  # type: ignore[arg-type]
+                return [describe_param(ds.param(word), ds)] if ds else []
             return [describe_param(p, entry)] if p else []
     if (shown := _defined(text, start)):
         return shown
@@ -660,7 +661,7 @@ def definition(text: str, offset: int) -> tuple[int, int] | None:
     if spec is None:
         return None
     block = next((b for b in spec.blocks if b.span and b.span.start <= offset < b.span.end), None)
-    scopes: list[Iterable[tuple[str, ir.Span | None]]] = []
+    scopes: list[Iterable[tuple[str | None, ir.Span | None]]] = []  # a block's parameter may be no name
     if block is not None:
         scopes.append((a.key or _ref_name(a.value), a.key_span or a.span) for a in block.params)
         scopes.append(_nodes(text, block.nodes))

@@ -7,12 +7,12 @@ memory budget), `lr_warn` the learning rate above which the checker warns.
 
 from __future__ import annotations
 
-from nnspec.params import Bool, Choice, Entry, Float, Int, P, Registry, Symbol, Union, Word
+from nnspec.params import Bool, Choice, Entry, Float, Int, P, Param, Registry, Symbol, Union, Word
 
 _LR = Union((Float(gt=0), Symbol("schedule")))
 
 
-def _lr(default: float) -> P:
+def _lr(default: float) -> Param:
     return P("lr", _LR, default, "learning rate η: a number or a schedule")
 
 

@@ -251,7 +251,7 @@ class Registry:
 
 
 def _numeric_nested(v: tuple) -> tuple:
-    out = []
+    out: list[tuple | float] = []
     for x in v:
         if isinstance(x, tuple):
             out.append(_numeric_nested(x))

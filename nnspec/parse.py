@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -163,7 +163,7 @@ def _syntax_error(exc: UnexpectedInput, src: Source, postlex: _PostLex) -> Diagn
     if mismatch is not None and mismatch[1].start_pos == tok.start_pos:  # the `}` or the `_NL` before it
         opened = mismatch[0]
         close = ")" if opened.type == "LPAR" else "]"
-        return error("E002", f"unclosed `{opened.value}`", Span(opened.start_pos, opened.end_pos),
+        return error("E002", f"unclosed `{opened.value}`", _tok_span(opened),
                      "opened here and never closed", secondary=[(span, f"`}}` found before the `{close}`")],
                      help=f"add `{close}` where it should end")
     label = _match_example(exc)
@@ -223,13 +223,14 @@ def _match_example(exc: UnexpectedToken) -> _Label | None:
 
 def _constant_without_let(src: Source, tok: Token, in_block: bool) -> Diagnostic:
     """E023, underlining `NAME =`; the help rewrites the line, where `let` is allowed."""
-    line_start = src.text.rfind("\n", 0, tok.start_pos) + 1
+    at = _tok_span(tok)
+    line_start = src.text.rfind("\n", 0, at.start) + 1
     start = line_start + len(src.text[line_start:]) - len(src.text[line_start:].lstrip(" \t"))
     if in_block:
         help_ = "constants are defined with `let` at the top level, before the block that uses them"
     else:
-        help_ = f"write `let {src.text[start:_line_end(src.text, tok.start_pos)].strip()}`"
-    return error("E023", "a constant needs `let`", Span(start, tok.end_pos), "", help=help_)
+        help_ = f"write `let {src.text[start:_line_end(src.text, at.start)].strip()}`"
+    return error("E023", "a constant needs `let`", Span(start, at.end), "", help=help_)
 
 
 _STRING_OR_COMMENT = re.compile(r'"([^"\\\n]|\\.)*"?|#[^\n]*')
@@ -240,20 +241,21 @@ def _unterminated_string(src: Source, tok: Token) -> Diagnostic | None:
 
     The lexer reads `csv("a.csv, target="y")` as the string `"a.csv, target="`, then the
     name `y`, so the parser fails on `y` before the lexer reaches the lone `"`."""
-    line_start = src.text.rfind("\n", 0, tok.start_pos) + 1
+    at = _tok_span(tok).start
+    line_start = src.text.rfind("\n", 0, at) + 1
     line_end = _line_end(src.text, line_start)
     before: re.Match | None = None
     for m in _STRING_OR_COMMENT.finditer(src.text, line_start, line_end):
         if m.group(0).startswith("#"):
             return None
         if len(m.group(0)) == 1 or not m.group(0).endswith('"'):
-            if m.start() < tok.start_pos:
+            if m.start() < at:
                 return None
             secondary = [(Span(before.start(), before.end()), "read as one string")] if before is not None else []
             return error("E004", "unterminated string", Span(m.start(), m.start() + 1),
                          "this `\"` has no partner on the line", secondary=secondary,
                          help='the quotes on this line do not pair up: a `"` is missing')
-        if m.end() <= tok.start_pos and not src.text[m.end():tok.start_pos].strip():
+        if m.end() <= at and not src.text[m.end():at].strip():
             before = m
     return None
 
@@ -267,8 +269,9 @@ def _never_closed(src: Source, tok: Token, opened: Token | None) -> Diagnostic |
     rest = _STRING_OR_COMMENT.sub("", src.text[tok.start_pos:])
     if rest.count(close) > rest.count(str(opened.value)):
         return None  # closed further on: some other mistake in between
-    return error("E002", f"unclosed `{opened.value}`", Span(opened.start_pos, opened.end_pos),
-                 "opened here and never closed", secondary=[(Span(tok.start_pos, max(tok.end_pos, tok.start_pos + 1)),
+    at = _tok_span(tok)
+    return error("E002", f"unclosed `{opened.value}`", _tok_span(opened),
+                 "opened here and never closed", secondary=[(Span(at.start, max(at.end, at.start + 1)),
                                                              f"expected `{close}` before this")],
                  help=f"add `{close}` where it should end")
 
@@ -294,7 +297,7 @@ def _unexpected_end(src: Source, postlex: _PostLex) -> Diagnostic:
     if postlex.open:
         tok = postlex.open[-1]
         close = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}[tok.type]
-        return error("E002", f"unclosed `{tok.value}`", Span(tok.start_pos, tok.end_pos),
+        return error("E002", f"unclosed `{tok.value}`", _tok_span(tok),
                      "opened here and never closed", help=f"add `{close}` where it should end")
     return error("E003", "unexpected end of file", Span(end, end), "", help="the last statement is incomplete")
 
@@ -302,6 +305,12 @@ def _unexpected_end(src: Source, postlex: _PostLex) -> Diagnostic:
 def _line_end(text: str, pos: int) -> int:
     nl = text.find("\n", pos)
     return len(text) if nl < 0 else nl
+
+
+def _tok_span(tok: Token) -> Span:
+    """A lexed token's span: lark types the positions Optional, for a Token built by hand."""
+    assert tok.start_pos is not None and tok.end_pos is not None
+    return Span(tok.start_pos, tok.end_pos)
 
 
 _EXPECTED = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_NL": "a new line",
@@ -338,12 +347,12 @@ class _Comments:
 
     def __init__(self, src: Source, tokens: list[Token]) -> None:
         self.src = src
-        self.items = sorted(tokens, key=lambda t: t.start_pos)
+        self.items = sorted(tokens, key=lambda t: _tok_span(t).start)
         self.i = 0
 
     def before(self, offset: int) -> tuple[str, ...]:
         out = []
-        while self.i < len(self.items) and self.items[self.i].start_pos < offset:
+        while self.i < len(self.items) and _tok_span(self.items[self.i]).start < offset:
             out.append(self._text(self.items[self.i]))
             self.i += 1
         return tuple(out)
@@ -352,7 +361,8 @@ class _Comments:
         if self.i < len(self.items):
             tok = self.items[self.i]
             line_end = _line_end(self.src.text, end)
-            if end <= tok.start_pos < line_end + 1 and "\n" not in self.src.text[end:tok.start_pos]:
+            start = _tok_span(tok).start
+            if end <= start < line_end + 1 and "\n" not in self.src.text[end:start]:
                 self.i += 1
                 return self._text(tok)
         return None
@@ -375,7 +385,7 @@ class _Builder:
     # spans -----------------------------------------------------------------
     def span(self, node: Tree | Token) -> Span:
         if isinstance(node, Token):
-            return Span(node.start_pos, node.end_pos)
+            return _tok_span(node)
         start, end = node.meta.start_pos, node.meta.end_pos
         # A statement's span runs to its `_NL`, past any same-line comment: back off both.
         while True:
@@ -435,8 +445,8 @@ class _Builder:
         children = list(t.children)
         label = None
         if isinstance(children[0], Tree) and children[0].data == "label":
-            label = children.pop(0).children[0]
-        head = children.pop(0)
+            label = cast(Token, children.pop(0).children[0])
+        head = cast(Token, children.pop(0))  # the grammar: a statement starts with a NAME
         return label, head, self.args(children), self.span(t)
 
     def directive(self, t: Tree) -> ir.Directive:
@@ -521,9 +531,10 @@ class _Builder:
                                     help=f"write `{keyword} {sig.children[0]} {{`, or define "
                                          f"`{BLOCK} {sig.children[0]}(...) {{` and use it in the model"))
             rest.insert(0, sig.children[0])
-        name = rest.pop(0) if rest and isinstance(rest[0], Token) else None
+        name = cast(Token, rest.pop(0)) if rest and isinstance(rest[0], Token) else None
         sp = self.span(t)
         lead = self.comments.before(sp.start)
+        assert isinstance(keyword, Token)  # the grammar: a block starts with its keyword
         header_end = self.src.text.find("{", keyword.end_pos) + 1
         trailing = self.comments.trailing(header_end)
         if str(keyword) == "train":
@@ -554,6 +565,7 @@ class _Builder:
         keyword, *rest = t.children
         sp = self.span(t)
         lead = self.comments.before(sp.start)
+        assert isinstance(keyword, Token)  # the grammar: `block` first
         header_end = self.src.text.find("{", keyword.end_pos) + 1
         trailing = self.comments.trailing(header_end)
         params: tuple[ir.Arg, ...] = ()
@@ -629,7 +641,7 @@ class _Builder:
                                             "", help=f"list every input after `{op}`, as in `{op} h1 h2`"))
             names = [a for a in names if a.value.name != FROM]  # type: ignore[union-attr]
             rest = tuple(a for a in args if not any(a is n for n in names) and not _is_from(a))
-            return (tuple(a.value.name for a in names), tuple(a.span for a in names), rest)  # type: ignore[union-attr]
+            return (tuple(a.value.name for a in names), tuple(a.span for a in names), rest)  # type: ignore[union-attr,misc]
         at = [i for i, a in enumerate(args) if _is_from(a)]
         if not at:
             return ((previous,) if previous is not None else (), (), args)
@@ -643,7 +655,7 @@ class _Builder:
                                          "to combine nodes, use a merge such as `add h1 h2`"))
             return ((previous,) if previous is not None else (), (), tuple(a for a in args if not _is_from(a)))
         rest = args[:i] + args[i + 2:]
-        return ((target.value.name,), (target.span,), rest)  # type: ignore[union-attr,return-value]
+        return ((target.value.name,), (target.span,), rest)  # type: ignore[return-value]
 
 
 # `dense 8 from h1`: the word that names the node a layer reads
@@ -688,14 +700,14 @@ def parse_collect(text: str, filename: str = "<string>") -> tuple[ir.Spec | None
     """Parse, returning the IR (None after a syntax error) and every diagnostic found."""
     src = Source(text, filename)
     lark = _lark()
-    postlex = lark.options.postlex
+    postlex = cast(_PostLex, lark.options.postlex)  # the one _lark() built
     try:
         tree = lark.parse(text)
     except UnexpectedInput as exc:
         return None, [_syntax_error(exc, src, postlex)], src
     except _TooDeep as exc:
         tok = exc.token
-        return None, [error("E025", "brackets nested too deeply", Span(tok.start_pos, tok.end_pos),
+        return None, [error("E025", "brackets nested too deeply", _tok_span(tok),
                             f"more than {MAX_NESTING} levels deep",
                             help=f"nest lists and calls at most {MAX_NESTING} levels deep")], src
     # Comments come from a lexer pass of their own: Lark drops %ignore'd tokens.

@@ -278,8 +278,9 @@ def curves_figure(curves: Sequence[Curves]) -> Figure:
                 ax.plot(epochs, ys, style, color=color, marker="o" if small else None, markersize=3)
             if c.kept is not None:
                 ax.axvline(c.kept, color=color, linestyle=":", linewidth=1)
-                row = next((r for r in c.history if r["epoch"] == c.kept), None)
-                mark = None if row is None else next((row[k] for k in (f"val_{q}", q) if _finite(row.get(k))), None)
+                kept_row = next((r for r in c.history if r["epoch"] == c.kept), None)
+                mark = None if kept_row is None else next((kept_row[k] for k in (f"val_{q}", q)
+                                                           if _finite(kept_row.get(k))), None)
                 if mark is not None:
                     ax.plot([c.kept], [mark], "D", color=color, markersize=6, markeredgecolor="black", zorder=5)
         ax.set_xlabel("epoch")

@@ -13,15 +13,20 @@ evaluation is `evaluate_run` (which `nnspec eval` calls), and a prediction is
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
 from nnspec import runs
 from nnspec.checked import Program
 from nnspec.diagnostics import NNSpecError
+
+if TYPE_CHECKING:  # pragma: no cover: both import JAX or the data readers
+    from nnspec.data import Standardizer
+    from nnspec.lower import Model
 
 
 @dataclass
@@ -63,7 +68,7 @@ def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool
     return Evaluation(name, len(ds), metrics, notes, counts)
 
 
-def inference_fn(model: Any, params: Any, std: Any, *, ensemble: bool):
+def inference_fn(model: Model, params: Any, std: Standardizer | None, *, ensemble: bool) -> Callable[[Any], Any]:
     """x (a batch of the model's input, unscaled) -> what `nnspec predict` prints as
     numbers: the input standardized as in training, the model in inference mode (no
     dropout, batch norm's running statistics), an ensemble's mean, then probabilities
@@ -76,7 +81,7 @@ def inference_fn(model: Any, params: Any, std: Any, *, ensemble: bool):
     scale = None if std is None else jnp.asarray(std.std)
 
     def fn(x):
-        if mean is not None:
+        if mean is not None and scale is not None:
             x = (jnp.asarray(x, jnp.float32) - mean) / scale  # Standardizer.apply, in float32
         pred = predict(model, params, x, ensemble=ensemble)
         if loss is not None:
@@ -93,8 +98,8 @@ class Predictor:
     `{layer: {name: array}}` (an ensemble's stacked on a leading axis), `.history` the
     per-epoch records of `history.jsonl`."""
 
-    def __init__(self, run_dir: Path, spec: str, program: Program, model: Any, params: Any,
-                 standardizer: Any, meta: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, spec: str, program: Program, model: Model, params: Any,
+                 standardizer: Standardizer | None, meta: dict[str, Any]) -> None:
         self.run_dir = run_dir
         self.spec = spec
         self.program = program
@@ -189,12 +194,12 @@ class Predictor:
         p = self.program
         best = self.meta.get("stopper") or {}
         epochs = len(self.history)
-        return (f"<nnspec.Predictor `{p.spec.model.name}` ({p.model.n_params:,} parameters) from `{self.run_dir}`: "
+        return (f"<nnspec.Predictor `{p.model.name}` ({p.model.n_params:,} parameters) from `{self.run_dir}`: "
                 f"{epochs} epoch{'s' * (epochs != 1)}"
                 + (f", best epoch {best['best_epoch']}" if best.get("best_epoch") else "") + ">")
 
 
-def load(run: "str | Path") -> Predictor:
+def load(run: str | os.PathLike[str]) -> Predictor:
     """The finished run in folder `run` (written by `nnspec train --out RUN`), read with
     its own copy of the spec. Raises `runs.RunFolderError` for a folder that holds no
     run, `NNSpecError` for a checkpoint that cannot be used (E405)."""

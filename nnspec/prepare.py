@@ -70,7 +70,8 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         assert t.columns is not None
         try:
             encoder = encoder or fit_encoder(train_ds, t.columns)
-            ds, train_ds, val_ds, test_ds = (encode(d, encoder) for d in (ds, train_ds, val_ds, test_ds))
+            ds, train_ds = encode(ds, encoder), encode(train_ds, encoder)
+            val_ds, test_ds = encode(val_ds, encoder), encode(test_ds, encoder)
         except DataError as exc:
             raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
                        notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
@@ -85,7 +86,8 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
         if ints:  # token ids are fed as int32
             def as_ids(d):
                 return dataclasses.replace(d, x={k: v.astype(np.int32) if k in ints else v for k, v in d.x.items()})
-            ds, train_ds, val_ds, test_ds = (None if d is None else as_ids(d) for d in (ds, train_ds, val_ds, test_ds))
+            ds, train_ds = as_ids(ds), as_ids(train_ds)
+            val_ds, test_ds = (None if d is None else as_ids(d) for d in (val_ds, test_ds))
     else:
         check_fit(program, ds, t.data_span)
         # separate validation and test files (one input, one output: E256 otherwise), read as
@@ -173,7 +175,8 @@ def _prepare_given(program: Program, given: Any, standardizer: Standardizer | No
         if ints:
             def as_ids(d):
                 return dataclasses.replace(d, x={k: v.astype(np.int32) if k in ints else v for k, v in d.x.items()})
-            full, ds_train, val_ds, test_ds = (None if d is None else as_ids(d) for d in (full, ds_train, val_ds, test_ds))
+            full, ds_train = as_ids(full), as_ids(ds_train)
+            val_ds, test_ds = (None if d is None else as_ids(d) for d in (val_ds, test_ds))
     else:
         tokens = check_tokens(program, full, None)
         for other in (parts["val_data"], parts["test_data"]):
@@ -193,8 +196,9 @@ def _finish(program: Program, ds: Any, train_ds: Dataset, val_ds: Dataset | None
     t = program.train
     assert t is not None
     if tokens:  # token ids are fed as int32, and never standardized
-        ds, train_ds, val_ds, test_ds = (None if d is None else dataclasses.replace(d, x=d.x.astype(np.int32))
-                                         for d in (ds, train_ds, val_ds, test_ds))
+        ds, train_ds = (dataclasses.replace(d, x=d.x.astype(np.int32)) for d in (ds, train_ds))
+        val_ds, test_ds = (None if d is None else dataclasses.replace(d, x=d.x.astype(np.int32))
+                           for d in (val_ds, test_ds))
     if t.batch is not None and t.batch > len(train_ds):
         raise fail("E402", f"batch size {t.batch} is larger than the training split ({len(train_ds)} examples)",
                    program, _stmt_span(program, "batch") or t.data_span, label="too large",
@@ -286,8 +290,8 @@ def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
             values, lines = column
             if ds.dropped and ds.lines is not None:  # `missing drop` left rows out: so does the split column
                 kept = set(ds.lines.tolist())
-                values, lines = zip(*[(v, n) for v, n in zip(values, lines) if n in kept]) if kept else ((), ())
-                values, lines = list(values), list(lines)
+                pairs = [(v, n) for v, n in zip(values, lines) if n in kept]
+                values, lines = [v for v, _ in pairs], [n for _, n in pairs]
             if ds.lines is not None and (len(lines) != len(ds) or not np.array_equal(ds.lines, lines)):
                 raise SplitColumnError("the split column's rows are not the examples read",
                                        path=t.data.params["path"], column=t.split_column)
@@ -344,6 +348,7 @@ def _range_warnings(program: Program, train: Dataset) -> tuple[Diagnostic, ...]:
     entry = ACTIVATIONS.get(act) if act else None
     if program.loss.task != "regression" or entry is None or entry.attrs["output"] not in _RANGES or not train.y.size:
         return ()
+    assert last is not None  # `entry` is its activation
     low, high, shown = _RANGES[entry.attrs["output"]]
     y = np.asarray(train.y, dtype=np.float64)
     outside = y[(y < low) | (y > high)]
@@ -373,7 +378,7 @@ def check_fit(program: Program, ds: Dataset, span: Span | None) -> None:
                    help=f"declare the input as `input {program.model.inputs[0][0]}[{', '.join(map(str, ds.features))}]`"
                         if len(ds.features) else "give each example at least one feature")
     loss = program.loss
-    assert loss is not None
+    assert loss is not None and program.train is not None
     out = program.model.output_shape
     positions = class_positions(program)
     if loss.task == "multiclass" and tuple(ds.y.shape[1:]) != positions and positions:

@@ -48,7 +48,10 @@ def retarget(text: str, filename: str, files: dict[str, str]) -> tuple[str, list
     if directive is None or directive.span is None:
         flag = FLAGS[next(iter(files))]
         raise RetargetError(f"`{flag}` replaces the file of the spec's `data` line, but `{filename}` has none")
-    main = _source(spec, directive, None)
+    # the training source: by position, or as `source=` or `train=` (as check.py reads it)
+    main = next((c for c in (_source(spec, directive, k) for k in (None, "source", "train")) if c is not None), None)
+    if main is None:
+        raise RetargetError("the spec's data line names no training source that the flags can change")
     edits: list[tuple[int, int, str]] = []
     notes = []
     for key in ("data", "val", "test"):
@@ -102,7 +105,7 @@ def _kind(call: ir.Call, path: str, flag: str, filename: str) -> str:
         raise RetargetError(_no_file(call, flag, filename))
     fmt = _FORMATS.get(_suffixes(path)[0])
     if call.name in TABLES and fmt in TABLES:
-        return fmt  # type: ignore[return-value]
+        return fmt
     return call.name
 
 

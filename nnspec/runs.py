@@ -201,7 +201,8 @@ def with_overrides(program: Program, overrides: Mapping[str, Any]) -> Program:
         return program
 
     def reseed(p: Program) -> Program:
-        return dataclasses.replace(p, train=dataclasses.replace(p.train, seed=seed))  # type: ignore[arg-type]
+        assert p.train is not None  # a sweep's programs all train, as the spec does
+        return dataclasses.replace(p, train=dataclasses.replace(p.train, seed=seed))
     out = reseed(program)
     if program.sweep is not None:
         out = dataclasses.replace(out, sweep=dataclasses.replace(
@@ -294,8 +295,8 @@ def differences(program: Program, rec: Mapping[str, Any], base_dir: Path, *,
                 out.append(("data", f"the run was {what} {'a separate file' if theirs_rec else 'no separate file'}, "
                                     f"this spec names {'one' if source is not None else 'none'}"))
             continue
-        mine = {"kind": source.kind, "params": _jsonable(dict(source.params))}
-        theirs = {"kind": theirs_rec.get("kind"), "params": dict(theirs_rec.get("params") or {})}
+        mine: dict[str, Any] = {"kind": source.kind, "params": _jsonable(dict(source.params))}
+        theirs: dict[str, Any] = {"kind": theirs_rec.get("kind"), "params": dict(theirs_rec.get("params") or {})}
         recorded = _recorded_files(theirs_rec)
         for key, path in data_files(source).items():
             if key not in recorded:

@@ -13,7 +13,7 @@ class Span:
     start: int
     end: int
 
-    def to(self, other: "Span") -> "Span":
+    def to(self, other: Span) -> Span:
         """The smallest span covering both."""
         return Span(min(self.start, other.start), max(self.end, other.end))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Iterable, overload
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
@@ -16,6 +16,10 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+@overload
+def did_you_mean(name: str, candidates: Iterable[str], *, fallback: str) -> str: ...
+@overload
+def did_you_mean(name: str, candidates: Iterable[str], *, fallback: None = None) -> str | None: ...
 def did_you_mean(name: str, candidates: Iterable[str], *, fallback: str | None = None) -> str | None:
     """`did you mean `relu`?`, or `fallback` when nothing is close."""
     best = closest(name, candidates)

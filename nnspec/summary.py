@@ -59,7 +59,7 @@ def summary(program: Program) -> str:
     previous = model.inputs[-1][0] if model.inputs else None
     uses = _uses(program)
     group = None
-    for i, layer in enumerate(model.layers):
+    for layer in model.layers:
         act = layer.activation if layer.op == "dense" else None
         kind = f"{layer.op} {act}" if act and act != "identity" else layer.op
         reads = ", ".join(layer.inputs) if layer.inputs != ((previous,) if previous else ()) else ""

@@ -65,8 +65,8 @@ class SweepError(Exception):
 
 def _sites(spec: ir.Spec) -> Iterator[tuple[ir.Call, str, bool]]:
     """Every sweep call in the spec: (call, axis name, traced)."""
-    def in_args(args: tuple[ir.Arg, ...], positional: tuple[str, ...], prefix: str, traced: set[str],
-                inner_traced: set[str] = frozenset()) -> Iterator[tuple[ir.Call, str, bool]]:
+    def in_args(args: tuple[ir.Arg, ...], positional: tuple[str, ...], prefix: str, traced: set[str] | frozenset[str],
+                inner_traced: set[str] | frozenset[str] = frozenset()) -> Iterator[tuple[ir.Call, str, bool]]:
         pos = list(positional)
         for arg in args:
             key = arg.key if arg.key is not None else (pos.pop(0) if pos else "?")
@@ -153,7 +153,7 @@ def show(value: float | int) -> str:
 
 def axes(spec: ir.Spec) -> list[tuple[Axis, ir.Call]]:
     """The sweep axes of a spec, in source order; raises SweepError for malformed ones."""
-    out = []
+    out: list[tuple[Axis, ir.Call]] = []
     errors: list[Diagnostic] = []
     for let in spec.lets:
         for call in sweep_calls(let.value):

@@ -14,6 +14,7 @@ its last good parameters while the others go on.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -124,7 +125,7 @@ class SweepResult:
                          format_value(m.best_value) if math.isfinite(m.best_value) else "—",
                          str(m.best_epoch or "—"), str(len(m.history)), status])
         widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
-        line = lambda r: "  ".join(v.rjust(w) if k < len(head) - 1 else v for k, (v, w) in enumerate(zip(r, widths)))
+        line = lambda r: "  ".join(v.rjust(w) if k < len(head) - 1 else v for k, (v, w) in enumerate(zip(r, widths)))  # noqa: E731
         return "\n".join([line(head), *(line(r) for r in rows)]) + "\n"
 
 
@@ -279,7 +280,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
             _train_group([members[i] for i in part], members[part[0]].splits,  # type: ignore[arg-type]
                          epochs or first.train.epochs, monitor, mode,  # type: ignore[union-attr]
                          callback, label=f"program {g + 1}/{len(groups)}, " if len(groups) > 1 else "",
-                         everyone=members, save=lambda tr, sn, ci=ci: save(ci, tr, sn),
+                         everyone=members, save=functools.partial(save, ci),
                          every=checkpoint_every,
                          resumed=saved["current"] if saved is not None and ci == first_chunk else None,
                          ckpt=ckpt, devices=for_run(first, devices))
@@ -472,7 +473,7 @@ def _restore_done(path: Path, program: Program, members: list[MemberResult], sav
         m = members[i]
         m.history, m.best_epoch, m.best_value, m.kept_value = (rec["history"], rec["best_epoch"], rec["best_value"],
                                                                rec["kept_value"])
-        m.diverged = tuple(rec["diverged"]) if rec["diverged"] else None  # type: ignore[assignment]
+        m.diverged = tuple(rec["diverged"]) if rec["diverged"] else None
         m.how, m.stopped_early, m.start_loss = rec["how"], rec["stopped_early"], rec["start_loss"]
         m.params = trees[f"member_{i}"]
         if i in steps:

@@ -517,7 +517,7 @@ class Trainer:
             # the rate the plateau rule had set for this epoch
             lrs = np.asarray(state.opt_state.plateau["lr"]) if self.plateau is not None else None
             for i in np.flatnonzero(active & ~good):
-                tracks[i] = replace(tracks[i], diverged=self._divergence(i, epoch, losses[i], np.asarray(per_step[i]),
+                tracks[i] = replace(tracks[i], diverged=self._divergence(int(i), epoch, losses[i], np.asarray(per_step[i]),
                                                                          bool(exploded[i])))
             for i in np.flatnonzero(keep):
                 tr = tracks[i]

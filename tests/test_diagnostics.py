@@ -660,7 +660,7 @@ SWEPT = [(kind, e, text, d) for kind, e, text in MISTAKES for d in diagnose(text
 def _every_help() -> dict[str, str]:
     """Each distinct help line -> where it came from: the sweep, the UI corpus, the catalog."""
     helps: dict[str, str] = {}
-    for kind, e, text, d in SWEPT:
+    for kind, e, _text, d in SWEPT:
         helps.setdefault(d.help or "", f"{d.code} at {kind} `{e.name}`")
     for name, d in [(n, d) for n, d, _ in ALL]:
         helps.setdefault(d.help or "", f"{d.code} in tests/ui/{name}.nn")

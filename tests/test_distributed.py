@@ -135,7 +135,7 @@ def test_two_processes_train_what_one_trains(tmp_path, processes_work) -> None:
     procs = [nnspec("train", str(spec), "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
                     "--process-id", str(i), "--out", str(run)) for i in (0, 1)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     (out0, err0), (out1, err1) = outs
     assert "device      2 × cpu, each batch split over them (of 2 devices)" in err0

@@ -66,7 +66,7 @@ def test_grammar_is_well_formed() -> None:
         for sub in rule.get("patterns", ()):
             yield from regexes(sub)
 
-    for name, rule in repo.items():
+    for rule in repo.values():
         for rx in regexes(rule):
             re.compile(rx)  # Oniguruma reads a superset of what these use; Python's re checks the syntax
 

@@ -123,7 +123,7 @@ def test_predict_reads_in_bulk_and_row_by_row_alike(tmp_path, monkeypatch):
                 _slow(m)
             got.append((read_features("p.csv", base_dir=tmp_path, names=("a", "b"), width=2),
                         read_features("n.csv", base_dir=tmp_path, names=None, width=2, header=False)))
-    for (x1, ign1), (x2, ign2) in got:
+    for (x1, ign1), (x2, _ign2) in got:
         np.testing.assert_array_equal(x1, [[1, 2], [3, 4]])
         assert ign1 == ("id", "label")
         np.testing.assert_array_equal(x2, [[1, 2], [3, 4]])

@@ -144,7 +144,7 @@ class CompileCounter:
         if event == self.EVENT:
             self.count += 1
 
-    def __enter__(self) -> "CompileCounter":
+    def __enter__(self) -> CompileCounter:
         jax.monitoring.register_event_duration_secs_listener(self._listen)
         return self
 

@@ -39,7 +39,7 @@ def spec(lr="0.1", epochs=3):
 
 class FakeBar:
     """Stands in for tqdm.auto.tqdm: records what the trainer tells it."""
-    made: list["FakeBar"] = []
+    made: list[FakeBar] = []
 
     def __init__(self, total=None, initial=0, desc=None, unit=None):
         self.total, self.n, self.desc, self.unit = total, initial, desc, unit

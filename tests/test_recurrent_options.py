@@ -36,7 +36,7 @@ def _gate_order(op: str, a: np.ndarray) -> np.ndarray:
 def nnspec_params(op: str, net, bidirectional: bool) -> dict[str, jax.Array]:
     out = {}
     for torch_suffix, suffix in [("", ""), ("_reverse", "_back")][:2 if bidirectional else 1]:
-        get = lambda name: getattr(net, f"{name}_l0{torch_suffix}").detach().numpy()
+        get = lambda name: getattr(net, f"{name}_l0{torch_suffix}").detach().numpy()  # noqa: E731
         out["w" + suffix] = _gate_order(op, get("weight_ih")).T
         out["u" + suffix] = _gate_order(op, get("weight_hh")).T
         out["b" + suffix] = _gate_order(op, get("bias_ih"))

@@ -138,3 +138,18 @@ def test_retarget_without_a_data_line_says_so():
     text = SPEC.replace('    data csv("data/a.csv", target="label", features=["u", "w"])\n', "")
     with pytest.raises(RetargetError, match="has none"):
         retarget(text, "m.nn", {"data": "b.csv"})
+
+
+@pytest.mark.parametrize("key", ["source", "train"])
+def test_retarget_reads_a_training_source_given_by_keyword(tmp_path, key):
+    """`data source=csv(...)` is the training file as `data csv(...)` is (it was None, and
+    `--val-data` crashed on it)."""
+    text = SPEC.replace('data csv("data/a.csv"', f'data {key}=csv("data/a.csv"')
+    check_text(text)
+    new, notes = retarget(text, "m.nn", {"data": str(tmp_path / "b.csv"), "val": str(tmp_path / "v.csv")})
+    assert notes[0] == f"`--data {tmp_path / 'b.csv'}` replaces `data/a.csv`"
+    assert "adds it as the validation file" in notes[1]
+    data = parse(new).train.get("data")
+    assert [a.key for a in data.args] == [key, "val"]
+    assert data.args[1].value.name == "csv" and data.args[1].value.args[0].value.value == str(tmp_path / "v.csv")
+    check_text(new)

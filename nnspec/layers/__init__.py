@@ -81,7 +81,7 @@ def _dense_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
         raise ShapeError("E201", f"`dense` expects a flat vector, found shape {show_shape(in_shape)}",
                          "add a `flatten` layer before it, or write `per_step` to apply it to each step's last axis")
     n_in = in_shape[-1]
-    shapes = {"w": (n_in, p["units"])}
+    shapes: dict[str, Shape] = {"w": (n_in, p["units"])}
     if p["bias"] is not False:
         shapes["b"] = (p["units"],)
     if p["weights"] is not None:

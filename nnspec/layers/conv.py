@@ -47,7 +47,7 @@ def _spatial(op: str, in_shape: Shape, n: int) -> tuple[int, ...]:
         return in_shape[:n]
     found = show_shape(in_shape)
     sibling = _SIBLING.get(op)
-    want = None
+    want: Shape | None = None
     if n == 2 and len(in_shape) == 2:
         want = (*in_shape, 1)
         help = "an image of one channel needs its channel axis too: {fix}"

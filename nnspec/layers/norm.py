@@ -19,7 +19,7 @@ def _shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
     if not in_shape:
         raise ShapeError("E201", f"`batch_norm` needs a feature axis, found shape {show_shape(in_shape)}")
     c = (in_shape[-1],)
-    shapes = {"moving_mean": c, "moving_var": c}
+    shapes: dict[str, Shape] = {"moving_mean": c, "moving_var": c}
     if p["scale"]:
         shapes["scale"] = c
     if p["offset"]:

@@ -60,7 +60,7 @@ def _param_shapes(op: str):
     def rule(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]:
         _, features = sequence(op, in_shape)
         width = GATES[op] * p["units"]
-        one = {"w": (features, width), "u": (p["units"], width)}
+        one: dict[str, Shape] = {"w": (features, width), "u": (p["units"], width)}
         if p["bias"]:
             one["b"] = (width,)
             if (op == "gru" and p["reset_after"]) or p.get("recurrent_bias"):

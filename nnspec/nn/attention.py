@@ -141,6 +141,9 @@ class TransformerEncoder(LayerImpl):
     def apply(self, params, x, hp, *, key, train):
         p = self.layer.params
         eps = p["epsilon"]
+        u_attn: Array | None
+        u1: Array | None
+        u2: Array | None
         if train:
             u_attn, u1, u2 = _uniforms(_need_key(self.layer, key), [_weights_shape(params, x), x.shape, x.shape])
         else:

@@ -7,7 +7,7 @@ nnspec/nn/__init__.py). It mirrors the rule rows of nnspec/layers/<family>.py.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable, Literal, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +45,8 @@ def activate(fn: Fn | None, x: Array, hp: Mapping[str, Array]) -> Array:
 
 # ---------------------------------------------------------------------------- initializers
 
-def _variance_scaling(scale: float, mode: str, dist: str) -> Callable:
+def _variance_scaling(scale: float, mode: Literal["fan_in", "fan_avg"],
+                      dist: Literal["truncated_normal", "uniform"]) -> Callable:
     """`jax.nn.initializers.variance_scaling`, which Keras's initializers of the same names
     match: `*_normal` draws a normal truncated at ±2σ, rescaled to the stated variance."""
     def init(key: Array, shape: tuple[int, ...]) -> Array:
@@ -103,8 +104,9 @@ class LayerImpl:
     def hparams(self) -> dict[str, float]:
         return {}
 
-    def apply(self, params: Mapping[str, Array], x: Array, hp: Mapping[str, Array], *,
+    def apply(self, params: Mapping[str, Array], x: Array | tuple[Array, ...], hp: Mapping[str, Array], *,
               key: Array | None, train: bool) -> Array:
+        """`x` is one array, or a merge's (MERGE) tuple of them, one per input."""
         raise NotImplementedError
 
 

@@ -145,7 +145,8 @@ class _Pool(_Windowed):
         g = geometry(self.layer.op, self.layer.params, self.layer.in_shape, self.rank, window="size")
         if g.stride != g.window or any(p != (0, 0) for p in g.padding):
             return None
-        x = x[(slice(None), *(slice(0, n * k) for n, k in zip(g.out, g.window)))]
+        covered = (slice(None), *(slice(0, n * k) for n, k in zip(g.out, g.window)))
+        x = x[covered]
         shape = [d for n, k in zip(g.out, g.window) for d in (n, k)]
         return x.reshape(x.shape[0], *shape, x.shape[-1]), tuple(range(2, 2 + 2 * self.rank, 2))
 

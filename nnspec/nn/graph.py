@@ -35,9 +35,9 @@ class Multiply(_Merge):
         return out
 
 
-class Average(_Merge):
+class Average(Add):  # the sum, divided
     def apply(self, params, xs, hp, *, key, train):
-        return Add.apply(self, params, xs, hp, key=key, train=train) / len(xs)
+        return super().apply(params, xs, hp, key=key, train=train) / len(xs)
 
 
 class Concat(_Merge):

@@ -132,7 +132,7 @@ class Recurrent(LayerImpl):
         if key is None:
             return None, None
         lead = x.shape[:-2]
-        out = []
+        out: list[Array | None] = []
         for prob, width, k in zip(probs, (x.shape[-1], p["units"]), jax.random.split(key)):
             if not prob:
                 out.append(None)
