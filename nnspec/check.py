@@ -100,6 +100,12 @@ TRAIN = Registry("train setting", [
           doc="stop when the monitored metric stops improving"),
     Entry("seed", (P("value", Int(min=0, max=2**63 - 1), required=True, positional=True, doc="seed for every random choice"),),
           doc="makes runs repeatable"),
+    Entry("start_from", (P("run", Str(), required=True, positional=True,
+                           doc="a finished run's folder, relative to the spec's folder"),
+                         P("optimizer", Bool(), False,
+                           "also go on with the run's optimizer state (Adam's moments, its step count), as a "
+                           "second `fit` of the same model does; it needs the same layers and optimizer")),
+          doc="start from a finished run's final weights, layer by layer name (a second phase, fine-tuning)"),
     Entry("metrics", (), variadic=P("metric", Symbol("metric")), doc="what to report besides the loss"),
     Entry("target", (P("of", Choice(("input",)), required=True, positional=True,
                        doc="`input`: the targets are the inputs themselves, for an autoencoder"),),
@@ -1073,7 +1079,10 @@ class _Checker:
             val_span=_arg_span(seen["data"], "val"), test_span=_arg_span(seen["data"], "test"),
             columns=cols if cols else None,
             stratify=split.get("stratify", False), split_column=split.get("column"),
-            split_span=seen["split"].span if "split" in seen else None)
+            split_span=seen["split"].span if "split" in seen else None,
+            start_from=bound["start_from"]["run"] if "start_from" in bound else None,
+            start_optimizer=bound["start_from"]["optimizer"] if "start_from" in bound else False,
+            start_span=seen["start_from"].span if "start_from" in seen else None)
 
     def check_columns(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive],
                       target: str) -> columns.Columns | bool | None:

@@ -204,6 +204,10 @@ class TrainProgram:
     stratify: bool = False
     split_column: str | None = None
     split_span: Span | None = None
+    # `start_from "RUN"`: the finished run whose final weights the first epoch starts from
+    start_from: str | None = None
+    start_optimizer: bool = False  # `start_from ... optimizer=true`: its optimizer state too
+    start_span: Span | None = None
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,36 @@ def load(path: Path, templates: Mapping[str, Any]) -> tuple[dict[str, Any], dict
     return out, meta
 
 
+def load_by_name(path: Path, name: str, template: Any) -> tuple[Any, list[str], list[str]]:
+    """The tree `name` of a checkpoint, array by array path (`dense_1.w`), into `template`
+    (arrays): every path both hold is read (its shape and dtype must be the template's,
+    its values finite); the template keeps the rest. Returns (tree, the paths the template
+    kept, the stored paths it has no place for)."""
+    import jax
+    arrays, meta = _open(path)
+    if name not in meta["trees"]:
+        raise CheckpointError(f"`{path}` holds no `{name}`", "train the run to its end first")
+    stored = dict(zip((meta.get("names") or {}).get(name) or [], range(meta["trees"][name])))
+    paths, leaves = leaf_names(template)
+    _, treedef = jax.tree_util.tree_flatten(template)
+    out, kept = [], []
+    for p, leaf in zip(paths, leaves):
+        if p not in stored:
+            kept.append(p)
+            out.append(leaf)
+            continue
+        arr = arrays[f"{name}/{stored[p]:06d}"]
+        want, dtype = tuple(np.shape(leaf)), np.dtype(leaf.dtype)
+        if arr.shape != want or arr.dtype != dtype:
+            raise CheckpointError(f"`{path}`: array {p} is {arr.dtype}{list(arr.shape)}, this model's is "
+                                  f"{dtype}{list(want)}", "give the layer another name to start it afresh")
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise CheckpointError(f"`{path}`: array {p} holds NaN or infinite values", "start from another run")
+        out.append(jax.numpy.asarray(arr, dtype=dtype))
+    extra = [p for p in stored if p not in set(paths)]
+    return jax.tree_util.tree_unflatten(treedef, out), kept, extra
+
+
 def _open(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     bad = "delete it, or train again"
     if not path.exists():

@@ -406,6 +406,8 @@ def _header(spec_path: str, program, out: Path | None, note: str | None, quiet: 
             from nnspec.show import format_value
             text += row("weights", (f"{head}: " if head else "") + "class_weight=balanced: "
                         + ", ".join(format_value(w) for w in weights))
+        if p.train is not None and p.train.start_from is not None and not started.start:
+            text += row("start from", f"{p.train.start_from}: its final weights, by layer name")
         if started.overrides:
             text += row("overrides", " ".join(f"--{k} {v}" for k, v in started.overrides.items()))
         text += row("epochs", f"{started.start + 1} to {started.total}" if started.start else str(started.total))

@@ -26,6 +26,7 @@ from nnspec.diagnostics import NNSpecError
 from nnspec.infer import evaluate
 from nnspec.lower import Model, TrainState, lower
 from nnspec.prepare import Splits, _spec_dir, fail, prepare, with_class_weights
+from nnspec.start import start_params
 from nnspec.show import format_value
 from nnspec.split import record_of as split_record, recorded_differs
 from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, rows, stack
@@ -216,7 +217,10 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         initial_loss = meta.get("initial_loss")
         trainer.start_loss = np.array([math.nan if initial_loss is None else initial_loss])
     else:
-        snap = trainer.fresh()
+        start, start_opt, started_from = start_params([program], trainer, base)  # `start_from`
+        snap = trainer.fresh(start, start_opt)
+        if started_from is not None:
+            rec = {**rec, "start_from": started_from}
         if t.divergence is not None:
             initial_loss = float(trainer.measure_start(snap)[0])
         if out is not None and writes:

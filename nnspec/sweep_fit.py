@@ -35,6 +35,7 @@ from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model
 from nnspec.prepare import Splits, _spec_dir, fail, prepare, with_class_weights
+from nnspec.start import start_params
 from nnspec.split import record_of as split_record
 from nnspec.trainer import Divergence, Snapshot, Track, Trainer, _batches, stack
 from nnspec.show import format_value
@@ -283,7 +284,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
                          everyone=members, save=functools.partial(save, ci),
                          every=checkpoint_every,
                          resumed=saved["current"] if saved is not None and ci == first_chunk else None,
-                         ckpt=ckpt, devices=for_run(first, devices))
+                         ckpt=ckpt, devices=for_run(first, devices), base_dir=base)
             save(ci + 1)
             if pbar is not None and pbar.n < ends[ci]:
                 pbar.update(int(ends[ci]) - pbar.n)
@@ -339,14 +340,16 @@ def _train_group(members: list[MemberResult], splits: Splits, epochs: int, monit
                  mode: str, progress, label: str, everyone: list[MemberResult],
                  save: Callable[[Trainer, Snapshot], None] | None = None, every: float = 2.0,
                  resumed: dict[str, Any] | None = None, ckpt: Path | None = None,
-                 devices: Devices | None = None) -> None:
+                 devices: Devices | None = None, base_dir: Path | None = None) -> None:
     """Train these models as one stack, filling in their results epoch by epoch (the
     progress line ranks the whole sweep as it stands). `save` writes the sweep's checkpoint
     (at most every `every` seconds, and on Ctrl-C); `resumed` is the stack's saved progress."""
     trainer = Trainer([with_class_weights(m.program, splits.class_weights) for m in members], splits,
                       monitor=monitor, mode=mode, devices=devices)
     if resumed is None:
-        snap = trainer.fresh()
+        start, start_opt, _ = start_params([m.program for m in members], trainer,
+                                           base_dir or _spec_dir(members[0].program))  # `start_from`
+        snap = trainer.fresh(start, start_opt)
         starts = trainer.measure_start(snap)
     else:
         snap = _resumed_stack(trainer, resumed, ckpt)  # type: ignore[arg-type]

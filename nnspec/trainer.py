@@ -430,12 +430,23 @@ class Trainer:
         """The shapes of ONE model's state (what a checkpoint of a single run holds)."""
         return jax.eval_shape(self.model.init_state, jax.random.key(0))
 
-    def fresh(self) -> Snapshot:
-        """Every model's initial weights and optimizer state."""
-        params = self._params0
+    @property
+    def params0(self) -> Any:
+        """Every model's initial weights, stacked (what `fresh` starts from)."""
+        return self._params0
+
+    def fresh_opt_state(self, params: Any = None) -> Any:
+        """Every model's initial optimizer state (for `params`, stacked; default `_params0`)."""
+        params = self._params0 if params is None else params
         assert self.model.optimizer is not None
         template = compiled(self.model.optimizer.init)(member(params, 0))
-        opt = stack([with_hparams(template, p.optimizer, p.regularization) for p in self.programs])  # type: ignore[arg-type]
+        return stack([with_hparams(template, p.optimizer, p.regularization) for p in self.programs])  # type: ignore[arg-type]
+
+    def fresh(self, params: Any = None, opt_state: Any = None) -> Snapshot:
+        """Every model's initial weights and optimizer state; `params` and `opt_state`
+        (stacked, as `_params0`) replace the initial ones (`start_from`)."""
+        params = self._params0 if params is None else params
+        opt = self.fresh_opt_state(params) if opt_state is None else opt_state
         state = self.devices.per_model(TrainState(params, opt))
         params = state.params
         return Snapshot(0, state, params if self.restore_best else None,

@@ -381,6 +381,7 @@ def gen_train_defaults() -> str:
         "batch": f"`batch {t.batch if t.batch is not None else 'all'}`",
         "epochs": f"`epochs {t.epochs}`",
         "seed": f"`seed {t.seed}`",
+        "start_from": "the initializers" if t.start_from is None else "?",
         "metrics": "only the loss is reported" if not t.metrics else ", ".join(f"`{m}`" for m in t.metrics),
         "standardize": "features are used as they are" if not t.standardize else "`standardize`",
         "early_stop": "every epoch runs" if t.early_stop is None else "?",

@@ -1,0 +1,95 @@
+"""`start_from "RUN"`: a run's first epoch starts from another, finished run's final
+weights (a second training phase, fine-tuning), as Keras's `load_weights(by_name=True)`.
+
+Arrays are matched by their layer path (`dense_1.w`, `bn.moving_mean`): an array of the
+same path must have the same shape; a layer of this model that the run lacks starts as
+its initializer says, and an array of the run that this model lacks is not used. Both are
+recorded with the run (`run.json`'s `run.start_from`). The optimizer starts afresh, as
+after `load_weights`. Nothing but the weights is taken: not the data, the split or the
+standardization.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from nnspec import checkpoint
+from nnspec.checked import Program
+from nnspec.prepare import fail
+
+
+def folder(program: Program, base_dir: Path) -> Path | None:
+    t = program.train
+    if t is None or t.start_from is None:
+        return None
+    return (Path(t.start_from) if os.path.isabs(t.start_from) else base_dir / t.start_from).resolve()
+
+
+def start_params(programs: Sequence[Program], trainer: Any, base_dir: Path) -> tuple[Any, Any, dict[str, Any] | None]:
+    """(the stacked initial weights with the run's arrays in place, the stacked optimizer
+    state with `optimizer=true` else None, what was taken) for the stack of models that
+    `trainer` (a `trainer.Trainer`) trains; (None, None, None) without `start_from`."""
+    from nnspec.lower import with_hparams
+    from nnspec.trainer import member, stack
+    program = programs[0]
+    run = folder(program, base_dir)
+    if run is None:
+        return None, None, None
+    params0 = trainer.params0
+    t = program.train
+    assert t is not None
+    ckpt = run / "checkpoint.npz"
+
+    def refuse(message: str, help: str) -> Exception:
+        return fail("E405", f"cannot start from `{t.start_from}`: {message}", program, t.start_span,
+                    label="the run to start from", help=help)
+    if not ckpt.is_file():
+        raise refuse(f"`{run}` holds no trained run (no `checkpoint.npz`)", "train it first, or name its run folder")
+    try:
+        meta = checkpoint.read_meta(ckpt)
+        if meta.get("ensemble"):
+            raise refuse("it is an ensemble of several models", "start from a run of one model")
+        loaded: list[Any] = []
+        kept: list[str] = []
+        extra: list[str] = []
+        for i in range(len(programs)):
+            tree, kept, extra = checkpoint.load_by_name(ckpt, "final_params", member(params0, i))
+            loaded.append(tree)
+    except checkpoint.CheckpointError as exc:
+        raise refuse(exc.message, exc.help or "start from another run") from None
+    names, _ = checkpoint.leaf_names(member(params0, 0))
+    if names and len(kept) == len(names):
+        raise refuse("it shares no layer with this model (arrays are matched by layer name)",
+                     "name the layers as the run's are (`nnspec compile RUN/spec.nn --emit summary` lists them)")
+    params = stack(loaded)
+    opt_state = None
+    if t.start_optimizer:
+        if kept or extra:
+            raise refuse(f"`optimizer=true` goes on with the run's optimizer state, which is that of its layers, but "
+                         f"{'this model has ' + _names(kept) + ' the run lacks' if kept else ''}"
+                         f"{' and ' if kept and extra else ''}{'the run has ' + _names(extra) + ' this model lacks' if extra else ''}",
+                         "give both the same layers, or leave out `optimizer=true`")
+        fresh = trainer.fresh_opt_state(params)
+        try:
+            trees, _ = checkpoint.load(ckpt, {"opt_state": member(fresh, 0)})
+        except checkpoint.CheckpointError as exc:
+            raise refuse(f"its optimizer state does not fit this spec's optimizer ({exc.message})",
+                         "use the run's optimizer, or leave out `optimizer=true`") from None
+        # the moments and the step count go on; the rates and constants are this spec's
+        opt_state = stack([with_hparams(trees["opt_state"], p.optimizer, p.regularization)  # type: ignore[arg-type]
+                           for p in programs])
+    record = {"run": str(run), "sha256": _sha256(ckpt), "loaded": len(names) - len(kept),
+              "initialized": kept, "unused": extra, "optimizer": t.start_optimizer}
+    return params, opt_state, record
+
+
+def _names(paths: list[str]) -> str:
+    shown = ", ".join(f"`{p}`" for p in paths[:4])
+    return shown + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+
+
+def _sha256(path: Path) -> str:
+    from nnspec.runs import sha256
+    return sha256(path)
