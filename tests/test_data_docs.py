@@ -97,7 +97,8 @@ def test_every_example_in_docs_data_runs(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("NO_COLOR", "1")
     doc = DOC.read_text(encoding="utf-8")
     files = _files(doc)
-    ran, namespace = 0, {"__name__": "__doc_example__"}  # one namespace, as a notebook's
+    ran = 0
+    namespace: dict[str, object] = {"__name__": "__doc_example__"}  # one namespace, as a notebook's
     for block in fences(doc):
         where = f"docs/data.md:{block.line}"
         if block.line in files:
