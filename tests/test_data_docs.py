@@ -25,6 +25,7 @@ from nnspec.cli import main
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "data.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_data_specs import copy_specs, make_examples  # noqa: E402
 from test_docs import fences  # noqa: E402
 
 _FILE = re.compile(r"<!-- file: (\S+) -->\n+```")
@@ -84,15 +85,7 @@ def run_console(text: str, where: str) -> None:
 def test_every_example_in_docs_data_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for needed in ("pyarrow", "PIL", "sklearn", "pandas"):
         pytest.importorskip(needed)
-    import shutil
-    specs = tmp_path / "specs"
-    shutil.copytree(REPO / "specs", specs, ignore=shutil.ignore_patterns("flowers.parquet", "*-ubyte.gz", "stripes"))
-    sys.path.insert(0, str(specs / "data"))
-    try:
-        import make_examples
-    finally:
-        sys.path.remove(str(specs / "data"))
-    make_examples.write_all(specs / "data")
+    make_examples().write_all(copy_specs(tmp_path) / "data")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NO_COLOR", "1")
     doc = DOC.read_text(encoding="utf-8")

@@ -5,9 +5,10 @@ copy of specs/ (they are not committed)."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -28,18 +29,29 @@ EXPECTED = {
 NEEDS = {"parquet_example.nn": "pyarrow", "idx_digits.nn": "sklearn", "image_folder.nn": "PIL"}
 
 
+def make_examples() -> ModuleType:
+    """specs/data/make_examples.py, the writer of the binary example data, as a module."""
+    spec = importlib.util.spec_from_file_location("make_examples", SPECS / "data" / "make_examples.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def copy_specs(dest: Path) -> Path:
+    """specs/ copied to DEST/specs, without any data files generated in the checkout."""
+    root = dest / "specs"
+    shutil.copytree(SPECS, root, ignore=shutil.ignore_patterns("flowers.parquet", "*-ubyte.gz", "stripes"))
+    return root
+
+
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of specs/ with the generated data files written into its data/ folder."""
-    root = tmp_path_factory.mktemp("specs") / "specs"
-    shutil.copytree(SPECS, root, ignore=shutil.ignore_patterns("flowers.parquet", "*-ubyte.gz", "stripes"))
-    sys.path.insert(0, str(root / "data"))
-    try:
-        import make_examples
-    finally:
-        sys.path.remove(str(root / "data"))
-    writers = {"parquet_example.nn": make_examples.write_parquet, "idx_digits.nn": make_examples.write_idx,
-               "image_folder.nn": make_examples.write_images}
+    root = copy_specs(tmp_path_factory.mktemp("specs"))
+    examples = make_examples()
+    writers = {"parquet_example.nn": examples.write_parquet, "idx_digits.nn": examples.write_idx,
+               "image_folder.nn": examples.write_images}
     for name, write in writers.items():
         try:
             __import__(NEEDS[name])
