@@ -21,6 +21,10 @@ The doc's fenced blocks, by info string (the doc's last section says the same fo
 
 Any other fence fails the test, so nothing in the doc escapes checking.
 
+docs/data.md, the guide to getting data in, has its `nn`, `nn-warning`, `nn-error` and
+`nn-fragment` blocks checked here the same way, and its links too; its `python` and
+`console` blocks run in a folder of data files, in tests/test_data_docs.py.
+
 Generated regions sit between `<!-- generated: WHAT -->` and `<!-- end generated -->`;
 the test regenerates each and compares. After changing a registry, rewrite them with
 
@@ -52,8 +56,10 @@ from nnspec.parse import grammar_text
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "language.md"
+GUIDE = REPO / "docs" / "data.md"
 
 KNOWN_FENCES = ("nn", "nn-warning", "nn-error", "nn-fragment", "nn-output", "console", "lark")
+GUIDE_FENCES = ("nn", "nn-warning", "nn-error", "nn-fragment", "console", "python")
 EXAMPLE_FILE = "example.nn"
 
 REGISTRIES: dict[str, Registry] = {
@@ -70,13 +76,14 @@ class Block:
     info: str
     text: str
     line: int  # 1-based line of the opening fence
+    doc: str = ""  # which doc, when it is not docs/language.md
 
     @property
     def id(self) -> str:
-        return f"{self.info}@line{self.line}"
+        return (f"{self.doc}:" if self.doc else "") + f"{self.info}@line{self.line}"
 
 
-def fences(doc: str) -> list[Block]:
+def fences(doc: str, name: str = "") -> list[Block]:
     """Every fenced block, in order."""
     blocks: list[Block] = []
     lines = doc.split("\n")
@@ -91,7 +98,7 @@ def fences(doc: str) -> list[Block]:
                 body.append(lines[i])
                 i += 1
             assert i < len(lines), f"line {start + 1}: unclosed ``` fence"
-            blocks.append(Block(m.group(1), "\n".join(body) + "\n", start + 1))
+            blocks.append(Block(m.group(1), "\n".join(body) + "\n", start + 1, name))
         elif m:
             raise AssertionError(f"line {i + 1}: a fence without an info string; say what it holds")
         i += 1
@@ -500,10 +507,17 @@ def bless(path: Path = DOC) -> None:
 
 DOC_TEXT = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
 BLOCKS = fences(DOC_TEXT) if DOC_TEXT else []
+GUIDE_TEXT = GUIDE.read_text(encoding="utf-8") if GUIDE.exists() else ""
+GUIDE_BLOCKS = fences(GUIDE_TEXT, "data.md") if GUIDE_TEXT else []
 
 
 def _blocks(*infos: str) -> list[Block]:
     return [b for b in BLOCKS if b.info in infos]
+
+
+def _spec_blocks(*infos: str) -> list[Block]:
+    """The blocks of these kinds in docs/language.md and in docs/data.md."""
+    return _blocks(*infos) + [b for b in GUIDE_BLOCKS if b.info in infos]
 
 
 def _ids(blocks: list[Block]) -> list[str]:
@@ -529,15 +543,22 @@ def test_every_fence_is_a_checked_kind() -> None:
     assert not unknown, f"fences nothing checks: {unknown}; use one of {KNOWN_FENCES}"
 
 
+def test_every_fence_of_the_data_guide_is_a_checked_kind() -> None:
+    assert GUIDE.exists(), "docs/data.md is missing"
+    unknown = [b.id for b in GUIDE_BLOCKS if b.info not in GUIDE_FENCES]
+    assert not unknown, f"fences nothing checks: {unknown}; use one of {GUIDE_FENCES}"
+    assert {"nn", "nn-error", "nn-fragment", "console", "python"} <= {b.info for b in GUIDE_BLOCKS}
+
+
 # ----------------------------------------------------------------------------- tests
 
-@pytest.mark.parametrize("block", _blocks("nn"), ids=_ids(_blocks("nn")))
+@pytest.mark.parametrize("block", _spec_blocks("nn"), ids=_ids(_spec_blocks("nn")))
 def test_nn_blocks_check_clean(block: Block) -> None:
     program, diags, src = diagnose(block.text)
     assert program is not None and not diags, f"{block.id}:\n{render_all(diags, src)}"
 
 
-@pytest.mark.parametrize("block", _blocks("nn", "nn-warning"), ids=_ids(_blocks("nn", "nn-warning")))
+@pytest.mark.parametrize("block", _spec_blocks("nn", "nn-warning"), ids=_ids(_spec_blocks("nn", "nn-warning")))
 def test_nn_blocks_are_canonical(block: Block) -> None:
     fmt = _formatter()
     if fmt is None:
@@ -545,7 +566,7 @@ def test_nn_blocks_are_canonical(block: Block) -> None:
     assert fmt(block.text) == block.text, f"{block.id} is not in `nnspec fmt` form"
 
 
-@pytest.mark.parametrize("block", _blocks("nn-warning"), ids=_ids(_blocks("nn-warning")))
+@pytest.mark.parametrize("block", _spec_blocks("nn-warning"), ids=_ids(_spec_blocks("nn-warning")))
 def test_nn_warning_blocks(block: Block) -> None:
     program, diags, src = diagnose(block.text)
     assert program is not None, f"{block.id} has errors:\n{render_all(diags, src)}"
@@ -553,14 +574,14 @@ def test_nn_warning_blocks(block: Block) -> None:
     assert all(c.startswith("W") for c in expected_codes(block))
 
 
-@pytest.mark.parametrize("block", _blocks("nn-error"), ids=_ids(_blocks("nn-error")))
+@pytest.mark.parametrize("block", _spec_blocks("nn-error"), ids=_ids(_spec_blocks("nn-error")))
 def test_nn_error_blocks(block: Block) -> None:
     program, diags, src = diagnose(block.text)
     assert program is None, f"{block.id} checks clean, but it should fail"
     assert codes_of(diags) == expected_codes(block), f"{block.id}:\n{render_all(diags, src)}"
 
 
-@pytest.mark.parametrize("block", _blocks("nn-fragment"), ids=_ids(_blocks("nn-fragment")))
+@pytest.mark.parametrize("block", _spec_blocks("nn-fragment"), ids=_ids(_spec_blocks("nn-fragment")))
 def test_nn_fragments_check_clean(block: Block) -> None:
     spec = wrap_fragment(block.text)
     program, diags, src = diagnose(spec)
@@ -698,13 +719,29 @@ def _slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
+def _anchors(doc: str) -> set[str]:
+    prose = re.sub(r"^```.*?^```$", "", doc, flags=re.M | re.S)  # `#` in code is a comment
+    return {_slug(h) for h in re.findall(r"^#{1,6} (.+)$", prose, re.M)}
+
+
 def test_internal_links_resolve() -> None:
-    prose = re.sub(r"^```.*?^```$", "", DOC_TEXT, flags=re.M | re.S)  # `#` in code is a comment
-    headings = re.findall(r"^#{1,6} (.+)$", prose, re.M)
-    slugs = {_slug(h) for h in headings}
+    slugs = _anchors(DOC_TEXT)
     links = re.findall(r"\]\(#([^)]+)\)", DOC_TEXT)
     broken = sorted({link for link in links if link not in slugs})
     assert links and not broken, broken
+
+
+def test_the_data_guides_links_resolve() -> None:
+    """docs/data.md's links: to its own headings, and to other docs' files and headings."""
+    links = re.findall(r"\]\(([\w.-]*\.md)?(?:#([^)]+))?\)", GUIDE_TEXT)
+    assert links
+    broken = []
+    for file, anchor in links:
+        target = GUIDE.parent / file if file else GUIDE
+        if not target.exists() or (anchor and anchor not in _anchors(target.read_text(encoding="utf-8"))):
+            broken.append(f"{file}#{anchor}")
+    assert not broken, broken
+    assert "(data.md)" in DOC_TEXT, "docs/language.md's `data` section links to docs/data.md"
 
 
 # ------------------------------------------------------------------ the harness itself
