@@ -35,7 +35,9 @@ VERSION = 1
 RUN_FILES = ("spec.nn", "ir.json", "run.json", "history.csv", "history.jsonl", "checkpoint.npz",
              "best.nn", "sweep.txt", "sweep.csv", "sweep.jsonl", "steps.csv", "split.json",
              # `nnspec plot RUN` without `-o` (plot.DEFAULT_NAMES)
-             "curves.png", "sweep.png", "steps.png", "boundary.png", "confusion.png")
+             "curves.png", "sweep.png", "steps.png", "boundary.png", "confusion.png",
+             # `nnspec eval RUN` of a classifier
+             "confusion.json", "confusion.csv")
 
 
 class RunFolderError(Exception):
