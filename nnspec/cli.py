@@ -661,7 +661,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from nnspec.show import MAX_SHOWN_CLASSES, confusion_files, confusion_table, format_value
     table, counts, matrix = "", result.confusion, None
     if counts is not None:
-        json_text, csv_text = confusion_files(counts, result.split, result.examples)
+        json_text, csv_text = confusion_files(counts, result.split, result.examples, result.classes)
         matrix = {k: v for k, v in json.loads(json_text).items() if k not in ("split", "examples")}
         try:
             write_atomic(run / "confusion.json", json_text)
@@ -671,7 +671,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             where = None
             notes.append(f"could not write the confusion matrix to `{run}`: {exc.strerror or exc}")
         if counts.shape[-1] <= MAX_SHOWN_CLASSES and len(counts) <= MAX_SHOWN_CLASSES:
-            table = "\n" + confusion_table(counts)
+            table = "\n" + confusion_table(counts, result.classes)
         elif where is not None and not as_json:
             notes.append(f"the confusion matrix ({counts.shape[-1]} classes) is too wide to show")
         if where is not None:

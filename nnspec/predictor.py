@@ -38,6 +38,8 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
     # a classifier's confusion counts `[label, true, predicted]` (metrics.confusion), else None
     confusion: np.ndarray | None = None
+    # the class names of one softmax or 0/1 output, as the training data named them, else None
+    classes: tuple[str, ...] | None = None
 
 
 def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool,
@@ -65,7 +67,9 @@ def evaluate_run(program: Program, run: Path, spec_path: Path, *, own_copy: bool
     metrics, counts = evaluate_report(model, params, ds, program, ensemble=ensemble, confusion=True)
     if ensemble:
         notes.append(f"the mean prediction of an ensemble of {meta['ensemble']} models")
-    return Evaluation(name, len(ds), metrics, notes, counts)
+    classes = meta.get("classes")
+    names = tuple(str(c) for c in classes) if isinstance(classes, list) else None
+    return Evaluation(name, len(ds), metrics, notes, counts, names)
 
 
 def inference_fn(model: Model, params: Any, std: Standardizer | None, *, ensemble: bool) -> Callable[[Any], Any]:

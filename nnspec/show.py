@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 
 def format_value(v: float) -> str:
@@ -58,14 +58,15 @@ def history_html(history: list[dict[str, Any]], *, best_epoch: int | None = None
 MAX_SHOWN_CLASSES = 20
 
 
-def confusion_table(counts: Any) -> str:
+def confusion_table(counts: Any, names: Sequence[str] | None = None) -> str:
     """A classifier's confusion counts (`[label, true, predicted]`, metrics.confusion) as
     text: one matrix, rows the true class and columns the predicted one, for a softmax or
-    one 0/1 output; a row of tn/fp/fn/tp per label for several 0/1 outputs."""
+    one 0/1 output, its classes by `names` (the training data's) or by index; a row of
+    tn/fp/fn/tp per label for several 0/1 outputs."""
     labels, classes = len(counts), len(counts[0])
     if labels == 1:
         m = counts[0]
-        names = [str(c) for c in range(classes)]
+        names = [str(c) for c in (names if names is not None and len(names) == classes else range(classes))]
         width = max(len(n) for n in names + [str(int(v)) for row in m for v in row])
         head = "  " + " " * (len("true ") + width) + "  " + "  ".join(f"{n:>{width}}" for n in names)
         rows = [f"  true {n:>{width}}  " + "  ".join(f"{int(v):>{width}}" for v in row) for n, row in zip(names, m)]
@@ -77,14 +78,17 @@ def confusion_table(counts: Any) -> str:
     return "confusion counts per label (tn, fp: true 0; fn, tp: true 1)\n" + "\n".join(lines) + "\n"
 
 
-def confusion_files(counts: Any, split: str, examples: int) -> tuple[str, str]:
+def confusion_files(counts: Any, split: str, examples: int,
+                    names: Sequence[str] | None = None) -> tuple[str, str]:
     """(confusion.json, confusion.csv) of confusion counts `[label, true, predicted]`: the
-    JSON holds every label's matrix; the CSV one row per (label,) true class, a column per
-    predicted class."""
+    JSON holds every label's matrix (one matrix's classes by `names` too, when given); the
+    CSV one row per (label,) true class, a column per predicted class, by index."""
     import json
     matrices = [[[int(v) for v in row] for row in m] for m in counts]
-    doc = {"split": split, "examples": examples, "rows": "true class", "columns": "predicted class"}
+    doc: dict[str, Any] = {"split": split, "examples": examples, "rows": "true class", "columns": "predicted class"}
     if len(matrices) == 1:
+        if names is not None and len(names) == len(matrices[0]):
+            doc["classes"] = list(names)
         doc["matrix"] = matrices[0]
         lines = ["true," + ",".join(f"predicted_{c}" for c in range(len(matrices[0])))]
         lines += [f"{t}," + ",".join(map(str, row)) for t, row in enumerate(matrices[0])]

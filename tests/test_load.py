@@ -118,6 +118,18 @@ def test_evaluate_gives_the_numbers_nnspec_eval_prints(project) -> None:
         model.evaluate("dev")
 
 
+def test_eval_names_the_confusion_matrixs_classes_as_the_data_does(project) -> None:
+    code, out, err = cli_run("eval", "--run", project / "run")
+    assert code == 0, err
+    lines = out.splitlines()
+    at = lines.index("confusion matrix (rows: true class, columns: predicted class)")
+    doc = json.loads((project / "run" / "confusion.json").read_text())
+    assert doc["classes"] == ["fail", "pass"]
+    assert lines[at + 1].split() == ["fail", "pass"]
+    for t, name in enumerate(("fail", "pass")):
+        assert lines[at + 2 + t].split() == ["true", name, *map(str, doc["matrix"][t])]
+
+
 def test_the_run_is_readable_as_plain_data(project) -> None:
     run = project / "run"
     model = nnspec.load(run)
