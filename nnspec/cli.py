@@ -172,7 +172,7 @@ def _check_data(program, path: str) -> tuple[list[Diagnostic], str]:
     (its diagnostics, a few words on the splits). A sweep's models that read other data
     (or split it otherwise) are each read once."""
     from nnspec.diagnostics import NNSpecError
-    from nnspec.prepare import prepare
+    from nnspec.prepare import preparation_key, prepare
     programs = list(program.sweep.programs) if program.sweep is not None else [program]
     seen: set[str] = set()
     diags: list[Diagnostic] = []
@@ -180,8 +180,7 @@ def _check_data(program, path: str) -> tuple[list[Diagnostic], str]:
     base = Path(path).resolve().parent if path != "-" else Path.cwd()
     for p in programs:
         t = p.train
-        key = repr((t.data, t.val_data, t.test_data, t.val, t.test, t.stratify, t.split_column, t.columns,
-                    t.standardize, t.target, t.batch, programs[0].train.seed))
+        key = preparation_key(p)  # the sweep trainer's grouping: models of one key read the same splits
         if key in seen:
             continue
         seen.add(key)

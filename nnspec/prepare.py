@@ -51,6 +51,23 @@ def fail(code: str, message: str, program: Program, span: Span | None, *, label:
                        program.source, action="train")
 
 
+def data_key(program: Program) -> str:
+    """What decides the examples a model is trained and measured on (the seed aside): its
+    sources, how they are split, encoded and scaled."""
+    t = program.train
+    assert t is not None
+    return repr((t.data, t.val_data, t.test_data, t.val, t.test, t.stratify, t.split_column, t.columns,
+                 t.standardize, t.target))
+
+
+def preparation_key(program: Program) -> str:
+    """Everything `prepare` reads: the data, and what it checks the data against (two
+    programs of one key prepare the same splits, given the same seed)."""
+    t = program.train
+    assert t is not None
+    return repr((data_key(program), t.batch, program.model.inputs, program.heads))
+
+
 def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Standardizer | None = None,
             given: Any = None, encoder: Encoder | None = None) -> Splits:
     """Load, check against the model, split, encode and standardize the spec's data (with

@@ -34,7 +34,7 @@ from nnspec.checked import Program
 from nnspec.devices import Devices, for_run
 from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model
-from nnspec.prepare import Splits, _spec_dir, fail, prepare, with_class_weights
+from nnspec.prepare import Splits, _spec_dir, data_key, fail, preparation_key, prepare, with_class_weights
 from nnspec.start import start_params
 from nnspec.split import record_of as split_record
 from nnspec.trainer import Divergence, Snapshot, Track, Trainer, _batches, stack
@@ -195,7 +195,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
     prepared: dict[str, Splits] = {}
     for group in groups:
         first = sweep.programs[group[0]]
-        key = _preparation_key(first)
+        key = preparation_key(first)
         if key not in prepared:
             prepared[key] = prepare(runs.with_overrides(first, {"seed": data_seed}), base_dir, given=data)
         for i in group:
@@ -209,7 +209,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         static = [a.name for a in sweep.axes if not a.traced]
         notes.append(f"{_names(static)} {_verb(static)} the compiled program, the data or the loop: "
                      f"{len(groups)} programs, trained one after another")
-    data_axes = [a.name for a in sweep.axes if len({_data_key(p) for p in _varying(sweep, a)}) > 1]
+    data_axes = [a.name for a in sweep.axes if len({data_key(p) for p in _varying(sweep, a)}) > 1]
     if data_axes:
         notes.append(f"{_names(data_axes)} {_verb(data_axes)} the data: the models were trained and "
                      f"measured on different examples, so their `{monitor}` values are not strictly comparable")
@@ -313,20 +313,6 @@ def _names(names: list[str]) -> str:
 
 def _verb(names: list[str]) -> str:
     return "changes" if len(names) == 1 else "change"
-
-
-def _data_key(program: Program) -> str:
-    """What decides the examples a model is trained and measured on (the seed aside)."""
-    t = program.train
-    assert t is not None
-    return repr((t.data, t.val, t.test, t.standardize))
-
-
-def _preparation_key(program: Program) -> str:
-    """Everything `prepare` reads: the data, and what it checks the data against."""
-    t = program.train
-    assert t is not None
-    return repr((_data_key(program), t.batch, program.model.inputs, program.heads))
 
 
 def _varying(sweep: Any, axis: Any) -> list[Program]:
