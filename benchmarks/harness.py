@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks import csv_read, frontend, report
+from benchmarks import csv_read, frontend, report, stream
 from benchmarks.baselines import IMPLS
 from benchmarks.workloads import Workload, workloads
 from benchmarks.worker import MARK
@@ -127,10 +127,12 @@ def run(*, quick: bool = False, only: list[str] | None = None, impls: list[str] 
     are then meaningless); `quiet` waits up to that many seconds before each measurement
     for other processes to leave the CPUs alone."""
     all_w = workloads(quick)
+    # `stream` writes a 4 GiB file (0.05 GiB with --quick): only when asked for
     names = only or [*all_w, "frontend", "csv"]
-    unknown = [n for n in names if n not in (*all_w, "frontend", "csv")]
+    unknown = [n for n in names if n not in (*all_w, "frontend", "csv", "stream")]
     if unknown:
-        raise ValueError(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(all_w)}, frontend, csv")
+        raise ValueError(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(all_w)}, frontend, csv, "
+                         f"stream")
     if jobs > 1 and not quick:
         raise ValueError("--jobs runs measurements side by side, which spoils their timings: only with --quick")
     chosen = impls or list(IMPLS)
@@ -144,7 +146,7 @@ def run(*, quick: bool = False, only: list[str] | None = None, impls: list[str] 
         jobs_todo: list[tuple[Workload, str, Path, Path, str]] = []
         runnable: dict[str, list[str]] = {}
         for name in names:
-            if name in ("frontend", "csv"):
+            if name in ("frontend", "csv", "stream"):
                 continue
             w = all_w[name]
             try:
@@ -189,6 +191,9 @@ def run(*, quick: bool = False, only: list[str] | None = None, impls: list[str] 
         if "csv" in names:
             log("csv: read a 200,000-row numeric CSV file")
             results["csv"] = csv_read.measure(folder, rows=2_000 if quick else 200_000, rounds=1 if quick else 3)
+        if "stream" in names:
+            log("stream: train on a 4 GiB .npy file, streamed, and on a small one (peak memory)")
+            results["stream"] = stream.measure(folder, gib=0.05 if quick else 4.0)
     results["harness_s"] = time.perf_counter() - t_start
     return results
 

@@ -134,6 +134,9 @@ def tables(results: dict[str, Any]) -> str:
     if results.get("csv"):
         from benchmarks.csv_read import line
         lines += ["", line(results["csv"])]
+    if results.get("stream"):
+        from benchmarks.stream import line as stream_line
+        lines += ["", stream_line(results["stream"])]
     if flags:
         lines += ["", "LOSSES DIFFER:", *flags]
     if "harness_s" in results:

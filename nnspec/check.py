@@ -132,6 +132,10 @@ TRAIN = Registry("train setting", [
                         doc="an empty feature cell: `error`, `drop` (the row), `mean`, `median`, `mode` "
                             "(of the training split) or a constant"),),
           doc="what fills empty cells: `missing FILL` for every feature column, `NAME=FILL` for one"),
+    Entry("stream", (P("window", Union((Int(min=1), Choice(("auto",)))), "auto", positional=True,
+                       doc="examples read at once, a multiple of the batch size; `auto`: about 64 MiB of them"),),
+          doc="read the training examples from their `.npy` file a window at a time, for data larger than "
+              "memory (docs/data.md)"),
     Entry("history", (P("of", Choice(("epochs", "steps")), required=True, positional=True,
                         doc="`steps`: every gradient step's training loss too (`steps.csv`); `epochs`: one row an epoch"),),
           doc="what the run records of its training loss"),
@@ -1064,6 +1068,8 @@ class _Checker:
             ok = False
         cols = self.check_columns(bound, seen, target)
         ok = ok and cols is not None
+        stream = self.check_stream(bound, seen, batch, target)
+        ok = ok and stream is not False
         if not ok:
             return
         self.train = TrainProgram(
@@ -1082,7 +1088,51 @@ class _Checker:
             split_span=seen["split"].span if "split" in seen else None,
             start_from=bound["start_from"]["run"] if "start_from" in bound else None,
             start_optimizer=bound["start_from"]["optimizer"] if "start_from" in bound else False,
-            start_span=seen["start_from"].span if "start_from" in seen else None)
+            start_span=seen["start_from"].span if "start_from" in seen else None,
+            stream=stream)
+
+    def check_stream(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive], batch: Any,
+                     target: str) -> int | str | None | bool:
+        """`stream`'s window (`auto` or a number of examples); None without the line, False if wrong."""
+        if "stream" not in seen:
+            return None
+        if "stream" not in bound:
+            return False
+        d = seen["stream"]
+        window = bound["stream"]["window"]
+        ok = True
+        sources = [(k, bound.get("data", {}).get(k)) for k in ("source", "val", "test")]
+        for key, source in sources:
+            if source is not None and source.kind != "npy":
+                arg = d.keyword_span
+                self.err("E327", f"`stream` reads `npy` files, not `{source.kind}` data", arg, "needs `npy` data",
+                         secondary=[(_arg_span(seen["data"], key) or seen["data"].span,
+                                     f"`{source.kind}` data is read whole")],
+                         help='save the examples with `numpy.save` and read them with `data npy(x="X.npy", y="Y.npy")`'
+                              if source.kind != "builtin" else "remove `stream`: a built-in dataset fits in memory")
+                ok = False
+                break
+        if ok and target == "input":
+            self.err("E327", "`stream` needs a targets file, but an autoencoder's targets are its inputs",
+                     d.keyword_span, "cannot stream", secondary=[(seen["target"].span, "the targets are the inputs")],
+                     help="remove `stream`, or give the targets as their own file with `npy(x=..., y=...)`")
+            ok = False
+        if ok and batch == "all":
+            self.err("E327", "`stream` reads a window of mini-batches at a time, but `batch all` needs every "
+                             "example at once", d.keyword_span, "cannot stream",
+                     secondary=[(seen["batch"].span, "one batch of every example")],
+                     help="use mini-batches, as in `batch 256`")
+            ok = False
+        if ok and isinstance(window, int) and isinstance(batch, int) and window % batch:
+            below = window // batch * batch
+            sizes = [s for s in (below, below + batch) if s > 0]
+            span = d.args[0].span if d.args else d.span
+            self.err("E328", f"a window of {window} examples is not a whole number of batches of {batch}", span,
+                     f"{window // batch} batches and {window % batch} examples",
+                     secondary=[(seen["batch"].span, f"batches of {batch}")] if "batch" in seen else [],
+                     help=" or ".join(f"`stream {s}`" for s in sizes) + " holds whole batches")
+            ok = False
+        return window if ok else False
 
     def check_columns(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive],
                       target: str) -> columns.Columns | bool | None:

@@ -208,6 +208,9 @@ class TrainProgram:
     start_from: str | None = None
     start_optimizer: bool = False  # `start_from ... optimizer=true`: its optimizer state too
     start_span: Span | None = None
+    # `stream`: the training data is read from its `.npy` file a window of this many
+    # examples at a time (`auto`: nnspec/stream.py's WINDOW_BYTES); None: loaded whole
+    stream: int | str | None = None
 
 
 @dataclass(frozen=True)

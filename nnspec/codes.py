@@ -479,6 +479,22 @@ give each part an example is refused when the data is read (E401).
 column of a CSV file; other sources (an `.npz` archive, a built-in dataset) have no
 such column. Give those parts as separate files (`data ... val=... test=...`), or
 split by fractions."""),
+    "E327": ("stream that cannot stream", """
+`stream` trains on data larger than memory: the examples stay in their `.npy` file, and
+each window of mini-batches is read from it as the epoch reaches it. So it needs data
+that is a file of arrays (`data npy(x="X.npy", y="Y.npy")`, and `val=`/`test=` files
+of `npy` too), its own targets file (an autoencoder's targets are its inputs, which
+would have to be loaded whole), and mini-batches (`batch all` is every example at once).
+Other sources are parsed into memory anyway: for them, `stream` would change nothing.
+
+    train {
+        data csv("houses.csv", target="price")
+        stream                  # a CSV file is parsed whole: save it with numpy.save
+    }"""),
+    "E328": ("stream window of partial batches", """
+`stream N` reads N examples at a time, which the epoch consumes as whole mini-batches:
+N must be a multiple of the batch size. The help names the nearest windows that are;
+`stream` alone picks one of about 64 MiB."""),
     "E401": ("data cannot be used", """
 Training could not read or split the data the `data` line names: a missing file, a
 bad cell, a missing column, too few examples for the split. The note gives the file,

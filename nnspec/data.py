@@ -62,6 +62,9 @@ class DataError(Exception):
 # Whether the file being read may hold a single class: a separate validation or test
 # file may (a small test set), the training data may not (`load_split` sets it).
 _ONE_CLASS_OK: ContextVar[bool] = ContextVar("one_class_ok", default=False)
+# `train { stream }`: a `.npy` source's features stay in their file, read a window at a
+# time (nnspec/stream.py), instead of being loaded (and refused when larger than memory)
+STREAMING: ContextVar[bool] = ContextVar("streaming", default=False)
 
 
 @dataclass(eq=False)
@@ -1407,22 +1410,27 @@ def load_npy(x: str, y: str | None, *, base_dir: Path, task: str | None = None) 
     """Features and targets from two NumPy `.npy` files (memory-mapped while they are
     checked), `x` shaped (examples, ...), `y` (examples,) or (examples, k); without `y`
     the targets are a copy of the features (for `target input`)."""
-    xa = _read_npy(x, base_dir)
+    lazy = STREAMING.get() and y is not None
+    xa: Any = _read_npy(x, base_dir, whole=not lazy)
     ya = xa if y is None else _read_npy(y, base_dir)
+    if lazy:
+        from nnspec.stream import Rows
+        xa = Rows(xa)
     if xa.ndim and ya.ndim and len(xa) != len(ya):
         raise DataError(f"`{_excerpt(x)}` holds {len(xa):,} examples but `{_excerpt(y)}` holds {len(ya):,}",
                         path=y, help="both files need one entry per example along the first axis")
     return _from_arrays(xa, ya, "x", "y", paths={"x": x, "y": y or x}, task=REGRESSION if y is None else task)
 
 
-def _read_npy(path: str, base_dir: Path) -> np.ndarray:
+def _read_npy(path: str, base_dir: Path, *, whole: bool = True) -> np.ndarray:
+    """The array of a `.npy` file, memory-mapped; `whole`: it will be loaded, so it must fit."""
     full = _resolve(path, base_dir, "`.npy`")
     try:
         a = formats.read_npy(full)
     except formats.FormatError as exc:
         raise _located(exc, path) from None
     from nnspec.check import show_bytes
-    if a.nbytes > memory_budget():
+    if whole and a.nbytes > memory_budget():
         raise DataError(f"the array takes {show_bytes(a.nbytes)}, more than the {show_bytes(memory_budget())} "
                         f"allowed (half of this machine's memory)", path=path,
                         help="use fewer examples, or a machine with more memory")
@@ -1630,20 +1638,27 @@ def _numeric(a: np.ndarray) -> bool:
     return a.dtype.kind in "biuf"
 
 
-def _finite(a: np.ndarray, key: str, path: str, noun: str = "array") -> None:
+def _finite(a: Any, key: str, path: str, noun: str = "array") -> None:
+    """Refuse the first NaN, infinity or value beyond float32 of `a`, read a piece of rows
+    at a time (a memory-mapped file is never held whole: nnspec/stream.py)."""
     if a.dtype.kind != "f":
         return
-    bad = np.argwhere(~np.isfinite(a))
-    if len(bad):
-        where = tuple(int(i) for i in bad[0])
-        raise DataError(f"{noun} `{key}` has a non-finite value `{_scalar(a[where])}` at index "
-                        f"{_index(where)}", path=path,
-                        help="replace or drop the examples with missing values")
-    big = np.argwhere(np.abs(a) > _F32_MAX)
-    if len(big):
-        where = tuple(int(i) for i in big[0])
-        raise DataError(f"{noun} `{key}` has `{_scalar(a[where])}` at index {_index(where)}, "
-                        f"too large for a 32-bit float", path=path)
+    from nnspec.stream import release, rows_per_piece
+    step = rows_per_piece(a) if a.ndim else 1
+    for start in range(0, max(len(a), 1) if a.ndim else 1, step):
+        part = np.asarray(a[start:start + step] if a.ndim else a)
+        bad = np.argwhere(~np.isfinite(part))
+        if len(bad):
+            where = (int(bad[0][0]) + start, *(int(i) for i in bad[0][1:])) if a.ndim else ()
+            raise DataError(f"{noun} `{key}` has a non-finite value `{_scalar(part[tuple(bad[0])])}` at index "
+                            f"{_index(where)}", path=path,
+                            help="replace or drop the examples with missing values")
+        big = np.argwhere(np.abs(part) > _F32_MAX)
+        if len(big):
+            where = (int(big[0][0]) + start, *(int(i) for i in big[0][1:])) if a.ndim else ()
+            raise DataError(f"{noun} `{key}` has `{_scalar(part[tuple(big[0])])}` at index {_index(where)}, "
+                            f"too large for a 32-bit float", path=path)
+        release(a)
 
 
 def _listing(names: Any, limit: int = 12) -> str:
@@ -1685,12 +1700,26 @@ class Standardizer:
 
     @classmethod
     def fit(cls, x: np.ndarray) -> Standardizer:
-        x64 = np.asarray(x, dtype=np.float64)
-        std = x64.std(axis=0)
-        return cls(x64.mean(axis=0).astype(np.float32),
-                   np.where(std > 0, std, 1.0).astype(np.float32))
+        from nnspec.stream import Rows, rows_per_piece
+        if isinstance(x, Rows):  # a piece at a time, combined exactly (Chan et al.'s pairwise rule)
+            n, mean, m2 = 0, 0.0, 0.0
+            for _, part in x.pieces(rows_per_piece(x)):
+                p64 = part.astype(np.float64)
+                k, pm = len(p64), p64.mean(axis=0)
+                delta = pm - mean
+                mean = mean + delta * (k / (n + k))
+                m2 = m2 + ((p64 - pm) ** 2).sum(axis=0) + delta ** 2 * (n * k / (n + k))
+                n += k
+            mean64, std = np.asarray(mean), np.sqrt(np.asarray(m2) / max(n, 1))
+        else:
+            x64 = np.asarray(x, dtype=np.float64)
+            mean64, std = x64.mean(axis=0), x64.std(axis=0)
+        return cls(mean64.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32))
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
+    def apply(self, x: Any) -> Any:
+        from nnspec.stream import Rows
+        if isinstance(x, Rows):  # applied to each window as it is read
+            return x.scaled(self)
         return ((np.asarray(x, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
 
     def apply_to(self, ds: Dataset | None) -> Dataset | None:

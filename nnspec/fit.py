@@ -29,7 +29,7 @@ from nnspec.prepare import Splits, _spec_dir, fail, prepare, with_class_weights
 from nnspec.start import start_params
 from nnspec.show import format_value
 from nnspec.split import record_of as split_record, recorded_differs
-from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, member, replay, rows, stack
+from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, batch_rows, member, replay, rows, stack
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnspec.predictor import Predictor
@@ -457,7 +457,7 @@ def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epo
             return named(impl.layer, "weights")
     # every node's output, with the keys Model.apply draws; the first in file order to go
     # non-finite is named (a graph's order of evaluation)
-    values = model.trace(state.params, rows(x, idx[step - 1]), key=keys[step - 1], train=True, hparams=hparams)
+    values = model.trace(state.params, batch_rows(x, idx[step - 1]), key=keys[step - 1], train=True, hparams=hparams)
     for impl in model.layers:
         if not finite(values[impl.layer.name]):
             return named(impl.layer, "output")

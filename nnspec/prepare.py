@@ -65,7 +65,7 @@ def preparation_key(program: Program) -> str:
     programs of one key prepare the same splits, given the same seed)."""
     t = program.train
     assert t is not None
-    return repr((data_key(program), t.batch, program.model.inputs, program.heads))
+    return repr((data_key(program), t.batch, program.model.inputs, program.heads, t.stream))
 
 
 def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Standardizer | None = None,
@@ -80,6 +80,17 @@ def prepare(program: Program, base_dir: Path | None = None, *, standardizer: Sta
     base = base_dir or _spec_dir(program)
     if given is not None:
         return _prepare_given(program, given, standardizer)
+    token = data_module.STREAMING.set(t.stream is not None)  # `stream`: features stay in their file
+    try:
+        return _prepare_files(program, base, standardizer, encoder)
+    finally:
+        data_module.STREAMING.reset(token)
+
+
+def _prepare_files(program: Program, base: Path, standardizer: Standardizer | None, encoder: Encoder | None) -> Splits:
+    """`prepare` of the spec's own data files."""
+    t = program.train
+    assert t is not None
     several = len(program.model.inputs) > 1 or program.several_outputs
     ds, rows = load_source(program, base)
     train_ds, val_ds, test_ds = take(ds, rows)

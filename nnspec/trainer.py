@@ -30,6 +30,7 @@ from nnspec.checked import Fn, Program
 from nnspec.devices import Devices
 from nnspec.lower import PLATEAU, Model, TrainState, plateau_update, with_hparams
 from nnspec.prepare import Splits, _labels
+from nnspec.stream import Rows, window as stream_window
 
 # ------------------------------------------------------------------------------ programs
 
@@ -75,24 +76,64 @@ def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = N
         key = jax.random.fold_in(base_key, epoch)
         idx = jnp.concatenate([order, order[:pad]]).reshape(steps, b)
         keys = jax.random.split(key, steps)
-
-        def body(carry, inp):
-            state, acc = carry
-            i, w, k = inp
-            xb, yb = rows(x, i), rows(y, i)
-            if split is not None:
-                xb, yb, w = split((xb, yb, w))
-            state, sums = model.step(state, xb, yb, key=k, hparams=hparams, weights=w)
-            return (state, model.merge_stats(acc, sums["metrics"])), sums["loss"]
-
-        # the metrics' statistics are merged in the carry (an AUC's histograms per step would not fit)
-        zero = model.zero_stats(model.output_struct(b),
-                                jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((b, *a.shape[1:]), a.dtype), y))
-        (state, stats), losses = jax.lax.scan(body, (state, zero), (idx, weights, keys))
+        body = _step_body(model, split, hparams, lambda i: (rows(x, i), rows(y, i)))
+        (state, stats), losses = jax.lax.scan(body, (state, _zero_stats(model, b, y)), (idx, weights, keys))
         per_step = losses / (jnp.sum(weights, axis=1) if weights is not None else b)
         return state, {"loss": jnp.sum(losses) / n, **model.finalize(stats)}, per_step
 
     return run
+
+
+def _step_body(model: Model, split: Callable | None, hparams: Any, batch_of: Callable) -> Callable:
+    """One gradient step as a `lax.scan` body over (what `batch_of` makes the batch of,
+    its examples' weights or None, its dropout key); the carry is (state, metric statistics)."""
+    def body(carry, inp):
+        state, acc = carry
+        what, w, k = inp
+        xb, yb = batch_of(what)
+        if split is not None:
+            xb, yb, w = split((xb, yb, w))
+        state, sums = model.step(state, xb, yb, key=k, hparams=hparams, weights=w)
+        return (state, model.merge_stats(acc, sums["metrics"])), sums["loss"]
+    return body
+
+
+def _zero_stats(model: Model, b: int, y: Any) -> Any:
+    """The metrics' statistics before an epoch's first step (merged in the scan's carry:
+    an AUC's histograms per step would not fit)."""
+    return model.zero_stats(model.output_struct(b),
+                            jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((b, *a.shape[1:]), a.dtype), y))
+
+
+def window_fns(model: Model, n: int, batch: int, y: Any, split: Callable | None = None,
+               devices: int = 1) -> tuple[Callable, ...]:
+    """The epoch of `epoch_fn` cut into windows of steps whose examples come from the host
+    (`stream`: nnspec/stream.py): (begin, window, end, keys).
+    begin(hparams) -> (metric statistics, loss sum) before the first step;
+    window(state, stats, total, x window (steps, b, ...), y, its examples' indices into y
+    (steps, b), their weights (steps, b) or None, the steps' keys, hparams) -> (state,
+    stats, total, per-step losses): the same steps as `epoch_fn` takes at those positions
+    (`y`: the labels, whose shapes the statistics take);
+    end(stats, total) -> the epoch's sums as `epoch_fn` returns them;
+    keys(base key, epoch) -> every step's dropout key, as `epoch_fn` draws them."""
+    b, steps, _, _ = _batches(n, batch, devices)
+
+    def begin(hparams):
+        return _zero_stats(model, b, y), jnp.zeros((), jnp.float32)
+
+    def window(state, stats, total, xw, y, idx, w, keys, hparams):
+        body = _step_body(model, split, hparams, lambda p: (p[0], rows(y, p[1])))
+        (state, stats), losses = jax.lax.scan(body, (state, stats), ((xw, idx), w, keys))
+        per_step = losses / (jnp.sum(w, axis=1) if w is not None else b)
+        return state, stats, total + jnp.sum(losses), per_step
+
+    def end(stats, total):
+        return {"loss": total / n, **model.finalize(stats)}
+
+    def keys(base_key, epoch):
+        return jax.random.split(jax.random.fold_in(base_key, epoch), steps)
+
+    return begin, window, end, keys
 
 
 def epoch_program(model: Model, n: int, batch: int | None) -> Callable:
@@ -135,9 +176,24 @@ def eval_sums_fn(model: Model, split: Callable | None = None, extra: Mapping[str
 
 @dataclass(frozen=True)
 class Chunks:
-    """A dataset as equal pieces on the device (x, y, weights); `n` real examples."""
-    parts: tuple[tuple[jax.Array, jax.Array, jax.Array], ...]
+    """A dataset as equal pieces on the device (x, y, weights); `n` real examples. The
+    parts are a tuple, or (for streamed data) `_Pieces` that reads each as it is reached."""
+    parts: Sequence[tuple[jax.Array, jax.Array, jax.Array]] | _Pieces
     n: int
+
+
+class _Pieces:
+    """The chunks of streamed features (stream.Rows), read from their file one at a time."""
+
+    def __init__(self, x: Rows, y: Any, size: int) -> None:
+        self.x, self.y, self.size = x, y, size
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.size)
+
+    def __iter__(self):
+        for start in range(0, len(self.x), self.size):
+            yield _piece(self.x, self.y, start, self.size)
 
 
 def rows(tree: Any, index: Any) -> Any:
@@ -154,20 +210,27 @@ def chunks(x: Any, y: Any, size: int) -> Chunks:
     """`x`, `y` (arrays, or dicts of them) cut into pieces of `size` examples, the last
     padded with its first examples at weight 0 (so they are real, finite inputs that count
     for nothing)."""
-    x, y = (jax.tree_util.tree_map(np.asarray, t) for t in (x, y))
+    y = jax.tree_util.tree_map(np.asarray, y)
+    if isinstance(x, Rows):  # streamed: each chunk read from the file when its turn comes
+        return Chunks(_Pieces(x, y, size), len(x))
+    x = jax.tree_util.tree_map(np.asarray, x)
     n = n_examples(x)
-    parts = []
-    for start in range(0, n, size):
-        piece = slice(start, start + size)
-        xs, ys = rows(x, piece), rows(y, piece)
-        m = min(size, n - start)
-        w = np.zeros(size, np.float32)
-        w[:m] = 1.0
-        if m < size:
-            fill = np.concatenate([np.arange(m), np.resize(np.arange(m), size - m)])
-            xs, ys = rows(xs, fill), rows(ys, fill)
-        parts.append((jax.tree_util.tree_map(jnp.asarray, xs), jax.tree_util.tree_map(jnp.asarray, ys), jnp.asarray(w)))
-    return Chunks(tuple(parts), n)
+    return Chunks(tuple(_piece(x, y, start, size) for start in range(0, n, size)), n)
+
+
+def _piece(x: Any, y: Any, start: int, size: int) -> tuple[Any, Any, jax.Array]:
+    """The chunk of `size` examples from `start`, padded with its first examples at weight 0."""
+    n = len(x) if isinstance(x, Rows) else n_examples(x)
+    piece = slice(start, start + size)
+    xs = x.read(piece) if isinstance(x, Rows) else rows(x, piece)
+    ys = rows(y, piece)
+    m = min(size, n - start)
+    w = np.zeros(size, np.float32)
+    w[:m] = 1.0
+    if m < size:
+        fill = np.concatenate([np.arange(m), np.resize(np.arange(m), size - m)])
+        xs, ys = rows(xs, fill), rows(ys, fill)
+    return jax.tree_util.tree_map(jnp.asarray, xs), jax.tree_util.tree_map(jnp.asarray, ys), jnp.asarray(w)
 
 
 def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any, model: Model,
@@ -179,7 +242,10 @@ def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any, model: Mod
         return {}
     loss, stats = None, None
     metrics = {**model._metrics, **(extra or {})}
+    streamed = isinstance(data.parts, _Pieces)
     for x, y, w in data.parts:
+        if streamed and loss is not None:  # a chunk read from the file at a time, not all queued
+            jax.block_until_ready(loss)
         got = run(params, x, y, w, hparams)
         loss = got["loss"] if loss is None else loss + got["loss"]
         stats = got["metrics"] if stats is None else metric_lib.merge(metrics, stats, got["metrics"])
@@ -268,14 +334,19 @@ def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, h
     """The state after the first `steps_done` steps of an epoch, one step at a time, with
     the batches and keys of `epoch_fn` (a test holds the two together); and the epoch's
     (batch indices, weights or None, step keys)."""
-    n = n_examples(x)
+    n = len(x) if isinstance(x, Rows) else n_examples(x)
     b, steps, pad, weights = _batches(n, batch, devices)
     idx = jnp.concatenate([jnp.asarray(order), jnp.asarray(order)[:pad]]).reshape(steps, b)
     keys = jax.random.split(jax.random.fold_in(base_key, epoch), steps)
-    one = jax.jit(lambda s, i, w, k: model.step(s, rows(x, i), rows(y, i), key=k, hparams=hparams, weights=w)[0])
+    one = jax.jit(lambda s, xb, i, w, k: model.step(s, xb, rows(y, i), key=k, hparams=hparams, weights=w)[0])
     for j in range(steps_done):
-        state = one(state, idx[j], None if weights is None else weights[j], keys[j])
+        state = one(state, batch_rows(x, idx[j]), idx[j], None if weights is None else weights[j], keys[j])
     return state, (idx, weights, keys)
+
+
+def batch_rows(x: Any, index: Any) -> Any:
+    """The examples of `x` at `index`: on the device, or read from the file (stream.Rows)."""
+    return x.read(np.asarray(index)) if isinstance(x, Rows) else rows(x, index)
 
 
 # ------------------------------------------------------------------------ per-model state
@@ -393,7 +464,10 @@ class Trainer:
         self.mode = mode or (es.mode if es else "min")
         # each model's factor over its initial loss beyond which it has diverged (inf: never)
         self.limits = np.array([p.train.divergence or math.inf for p in programs])  # type: ignore[union-attr]
-        self.x = self.devices.replicated(jax.tree_util.tree_map(jnp.asarray, splits.train.x))
+        # `stream`: the features stay in their file (stream.Rows), read a window at a time
+        self.streamed = isinstance(splits.train.x, Rows)
+        self.x = splits.train.x if self.streamed else self.devices.replicated(
+            jax.tree_util.tree_map(jnp.asarray, splits.train.x))
         self.y = self.devices.replicated(jax.tree_util.tree_map(jnp.asarray, _labels(first, splits.train.y)))
         self.chunk = eval_chunk([len(d) for d in (splits.train, splits.val, splits.test) if d is not None],
                                 self.devices.count)
@@ -403,8 +477,12 @@ class Trainer:
         self.n = len(splits.train)
         # Models with the same seed see the examples in the same order: one shared permutation.
         self.shared = len(set(self.seeds)) == 1
-        self._epoch = compiled(over_models(epoch_fn(self.model, self.n, t.batch, split, self.devices.count),
-                                           self.count, (0, None, None, None if self.shared else 0, 0, None, 0), spmd))
+        if self.streamed:
+            self._windows(t.batch, t.stream, split, spmd)
+        else:
+            self._epoch = compiled(over_models(epoch_fn(self.model, self.n, t.batch, split, self.devices.count),
+                                               self.count, (0, None, None, None if self.shared else 0, 0, None, 0),
+                                               spmd))
         self._evaluate = compiled(over_models(eval_sums_fn(self.model, split), self.count, (0, None, None, None, 0),
                                               spmd))
         self._select = jax.jit(_select)
@@ -424,6 +502,51 @@ class Trainer:
         # them costs one small transfer an epoch
         self.record_steps = t.history == "steps"
         self.steps_per_epoch = _batches(self.n, t.batch, self.devices.count)[1]
+
+    def _windows(self, batch: int | None, asked: int | str | None, split: Callable | None, spmd: str | None) -> None:
+        """The programs of a streamed epoch (`window_fns`), and its windows: (first step,
+        end step, the steps' example weights or None)."""
+        assert batch is not None and isinstance(self.x, Rows)  # `stream` needs mini-batches (E327)
+        per = None if self.shared else 0  # one shared order's examples, or each model's own
+        begin, window, end, keys = window_fns(self.model, self.n, batch, self.y, split, self.devices.count)
+        self._begin = compiled(over_models(begin, self.count, (0,), spmd))
+        self._window = compiled(over_models(window, self.count, (0, 0, 0, per, None, per, None, 0, 0), spmd))
+        self._end = compiled(over_models(end, self.count, (0, 0), spmd))
+        self._keys = compiled(over_models(keys, self.count, (0, None), spmd))
+        b, steps, self.pad, weights = _batches(self.n, batch, self.devices.count)
+        example = int(np.prod(self.x.shape[1:])) * self.x.dtype.itemsize
+        w = stream_window(b, steps, example, asked if isinstance(asked, int) else None)
+        self.windows = [(s0, min(s0 + w, steps), None if weights is None else weights[s0:s0 + w])
+                        for s0 in range(0, steps, w)]
+        self.window_examples, self.stream_batch = w * b, b
+
+    def _streamed_epoch(self, state: TrainState, order: np.ndarray, epoch: int) -> tuple[TrainState, Any, Any]:
+        """`_epoch` of streamed data: each window's examples read from the file (while the
+        device runs the window before: the calls return before they finish) and trained on."""
+        assert isinstance(self.x, Rows)
+        b = self.stream_batch
+        idx = np.concatenate([order, order[..., :self.pad]], axis=-1).reshape(*order.shape[:-1], -1, b)
+        keys = self._keys(self.epoch_keys, np.int32(epoch))
+        stats, total = self._begin(self.hparams)
+        losses: list[jax.Array] = []
+        x = self.x
+
+        def read(s0: int, s1: int) -> Any:
+            part = idx[..., s0:s1, :]
+            got = np.stack([x.read(p.reshape(-1)) for p in part]) if part.ndim == 3 else x.read(part.reshape(-1))
+            return self.devices.replicated(got.reshape(*part.shape, *x.shape[1:]))
+
+        ahead = read(*self.windows[0][:2])
+        for j, (s0, s1, w) in enumerate(self.windows):
+            xw = ahead
+            state, stats, total, per_step = self._window(state, stats, total, xw, self.y, idx[..., s0:s1, :], w,
+                                                         keys[:, s0:s1], self.hparams)
+            if losses:  # at most two windows in flight: the one running and the one being read
+                losses[-1].block_until_ready()
+            losses.append(per_step)
+            if j + 1 < len(self.windows):
+                ahead = read(*self.windows[j + 1][:2])
+        return state, self._end(stats, total), jnp.concatenate(losses, axis=-1)
 
     # -- the start
     def template(self) -> TrainState:
@@ -511,8 +634,11 @@ class Trainer:
             if not active.any() or (stop_after is not None and done >= stop_after):
                 break
             t0 = time.perf_counter()
-            new, sums, per_step = self._epoch(snap.state, self.x, self.y, self.order(epoch), self.epoch_keys,
-                                              np.int32(epoch), self.hparams)
+            if self.streamed:
+                new, sums, per_step = self._streamed_epoch(snap.state, self.order(epoch), epoch)
+            else:
+                new, sums, per_step = self._epoch(snap.state, self.x, self.y, self.order(epoch), self.epoch_keys,
+                                                  np.int32(epoch), self.hparams)
             sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
             kept_steps = np.asarray(per_step, np.float32) if self.record_steps else None
             losses = sums["loss"]
