@@ -98,6 +98,21 @@ class Devices:
         from jax.sharding import NamedSharding, PartitionSpec
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec(*axes)))
 
+    def gathered(self, index: Any, example: tuple[int, ...], read: Callable[[Any], Any]) -> Any:
+        """The examples at `index` (steps × batch positions, or models × steps × batch
+        positions, of a streamed window: nnspec/stream.py), each shaped `example`, as one array over the mesh,
+        each batch split over `data` as `split_batch` splits it (and a stack's models over
+        `models`). `read(rows)` reads the examples of an array of row numbers; it is
+        called for this process's devices' shares only, so over several hosts each
+        process reads its own part of every batch from its file, never the others'."""
+        import jax
+        from jax.sharding import NamedSharding, PartitionSpec
+        assert self.mesh is not None, "one device reads its windows whole"
+        first = (("models" if self.models > 1 else None),) if index.ndim == 3 else ()
+        sharding = NamedSharding(self.mesh, PartitionSpec(*first, None, "data"))
+        return jax.make_array_from_callback((*index.shape, *example), sharding,
+                                            lambda where: read(index[tuple(where or ())[:index.ndim]]))
+
     def split_batch(self) -> Callable[[Any], Any] | None:
         """Inside the program: each array of a batch split over the devices by its first
         (example) axis. None on one device, so that its program is exactly the plain one."""

@@ -39,6 +39,7 @@ class Rows:
         self.dtype = np.dtype(dtype if dtype is not None else base.dtype)
         self.scale = scale
         self.largest_read = 0  # the most rows one `read` has fetched (what a test bounds)
+        self.rows_read = 0  # rows fetched in all (each process of a run over hosts reads its own)
 
     # -- what an array tells about itself
     def __len__(self) -> int:
@@ -114,6 +115,7 @@ class Rows:
             advise(self.base, "MADV_NORMAL")
         release(self.base)
         self.largest_read = max(self.largest_read, len(got))
+        self.rows_read += len(got)
         return got if self.scale is None else self.scale.apply(got)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

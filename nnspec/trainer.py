@@ -533,8 +533,11 @@ class Trainer:
 
         def read(s0: int, s1: int) -> Any:
             part = idx[..., s0:s1, :]
+            if self.devices.mesh is not None:  # each device's share of each batch, and only this process's devices'
+                return self.devices.gathered(part, x.shape[1:],
+                                             lambda rows: x.read(rows.reshape(-1)).reshape(*rows.shape, *x.shape[1:]))
             got = np.stack([x.read(p.reshape(-1)) for p in part]) if part.ndim == 3 else x.read(part.reshape(-1))
-            return self.devices.replicated(got.reshape(*part.shape, *x.shape[1:]))
+            return got.reshape(*part.shape, *x.shape[1:])
 
         ahead = read(*self.windows[0][:2])
         for j, (s0, s1, w) in enumerate(self.windows):

@@ -6,6 +6,7 @@ hang), and a process that dies (the other stops with one line; the checkpoint is
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -171,3 +172,56 @@ def test_when_a_process_dies_the_other_stops_with_one_line_and_the_checkpoint_is
     assert not any(line.lstrip().startswith("@ 0x") or "Check failure" in line for line in lines), err[-3000:]
     from nnspec import checkpoint
     assert checkpoint.read_meta(run / "checkpoint.npz")["epoch"] >= 1  # whole and readable
+
+
+# A process of the run, without the supervisor (its child's environment set by hand), that
+# counts the rows each streamed epoch reads from the file and writes them to argv[1].
+COUNTING = """
+import json, sys
+from nnspec import trainer
+from nnspec.cli import main
+counts = []
+epoch = trainer.Trainer._streamed_epoch
+def counted(self, *args):
+    before = self.x.rows_read
+    out = epoch(self, *args)
+    counts.append(self.x.rows_read - before)
+    return out
+trainer.Trainer._streamed_epoch = counted
+code = main(sys.argv[2:])
+open(sys.argv[1], "w").write(json.dumps(counts))
+sys.exit(code)
+"""
+
+
+def test_two_processes_each_stream_only_their_half_of_every_batch(tmp_path, processes_work) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 2)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", (x[:, 0] * x[:, 1] > 0).astype(np.int64))
+    spec = tmp_path / "m.nn"
+    spec.write_text(SPEC.replace("EPOCHS", "2").replace('builtin("moons", n=300)', 'npy(x="x.npy", y="y.npy")')
+                    .replace("    devices all\n", "    devices all\n    stream 96\n"))
+    env = {**os.environ, "NNSPEC_NO_CACHE": "1", "NNSPEC_DISTRIBUTED_CHILD": "1"}
+
+    def start(counts: Path, *argv: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", COUNTING, str(counts), "train", str(spec), "-q", *argv],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    single = start(tmp_path / "one.json", "--out", str(tmp_path / "one"))
+    _, err = single.communicate(timeout=300)
+    assert single.returncode == 0, err[-3000:]
+    port = free_port()
+    procs = [start(tmp_path / f"p{i}.json", "--out", str(tmp_path / "run"), "--coordinator", f"127.0.0.1:{port}",
+                   "--num-processes", "2", "--process-id", str(i)) for i in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    # 480 training examples in batches of 32: 15 steps; each epoch reads them all on one
+    # process, and each of two processes reads its device's 16 of every batch
+    assert json.loads((tmp_path / "one.json").read_text()) == [480, 480]
+    assert json.loads((tmp_path / "p0.json").read_text()) == [240, 240]
+    assert json.loads((tmp_path / "p1.json").read_text()) == [240, 240]
+    a, b = params(tmp_path / "one"), params(tmp_path / "run")
+    assert a.keys() == b.keys() and a
+    assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) < 1e-5

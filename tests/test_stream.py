@@ -237,3 +237,28 @@ def test_eval_of_a_streamed_run_reports_what_training_kept(tmp_path, capsys) -> 
     report = json.loads(capsys.readouterr().out)
     assert report["split"] == "test"
     assert report["metrics"]["accuracy"] == pytest.approx(result.kept["metrics"]["test"]["accuracy"], rel=1e-6)
+
+
+def test_a_streamed_sweep_split_over_four_devices_equals_one_device(tmp_path) -> None:
+    # four models with two shuffles on a 2 (models) x 2 (data) mesh: each window is read
+    # as each device's share of its models' batches
+    write_data(tmp_path)
+    one = _with_sweep(tmp_path, "one.nn", "stream 104")
+    four = _with_sweep(tmp_path, "four.nn", "stream 104")
+    for path in (one, four):  # a batch that four devices split
+        path.write_text(path.read_text().replace("batch 50", "batch 52"))
+    four.write_text(four.read_text().replace("    stream 104\n", "    stream 104\n    devices 4\n"))
+    code = ("import sys, json, numpy as np, jax, nnspec\n"
+            "r = nnspec.train(sys.argv[1], out=sys.argv[2])\n"
+            "print(json.dumps([[np.asarray(v).tolist() for v in jax.tree_util.tree_leaves(m.params)] for m in r.members]))\n")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "NNSPEC_NO_CACHE": "1"}
+    got = []
+    for path in (one, four):
+        done = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / path.stem)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        got.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert len(got[0]) == len(got[1]) == 4
+    for ma, mb in zip(*got):
+        for a, b in zip(ma, mb):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
