@@ -1963,10 +1963,12 @@ def _power(n: int) -> str:
 
 
 def training_bytes(model: ModelProgram, optimizer: str | None, batch: int | None) -> int:
-    """Bytes (float32) that training keeps: parameters, gradients, the optimizer's slots,
-    and with a batch size, that batch's activations and their gradients."""
+    """Bytes (float32) that training keeps: parameters, gradients, the optimizer's slots
+    (none for a frozen layer's arrays), and with a batch size, that batch's activations
+    and their gradients."""
     slots = OPTIMIZERS.get(optimizer).attrs["slots"] if optimizer else 0  # type: ignore[union-attr]
-    need = model.n_params * _BYTES * (2 + slots)
+    held = sum(layer.n_params for layer in model.layers if layer.trainable)
+    need = (model.n_params * 2 + held * slots) * _BYTES
     if batch:
         values = sum(math.prod(layer.out_shape) for layer in model.layers) + math.prod(model.input_shape)
         need += 2 * batch * values * _BYTES

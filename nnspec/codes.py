@@ -479,6 +479,22 @@ give each part an example is refused when the data is read (E401).
 column of a CSV file; other sources (an `.npz` archive, a built-in dataset) have no
 such column. Give those parts as separate files (`data ... val=... test=...`), or
 split by fractions."""),
+    "E327": ("weights file that cannot be read", """
+`weights="FILE.npy"` starts a layer's array at the values of a NumPy `.npy` file
+(pretrained vectors, as `embedding 100 weights="glove.npy"`), and that file is missing,
+is a folder, or is not an array of numbers written by `numpy.save` (another format, a
+file cut off, Python objects). A relative path is read from the spec's folder, as the
+data's is. `nnspec check` reads the file, and so does `train` before its first step; a
+finished run keeps the values in its checkpoint and does not need the file again.
+Write the array with `numpy.save("glove.npy", vectors.astype("float32"))`: vocab rows
+of dim numbers."""),
+    "E328": ("weights file that does not fit the layer", """
+The `.npy` file of `weights="FILE.npy"` holds an array, but not the one the layer
+needs: another shape (an embedding's is (vocab, dim): one row of `dim` numbers per
+token id), integers or booleans rather than floating-point numbers, or values that
+are NaN or infinite, which would make every loss NaN. The message says what was
+expected and what was found; change the layer (`embedding 50` for vectors of 50
+numbers, `vocab=` for the number of rows) or save the array again."""),
     "E401": ("data cannot be used", """
 Training could not read or split the data the `data` line names: a missing file, a
 bad cell, a missing column, too few examples for the split. The note gives the file,
