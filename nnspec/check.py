@@ -1741,6 +1741,11 @@ class _Checker:
         if self.model.layers and self.model.layers[-1].op == "dropout":
             self.warn("W006", "dropout is the last layer", self.model.layers[-1].span, "",
                       help="dropout goes between hidden layers, not on the output")
+        weighted = [layer for layer in self.model.layers if layer.param_shapes]
+        if self.spec.train is not None and weighted and not any(layer.trainable for layer in weighted):
+            self.warn("W008", f"every layer with weights is frozen: training changes none of the "
+                              f"{self.model.n_params:,} parameters", weighted[-1].span, "frozen",
+                      help="leave out `trainable=false` on the layers that should learn, such as the output")
 
     def check_budget(self) -> None:
         if self.model is None or self.budget is None:

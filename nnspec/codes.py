@@ -547,6 +547,23 @@ hidden layers."""),
 An input or a layer whose output nothing reads and that is not the model's output
 (the last line): a branch computed and thrown away. Read it with `from NAME` or a
 merge, or remove it."""),
+    "W008": ("nothing to train", """
+Every layer that has weights is written with `trainable=false`, and the spec trains:
+no step changes any of them, so every epoch computes the same model (a frozen
+`batch_norm` keeps its statistics too). Frozen layers are for a base that another
+part of the model learns on top of; leave `trainable=false` out of the layers that
+should learn, such as a new output layer.
+
+    model m {
+        input x[4]
+        dense 8 relu trainable=false
+        dense 1 sigmoid trainable=false
+    }
+    loss binary_crossentropy
+    optimizer adam
+    train {
+        data csv("scores.csv", target="passed")
+    }"""),
 }
 
 

@@ -298,7 +298,9 @@ class Model:
 
     # -- parameters and hyperparameters
     def init(self, key: jax.Array) -> Params:
-        """Fresh parameters: one dict of arrays per layer that has any."""
+        """Fresh parameters: one dict of arrays per layer that has any, each drawn from its
+        initializer; an array that a `weights="FILE.npy"` file gives is drawn here too, and
+        training puts the file's values in its place (nnspec/start.py's `with_files`)."""
         keys = jax.random.split(key, max(1, len(self.layers)))
         params = {}
         for k, impl in zip(keys, self.layers):
