@@ -129,15 +129,27 @@ def _read_one(f: WeightsFile, base_dir: Path, diags: list[Diagnostic]) -> np.nda
         unfit(f"`{f.path}` has shape {show_shape(tuple(a.shape))}, but `{f.layer.name}` needs {show_shape(want)}",
               f"expected {show_shape(want)}, found {show_shape(tuple(a.shape))}", _shape_help(f, tuple(a.shape), want))
         return None
-    bad = ~np.isfinite(a)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        n = int(bad.sum())
+    n, first = _not_finite(a)
+    if n:
         unfit(f"`{f.path}` holds {n:,} value{'s' if n != 1 else ''} that {'are' if n != 1 else 'is'} NaN or infinite, "
-              f"the first at {list(first)}", "not finite",
+              f"the first at {first}", "not finite",
               "replace them (with `numpy.nan_to_num`, or a vector of their own) and save the file again")
         return None
     return np.array(a, dtype=np.float32)
+
+
+def _not_finite(a: np.ndarray, chunk: int = 1 << 22) -> tuple[int, list[int]]:
+    """How many values are NaN or ±inf, and the index of the first; read a chunk at a
+    time, so a large memory-mapped file is never held whole as a mask."""
+    flat = a.reshape(-1)
+    count, first = 0, -1
+    for start in range(0, flat.size, chunk):
+        bad = ~np.isfinite(flat[start:start + chunk])
+        k = int(bad.sum())
+        if k and first < 0:
+            first = start + int(np.argmax(bad))
+        count += k
+    return count, ([int(i) for i in np.unravel_index(first, a.shape)] if count else [])
 
 
 def _shape_help(f: WeightsFile, got: tuple[int, ...], want: tuple[int, ...]) -> str:
