@@ -237,3 +237,12 @@ def test_checking_a_spec_with_a_weights_file_does_not_start_jax(folder):
     done = subprocess.run([sys.executable, "-c", code, str(base / "c.nn")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "ok:" in done.stdout
+
+
+def test_predict_without_a_run_does_not_take_a_file_for_written_weights(folder):
+    from nnspec.cli import _needs_run
+    base, _, _ = folder
+    text = ('model m {\n    input t[2] int vocab=10\n    emb: embedding 3 weights="glove.npy"\n    flatten\n'
+            '    dense 1 weights=[[1], [1], [1], [1], [1], [1]] bias=[0]\n}\n')
+    program = _program(base, text, "written.nn")
+    assert "layer `emb`" in (_needs_run(program, str(base / "written.nn")) or "")
