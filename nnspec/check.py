@@ -1791,6 +1791,11 @@ class _Checker:
         if self.model.layers and self.model.layers[-1].op == "dropout":
             self.warn("W006", "dropout is the last layer", self.model.layers[-1].span, "",
                       help="dropout goes between hidden layers, not on the output")
+        weighted = [layer for layer in self.model.layers if layer.param_shapes]
+        if self.spec.train is not None and weighted and not any(layer.trainable for layer in weighted):
+            self.warn("W008", f"every layer with weights is frozen: training changes none of the "
+                              f"{self.model.n_params:,} parameters", weighted[-1].span, "frozen",
+                      help="leave out `trainable=false` on the layers that should learn, such as the output")
 
     def check_budget(self) -> None:
         if self.model is None or self.budget is None:
@@ -2013,10 +2018,12 @@ def _power(n: int) -> str:
 
 
 def training_bytes(model: ModelProgram, optimizer: str | None, batch: int | None) -> int:
-    """Bytes (float32) that training keeps: parameters, gradients, the optimizer's slots,
-    and with a batch size, that batch's activations and their gradients."""
+    """Bytes (float32) that training keeps: parameters, gradients, the optimizer's slots
+    (none for a frozen layer's arrays), and with a batch size, that batch's activations
+    and their gradients."""
     slots = OPTIMIZERS.get(optimizer).attrs["slots"] if optimizer else 0  # type: ignore[union-attr]
-    need = model.n_params * _BYTES * (2 + slots)
+    held = sum(layer.n_params for layer in model.layers if layer.trainable)
+    need = (model.n_params * 2 + held * slots) * _BYTES
     if batch:
         values = sum(math.prod(layer.out_shape) for layer in model.layers) + math.prod(model.input_shape)
         need += 2 * batch * values * _BYTES

@@ -20,6 +20,19 @@ class Fn:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+def is_state(name: str) -> bool:
+    """Whether a layer's array is running statistics (`moving_*`, a batch_norm's), which
+    training sets from the batches and no optimizer, penalty or decay touches."""
+    return name.startswith("moving_")
+
+
+def _size(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 @dataclass(frozen=True)
 class Layer:
     name: str
@@ -35,13 +48,19 @@ class Layer:
 
     @property
     def n_params(self) -> int:
-        total = 0
-        for shape in self.param_shapes.values():
-            n = 1
-            for d in shape:
-                n *= d
-            total += n
-        return total
+        return sum(_size(shape) for shape in self.param_shapes.values())
+
+    @property
+    def trainable(self) -> bool:
+        """False for a layer written with `trainable=false` (frozen)."""
+        return self.params.get("trainable", True) is not False
+
+    @property
+    def n_trainable(self) -> int:
+        """The values training changes: every array but running statistics, none of a frozen layer's."""
+        if not self.trainable:
+            return 0
+        return sum(_size(shape) for name, shape in self.param_shapes.items() if not is_state(name))
 
     @property
     def flops(self) -> int:
@@ -94,6 +113,12 @@ class ModelProgram:
     @property
     def n_params(self) -> int:
         return sum(layer.n_params for layer in self.layers)
+
+    @property
+    def n_trainable(self) -> int:
+        """Parameters training changes (Keras's "Trainable params"); the rest are frozen
+        layers' arrays and running statistics."""
+        return sum(layer.n_trainable for layer in self.layers)
 
     @property
     def flops(self) -> int:

@@ -140,6 +140,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     sarif = Sarif() if args.format == "sarif" else None
     for spec in _inputs(args, args.files):
         program, diags, src = load(spec.path, name=spec.name)
+        if program is not None:  # the files of `weights="x.npy"`, which training reads
+            from nnspec import pretrained
+            weight_diags = pretrained.check(program, Path(spec.path).resolve().parent if spec.path != "-" else Path.cwd())
+            diags = list(diags) + weight_diags
+            if any(d.is_error for d in weight_diags):
+                program = None
         data_note = ""
         if args.data and program is not None and program.train is not None:
             data_diags, data_note = _check_data(program, spec.path)
@@ -950,8 +956,8 @@ def _needs_run(program, spec: str) -> str | None:
 def _literal(params, name: str) -> bool:
     """Whether the spec writes out array `name` of a layer (`weights=[[..]]`, `bias=[..]`:
     `dense` is the one layer whose arrays can be written, nnspec/layers/)."""
-    if name == "w":
-        return params.get("weights") is not None
+    if name == "w":  # literal numbers; a `.npy` file's (a string) are read when training starts
+        return isinstance(params.get("weights"), tuple)
     if name == "b":
         return isinstance(params.get("bias"), tuple)
     return False

@@ -495,6 +495,22 @@ Other sources are parsed into memory anyway: for them, `stream` would change not
 `stream N` reads N examples at a time, which the epoch consumes as whole mini-batches:
 N must be a multiple of the batch size. The help names the nearest windows that are;
 `stream` alone picks one of about 64 MiB."""),
+    "E329": ("weights file that cannot be read", """
+`weights="FILE.npy"` starts a layer's array at the values of a NumPy `.npy` file
+(pretrained vectors, as `embedding 100 weights="glove.npy"`), and that file is missing,
+is a folder, or is not an array of numbers written by `numpy.save` (another format, a
+file cut off, Python objects). A relative path is read from the spec's folder, as the
+data's is. `nnspec check` reads the file, and so does `train` before its first step; a
+finished run keeps the values in its checkpoint and does not need the file again.
+Write the array with `numpy.save("glove.npy", vectors.astype("float32"))`: vocab rows
+of dim numbers."""),
+    "E330": ("weights file that does not fit the layer", """
+The `.npy` file of `weights="FILE.npy"` holds an array, but not the one the layer
+needs: another shape (an embedding's is (vocab, dim): one row of `dim` numbers per
+token id), integers or booleans rather than floating-point numbers, or values that
+are NaN or infinite, which would make every loss NaN. The message says what was
+expected and what was found; change the layer (`embedding 50` for vectors of 50
+numbers, `vocab=` for the number of rows) or save the array again."""),
     "E401": ("data cannot be used", """
 Training could not read or split the data the `data` line names: a missing file, a
 bad cell, a missing column, too few examples for the split. The note gives the file,
@@ -547,6 +563,23 @@ hidden layers."""),
 An input or a layer whose output nothing reads and that is not the model's output
 (the last line): a branch computed and thrown away. Read it with `from NAME` or a
 merge, or remove it."""),
+    "W008": ("nothing to train", """
+Every layer that has weights is written with `trainable=false`, and the spec trains:
+no step changes any of them, so every epoch computes the same model (a frozen
+`batch_norm` keeps its statistics too). Frozen layers are for a base that another
+part of the model learns on top of; leave `trainable=false` out of the layers that
+should learn, such as a new output layer.
+
+    model m {
+        input x[4]
+        dense 8 relu trainable=false
+        dense 1 sigmoid trainable=false
+    }
+    loss binary_crossentropy
+    optimizer adam
+    train {
+        data csv("scores.csv", target="passed")
+    }"""),
 }
 
 

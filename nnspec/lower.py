@@ -21,7 +21,7 @@ import numpy as np
 import jax.numpy as jnp
 import optax
 
-from nnspec.checked import Fn, OptimizerProgram, Program, Regularization
+from nnspec.checked import Fn, OptimizerProgram, Program, Regularization, is_state
 from nnspec import metrics as metric_lib
 from nnspec import nn
 
@@ -178,9 +178,13 @@ def optimizer_hparams(opt: OptimizerProgram, reg: Regularization = Regularizatio
 
 
 def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization(), *,
-              with_decay: bool = False) -> optax.GradientTransformation:
+              with_decay: bool = False, frozen: frozenset[str] = frozenset()) -> optax.GradientTransformation:
     """The optimizer as one optax composition, every number a traced hyperparameter.
-    `with_decay` keeps a (possibly zero) decoupled decay, so a sweep's models share one structure."""
+    `with_decay` keeps a (possibly zero) decoupled decay, so a sweep's models share one structure.
+    The layers named in `frozen` (`trainable=false`) are left out by `optax.multi_transform`:
+    their updates are zeros (`optax.set_to_zero`), and the optimizer keeps no state for them
+    (its moments hold `optax.MaskedNode`s in their place), clipping's global norm and the
+    weight decay do not see them."""
     p = opt.params
     base_args = {k: v for k, v in p.items() if k not in _COMMON}
 
@@ -194,7 +198,10 @@ def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization(), *,
         if decoupled_decay is not None:
             # w ← w − η·λ·w, outside the adaptive scaling (Loshchilov & Hutter)
             parts.append(optax.add_decayed_weights(-learning_rate * decoupled_decay, mask=_decay_mask(reg)))
-        return optax.chain(*parts)
+        if not frozen:
+            return optax.chain(*parts)
+        return optax.multi_transform({"train": optax.chain(*parts), "frozen": optax.set_to_zero()},
+                                     _frozen_labels(frozen))
 
     hps = optimizer_hparams(opt, reg, with_decay=with_decay)
     # inject_hyperparams binds hyperparameters by the factory's signature, so spell it out
@@ -213,7 +220,7 @@ def role(name: str) -> str:
     """What a layer's array is, by its name: `state` (`moving_*`: running statistics, which
     no optimizer, penalty or decay touches), `bias` (`b`, `b_rec`, `b_back`; and a
     normalization's `*scale` and `*offset`, which Keras does not penalize either), or `weight`."""
-    if name.startswith("moving_"):
+    if is_state(name):
         return "state"
     if name.startswith("b") or name.endswith(("scale", "offset")):
         return "bias"
@@ -223,6 +230,16 @@ def role(name: str) -> str:
 def _penalized(name: str, reg: Regularization) -> bool:
     r = role(name)
     return r == "weight" or (r == "bias" and reg.include_bias)
+
+
+def _frozen_labels(frozen: frozenset[str]) -> Callable[[Params], Any]:
+    return lambda params: {layer: {name: "frozen" if layer in frozen else "train" for name in ps}
+                           for layer, ps in params.items()}
+
+
+def frozen_layers(program: Program) -> frozenset[str]:
+    """The layers written with `trainable=false`."""
+    return frozenset(layer.name for layer in program.model.layers if not layer.trainable)
 
 
 def _decay_mask(reg: Regularization) -> Callable[[Params], Any]:
@@ -241,6 +258,9 @@ class Model:
         # has none (a sweep whose other models have some says so with `with_penalty`).
         self.has_penalty = with_penalty if with_penalty is not None else bool(
             reg.l1 or reg.l2 or any(layer.params.get("l1") or layer.params.get("l2") for layer in program.model.layers))
+        # `trainable=false`: no optimizer step, no decay, no penalty; a frozen batch_norm
+        # normalizes with its running statistics and leaves them be (as Keras's does)
+        self.frozen = frozen_layers(program)
         self.layers = tuple(nn.LAYERS[layer.op](layer) for layer in program.model.layers)
         # the model's output: its last layer (or its one input, for a model without layers);
         # with a `loss { }` block, one output per line, and `apply` returns a dict by name
@@ -256,8 +276,8 @@ class Model:
         else:  # the weighted sum of the outputs' losses, one value per example
             weights = {h.name: h.weight for h in self.heads}
             self._loss = lambda pred, y: cast(jax.Array, sum(w * losses[n](pred[n], y[n]) for n, w in weights.items()))
-        self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay)
-                          if program.optimizer else None)
+        self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay,
+                                    frozen=self.frozen) if program.optimizer else None)
         # `precision bf16`: the forward pass computes in bfloat16 from float32 weights, which
         # stay the master copy (the gradients come back as float32 through the casts); the
         # loss and the metrics read the output as float32. No loss scaling: bfloat16 has
@@ -278,7 +298,9 @@ class Model:
 
     # -- parameters and hyperparameters
     def init(self, key: jax.Array) -> Params:
-        """Fresh parameters: one dict of arrays per layer that has any."""
+        """Fresh parameters: one dict of arrays per layer that has any, each drawn from its
+        initializer; an array that a `weights="FILE.npy"` file gives is drawn here too, and
+        training puts the file's values in its place (nnspec/start.py's `with_files`)."""
         keys = jax.random.split(key, max(1, len(self.layers)))
         params = {}
         for k, impl in zip(keys, self.layers):
@@ -334,7 +356,8 @@ class Model:
             arg = tuple(values[n] for n in names) if getattr(impl, "MERGE", False) else values[names[0]]
             p, name = params.get(impl.layer.name, {}), impl.layer.name
             if impl.STATEFUL:
-                values[name], new = impl.apply_stateful(p, arg, hp[name], key=k, train=train,  # type: ignore[attr-defined]
+                live = train and name not in self.frozen  # a frozen one runs as in inference
+                values[name], new = impl.apply_stateful(p, arg, hp[name], key=k, train=live,  # type: ignore[attr-defined]
                                                         weights=weights)
                 if train and new:
                     updates[name] = new
@@ -372,13 +395,16 @@ class Model:
 
     # -- the objective
     def penalty(self, params: Params, hparams: HParams | None = None) -> jax.Array:
-        """L1/L2 weight penalties, model-wide and per layer (biases only with include_bias)."""
+        """L1/L2 weight penalties, model-wide and per layer (biases only with include_bias);
+        a frozen layer's weights are left out."""
         hp = self.hparams() if hparams is None else hparams
         reg = self.program.regularization
         total = jnp.zeros((), jnp.float32)
         if not self.has_penalty:
             return total
         for impl in self.layers:
+            if impl.layer.name in self.frozen:  # a constant: it would change no gradient
+                continue
             ps = params.get(impl.layer.name, {})
             h = hp[impl.layer.name]
             for name, w in ps.items():

@@ -89,6 +89,23 @@ class Str:
         return v
 
 
+@dataclass(frozen=True)
+class NpyFile(Str):
+    """The path of a NumPy `.npy` file, as a string; read relative to the spec's folder by
+    nnspec/pretrained.py, not here."""
+
+    def describe(self) -> str:
+        return "the path of a `.npy` file"
+
+    def convert(self, v: Any) -> str:
+        if not isinstance(v, str) or isinstance(v, Sym):
+            raise ArgError(E_TYPE, f"expected the path of a `.npy` file in quotes, found {_show(v)}")
+        if not v.lower().endswith(".npy"):
+            raise ArgError(E_TYPE, f"expected the path of a `.npy` file, found `\"{v}\"`",
+                           "save the array with `numpy.save(\"table.npy\", array)` and name that file")
+        return v
+
+
 class Word:
     """A bare name such as `monitor=val_loss`; validated by a later pass."""
 

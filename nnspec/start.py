@@ -27,17 +27,39 @@ def folder(program: Program, base_dir: Path) -> Path | None:
     return (Path(t.start_from) if os.path.isabs(t.start_from) else base_dir / t.start_from).resolve()
 
 
+def with_files(programs: Sequence[Program], params0: Any, base_dir: Path) -> Any:
+    """The stacked initial weights with the arrays of `weights="x.npy"` files in place of
+    the initializers' draws, in every model of the stack (nnspec/pretrained.py); `params0`
+    itself where no layer names a file."""
+    from nnspec import pretrained
+    from nnspec.trainer import member, stack
+    if not any(True for _ in pretrained.files(programs[0])):
+        return params0
+    read: dict[str, Any] = {}
+    trees = []
+    for i, p in enumerate(programs):
+        key = repr([(f.layer.name, f.path) for f in pretrained.files(p)])
+        if key not in read:  # a stack's models name the same files: each is read once
+            read[key] = pretrained.read(p, base_dir)
+        tree = member(params0, i)
+        trees.append({layer: {**arrays, **read[key].get(layer, {})} for layer, arrays in tree.items()})
+    return stack(trees)
+
+
 def start_params(programs: Sequence[Program], trainer: Any, base_dir: Path) -> tuple[Any, Any, dict[str, Any] | None]:
     """(the stacked initial weights with the run's arrays in place, the stacked optimizer
     state with `optimizer=true` else None, what was taken) for the stack of models that
-    `trainer` (a `trainer.Trainer`) trains; (None, None, None) without `start_from`."""
+    `trainer` (a `trainer.Trainer`) trains; (None, None, None) without `start_from` or a
+    `weights="x.npy"` file. A file's arrays come first: the run's, where it has the
+    layer, replace them (the run trained on from them)."""
     from nnspec.lower import with_hparams
     from nnspec.trainer import member, stack
     program = programs[0]
+    loaded_files = with_files(programs, trainer.params0, base_dir)
     run = folder(program, base_dir)
     if run is None:
-        return None, None, None
-    params0 = trainer.params0
+        return (None if loaded_files is trainer.params0 else loaded_files), None, None
+    params0 = loaded_files
     t = program.train
     assert t is not None
     ckpt = run / "checkpoint.npz"

@@ -52,7 +52,8 @@ def summary(program: Program) -> str:
     block has a row of its own, its output's, with the layers it stands for indented
     under it (their parameters and FLOPs are counted there, once). A layer that
     reads another node than the row above it (`from`, a merge) says what it reads, in a
-    column that only a graph has. FLOPs are the layer rules' estimates for one example
+    column that only a graph has; a frozen layer (`trainable=false`) says so by its type.
+    Non-trainable parameters are frozen layers' and running statistics, as Keras counts them. FLOPs are the layer rules' estimates for one example
     (docs/language.md, "FLOPs")."""
     model = program.model
     rows = [(f"{name} (input)", show_shape(shape), "0", "0", "") for name, shape in model.inputs]
@@ -62,6 +63,7 @@ def summary(program: Program) -> str:
     for layer in model.layers:
         act = layer.activation if layer.op == "dense" else None
         kind = f"{layer.op} {act}" if act and act != "identity" else layer.op
+        kind += "" if layer.trainable else ", frozen"
         reads = ", ".join(layer.inputs) if layer.inputs != ((previous,) if previous else ()) else ""
         use = uses.get(layer.name.split(".")[0]) if "." in layer.name else None
         if use is not None and use is not group:  # a block's instance: a row of its own, its layers under it
@@ -88,6 +90,8 @@ def summary(program: Program) -> str:
     total, flops = model.n_params, model.flops
     out = [f"Model: {model.name or '(unnamed)'}", rule, line(head), rule, *map(line, rows), rule,
            f"Total params: {total:,} ({show_bytes(total * 4)} as float32)",
+           f"Trainable params: {model.n_trainable:,}",
+           f"Non-trainable params: {total - model.n_trainable:,}",
            f"Total FLOPs per example: {_count(flops)}" + (f" ({show_flops(flops)})" if flops >= 1000 else "")]
     if program.optimizer is not None:
         out.append(f"Optimizer: {program.optimizer.name}")

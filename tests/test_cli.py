@@ -51,6 +51,8 @@ h1 (dense relu)       (8,)               24      32
 out (dense sigmoid)   (1,)                9      16
 ───────────────────────────────────────────────────
 Total params: 33 (132 B as float32)
+Trainable params: 33
+Non-trainable params: 0
 Total FLOPs per example: 48
 Optimizer: adam
 Loss: binary_crossentropy

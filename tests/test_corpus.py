@@ -1,7 +1,8 @@
 """docs/corpus.md stays true: thirty real models written in nnspec.
 
 Every ```nn block checks clean (no errors, no warnings) and is in `nnspec fmt` form; a
-block whose first line is `# N parameters` has exactly that many; the summary table has
+block whose first line is `# N parameters` has exactly that many (and of them `T`
+trainable, where it says `(T trainable)`); the summary table has
 one row per model section, each row's verdict is the one its section gives, and the
 count under the table ("**N of M exact**", then the approximate and not-expressible
 counts) is the count of the rows, so none of it can drift. Checking only: no training.
@@ -52,7 +53,13 @@ def _sections() -> dict[int, str]:
 
 
 def _stated_count(block: Block) -> int | None:
-    m = re.fullmatch(r"#\s*([\d,]+) parameters\s*", block.text.split("\n", 1)[0])
+    m = re.fullmatch(r"#\s*([\d,]+) parameters(?: \(([\d,]+) trainable\))?\s*", block.text.split("\n", 1)[0])
+    return int(m.group(1).replace(",", "")) if m else None
+
+
+def _stated_trainable(block: Block) -> int | None:
+    """`# N parameters (T trainable)`: a model with frozen layers states both."""
+    m = re.fullmatch(r"#\s*[\d,]+ parameters \(([\d,]+) trainable\)\s*", block.text.split("\n", 1)[0])
     return int(m.group(1).replace(",", "")) if m else None
 
 
@@ -71,6 +78,10 @@ def test_every_block_checks_clean_with_its_stated_count(block: Block) -> None:
     if stated is not None:
         assert program.model.n_params == stated, (
             f"{block.id} says {stated:,} parameters, nnspec counts {program.model.n_params:,}")
+    trainable = _stated_trainable(block)
+    if trainable is not None:
+        assert program.model.n_trainable == trainable, (
+            f"{block.id} says {trainable:,} trainable, nnspec counts {program.model.n_trainable:,}")
 
 
 def test_each_row_has_the_verdict_of_its_section() -> None:

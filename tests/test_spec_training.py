@@ -93,6 +93,7 @@ EXPECTED = {
     "gru_waves.nn": ("val_accuracy", lambda v: v >= 0.95),
     "conv_autoencoder.nn": ("val_loss", lambda v: v < 7.0),      # per-pixel mse, `target input`
     "bilstm_tokens.nn": ("val_accuracy", lambda v: v >= 0.95),      # brackets: only order tells
+    "frozen_brackets.nn": ("val_accuracy", lambda v: v >= 0.95),    # frozen vectors from a file; the lstm learns
     "transformer_tokens.nn": ("val_accuracy", lambda v: v >= 0.95),  # which comes first: attention
     # two inputs, two outputs: both heads learn their rule of both inputs
     "ticket_router.nn": ("val_department_accuracy", lambda v: v >= 0.85),

@@ -8,6 +8,7 @@ JAX side (nnspec/nn/) implements the same rows; tests sweep both and compare sha
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from nnspec.layers import attention, conv, graph, norm, recurrent
@@ -122,7 +123,7 @@ def _rescale_check(p: Mapping[str, Any], given: set[str]) -> None:
 _PENALTY = (P("l1", Float(ge=0), 0.0, "L1 penalty on this layer's weights"),
             P("l2", Float(ge=0), 0.0, "L2 penalty on this layer's weights"))
 
-LAYERS = Registry("layer", [
+_LAYERS = [
     Entry("dense", (
         P("units", Int(min=1), required=True, positional=True, doc="number of units (neurons)"),
         P("activation", Symbol("activation"), None, "applied to the output", positional=True),
@@ -159,7 +160,35 @@ LAYERS = Registry("layer", [
       for a in ACTIVATIONS),
     # one module per family, each a list of rows (nnspec/layers/base.py says what a row holds)
     *conv.LAYERS, *recurrent.LAYERS, *attention.LAYERS, *graph.LAYERS, *norm.LAYERS,
-])
+]
+
+
+def _frozen_check(check: Callable | None) -> Callable:
+    """The row's own check, then: a penalty on a frozen layer's weights is refused, as it
+    would add a constant to the loss and change no weight."""
+    def both(p: Mapping[str, Any], given: set[str]) -> None:
+        if check is not None:
+            check(p, given)
+        written = [n for n in ("l1", "l2") if n in given and p[n]]
+        if not p["trainable"] and written:
+            raise ArgError("E108", f"`{written[0]}` penalizes the weights of a frozen layer (trainable=false)",
+                           "frozen weights never change, so their penalty is a constant that changes no gradient: "
+                           f"remove `{written[0]}`, or leave out `trainable=false`")
+    return both
+
+
+def freezable(entry: Entry) -> Entry:
+    """A row with weights takes `trainable=false` (Keras's `trainable=False`): its arrays
+    keep their initial (or loaded) values through training."""
+    if "param_shapes" not in entry.attrs or entry.attrs.get("weights") is False:
+        return entry
+    trainable = P("trainable", Bool(), True, "`false` freezes this layer's weights: no optimizer step, "
+                                           "no weight decay, no penalty")
+    return replace(entry, params=(*entry.params, trainable),
+                   attrs={**entry.attrs, "check": _frozen_check(entry.attrs.get("check"))})
+
+
+LAYERS = Registry("layer", [freezable(e) for e in _LAYERS])
 
 
 def out_shape(op: str, params: Mapping[str, Any], in_shape: Shape) -> Shape:

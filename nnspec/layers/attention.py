@@ -256,12 +256,12 @@ LAYERS: list[Entry] = [
         P("shape", ListOf(Int()), required=True, positional=True,
           doc="the new shape of one example; one dimension may be -1 for what is left"),
     ), doc="gives each example a new shape holding the same values in the same order",
-        attrs={"param_shapes": _reshape_shapes, "out_shape": _reshape_out, "check": _reshape_check,
+        attrs={"param_shapes": _reshape_shapes, "out_shape": _reshape_out, "check": _reshape_check, "weights": False,
                "examples": [((2, 6), "reshape [3, 2, 2]"), ((64,), "reshape [8, 8]"), ((64,), "reshape [4, -1]")]}),
     Entry("permute", (
         P("axes", ListOf(Int()), required=True, positional=True,
           doc="the input's axes in their new order, counting from 1"),
     ), doc="reorders the axes of each example: `permute [2, 1]` transposes a (steps, features) input",
-        attrs={"param_shapes": _permute_shapes, "out_shape": _permute_out,
+        attrs={"param_shapes": _permute_shapes, "out_shape": _permute_out, "weights": False,
                "examples": [((3, 5), "permute [2, 1]"), ((2, 3, 4), "permute [3, 1, 2]"), ((4,), "permute [1]")]}),
 ]

@@ -2,7 +2,9 @@
 
 A family module (conv.py, recurrent.py, ...) holds `LAYERS`, a list of registry rows; each
 row's attrs give `out_shape(params, in_shape)` (None for an unknown input, see below),
-`param_shapes(params, in_shape)` where the layer has weights, an optional `check(params,
+`param_shapes(params, in_shape)` where the layer has weights (`weights: False` for a row
+whose rule only checks the shape and holds none; a row with weights takes
+`trainable=false`, added in nnspec/layers/__init__.py), an optional `check(params,
 given)`, an optional `flops(params, in_shape, out_shape)` (the estimated FLOPs of one
 example, a multiply-add counting 2; a row without one counts `per_output`, one FLOP per
 output element), and `examples`: (per-example input shape, the layer as written) pairs that the

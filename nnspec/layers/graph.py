@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from nnspec.layers.base import Shape, ShapeError, show_shape
-from nnspec.params import Entry, Float, Int, P, Symbol
+from nnspec.params import ArgError, Entry, Float, Int, NpyFile, P, Symbol
 
 
 def _identical(op: str) -> Any:
@@ -71,6 +71,11 @@ def _embedding_shapes(p: Mapping[str, Any], in_shape: Shape) -> dict[str, Shape]
     return {"w": (p["vocab"], p["dim"])}
 
 
+def _embedding_check(p: Mapping[str, Any], given: set[str]) -> None:
+    if p["weights"] is not None and "init" in given:
+        raise ArgError("E108", "both `weights` and `init` given", "the file's vectors replace the initializer: remove one")
+
+
 LAYERS: list[Entry] = [
     Entry("add", doc="element-wise sum of two or more inputs of one shape",
           attrs={"merge": True, "merge_shape": _identical("add"), "out_shape": _none,
@@ -91,10 +96,12 @@ LAYERS: list[Entry] = [
         P("vocab", Int(min=1), None, "number of token ids (0..vocab-1); by default the `int` input's `vocab`"),
         P("padding", Int(min=0), None, "a token id whose vector is all zeros and receives no gradient"),
         P("init", Symbol("initializer"), "normal", "how the vectors start"),
+        P("weights", NpyFile(), None, "a `.npy` file of vocab rows of dim numbers that the vectors start as "
+                                      "(pretrained vectors such as GloVe), relative to the spec's folder"),
         P("l1", Float(ge=0), 0.0, "L1 penalty on this layer's vectors"),
         P("l2", Float(ge=0), 0.0, "L2 penalty on this layer's vectors"),
     ), doc="looks up a learned vector for each token id: shape (steps,) becomes (steps, dim)",
-        attrs={"tokens": True, "param_shapes": _embedding_shapes,
+        attrs={"tokens": True, "param_shapes": _embedding_shapes, "check": _embedding_check,
                "out_shape": lambda p, s: None if s is None else (*s, p["dim"]),
                # (input shape, line, the input's type): the sweep declares `input x[...] int vocab=10`
                "examples": [((5,), "embedding 3", "int vocab=10"),
