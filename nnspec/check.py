@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
 from nnspec import blocks, columns, graph
-from nnspec.checked import (EarlyStop, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
+from nnspec.checked import (EarlyStop, added_losses, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
                             OptimizerProgram, Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, labels_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
@@ -572,7 +572,8 @@ class _Checker:
                 self.err("E204", f"`{node.op}` comes before the model's input", node.op_span, "nothing flows into it yet",
                          help="declare `input NAME[SHAPE]` as the model's first line")
             merge = bool(entry.attrs.get("merge"))
-            if node.name in broken or not self.arity(node, merge) or not self.tokens(node, entry, params, types):
+            if node.name in broken or not self.arity(node, merge, entry.attrs.get("inputs")) or \
+                    not self.tokens(node, entry, params, types):
                 ok = False
                 continue
             in_shapes = [shapes.get(n) for n in node.inputs]
@@ -621,8 +622,20 @@ class _Checker:
             return None
         return ("int32", bound["vocab"]) if bound["type"] == "int" else ("float32", None)
 
-    def arity(self, node: ir.Node, merge: bool) -> bool:
-        """A merge reads two or more nodes; any other layer one."""
+    def arity(self, node: ir.Node, merge: bool, exactly: int | None = None) -> bool:
+        """A merge reads two or more nodes (`exactly` that many where its row says, as
+        `sample` reads a mean and a log-variance); any other layer one."""
+        if exactly is not None and len(node.inputs) != exactly:
+            found = "none" if not node.inputs else ", ".join(f"`{n}`" for n in node.inputs)
+            spans = node.input_spans
+            where = spans[exactly] if len(spans) > exactly else node.span
+            more = len(node.inputs) > exactly
+            self.err("E257", f"`{node.op}` reads {exactly} nodes, the mean and the log-variance, but names "
+                             f"{len(node.inputs)} ({found})" if node.inputs else
+                     f"`{node.op}` reads {exactly} nodes, the mean and the log-variance, but names none",
+                     where, "not read: one too many" if more else "needs a mean and a log-variance",
+                     help=f"name the two layers in that order, as in `z: {node.op} mean log_var`")
+            return False
         if merge and len(node.inputs) < 2:
             found = "none" if not node.inputs else f"only `{node.inputs[0]}`"
             self.err("E253", f"`{node.op}` merges two or more nodes, but names {found}", node.span, "",
@@ -1030,6 +1043,9 @@ class _Checker:
                 ok = False
             for name, _, _, ms, _ in self.head_lines:
                 measured.update({f"{name}_loss": "min", **{f"{name}_{m.key}": m.mode for m in ms}})
+        # the terms layers add to the loss (a `sample` layer's `kl_loss`; Program.added_losses)
+        model = self.model or self.outline
+        measured.update({key: "min" for key, _ in added_losses(model.layers if model else ())})
         es = None
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
             es = self.early_stop(bound["early_stop"], seen["early_stop"], measured,

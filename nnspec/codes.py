@@ -326,6 +326,15 @@ data that holds one array for each input and each output: an `.npz` archive whos
 arrays are named after them (`numpy.savez(path, title=..., body=..., priority=...)`).
 A built-in dataset (one input, one target) or a CSV file (one table) cannot say which
 columns feed which input, so they are refused for such a model."""),
+    "E257": ("`sample` reads a mean and a log-variance", """
+`z: sample mean log_var` draws a variational autoencoder's code from two nodes, in this
+order: the mean and the log-variance of each latent unit (two layers of the same size,
+usually linear `dense` layers reading one hidden layer). It names exactly these two,
+no more and no fewer."""),
+    "E258": ("mean and log-variance of different shapes", """
+`sample` pairs each latent unit's mean with its log-variance, element by element, so the
+two nodes it reads have one shape: `mean: dense 2 from h` and `log_var: dense 2 from h`
+for a code of two numbers."""),
     "E270": ("a `loss` block names no layer", """
 Each line of a `loss { }` block is `NAME: LOSS ...`, where NAME is a layer of the model:
 the output that the loss trains. An input, or a name the model does not define, has
