@@ -815,6 +815,7 @@ class _Checker:
         nodes = [n.name for n in self.spec.model.nodes] if self.spec.model is not None else []
         inputs = [i.name for i in self.spec.model.inputs] if self.spec.model is not None else []
         seen: dict[str, Span | None] = {}
+        batch_reduction: list[tuple[ir.Node, str, Span | None]] = []
         for h in block.heads:
             if not h.labelled:
                 self.err("E271", f"which output does `{h.op}` train?", h.op_span, "no output named",
@@ -842,9 +843,33 @@ class _Checker:
             if params is None or weight is None:
                 continue
             loss = LossProgram(entry.name, _public(params), entry.attrs["task"])
+            if not self.one_batch_reduction(h, loss, batch_reduction):
+                continue
             metrics = self.head_metrics(h, loss)
             if metrics is not None:
                 self.head_lines.append((h.name, loss, weight, metrics, h.span))
+
+    def one_batch_reduction(self, h: ir.Node, loss: LossProgram,
+                            first: list[tuple[ir.Node, str, Span | None]]) -> bool:
+        """The outputs of a `loss { }` block reduce the batch alike: the step's objective is
+        one sum or one mean over the examples (their losses and the KL terms together).
+        `first` holds the first line seen, its reduction and where it says so."""
+        arg = next((a for a in h.args if a.key == "batch_reduction"), None)
+        mine, where = loss.params["batch_reduction"], arg.span if arg is not None else None
+        if not first:
+            first.append((h, mine, where))
+            return True
+        (other, theirs, other_where), = first
+        if mine == theirs:
+            return True
+
+        def does(r: str) -> str:
+            return "sums" if r == "sum" else "averages"
+        self.err("E273", f"output `{h.name}` {does(mine)} its loss over the batch, but `{other.name}` {does(theirs)} it",
+                 where or h.span, f"`batch_reduction={mine}`",
+                 secondary=[(other_where or other.span, f"`batch_reduction={theirs}`")],
+                 help=f"the step minimizes one total over the batch: give every output `batch_reduction={theirs}`")
+        return False
 
     def head_weight(self, h: ir.Node) -> float | None:
         arg = next((a for a in h.args if a.key == "weight"), None)

@@ -348,6 +348,11 @@ With several outputs, each metric belongs to one of them: write it on the output
 line, `department: categorical_crossentropy metrics=[accuracy]`, not on the train
 block's `metrics` line. Its history names are `department_accuracy` and
 `val_department_accuracy`."""),
+    "E273": ("outputs reduce the batch differently", """
+A step minimizes one number over its batch: the mean of the examples' losses (the
+default), or with `batch_reduction=sum` their sum. With a `loss { }` block every
+output's loss, and the KL terms of `sample` layers, enter that one number, so the
+outputs say the same: give every line `batch_reduction=sum`, or none of them."""),
     # E260-E269: reusable blocks
     "E260": ("bad block name", """
 A `block` is used by its name as a layer is, so two blocks cannot share a name, and a

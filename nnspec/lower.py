@@ -256,6 +256,9 @@ class Model:
         else:  # the weighted sum of the outputs' losses, one value per example
             weights = {h.name: h.weight for h in self.heads}
             self._loss = lambda pred, y: cast(jax.Array, sum(w * losses[n](pred[n], y[n]) for n, w in weights.items()))
+        # `batch_reduction=sum`: the step minimizes the batch's sum of losses, not their mean
+        # (the checker makes every output of a `loss { }` block agree)
+        self.batch_sum = any(h.loss.params.get("batch_reduction") == "sum" for h in self.heads)
         self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay)
                           if program.optimizer else None)
         # `precision bf16`: the forward pass computes in bfloat16 from float32 weights, which
@@ -429,10 +432,16 @@ class Model:
 
     def loss(self, params: Params, x: jax.Array, y: jax.Array, *, key: jax.Array | None = None,
              train: bool = False, hparams: HParams | None = None, weights: jax.Array | None = None) -> jax.Array:
-        """Mean loss over the batch (weighted: padding examples have weight 0) plus penalties."""
+        """The objective: the mean loss over the batch (weighted: padding examples have
+        weight 0), or with `batch_reduction=sum` the sum, plus penalties."""
         hp = self.hparams() if hparams is None else hparams
         per = self.scored(params, x, y, key=key, train=train, hparams=hp)[1]
-        return _mean(per, weights) + self.penalty(params, hp)
+        return self._over_batch(per, weights) + self.penalty(params, hp)
+
+    def _over_batch(self, per: jax.Array, weights: jax.Array | None) -> jax.Array:
+        if self.batch_sum:
+            return jnp.sum(per) if weights is None else jnp.sum(per * weights)
+        return _mean(per, weights)
 
     def metric_stats(self, pred: jax.Array, y: jax.Array, weights: jax.Array | None = None,
                      added: Mapping[str, jax.Array] | None = None) -> dict[str, dict[str, jax.Array]]:
@@ -483,7 +492,7 @@ class Model:
             values, stats = self._run(params, x, key=key, train=True, hparams=hp, weights=weights)
             pred, added = self.result(values), self.added(values)
             per = self.per_example_loss(pred, y, added, hp)
-            return _mean(per, weights) + self.penalty(params, hp), (pred, per, added, stats)
+            return self._over_batch(per, weights) + self.penalty(params, hp), (pred, per, added, stats)
 
         (_, (pred, per, added, stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         assert self.optimizer is not None

@@ -229,3 +229,44 @@ def test_the_digits_vae_reconstructs_as_its_comment_says():
     assert last["val_loss"] - last["val_kl_loss"] < 800
     train, val = np.asarray(result.splits.train.y), np.asarray(result.splits.val.y)
     assert round(float(((val - train.mean(0)) ** 2).sum(1).mean())) == 1191
+
+
+def test_batch_reduction_sum_minimizes_the_batchs_sum_and_still_reports_the_mean():
+    mean_model = lower(program(reduction="reduction=sum"))
+    sum_model = lower(program(reduction="reduction=sum batch_reduction=sum"))
+    params = mean_model.init(jax.random.key(4))
+    x, key = batch(6), jax.random.key(5)
+    w = jnp.asarray([1, 1, 1, 1, 1, 0], jnp.float32)  # a padded batch: 5 examples count
+    g_mean = jax.grad(lambda p: mean_model.loss(p, x, x, key=key, train=True, weights=w))(params)
+    g_sum = jax.grad(lambda p: sum_model.loss(p, x, x, key=key, train=True, weights=w))(params)
+    for layer in g_mean:
+        for name in g_mean[layer]:
+            np.testing.assert_allclose(np.asarray(g_sum[layer][name]), 5 * np.asarray(g_mean[layer][name]),
+                                       rtol=1e-4, atol=1e-6)
+    # the KL term is summed over the batch too: PyTorch's BCE + KLD, each summed
+    values = sum_model.trace(params, x)
+    recon = np_bce(np.asarray(values["out"], np.float64), x).sum(-1)
+    kl = np_kl(np.asarray(values["mean"], np.float64), np.asarray(values["log_var"], np.float64))
+    np.testing.assert_allclose(float(sum_model.loss(params, x, x, weights=w)), (recon + kl)[:5].sum(), rtol=1e-5)
+    # what a step reports is the batch's sum of losses either way: the epoch divides by n
+    state = sum_model.init_state(jax.random.key(0))
+    _, sums = sum_model.step(state, x, x, key=key, weights=w)
+    _, mean_sums = mean_model.step(mean_model.init_state(jax.random.key(0)), x, x, key=key, weights=w)
+    np.testing.assert_allclose(float(sums["loss"]), float(mean_sums["loss"]), rtol=1e-6)
+
+
+def test_the_outputs_of_a_loss_block_must_reduce_the_batch_alike():
+    text = """
+model m {
+    input x[4]
+    a: dense 1 sigmoid
+    b: dense 2 from x
+}
+loss {
+    a: binary_crossentropy batch_reduction=sum
+    b: mse BR
+}
+"""
+    with pytest.raises(nnspec.NNSpecError, match="E273"):
+        nnspec.check_text(text.replace("BR", ""))
+    assert lower(nnspec.check_text(text.replace("BR", "batch_reduction=sum"))).batch_sum

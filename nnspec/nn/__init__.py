@@ -158,7 +158,9 @@ def loss_fn(name: str, params: Mapping[str, Any], out_shape: tuple[int, ...] = (
     if params.get("class_weight") == "balanced":  # prepare.with_class_weights puts the numbers in
         raise ValueError("`class_weight=balanced` is computed from the training split: lower the program "
                          "that prepare.with_class_weights returns")
-    return lambda pred, y: fn(pred, y, **params, n_axes=len(out_shape))
+    # `batch_reduction` is the objective's (Model), not one example's
+    own = {k: v for k, v in params.items() if k != "batch_reduction"}
+    return lambda pred, y: fn(pred, y, **own, n_axes=len(out_shape))
 
 
 # --------------------------------------------------------------------------------- metrics
