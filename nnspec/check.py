@@ -846,8 +846,22 @@ class _Checker:
             if not self.one_batch_reduction(h, loss, batch_reduction):
                 continue
             metrics = self.head_metrics(h, loss)
-            if metrics is not None:
+            if metrics is not None and self.own_keys(h, label_span):
                 self.head_lines.append((h.name, loss, weight, metrics, h.span))
+
+    def own_keys(self, h: ir.Node, label_span: Span | None) -> bool:
+        """An output's history key `NAME_loss` is not the key of a term a `sample` layer
+        adds (`kl_loss`, or `Z_kl_loss` for each of several)."""
+        model = self.model or self.outline
+        taken = {key: layer for key, layer in added_losses(model.layers if model else ())}
+        layer = taken.get(f"{h.name}_loss")
+        if layer is None:
+            return True
+        self.err("E274", f"output `{h.name}` reports `{h.name}_loss`, as the KL term of `{layer.op}` layer "
+                         f"`{layer.name}` does", label_span, "its loss is reported as `" + h.name + "_loss`",
+                 secondary=[(layer.span, "adds the KL term, reported as `" + h.name + "_loss`")],
+                 help=f"rename the output layer, as in `{h.name}_out`, so each history key says one thing")
+        return False
 
     def one_batch_reduction(self, h: ir.Node, loss: LossProgram,
                             first: list[tuple[ir.Node, str, Span | None]]) -> bool:

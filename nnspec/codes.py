@@ -353,6 +353,10 @@ A step minimizes one number over its batch: the mean of the examples' losses (th
 default), or with `batch_reduction=sum` their sum. With a `loss { }` block every
 output's loss, and the KL terms of `sample` layers, enter that one number, so the
 outputs say the same: give every line `batch_reduction=sum`, or none of them."""),
+    "E274": ("an output's history key is a KL term's", """
+Each epoch reports each output's loss as `NAME_loss` and the KL term of a `sample`
+layer as `kl_loss` (`Z_kl_loss` for each of several), so an output named `kl` (or
+`Z_kl`) would report under the same key as the KL term. Rename the output layer."""),
     # E260-E269: reusable blocks
     "E260": ("bad block name", """
 A `block` is used by its name as a layer is, so two blocks cannot share a name, and a

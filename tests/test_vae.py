@@ -270,3 +270,20 @@ loss {
     with pytest.raises(nnspec.NNSpecError, match="E273"):
         nnspec.check_text(text.replace("BR", ""))
     assert lower(nnspec.check_text(text.replace("BR", "batch_reduction=sum"))).batch_sum
+
+
+def test_an_ensembles_kl_loss_is_the_mean_of_its_members(data):
+    from nnspec.infer import evaluate
+    from nnspec.sweep_fit import fit_sweep
+    prog = program(train=TRAIN.replace("DATA", data).replace("seed 0", "seed sweep(0, 1)"))
+    result = fit_sweep(prog)
+    model = lower(result.members[0].program)
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[m.params for m in result.members])
+    val = result.members[0].splits.val
+    together = evaluate(model, stacked, val, result.program, ensemble=True)
+    alone = [evaluate(model, m.params, val, result.program) for m in result.members]
+    np.testing.assert_allclose(together["kl_loss"], np.mean([a["kl_loss"] for a in alone]), rtol=1e-5)
+    # the loss: the averaged reconstruction's, plus the members' mean KL
+    x = np.asarray(val.x)
+    outs = np.mean([np.asarray(model.apply(m.params, x), np.float64) for m in result.members], axis=0)
+    np.testing.assert_allclose(together["loss"], np_bce(outs, x).mean(-1).mean() + together["kl_loss"], rtol=1e-5)
