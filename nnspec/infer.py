@@ -91,9 +91,10 @@ def evaluate_report(model: Model, params, ds: Dataset, program: Program, *, ense
     if ensemble:
         # the members' mean outputs, and the mean of what their layers add to the loss (KL)
         x = jax.tree_util.tree_map(jnp.asarray, ds.x)
-        values = jax.vmap(lambda p: model.trace(p, x))(params)
-        pred, added = jax.tree_util.tree_map(lambda v: jnp.mean(v, axis=0),
-                                             (jax.vmap(model.result)(values), jax.vmap(model.added)(values)))
+        def member(p):
+            values = model.trace(p, x)
+            return model.result(values), model.added(values)
+        pred, added = jax.tree_util.tree_map(lambda v: jnp.mean(v, axis=0), jax.vmap(member)(params))
         stats = {**model.metric_stats(pred, y, None, added), **metric_lib.stats_of(extra or {}, pred, y)}
         host = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), stats)
         got = {"loss": np.mean(np.asarray(model.per_example_loss(pred, y, added), np.float64)),

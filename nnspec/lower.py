@@ -282,8 +282,7 @@ class Model:
         # reported as metrics that read them (`metric_stats(..., added=)`), not the outputs
         self.adds = tuple((key, layer.name, layer.inputs, len(layer.out_shape))
                           for key, layer in program.added_losses)
-        self._added = {key: metric_lib.Metric(key, _added_stats(key), metric_lib._sum, _added_mean)
-                       for key, *_ in self.adds}
+        self._added = {key: _added_metric(key) for key, *_ in self.adds}
         self._heads_metrics = dict(self._metrics)
         self._metrics.update(self._added)
         self.metric_names = tuple(self._metrics)
@@ -529,19 +528,11 @@ def _on(name: str, fn: Callable[[Any, Any], jax.Array]) -> Callable[[Any, Any], 
     return lambda pred, y: fn(pred[name], y[name])
 
 
-def _added_stats(key: str) -> Callable[[Any, Any, jax.Array | None], dict[str, jax.Array]]:
-    """An added term's statistics: its weighted sum over the batch and the weight (padding,
-    weight 0, counts for nothing, even where its value is not finite)."""
-    def stats(added, y, w):
-        v = added[key]
-        w = jnp.ones(v.shape[0], jnp.float32) if w is None else w
-        return {"sum": jnp.sum(jnp.where(w > 0, v, 0.0) * w), "count": jnp.sum(w)}
-    return stats
-
-
-def _added_mean(s: dict[str, Any], xp: Any) -> Any:
-    with metric_lib._quiet(xp):  # no examples: NaN, as a mean metric's
-        return s["sum"] / s["count"]
+def _added_metric(key: str) -> metric_lib.Metric:
+    """An added term's mean over the examples, as a mean metric of the term's values
+    (`added[key]`, one per example) rather than of the outputs."""
+    mean = metric_lib._mean(key, lambda v, y: v)
+    return metric_lib.Metric(key, lambda added, y, w: mean.stats(added[key], None, w), mean.merge, mean.finalize)
 
 
 def _cast(tree: Any, dtype: Any) -> Any:
