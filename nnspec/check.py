@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from nnspec import ir
 from nnspec import blocks, columns, graph
-from nnspec.checked import (EarlyStop, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
+from nnspec.checked import (EarlyStop, added_losses, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
                             OptimizerProgram, Program, Regularization, Sweep, TrainProgram)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, labels_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
@@ -576,7 +576,8 @@ class _Checker:
                 self.err("E204", f"`{node.op}` comes before the model's input", node.op_span, "nothing flows into it yet",
                          help="declare `input NAME[SHAPE]` as the model's first line")
             merge = bool(entry.attrs.get("merge"))
-            if node.name in broken or not self.arity(node, merge) or not self.tokens(node, entry, params, types):
+            if node.name in broken or not self.arity(node, merge, entry.attrs.get("inputs")) or \
+                    not self.tokens(node, entry, params, types):
                 ok = False
                 continue
             in_shapes = [shapes.get(n) for n in node.inputs]
@@ -625,8 +626,20 @@ class _Checker:
             return None
         return ("int32", bound["vocab"]) if bound["type"] == "int" else ("float32", None)
 
-    def arity(self, node: ir.Node, merge: bool) -> bool:
-        """A merge reads two or more nodes; any other layer one."""
+    def arity(self, node: ir.Node, merge: bool, exactly: int | None = None) -> bool:
+        """A merge reads two or more nodes (`exactly` that many where its row says, as
+        `sample` reads a mean and a log-variance); any other layer one."""
+        if exactly is not None and len(node.inputs) != exactly:
+            found = "none" if not node.inputs else ", ".join(f"`{n}`" for n in node.inputs)
+            spans = node.input_spans
+            where = spans[exactly] if len(spans) > exactly else node.span
+            more = len(node.inputs) > exactly
+            self.err("E257", f"`{node.op}` reads {exactly} nodes, the mean and the log-variance, but names "
+                             f"{len(node.inputs)} ({found})" if node.inputs else
+                     f"`{node.op}` reads {exactly} nodes, the mean and the log-variance, but names none",
+                     where, "not read: one too many" if more else "needs a mean and a log-variance",
+                     help=f"name the two layers in that order, as in `z: {node.op} mean log_var`")
+            return False
         if merge and len(node.inputs) < 2:
             found = "none" if not node.inputs else f"only `{node.inputs[0]}`"
             self.err("E253", f"`{node.op}` merges two or more nodes, but names {found}", node.span, "",
@@ -806,6 +819,7 @@ class _Checker:
         nodes = [n.name for n in self.spec.model.nodes] if self.spec.model is not None else []
         inputs = [i.name for i in self.spec.model.inputs] if self.spec.model is not None else []
         seen: dict[str, Span | None] = {}
+        batch_reduction: list[tuple[ir.Node, str, Span | None]] = []
         for h in block.heads:
             if not h.labelled:
                 self.err("E271", f"which output does `{h.op}` train?", h.op_span, "no output named",
@@ -833,9 +847,47 @@ class _Checker:
             if params is None or weight is None:
                 continue
             loss = LossProgram(entry.name, _public(params), entry.attrs["task"])
+            if not self.one_batch_reduction(h, loss, batch_reduction):
+                continue
             metrics = self.head_metrics(h, loss)
-            if metrics is not None:
+            if metrics is not None and self.own_keys(h, label_span):
                 self.head_lines.append((h.name, loss, weight, metrics, h.span))
+
+    def own_keys(self, h: ir.Node, label_span: Span | None) -> bool:
+        """An output's history key `NAME_loss` is not the key of a term a `sample` layer
+        adds (`kl_loss`, or `Z_kl_loss` for each of several)."""
+        model = self.model or self.outline
+        taken = {key: layer for key, layer in added_losses(model.layers if model else ())}
+        layer = taken.get(f"{h.name}_loss")
+        if layer is None:
+            return True
+        self.err("E274", f"output `{h.name}` reports `{h.name}_loss`, as the KL term of `{layer.op}` layer "
+                         f"`{layer.name}` does", label_span, "its loss is reported as `" + h.name + "_loss`",
+                 secondary=[(layer.span, "adds the KL term, reported as `" + h.name + "_loss`")],
+                 help=f"rename the output layer, as in `{h.name}_out`, so each history key says one thing")
+        return False
+
+    def one_batch_reduction(self, h: ir.Node, loss: LossProgram,
+                            first: list[tuple[ir.Node, str, Span | None]]) -> bool:
+        """The outputs of a `loss { }` block reduce the batch alike: the step's objective is
+        one sum or one mean over the examples (their losses and the KL terms together).
+        `first` holds the first line seen, its reduction and where it says so."""
+        arg = next((a for a in h.args if a.key == "batch_reduction"), None)
+        mine, where = loss.params["batch_reduction"], arg.span if arg is not None else None
+        if not first:
+            first.append((h, mine, where))
+            return True
+        (other, theirs, other_where), = first
+        if mine == theirs:
+            return True
+
+        def does(r: str) -> str:
+            return "sums" if r == "sum" else "averages"
+        self.err("E273", f"output `{h.name}` {does(mine)} its loss over the batch, but `{other.name}` {does(theirs)} it",
+                 where or h.span, f"`batch_reduction={mine}`",
+                 secondary=[(other_where or other.span, f"`batch_reduction={theirs}`")],
+                 help=f"the step minimizes one total over the batch: give every output `batch_reduction={theirs}`")
+        return False
 
     def head_weight(self, h: ir.Node) -> float | None:
         arg = next((a for a in h.args if a.key == "weight"), None)
@@ -1034,6 +1086,9 @@ class _Checker:
                 ok = False
             for name, _, _, ms, _ in self.head_lines:
                 measured.update({f"{name}_loss": "min", **{f"{name}_{m.key}": m.mode for m in ms}})
+        # the terms layers add to the loss (a `sample` layer's `kl_loss`; Program.added_losses)
+        model = self.model or self.outline
+        measured.update({key: "min" for key, _ in added_losses(model.layers if model else ())})
         es = None
         if "early_stop" in bound and ("metrics" in bound or "metrics" not in seen):
             es = self.early_stop(bound["early_stop"], seen["early_stop"], measured,

@@ -238,6 +238,12 @@ class TrainProgram:
     stream: int | str | None = None
 
 
+def added_losses(layers: tuple[Layer, ...]) -> tuple[tuple[str, Layer], ...]:
+    """Program.added_losses of a model of these layers."""
+    samples = [layer for layer in layers if layer.op == "sample"]
+    return tuple((("kl_loss" if len(samples) == 1 else f"{layer.name}_kl_loss"), layer) for layer in samples)
+
+
 @dataclass(frozen=True)
 class Program:
     """Everything a spec says, checked. `train` is None for a model-only spec."""
@@ -258,14 +264,23 @@ class Program:
     def several_outputs(self) -> bool:
         return len(self.heads) > 1 or bool(self.heads and self.heads[0].name)
 
+    @property
+    def added_losses(self) -> tuple[tuple[str, Layer], ...]:
+        """The terms that layers add to each example's loss, by history key, with the layer
+        that adds each: a `sample` layer's KL divergence, `kl_loss` (`NAME_kl_loss` for
+        each of several), as Keras's VAE example reports it."""
+        return added_losses(self.model.layers)
+
     def history_keys(self) -> tuple[str, ...]:
         """What each epoch reports, on the training split (`val_` before each for validation):
-        the total loss, then each head's loss (with several) and metrics."""
+        the total loss, then each head's loss (with several) and metrics, then the terms
+        layers add to the loss (`kl_loss`)."""
         keys = ["loss"]
         for h in self.heads:
             if h.name:
                 keys.append(h.key("loss"))
             keys += [h.key(m.key) for m in h.metrics]
+        keys += [key for key, _ in self.added_losses]
         return tuple(keys)
 
 

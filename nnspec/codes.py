@@ -326,6 +326,15 @@ data that holds one array for each input and each output: an `.npz` archive whos
 arrays are named after them (`numpy.savez(path, title=..., body=..., priority=...)`).
 A built-in dataset (one input, one target) or a CSV file (one table) cannot say which
 columns feed which input, so they are refused for such a model."""),
+    "E257": ("`sample` reads a mean and a log-variance", """
+`z: sample mean log_var` draws a variational autoencoder's code from two nodes, in this
+order: the mean and the log-variance of each latent unit (two layers of the same size,
+usually linear `dense` layers reading one hidden layer). It names exactly these two,
+no more and no fewer."""),
+    "E258": ("mean and log-variance of different shapes", """
+`sample` pairs each latent unit's mean with its log-variance, element by element, so the
+two nodes it reads have one shape: `mean: dense 2 from h` and `log_var: dense 2 from h`
+for a code of two numbers."""),
     "E270": ("a `loss` block names no layer", """
 Each line of a `loss { }` block is `NAME: LOSS ...`, where NAME is a layer of the model:
 the output that the loss trains. An input, or a name the model does not define, has
@@ -339,6 +348,15 @@ With several outputs, each metric belongs to one of them: write it on the output
 line, `department: categorical_crossentropy metrics=[accuracy]`, not on the train
 block's `metrics` line. Its history names are `department_accuracy` and
 `val_department_accuracy`."""),
+    "E273": ("outputs reduce the batch differently", """
+A step minimizes one number over its batch: the mean of the examples' losses (the
+default), or with `batch_reduction=sum` their sum. With a `loss { }` block every
+output's loss, and the KL terms of `sample` layers, enter that one number, so the
+outputs say the same: give every line `batch_reduction=sum`, or none of them."""),
+    "E274": ("an output's history key is a KL term's", """
+Each epoch reports each output's loss as `NAME_loss` and the KL term of a `sample`
+layer as `kl_loss` (`Z_kl_loss` for each of several), so an output named `kl` (or
+`Z_kl`) would report under the same key as the KL term. Rename the output layer."""),
     # E260-E269: reusable blocks
     "E260": ("bad block name", """
 A `block` is used by its name as a layer is, so two blocks cannot share a name, and a

@@ -463,7 +463,7 @@ def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epo
             return named(impl.layer, "output")
     h = model.result(values)
     last = model.layers[-1].layer if model.layers else None
-    per = model.per_example_loss(h, rows(y, idx[step - 1]))
+    per = model.per_example_loss(h, rows(y, idx[step - 1]), model.added(values), hparams)
     w = jnp.ones(idx.shape[1]) if weights is None else weights[step - 1]
     if last is None or finite(jnp.sum(per * w)):  # the batch's sum, as the epoch adds it
         return None

@@ -89,10 +89,15 @@ def evaluate_report(model: Model, params, ds: Dataset, program: Program, *, ense
         extra = {"confusion": metric_lib.confusion(program.loss, tuple(program.model.output_shape))}
     every = {**model._metrics, **(extra or {})}
     if ensemble:
-        pred = predict(model, params, jax.tree_util.tree_map(jnp.asarray, ds.x), ensemble=True)
-        stats = metric_lib.stats_of(every, pred, y)
+        # the members' mean outputs, and the mean of what their layers add to the loss (KL)
+        x = jax.tree_util.tree_map(jnp.asarray, ds.x)
+        def member(p):
+            values = model.trace(p, x)
+            return model.result(values), model.added(values)
+        pred, added = jax.tree_util.tree_map(lambda v: jnp.mean(v, axis=0), jax.vmap(member)(params))
+        stats = {**model.metric_stats(pred, y, None, added), **metric_lib.stats_of(extra or {}, pred, y)}
         host = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), stats)
-        got = {"loss": np.mean(np.asarray(model.per_example_loss(pred, y), np.float64)),
+        got = {"loss": np.mean(np.asarray(model.per_example_loss(pred, y, added), np.float64)),
                **metric_lib.finalize(every, host, np)}
     else:
         data = chunks(ds.x, y, eval_chunk([len(ds)]))

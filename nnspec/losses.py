@@ -16,24 +16,35 @@ _CLASS_WEIGHT = P("class_weight", Union((ListOf(Float(gt=0)), Choice(("balanced"
                   "each class's weight in the loss, `[w0, w1, ...]`: an example's loss is multiplied by its true "
                   "class's; `balanced`: n / (classes · count of the class) on the training split (scikit-learn's)")
 
+_REDUCTION = P("reduction", Choice(("mean", "sum")), "mean",
+               "how one example's output elements (units, pixels, steps) make its loss: their `mean`, or their "
+               "`sum` (PyTorch's `reduction='sum'` over a flat output, keras-io's `ops.sum` over the pixels); "
+               "the batch as `batch_reduction` says")
+_BATCH_REDUCTION = P("batch_reduction", Choice(("mean", "sum")), "mean",
+                     "how a batch's examples make the step's objective: the `mean` of their losses (Keras), or "
+                     "their `sum` (PyTorch's `reduction='sum'`); the reported loss is the mean either way")
+
 # `task` is what the labels are; the checker matches it against the output layer. Every
 # loss is one value per example: the mean over the output's elements (units, pixels,
-# steps); `categorical_crossentropy` reads the last axis as class scores, and averages
-# over the others (a class at every step or pixel).
+# steps), or with `reduction=sum` their sum; `categorical_crossentropy` reads the last
+# axis as class scores, and averages (sums) over the others (a class at every step or pixel).
 LOSSES = Registry("loss", [
-    Entry("binary_crossentropy", (_LOGITS, _CLASS_WEIGHT), aliases=("bce",),
+    Entry("binary_crossentropy", (_LOGITS, _CLASS_WEIGHT, _REDUCTION, _BATCH_REDUCTION), aliases=("bce",),
           doc="−[y·log p + (1−y)·log(1−p)] for 0/1 labels or targets in [0, 1], averaged over the output's elements (one unit: two classes; K units: K labels)",
           attrs={"task": "binary"}),
     Entry("categorical_crossentropy", (
         _LOGITS,
         P("labels", Choice(("index", "onehot")), "index", "labels are class indices, or one-hot rows"),
-        _CLASS_WEIGHT,
+        _CLASS_WEIGHT, _REDUCTION, _BATCH_REDUCTION,
     ), aliases=("softmax_crossentropy",),
         doc="−Σ y_k·log p_k over k ≥ 2 classes on the last axis, averaged over any others (a class per step)",
         attrs={"task": "multiclass"}),
-    Entry("mse", aliases=("mean_squared_error",), doc="mean of (y − ŷ)² over the output's elements", attrs={"task": "regression"}),
-    Entry("mae", aliases=("mean_absolute_error",), doc="mean of |y − ŷ| over the output's elements", attrs={"task": "regression"}),
-    Entry("huber", (P("delta", Float(gt=0), 1.0, "where the loss turns from quadratic to linear", positional=True),),
+    Entry("mse", (_REDUCTION, _BATCH_REDUCTION), aliases=("mean_squared_error",), doc="mean of (y − ŷ)² over the output's elements",
+          attrs={"task": "regression"}),
+    Entry("mae", (_REDUCTION, _BATCH_REDUCTION), aliases=("mean_absolute_error",), doc="mean of |y − ŷ| over the output's elements",
+          attrs={"task": "regression"}),
+    Entry("huber", (P("delta", Float(gt=0), 1.0, "where the loss turns from quadratic to linear", positional=True),
+                    _REDUCTION, _BATCH_REDUCTION),
           doc="quadratic for |y − ŷ| ≤ delta, linear beyond", attrs={"task": "regression"}),
 ])
 

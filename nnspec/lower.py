@@ -276,6 +276,9 @@ class Model:
         else:  # the weighted sum of the outputs' losses, one value per example
             weights = {h.name: h.weight for h in self.heads}
             self._loss = lambda pred, y: cast(jax.Array, sum(w * losses[n](pred[n], y[n]) for n, w in weights.items()))
+        # `batch_reduction=sum`: the step minimizes the batch's sum of losses, not their mean
+        # (the checker makes every output of a `loss { }` block agree)
+        self.batch_sum = any(h.loss.params.get("batch_reduction") == "sum" for h in self.heads)
         self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay,
                                     frozen=self.frozen) if program.optimizer else None)
         # `precision bf16`: the forward pass computes in bfloat16 from float32 weights, which
@@ -294,6 +297,14 @@ class Model:
             for m in h.metrics:
                 built = metric_lib.build(m, h.loss, h.shape)
                 self._metrics[h.key(m.key)] = metric_lib.on(h.name, built, h.key(m.key)) if self.several else built
+        # the terms layers add to each example's loss (a `sample` layer's KL divergence), by
+        # history key: `added` computes them from the nodes' values, and their means are
+        # reported as metrics that read them (`metric_stats(..., added=)`), not the outputs
+        self.adds = tuple((key, layer.name, layer.inputs, len(layer.out_shape))
+                          for key, layer in program.added_losses)
+        self._added = {key: _added_metric(key) for key, *_ in self.adds}
+        self._heads_metrics = dict(self._metrics)
+        self._metrics.update(self._added)
         self.metric_names = tuple(self._metrics)
 
     # -- parameters and hyperparameters
@@ -415,22 +426,59 @@ class Model:
                 total = total + l1 * jnp.sum(jnp.abs(w)) + l2 * jnp.sum(w * w)
         return total
 
-    def per_example_loss(self, pred: jax.Array, y: jax.Array) -> jax.Array:
+    def added(self, values: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+        """The terms layers add to the loss, one value per example each, by history key,
+        from every node's value (`trace`): a `sample` layer's KL divergence of its mean and
+        log-variance, before its weight `beta`. Empty for a model without such layers."""
+        return {key: nn.kl(values[m], values[lv], n_axes) for key, _, (m, lv), n_axes in self.adds}
+
+    def per_example_loss(self, pred: jax.Array, y: jax.Array, added: Mapping[str, jax.Array] | None = None,
+                         hparams: HParams | None = None) -> jax.Array:
+        """Each example's loss: its outputs' (weighted) losses, plus each added term (`added`,
+        which a model with `sample` layers must be given) times its layer's `beta`."""
         assert self._loss is not None, "this spec has no loss"
-        return self._loss(pred, y)
+        per = self._loss(pred, y)
+        if not self.adds:
+            return per
+        if added is None:
+            raise ValueError("this model's loss has terms its layers add (the KL of `sample`): pass "
+                             "`added=model.added(model.trace(...))`")
+        hp = self.hparams() if hparams is None else hparams
+        for key, layer, _, _ in self.adds:
+            per = per + hp[layer]["beta"] * added[key]
+        return per
+
+    def scored(self, params: Params, x: Any, y: Any, *, key: jax.Array | None = None, train: bool = False,
+               hparams: HParams | None = None) -> tuple[Any, jax.Array, dict[str, jax.Array]]:
+        """(the outputs, each example's loss, the added terms) of a batch."""
+        values = self.trace(params, x, key=key, train=train, hparams=hparams)
+        pred, added = self.result(values), self.added(values)
+        return pred, self.per_example_loss(pred, y, added, hparams), added
 
     def loss(self, params: Params, x: jax.Array, y: jax.Array, *, key: jax.Array | None = None,
              train: bool = False, hparams: HParams | None = None, weights: jax.Array | None = None) -> jax.Array:
-        """Mean loss over the batch (weighted: padding examples have weight 0) plus penalties."""
+        """The objective: the mean loss over the batch (weighted: padding examples have
+        weight 0), or with `batch_reduction=sum` the sum, plus penalties."""
         hp = self.hparams() if hparams is None else hparams
-        per = self.per_example_loss(self.apply(params, x, key=key, train=train, hparams=hp), y)
-        return _mean(per, weights) + self.penalty(params, hp)
+        per = self.scored(params, x, y, key=key, train=train, hparams=hp)[1]
+        return self._over_batch(per, weights) + self.penalty(params, hp)
 
-    def metric_stats(self, pred: jax.Array, y: jax.Array, weights: jax.Array | None = None
-                     ) -> dict[str, dict[str, jax.Array]]:
+    def _over_batch(self, per: jax.Array, weights: jax.Array | None) -> jax.Array:
+        if self.batch_sum:
+            return jnp.sum(per) if weights is None else jnp.sum(per * weights)
+        return _mean(per, weights)
+
+    def metric_stats(self, pred: jax.Array, y: jax.Array, weights: jax.Array | None = None,
+                     added: Mapping[str, jax.Array] | None = None) -> dict[str, dict[str, jax.Array]]:
         """Every metric's statistics of a batch (weights 0: padding), by key; `finalize`
-        turns the statistics of a whole split into the metrics."""
-        return metric_lib.stats_of(self._metrics, pred, y, weights)
+        turns the statistics of a whole split into the metrics. The added terms' means
+        (`kl_loss`) read `added`, which a model with `sample` layers must be given."""
+        stats = metric_lib.stats_of(self._heads_metrics, pred, y, weights)
+        if self.adds:
+            if added is None:
+                raise ValueError("this model reports the terms its layers add to the loss: pass `added`")
+            stats.update(metric_lib.stats_of(self._added, added, y, weights))
+        return stats
 
     def merge_stats(self, a: dict, b: dict, xp: Any = jnp) -> dict:
         """Two batches' (or chunks') metric statistics combined."""
@@ -444,7 +492,9 @@ class Model:
 
     def zero_stats(self, pred: Any, y: Any) -> dict:
         """The metric statistics of no examples, for batches shaped as `pred`, `y`."""
-        return metric_lib.zeros(self._metrics, pred, y)
+        batch = jax.tree_util.tree_leaves(pred)[0].shape[0]
+        added = {key: jax.ShapeDtypeStruct((batch,), jnp.float32) for key in self._added}
+        return {**metric_lib.zeros(self._heads_metrics, pred, y), **metric_lib.zeros(self._added, added, y)}
 
     def finalize(self, stats: dict, xp: Any = jnp) -> dict[str, Any]:
         """Every metric, by key, from the statistics of a split (any leading axes)."""
@@ -465,20 +515,20 @@ class Model:
 
         def objective(params):
             values, stats = self._run(params, x, key=key, train=True, hparams=hp, weights=weights)
-            pred = self.result(values)
-            per = self.per_example_loss(pred, y)
-            return _mean(per, weights) + self.penalty(params, hp), (pred, per, stats)
+            pred, added = self.result(values), self.added(values)
+            per = self.per_example_loss(pred, y, added, hp)
+            return self._over_batch(per, weights) + self.penalty(params, hp), (pred, per, added, stats)
 
-        (_, (pred, per, stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (_, (pred, per, added, stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         assert self.optimizer is not None
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         if stats:  # running statistics: their step's update, whatever the optimizer made of them
             params = {layer: {**ps, **stats.get(layer, {})} for layer, ps in params.items()}
         # The loss per example comes from the objective; only the other metrics are computed anew.
-        pred, per = jax.lax.stop_gradient(pred), jax.lax.stop_gradient(per)
+        pred, per, added = jax.lax.stop_gradient((pred, per, added))
         total = (lambda v: jnp.sum(v)) if weights is None else (lambda v: jnp.sum(v * weights))
-        sums = {"loss": total(per), "metrics": self.metric_stats(pred, y, weights)}
+        sums = {"loss": total(per), "metrics": self.metric_stats(pred, y, weights, added)}
         return TrainState(params, opt_state), sums
 
 
@@ -502,6 +552,13 @@ def with_hparams(opt_state: Any, opt: OptimizerProgram, reg: Regularization) -> 
 def _on(name: str, fn: Callable[[Any, Any], jax.Array]) -> Callable[[Any, Any], jax.Array]:
     """`fn` of one output of a model with several: its prediction and its targets."""
     return lambda pred, y: fn(pred[name], y[name])
+
+
+def _added_metric(key: str) -> metric_lib.Metric:
+    """An added term's mean over the examples, as a mean metric of the term's values
+    (`added[key]`, one per example) rather than of the outputs."""
+    mean = metric_lib._mean(key, lambda v, y: v)
+    return metric_lib.Metric(key, lambda added, y, w: mean.stats(added[key], None, w), mean.merge, mean.finalize)
 
 
 def _cast(tree: Any, dtype: Any) -> Any:

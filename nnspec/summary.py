@@ -95,10 +95,15 @@ def summary(program: Program) -> str:
            f"Total FLOPs per example: {_count(flops)}" + (f" ({show_flops(flops)})" if flops >= 1000 else "")]
     if program.optimizer is not None:
         out.append(f"Optimizer: {program.optimizer.name}")
+    # the terms layers add (a `sample` layer's KL, times its `beta`), after the outputs' losses
+    added = "".join(f" + {layer.params['beta']:g} × KL of `{layer.name}`" for _, layer in program.added_losses)
     if program.loss is not None:
-        out.append(f"Loss: {program.loss.name}")
+        summed = " (summed over an example's elements)" if program.loss.params.get("reduction") == "sum" else ""
+        out.append(f"Loss: {program.loss.name}{summed}{added}")
     elif program.heads:  # a `loss { }` block: each output, its loss and its weight in the total
-        out.append("Loss: " + " + ".join(f"{h.weight:g} × {h.loss.name} on `{h.name}`" for h in program.heads))
+        out.append("Loss: " + " + ".join(f"{h.weight:g} × {h.loss.name}"
+                                         f"{' (summed)' if h.loss.params.get('reduction') == 'sum' else ''} on `{h.name}`"
+                                         for h in program.heads) + added)
     if program.sweep is not None:
         axes = ", ".join(f"{a.name} ({len(a.values)} values{'' if a.traced else ', own program'})"
                          for a in program.sweep.axes)

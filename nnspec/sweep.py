@@ -36,7 +36,7 @@ _TRACED_OPTIMIZER = {"lr", "momentum", "beta1", "beta2", "eps", "rho", "decay", 
                      "weight_decay", "clip_norm", "clip_value"}
 _TRACED_SCHEDULE = {"initial", "value", "final"}
 _TRACED_REGULARIZE = {"l1", "l2", "weight_decay"}
-_TRACED_LAYER = {"drop_prob", "l1", "l2"} | {p.name for a in ACTIVATIONS for p in a.params if p.name != "approximate"}
+_TRACED_LAYER = {"drop_prob", "l1", "l2", "beta"} | {p.name for a in ACTIVATIONS for p in a.params if p.name != "approximate"}
 # A recurrent layer's dropout decides whether its program draws masks at all: one program per value.
 _UNTRACED_IN = {op: {"drop_prob", "recurrent_drop_prob"} for op in ("simple_rnn", "lstm", "gru")}
 

@@ -165,9 +165,8 @@ def eval_sums_fn(model: Model, split: Callable | None = None, extra: Mapping[str
     def run(params, x, y, w, hparams):
         if split is not None:
             x, y, w = split((x, y, w))
-        pred = model.apply(params, x, train=False, hparams=hparams)
-        per = model.per_example_loss(pred, y)
-        stats = model.metric_stats(pred, y, w)
+        pred, per, added = model.scored(params, x, y, hparams=hparams)
+        stats = model.metric_stats(pred, y, w, added)
         if extra:
             stats.update(metric_lib.stats_of(extra, pred, y, w))
         return {"loss": jnp.sum(jnp.where(w > 0, per, 0.0) * w), "metrics": stats}

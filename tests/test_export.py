@@ -328,8 +328,32 @@ train {
     seed 0
 }
 """
+# a variational autoencoder: its inference path decodes the mean (`sample` outside training)
+VAE = """
+model vae {
+    input image[64]
+    h: dense 16 relu
+    mean: dense 2
+    log_var: dense 2 from h
+    z: sample mean log_var
+    dense 16 relu
+    out: dense 64
+}
+loss mse reduction=sum
+optimizer adam lr=0.01
+train {
+    data builtin("digits")
+    target input
+    split val=0.2
+    batch 64
+    epochs 1
+    seed 0
+    standardize
+}
+"""
 # one spec per layer family: every kind the converter is asked to express
 ONNX_CASES = {
+    "vae_sample": VAE,
     "graph_transpose_upsampling": GRAPH,
     "dense_norm_dropout": SPEC.replace("    dropout 0.3", "    dropout 0.3\n    layer_norm"),
     "conv2d_pooling": DIGITS,

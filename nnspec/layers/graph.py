@@ -4,6 +4,7 @@ A merge row (`attrs["merge"]`) reads two or more nodes, named by position (`add 
 and its shape rule is `merge_shape(params, [shape, ...])`, one shape per input in the
 order written, raising ShapeError with `arg` set to `"input:I"` for the I-th input that
 does not fit. Its `out_shape(params, None)` is None: nothing is known without the inputs.
+A row with `inputs` reads exactly that many (`sample mean log_var`).
 
 `embedding` (`attrs["tokens"]`) is the one layer that reads an `int` token input; its
 `vocab` is filled in by the checker from that input when the line does not give it.
@@ -62,6 +63,16 @@ def _concat_shape(p: Mapping[str, Any], shapes: Sequence[Shape]) -> Shape:
     return tuple(sum(s[ax] for s in shapes) if k == ax else d for k, d in enumerate(first))
 
 
+def _sample_shape(p: Mapping[str, Any], shapes: Sequence[Shape]) -> Shape:
+    mean, log_var = shapes
+    if log_var != mean:
+        raise ShapeError("E258", f"`sample` needs a mean and a log-variance of one shape, found {show_shape(mean)} "
+                                 f"and {show_shape(log_var)}",
+                         "each latent unit has a mean and a log-variance: give both layers as many units, "
+                         "as in `mean: dense 2` and `log_var: dense 2`", arg="input:1")
+    return mean
+
+
 def _none(p: Mapping[str, Any], in_shape: Shape | None) -> Shape | None:
     return None
 
@@ -91,6 +102,13 @@ LAYERS: list[Entry] = [
           doc="joins two or more inputs along one axis; the others must agree",
           attrs={"merge": True, "merge_shape": _concat_shape, "out_shape": _none,
                  "examples": [((4,), "concat x x"), ((2, 3), "concat x x axis=0"), ((2, 3), "concat x x x")]}),
+    # the reparameterization trick of a variational autoencoder; `inputs` fixes the count
+    Entry("sample", (P("beta", Float(ge=0), 1.0, "the weight of this layer's KL divergence in the loss "
+                                                 "(β of a β-VAE; 0 leaves it out)"),),
+          doc="z = mean + exp(log_var / 2)·ε, ε ~ N(0, 1), in training (z = mean otherwise), adding "
+              "β·KL(N(mean, exp(log_var)) ‖ N(0, 1)) to each example's loss",
+          attrs={"merge": True, "inputs": 2, "merge_shape": _sample_shape, "out_shape": _none,
+                 "examples": [((4,), "sample x x"), ((2, 3), "sample x x beta=0.5")]}),
     Entry("embedding", (
         P("dim", Int(min=1), required=True, positional=True, doc="length of each token's vector"),
         P("vocab", Int(min=1), None, "number of token ids (0..vocab-1); by default the `int` input's `vocab`"),

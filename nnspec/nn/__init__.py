@@ -20,6 +20,7 @@ from nnspec.checked import Fn
 from nnspec.nn import attention, conv, graph, norm, recurrent
 from nnspec.nn.base import (ACTIVATIONS, INITIALIZERS, LayerImpl, _act_hparams, _STATIC_ACT_PARAMS,  # noqa: F401 (re-exported)
                             activate, initializer)
+from nnspec.nn.graph import kl  # noqa: F401 (re-exported: the KL a `sample` layer adds to the loss)
 
 Array = jax.Array
 
@@ -101,13 +102,17 @@ LAYERS: dict[str, type[LayerImpl]] = {
 _EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps] before the log, as Keras does
 
 
-def _per_example(values: Array, n_axes: int) -> Array:
-    """The mean over the last `n_axes` axes (one example's output elements, whatever its
-    shape: units, pixels, steps), so every loss and metric is one value per example."""
-    return jnp.mean(values, axis=tuple(range(-n_axes, 0))) if n_axes else values
+def _per_example(values: Array, n_axes: int, reduction: str = "mean") -> Array:
+    """The mean (or with `reduction="sum"` the sum) over the last `n_axes` axes (one
+    example's output elements, whatever its shape: units, pixels, steps), so every loss
+    and metric is one value per example."""
+    if not n_axes:
+        return values
+    return (jnp.sum if reduction == "sum" else jnp.mean)(values, axis=tuple(range(-n_axes, 0)))
 
 
-def _bce(pred: Array, y: Array, from_logits: bool, n_axes: int, class_weight: tuple[float, ...] | None = None) -> Array:
+def _bce(pred: Array, y: Array, from_logits: bool, n_axes: int, class_weight: tuple[float, ...] | None = None,
+         reduction: str = "mean") -> Array:
     if from_logits:
         each = optax.sigmoid_binary_cross_entropy(pred, y)
     else:
@@ -115,11 +120,11 @@ def _bce(pred: Array, y: Array, from_logits: bool, n_axes: int, class_weight: tu
         each = -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
     if class_weight is not None:  # each element's by its label: w0 for 0, w1 for 1
         each = each * (class_weight[0] * (1 - y) + class_weight[1] * y)
-    return _per_example(each, n_axes)
+    return _per_example(each, n_axes, reduction)
 
 
 def _cce(pred: Array, y: Array, from_logits: bool, labels: str, n_axes: int,
-         class_weight: tuple[float, ...] | None = None) -> Array:
+         class_weight: tuple[float, ...] | None = None, reduction: str = "mean") -> Array:
     # the class axis is the last; the others (steps, pixels) each have a class, averaged over
     logp = jax.nn.log_softmax(pred, axis=-1) if from_logits else jnp.log(jnp.clip(pred, _EPS, 1.0))
     if labels == "index":
@@ -131,17 +136,19 @@ def _cce(pred: Array, y: Array, from_logits: bool, labels: str, n_axes: int,
         per = -(y * logp).sum(-1)
         if class_weight is not None:  # a one-hot row picks its class's weight
             per = per * (y @ jnp.asarray(class_weight, jnp.float32))
-    return _per_example(per, n_axes - 1)
+    return _per_example(per, n_axes - 1, reduction)
 
 
-# Per-example losses: (pred, y, n_axes) -> one value per example, averaged over the
-# `n_axes` trailing axes of one example's output (the class axis of a softmax is summed).
+# Per-example losses: (pred, y, n_axes, reduction) -> one value per example, averaged (or
+# summed) over the `n_axes` trailing axes of one example's output (the class axis of a
+# softmax is summed).
 LOSSES: dict[str, Callable[..., Array]] = {
     "binary_crossentropy": _bce,
     "categorical_crossentropy": _cce,
-    "mse": lambda pred, y, n_axes: _per_example((pred - y) ** 2, n_axes),
-    "mae": lambda pred, y, n_axes: _per_example(jnp.abs(pred - y), n_axes),
-    "huber": lambda pred, y, delta, n_axes: _per_example(optax.huber_loss(pred, y, delta=delta), n_axes),
+    "mse": lambda pred, y, n_axes, reduction="mean": _per_example((pred - y) ** 2, n_axes, reduction),
+    "mae": lambda pred, y, n_axes, reduction="mean": _per_example(jnp.abs(pred - y), n_axes, reduction),
+    "huber": lambda pred, y, delta, n_axes, reduction="mean": _per_example(optax.huber_loss(pred, y, delta=delta),
+                                                                           n_axes, reduction),
 }
 
 
@@ -151,7 +158,9 @@ def loss_fn(name: str, params: Mapping[str, Any], out_shape: tuple[int, ...] = (
     if params.get("class_weight") == "balanced":  # prepare.with_class_weights puts the numbers in
         raise ValueError("`class_weight=balanced` is computed from the training split: lower the program "
                          "that prepare.with_class_weights returns")
-    return lambda pred, y: fn(pred, y, **params, n_axes=len(out_shape))
+    # `batch_reduction` is the objective's (Model), not one example's
+    own = {k: v for k, v in params.items() if k != "batch_reduction"}
+    return lambda pred, y: fn(pred, y, **own, n_axes=len(out_shape))
 
 
 # --------------------------------------------------------------------------------- metrics

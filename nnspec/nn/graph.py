@@ -46,6 +46,33 @@ class Concat(_Merge):
         return jnp.concatenate(xs, axis=self.layer.params["axis"] % rank - rank)
 
 
+class Sample(_Merge):
+    """The reparameterization trick: z = mean + exp(log_var / 2)·ε with ε ~ N(0, 1) drawn
+    from the layer's key in training, so the gradient reaches the mean and the
+    log-variance through z; outside training z is the mean, the most likely code
+    (docs/language.md, `sample`). Its KL term is `kl` below, which `Model` adds to the loss."""
+
+    def hparams(self) -> dict[str, float]:
+        return {"beta": self.layer.params["beta"]}
+
+    def apply(self, params, xs, hp, *, key, train):
+        mean, log_var = xs
+        if not train:
+            return mean
+        if key is None:
+            raise ValueError(f"layer `{self.layer.name}` (sample) needs a `key` in training")
+        eps = jax.random.normal(key, mean.shape, jnp.float32).astype(mean.dtype)
+        return mean + jnp.exp(0.5 * log_var) * eps
+
+
+def kl(mean: Array, log_var: Array, n_axes: int) -> Array:
+    """KL(N(mean, exp(log_var)) ‖ N(0, 1)) of each example, summed over its last `n_axes`
+    axes (the latent units): −½·Σ(1 + log_var − mean² − exp(log_var)), in float32."""
+    mean, log_var = mean.astype(jnp.float32), log_var.astype(jnp.float32)
+    each = -0.5 * (1.0 + log_var - mean ** 2 - jnp.exp(log_var))
+    return jnp.sum(each, axis=tuple(range(-n_axes, 0)))
+
+
 class Embedding(LayerImpl):
     """Row `t` of the table for token id `t`. With `padding=P`, token P reads zeros: its
     row starts at zero and its lookups are multiplied by 0, so it receives no gradient."""
@@ -70,5 +97,6 @@ class Embedding(LayerImpl):
 
 
 LAYERS: dict[str, type[LayerImpl]] = {
-    "add": Add, "multiply": Multiply, "average": Average, "concat": Concat, "embedding": Embedding,
+    "add": Add, "multiply": Multiply, "average": Average, "concat": Concat, "sample": Sample,
+    "embedding": Embedding,
 }
