@@ -1076,6 +1076,8 @@ def _append_numbers(values: array, row: list[str], index: list[int], names: tupl
             help = exc.help
             if help is None and training and exc.message.startswith("cannot read"):
                 help = _text_feature_help(name, names)
+            elif training and exc.message == "missing value":  # as the `missing` reader says it
+                help = f"{help}, or say what fills it with `missing`, as in `missing {name}=median`"
             raise DataError(exc.message, path=path, row=line, column=name,
                             help=help) from None
 

@@ -149,6 +149,8 @@ def checkable_specs(draw) -> str:
             if draw(st.booleans()):
                 parts.append(call_text(draw, ACTIVATIONS, entry=draw(st.sampled_from(_HIDDEN_ACTS))))
             parts += keyword_args(draw, LAYERS.get("dense"), skip=("units", "activation"))
+            if "trainable=false" in parts:  # a frozen layer's own penalty is refused (E108)
+                parts = [p for p in parts if not p.startswith(("l1=", "l2="))]
             if draw(st.integers(0, 3)) == 0:
                 parts = [p for p in parts if not p.startswith("init=")] + ["init=" + call_text(draw, INITIALIZERS)]
             layers.append(label() + "dense " + " ".join(parts))
