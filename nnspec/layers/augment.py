@@ -1,0 +1,72 @@
+"""Image augmentation: the rule side (parameters, shape rules), pure Python.
+
+Keras 3's preprocessing layers `RandomFlip` and `RandomTranslation`: in training each
+example is flipped or shifted at random (a fresh draw per example and per step, from the
+layer's key, as dropout draws its mask); at eval, predict and export the layer is the
+identity. No weights; the output has the input's shape, an image (height, width,
+channels). The JAX side is nnspec/nn/augment.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from nnspec.layers.base import Shape
+from nnspec.layers.conv import _spatial
+from nnspec.params import ArgError, Choice, Entry, Float, P
+
+E_IMAGE = "E225"  # an augmentation layer's input is not an image (height, width, channels)
+
+FLIP_MODES = ("horizontal_and_vertical", "horizontal", "vertical")
+FILL_MODES = ("reflect", "nearest", "wrap", "constant")
+INTERPOLATIONS = ("bilinear", "nearest")
+
+
+def _image(op: str):
+    def rule(p: Mapping[str, Any], in_shape: Shape | None) -> Shape | None:
+        if in_shape is not None:
+            _spatial(op, in_shape, 2, code=E_IMAGE)
+        return in_shape
+    return rule
+
+
+def _translation_check(p: Mapping[str, Any], given: set[str]) -> None:
+    if p["height"] == 0 and p["width"] == 0:
+        raise ArgError("E104", "`random_translation 0 0` moves nothing",
+                       "give a fraction of the height or width above 0: `random_translation 0.1 0.1`")
+    if "fill_value" in given and p["fill_mode"] != "constant":
+        raise ArgError("E108", f"`fill_value` given with `fill_mode={p['fill_mode']}`",
+                       "`fill_value` is the value of `fill_mode=constant`: write both, or remove `fill_value`")
+
+
+_FRACTION = Float(ge=0, lt=1)
+
+LAYERS: list[Entry] = [
+    Entry("random_flip", (
+        P("mode", Choice(FLIP_MODES), "horizontal_and_vertical",
+          "`horizontal`: left-right, `vertical`: upside down, or each on its own draw", positional=True),
+    ), doc="in training, flips each image left-right and/or upside down with probability 1/2 "
+           "(Keras's RandomFlip); the identity when predicting",
+        attrs={"out_shape": _image("random_flip"),
+               "examples": [((8, 8, 1), "random_flip"), ((5, 7, 3), "random_flip horizontal"),
+                            ((4, 6, 2), "random_flip vertical")]}),
+    Entry("random_translation", (
+        P("height", _FRACTION, required=True, positional=True,
+          doc="largest vertical shift, a fraction of the height: each image moves by U(−height, height)·H rows"),
+        P("width", _FRACTION, required=True, positional=True,
+          doc="largest horizontal shift, a fraction of the width: U(−width, width)·W columns"),
+        P("fill_mode", Choice(FILL_MODES), "reflect",
+          "what fills the pixels shifted in: `reflect` (the image mirrored at its edge), `nearest` (the edge "
+          "pixel repeated), `wrap` (the opposite side), `constant` (`fill_value`)"),
+        P("fill_value", Float(), 0.0, "the value of `fill_mode=constant`"),
+        P("interpolation", Choice(INTERPOLATIONS), "bilinear",
+          "`bilinear`: shifts by fractions of a pixel; `nearest`: by whole pixels (rounded)"),
+    ), doc="in training, shifts each image by a random fraction of its height and width "
+           "(Keras's RandomTranslation); the identity when predicting",
+        attrs={"out_shape": _image("random_translation"), "check": _translation_check,
+               "examples": [((8, 8, 1), "random_translation 0.1 0.1"),
+                            ((6, 9, 3), "random_translation 0.2 0 fill_mode=nearest"),
+                            ((5, 4, 2), "random_translation 0 0.5 fill_mode=constant fill_value=-1 "
+                                        "interpolation=nearest"),
+                            ((7, 7, 1), "random_translation 0.3 0.3 fill_mode=wrap")]}),
+]
