@@ -241,8 +241,8 @@ spreads a kernel of k taps over (k − 1)·d + 1 positions.
 Use `padding=same` (zeros around the input, ceil(size / stride) outputs), a smaller
 kernel or window, or less pooling before it."""),
     "E225": ("augmentation input is not an image", """
-`random_flip` and `random_translation` move the pixels of an image: one example is
-(height, width, channels), channels last, as for `conv2d`.
+`random_flip`, `random_translation` and `random_contrast` change an image: one example
+is (height, width, channels), channels last, as for `conv2d`.
 
     input x[64]
     random_flip horizontal   # x is (64,): no height or width

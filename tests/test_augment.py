@@ -1,4 +1,5 @@
-"""`random_flip` and `random_translation`: random in training, the identity otherwise.
+"""`random_flip`, `random_translation` and `random_contrast`: random in training, the
+identity otherwise.
 
 The JAX layers are checked against an independent NumPy implementation written here
 (the same draws in, the same images out: every fill mode, both interpolations), the draws
@@ -136,6 +137,27 @@ def test_flip_matches_the_numpy_reference_given_the_same_draws(mode: str) -> Non
         np.testing.assert_array_equal(got[i], want)
 
 
+@pytest.mark.parametrize("clip", ["", " value_range=[-0.5, 1]"])
+def test_contrast_matches_the_numpy_reference_given_the_same_draws(clip: str) -> None:
+    model = model_of(f"    c: random_contrast 0.8{clip}")
+    x = images(12)
+    key = jax.random.key(6)
+    got = np.asarray(model.layers[0].apply({}, jnp.asarray(x), model.hparams()["c"], key=key, train=True))
+    u = np.asarray(augment.contrast_draws(key, (12,)))
+    for i in range(12):
+        want = np.empty(x[i].shape, np.float64)
+        for ch in range(x.shape[-1]):
+            plane = x[i, :, :, ch].astype(np.float64)
+            want[:, :, ch] = (plane - plane.mean()) * (1 + 0.8 * u[i]) + plane.mean()
+        if clip:
+            want = np.clip(want, -0.5, 1)
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5, err_msg=f"example {i}")
+    if clip:  # normal values times up to 1.8 reach past both ends
+        assert (got.min(), got.max()) == (-0.5, 1.0)
+    else:
+        assert got.min() < -0.5 and got.max() > 1
+
+
 # --------------------------------------------------------------------- the distributions
 
 def test_a_flip_happens_about_half_the_time_each_direction_on_its_own() -> None:
@@ -175,9 +197,23 @@ def test_shifts_spread_over_the_stated_fraction_of_the_size() -> None:
     assert abs(rows.mean()) < 0.2 and abs(cols.mean()) < 0.2
 
 
+def test_contrast_factors_spread_over_one_plus_or_minus_the_factor() -> None:
+    n = 4000
+    x = images(n, (3, 3, 2))
+    model = model_of("    c: random_contrast 0.3", "3, 3, 2")
+    y = np.asarray(model.layers[0].apply({}, jnp.asarray(x), model.hparams()["c"], key=jax.random.key(4), train=True))
+    centred = lambda a: a - a.mean(axis=(1, 2), keepdims=True)  # noqa: E731
+    ratio = np.linalg.norm(centred(y), axis=(1, 2)) / np.linalg.norm(centred(x), axis=(1, 2))  # (n, channels)
+    np.testing.assert_allclose(ratio[:, 0], ratio[:, 1], rtol=1e-4)  # one factor for all of an image's channels
+    assert 0.7 <= ratio.min() < 0.71 and 1.29 < ratio.max() <= 1.3
+    assert abs(ratio[:, 0].mean() - 1) < 0.02 and abs(np.median(ratio[:, 0]) - 1) < 0.03
+    # the mean of each channel stays where it was
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), x.mean(axis=(1, 2)), atol=1e-5)
+
+
 # ------------------------------------------------------------------------------ plumbing
 
-AUGMENTED = "    f: random_flip\n    t: random_translation 0.2 0.3"
+AUGMENTED = "    f: random_flip\n    c: random_contrast 0.5\n    t: random_translation 0.2 0.3"
 
 
 def test_eval_and_predict_are_exactly_the_identity() -> None:
@@ -217,8 +253,8 @@ def test_jit_vmap_and_keys() -> None:
                                                                     "reflect", 0, "bilinear"), rtol=1e-5, atol=2e-5)
 
 
-def test_the_fractions_are_traced() -> None:
-    model = model_of("    t: random_translation 0.2 0.3")
+def test_the_strengths_are_traced() -> None:
+    model = model_of("    c: random_contrast 0.4\n    t: random_translation 0.2 0.3")
     x = jnp.asarray(images(4))
     params = model.init(KEY)
     traces = []
@@ -233,8 +269,12 @@ def test_the_fractions_are_traced() -> None:
     wider["t"]["height"] = np.float32(0.6)
     still = {k: dict(v) for k, v in hp.items()}
     still["t"]["height"], still["t"]["width"] = np.float32(0), np.float32(0)
+    flatter = {k: dict(v) for k, v in still.items()}
+    flatter["c"]["factor"] = np.float32(0.9)
+    still["c"]["factor"] = np.float32(0)
     assert not np.allclose(np.asarray(jrun(wider)), base)
-    np.testing.assert_allclose(np.asarray(jrun(still)), np.asarray(x), atol=1e-6)  # no shift: the image
+    np.testing.assert_allclose(np.asarray(jrun(still)), np.asarray(x), atol=1e-6)  # no shift or contrast: the image
+    assert not np.allclose(np.asarray(jrun(flatter)), np.asarray(x), atol=1e-3)
     assert len(traces) == 1
 
 

@@ -1,7 +1,7 @@
 """Image augmentation: the rule side (parameters, shape rules), pure Python.
 
-Keras 3's preprocessing layers `RandomFlip` and `RandomTranslation`: in training each
-example is flipped or shifted at random (a fresh draw per example and per step, from the
+Keras 3's preprocessing layers `RandomFlip`, `RandomTranslation` and `RandomContrast`:
+in training each example is flipped, shifted or contrasted at random (a fresh draw per example and per step, from the
 layer's key, as dropout draws its mask); at eval, predict and export the layer is the
 identity. No weights; the output has the input's shape, an image (height, width,
 channels). The JAX side is nnspec/nn/augment.py.
@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from nnspec.layers.base import Shape
 from nnspec.layers.conv import _spatial
-from nnspec.params import ArgError, Choice, Entry, Float, P
+from nnspec.params import ArgError, Choice, Entry, Float, ListOf, P
 
 E_IMAGE = "E225"  # an augmentation layer's input is not an image (height, width, channels)
 
@@ -37,6 +37,16 @@ def _translation_check(p: Mapping[str, Any], given: set[str]) -> None:
     if "fill_value" in given and p["fill_mode"] != "constant":
         raise ArgError("E108", f"`fill_value` given with `fill_mode={p['fill_mode']}`",
                        "`fill_value` is the value of `fill_mode=constant`: write both, or remove `fill_value`")
+
+
+def _contrast_check(p: Mapping[str, Any], given: set[str]) -> None:
+    if p["factor"] == 0:
+        raise ArgError("E104", "`random_contrast 0` changes nothing",
+                       "give a factor above 0: `random_contrast 0.2` scales each image's contrast by 0.8 to 1.2")
+    r = p["value_range"]
+    if r is not None and (len(r) != 2 or r[0] >= r[1]):
+        raise ArgError("E104", f"`value_range` must be [low, high] with low < high, found {list(r)}",
+                       "write the range the pixels take: `value_range=[0, 255]` or `value_range=[0, 1]`")
 
 
 _FRACTION = Float(ge=0, lt=1)
@@ -69,4 +79,13 @@ LAYERS: list[Entry] = [
                             ((5, 4, 2), "random_translation 0 0.5 fill_mode=constant fill_value=-1 "
                                         "interpolation=nearest"),
                             ((7, 7, 1), "random_translation 0.3 0.3 fill_mode=wrap")]}),
+    Entry("random_contrast", (
+        P("factor", Float(ge=0, le=1), required=True, positional=True,
+          doc="each image's contrast is multiplied by U(1 − factor, 1 + factor)"),
+        P("value_range", ListOf(Float()), None,
+          "[low, high]: clip the output to it (default: no clipping)"),
+    ), doc="in training, moves each channel of each image away from or towards its mean by a random "
+           "factor (Keras's RandomContrast); the identity when predicting",
+        attrs={"out_shape": _image("random_contrast"), "check": _contrast_check,
+               "examples": [((8, 8, 1), "random_contrast 0.2"), ((5, 7, 3), "random_contrast 1 value_range=[0, 1]")]}),
 ]

@@ -1,13 +1,14 @@
-"""Image augmentation: the JAX side of `random_flip` and `random_translation`.
+"""Image augmentation: the JAX side of `random_flip`, `random_translation` and `random_contrast`.
 
 Written for one image (height, width, channels) with any leading (batch) axes: each
 example draws its own flip or shift from the layer's key, as dropout draws a mask per
 value, so a batch, `jax.vmap` over examples, and a sweep's vmapped keys all work. Out of
 training the layers are the identity (nothing of them reaches an exported model).
 
-Each layer is a draw (`flip_draws`, `translation_draws`: the random numbers, one set per
-example) and a pure function of the image and the draws (`flip`, `translate`), so tests
-can feed the same draws to an independent implementation.
+Each layer is a draw (`flip_draws`, `translation_draws`, `contrast_draws`: the random
+numbers, one set per example) and a pure function of the image and the draws (`flip`,
+`translate`, `contrast`), so tests can feed the same draws to an independent
+implementation.
 
 `random_translation` follows Keras 3's `RandomTranslation`: example i moves by
 dy = u·height·H rows and dx = v·width·W columns, u and v uniform in [−1, 1); output pixel
@@ -135,4 +136,31 @@ class RandomTranslation(LayerImpl):
                          fill_value=p["fill_value"], interpolation=p["interpolation"])
 
 
-LAYERS: dict[str, type[LayerImpl]] = {"random_flip": RandomFlip, "random_translation": RandomTranslation}
+# ------------------------------------------------------------------------------- contrast
+
+def contrast_draws(key: Array, lead: tuple[int, ...]) -> Array:
+    """u, uniform in [−1, 1) of shape `lead`: each example's contrast factor is 1 + u·factor."""
+    return jax.random.uniform(key, lead, minval=-1.0, maxval=1.0)
+
+
+def contrast(x: Array, c: Array, value_range: tuple[float, float] | None = None) -> Array:
+    """x (..., H, W, C) with each channel of each example moved from its mean m (over the
+    height and width) by its factor c: (x − m)·c + m, clipped to `value_range` if given."""
+    mean = jnp.mean(x, axis=(-3, -2), keepdims=True)
+    y = (x - mean) * c[..., None, None, None].astype(x.dtype) + mean
+    return y if value_range is None else jnp.clip(y, value_range[0], value_range[1])
+
+
+class RandomContrast(LayerImpl):
+    def hparams(self) -> dict[str, float]:
+        return {"factor": self.layer.params["factor"]}
+
+    def apply(self, params, x, hp, *, key, train):
+        if not train:
+            return x
+        u = contrast_draws(_need_key(self, key), _lead(x))
+        return contrast(x, 1.0 + u * hp["factor"], self.layer.params["value_range"])
+
+
+LAYERS: dict[str, type[LayerImpl]] = {"random_flip": RandomFlip, "random_translation": RandomTranslation,
+                                      "random_contrast": RandomContrast}
