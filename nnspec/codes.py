@@ -241,8 +241,9 @@ spreads a kernel of k taps over (k − 1)·d + 1 positions.
 Use `padding=same` (zeros around the input, ceil(size / stride) outputs), a smaller
 kernel or window, or less pooling before it."""),
     "E225": ("augmentation input is not an image", """
-`random_flip`, `random_translation` and `random_contrast` change an image: one example
-is (height, width, channels), channels last, as for `conv2d`.
+The augmentation layers (`random_flip`, `random_translation`, `random_rotation`,
+`random_zoom`, `random_contrast`) change an image: one example is (height, width,
+channels), channels last, as for `conv2d`.
 
     input x[64]
     random_flip horizontal   # x is (64,): no height or width

@@ -1,7 +1,8 @@
 """Image augmentation: the rule side (parameters, shape rules), pure Python.
 
-Keras 3's preprocessing layers `RandomFlip`, `RandomTranslation` and `RandomContrast`:
-in training each example is flipped, shifted or contrasted at random (a fresh draw per example and per step, from the
+Keras 3's preprocessing layers `RandomFlip`, `RandomTranslation`, `RandomRotation`,
+`RandomZoom` and `RandomContrast`: in training each example is flipped, shifted, turned,
+zoomed or contrasted at random (a fresh draw per example and per step, from the
 layer's key, as dropout draws its mask); at eval, predict and export the layer is the
 identity. No weights; the output has the input's shape, an image (height, width,
 channels). The JAX side is nnspec/nn/augment.py.
@@ -30,13 +31,31 @@ def _image(op: str):
     return rule
 
 
+def _fill_check(p: Mapping[str, Any], given: set[str]) -> None:
+    if "fill_value" in given and p["fill_mode"] != "constant":
+        raise ArgError("E108", f"`fill_value` given with `fill_mode={p['fill_mode']}`",
+                       "`fill_value` is the value of `fill_mode=constant`: write both, or remove `fill_value`")
+
+
 def _translation_check(p: Mapping[str, Any], given: set[str]) -> None:
     if p["height"] == 0 and p["width"] == 0:
         raise ArgError("E104", "`random_translation 0 0` moves nothing",
                        "give a fraction of the height or width above 0: `random_translation 0.1 0.1`")
-    if "fill_value" in given and p["fill_mode"] != "constant":
-        raise ArgError("E108", f"`fill_value` given with `fill_mode={p['fill_mode']}`",
-                       "`fill_value` is the value of `fill_mode=constant`: write both, or remove `fill_value`")
+    _fill_check(p, given)
+
+
+def _rotation_check(p: Mapping[str, Any], given: set[str]) -> None:
+    if p["factor"] == 0:
+        raise ArgError("E104", "`random_rotation 0` turns nothing",
+                       "give a fraction of a full turn above 0: `random_rotation 0.1` turns by up to ±36°")
+    _fill_check(p, given)
+
+
+def _zoom_check(p: Mapping[str, Any], given: set[str]) -> None:
+    if p["height"] == 0 and not p["width"]:
+        raise ArgError("E104", "`random_zoom 0` zooms nothing",
+                       "give a fraction above 0: `random_zoom 0.2` zooms by 0.8 to 1.2")
+    _fill_check(p, given)
 
 
 def _contrast_check(p: Mapping[str, Any], given: set[str]) -> None:
@@ -50,6 +69,15 @@ def _contrast_check(p: Mapping[str, Any], given: set[str]) -> None:
 
 
 _FRACTION = Float(ge=0, lt=1)
+# how a layer that moves pixels reads between them and beyond the edge (Keras's names)
+_RESAMPLE = (
+    P("fill_mode", Choice(FILL_MODES), "reflect",
+      "what fills the pixels moved in: `reflect` (the image mirrored at its edge), `nearest` (the edge "
+      "pixel repeated), `wrap` (the opposite side), `constant` (`fill_value`)"),
+    P("fill_value", Float(), 0.0, "the value of `fill_mode=constant`"),
+    P("interpolation", Choice(INTERPOLATIONS), "bilinear",
+      "`bilinear`: between pixels, the weighted mean of the four around; `nearest`: the nearest pixel"),
+)
 
 LAYERS: list[Entry] = [
     Entry("random_flip", (
@@ -65,12 +93,7 @@ LAYERS: list[Entry] = [
           doc="largest vertical shift, a fraction of the height: each image moves by U(−height, height)·H rows"),
         P("width", _FRACTION, required=True, positional=True,
           doc="largest horizontal shift, a fraction of the width: U(−width, width)·W columns"),
-        P("fill_mode", Choice(FILL_MODES), "reflect",
-          "what fills the pixels shifted in: `reflect` (the image mirrored at its edge), `nearest` (the edge "
-          "pixel repeated), `wrap` (the opposite side), `constant` (`fill_value`)"),
-        P("fill_value", Float(), 0.0, "the value of `fill_mode=constant`"),
-        P("interpolation", Choice(INTERPOLATIONS), "bilinear",
-          "`bilinear`: shifts by fractions of a pixel; `nearest`: by whole pixels (rounded)"),
+        *_RESAMPLE,
     ), doc="in training, shifts each image by a random fraction of its height and width "
            "(Keras's RandomTranslation); the identity when predicting",
         attrs={"out_shape": _image("random_translation"), "check": _translation_check,
@@ -88,4 +111,25 @@ LAYERS: list[Entry] = [
            "factor (Keras's RandomContrast); the identity when predicting",
         attrs={"out_shape": _image("random_contrast"), "check": _contrast_check,
                "examples": [((8, 8, 1), "random_contrast 0.2"), ((5, 7, 3), "random_contrast 1 value_range=[0, 1]")]}),
+    Entry("random_rotation", (
+        P("factor", Float(ge=0, le=1), required=True, positional=True,
+          doc="largest turn, a fraction of a full turn: each image turns by U(−factor, factor)·360° about its centre"),
+        *_RESAMPLE,
+    ), doc="in training, turns each image about its centre by a random angle (Keras's RandomRotation); "
+           "the identity when predicting",
+        attrs={"out_shape": _image("random_rotation"), "check": _rotation_check,
+               "examples": [((8, 8, 1), "random_rotation 0.1"), ((5, 7, 3), "random_rotation 0.5 fill_mode=constant"),
+                            ((6, 6, 2), "random_rotation 1 interpolation=nearest fill_mode=wrap")]}),
+    Entry("random_zoom", (
+        P("height", _FRACTION, required=True, positional=True,
+          doc="largest zoom, a fraction: each image is read at a scale of 1 + U(−height, height) vertically"),
+        P("width", _FRACTION, None,
+          "the same horizontally, on a draw of its own (default: the height's draw, keeping the aspect ratio)",
+          positional=True),
+        *_RESAMPLE,
+    ), doc="in training, zooms each image in or out about its centre by a random scale (Keras's RandomZoom); "
+           "the identity when predicting",
+        attrs={"out_shape": _image("random_zoom"), "check": _zoom_check,
+               "examples": [((8, 8, 1), "random_zoom 0.2"), ((5, 7, 3), "random_zoom 0.3 0.1 fill_mode=nearest"),
+                            ((6, 6, 2), "random_zoom 0 0.5 fill_mode=constant interpolation=nearest")]}),
 ]

@@ -1,14 +1,15 @@
-"""Image augmentation: the JAX side of `random_flip`, `random_translation` and `random_contrast`.
+"""Image augmentation: the JAX side of `random_flip`, `random_translation`,
+`random_rotation`, `random_zoom` and `random_contrast`.
 
 Written for one image (height, width, channels) with any leading (batch) axes: each
 example draws its own flip or shift from the layer's key, as dropout draws a mask per
 value, so a batch, `jax.vmap` over examples, and a sweep's vmapped keys all work. Out of
 training the layers are the identity (nothing of them reaches an exported model).
 
-Each layer is a draw (`flip_draws`, `translation_draws`, `contrast_draws`: the random
-numbers, one set per example) and a pure function of the image and the draws (`flip`,
-`translate`, `contrast`), so tests can feed the same draws to an independent
-implementation.
+Each layer is a draw (`flip_draws`, `translation_draws`, `uniform_draws`,
+`contrast_draws`: the random numbers, one set per example) and a pure function of the
+image and the draws (`flip`, `translate`, `rotate`, `zoom`, `contrast`), so tests can
+feed the same draws to an independent implementation.
 
 `random_translation` follows Keras 3's `RandomTranslation`: example i moves by
 dy = u·height·H rows and dx = v·width·W columns, u and v uniform in [−1, 1); output pixel
@@ -17,6 +18,8 @@ halves rounded away from zero), and a position outside the image is read by `fil
 A translation is separable, so the rows are shifted first and then the columns: two 1-D
 interpolations, which for bilinear weights equal the 2-D one (with `constant`, a
 neighbour outside gives `fill_value`, as Keras's corner-by-corner rule does).
+`random_rotation` and `random_zoom` are Keras 3's affine maps about the centre
+((H − 1)/2, (W − 1)/2), read by `sample` with the same interpolation and fill rules.
 """
 
 from __future__ import annotations
@@ -136,6 +139,96 @@ class RandomTranslation(LayerImpl):
                          fill_value=p["fill_value"], interpolation=p["interpolation"])
 
 
+# ------------------------------------------------------------------- rotation and zoom
+
+def uniform_draws(key: Array, lead: tuple[int, ...], n: int) -> tuple[Array, ...]:
+    """n arrays uniform in [−1, 1) of shape `lead`, one split of `key` each."""
+    return tuple(jax.random.uniform(k, lead, minval=-1.0, maxval=1.0) for k in jax.random.split(key, n))
+
+
+def _taps(coord: Array, interpolation: str) -> list[tuple[Array, Array | None]]:
+    """(index, weight) pairs that read a float coordinate: two, or one for `nearest`."""
+    if interpolation == "nearest":  # halves away from zero, as Keras rounds
+        return [(jnp.where(coord >= 0, jnp.floor(coord + 0.5), jnp.ceil(coord - 0.5)).astype(jnp.int32), None)]
+    base = jnp.floor(coord)
+    frac = coord - base
+    return [(base.astype(jnp.int32), 1.0 - frac), (base.astype(jnp.int32) + 1, frac)]
+
+
+def sample(x: Array, rows: Array, cols: Array, *, fill_mode: str, fill_value: float, interpolation: str) -> Array:
+    """x (..., H, W, C) read at float coordinates (rows, cols), each (..., H, W): output
+    pixel (r, c) is x at (rows[r, c], cols[r, c])."""
+    h, w, ch = x.shape[-3:]
+    lead = x.shape[:-3]
+    flat = x.reshape(lead + (h * w, ch))
+    out = jnp.zeros_like(x)
+    for ri, wr in _taps(rows, interpolation):
+        for ci, wc in _taps(cols, interpolation):
+            idx = (_fixed(ri, h, fill_mode) * w + _fixed(ci, w, fill_mode)).reshape(lead + (h * w, 1))
+            v = jnp.take_along_axis(flat, jnp.broadcast_to(idx, flat.shape), axis=-2).reshape(x.shape)
+            if fill_mode == "constant":
+                inside = (ri >= 0) & (ri < h) & (ci >= 0) & (ci < w)
+                v = jnp.where(inside[..., None], v, jnp.asarray(fill_value, x.dtype))
+            if wr is not None and wc is not None:
+                v = v * (wr * wc)[..., None].astype(x.dtype)
+            out = out + v
+    return out
+
+
+def _grid(x: Array) -> tuple[Array, Array, float, float]:
+    """Each output pixel's row and column less the centre's, (H, W) each, and the centre."""
+    h, w = x.shape[-3], x.shape[-2]
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    r, c = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32) - cy, jnp.arange(w, dtype=jnp.float32) - cx, indexing="ij")
+    return r, c, cy, cx
+
+
+def rotate(x: Array, angle: Array, **fill) -> Array:
+    """x (..., H, W, C) turned by `angle` radians (one per example) about its centre:
+    output (r, c) reads the input at the centre + R(angle)·((c, r) − centre), as Keras 3's
+    rotation matrix does."""
+    r, c, cy, cx = _grid(x)
+    cos, sin = jnp.cos(angle)[..., None, None], jnp.sin(angle)[..., None, None]
+    return sample(x, cy + sin * c + cos * r, cx + cos * c - sin * r, **fill)
+
+
+def zoom(x: Array, zy: Array, zx: Array, **fill) -> Array:
+    """x (..., H, W, C) read at scales zy, zx (one per example) about its centre: above 1
+    shows more of the image (zoomed out), below 1 less (zoomed in)."""
+    r, c, cy, cx = _grid(x)
+    return sample(x, cy + zy[..., None, None] * r, cx + zx[..., None, None] * c, **fill)
+
+
+def _fill(p: Mapping) -> dict:
+    return {"fill_mode": p["fill_mode"], "fill_value": p["fill_value"], "interpolation": p["interpolation"]}
+
+
+class RandomRotation(LayerImpl):
+    def hparams(self) -> dict[str, float]:
+        return {"factor": self.layer.params["factor"]}
+
+    def apply(self, params, x, hp, *, key, train):
+        if not train:
+            return x
+        (u,) = uniform_draws(_need_key(self, key), _lead(x), 1)
+        return rotate(x, u * hp["factor"] * (2 * jnp.pi), **_fill(self.layer.params))
+
+
+class RandomZoom(LayerImpl):
+    def hparams(self) -> dict[str, float]:
+        p = self.layer.params
+        return {"height": p["height"], "width": p["width"] if p["width"] is not None else 0.0}
+
+    def apply(self, params, x, hp, *, key, train):
+        if not train:
+            return x
+        u, v = uniform_draws(_need_key(self, key), _lead(x), 2)
+        zy = 1.0 + u * hp["height"]
+        # without `width`, the height's draw for both: the aspect ratio kept, as Keras does
+        zx = zy if self.layer.params["width"] is None else 1.0 + v * hp["width"]
+        return zoom(x, zy, zx, **_fill(self.layer.params))
+
+
 # ------------------------------------------------------------------------------- contrast
 
 def contrast_draws(key: Array, lead: tuple[int, ...]) -> Array:
@@ -163,4 +256,5 @@ class RandomContrast(LayerImpl):
 
 
 LAYERS: dict[str, type[LayerImpl]] = {"random_flip": RandomFlip, "random_translation": RandomTranslation,
+                                      "random_rotation": RandomRotation, "random_zoom": RandomZoom,
                                       "random_contrast": RandomContrast}
