@@ -99,7 +99,7 @@ def test_translation_matches_the_numpy_reference_given_the_same_draws(fill_mode:
     x = images(12)
     key = jax.random.key(3)
     got = np.asarray(impl.apply({}, jnp.asarray(x), model.hparams()["t"], key=key, train=True))
-    u, v = map(np.asarray, augment.translation_draws(key, (12,)))
+    u, v = map(np.asarray, augment.uniform_draws(key, (12,), 2))
     assert u.min() >= -1 and v.max() < 1 and np.abs(u).max() > 0.5
     for i in range(12):
         want = np_translate(x[i], u[i] * 0.9 * 5, v[i] * 0.6 * 6, fill_mode, -2.5, interpolation)
@@ -117,7 +117,7 @@ def test_bilinear_translation_is_scipys_linear_shift(fill_mode: str, scipy_mode:
     x = images(10, (7, 9, 3), seed=4)
     key = jax.random.key(8)
     got = np.asarray(model.layers[0].apply({}, jnp.asarray(x), model.hparams()["t"], key=key, train=True))
-    u, v = map(np.asarray, augment.translation_draws(key, (10,)))
+    u, v = map(np.asarray, augment.uniform_draws(key, (10,), 2))
     for i in range(10):
         want = ndimage.shift(x[i].astype(np.float64), (u[i] * 0.5 * 7, v[i] * 0.5 * 9, 0), order=1,
                              mode=scipy_mode, cval=0.75)
@@ -215,7 +215,7 @@ def test_contrast_matches_the_numpy_reference_given_the_same_draws(clip: str) ->
     x = images(12)
     key = jax.random.key(6)
     got = np.asarray(model.layers[0].apply({}, jnp.asarray(x), model.hparams()["c"], key=key, train=True))
-    u = np.asarray(augment.contrast_draws(key, (12,)))
+    u = np.asarray(augment.uniform_draws(key, (12,), 1)[0])
     for i in range(12):
         want = np.empty(x[i].shape, np.float64)
         for ch in range(x.shape[-1]):
@@ -321,7 +321,7 @@ def test_jit_vmap_and_keys() -> None:
     ks = jax.random.split(jax.random.key(9), 6)
     one = jax.vmap(lambda xi, k: impl.apply({}, xi, hp, key=k, train=True))(x, ks)
     for i in range(6):
-        u, v = map(float, augment.translation_draws(ks[i], ()))
+        u, v = map(float, augment.uniform_draws(ks[i], (), 2))
         np.testing.assert_allclose(np.asarray(one[i]), np_translate(np.asarray(x[i]), u * 0.2 * 5, v * 0.3 * 6,
                                                                     "reflect", 0, "bilinear"), rtol=1e-5, atol=2e-5)
 

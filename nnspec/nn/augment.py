@@ -6,20 +6,18 @@ example draws its own flip or shift from the layer's key, as dropout draws a mas
 value, so a batch, `jax.vmap` over examples, and a sweep's vmapped keys all work. Out of
 training the layers are the identity (nothing of them reaches an exported model).
 
-Each layer is a draw (`flip_draws`, `translation_draws`, `uniform_draws`,
-`contrast_draws`: the random numbers, one set per example) and a pure function of the
-image and the draws (`flip`, `translate`, `rotate`, `zoom`, `contrast`), so tests can
-feed the same draws to an independent implementation.
+Each layer is a draw (`flip_draws`, `uniform_draws`: the random numbers, one set per
+example) and a pure function of the image and the draws (`flip`, `translate`, `rotate`,
+`zoom`, `contrast`), so tests can feed the same draws to an independent implementation.
 
 `random_translation` follows Keras 3's `RandomTranslation`: example i moves by
 dy = u·height·H rows and dx = v·width·W columns, u and v uniform in [−1, 1); output pixel
 (r, c) reads the input at (r − dy, c − dx), bilinearly interpolated (or the nearest pixel,
 halves rounded away from zero), and a position outside the image is read by `fill_mode`.
-A translation is separable, so the rows are shifted first and then the columns: two 1-D
-interpolations, which for bilinear weights equal the 2-D one (with `constant`, a
-neighbour outside gives `fill_value`, as Keras's corner-by-corner rule does).
 `random_rotation` and `random_zoom` are Keras 3's affine maps about the centre
-((H − 1)/2, (W − 1)/2), read by `sample` with the same interpolation and fill rules.
+((H − 1)/2, (W − 1)/2). All three read the input through `sample`: the four pixels
+around a position, each read by `fill_mode` (with `constant`, a neighbour outside gives
+`fill_value`, corner by corner, as Keras's rule does).
 """
 
 from __future__ import annotations
@@ -68,14 +66,11 @@ class RandomFlip(LayerImpl):
         return flip(x, flip_draws(_need_key(self, key), _lead(x), self.layer.params["mode"]))
 
 
-# ---------------------------------------------------------------------------- translation
+# ------------------------------------------------------------------------------ sampling
 
-def translation_draws(key: Array, lead: tuple[int, ...]) -> tuple[Array, Array]:
-    """(u, v), uniform in [−1, 1) of shape `lead`: each example's shift as a fraction of
-    the largest (`height`, `width`)."""
-    ku, kv = jax.random.split(key)
-    return (jax.random.uniform(ku, lead, minval=-1.0, maxval=1.0),
-            jax.random.uniform(kv, lead, minval=-1.0, maxval=1.0))
+def uniform_draws(key: Array, lead: tuple[int, ...], n: int) -> tuple[Array, ...]:
+    """n arrays uniform in [−1, 1) of shape `lead`, one split of `key` each."""
+    return tuple(jax.random.uniform(k, lead, minval=-1.0, maxval=1.0) for k in jax.random.split(key, n))
 
 
 def _fixed(i: Array, n: int, fill_mode: str) -> Array:
@@ -87,63 +82,6 @@ def _fixed(i: Array, n: int, fill_mode: str) -> Array:
     if fill_mode == "wrap":
         return jnp.mod(i, n)
     return jnp.clip(i, 0, n - 1)  # nearest; constant
-
-
-def _shift(x: Array, d: Array, axis: int, fill_mode: str, fill_value: float, interpolation: str) -> Array:
-    """x (..., H, W, C) shifted by d (one float per example, shape ...) along `axis`."""
-    n = x.shape[axis]
-    src = jnp.arange(n, dtype=jnp.float32) - d[..., None]  # (..., n): where each output pixel reads
-    taps: list[tuple[Array, Array | None]]  # (index, weight) pairs; the nearest pixel has no weight
-    if interpolation == "nearest":
-        base = jnp.where(src >= 0, jnp.floor(src + 0.5), jnp.ceil(src - 0.5))
-        taps = [(base.astype(jnp.int32), None)]
-    else:
-        base = jnp.floor(src)
-        frac = src - base
-        i0 = base.astype(jnp.int32)
-        taps = [(i0, 1.0 - frac), (i0 + 1, frac)]
-
-    def along(a: Array) -> Array:  # (..., n) -> (..., n, 1, 1) for the height, (..., 1, n, 1) for the width
-        return a.reshape(a.shape[:-1] + (1,) * (3 + axis) + (n,) + (1,) * (-axis - 1))
-    out = None
-    for i, w in taps:
-        v = jnp.take_along_axis(x, jnp.broadcast_to(along(_fixed(i, n, fill_mode)), x.shape), axis=axis)
-        if fill_mode == "constant":
-            v = jnp.where(along((i >= 0) & (i < n)), v, jnp.asarray(fill_value, x.dtype))
-        if w is not None:
-            v = v * along(w).astype(x.dtype)
-        out = v if out is None else out + v
-    assert out is not None
-    return out
-
-
-def translate(x: Array, dy: Array, dx: Array, *, fill_mode: str = "reflect", fill_value: float = 0.0,
-              interpolation: str = "bilinear") -> Array:
-    """x (..., H, W, C) with each example moved down by dy rows and right by dx columns."""
-    x = _shift(x, dy, -3, fill_mode, fill_value, interpolation)
-    return _shift(x, dx, -2, fill_mode, fill_value, interpolation)
-
-
-class RandomTranslation(LayerImpl):
-    def hparams(self) -> dict[str, float]:
-        p = self.layer.params
-        return {"height": p["height"], "width": p["width"]}
-
-    def apply(self, params, x, hp, *, key, train):
-        if not train:
-            return x
-        p = self.layer.params
-        u, v = translation_draws(_need_key(self, key), _lead(x))
-        h, w = x.shape[-3], x.shape[-2]
-        return translate(x, u * hp["height"] * h, v * hp["width"] * w, fill_mode=p["fill_mode"],
-                         fill_value=p["fill_value"], interpolation=p["interpolation"])
-
-
-# ------------------------------------------------------------------- rotation and zoom
-
-def uniform_draws(key: Array, lead: tuple[int, ...], n: int) -> tuple[Array, ...]:
-    """n arrays uniform in [−1, 1) of shape `lead`, one split of `key` each."""
-    return tuple(jax.random.uniform(k, lead, minval=-1.0, maxval=1.0) for k in jax.random.split(key, n))
 
 
 def _taps(coord: Array, interpolation: str) -> list[tuple[Array, Array | None]]:
@@ -183,6 +121,35 @@ def _grid(x: Array) -> tuple[Array, Array, float, float]:
     return r, c, cy, cx
 
 
+def _fill(p: Mapping) -> dict:
+    return {"fill_mode": p["fill_mode"], "fill_value": p["fill_value"], "interpolation": p["interpolation"]}
+
+
+# ---------------------------------------------------------------------------- translation
+
+def translate(x: Array, dy: Array, dx: Array, *, fill_mode: str = "reflect", fill_value: float = 0.0,
+              interpolation: str = "bilinear") -> Array:
+    """x (..., H, W, C) with each example moved down by dy rows and right by dx columns."""
+    r, c, cy, cx = _grid(x)
+    return sample(x, cy + r - dy[..., None, None], cx + c - dx[..., None, None], fill_mode=fill_mode,
+                  fill_value=fill_value, interpolation=interpolation)
+
+
+class RandomTranslation(LayerImpl):
+    def hparams(self) -> dict[str, float]:
+        p = self.layer.params
+        return {"height": p["height"], "width": p["width"]}
+
+    def apply(self, params, x, hp, *, key, train):
+        if not train:
+            return x
+        u, v = uniform_draws(_need_key(self, key), _lead(x), 2)
+        h, w = x.shape[-3], x.shape[-2]
+        return translate(x, u * hp["height"] * h, v * hp["width"] * w, **_fill(self.layer.params))
+
+
+# ------------------------------------------------------------------- rotation and zoom
+
 def rotate(x: Array, angle: Array, **fill) -> Array:
     """x (..., H, W, C) turned by `angle` radians (one per example) about its centre:
     output (r, c) reads the input at the centre + R(angle)·((c, r) − centre), as Keras 3's
@@ -197,10 +164,6 @@ def zoom(x: Array, zy: Array, zx: Array, **fill) -> Array:
     shows more of the image (zoomed out), below 1 less (zoomed in)."""
     r, c, cy, cx = _grid(x)
     return sample(x, cy + zy[..., None, None] * r, cx + zx[..., None, None] * c, **fill)
-
-
-def _fill(p: Mapping) -> dict:
-    return {"fill_mode": p["fill_mode"], "fill_value": p["fill_value"], "interpolation": p["interpolation"]}
 
 
 class RandomRotation(LayerImpl):
@@ -231,11 +194,6 @@ class RandomZoom(LayerImpl):
 
 # ------------------------------------------------------------------------------- contrast
 
-def contrast_draws(key: Array, lead: tuple[int, ...]) -> Array:
-    """u, uniform in [−1, 1) of shape `lead`: each example's contrast factor is 1 + u·factor."""
-    return jax.random.uniform(key, lead, minval=-1.0, maxval=1.0)
-
-
 def contrast(x: Array, c: Array, value_range: tuple[float, float] | None = None) -> Array:
     """x (..., H, W, C) with each channel of each example moved from its mean m (over the
     height and width) by its factor c: (x − m)·c + m, clipped to `value_range` if given."""
@@ -251,7 +209,7 @@ class RandomContrast(LayerImpl):
     def apply(self, params, x, hp, *, key, train):
         if not train:
             return x
-        u = contrast_draws(_need_key(self, key), _lead(x))
+        (u,) = uniform_draws(_need_key(self, key), _lead(x), 1)
         return contrast(x, 1.0 + u * hp["factor"], self.layer.params["value_range"])
 
 
