@@ -240,6 +240,17 @@ spreads a kernel of k taps over (k − 1)·d + 1 positions.
 
 Use `padding=same` (zeros around the input, ceil(size / stride) outputs), a smaller
 kernel or window, or less pooling before it."""),
+    "E225": ("augmentation input is not an image", """
+The augmentation layers (`random_flip`, `random_translation`, `random_rotation`,
+`random_zoom`, `random_contrast`) change an image: one example is (height, width,
+channels), channels last, as for `conv2d`.
+
+    input x[64]
+    random_flip horizontal   # x is (64,): no height or width
+
+A gray-scale image still has one channel: declare `input image[8, 8, 1]` (and
+`builtin("digits", image=true)` gives the digits that way). Put augmentation first,
+on the image as it comes in, before any `flatten`."""),
     # E230-E239: recurrent layers
     "E230": ("recurrent layer needs a sequence", """
 `simple_rnn`, `lstm` and `gru` read one example as a sequence of shape (steps, features):

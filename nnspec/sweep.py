@@ -8,8 +8,9 @@ declared axes (a grid) is one model. Pure Python, part of the front end.
 `expand` turns a spec with sweeps into one plain spec per model (the sweep replaced by a
 number), each checked as usual. An axis is *traced* when its values only change numbers
 that the lowered program takes as arguments (learning rate, momentum, penalties, drop
-probability, schedule constants, seed): such models share one vmapped program. Other
-axes (units, batch size, ...) change the program, so each of their values gets its own.
+probability, augmentation strengths, schedule constants, seed): such models share one
+vmapped program. Other axes (units, batch size, ...) change the program, so each of
+their values gets its own.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ _TRACED_OPTIMIZER = {"lr", "momentum", "beta1", "beta2", "eps", "rho", "decay", 
                      "weight_decay", "clip_norm", "clip_value"}
 _TRACED_SCHEDULE = {"initial", "value", "final"}
 _TRACED_REGULARIZE = {"l1", "l2", "weight_decay"}
-_TRACED_LAYER = {"drop_prob", "l1", "l2", "beta"} | {p.name for a in ACTIVATIONS for p in a.params if p.name != "approximate"}
+_TRACED_LAYER = ({"drop_prob", "l1", "l2", "beta", "height", "width", "factor"}  # `beta`: sample's; the rest: augmentation's
+                 | {p.name for a in ACTIVATIONS for p in a.params if p.name != "approximate"})
 # A recurrent layer's dropout decides whether its program draws masks at all: one program per value.
 _UNTRACED_IN = {op: {"drop_prob", "recurrent_drop_prob"} for op in ("simple_rnn", "lstm", "gru")}
 

@@ -358,6 +358,10 @@ ONNX_CASES = {
     "dense_norm_dropout": SPEC.replace("    dropout 0.3", "    dropout 0.3\n    layer_norm"),
     "conv2d_pooling": DIGITS,
     "rescale": DIGITS.replace("    input image[8, 8, 1]\n", "    input image[8, 8, 1]\n    rescale divide=16 offset=-0.5\n"),
+    # augmentation trains with random flips and shifts and is the identity in the exported model
+    "augmentation": DIGITS.replace("    input image[8, 8, 1]\n", "    input image[8, 8, 1]\n    random_flip horizontal\n"
+                                   "    random_translation 0.1 0.1 fill_mode=nearest\n    random_rotation 0.05\n"
+                                   "    random_zoom 0.1\n    random_contrast 0.2\n"),
     "conv1d": WAVES.format(name="c1d", layers="    conv1d 4 3 relu\n    max_pool1d 2\n    global_max_pool"),
     "pool1d_upsampling1d": WAVES.format(name="p1d", layers="    conv1d 4 3 relu\n    avg_pool1d 2\n    upsampling1d 2\n"
                                                           "    flatten"),

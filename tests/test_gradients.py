@@ -64,10 +64,12 @@ DIRECTIONS = 4
 EPS_DIRECTIONAL = 1e-3
 TOL_DIRECTIONAL = 1e-2
 
+# layers that draw at random in training (and are the identity otherwise): checked in both modes
+RANDOM = ("dropout", "random_flip", "random_translation", "random_rotation", "random_zoom", "random_contrast")
 # (per-example input shape, the layer as written, the input's type): every registry row's examples
 CASES = [(tuple(c[0]), c[1], c[2] if len(c) > 2 else "") for e in LAYERS for c in e.attrs.get("examples", ())]
 TRAIN_CASES = [c for e in LAYERS for c in CASES if c[1].split()[0] == e.name
-               and (nn.LAYERS[e.name].STATEFUL or e.name == "dropout" or "drop_prob=" in c[1])]
+               and (nn.LAYERS[e.name].STATEFUL or e.name in RANDOM or "drop_prob=" in c[1])]
 
 
 def case_id(c: tuple) -> str:

@@ -11,7 +11,7 @@ import math
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
-from nnspec.layers import attention, conv, graph, norm, recurrent
+from nnspec.layers import attention, augment, conv, graph, norm, recurrent
 from nnspec.layers.base import Shape, ShapeError, count, per_output, same, show_shape, size
 from nnspec.params import (ArgError, Array, Bool, Entry, Float, Int, P, Registry, Symbol,
                            Union)
@@ -159,7 +159,7 @@ _LAYERS = [
                    "examples": [((4,), a.name), ((2, 5), f"{a.name} 0.3" if a.name == "leaky_relu" else a.name)]})
       for a in ACTIVATIONS),
     # one module per family, each a list of rows (nnspec/layers/base.py says what a row holds)
-    *conv.LAYERS, *recurrent.LAYERS, *attention.LAYERS, *graph.LAYERS, *norm.LAYERS,
+    *conv.LAYERS, *recurrent.LAYERS, *attention.LAYERS, *graph.LAYERS, *norm.LAYERS, *augment.LAYERS,
 ]
 
 

@@ -41,8 +41,8 @@ class Geometry:
     out: tuple[int, ...]                  # output size per spatial axis
 
 
-def _spatial(op: str, in_shape: Shape, n: int) -> tuple[int, ...]:
-    """The spatial sizes of an input of rank n + 1 (channels last), or E220."""
+def _spatial(op: str, in_shape: Shape, n: int, code: str = E_RANK) -> tuple[int, ...]:
+    """The spatial sizes of an input of rank n + 1 (channels last), or E220 (`code`)."""
     if len(in_shape) == n + 1:
         return in_shape[:n]
     found = show_shape(in_shape)
@@ -67,7 +67,7 @@ def _spatial(op: str, in_shape: Shape, n: int) -> tuple[int, ...]:
         help = f"for an image of (height, width, channels), use `{sibling}`"
     else:
         help = f"`{op}` takes {_LAYOUT[n]} for each example"
-    raise ShapeError(E_RANK, f"`{op}` expects an input of shape {_LAYOUT[n]}, found shape {found}", help, want=want)
+    raise ShapeError(code, f"`{op}` expects an input of shape {_LAYOUT[n]}, found shape {found}", help, want=want)
 
 
 def _same_padding(size: int, window: int, stride: int) -> tuple[int, tuple[int, int]]:

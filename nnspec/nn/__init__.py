@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from nnspec.checked import Fn
-from nnspec.nn import attention, conv, graph, norm, recurrent
+from nnspec.nn import attention, augment, conv, graph, norm, recurrent
 from nnspec.nn.base import (ACTIVATIONS, INITIALIZERS, LayerImpl, _act_hparams, _STATIC_ACT_PARAMS,  # noqa: F401 (re-exported)
                             activate, initializer)
 from nnspec.nn.graph import kl  # noqa: F401 (re-exported: the KL a `sample` layer adds to the loss)
@@ -94,7 +94,7 @@ class Activation(LayerImpl):
 LAYERS: dict[str, type[LayerImpl]] = {
     "dense": Dense, "dropout": Dropout, "flatten": Flatten, "rescale": Rescale,
     **{name: Activation for name in ACTIVATIONS},
-    **conv.LAYERS, **recurrent.LAYERS, **attention.LAYERS, **graph.LAYERS, **norm.LAYERS,
+    **conv.LAYERS, **recurrent.LAYERS, **attention.LAYERS, **graph.LAYERS, **norm.LAYERS, **augment.LAYERS,
 }
 
 # ---------------------------------------------------------------------------------- losses
