@@ -36,7 +36,7 @@ from nnspec.diagnostics import NNSpecError
 from nnspec.lower import Model
 from nnspec.prepare import Splits, _spec_dir, data_key, fail, preparation_key, prepare, with_class_weights
 from nnspec.start import start_params
-from nnspec.split import record_of as split_record
+from nnspec.split import record_of as split_record, recorded_differs
 from nnspec.trainer import Divergence, Snapshot, Track, Trainer, _batches, stack
 from nnspec.show import format_value
 
@@ -233,6 +233,12 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         if sorted(i for _, part in chunks for i in part) != list(range(len(members))):
             raise fail("E405", f"`{out}/checkpoint.npz` does not describe this sweep's models", program, None,
                        help="train a new run")
+        if len(prepared) == 1 and out is not None:  # its one split, recorded in split.json: still the same rows?
+            moved = recorded_differs(next(iter(prepared.values())).rows, out)
+            if moved is not None:
+                raise fail("E407", f"cannot resume: the split rebuilt from the data is not the sweep's: {moved}",
+                           program, t.split_span or t.data_span, label="the sweep's split",
+                           help="resume with the data and the NumPy the sweep was trained with, or train a new run")
     ckpt = out / "checkpoint.npz" if out is not None else None
     if out is not None and saved is None:
         runs.claim(out)  # a new or empty folder: never mix two runs

@@ -363,3 +363,4 @@ def test_nnspec_split_imports_neither_jax_nor_optax(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "parts" / "test.csv").is_file()
+

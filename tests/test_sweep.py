@@ -464,3 +464,20 @@ def test_a_sweep_whose_every_model_diverged_fails_with_e404(tmp_path, capsys):
     assert "^^^^^^^^^^^^^^^^^ these learning rates may be too large" in captured.err
     assert "best:" not in captured.out
 
+
+
+def test_a_resumed_sweep_refuses_a_split_that_differs(tmp_path):
+    """The sweep's one split is in split.json, as a single run's is: data that now splits
+    otherwise (another NumPy, an edited file) is E407, not models trained on other rows."""
+    program = nnspec.check_text(spec(epochs="3"))
+    run = tmp_path / "run"
+    with pytest.raises(_Stop):
+        fit_sweep(program, out=run, progress=_interrupt_after(2), checkpoint_every=0.0)
+    recorded = json.loads((run / "split.json").read_text())
+    part = next(k for k in ("val", "train") if len(recorded.get(k, [])) > 1)
+    recorded[part] = recorded[part][::-1]
+    (run / "split.json").write_text(json.dumps(recorded))
+    with pytest.raises(nnspec.NNSpecError) as err:
+        fit_sweep(nnspec.check_text((run / "spec.nn").read_text()), out=run, resume=True)
+    (diag,) = err.value.diagnostics
+    assert diag.code == "E407" and "the split rebuilt from the data is not the sweep's" in diag.message
