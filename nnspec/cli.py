@@ -1258,7 +1258,9 @@ def cmd_split(args: argparse.Namespace) -> int:
         exc.action = "split"
         sys.stderr.write(exc.render(color=_color(sys.stderr)))
         return EXIT_SPEC
-    print(f"split {describe(rows)}: wrote " + ", ".join(f"`{p}`" for p in written), file=sys.stderr)
+    assert program.train is not None  # (refused above)
+    print(f"split {describe(rows, program.train.split_column)}: wrote " + ", ".join(f"`{p}`" for p in written),
+          file=sys.stderr)
     return EXIT_OK
 
 

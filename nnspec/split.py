@@ -343,10 +343,12 @@ def _npz(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def describe(rows: Rows) -> str:
-    """One line for the screen: how many examples each part holds."""
+def describe(rows: Rows, column: str | None = None) -> str:
+    """One line for the screen: how many examples each part holds, and how they were cut
+    (`random`, `stratified`, or by the split column, named)."""
+    how = f"by column `{column}`" if rows.how == "column" and column else rows.how
     return ", ".join(f"{len(rows.part(p))} for {_NAMES[p]}" for p in PARTS if len(rows.part(p))) \
-        + f" (of {rows.n}, {rows.how})"
+        + f" (of {rows.n}, {how})"
 
 
 
