@@ -405,6 +405,17 @@ def _header(spec_path: str, program, out: Path | None, note: str | None, quiet: 
         used = started.devices.count if started.devices is not None else 1
         text = row("data", f"{_data_words(p)}: {split} examples"
                    + (f" ({s.dropped} row{'s' * (s.dropped != 1)} with a missing value dropped)" if s.dropped else ""))
+        if p.train is not None and p.train.stream is not None and p.train.batch:  # the windows the trainer reads
+            import math
+
+            from nnspec.stream import window
+            x = s.train.x
+            example = int(math.prod(x.shape[1:])) * x.dtype.itemsize
+            steps = -(-len(s.train) // p.train.batch)
+            w = window(p.train.batch, steps, example, p.train.stream if isinstance(p.train.stream, int) else None)
+            from nnspec.check import show_bytes
+            text += row("stream", f"windows of {w * p.train.batch:,} examples ({show_bytes(w * p.train.batch * example)} "
+                                  f"of features), read from the file as the epoch reaches them")
         if s.encoder is not None:  # `categorical`/`missing`: how the feature columns became the input
             text += row("columns", s.encoder.describe())
         for head, weights in s.class_weights.items():  # `class_weight=balanced`, as counted

@@ -262,3 +262,12 @@ def test_a_streamed_sweep_split_over_four_devices_equals_one_device(tmp_path) ->
     for ma, mb in zip(*got):
         for a, b in zip(ma, mb):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_the_train_header_says_how_large_a_window_is(tmp_path, capsys) -> None:
+    from nnspec.cli import main
+    write_data(tmp_path)
+    path = spec(tmp_path, "s.nn", stream_line="stream 100", epochs=1)
+    assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 0
+    # 100 examples of 12 float32 features
+    assert "stream      windows of 100 examples (4.7 KiB of features), read from the file" in capsys.readouterr().err
