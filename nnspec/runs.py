@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from nnspec import checkpoint, ir
+from nnspec import checkpoint, folders, ir
 from nnspec.checked import Program
 from nnspec.datasets import DataSource, data_files
 
@@ -56,6 +56,13 @@ def is_run_folder(path: Path) -> bool:
     return isinstance(info, dict) and (info.get("format") == FORMAT or "spec_fingerprint" in info)
 
 
+RUN = folders.Kind(
+    noun="run", files=RUN_FILES, holds=is_run_folder, error=RunFolderError,
+    taken="`{path}` already holds a run; continue it with `nnspec train --resume {path}`, "
+          "train into a new folder, or pass `--overwrite` to replace it",
+    described="an nnspec run folder")
+
+
 def choose_folder(spec_path: str, out: str | None, *, overwrite: bool = False) -> tuple[Path, str | None]:
     """(the folder a new run goes into, a note for the screen or None).
 
@@ -66,9 +73,9 @@ def choose_folder(spec_path: str, out: str | None, *, overwrite: bool = False) -
     anything else."""
     if out is None:
         base = Path("runs") / Path(spec_path).stem
-        _creatable(base)
+        folders.creatable(base, RUN)
         candidate, k = base, 1
-        while candidate.exists() and not _empty_dir(candidate):
+        while candidate.exists() and not folders.empty_dir(candidate):
             k += 1
             candidate = base.with_name(f"{base.name}-{k}")
         note = f"`{base}` holds an earlier run" if k > 1 else None
@@ -79,46 +86,8 @@ def choose_folder(spec_path: str, out: str | None, *, overwrite: bool = False) -
 def claim(path: Path, *, overwrite: bool = False) -> tuple[Path, str | None]:
     """`path` as the folder of a new run: new or empty, or a run folder to `overwrite`
     (only nnspec's own files are removed); (path, a note for the screen or None)."""
-    _creatable(path)
-    if not path.exists() or _empty_dir(path):
-        return path, None
-    if is_run_folder(path):
-        foreign = [p.name for p in path.iterdir() if p.name not in RUN_FILES and not _ours_temporary(p.name)]
-        if foreign:
-            raise RunFolderError(f"`{path}` holds a run and also files nnspec did not write "
-                                 f"({_few(foreign)}): choose a new folder")
-        if not overwrite:
-            raise RunFolderError(f"`{path}` already holds a run; continue it with `nnspec train --resume {path}`, "
-                                 f"train into a new folder, or pass `--overwrite` to replace it")
-        for name in RUN_FILES:
-            (path / name).unlink(missing_ok=True)
-        return path, f"replacing the run in `{path}`"
-    names = sorted(p.name for p in path.iterdir())
-    raise RunFolderError(f"`{path}` is not empty and is not an nnspec run folder ({_few(names)}): "
-                         f"nnspec never writes among files it did not create; choose a new or empty folder")
-
-
-def _creatable(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f"cannot use `{out}` as the run folder: it is a file")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise RunFolderError(f"cannot create the run folder `{out}`: `{parent}` is a file")
-            break
-
-
-def _empty_dir(path: Path) -> bool:
-    return path.is_dir() and not any(path.iterdir())
-
-
-def _ours_temporary(name: str) -> bool:
-    return name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in RUN_FILES)
-
-
-def _few(names: list[str]) -> str:
-    shown = ", ".join(f"`{n}`" for n in names[:3])
-    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    replaced = folders.claim(path, RUN, overwrite=overwrite)
+    return path, f"replacing the run in `{path}`" if replaced else None
 
 
 def remove_stale_temporaries(out: Path) -> None:

@@ -40,6 +40,7 @@ from nnspec.data import (
     _records,
     _resolve,
 )
+from nnspec import folders
 from nnspec.datasets import DataSource
 
 FORMAT = "nnspec-split"
@@ -271,30 +272,10 @@ def is_split_folder(path: Path) -> bool:
     return isinstance(info, dict) and info.get("format") == FORMAT
 
 
-def claim(path: Path, *, overwrite: bool = False) -> None:
-    """`path` as the folder of `nnspec split --out`: new or empty, or one it wrote before
-    with `overwrite` (its own files removed); never a folder holding anything else."""
-    from nnspec import runs
-    try:
-        runs._creatable(path)
-    except runs.RunFolderError as exc:
-        raise SplitFolderError(str(exc).replace("the run folder", "the split folder")) from None
-    if not path.exists() or runs._empty_dir(path):
-        return
-    names = sorted(p.name for p in path.iterdir())
-    if is_split_folder(path):
-        foreign = [n for n in names if n not in SPLIT_FILES and not (n.startswith(".") and n.endswith(".tmp"))]
-        if foreign:
-            raise SplitFolderError(f"`{path}` holds a split and also files nnspec did not write "
-                                   f"({runs._few(foreign)}): choose a new folder")
-        if not overwrite:
-            raise SplitFolderError(f"`{path}` already holds a split; pass `--overwrite` to replace it, "
-                                   f"or choose a new folder")
-        for name in SPLIT_FILES:
-            (path / name).unlink(missing_ok=True)
-        return
-    raise SplitFolderError(f"`{path}` is not empty and is not a folder nnspec split into ({runs._few(names)}): "
-                           f"nnspec never writes among files it did not create; choose a new or empty folder")
+SPLIT = folders.Kind(
+    noun="split", files=SPLIT_FILES, holds=is_split_folder, error=SplitFolderError,
+    taken="`{path}` already holds a split; pass `--overwrite` to replace it, or choose a new folder",
+    described="a folder nnspec split into")
 
 
 def part_files(source: DataSource, base_dir: Path, rows: Rows, ds: Dataset) -> dict[str, bytes]:
@@ -359,7 +340,7 @@ def write_split(program: Any, out: Path, *, base_dir: Path, overwrite: bool = Fa
     Raises SplitFolderError for the folder, NNSpecError (E401) for the data."""
     from nnspec.files import write_atomic
     from nnspec.prepare import fail, load_source
-    claim(out, overwrite=overwrite)
+    folders.claim(out, SPLIT, overwrite=overwrite)  # new or empty, or a split to overwrite
     t = program.train
     ds, rows = load_source(program, base_dir)
     try:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from nnspec import checkpoint
+from nnspec import checkpoint, runs
 from nnspec.checked import Program
 from nnspec.prepare import fail
 
@@ -102,7 +102,7 @@ def start_params(programs: Sequence[Program], trainer: Any, base_dir: Path) -> t
         # the moments and the step count go on; the rates and constants are this spec's
         opt_state = stack([with_hparams(trees["opt_state"], p.optimizer, p.regularization)  # type: ignore[arg-type]
                            for p in programs])
-    record = {"run": str(run), "sha256": _sha256(ckpt), "loaded": len(names) - len(kept),
+    record = {"run": str(run), "sha256": runs.sha256(ckpt), "loaded": len(names) - len(kept),
               "initialized": kept, "unused": extra, "optimizer": t.start_optimizer}
     return params, opt_state, record
 
@@ -110,8 +110,3 @@ def start_params(programs: Sequence[Program], trainer: Any, base_dir: Path) -> t
 def _names(paths: list[str]) -> str:
     shown = ", ".join(f"`{p}`" for p in paths[:4])
     return shown + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
-
-
-def _sha256(path: Path) -> str:
-    from nnspec.runs import sha256
-    return sha256(path)

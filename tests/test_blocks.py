@@ -18,6 +18,8 @@ from nnspec.format import format_source
 from nnspec.parse import parse
 from nnspec.summary import summary
 
+from cli_helpers import run_cli
+
 UNIT = """
 block unit(width, act=relu) {
     a: dense width act
@@ -297,48 +299,36 @@ train {
 
 
 @pytest.mark.slow
-def test_a_spec_with_blocks_trains_resumes_evaluates_and_predicts(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_a_spec_with_blocks_trains_resumes_evaluates_and_predicts(tmp_path: Path, monkeypatch) -> None:
     from nnspec import checkpoint
-    from nnspec.cli import main
     from nnspec.fit import fit
     monkeypatch.setenv("NO_COLOR", "1")
     path = tmp_path / "m.nn"
     path.write_text(SMALL)
-
-    def cli(*argv) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err + out, err
-        return code, out, err
-
     run = tmp_path / "run"
-    code, _, err = cli("train", path, "--out", run, "-q", "--checkpoint-every", "0")
+    code, _, err = run_cli("train", path, "--out", run, "-q", "--checkpoint-every", "0")
     assert code == 0, err
     meta = checkpoint.read_meta(run / "checkpoint.npz")
     assert meta["epoch"] == 4
     # interrupted after 2 epochs, then resumed: the same weights as the straight run
     part = tmp_path / "part"
     fit(nnspec.check(SMALL), out=part, stop_after=2)
-    code, _, err = cli("train", "--resume", part, "-q")
+    code, _, err = run_cli("train", "--resume", part, "-q")
     assert code == 0, err
     a, b = np.load(run / "checkpoint.npz"), np.load(part / "checkpoint.npz")
     finals = [k for k in a.files if k.startswith("final_params/")]
     assert finals and all(np.array_equal(a[k], b[k]) for k in finals)
-    code, out, err = cli("eval", path, "--run", run)
+    code, out, err = run_cli("eval", path, "--run", run)
     assert code == 0 and "accuracy" in out, err
     rows = tmp_path / "x.csv"
     rows.write_text("0.5,1.0\n-2,3\n")
-    code, out, err = cli("predict", path, "--run", run, "--input", rows, "--no-header")
+    code, out, err = run_cli("predict", path, "--run", run, "--input", rows, "--no-header")
     assert code == 0, err
     assert len([line for line in out.splitlines() if line.strip()]) >= 2
     # a changed block is another model: eval refuses the run
     other = tmp_path / "other.nn"
     other.write_text(SMALL.replace("dense width relu", "dense width tanh"))
-    code, _, err = cli("eval", other, "--run", run)
+    code, _, err = run_cli("eval", other, "--run", run)
     assert code != 0 and "E405" in err
 
 

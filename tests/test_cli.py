@@ -15,7 +15,8 @@ import pytest
 
 import nnspec
 from nnspec import ir
-from nnspec.cli import main
+
+from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_BUDGET = 16 * 2**30
@@ -60,22 +61,12 @@ Loss: binary_crossentropy
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """Run `nnspec ARGV...` in-process: (exit code, stdout, stderr). argparse's own exits
-    (unknown command or flag) raise SystemExit, which is what a shell would see."""
+def cli(monkeypatch: pytest.MonkeyPatch):
+    """`run_cli` (`nnspec ARGV...` in-process: (exit code, stdout, stderr)) without colour,
+    on a machine of MEMORY_BUDGET bytes."""
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setattr(importlib.import_module("nnspec.check"), "physical_memory", lambda: MEMORY_BUDGET)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err and "Traceback" not in out, err
-        return code, out, err
-    return run
+    return run_cli
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from nnspec.report_formats import github
 from nnspec.source import Source, Span
 from nnspec.terminal import use_color
 
+from cli_helpers import run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
        "NO_COLOR": "", "FORCE_COLOR": ""}
@@ -41,7 +43,7 @@ BAD = CLEAN.replace("sigmoid", "sigmoidd")
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+def run(monkeypatch: pytest.MonkeyPatch):
     """`nnspec ARGV...` in-process, `stdin` (bytes) as standard input: (exit code, stdout, stderr)."""
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("FORCE_COLOR", raising=False)
@@ -49,14 +51,7 @@ def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     def go(*argv: str, stdin: bytes | None = None) -> tuple[int, str, str]:
         if stdin is not None:
             monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-        capsys.readouterr()
-        try:
-            code = cli.main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err, err
-        return code, out, err
+        return run_cli(*argv)
     return go
 
 

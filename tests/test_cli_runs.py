@@ -4,7 +4,6 @@ extras; an internal error carries the versions and the command line."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import importlib.metadata
 import io
@@ -21,6 +20,8 @@ import pytest
 import nnspec
 from nnspec import cli as cli_module
 from nnspec.cli import main
+
+from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,16 +47,6 @@ OTHER = SPEC.replace("    out: dense 1 sigmoid\n", "    h: dense 3 relu\n    out
 INPUT = "lectures,hours\n3,4\n19,39\n10,20\n"
 
 
-def cli(*argv: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A folder with tiny.nn trained twice (runs/tiny, runs/tiny-2) and another model of
@@ -69,7 +60,7 @@ def trained(tmp_path_factory) -> Path:
         mp.chdir(base)
         mp.setenv("NO_COLOR", "1")
         for argv in (["tiny.nn"], ["tiny.nn"], ["elsewhere/tiny.nn"]):
-            code, _, err = cli("train", *argv, "-q")
+            code, _, err = run_cli("train", *argv, "-q")
             assert code == 0, err
     assert sorted(p.name for p in (base / "runs").iterdir()) == ["tiny", "tiny-2", "tiny-3"]
     return base
@@ -94,26 +85,26 @@ def _set_info(run: Path, **changes) -> None:
 # ------------------------------------------------------------------------------ finding the run
 
 def test_eval_without_run_uses_the_newest_finished_run_of_this_spec(here: Path) -> None:
-    code, out, err = cli("eval", "tiny.nn")
+    code, out, err = run_cli("eval", "tiny.nn")
     assert code == 0, err
     notes = [line for line in err.splitlines() if line.startswith("note: using run")]
     assert len(notes) == 1 and notes[0].startswith("note: using run `runs/tiny-2` (the newest of 2 finished runs"), err
     assert "`runs/tiny-3` is not one: it trained a different model" in notes[0]
-    code, explicit, err = cli("eval", "tiny.nn", "--run", "runs/tiny-2")
+    code, explicit, err = run_cli("eval", "tiny.nn", "--run", "runs/tiny-2")
     assert code == 0 and "using run" not in err
     assert out == explicit
 
 
 def test_newest_is_the_run_that_finished_last_not_the_highest_number(here: Path) -> None:
     _set_info(here / "runs" / "tiny", ended="2999-01-01T00:00:00+00:00")
-    code, _, err = cli("eval", "tiny.nn", "--format", "json")
+    code, _, err = run_cli("eval", "tiny.nn", "--format", "json")
     assert code == 0, err
     assert "note: using run `runs/tiny` (the newest of 2" in err
 
 
 def test_an_unfinished_run_is_passed_over_and_said_why(here: Path) -> None:
     _set_info(here / "runs" / "tiny-2", status="interrupted")
-    code, out, err = cli("eval", "tiny.nn", "--format", "json")
+    code, out, err = run_cli("eval", "tiny.nn", "--format", "json")
     assert code == 0, err
     assert json.loads(out)["run"] == "runs/tiny"
     assert ("`runs/tiny-2` is not one: it did not finish (its status is `interrupted`): "
@@ -124,7 +115,7 @@ def test_no_matching_run_lists_every_folder_and_why(here: Path) -> None:
     (here / "edited").mkdir()
     (here / "edited" / "tiny.nn").write_text(SPEC.replace("epochs 2", "epochs 3"))
     _set_info(here / "runs" / "tiny-2", status="running")
-    code, out, err = cli("eval", "edited/tiny.nn")
+    code, out, err = run_cli("eval", "edited/tiny.nn")
     assert code == 2 and out == ""
     assert err == ("error: no run of `edited/tiny.nn` to evaluate among the 3 folders that `nnspec train` wrote "
                    "for it (none is a finished run of this spec):\n"
@@ -135,7 +126,7 @@ def test_no_matching_run_lists_every_folder_and_why(here: Path) -> None:
                    "  `runs/tiny-3`: it trained a different model\n"
                    "  train it with `nnspec train edited/tiny.nn`, or name a run folder with `--run DIR`\n")
     # predict says the same, after why the spec alone cannot predict
-    code, out, err = cli("predict", "edited/tiny.nn", "--input", "x.csv")
+    code, out, err = run_cli("predict", "edited/tiny.nn", "--input", "x.csv")
     assert code == 2 and out == ""
     assert err.startswith("error: `edited/tiny.nn` gives no values for the parameters of layer `out`, and there is "
                           "no run of it to predict with among the 3 folders")
@@ -148,18 +139,18 @@ def test_the_same_spec_reading_other_data_is_not_its_run(here: Path) -> None:
         (here / folder).mkdir()
         (here / folder / "data.csv").write_text("x1,x2,y\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(80)))
         (here / folder / "csvspec.nn").write_text(SPEC.replace('builtin("pass_class", n=200)', 'csv("data.csv", target="y")'))
-    code, _, err = cli("train", "a/csvspec.nn", "-q")
+    code, _, err = run_cli("train", "a/csvspec.nn", "-q")
     assert code == 0, err
-    code, _, err = cli("eval", "b/csvspec.nn")
+    code, _, err = run_cli("eval", "b/csvspec.nn")
     assert code == 2
     assert f"`runs/csvspec`: the run was trained on `{(here / 'a' / 'data.csv').resolve()}`" in err
-    code, _, err = cli("eval", "a/csvspec.nn")
+    code, _, err = run_cli("eval", "a/csvspec.nn")
     assert code == 0 and "note: using run `runs/csvspec`\n" in err
 
 
 def test_no_runs_folder_at_all(here: Path) -> None:
     shutil.rmtree(here / "runs")
-    code, out, err = cli("eval", "tiny.nn")
+    code, out, err = run_cli("eval", "tiny.nn")
     assert (code, out) == (2, "")
     assert err == ("error: no run of `tiny.nn` to evaluate: `runs/tiny` (where `nnspec train tiny.nn` writes, from "
                    "this folder) does not exist; train it with `nnspec train tiny.nn`, or name a run folder with "
@@ -169,24 +160,24 @@ def test_no_runs_folder_at_all(here: Path) -> None:
 # ------------------------------------------------------------------------------ a run folder as the argument
 
 def test_a_run_folder_in_the_specs_place(here: Path) -> None:
-    code, alone, err = cli("eval", "runs/tiny")
+    code, alone, err = run_cli("eval", "runs/tiny")
     assert code == 0, err
-    code, old_form, err = cli("eval", "--run", "runs/tiny")
+    code, old_form, err = run_cli("eval", "--run", "runs/tiny")
     assert code == 0, err
     assert alone == old_form and alone.startswith("test split (40 examples)\n")
-    code, alone, err = cli("predict", "runs/tiny", "--input", "x.csv")
+    code, alone, err = run_cli("predict", "runs/tiny", "--input", "x.csv")
     assert code == 0, err
-    code, with_spec, err = cli("predict", "tiny.nn", "--run", "runs/tiny", "--input", "x.csv")
+    code, with_spec, err = run_cli("predict", "tiny.nn", "--run", "runs/tiny", "--input", "x.csv")
     assert code == 0, err
     assert alone == with_spec and alone.startswith("y,class\n")
-    code, _, err = cli("eval", "runs/tiny", "--run", "runs/tiny-2")
+    code, _, err = run_cli("eval", "runs/tiny", "--run", "runs/tiny-2")
     assert code == 2 and err.startswith("error: `runs/tiny` is a run folder, not a spec: name the run once")
 
 
 def test_a_folder_without_a_run(here: Path) -> None:
     (here / "empty").mkdir()
     for argv in (["eval", "empty"], ["predict", "empty", "--input", "x.csv"]):
-        code, out, err = cli(*argv)
+        code, out, err = run_cli(*argv)
         assert (code, out) == (2, "")
         assert err.startswith("error: `empty` holds no trained run (no `checkpoint.npz`)"), err
 
@@ -206,21 +197,21 @@ train {
 }
 """)
     (tmp_path / "x.csv").write_text(INPUT)
-    code, written, err = cli("predict", "p.nn", "--input", "x.csv")
+    code, written, err = run_cli("predict", "p.nn", "--input", "x.csv")
     assert code == 0 and "note:" not in err, err
-    assert cli("train", "p.nn", "-q")[0] == 0
-    code, again, err = cli("predict", "p.nn", "--input", "x.csv")
+    assert run_cli("train", "p.nn", "-q")[0] == 0
+    code, again, err = run_cli("predict", "p.nn", "--input", "x.csv")
     assert code == 0 and again == written
     assert ("note: predicting with the weights written in `p.nn`; `runs/p` holds a trained run of it: "
             "pass `--run runs/p` to predict with that\n") in err
-    code, trained, _ = cli("predict", "p.nn", "--run", "runs/p", "--input", "x.csv")
+    code, trained, _ = run_cli("predict", "p.nn", "--run", "runs/p", "--input", "x.csv")
     assert code == 0 and trained != written
 
 
 # ------------------------------------------------------------------------------ JSON
 
 def test_eval_json_is_one_object_with_numbers(here: Path) -> None:
-    code, out, err = cli("eval", "runs/tiny", "--format", "json")
+    code, out, err = run_cli("eval", "runs/tiny", "--format", "json")
     assert code == 0, err
     doc = json.loads(out)
     assert set(doc) == {"run", "spec", "split", "examples", "metrics", "confusion", "notes"}
@@ -231,7 +222,7 @@ def test_eval_json_is_one_object_with_numbers(here: Path) -> None:
     # the same numbers as the Python API's, and the notes on stderr too, never on stdout as text
     assert doc["metrics"] == pytest.approx(nnspec.load("runs/tiny").evaluate(), rel=1e-6)
     assert doc["notes"] and all(f"note: {n}" in err for n in doc["notes"])
-    code, human, _ = cli("eval", "runs/tiny")
+    code, human, _ = run_cli("eval", "runs/tiny")
     assert f"accuracy  {doc['metrics']['accuracy']:.4f}" in human
 
 
@@ -239,7 +230,7 @@ def test_eval_json_writes_a_metric_that_is_not_finite_as_null(here: Path, monkey
     from nnspec import predictor
     monkeypatch.setattr(predictor, "evaluate_run", lambda *a, **k: predictor.Evaluation(
         "test", 3, {"loss": float("inf"), "accuracy": float("nan"), "mae": 0.5}))
-    code, out, err = cli("eval", "runs/tiny", "--format", "json")
+    code, out, err = run_cli("eval", "runs/tiny", "--format", "json")
     assert code == 0, err
     doc = json.loads(out)  # strict JSON: no NaN or Infinity tokens
     assert "NaN" not in out and "Infinity" not in out
@@ -248,9 +239,9 @@ def test_eval_json_writes_a_metric_that_is_not_finite_as_null(here: Path, monkey
 
 
 def test_predict_json_rows_match_the_csv(here: Path) -> None:
-    code, as_csv, err = cli("predict", "runs/tiny", "--input", "x.csv")
+    code, as_csv, err = run_cli("predict", "runs/tiny", "--input", "x.csv")
     assert code == 0, err
-    code, as_json, err = cli("predict", "runs/tiny", "--input", "x.csv", "--format", "json")
+    code, as_json, err = run_cli("predict", "runs/tiny", "--input", "x.csv", "--format", "json")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(as_csv)))
     records = json.loads(as_json)
@@ -265,11 +256,11 @@ def test_predict_json_rows_match_the_csv(here: Path) -> None:
 
 
 def test_predict_output_file_takes_its_format_from_the_suffix(here: Path) -> None:
-    code, out, err = cli("predict", "runs/tiny", "--input", "x.csv", "--output", "p.json")
+    code, out, err = run_cli("predict", "runs/tiny", "--input", "x.csv", "--output", "p.json")
     assert (code, out) == (0, ""), err
     assert err.endswith("wrote 3 predictions to `p.json`\n")
     assert len(json.loads((here / "p.json").read_text())) == 3
-    code, _, err = cli("predict", "runs/tiny", "--input", "x.csv", "--output", "p.json", "--format", "csv")
+    code, _, err = run_cli("predict", "runs/tiny", "--input", "x.csv", "--output", "p.json", "--format", "csv")
     assert code == 0, err
     assert (here / "p.json").read_text().startswith("y,class\n")  # asked for: CSV, whatever the name
     assert not [p for p in here.iterdir() if p.name.endswith(".tmp")]
@@ -293,13 +284,13 @@ def test_env_shows_the_caches_and_the_extras(tmp_path: Path, monkeypatch: pytest
     monkeypatch.delenv("NNSPEC_NO_CACHE", raising=False)
     (tmp_path / "cache" / "nnspec" / "xla").mkdir(parents=True)
     (tmp_path / "cache" / "nnspec" / "xla" / "entry").write_bytes(b"x" * 1500)
-    code, out, err = cli("env")
+    code, out, err = run_cli("env")
     assert code == 0, err
     lines = out.splitlines()
     assert f"compile cache  {tmp_path / 'cache' / 'nnspec' / 'xla'} (1 files, 1.5 KB)" in lines
     assert any(line.startswith("datasets       none (nothing is downloaded") for line in lines)
     assert f"runs           runs/ (relative to the current folder: {tmp_path / 'runs'}, none yet)" in lines
-    code, out, err = cli("env", "--format", "json")
+    code, out, err = run_cli("env", "--format", "json")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["versions"]["numpy"] == np.__version__ and doc["versions"]["jax"] == jax.__version__
@@ -318,7 +309,7 @@ def test_env_shows_the_caches_and_the_extras(tmp_path: Path, monkeypatch: pytest
         assert e["version"] == (want if e["installed"] else None), name
         assert f"  {name}" in "\n".join(lines)
     monkeypatch.setenv("NNSPEC_NO_CACHE", "1")
-    code, out, _ = cli("env")
+    code, out, _ = run_cli("env")
     assert "compile cache  off (NNSPEC_NO_CACHE is set)" in out.splitlines()
 
 

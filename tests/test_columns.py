@@ -5,7 +5,6 @@ unseen categories and refused missing cells located at file:line:column."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -15,9 +14,10 @@ import numpy as np
 import pytest
 
 import nnspec
-from nnspec.cli import main
 from nnspec.diagnostics import NNSpecError
 from nnspec.prepare import prepare
+
+from cli_helpers import run_cli
 
 # age (empty cells), color and city (text, empty cells), income (empty cells), bought
 ROWS = [
@@ -174,17 +174,6 @@ def test_drop_leaves_out_the_rows_and_counts_them(folder: Path) -> None:
     assert sorted(int(v) for v in splits.train.lines) == [i + 2 for i, r in enumerate(ROWS) if "" not in r]
 
 
-def cli(*argv: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-    assert "Traceback" not in err.getvalue(), err.getvalue()
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("columns")
@@ -192,7 +181,7 @@ def run(tmp_path_factory) -> dict[str, Path]:
     lines = ("    categorical color city unknown=slot\n    missing median color=mode city=\"none\" age=drop\n"
              "    split val=0.25\n    standardize\n")
     (base / "spec.nn").write_text(spec(lines, width=width(lines, base)))
-    code, _, err = cli("train", base / "spec.nn", "--out", base / "run")
+    code, _, err = run_cli("train", base / "spec.nn", "--out", base / "run")
     assert code == 0, err
     return {"base": base, "spec": base / "spec.nn", "run": base / "run", "err": err}  # type: ignore[dict-item]
 
@@ -213,7 +202,7 @@ def test_predict_and_load_encode_the_raw_csv_as_training_did(run) -> None:
     splits = prepare(program, run["base"], standardizer=loaded.standardizer, encoder=loaded.encoder)
     rows = _cells(ROWS, splits.train.lines)
     (run["base"] / "input.csv").write_text(_csv(rows))
-    code, out, err = cli("predict", run["spec"], "--run", run["run"], "--input", run["base"] / "input.csv")
+    code, out, err = run_cli("predict", run["spec"], "--run", run["run"], "--input", run["base"] / "input.csv")
     assert code == 0, err
     printed = np.array([float(r["y"]) for r in csv.DictReader(io.StringIO(out))])
     direct = loaded.predict({name: [r[j] or None for r in rows] for j, name in enumerate(loaded.feature_names)})
@@ -229,11 +218,11 @@ def test_predict_and_load_encode_the_raw_csv_as_training_did(run) -> None:
 
 def test_predict_locates_a_refused_missing_value_and_slots_an_unseen_category(run) -> None:
     (run["base"] / "input.csv").write_text(HEADER + "30,violet,lima,,\n,red,rome,100,\n")
-    code, _, err = cli("predict", run["spec"], "--run", run["run"], "--input", run["base"] / "input.csv")
+    code, _, err = run_cli("predict", run["spec"], "--run", run["run"], "--input", run["base"] / "input.csv")
     assert code == 2
     assert "input.csv:3: column `age`: missing value" in err and "missing drop" in err
     (run["base"] / "input.csv").write_text(HEADER + "30,violet,lima,,\n")
-    code, out, err = cli("predict", run["spec"], "--run", run["run"], "--input", run["base"] / "input.csv")
+    code, out, err = run_cli("predict", run["spec"], "--run", run["run"], "--input", run["base"] / "input.csv")
     assert code == 0, err
     loaded = nnspec.load(run["run"])
     np.testing.assert_allclose(float(next(csv.DictReader(io.StringIO(out)))["y"]),
@@ -242,7 +231,7 @@ def test_predict_locates_a_refused_missing_value_and_slots_an_unseen_category(ru
 
 
 def test_eval_rebuilds_the_same_encoded_splits(run) -> None:
-    code, out, err = cli("eval", "--run", run["run"])
+    code, out, err = run_cli("eval", "--run", run["run"])
     assert code == 0, err
     loaded = nnspec.load(run["run"])
     kept = json.loads((run["run"] / "run.json").read_text())["kept"]["metrics"]["val"]["loss"]
@@ -253,7 +242,7 @@ def test_eval_rebuilds_the_same_encoded_splits(run) -> None:
 def test_eval_refuses_a_spec_whose_column_lines_differ_from_the_run(run) -> None:
     changed = run["base"] / "changed.nn"
     changed.write_text(run["spec"].read_text().replace("categorical color city", "categorical color city age"))
-    code, _, err = cli("eval", changed, "--run", run["run"])
+    code, _, err = run_cli("eval", changed, "--run", run["run"])
     assert code == 1 and "E405" in err
     assert "the run read its feature columns with other `categorical` or `missing` lines" in err
 

@@ -11,8 +11,6 @@ namespace, as a notebook's cells do."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import shlex
 import sys
@@ -20,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from nnspec.cli import main
-
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "data.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_data_specs import copy_specs, make_examples  # noqa: E402
 from test_docs import fences  # noqa: E402
+
+from cli_helpers import run_cli  # noqa: E402
 
 _FILE = re.compile(r"<!-- file: (\S+) -->\n+```")
 
@@ -37,17 +35,6 @@ def _files(doc: str) -> dict[int, str]:
     for m in _FILE.finditer(doc):
         out[doc[: m.end()].count("\n") + 1] = m.group(1)
     return out
-
-
-def _cli(argv: list[str]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 1
-    assert "Traceback" not in err.getvalue(), err.getvalue()
-    return code, err.getvalue() + out.getvalue()
 
 
 def matches(expected: list[str], got: list[str]) -> bool:
@@ -78,7 +65,8 @@ def run_console(text: str, where: str) -> None:
             continue
         argv = shlex.split(command)
         assert argv[0] == "nnspec", f"{where}: only `nnspec` commands run, found {command!r}"
-        status, got = _cli(argv[1:])
+        status, out, err = run_cli(*argv[1:])
+        got = err + out
         assert matches(expected, got.splitlines()), f"{where}: `{command}` printed\n{got}"
 
 

@@ -33,8 +33,6 @@ the test regenerates each and compares. After changing a registry, rewrite them 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import shlex
 import sys
@@ -53,6 +51,8 @@ from nnspec.losses import LOSSES, METRICS
 from nnspec.optim import OPTIMIZERS, SCHEDULES
 from nnspec.params import Array, Bool, Choice, Entry, Float, Int, ListOf, Param, Registry, Str, Symbol, Union
 from nnspec.parse import grammar_text
+
+from cli_helpers import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "language.md"
@@ -610,17 +610,6 @@ def test_every_output_block_has_its_spec() -> None:
     assert len(_output_pairs()) == len(_blocks("nn-output"))
 
 
-def _run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
-    monkeypatch.chdir(REPO)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = cli.main(argv)
-        except SystemExit as exc:  # argparse's own exits
-            status = exc.code if isinstance(exc.code, int) else 1
-    return err.getvalue() + out.getvalue(), status
-
-
 @pytest.mark.parametrize("block", _blocks("console"), ids=_ids(_blocks("console")))
 def test_console_blocks(block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
     lines = block.text.rstrip("\n").split("\n")
@@ -641,7 +630,8 @@ def test_console_blocks(block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
             continue
         argv = shlex.split(command)
         assert argv[0] == "nnspec", f"{block.id}: only `nnspec` commands can be checked, found {command!r}"
-        got, status = _run_cli(argv[1:], monkeypatch)
+        status, out, err = run_cli(*argv[1:], cwd=REPO)
+        got = err + out
         assert got == want, f"{block.id}: `{command}` printed\n{got}"
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import nnspec
-from nnspec.cli import main
+
+from cli_helpers import run_cli
 
 # standardize, batch norm and dropout: what the inference function must fold in or turn off
 SPEC = """
@@ -38,24 +39,11 @@ train {
 """
 
 
-def cli_run(*argv) -> tuple[int, str, str]:
-    import contextlib
-    import io
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 1
-    assert "Traceback" not in err.getvalue(), err.getvalue()
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("export")
     (base / "blobs.nn").write_text(SPEC)
-    code, _, err = cli_run("train", base / "blobs.nn", "--out", base / "run", "-q")
+    code, _, err = run_cli("train", base / "blobs.nn", "--out", base / "run", "-q")
     assert code == 0, err
     return base / "run"
 
@@ -68,7 +56,7 @@ def inputs(n: int, seed: int = 1) -> np.ndarray:
 def exported(run: Path, tmp_path: Path):
     from jax import export
     path = tmp_path / "m.stablehlo"
-    code, _, err = cli_run("export", run, "--format", "stablehlo", "-o", path)
+    code, _, err = run_cli("export", run, "--format", "stablehlo", "-o", path)
     assert code == 0 and f"to `{path}`" in err, err
     return export.deserialize(bytearray(path.read_bytes()))
 
@@ -98,7 +86,7 @@ def test_stablehlo_matches_the_cli_predict_output(run, tmp_path) -> None:
         w = csv.writer(f)
         w.writerow(names[::-1])
         w.writerows(row[::-1].tolist() for row in x)
-    code, _, err = cli_run("predict", run / "spec.nn", "--run", run, "--input", tmp_path / "in.csv",
+    code, _, err = run_cli("predict", run / "spec.nn", "--run", run, "--input", tmp_path / "in.csv",
                            "--output", tmp_path / "out.csv")
     assert code == 0, err
     rows = list(csv.DictReader(open(tmp_path / "out.csv")))
@@ -145,7 +133,7 @@ def test_safetensors_holds_the_final_weights_by_layer_path(run, tmp_path) -> Non
     st = pytest.importorskip("safetensors.numpy")
     from safetensors import safe_open
     path = tmp_path / "w.safetensors"
-    code, _, err = cli_run("export", run, "--format", "safetensors", "-o", path)
+    code, _, err = run_cli("export", run, "--format", "safetensors", "-o", path)
     assert code == 0 and "8 tensors" in err, err
     tensors = st.load_file(str(path))
     with np.load(run / "checkpoint.npz") as z:
@@ -185,17 +173,17 @@ def test_checkpoint_arrays_are_named_by_layer_path_and_old_checkpoints_still_loa
     header["names"] = {**names, "final_params": names["final_params"][::-1][:-1] + ["nothing"]}
     renamed = {**arrays, "__meta__": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     np.savez(old / "checkpoint.npz", **renamed)
-    code, _, err = cli_run("export", old, "--format", "stablehlo", "-o", tmp_path / "x")
+    code, _, err = run_cli("export", old, "--format", "stablehlo", "-o", tmp_path / "x")
     assert code == 1 and "its arrays do not match its table of contents" in err, err
 
 
 # ---------------------------------------------------------------------------- refusals
 
 def test_a_missing_run_folder_or_checkpoint_is_refused(tmp_path) -> None:
-    code, _, err = cli_run("export", tmp_path / "nope", "--format", "stablehlo", "-o", tmp_path / "m")
+    code, _, err = run_cli("export", tmp_path / "nope", "--format", "stablehlo", "-o", tmp_path / "m")
     assert (code, err) == (2, f"error: no run folder `{tmp_path / 'nope'}`\n")
     (tmp_path / "empty").mkdir()
-    code, _, err = cli_run("export", tmp_path / "empty", "--format", "stablehlo", "-o", tmp_path / "m")
+    code, _, err = run_cli("export", tmp_path / "empty", "--format", "stablehlo", "-o", tmp_path / "m")
     assert code == 2 and err.startswith(f"error: `{tmp_path / 'empty'}` holds no trained run (no `checkpoint.npz`)")
     assert not (tmp_path / "m").exists()
 
@@ -205,7 +193,7 @@ def test_an_unreadable_checkpoint_is_refused_with_e405(run, tmp_path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(run, bad)
     (bad / "checkpoint.npz").write_bytes(b"not a zip at all")
-    code, out, err = cli_run("export", bad, "--format", "safetensors", "-o", tmp_path / "w")
+    code, out, err = run_cli("export", bad, "--format", "safetensors", "-o", tmp_path / "w")
     assert code == 1 and out == ""
     assert err.startswith(f"error[E405]: `{bad / 'checkpoint.npz'}` is corrupt or truncated"), err
     assert err.splitlines()[-1] == f"error: could not export `{bad / 'spec.nn'}` due to 1 previous error", err
@@ -213,23 +201,23 @@ def test_an_unreadable_checkpoint_is_refused_with_e405(run, tmp_path) -> None:
 
 
 def test_an_unknown_format_is_a_usage_error(run, tmp_path) -> None:
-    code, _, err = cli_run("export", run, "--format", "tflite", "-o", tmp_path / "m")
+    code, _, err = run_cli("export", run, "--format", "tflite", "-o", tmp_path / "m")
     assert code == 2 and "invalid choice: 'tflite'" in err and "stablehlo" in err, err
 
 
 def test_an_existing_output_is_kept_unless_overwrite(run, tmp_path) -> None:
     out = tmp_path / "m.stablehlo"
     out.write_text("mine")
-    code, _, err = cli_run("export", run, "--format", "stablehlo", "-o", out)
+    code, _, err = run_cli("export", run, "--format", "stablehlo", "-o", out)
     assert (code, err) == (2, f"error: `{out}` already exists; choose another file, or pass `--overwrite` "
                               f"to replace it\n")
     assert out.read_text() == "mine"
-    code, _, err = cli_run("export", run, "--format", "stablehlo", "-o", out, "--overwrite")
+    code, _, err = run_cli("export", run, "--format", "stablehlo", "-o", out, "--overwrite")
     assert code == 0, err
     from jax import export
     assert export.deserialize(bytearray(out.read_bytes())).call(inputs(2)).shape == (2, 3)
     (tmp_path / "folder").mkdir()
-    code, _, err = cli_run("export", run, "--format", "stablehlo", "-o", tmp_path / "folder", "--overwrite")
+    code, _, err = run_cli("export", run, "--format", "stablehlo", "-o", tmp_path / "folder", "--overwrite")
     assert (code, err) == (2, f"error: cannot write `{tmp_path / 'folder'}`: it is a directory\n")
 
 
@@ -237,7 +225,7 @@ def test_an_existing_output_is_kept_unless_overwrite(run, tmp_path) -> None:
 def test_a_missing_optional_library_says_what_to_install(run, tmp_path, monkeypatch, fmt, module, extra) -> None:
     for name in [m for m in sys.modules if m == module or m.startswith(module + ".")] + [module, f"{module}.numpy"]:
         monkeypatch.setitem(sys.modules, name, None)  # `import` then raises ImportError
-    code, _, err = cli_run("export", run, "--format", fmt, "-o", tmp_path / "m")
+    code, _, err = run_cli("export", run, "--format", fmt, "-o", tmp_path / "m")
     assert code == 2 and f"pip install 'nnspec[{extra}]'" in err and f"`{module}` package" in err, err
     assert not (tmp_path / "m").exists()
 
@@ -387,7 +375,7 @@ ONNX_CASES = {
 
 def _trained(tmp_path: Path, text: str) -> Path:
     (tmp_path / "m.nn").write_text(text)
-    code, _, err = cli_run("train", tmp_path / "m.nn", "--out", tmp_path / "run", "-q")
+    code, _, err = run_cli("train", tmp_path / "m.nn", "--out", tmp_path / "run", "-q")
     assert code == 0, err
     return tmp_path / "run"
 
@@ -408,7 +396,7 @@ def test_onnx_matches_predict_in_onnxruntime(tmp_path, case) -> None:
     pytest.importorskip("jax2onnx")
     ort = pytest.importorskip("onnxruntime")
     run = _trained(tmp_path, ONNX_CASES[case])
-    code, _, err = cli_run("export", run, "--format", "onnx", "-o", tmp_path / "m.onnx")
+    code, _, err = run_cli("export", run, "--format", "onnx", "-o", tmp_path / "m.onnx")
     assert code == 0, err
     model = nnspec.load(run)
     shape = model.program.model.input_shape
@@ -438,12 +426,12 @@ def test_a_layer_the_converter_fails_on_is_named_with_the_converters_reason(tmp_
     from nnspec.nn import recurrent
     monkeypatch.setattr(recurrent, "_scan", lambda cell, state, xs, *, reverse: jax.lax.scan(
         cell, state, xs, reverse=reverse))
-    code, _, err = cli_run("export", run, "--format", "onnx", "-o", tmp_path / "m.onnx")
+    code, _, err = run_cli("export", run, "--format", "onnx", "-o", tmp_path / "m.onnx")
     assert (code, err) == (2, "error: jax2onnx cannot convert layer `both` (`gru`): Reverse scan is not supported "
                               "in IR pipeline.; export `--format stablehlo` instead\n")
     assert not (tmp_path / "m.onnx").exists()
     monkeypatch.undo()
-    code, _, err = cli_run("export", run, "--format", "onnx", "-o", tmp_path / "m.onnx")
+    code, _, err = run_cli("export", run, "--format", "onnx", "-o", tmp_path / "m.onnx")
     assert code == 0 and (tmp_path / "m.onnx").is_file(), err
 
 
@@ -494,6 +482,6 @@ def test_every_example_in_docs_export_runs(tmp_path, monkeypatch) -> None:
                 continue
             argv = shlex.split(command)
             assert argv[0] == "nnspec"
-            status, out, err = cli_run(*argv[1:])
+            status, out, err = run_cli(*argv[1:])
             if expected != ["…"]:
                 assert (err + out).splitlines() == expected, command

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
-import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import nnspec
-from nnspec.cli import main
 from nnspec.data import DataError, DataSource, load
+
+from cli_helpers import run_cli
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -120,28 +118,15 @@ def test_an_input_that_is_not_an_image_is_e311_at_the_data_line(shape):
     assert d.code == "E311" and "(height, width, channels)" in d.message
 
 
-def _cli(*argv, cwd: Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    here = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in argv])
-    finally:
-        os.chdir(here)
-    assert "Traceback" not in err.getvalue(), err.getvalue()
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_a_run_on_a_folder_is_evaluated_again_and_refused_once_an_image_changes(tmp_path):
     photos = _folder(tmp_path, sizes=((12, 10), (9, 9)), per_class=12)
     (tmp_path / "m.nn").write_text(SPEC.replace("SHAPE", "8, 8, 3"))
-    code, _, err = _cli("train", "m.nn", "--out", "run", "-q", cwd=tmp_path)
+    code, _, err = run_cli("train", "m.nn", "--out", "run", "-q", cwd=tmp_path)
     assert code == 0, err
-    code, out, err = _cli("eval", "--run", "run", cwd=tmp_path)
+    code, out, err = run_cli("eval", "--run", "run", cwd=tmp_path)
     assert code == 0 and out.startswith("validation split (6 examples)"), err
     run = nnspec.load(tmp_path / "run")
     assert run.classes == ("dark", "light")
     (photos / "dark" / "00.png").write_bytes((photos / "light" / "00.png").read_bytes())
-    code, _, err = _cli("eval", "--run", "run", cwd=tmp_path)
+    code, _, err = run_cli("eval", "--run", "run", cwd=tmp_path)
     assert code == 1 and "has changed since the run was trained" in err

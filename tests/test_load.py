@@ -3,7 +3,6 @@ and results that print in a few lines (issue 11)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -13,9 +12,10 @@ import numpy as np
 import pytest
 
 import nnspec
-from nnspec.cli import main
 from nnspec.runs import RunFolderError
 from nnspec.show import format_value
+
+from cli_helpers import run_cli
 
 SPEC = """
 model exam {
@@ -37,14 +37,6 @@ train {
 """
 
 
-def cli_run(*argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    assert "Traceback" not in err.getvalue(), err.getvalue()
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("load")
@@ -53,7 +45,7 @@ def project(tmp_path_factory) -> Path:
                                         for a in range(8) for b in range(8)]
     (base / "data" / "exam.csv").write_text("\n".join(rows) + "\n")
     (base / "exam.nn").write_text(SPEC)
-    code, _, err = cli_run("train", base / "exam.nn", "--out", base / "run", "-q")
+    code, _, err = run_cli("train", base / "exam.nn", "--out", base / "run", "-q")
     assert code == 0, err
     return base
 
@@ -61,7 +53,7 @@ def project(tmp_path_factory) -> Path:
 def test_predict_gives_the_numbers_nnspec_predict_prints(project, tmp_path) -> None:
     x = np.array([[0, 0], [7, 14], [3, 6], [5.5, 1]], np.float32)
     (tmp_path / "in.csv").write_text("lectures,hours\n" + "".join(f"{b},{a}\n" for a, b in x))
-    code, out, err = cli_run("predict", project / "run" / "spec.nn", "--run", project / "run",
+    code, out, err = run_cli("predict", project / "run" / "spec.nn", "--run", project / "run",
                              "--input", tmp_path / "in.csv")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -104,7 +96,7 @@ def test_predict_refuses_what_it_cannot_read(project, x, message) -> None:
 
 
 def test_evaluate_gives_the_numbers_nnspec_eval_prints(project) -> None:
-    code, out, err = cli_run("eval", "--run", project / "run")
+    code, out, err = run_cli("eval", "--run", project / "run")
     assert code == 0, err
     printed = dict(line.split() for line in out.split("\n\n")[0].splitlines()[1:])  # the confusion matrix follows
     model = nnspec.load(project / "run")
@@ -119,7 +111,7 @@ def test_evaluate_gives_the_numbers_nnspec_eval_prints(project) -> None:
 
 
 def test_eval_names_the_confusion_matrixs_classes_as_the_data_does(project) -> None:
-    code, out, err = cli_run("eval", "--run", project / "run")
+    code, out, err = run_cli("eval", "--run", project / "run")
     assert code == 0, err
     lines = out.splitlines()
     at = lines.index("confusion matrix (rows: true class, columns: predicted class)")
@@ -207,7 +199,7 @@ def test_an_ensemble_predicts_its_members_mean_and_exports_it(tmp_path) -> None:
     import jax.numpy as jnp
     from jax import export
     (tmp_path / "e.nn").write_text(ENSEMBLE)
-    code, _, err = cli_run("train", tmp_path / "e.nn", "--out", tmp_path / "run", "-q")
+    code, _, err = run_cli("train", tmp_path / "e.nn", "--out", tmp_path / "run", "-q")
     assert code == 0, err
     model = nnspec.load(tmp_path / "run")
     assert model.params["dense_1"]["w"].shape == (2, 2, 8)  # two members, stacked
@@ -216,12 +208,12 @@ def test_an_ensemble_predicts_its_members_mean_and_exports_it(tmp_path) -> None:
     members = [np.asarray(model.model.apply({k: {n: v[i] for n, v in p.items()} for k, p in model.params.items()},
                                             jnp.asarray(scaled))) for i in range(2)]
     np.testing.assert_allclose(model.predict(x), (members[0] + members[1]) / 2, atol=1e-6)
-    code, out, err = cli_run("eval", "--run", tmp_path / "run")
+    code, out, err = run_cli("eval", "--run", tmp_path / "run")
     assert code == 0 and "an ensemble of 2 models" in err, err
     metrics_table = out.split("\n\n")[0]  # then the confusion matrix
     assert {k: format_value(v) for k, v in model.evaluate().items()} == dict(
         line.split() for line in metrics_table.splitlines()[1:])
-    code, _, err = cli_run("export", tmp_path / "run", "--format", "stablehlo", "-o", tmp_path / "e.stablehlo")
+    code, _, err = run_cli("export", tmp_path / "run", "--format", "stablehlo", "-o", tmp_path / "e.stablehlo")
     assert code == 0, err
     fn = export.deserialize(bytearray((tmp_path / "e.stablehlo").read_bytes()))
     np.testing.assert_allclose(np.asarray(fn.call(x)), model.predict(x), rtol=0, atol=1e-6)

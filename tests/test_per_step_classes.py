@@ -13,6 +13,8 @@ import nnspec
 from nnspec.diagnostics import NNSpecError
 from nnspec.nn import loss_fn, metric_fn
 
+from cli_helpers import run_cli
+
 MODEL = """
 model m {
     input x[STEPS, 3]
@@ -133,22 +135,16 @@ def test_the_running_max_dataset_needs_its_shape():
 
 
 def test_predict_gives_the_class_of_every_step(tmp_path):
-    import contextlib
-    import io
-    from nnspec.cli import main
     text = ("model m {\n    input tokens[5] int vocab=6\n    embedding 8\n    lstm 8 sequences\n"
             "    dense 6 softmax per_step\n}\nloss categorical_crossentropy\noptimizer adam lr=0.02\n"
             'train {\n    data builtin("running_max", n=200, steps=5, vocab=6)\n    epochs 2\n}\n')
     (tmp_path / "rm.nn").write_text(text)
     rows = np.random.default_rng(0).integers(1, 6, (3, 5))
     (tmp_path / "in.csv").write_text("x1,x2,x3,x4,x5\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert main(["train", str(tmp_path / "rm.nn"), "--out", str(tmp_path / "run"), "-q"]) == 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert main(["predict", str(tmp_path / "rm.nn"), "--run", str(tmp_path / "run"),
-                     "--input", str(tmp_path / "in.csv")]) == 0
-    header, *lines = out.getvalue().splitlines()
+    assert run_cli("train", tmp_path / "rm.nn", "--out", tmp_path / "run", "-q")[0] == 0
+    code, out, err = run_cli("predict", tmp_path / "rm.nn", "--run", tmp_path / "run", "--input", tmp_path / "in.csv")
+    assert code == 0, err
+    header, *lines = out.splitlines()
     assert header.split(",")[-1] == "classes" and len(header.split(",")) == 5 * 6 + 1
     for line in lines:
         cells = line.split(",")

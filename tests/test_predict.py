@@ -4,7 +4,6 @@ without a run."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nnspec.cli import main
+from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,23 +38,12 @@ TRAIN = "lectures,hours,passed\n" + "".join(
     [(i % 21, (7 * i) % 41) for i in range(40)])
 
 
-def cli(*argv: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-    assert "Traceback" not in err.getvalue(), err.getvalue()
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("predict")
     (base / "spec.nn").write_text(SPEC)
     (base / "train.csv").write_text(TRAIN)
-    code, _, err = cli("train", base / "spec.nn", "--out", base / "run", "-q")
+    code, _, err = run_cli("train", base / "spec.nn", "--out", base / "run", "-q")
     assert code == 0, err
     return {"base": base, "spec": base / "spec.nn", "run": base / "run", "train": base / "train.csv"}
 
@@ -63,7 +51,7 @@ def run(tmp_path_factory) -> dict[str, Path]:
 def predict(run: dict[str, Path], text: str, *flags: str) -> tuple[int, str, str]:
     path = run["base"] / "input.csv"
     path.write_text(text)
-    return cli("predict", run["spec"], "--run", run["run"], "--input", path, *flags)
+    return run_cli("predict", run["spec"], "--run", run["run"], "--input", path, *flags)
 
 
 def column(out: str, name: str = "y") -> list[float]:
@@ -81,7 +69,7 @@ def test_columns_are_matched_by_name_in_any_order(run) -> None:
 
 
 def test_the_training_file_itself_is_accepted_its_target_ignored(run) -> None:
-    code, out, err = cli("predict", run["spec"], "--run", run["run"], "--input", run["train"])
+    code, out, err = run_cli("predict", run["spec"], "--run", run["run"], "--input", run["train"])
     assert code == 0, err
     assert err == f"note: ignoring column `passed` of `{run['train']}` (the training target)\n"
     features = "lectures,hours\n" + "".join(line.rsplit(",", 1)[0] + "\n" for line in TRAIN.splitlines()[1:])
@@ -111,10 +99,10 @@ def test_a_cell_training_refuses_is_refused(run) -> None:
 def test_the_specs_delimiter_is_used(tmp_path: Path) -> None:
     (tmp_path / "spec.nn").write_text(SPEC.replace('target="passed"', 'target="passed", delimiter=";"'))
     (tmp_path / "train.csv").write_text(TRAIN.replace(",", ";"))
-    code, _, err = cli("train", tmp_path / "spec.nn", "--out", tmp_path / "run", "-q")
+    code, _, err = run_cli("train", tmp_path / "spec.nn", "--out", tmp_path / "run", "-q")
     assert code == 0, err
     (tmp_path / "x.csv").write_text("hours;lectures\n30;5\n")
-    code, out, err = cli("predict", tmp_path / "spec.nn", "--run", tmp_path / "run", "--input", tmp_path / "x.csv")
+    code, out, err = run_cli("predict", tmp_path / "spec.nn", "--run", tmp_path / "run", "--input", tmp_path / "x.csv")
     assert code == 0, err
     assert len(column(out)) == 1
 
@@ -151,11 +139,11 @@ def test_a_spec_with_every_weight_written_out_predicts_without_a_run(tmp_path: P
     # specs/perceptron.nn: y = σ(1 + 3·x1 − 2·x2); it names no columns, so they are
     # read by position under a header of the right width
     (tmp_path / "x.csv").write_text("a,b\n-1,2\n0.5,0\n")
-    code, out, err = cli("predict", PERCEPTRON, "--input", tmp_path / "x.csv")
+    code, out, err = run_cli("predict", PERCEPTRON, "--input", tmp_path / "x.csv")
     assert code == 0, err
     assert column(out) == pytest.approx([sigma(1 - 3 - 4), sigma(1 + 1.5)], rel=1e-5)
     (tmp_path / "x.csv").write_text("a,b,c\n-1,2,0\n")
-    code, _, err = cli("predict", PERCEPTRON, "--input", tmp_path / "x.csv")
+    code, _, err = run_cli("predict", PERCEPTRON, "--input", tmp_path / "x.csv")
     assert code == 2
     assert err.startswith(f"error: {tmp_path / 'x.csv'}:1: the header has 3 columns, but the model takes 2 inputs")
 
@@ -168,7 +156,7 @@ def _no_run(spec: Path, why: str) -> str:
 
 def test_a_spec_with_weights_to_learn_needs_a_run(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no `runs/` here: nothing to find without `--run`
-    code, out, err = cli("predict", run["spec"], "--input", run["train"])
+    code, out, err = run_cli("predict", run["spec"], "--input", run["train"])
     assert code == 2 and out == ""
     assert err == _no_run(run["spec"], "gives no values for the parameters of layer `out`")
 
@@ -186,13 +174,13 @@ train {
 """
     (tmp_path / "p.nn").write_text(spec)
     (tmp_path / "x.csv").write_text("lectures,hours\n3,4\n")
-    code, _, err = cli("predict", tmp_path / "p.nn", "--input", tmp_path / "x.csv")
+    code, _, err = run_cli("predict", tmp_path / "p.nn", "--input", tmp_path / "x.csv")
     assert code == 2
     assert err == _no_run(tmp_path / "p.nn", "standardizes its inputs with statistics measured in training")
     # without `standardize` the data's feature names are the columns to match
     (tmp_path / "p.nn").write_text(spec.replace("    standardize\n", ""))
     (tmp_path / "x.csv").write_text("hours,lectures\n2,-1\n")
-    code, out, err = cli("predict", tmp_path / "p.nn", "--input", tmp_path / "x.csv")
+    code, out, err = run_cli("predict", tmp_path / "p.nn", "--input", tmp_path / "x.csv")
     assert code == 0, err
     assert column(out) == pytest.approx([sigma(1 - 3 - 4)], rel=1e-5)
     assert [r["class"] for r in csv.DictReader(io.StringIO(out))] == ["fail"]  # the dataset's own names
@@ -203,7 +191,7 @@ def test_a_literal_spec_reading_a_csv_matches_its_header_names(tmp_path: Path) -
     (tmp_path / "spec.nn").write_text(spec)
     (tmp_path / "train.csv").write_text(TRAIN)  # only its header is read
     (tmp_path / "x.csv").write_text("hours,id,lectures\n2,7,-1\n")
-    code, out, err = cli("predict", tmp_path / "spec.nn", "--input", tmp_path / "x.csv")
+    code, out, err = run_cli("predict", tmp_path / "spec.nn", "--input", tmp_path / "x.csv")
     assert code == 0, err
     assert column(out) == pytest.approx([sigma(1 + 3 * -1 - 2 * 2)], rel=1e-5)
     assert "note: ignoring column `id`" in err
@@ -214,7 +202,7 @@ def test_a_prediction_that_is_not_finite_is_refused_not_printed(tmp_path: Path) 
     spec.write_text("model lin {\n    input x[2]\n    dense 1 weights=[[10], [10]] bias=[0]\n}\nloss mse\n")
     inputs = tmp_path / "x.csv"
     inputs.write_text("x1,x2\n1,2\n3e38,3e38\n")
-    code, out, err = cli("predict", spec, "--input", inputs)
+    code, out, err = run_cli("predict", spec, "--input", inputs)
     assert code == 2 and out == ""
     assert f"error: the model's output for example 2 of `{inputs}` is not finite" in err
 
@@ -222,5 +210,5 @@ def test_a_prediction_that_is_not_finite_is_refused_not_printed(tmp_path: Path) 
 def test_a_read_error_is_reported_as_a_read_error(tmp_path: Path) -> None:
     spec = tmp_path / "s.nn"
     spec.write_text(SPEC.replace('csv("train.csv"', 'csv("/proc/self/mem"'))
-    code, _, err = cli("train", spec, "--out", tmp_path / "run", "-q")
+    code, _, err = run_cli("train", spec, "--out", tmp_path / "run", "-q")
     assert code == 1 and "cannot read the file (Input/output error)" in err and "cannot write" not in err

@@ -3,18 +3,16 @@ other files, by rewriting the data line before it is checked (nnspec/retarget.py
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nnspec import check_text, parse
-from nnspec.cli import main
 from nnspec.retarget import RetargetError, retarget
+
+from cli_helpers import run_cli
 
 SPEC = """model m {
     input x[2]
@@ -30,19 +28,6 @@ train {
     metrics accuracy
 }
 """
-
-
-def cli_run(*argv, cwd: Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    here = os.getcwd()
-    os.chdir(cwd)  # (contextlib.chdir is Python 3.11+)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in argv])
-    finally:
-        os.chdir(here)
-    assert "Traceback" not in err.getvalue(), err.getvalue()
-    return code, out.getvalue(), err.getvalue()
 
 
 def _csv(path: Path, n: int, seed: int) -> None:
@@ -63,7 +48,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_data_replaces_the_file_and_the_run_names_what_it_read(project):
-    code, _, err = cli_run("train", "m.nn", "--data", "b.csv", "--out", "runs/b", "-q", cwd=project)
+    code, _, err = run_cli("train", "m.nn", "--data", "b.csv", "--out", "runs/b", "-q", cwd=project)
     assert code == 0, err
     assert "note: `--data b.csv` replaces `data/a.csv`" in err
     info = json.loads((project / "runs" / "b" / "run.json").read_text())
@@ -72,18 +57,18 @@ def test_data_replaces_the_file_and_the_run_names_what_it_read(project):
     own = (project / "runs" / "b" / "spec.nn").read_text()
     assert f'data csv("{(project / "b.csv").resolve()}", target="label", features=["u", "w"])' in own
     # eval of the run reads b.csv again, and reports its test split
-    code, out, err = cli_run("eval", "--run", "runs/b", cwd=project)
+    code, out, err = run_cli("eval", "--run", "runs/b", cwd=project)
     assert code == 0, err
     assert out.startswith("test split (30 examples)")
     # the same flags resume the run (the rewritten spec is the run's spec)
-    code, _, err = cli_run("train", "m.nn", "--data", "b.csv", "--resume", "runs/b", "--epochs", "3", "-q",
+    code, _, err = run_cli("train", "m.nn", "--data", "b.csv", "--resume", "runs/b", "--epochs", "3", "-q",
                            cwd=project)
     assert code == 0, err
     assert len(json.loads((project / "runs" / "b" / "run.json").read_text())["run"]["data"]) >= 1
 
 
 def test_val_data_adds_a_source_read_as_the_training_file(project):
-    code, _, err = cli_run("train", "m.nn", "--val-data", "v.csv", "--out", "runs/v", "-q", cwd=project)
+    code, _, err = run_cli("train", "m.nn", "--val-data", "v.csv", "--out", "runs/v", "-q", cwd=project)
     assert code == 0, err
     assert "adds it as the validation file" in err
     info = json.loads((project / "runs" / "v" / "run.json").read_text())
@@ -93,7 +78,7 @@ def test_val_data_adds_a_source_read_as_the_training_file(project):
 
 
 def test_a_test_file_beside_a_test_fraction_is_e108_at_the_rewritten_line(project):
-    code, _, err = cli_run("train", "m.nn", "--test-data", "v.csv", cwd=project)
+    code, _, err = run_cli("train", "m.nn", "--test-data", "v.csv", cwd=project)
     assert code == 1
     assert "error[E108]" in err and "split test=0.25" in err and "note: `--test-data v.csv` adds it" in err
 
@@ -102,7 +87,7 @@ def test_a_file_of_another_table_format_changes_the_reader(project):
     rows = [json.dumps({"u": float(a), "w": float(b), "label": int(a + b > 0)})
             for a, b in np.random.default_rng(3).normal(size=(60, 2))]
     (project / "b.jsonl").write_text("\n".join(rows) + "\n")
-    code, _, err = cli_run("train", "m.nn", "--data", "b.jsonl", "--out", "runs/j", "-q", cwd=project)
+    code, _, err = run_cli("train", "m.nn", "--data", "b.jsonl", "--out", "runs/j", "-q", cwd=project)
     assert code == 0, err
     assert "read as `jsonl`" in err
     assert 'data jsonl("' in (project / "runs" / "j" / "spec.nn").read_text()
@@ -114,12 +99,12 @@ def test_a_file_of_another_table_format_changes_the_reader(project):
 ])
 def test_a_source_without_one_file_is_refused(project, data, words):
     (project / "m.nn").write_text(SPEC.replace('csv("data/a.csv", target="label", features=["u", "w"])', data))
-    code, _, err = cli_run("train", "m.nn", "--data", "b.csv", cwd=project)
+    code, _, err = run_cli("train", "m.nn", "--data", "b.csv", cwd=project)
     assert code == 2 and words in err and "error: `--data`" in err
 
 
 def test_a_missing_file_is_a_usage_error(project):
-    code, _, err = cli_run("train", "m.nn", "--data", "nope.csv", cwd=project)
+    code, _, err = run_cli("train", "m.nn", "--data", "nope.csv", cwd=project)
     assert code == 2 and "cannot read `nope.csv`: no such file" in err
 
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from nnspec import checkpoint
-from nnspec.cli import main
+
+from cli_helpers import run_cli
 
 IRIS_LIKE = """
 model m {
@@ -56,19 +57,10 @@ train {
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+def cli(monkeypatch: pytest.MonkeyPatch):
+    """`run_cli` (`nnspec ARGV...` in-process: (exit code, stdout, stderr)) without colour."""
     monkeypatch.setenv("NO_COLOR", "1")
-
-    def run(*argv) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err and "Traceback" not in out, err
-        return code, out, err
-    return run
+    return run_cli
 
 
 def exam_folder(tmp_path: Path) -> Path:
@@ -411,25 +403,16 @@ def test_a_standardizer_of_another_width_is_refused(cli, tmp_path: Path) -> None
     assert code == 1 and "standardizes 3 features, but the model's input has 2" in err
 
 
-def test_a_run_that_eval_wrote_its_confusion_matrix_into_is_still_nnspecs_own(tmp_path):
+def test_a_run_that_eval_wrote_its_confusion_matrix_into_is_still_nnspecs_own(cli, tmp_path):
     """`eval` writes confusion.json/csv into the run folder: `train --overwrite` may replace
     them, and without it the folder is refused as a run, not as someone else's files."""
-    import contextlib
-    import io
-
-    from nnspec.cli import main
     spec = tmp_path / "m.nn"
     spec.write_text("model m {\n    input x[2]\n    dense 1 sigmoid\n}\nloss binary_crossentropy\noptimizer sgd\n"
                     'train {\n    data builtin("moons", n=100)\n    split test=0.2\n    epochs 1\n}\n')
-
-    def run(*argv):
-        err = io.StringIO()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-            return main([str(a) for a in argv]), err.getvalue()
-    assert run("train", spec, "--out", tmp_path / "r", "-q")[0] == 0
-    assert run("eval", "--run", tmp_path / "r")[0] == 0
+    assert cli("train", spec, "--out", tmp_path / "r", "-q")[0] == 0
+    assert cli("eval", "--run", tmp_path / "r")[0] == 0
     assert (tmp_path / "r" / "confusion.json").is_file()
-    code, err = run("train", spec, "--out", tmp_path / "r", "-q")
+    code, _, err = cli("train", spec, "--out", tmp_path / "r", "-q")
     assert code == 2 and "did not write" not in err and "--overwrite" in err
-    assert run("train", spec, "--out", tmp_path / "r", "--overwrite", "-q")[0] == 0
+    assert cli("train", spec, "--out", tmp_path / "r", "--overwrite", "-q")[0] == 0
     assert not (tmp_path / "r" / "confusion.json").exists()

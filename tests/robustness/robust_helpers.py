@@ -4,12 +4,10 @@ failed cleanly, and the specs the training tests use."""
 from __future__ import annotations
 
 import collections
-import contextlib
-import io
 import re
 from pathlib import Path
 
-from nnspec.cli import main
+from cli_helpers import run_cli
 
 # What the suite did, printed at the end of the run (docs/reliability.md quotes it).
 COUNTS: collections.Counter = collections.Counter()
@@ -21,16 +19,10 @@ def cli(*argv: str) -> tuple[int, str, str]:
     """`nnspec ARGV` in-process: (exit code, stdout, stderr). Asserts a clean outcome: no
     exception but argparse's SystemExit, exit code 0, 1 or 2, no traceback on stderr."""
     COUNTS["CLI runs"] += 1
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse, for bad command lines only
-            code = exc.code if isinstance(exc.code, int) else 2
-    stderr = err.getvalue()
+    code, out, stderr = run_cli(*argv)  # asserts that no traceback reached the user
     assert code in (0, 1, 2), (argv, code, stderr[-3000:])
-    assert "Traceback" not in stderr and "internal compiler error" not in stderr, stderr[-3000:]
-    return code, out.getvalue(), stderr
+    assert "internal compiler error" not in stderr, stderr[-3000:]
+    return code, out, stderr
 
 
 def fails_cleanly(code: int, stderr: str) -> str:
