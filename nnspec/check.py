@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 from nnspec import ir
 from nnspec import blocks, columns, graph
 from nnspec.checked import (EarlyStop, added_losses, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
-                            OptimizerProgram, Program, Regularization, Sweep, TrainProgram)
+                            OptimizerProgram, Program, Regularization, Sweep, TrainProgram, is_bias)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, labels_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
@@ -27,6 +27,9 @@ from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, L
                            Registry, Str, Sym, Symbol, Union, Word)
 from nnspec.source import Source, Span
 from nnspec.suggest import closest, did_you_mean, one_of, plural
+
+# layer arguments that only rows with weights take (nnspec/layers/__init__.py's `freezable`)
+_WEIGHTS_ONLY = ("trainable", "lr_mult", "bias_lr_mult")
 
 SYMBOLS: dict[str, Registry] = {
     "activation": ACTIVATIONS, "initializer": INITIALIZERS, "schedule": SCHEDULES,
@@ -377,10 +380,19 @@ class _Checker:
                     elif extra_ok:
                         extra[name] = arg
                         continue
+                    elif name in _WEIGHTS_ONLY and LAYERS.get(entry.name) is entry:
+                        ok = False
+                        self.err("E118", f"`{name}` on {what}, which has no weights", arg.key_span or arg.span,
+                                 "nothing here to train", help=f"remove `{name}`: it applies to layers with weights "
+                                                               "(`dense`, `conv2d`, `embedding`, ...)")
+                        continue
                     else:
                         ok = False
                         unknown_keys = True
                         hint = did_you_mean(name, [q.name for q in entry.params])
+                        if name == "decay_mult" and LAYERS.get(entry.name) is entry:
+                            hint = ("Caffe's `decay_mult` is a layer's own `l2=` (added to `regularize l2=`), "
+                                    "and `regularize include_bias=true` for the biases")
                         if hint is None and len(entry.params) == 1:
                             hint = f"{what} takes `{entry.params[0].name}`: {entry.params[0].doc}"
                         if hint is None:
@@ -602,6 +614,11 @@ class _Checker:
                     layers.append(Layer(node.name, entry.name, node.inputs, _public(params), (), out, {}, node.span))
                 continue
             assert in_shape is not None  # it fits: every input has a shape
+            if "bias_lr_mult" in params["__given__"] and not any(is_bias(n) for n in pshapes):
+                self.err("E118", f"`bias_lr_mult` on a `{node.op}` without biases",
+                         params["__given__"]["bias_lr_mult"].span, "no bias to multiply the rate of",
+                         help="remove `bias_lr_mult`; `lr_mult=` multiplies the rate for all of its weights")
+                ok = False
             shapes[node.name] = out
             layers.append(Layer(node.name, entry.name, node.inputs, _public(params), in_shape, out,
                                 pshapes, node.span, tuple(in_shapes)))  # type: ignore[arg-type]
