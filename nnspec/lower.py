@@ -145,7 +145,10 @@ def _scheduled(inner: optax.GradientTransformation, lr: float | Fn, warmup: int,
 
 _BASE: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": lambda learning_rate: optax.sgd(learning_rate),
-    "momentum": lambda learning_rate, momentum: optax.sgd(learning_rate, momentum=momentum),
+    # `lr_in_velocity`: the velocity accumulates the scaled steps (Caffe's, Keras's), not the gradients
+    "momentum": lambda learning_rate, momentum, lr_in_velocity: (
+        optax.chain(optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum))
+        if lr_in_velocity else optax.sgd(learning_rate, momentum=momentum)),
     "nesterov": lambda learning_rate, momentum: optax.sgd(learning_rate, momentum=momentum, nesterov=True),
     "adagrad": lambda learning_rate, initial_accumulator, eps: optax.adagrad(
         learning_rate, initial_accumulator_value=initial_accumulator, eps=eps),
@@ -156,7 +159,7 @@ _BASE: dict[str, Callable[..., optax.GradientTransformation]] = {
     "rmsprop": lambda learning_rate, decay, eps, momentum, centered: optax.rmsprop(
         learning_rate, decay=decay, eps=eps, momentum=momentum, centered=centered),
 }
-_STATIC_OPT = ("centered",)
+_STATIC_OPT = ("centered", "lr_in_velocity")
 _COMMON = ("lr", "clip_norm", "clip_value", "warmup")
 
 

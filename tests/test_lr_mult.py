@@ -45,27 +45,36 @@ def _grads(p: dict, x: np.ndarray, y: np.ndarray, l2: float) -> dict:
 MULTS = {"h": {"w": 0.5, "b": 2.0}, "out": {"w": 1.0, "b": 3.0}}
 
 
-@pytest.mark.parametrize("opt, mu, schedule", [
-    ("sgd lr=0.1", 0.0, None),
-    ("momentum lr=0.1 momentum=0.9", 0.9, None),
-    # Caffe's `inv` policy: η_t = 0.1·(1 + 0.5·t)^−0.75
-    ("momentum lr=inverse_time_decay(initial=0.1, rate=0.5, power=0.75) momentum=0.9", 0.9, (0.5, 0.75)),
+INV = "lr=inverse_time_decay(initial=0.1, rate=0.5, power=0.75) momentum=0.9"
+
+
+@pytest.mark.parametrize("opt, mu, schedule, inside", [
+    ("sgd lr=0.1", 0.0, None, False),
+    ("momentum lr=0.1 momentum=0.9", 0.9, None, False),
+    # Caffe's `inv` policy: η_t = 0.1·(1 + 0.5·t)^−0.75; the rate outside the velocity (PyTorch's) ...
+    (f"momentum {INV}", 0.9, (0.5, 0.75), False),
+    # ... and inside it, as Caffe's SGDSolver has it: v ← μ·v + η_t·m·g;  w ← w − v
+    (f"momentum {INV} lr_in_velocity=true", 0.9, (0.5, 0.75), True),
 ])
-def test_each_array_steps_at_its_multiple_of_the_rate(opt, mu, schedule):
+def test_each_array_steps_at_its_multiple_of_the_rate(opt, mu, schedule, inside):
     model = _model(opt, reg="regularize l2=0.01 include_bias=true")
     x, y = _data()
     state = model.init_state(jax.random.key(0))
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), state.params)
     v = {layer: {n: np.zeros_like(a) for n, a in ps.items()} for layer, ps in p.items()}
     step = jax.jit(lambda s: model.step(s, x, y, key=jax.random.key(1))[0])
-    for t in range(3):
+    for t in range(4):
         state = step(state)
         rate = 0.1 if schedule is None else 0.1 * (1 + schedule[0] * t) ** -schedule[1]
         g = _grads(p, x, y, 0.01)
         for layer in p:
             for n in p[layer]:
-                v[layer][n] = mu * v[layer][n] + g[layer][n]
-                p[layer][n] = p[layer][n] - rate * MULTS[layer][n] * v[layer][n]
+                if inside:
+                    v[layer][n] = mu * v[layer][n] + rate * MULTS[layer][n] * g[layer][n]
+                    p[layer][n] = p[layer][n] - v[layer][n]
+                else:
+                    v[layer][n] = mu * v[layer][n] + g[layer][n]
+                    p[layer][n] = p[layer][n] - rate * MULTS[layer][n] * v[layer][n]
                 np.testing.assert_allclose(np.asarray(state.params[layer][n]), p[layer][n], rtol=2e-5, atol=1e-6,
                                            err_msg=f"step {t}: {layer}.{n}")
 
