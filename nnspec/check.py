@@ -95,6 +95,9 @@ TRAIN = Registry("train setting", [
           doc="mini-batch size"),
     Entry("epochs", (P("count", Int(min=1), required=True, positional=True, doc="passes over the training data"),),
           doc="how long to train"),
+    Entry("steps", (P("count", Int(min=1, max=2**31 - 1), required=True, positional=True,
+                      doc="gradient steps to train for (Caffe's `max_iter`); the last epoch ends part way"),),
+          doc="how long to train, in gradient steps instead of epochs"),
     Entry("early_stop", (P("monitor", _Word(), "val_loss", "the metric to watch, as in `val_loss`"),
                          P("mode", Choice(("auto", "min", "max")), "auto", "whether lower or higher is better"),
                          P("patience", Int(min=0), 5, "epochs without improvement before stopping"),
@@ -1142,6 +1145,7 @@ class _Checker:
         ok = ok and cols is not None
         stream = self.check_stream(bound, seen, batch, target)
         ok = ok and stream is not False
+        ok = self.check_steps(bound, seen) and ok
         if not ok:
             return
         self.train = TrainProgram(
@@ -1161,7 +1165,26 @@ class _Checker:
             start_from=bound["start_from"]["run"] if "start_from" in bound else None,
             start_optimizer=bound["start_from"]["optimizer"] if "start_from" in bound else False,
             start_span=seen["start_from"].span if "start_from" in seen else None,
-            stream=stream)
+            stream=stream, steps=bound["steps"]["count"] if "steps" in bound else None)
+
+    def check_steps(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive]) -> bool:
+        """`steps N` says how long instead of `epochs`; its last, partial epoch is one program
+        of its own, which the streamed epoch and the step history do not have (E119)."""
+        if "steps" not in seen:
+            return True
+        d = seen["steps"]
+        if "epochs" in seen:
+            self.err("E108", "`steps` and `epochs` both say how long to train", d.span, "",
+                     secondary=[(seen["epochs"].span, "and this")], help="keep one of them")
+            return False
+        for other, why in (("stream", "a streamed epoch"), ("history", "the step history (`history steps`)")):
+            if other in seen and (other != "history" or bound.get("history", {}).get("of") == "steps"):
+                self.err("E119", f"`steps` ends the last epoch part way, which {why} cannot do yet", d.span,
+                         "a partial last epoch", secondary=[(seen[other].span, "whole epochs only")],
+                         help=f"count whole epochs with `epochs N`, or remove "
+                              f"`{self.written(seen[other].span) or seen[other].keyword}`")
+                return False
+        return True
 
     def check_stream(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive], batch: Any,
                      target: str) -> int | str | None | bool:

@@ -229,6 +229,9 @@ class TrainProgram:
     precision: str = "float32"
     # `steps`: every step's training loss is recorded too (steps.csv, Result.steps).
     history: str = "epochs"
+    # `steps N`: train for N gradient steps (the epochs they take, the last one part way),
+    # instead of `epochs`; None: `epochs` says how long.
+    steps: int | None = None
     # Separate validation and test sources (`data csv(...) val=csv(...) test=csv(...)`),
     # instead of fractions split off the training data; None where there is none.
     val_data: Any = None  # datasets.DataSource

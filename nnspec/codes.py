@@ -224,6 +224,19 @@ leaves out:
     dense 64 bias=false bias_lr_mult=2
 
 Write the multiplier on the layer whose weights it is for."""),
+    "E119": ("a budget in steps with a streamed epoch or the step history", """
+`steps N` trains for N gradient steps, so its last epoch usually ends part way: that
+epoch is a program of its own. A streamed epoch (`stream`) and the step history
+(`history steps`, one row of losses per epoch) have no such program yet:
+
+    train {
+        data builtin("moons")
+        steps 500
+        history steps
+    }
+
+Count whole epochs with `epochs N` (N·⌈examples / batch⌉ steps), or remove `stream` or
+`history steps`."""),
     "E201": ("layer needs a flat input", """
 `dense` multiplies a vector by a matrix; its input must be one-dimensional.
 Put `flatten` before it to turn an (8, 8) image into 64 numbers."""),
