@@ -394,8 +394,8 @@ class _Checker:
                         unknown_keys = True
                         hint = did_you_mean(name, [q.name for q in entry.params])
                         if name == "decay_mult" and LAYERS.get(entry.name) is entry:
-                            hint = ("Caffe's `decay_mult` is a layer's own `l2=` (added to `regularize l2=`), "
-                                    "and `regularize include_bias=true` for the biases")
+                            hint = ("for Caffe's `decay_mult`, write a layer's own `l2=` (added to `regularize l2=`), "
+                                    "and `regularize include_bias=true` to decay the biases")
                         if hint is None and len(entry.params) == 1:
                             hint = f"{what} takes `{entry.params[0].name}`: {entry.params[0].doc}"
                         if hint is None:
