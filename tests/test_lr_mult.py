@@ -145,3 +145,34 @@ train {
         alone = fit(member.program)
         np.testing.assert_allclose(np.asarray(alone.params["h"]["b"]), np.asarray(member.params["h"]["b"]),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_state_of_the_other_momentum_form_is_refused(tmp_path):
+    """`lr_in_velocity=true` keeps η·v in the arrays where the default keeps v: the same
+    shapes, other numbers, so going on from a run of the other form is refused (E405);
+    a multiplier leaves the state as it is, so going on with one is allowed."""
+    from nnspec.diagnostics import NNSpecError
+    base = """model m {
+    input x[2]
+    h: dense 4 relu H
+    out: dense 1 sigmoid
+}
+loss binary_crossentropy
+optimizer momentum OPT
+train {
+    data builtin("moons", n=100)
+    epochs 1
+START}
+"""
+    (tmp_path / "a.nn").write_text(base.replace("H", "").replace("OPT", "").replace("START", ""))
+    nnspec.train(nnspec.check_text((tmp_path / "a.nn").read_text(), filename=str(tmp_path / "a.nn")),
+                 out=tmp_path / "a")
+    start = '    start_from "a" optimizer=true\n'
+    other = base.replace("H", "").replace("OPT", "lr_in_velocity=true").replace("START", start)
+    (tmp_path / "c.nn").write_text(other)
+    with pytest.raises(NNSpecError) as err:
+        nnspec.train(nnspec.check_text(other, filename=str(tmp_path / "c.nn")), out=tmp_path / "c")
+    assert err.value.diagnostics[0].code == "E405"
+    same = base.replace("H", "bias_lr_mult=2").replace("OPT", "").replace("START", start)
+    (tmp_path / "b.nn").write_text(same)
+    nnspec.train(nnspec.check_text(same, filename=str(tmp_path / "b.nn")), out=tmp_path / "b")
