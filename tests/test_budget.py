@@ -90,3 +90,15 @@ def test_a_sweep_over_the_budget():
         alone = fit(m.program)
         for a, b in zip(_leaves(alone.params), _leaves(m.params)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_resumed_budget_ends_where_the_whole_run_does(tmp_path):
+    program = _program("steps 16")  # 7 + 7 + 2
+    whole = fit(program, out=tmp_path / "whole")
+    fit(program, out=tmp_path / "part", stop_after=2)
+    resumed = fit(program, out=tmp_path / "part", resume=True)
+    assert len(resumed.history) == len(whole.history) == 3
+    for a, b in zip(_leaves(whole.params), _leaves(resumed.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    again = fit(program, out=tmp_path / "whole", resume=True)
+    assert again.already_finished
