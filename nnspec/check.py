@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 from nnspec import ir
 from nnspec import blocks, columns, graph
 from nnspec.checked import (EarlyStop, added_losses, Fn, Head, Input, Layer, LossProgram, MetricProgram, ModelProgram,
-                            OptimizerProgram, Program, Regularization, Sweep, TrainProgram)
+                            OptimizerProgram, Program, Regularization, Sweep, TrainProgram, is_bias)
 from nnspec.datasets import DATASETS, SOURCES, DataSource, classes_of, features_of, input_of, labels_of, vocab_of
 from nnspec.diagnostics import Diagnostic, NNSpecError, error, warning
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS, ShapeError, param_shapes, show_shape
@@ -27,6 +27,9 @@ from nnspec.params import (ArgError, Bool, Callish, Choice, Entry, Float, Int, L
                            Registry, Str, Sym, Symbol, Union, Word)
 from nnspec.source import Source, Span
 from nnspec.suggest import closest, did_you_mean, one_of, plural
+
+# layer arguments that only rows with weights take (nnspec/layers/__init__.py's `freezable`)
+_WEIGHTS_ONLY = ("trainable", "lr_mult", "bias_lr_mult")
 
 SYMBOLS: dict[str, Registry] = {
     "activation": ACTIVATIONS, "initializer": INITIALIZERS, "schedule": SCHEDULES,
@@ -92,6 +95,9 @@ TRAIN = Registry("train setting", [
           doc="mini-batch size"),
     Entry("epochs", (P("count", Int(min=1), required=True, positional=True, doc="passes over the training data"),),
           doc="how long to train"),
+    Entry("steps", (P("count", Int(min=1, max=2**31 - 1), required=True, positional=True,
+                      doc="gradient steps to train for (Caffe's `max_iter`); the last epoch ends part way"),),
+          doc="how long to train, in gradient steps instead of epochs"),
     Entry("early_stop", (P("monitor", _Word(), "val_loss", "the metric to watch, as in `val_loss`"),
                          P("mode", Choice(("auto", "min", "max")), "auto", "whether lower or higher is better"),
                          P("patience", Int(min=0), 5, "epochs without improvement before stopping"),
@@ -377,10 +383,19 @@ class _Checker:
                     elif extra_ok:
                         extra[name] = arg
                         continue
+                    elif name in _WEIGHTS_ONLY and LAYERS.get(entry.name) is entry:
+                        ok = False
+                        self.err("E118", f"`{name}` on {what}, which has no weights", arg.key_span or arg.span,
+                                 "nothing here to train", help=f"remove `{name}`: it applies to layers with weights "
+                                                               "(`dense`, `conv2d`, `embedding`, ...)")
+                        continue
                     else:
                         ok = False
                         unknown_keys = True
                         hint = did_you_mean(name, [q.name for q in entry.params])
+                        if name == "decay_mult" and LAYERS.get(entry.name) is entry:
+                            hint = ("for Caffe's `decay_mult`, write a layer's own `l2=` (added to `regularize l2=`), "
+                                    "and `regularize include_bias=true` to decay the biases")
                         if hint is None and len(entry.params) == 1:
                             hint = f"{what} takes `{entry.params[0].name}`: {entry.params[0].doc}"
                         if hint is None:
@@ -602,6 +617,11 @@ class _Checker:
                     layers.append(Layer(node.name, entry.name, node.inputs, _public(params), (), out, {}, node.span))
                 continue
             assert in_shape is not None  # it fits: every input has a shape
+            if "bias_lr_mult" in params["__given__"] and not any(is_bias(n) for n in pshapes):
+                self.err("E118", f"`bias_lr_mult` on a `{node.op}` without biases",
+                         params["__given__"]["bias_lr_mult"].span, "no bias to multiply the rate of",
+                         help="remove `bias_lr_mult`; `lr_mult=` multiplies the rate for all of its weights")
+                ok = False
             shapes[node.name] = out
             layers.append(Layer(node.name, entry.name, node.inputs, _public(params), in_shape, out,
                                 pshapes, node.span, tuple(in_shapes)))  # type: ignore[arg-type]
@@ -1125,6 +1145,7 @@ class _Checker:
         ok = ok and cols is not None
         stream = self.check_stream(bound, seen, batch, target)
         ok = ok and stream is not False
+        ok = self.check_steps(bound, seen) and ok
         if not ok:
             return
         self.train = TrainProgram(
@@ -1144,7 +1165,26 @@ class _Checker:
             start_from=bound["start_from"]["run"] if "start_from" in bound else None,
             start_optimizer=bound["start_from"]["optimizer"] if "start_from" in bound else False,
             start_span=seen["start_from"].span if "start_from" in seen else None,
-            stream=stream)
+            stream=stream, steps=bound["steps"]["count"] if "steps" in bound else None)
+
+    def check_steps(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive]) -> bool:
+        """`steps N` says how long instead of `epochs`; its last, partial epoch is one program
+        of its own, which the streamed epoch and the step history do not have (E119)."""
+        if "steps" not in seen:
+            return True
+        d = seen["steps"]
+        if "epochs" in seen:
+            self.err("E108", "`steps` and `epochs` both say how long to train", d.span, "",
+                     secondary=[(seen["epochs"].span, "and this")], help="keep one of them")
+            return False
+        for other, why in (("stream", "a streamed epoch"), ("history", "the step history (`history steps`)")):
+            if other in seen and (other != "history" or bound.get("history", {}).get("of") == "steps"):
+                self.err("E119", f"`steps` ends the last epoch part way, which {why} cannot do yet", d.span,
+                         "a partial last epoch", secondary=[(seen[other].span, "whole epochs only")],
+                         help=f"count whole epochs with `epochs N`, or remove "
+                              f"`{self.written(seen[other].span) or seen[other].keyword}`")
+                return False
+        return True
 
     def check_stream(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive], batch: Any,
                      target: str) -> int | str | None | bool:

@@ -26,6 +26,12 @@ def is_state(name: str) -> bool:
     return name.startswith("moving_")
 
 
+def is_bias(name: str) -> bool:
+    """Whether a layer's array is a bias (`b`, `b_rec`, `b_back`) or a normalization's
+    `*scale` or `*offset`: the arrays `include_bias` and `bias_lr_mult` govern."""
+    return not is_state(name) and (name.startswith("b") or name.endswith(("scale", "offset")))
+
+
 def _size(shape: Shape) -> int:
     n = 1
     for d in shape:
@@ -54,6 +60,13 @@ class Layer:
     def trainable(self) -> bool:
         """False for a layer written with `trainable=false` (frozen)."""
         return self.params.get("trainable", True) is not False
+
+    def lr_mult(self, name: str) -> float:
+        """What the learning rate is multiplied by for the array `name` (`lr_mult=`, and
+        `bias_lr_mult=` for biases, Caffe's per-parameter `lr_mult`): 1 unless written."""
+        whole = float(self.params.get("lr_mult", 1.0))
+        bias = self.params.get("bias_lr_mult")
+        return float(bias) if bias is not None and is_bias(name) else whole
 
     @property
     def n_trainable(self) -> int:
@@ -216,6 +229,9 @@ class TrainProgram:
     precision: str = "float32"
     # `steps`: every step's training loss is recorded too (steps.csv, Result.steps).
     history: str = "epochs"
+    # `steps N`: train for N gradient steps (the epochs they take, the last one part way),
+    # instead of `epochs`; None: `epochs` says how long.
+    steps: int | None = None
     # Separate validation and test sources (`data csv(...) val=csv(...) test=csv(...)`),
     # instead of fractions split off the training data; None where there is none.
     val_data: Any = None  # datasets.DataSource

@@ -202,6 +202,41 @@ listed once.
     }
 
 A text target's classes are named already; remove it from `categorical`."""),
+    "E117": ("learning-rate multiplier of 0", """
+`lr_mult=` multiplies the learning rate for a layer's arrays (Caffe's `lr_mult`); a
+multiplier of 0 would keep them where they start while the optimizer still keeps state
+for them:
+
+    dense 64 relu lr_mult=0
+
+To freeze a layer write `trainable=false`, which takes no step, keeps no optimizer state
+and leaves the layer out of weight decay. (`bias_lr_mult=0` is allowed: it keeps the
+biases alone fixed, which nothing else can say.)"""),
+    "E118": ("learning-rate multiplier on a layer without weights", """
+`lr_mult=`, `bias_lr_mult=` and `trainable=` apply to the arrays a layer trains; a layer
+without any (`relu`, `dropout`, `max_pool2d`, `flatten`, ...) has nothing to multiply:
+
+    dropout 0.5 lr_mult=2
+
+and `bias_lr_mult=` needs biases, which `bias=false` (or a layer such as `embedding`)
+leaves out:
+
+    dense 64 bias=false bias_lr_mult=2
+
+Write the multiplier on the layer whose weights it is for."""),
+    "E119": ("a budget in steps with a streamed epoch or the step history", """
+`steps N` trains for N gradient steps, so its last epoch usually ends part way: that
+epoch is a program of its own. A streamed epoch (`stream`) and the step history
+(`history steps`, one row of losses per epoch) have no such program yet:
+
+    train {
+        data builtin("moons")
+        steps 500
+        history steps
+    }
+
+Count whole epochs with `epochs N` (N·⌈examples / batch⌉ steps), or remove `stream` or
+`history steps`."""),
     "E201": ("layer needs a flat input", """
 `dense` multiplies a vector by a matrix; its input must be one-dimensional.
 Put `flatten` before it to turn an (8, 8) image into 64 numbers."""),

@@ -29,7 +29,7 @@ from nnspec.prepare import Splits, _spec_dir, fail, prepare, with_class_weights
 from nnspec.start import start_params
 from nnspec.show import format_value
 from nnspec.split import record_of as split_record, recorded_differs
-from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, batch_rows, member, replay, rows, stack
+from nnspec.trainer import Divergence, Snapshot, Trainer, _batches, batch_rows, budget, member, replay, rows, stack
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnspec.predictor import Predictor
@@ -170,6 +170,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         assert t is not None
     splits = prepare(program, base, given=data)
     program = with_class_weights(program, splits.class_weights)  # `class_weight=balanced`'s numbers
+    if t.steps is not None:  # `steps N`: the epochs it takes over this training split
+        total = budget(t.steps, len(splits.train), t.batch, for_run(program, devices).count)[0]
     if resume and out is not None:
         moved = recorded_differs(splits.rows, out)  # (not `differs`: given.differs, above)
         if moved is not None:

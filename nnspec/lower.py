@@ -21,7 +21,7 @@ import numpy as np
 import jax.numpy as jnp
 import optax
 
-from nnspec.checked import Fn, OptimizerProgram, Program, Regularization, is_state
+from nnspec.checked import Fn, OptimizerProgram, Program, Regularization, is_bias, is_state
 from nnspec import metrics as metric_lib
 from nnspec import nn
 
@@ -145,7 +145,10 @@ def _scheduled(inner: optax.GradientTransformation, lr: float | Fn, warmup: int,
 
 _BASE: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": lambda learning_rate: optax.sgd(learning_rate),
-    "momentum": lambda learning_rate, momentum: optax.sgd(learning_rate, momentum=momentum),
+    # `lr_in_velocity`: the velocity accumulates the scaled steps (Caffe's, Keras's), not the gradients
+    "momentum": lambda learning_rate, momentum, lr_in_velocity: (
+        optax.chain(optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum))
+        if lr_in_velocity else optax.sgd(learning_rate, momentum=momentum)),
     "nesterov": lambda learning_rate, momentum: optax.sgd(learning_rate, momentum=momentum, nesterov=True),
     "adagrad": lambda learning_rate, initial_accumulator, eps: optax.adagrad(
         learning_rate, initial_accumulator_value=initial_accumulator, eps=eps),
@@ -156,7 +159,7 @@ _BASE: dict[str, Callable[..., optax.GradientTransformation]] = {
     "rmsprop": lambda learning_rate, decay, eps, momentum, centered: optax.rmsprop(
         learning_rate, decay=decay, eps=eps, momentum=momentum, centered=centered),
 }
-_STATIC_OPT = ("centered",)
+_STATIC_OPT = ("centered", "lr_in_velocity")
 _COMMON = ("lr", "clip_norm", "clip_value", "warmup")
 
 
@@ -178,13 +181,16 @@ def optimizer_hparams(opt: OptimizerProgram, reg: Regularization = Regularizatio
 
 
 def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization(), *,
-              with_decay: bool = False, frozen: frozenset[str] = frozenset()) -> optax.GradientTransformation:
+              with_decay: bool = False, frozen: frozenset[str] = frozenset(),
+              mults: Mapping[str, Mapping[str, float]] | None = None) -> optax.GradientTransformation:
     """The optimizer as one optax composition, every number a traced hyperparameter.
     `with_decay` keeps a (possibly zero) decoupled decay, so a sweep's models share one structure.
     The layers named in `frozen` (`trainable=false`) are left out by `optax.multi_transform`:
     their updates are zeros (`optax.set_to_zero`), and the optimizer keeps no state for them
     (its moments hold `optax.MaskedNode`s in their place), clipping's global norm and the
-    weight decay do not see them."""
+    weight decay do not see them. `mults` (`lr_multipliers`: `lr_mult=`, `bias_lr_mult=`) scales
+    the arrays it names, last, so every term of their step (decoupled decay too) is
+    lr_mult·η; clipping's global norm is still taken over the gradients, before it."""
     p = opt.params
     base_args = {k: v for k, v in p.items() if k not in _COMMON}
 
@@ -198,6 +204,8 @@ def optimizer(opt: OptimizerProgram, reg: Regularization = Regularization(), *,
         if decoupled_decay is not None:
             # w ← w − η·λ·w, outside the adaptive scaling (Loshchilov & Hutter)
             parts.append(optax.add_decayed_weights(-learning_rate * decoupled_decay, mask=_decay_mask(reg)))
+        if mults:
+            parts.append(_multiplied(mults))
         if not frozen:
             return optax.chain(*parts)
         return optax.multi_transform({"train": optax.chain(*parts), "frozen": optax.set_to_zero()},
@@ -222,7 +230,7 @@ def role(name: str) -> str:
     normalization's `*scale` and `*offset`, which Keras does not penalize either), or `weight`."""
     if is_state(name):
         return "state"
-    if name.startswith("b") or name.endswith(("scale", "offset")):
+    if is_bias(name):
         return "bias"
     return "weight"
 
@@ -240,6 +248,26 @@ def _frozen_labels(frozen: frozenset[str]) -> Callable[[Params], Any]:
 def frozen_layers(program: Program) -> frozenset[str]:
     """The layers written with `trainable=false`."""
     return frozenset(layer.name for layer in program.model.layers if not layer.trainable)
+
+
+def lr_multipliers(program: Program) -> dict[str, dict[str, float]]:
+    """Each array's multiple of the learning rate that is not 1 (`lr_mult=`, `bias_lr_mult=`),
+    by layer and name; running statistics take no step, so none."""
+    out: dict[str, dict[str, float]] = {}
+    for layer in program.model.layers:
+        ms = {n: layer.lr_mult(n) for n in layer.param_shapes if not is_state(n) and layer.lr_mult(n) != 1}
+        if ms:
+            out[layer.name] = ms
+    return out
+
+
+def _multiplied(mults: Mapping[str, Mapping[str, float]]) -> optax.GradientTransformation:
+    """The updates of the arrays `mults` names, times their multipliers (optax.scale, per array)."""
+    def update(updates, state, params=None):
+        return {layer: {n: u * mults[layer][n] if n in mults.get(layer, {}) else u for n, u in ps.items()}
+                for layer, ps in updates.items()}, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def _decay_mask(reg: Regularization) -> Callable[[Params], Any]:
@@ -280,7 +308,7 @@ class Model:
         # (the checker makes every output of a `loss { }` block agree)
         self.batch_sum = any(h.loss.params.get("batch_reduction") == "sum" for h in self.heads)
         self.optimizer = (optimizer(program.optimizer, program.regularization, with_decay=with_decay,
-                                    frozen=self.frozen) if program.optimizer else None)
+                                    frozen=self.frozen, mults=lr_multipliers(program)) if program.optimizer else None)
         # `precision bf16`: the forward pass computes in bfloat16 from float32 weights, which
         # stay the master copy (the gradients come back as float32 through the casts); the
         # loss and the metrics read the output as float32. No loss scaling: bfloat16 has

@@ -27,7 +27,10 @@ _COMMON = (
 
 OPTIMIZERS = Registry("optimizer", [
     Entry("sgd", (_lr(0.01), *_COMMON), doc="w ← w − η·∇L", attrs={"slots": 0, "lr_warn": 1.0}),
-    Entry("momentum", (_lr(0.01), P("momentum", Float(ge=0, lt=1), 0.9, "momentum coefficient μ"), *_COMMON),
+    Entry("momentum", (_lr(0.01), P("momentum", Float(ge=0, lt=1), 0.9, "momentum coefficient μ"),
+                       P("lr_in_velocity", Bool(), False,
+                         "`true`: v ← μ·v + η·∇L, then w ← w − v (Caffe's and Keras's SGD), which differs "
+                         "from the default only where η changes from step to step"), *_COMMON),
           doc="v ← μ·v + ∇L;  w ← w − η·v", attrs={"slots": 1, "lr_warn": 1.0}),
     Entry("nesterov", (_lr(0.01), P("momentum", Float(ge=0, lt=1), 0.9, "momentum coefficient μ"), *_COMMON),
           doc="momentum with the gradient taken at the look-ahead point", attrs={"slots": 1, "lr_warn": 1.0}),

@@ -166,14 +166,17 @@ def _columns_record(columns: Any) -> dict[str, Any] | None:
 
 
 def with_overrides(program: Program, overrides: Mapping[str, Any]) -> Program:
-    """The program with the command line's `--seed` applied (to every model of a sweep)."""
+    """The program with the command line's `--seed` applied (to every model of a sweep), and
+    `--epochs`, which replaces a `steps N` budget (the epochs themselves are the caller's)."""
     seed = overrides.get("seed")
-    if seed is None or program.train is None:
+    whole = overrides.get("epochs") is not None
+    if (seed is None and not whole) or program.train is None:
         return program
 
     def reseed(p: Program) -> Program:
         assert p.train is not None  # a sweep's programs all train, as the spec does
-        return dataclasses.replace(p, train=dataclasses.replace(p.train, seed=seed))
+        return dataclasses.replace(p, train=dataclasses.replace(
+            p.train, seed=p.train.seed if seed is None else seed, steps=None if whole else p.train.steps))
     out = reseed(program)
     if program.sweep is not None:
         out = dataclasses.replace(out, sweep=dataclasses.replace(

@@ -95,10 +95,16 @@ def start_params(programs: Sequence[Program], trainer: Any, base_dir: Path) -> t
                          "give both the same layers, or leave out `optimizer=true`")
         fresh = trainer.fresh_opt_state(params)
         try:
-            trees, _ = checkpoint.load(ckpt, {"opt_state": member(fresh, 0)})
+            trees, meta = checkpoint.load(ckpt, {"opt_state": member(fresh, 0)})
         except checkpoint.CheckpointError as exc:
             raise refuse(f"its optimizer state does not fit this spec's optimizer ({exc.message})",
                          "use the run's optimizer, or leave out `optimizer=true`") from None
+        # arrays of the same shapes may still mean other things (`momentum lr_in_velocity=true`
+        # keeps η·v where the default keeps v): the run's names for them must be this spec's
+        stored = (meta.get("names") or {}).get("opt_state")
+        if stored and stored != checkpoint.leaf_names(member(fresh, 0))[0]:
+            raise refuse("its optimizer state does not fit this spec's optimizer (the same arrays, kept by "
+                         "another form of the update)", "use the run's optimizer, or leave out `optimizer=true`")
         # the moments and the step count go on; the rates and constants are this spec's
         opt_state = stack([with_hparams(trees["opt_state"], p.optimizer, p.regularization)  # type: ignore[arg-type]
                            for p in programs])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nnspec import ir
 from nnspec.check import show_bytes
-from nnspec.checked import Program
+from nnspec.checked import Layer, Program, is_bias, is_state
 from nnspec.layers import show_shape
 
 
@@ -47,12 +47,27 @@ def _block_kind(use: ir.Node, names: list[str]) -> str:
     return f"{use.op} ×{count}" if count != 1 else use.op
 
 
+def _lr_mults(layer: Layer) -> str:
+    """`, lr ×2` (every array), `, bias lr ×2` (the biases alone), or both: what
+    `lr_mult=` and `bias_lr_mult=` multiply the learning rate by, where it is not 1."""
+    names = [n for n in layer.param_shapes if not is_state(n)]
+    biases = {layer.lr_mult(n) for n in names if is_bias(n)}
+    weights = {layer.lr_mult(n) for n in names if not is_bias(n)}
+    if not names or biases | weights == {1.0}:
+        return ""
+    if biases == weights or not biases:
+        return f", lr ×{weights.pop():g}"
+    whole = f", lr ×{weights.pop():g}" if weights and weights != {1.0} else ""
+    return f"{whole}, bias lr ×{biases.pop():g}"
+
+
 def summary(program: Program) -> str:
     """The model as a table: one row per input and layer, then the totals. A use of a
     block has a row of its own, its output's, with the layers it stands for indented
     under it (their parameters and FLOPs are counted there, once). A layer that
     reads another node than the row above it (`from`, a merge) says what it reads, in a
-    column that only a graph has; a frozen layer (`trainable=false`) says so by its type.
+    column that only a graph has; a frozen layer (`trainable=false`) says so by its type, and a layer whose learning rate is
+    multiplied (`lr_mult=`, `bias_lr_mult=`) by how much.
     Non-trainable parameters are frozen layers' and running statistics, as Keras counts them. FLOPs are the layer rules' estimates for one example
     (docs/language.md, "FLOPs")."""
     model = program.model
@@ -64,6 +79,7 @@ def summary(program: Program) -> str:
         act = layer.activation if layer.op == "dense" else None
         kind = f"{layer.op} {act}" if act and act != "identity" else layer.op
         kind += "" if layer.trainable else ", frozen"
+        kind += _lr_mults(layer)
         reads = ", ".join(layer.inputs) if layer.inputs != ((previous,) if previous else ()) else ""
         use = uses.get(layer.name.split(".")[0]) if "." in layer.name else None
         if use is not None and use is not group:  # a block's instance: a row of its own, its layers under it

@@ -38,6 +38,7 @@ from nnspec.prepare import Splits, _spec_dir, data_key, fail, preparation_key, p
 from nnspec.start import start_params
 from nnspec.split import record_of as split_record, recorded_differs
 from nnspec.trainer import Divergence, Snapshot, Track, Trainer, _batches, stack
+from nnspec.trainer import budget as steps_budget
 from nnspec.show import format_value
 
 
@@ -161,17 +162,19 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
             raise runs.RunFolderError(f"`{out}` is a sweep begun with {begun}; resume it without `--epochs`, "
                                       f"or train a new run")
         epochs, base_dir = saved["epochs"], Path(saved["base_dir"])
-    program = runs.with_overrides(program, {"seed": seed})
+    written_steps = program.train.steps if program.train is not None else None
+    program = runs.with_overrides(program, {"seed": seed, "epochs": epochs})  # `--epochs` replaces `steps`
     sweep = program.sweep
     assert sweep is not None, "not a sweep"
     t = program.train
     if t is None or not program.heads or program.optimizer is None:
         raise fail("E112", "this spec cannot be trained: it needs a `loss`, an `optimizer` and a `train` block",
                    program, None, help="add the missing sections")
-    swept_epochs = next((a for a in sweep.axes if a.name.split(".")[0] == "epochs"), None)
+    swept_epochs = next((a for a in sweep.axes if a.name.split(".")[0] in ("epochs", "steps")), None)
     if epochs is not None and swept_epochs is not None:
         # The table and best.nn would list epoch counts that no model was trained for.
-        raise fail("E108", f"`--epochs {epochs}` would replace the swept `epochs`", program, swept_epochs.span,
+        raise fail("E108", f"`--epochs {epochs}` would replace the swept `{swept_epochs.name.split('.')[0]}`",
+                   program, swept_epochs.span,
                    label="the epochs this sweep tries", help="leave out `--epochs`, or write one number in the spec")
     swept_seed = next((a for a in sweep.axes if a.name == "seed"), None)
     if swept_seed is not None and any(p.train.seed != s["seed"]  # type: ignore[union-attr]
@@ -214,7 +217,8 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         notes.append(f"{_names(data_axes)} {_verb(data_axes)} the data: the models were trained and "
                      f"measured on different examples, so their `{monitor}` values are not strictly comparable")
     if epochs is not None:
-        notes.append(f"`--epochs {epochs}` replaces the spec's `epochs {t.epochs}` for every model")
+        was = f"steps {written_steps}" if written_steps is not None else f"epochs {t.epochs}"
+        notes.append(f"`--epochs {epochs}` replaces the spec's `{was}` for every model")
     budget = (physical_memory() or 8 << 30) // 4
     chunks: list[tuple[int, list[int]]] = []  # (program, the models trained as one stack)
     for g, group in enumerate(groups):
@@ -266,7 +270,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
 
     # the bar counts every stack's epochs; a stack that ends early (every model stopped)
     # moves it on to the next stack's start
-    ends = list(np.cumsum([epochs or sweep.programs[part[0]].train.epochs for _, part in chunks]))  # type: ignore[union-attr]
+    ends = list(np.cumsum([_epochs(members[part[0]], epochs, devices) for _, part in chunks]))
     pbar: Any = None
     if progress is True:
         current = saved.get("current") if saved is not None else None
@@ -285,7 +289,7 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
                 continue
             first = sweep.programs[part[0]]
             _train_group([members[i] for i in part], members[part[0]].splits,  # type: ignore[arg-type]
-                         epochs or first.train.epochs, monitor, mode,  # type: ignore[union-attr]
+                         _epochs(members[part[0]], epochs, devices), monitor, mode,
                          callback, label=f"program {g + 1}/{len(groups)}, " if len(groups) > 1 else "",
                          everyone=members, save=functools.partial(save, ci),
                          every=checkpoint_every,
@@ -306,11 +310,23 @@ def fit_sweep(program: Program, *, epochs: int | None = None, out: Path | None =
         # what eval rebuilds: the best model's data, made with the sweep's data seed
         best = result.best.program
         result.record = runs.record(runs.with_overrides(best, {"seed": data_seed}), base_dir or _spec_dir(program),
-                                    epochs=epochs or best.train.epochs,  # type: ignore[union-attr]
+                                    epochs=_epochs(result.best, epochs, devices),
                                     overrides={k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None},
                                     given=data)
         _write_run(out, result)
     return result
+
+
+def _epochs(m: MemberResult, epochs: int | None, devices: int | str | None) -> int:
+    """The epochs model `m` trains for: `--epochs`, else those of its `steps N` over its
+    training split, else its `epochs`."""
+    t = m.program.train
+    assert t is not None
+    if epochs is not None:
+        return epochs
+    if t.steps is None or m.splits is None:
+        return t.epochs
+    return steps_budget(t.steps, len(m.splits.train), t.batch, for_run(m.program, devices).count)[0]
 
 
 def _names(names: list[str]) -> str:

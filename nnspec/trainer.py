@@ -62,24 +62,41 @@ def _batches(n: int, batch: int | None, devices: int = 1) -> tuple[int, int, int
     return b, steps, pad, weights
 
 
-def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = None, devices: int = 1) -> Callable:
+def budget(steps: int, n: int, batch: int | None, devices: int = 1) -> tuple[int, int | None]:
+    """`steps N` over n examples: (the epochs it takes, the steps of the last one where that
+    is short of a whole epoch, else None)."""
+    per = _batches(n, batch, devices)[1]
+    epochs = -(-steps // per)
+    last = steps - (epochs - 1) * per
+    return epochs, (last if last < per else None)
+
+
+def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = None, devices: int = 1,
+             limit: int | None = None) -> Callable:
     """(state, x, y, order, base key, epoch, hparams) -> (state, metric sums, per-step
     losses). `order` is the epoch's permutation of the examples (`shuffle`); the dropout
     keys are folded from the base key and the epoch on the device. Pure: stacks vmap it.
 
     Every example is used once per epoch: the last, partial batch is padded with
     repeated examples whose weight is 0, so all batches have one static shape.
-    `split` (devices.Devices.split_batch) spreads each step's batch over `devices`."""
+    `split` (devices.Devices.split_batch) spreads each step's batch over `devices`.
+    `limit` (the last epoch of `steps N`): only the epoch's first `limit` steps, the same
+    batches and keys as the whole epoch's; its sums are over the examples they saw."""
     b, steps, pad, weights = _batches(n, batch, devices)
+    take = steps if limit is None else limit
+    if take < steps:  # the padded batch is the last: the steps taken have none
+        weights, seen = None, take * b
+    else:
+        seen = n
 
     def run(state: TrainState, x, y, order, base_key, epoch, hparams):
         key = jax.random.fold_in(base_key, epoch)
-        idx = jnp.concatenate([order, order[:pad]]).reshape(steps, b)
-        keys = jax.random.split(key, steps)
+        idx = jnp.concatenate([order, order[:pad]]).reshape(steps, b)[:take]
+        keys = jax.random.split(key, steps)[:take]
         body = _step_body(model, split, hparams, lambda i: (rows(x, i), rows(y, i)))
         (state, stats), losses = jax.lax.scan(body, (state, _zero_stats(model, b, y)), (idx, weights, keys))
         per_step = losses / (jnp.sum(weights, axis=1) if weights is not None else b)
-        return state, {"loss": jnp.sum(losses) / n, **model.finalize(stats)}, per_step
+        return state, {"loss": jnp.sum(losses) / seen, **model.finalize(stats)}, per_step
 
     return run
 
@@ -476,12 +493,19 @@ class Trainer:
         self.n = len(splits.train)
         # Models with the same seed see the examples in the same order: one shared permutation.
         self.shared = len(set(self.seeds)) == 1
+        axes = (0, None, None, None if self.shared else 0, 0, None, 0)
         if self.streamed:
             self._windows(t.batch, t.stream, split, spmd)
         else:
             self._epoch = compiled(over_models(epoch_fn(self.model, self.n, t.batch, split, self.devices.count),
-                                               self.count, (0, None, None, None if self.shared else 0, 0, None, 0),
-                                               spmd))
+                                               self.count, axes, spmd))
+        # `steps N`: the epochs it takes, and a program of its own for a last epoch that
+        # ends part way (`stream` and `history steps` have none: E119)
+        self.epochs, self.last_steps = (t.epochs, None) if t.steps is None else budget(
+            t.steps, self.n, t.batch, self.devices.count)
+        if self.last_steps is not None:
+            self._last_epoch = compiled(over_models(epoch_fn(self.model, self.n, t.batch, split, self.devices.count,
+                                                             self.last_steps), self.count, axes, spmd))
         self._evaluate = compiled(over_models(eval_sums_fn(self.model, split), self.count, (0, None, None, None, 0),
                                               spmd))
         self._select = jax.jit(_select)
@@ -639,8 +663,9 @@ class Trainer:
             if self.streamed:
                 new, sums, per_step = self._streamed_epoch(snap.state, self.order(epoch), epoch)
             else:
-                new, sums, per_step = self._epoch(snap.state, self.x, self.y, self.order(epoch), self.epoch_keys,
-                                                  np.int32(epoch), self.hparams)
+                short = self.last_steps is not None and epoch == self.epochs - 1
+                new, sums, per_step = (self._last_epoch if short else self._epoch)(
+                    snap.state, self.x, self.y, self.order(epoch), self.epoch_keys, np.int32(epoch), self.hparams)
             sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
             kept_steps = np.asarray(per_step, np.float32) if self.record_steps else None
             losses = sums["loss"]

@@ -387,6 +387,7 @@ def gen_train_defaults() -> str:
         "split": f"`split val={_num(t.val)} test={_num(t.test)}`: every example is for training",
         "batch": f"`batch {t.batch if t.batch is not None else 'all'}`",
         "epochs": f"`epochs {t.epochs}`",
+        "steps": "`epochs` says how long" if t.steps is None else "?",
         "seed": f"`seed {t.seed}`",
         "start_from": "the initializers" if t.start_from is None else "?",
         "metrics": "only the loss is reported" if not t.metrics else ", ".join(f"`{m}`" for m in t.metrics),

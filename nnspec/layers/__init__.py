@@ -174,17 +174,35 @@ def _frozen_check(check: Callable | None) -> Callable:
             raise ArgError("E108", f"`{written[0]}` penalizes the weights of a frozen layer (trainable=false)",
                            "frozen weights never change, so their penalty is a constant that changes no gradient: "
                            f"remove `{written[0]}`, or leave out `trainable=false`")
+        mults = [n for n in ("lr_mult", "bias_lr_mult") if n in given]
+        if not p["trainable"] and mults:
+            raise ArgError("E108", f"`{mults[0]}` multiplies the learning rate of a frozen layer (trainable=false)",
+                           f"frozen weights take no step to multiply: remove `{mults[0]}`, or leave out `trainable=false`")
+        if p["lr_mult"] == 0:
+            raise ArgError("E117", "`lr_mult` of 0 freezes the layer's weights",
+                           "write `trainable=false` instead: it keeps no optimizer state for them, "
+                           "and says what it means")
     return both
+
+
+# Caffe's per-parameter `param { lr_mult: ... }`: the layer's arrays take steps of
+# lr_mult·η (every term of the step, decoupled weight decay included), its biases bias_lr_mult·η
+_LR_MULTS = (
+    P("lr_mult", Float(ge=0), 1.0, "multiplies the learning rate for this layer's arrays (Caffe's `lr_mult`)"),
+    P("bias_lr_mult", Float(ge=0), None, "multiplies the learning rate for this layer's biases (and a "
+                                         "normalization's scale and offset) instead of `lr_mult`"),
+)
 
 
 def freezable(entry: Entry) -> Entry:
     """A row with weights takes `trainable=false` (Keras's `trainable=False`): its arrays
-    keep their initial (or loaded) values through training."""
+    keep their initial (or loaded) values through training; and `lr_mult=`, `bias_lr_mult=`:
+    its arrays' multiples of the learning rate."""
     if "param_shapes" not in entry.attrs or entry.attrs.get("weights") is False:
         return entry
     trainable = P("trainable", Bool(), True, "`false` freezes this layer's weights: no optimizer step, "
                                            "no weight decay, no penalty")
-    return replace(entry, params=(*entry.params, trainable),
+    return replace(entry, params=(*entry.params, trainable, *_LR_MULTS),
                    attrs={**entry.attrs, "check": _frozen_check(entry.attrs.get("check"))})
 
 
