@@ -40,14 +40,15 @@ def measure(spec: Path, devices: int, epochs: int) -> dict:
     splits = prepare(programs[0], spec.parent)
     tr = Trainer(programs, splits, devices=Devices(devices))
     snap = tr.fresh()
-    args = (snap.state, tr.x, tr.y, tr.order(0), tr.epoch_keys, np.int32(0), tr.hparams)
+    args = (snap.state, tr.x, tr.y, tr.order(0), tr.epoch_keys, np.int32(0), tr.hparams, tr.sw)
     text = tr._epoch.jitted.lower(*args).compile().as_text()
     found = {c: len(re.findall(rf"\b{c}(-start)?\(", text)) for c in COLLECTIVES}
     tr.run(snap, 1)  # compile and warm
     times = []
     for e in range(1, epochs + 1):
         t0 = time.perf_counter()
-        state, sums, _ = tr._epoch(snap.state, tr.x, tr.y, tr.order(e), tr.epoch_keys, np.int32(e), tr.hparams)
+        state, sums, _ = tr._epoch(snap.state, tr.x, tr.y, tr.order(e), tr.epoch_keys, np.int32(e), tr.hparams,
+                                   tr.sw)
         jax.block_until_ready(sums)
         times.append(time.perf_counter() - t0)
     batch = programs[0].train.batch or len(splits.train)

@@ -138,6 +138,11 @@ TRAIN = Registry("train setting", [
                         doc="an empty feature cell: `error`, `drop` (the row), `mean`, `median`, `mode` "
                             "(of the training split) or a constant"),),
           doc="what fills empty cells: `missing FILL` for every feature column, `NAME=FILL` for one"),
+    Entry("sample_weight", (P("column", Str(), required=True, positional=True,
+                              doc="a CSV column holding each example's weight in the loss, a number ≥ 0; "
+                                  "read as a weight, never as a feature"),),
+          doc="weigh each example's loss by a column of the data (Keras's `sample_weight`); the metrics "
+              "count every example alike"),
     Entry("stream", (P("window", Union((Int(min=1), Choice(("auto",)))), "auto", positional=True,
                        doc="examples read at once, a multiple of the batch size; `auto`: about 64 MiB of them"),),
           doc="read the training examples from their `.npy` file a window at a time, for data larger than "
@@ -1145,6 +1150,8 @@ class _Checker:
         ok = ok and cols is not None
         stream = self.check_stream(bound, seen, batch, target)
         ok = ok and stream is not False
+        weighted = self.check_sample_weight(bound, seen, target)
+        ok = ok and weighted is not False
         ok = self.check_steps(bound, seen) and ok
         if not ok:
             return
@@ -1165,7 +1172,44 @@ class _Checker:
             start_from=bound["start_from"]["run"] if "start_from" in bound else None,
             start_optimizer=bound["start_from"]["optimizer"] if "start_from" in bound else False,
             start_span=seen["start_from"].span if "start_from" in seen else None,
-            stream=stream, steps=bound["steps"]["count"] if "steps" in bound else None)
+            stream=stream, steps=bound["steps"]["count"] if "steps" in bound else None,
+            sample_weight=weighted if isinstance(weighted, str) else None,
+            sample_weight_span=seen["sample_weight"].span if "sample_weight" in seen else None)
+
+    def check_sample_weight(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive],
+                            target: str) -> str | None | bool:
+        """`sample_weight`'s column; None without the line, False if it cannot be honoured."""
+        if "sample_weight" not in seen:
+            return None
+        if "sample_weight" not in bound:
+            return False
+        d = seen["sample_weight"]
+        data = bound.get("data", {})
+        source = data.get("source")
+        why = help = None
+        other: tuple[Span | None, str] | None = None
+        if self.spec.losses is not None:
+            why = "`sample_weight` weighs an example's loss, but a `loss { }` block has one loss per output"
+            other = (self.spec.losses.keyword_span, "several outputs")
+            help = "weigh the outputs with `weight=` on their loss lines, or leave out `sample_weight`"
+        elif source is not None and source.kind != "csv":
+            why = f"`sample_weight` reads a column of a CSV file, not of `{source.kind}` data"
+            other = (seen["data"].span, f"`{source.kind}` data")
+            help = "read the data from a CSV file with the weights as a column"
+        elif any(k in data for k in ("val", "test")):
+            key = next(k for k in ("val", "test") if k in data)
+            why = "`sample_weight` reads the weights of the training file only, not of separate validation or test files"
+            other = (_arg_span(seen["data"], key), "a file of its own")
+            help = "split the examples off the one file (`split val=0.2`, or `split column=`), or leave out the weights"
+        elif target == "input":
+            why = "`sample_weight` needs a CSV file's columns, but an autoencoder reads its inputs as targets"
+            other = (seen["target"].span, "the targets are the inputs")
+            help = "leave out `sample_weight`"
+        if why is None:
+            return bound["sample_weight"]["column"]
+        self.err("E331", why, d.keyword_span, "cannot weigh these examples", secondary=[other] if other else [],
+                 help=help)
+        return False
 
     def check_steps(self, bound: Mapping[str, dict[str, Any]], seen: Mapping[str, ir.Directive]) -> bool:
         """`steps N` says how long instead of `epochs`; its last, partial epoch is one program

@@ -252,6 +252,9 @@ class TrainProgram:
     # `stream`: the training data is read from its `.npy` file a window of this many
     # examples at a time (`auto`: nnspec/stream.py's WINDOW_BYTES); None: loaded whole
     stream: int | str | None = None
+    # `sample_weight "COLUMN"`: each example's weight in the loss, from that CSV column
+    sample_weight: str | None = None
+    sample_weight_span: Span | None = None
 
 
 def added_losses(layers: tuple[Layer, ...]) -> tuple[tuple[str, Layer], ...]:

@@ -416,6 +416,11 @@ def _header(spec_path: str, program, out: Path | None, note: str | None, quiet: 
             from nnspec.check import show_bytes
             text += row("stream", f"windows of {w * p.train.batch:,} examples ({show_bytes(w * p.train.batch * example)} "
                                   f"of features), read from the file as the epoch reaches them")
+        if s.train.weight is not None:  # `sample_weight`: what the loss weighs the examples by
+            w = s.train.weight
+            text += row("weights", f"sample_weight `{p.train.sample_weight}`: {float(w.min()):.4g} to "
+                                   f"{float(w.max()):.4g}, mean {float(w.mean()):.4g} (training); the loss is "
+                                   f"weighted, the metrics are not")
         if s.encoder is not None:  # `categorical`/`missing`: how the feature columns became the input
             text += row("columns", s.encoder.describe())
         for head, weights in s.class_weights.items():  # `class_weight=balanced`, as counted

@@ -575,6 +575,15 @@ token id), integers or booleans rather than floating-point numbers, or values th
 are NaN or infinite, which would make every loss NaN. The message says what was
 expected and what was found; change the layer (`embedding 50` for vectors of 50
 numbers, `vocab=` for the number of rows) or save the array again."""),
+    "E331": ("sample weights that cannot be read", """
+`sample_weight "COLUMN"` weighs each example's loss by a column of the data: the loss of a
+batch (and of an epoch, and the validation loss) is then Σ w·loss / Σ w, while the metrics
+count every example alike, as Keras's `metrics` do. It reads the column from the one CSV
+file the `data` line names, so it needs CSV data (other sources have no columns it reads),
+no separate `val=` or `test=` files (split them off the file instead, by fractions or a
+split column), one output (a `loss { }` block weighs its outputs with `weight=`), and the
+data's own targets (not `target input`). The weights themselves, numbers ≥ 0 on every row,
+are checked when the data is read (E401, with the file, line and column)."""),
     "E401": ("data cannot be used", """
 Training could not read or split the data the `data` line names: a missing file, a
 bad cell, a missing column, too few examples for the split. The note gives the file,

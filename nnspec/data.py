@@ -84,6 +84,8 @@ class Dataset:
     dropped: int = 0
     encoder: Encoder | None = None
     path: str | None = None  # the file the rows come from, for errors found later
+    # `sample_weight`: each example's weight in the loss, read from its column (None: all 1)
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         first = next(iter(self.x.values())) if isinstance(self.x, dict) else self.x
@@ -98,7 +100,8 @@ class Dataset:
     def take(self, index: np.ndarray) -> Dataset:
         """The examples at `index`, in that order."""
         return dataclasses.replace(self, x=_rows(self.x, index), y=_rows(self.y, index),
-                                   lines=None if self.lines is None else self.lines[index])
+                                   lines=None if self.lines is None else self.lines[index],
+                                   weight=None if self.weight is None else self.weight[index])
 
 
 def _rows(a: Any, index: np.ndarray) -> Any:

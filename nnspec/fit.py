@@ -407,7 +407,7 @@ def _diverged_error(program: Program, trainer: Trainer, snap: Snapshot, d: Diver
         order = trainer.order(epoch)
         found = _first_nonfinite(trainer.model, member(snap.state, 0), trainer.x, trainer.y, order,
                                  trainer.epoch_keys[0], epoch, member(trainer.hparams, 0), t.batch, d.step,
-                                 devices=trainer.devices.count)
+                                 devices=trainer.devices.count, sw=trainer.sw)
     except Exception:
         found = None
     if found is not None:
@@ -438,14 +438,14 @@ def _kept_note(epoch: int, ckpt: Path | None) -> str:
 
 
 def _first_nonfinite(model: Model, state: TrainState, x, y, order, base_key, epoch: int, hparams,
-                     batch: int | None, step: int, max_steps: int = 10_000, devices: int = 1):
+                     batch: int | None, step: int, max_steps: int = 10_000, devices: int = 1, sw: Any = None):
     """(note, span, label): the layer whose weights or outputs went non-finite first in the
     diverged epoch, found by replaying it step by step from the last good state; None
     where the replay does not reproduce the divergence. The batches and keys mirror `epoch_fn`."""
     if step - 1 > max_steps:
         return None
     state, (idx, weights, keys) = replay(model, state, x, y, order, base_key, epoch, hparams, batch, step - 1,
-                                         devices)
+                                         devices, sw)
 
     def finite(tree) -> bool:
         return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(tree))

@@ -97,10 +97,11 @@ def evaluate_report(model: Model, params, ds: Dataset, program: Program, *, ense
         pred, added = jax.tree_util.tree_map(lambda v: jnp.mean(v, axis=0), jax.vmap(member)(params))
         stats = {**model.metric_stats(pred, y, None, added), **metric_lib.stats_of(extra or {}, pred, y)}
         host = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), stats)
-        got = {"loss": np.mean(np.asarray(model.per_example_loss(pred, y, added), np.float64)),
+        per = np.asarray(model.per_example_loss(pred, y, added), np.float64)
+        got = {"loss": np.average(per, weights=ds.weight) if ds.weight is not None and ds.weight.sum() > 0 else np.mean(per),
                **metric_lib.finalize(every, host, np)}
     else:
-        data = chunks(ds.x, y, eval_chunk([len(ds)]))
+        data = chunks(ds.x, y, eval_chunk([len(ds)]), ds.weight)
         got = mean_over(compiled(eval_sums_fn(model, extra=extra)), params, data, model.hparams(), model, extra)
     counts = got.pop("confusion", None)
     return ({k: float(v) for k, v in got.items()},

@@ -535,17 +535,21 @@ class Model:
         return TrainState(params, self.optimizer.init(params))
 
     def step(self, state: TrainState, x: jax.Array, y: jax.Array, *, key: jax.Array,
-             hparams: HParams | None = None, weights: jax.Array | None = None
-             ) -> tuple[TrainState, dict[str, Any]]:
+             hparams: HParams | None = None, weights: jax.Array | None = None,
+             loss_weights: jax.Array | None = None) -> tuple[TrainState, dict[str, Any]]:
         """One gradient step on a batch; returns the new state and the batch's sums: the
-        loss's (`loss`) and every metric's statistics (`metrics`)."""
+        loss's (`loss`) and every metric's statistics (`metrics`). `weights` are 1 for the
+        batch's real examples, 0 for padding; `loss_weights` (`sample_weight`: each example's
+        weight, times its `weights`) weigh the loss, which is then Σ w·loss / Σ w over the
+        batch; the metrics count every real example alike (Keras's `metrics`)."""
+        lw = weights if loss_weights is None else loss_weights
         hp = self.hparams() if hparams is None else hparams
 
         def objective(params):
             values, stats = self._run(params, x, key=key, train=True, hparams=hp, weights=weights)
             pred, added = self.result(values), self.added(values)
             per = self.per_example_loss(pred, y, added, hp)
-            return self._over_batch(per, weights) + self.penalty(params, hp), (pred, per, added, stats)
+            return self._over_batch(per, lw) + self.penalty(params, hp), (pred, per, added, stats)
 
         (_, (pred, per, added, stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         assert self.optimizer is not None
@@ -555,7 +559,7 @@ class Model:
             params = {layer: {**ps, **stats.get(layer, {})} for layer, ps in params.items()}
         # The loss per example comes from the objective; only the other metrics are computed anew.
         pred, per, added = jax.lax.stop_gradient((pred, per, added))
-        total = (lambda v: jnp.sum(v)) if weights is None else (lambda v: jnp.sum(v * weights))
+        total = (lambda v: jnp.sum(v)) if lw is None else (lambda v: jnp.sum(v * lw))
         sums = {"loss": total(per), "metrics": self.metric_stats(pred, y, weights, added)}
         return TrainState(params, opt_state), sums
 
@@ -597,7 +601,8 @@ def _cast(tree: Any, dtype: Any) -> Any:
 def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
     if weights is None:
         return jnp.mean(values)
-    return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+    total = jnp.sum(weights)  # padding's 0/1, or sample weights (any positive sum)
+    return jnp.sum(values * weights) / jnp.where(total > 0, total, 1.0)
 
 
 def lower(program: Program) -> Model:

@@ -56,7 +56,7 @@ def data_key(program: Program) -> str:
     sources, how they are split, encoded and scaled."""
     t = program.train
     assert t is not None
-    return repr((t.data, t.val_data, t.test_data, t.val, t.test, t.stratify, t.split_column, t.columns,
+    return repr((t.data, t.val_data, t.test_data, t.val, t.test, t.stratify, t.split_column, t.sample_weight, t.columns,
                  t.standardize, t.target))
 
 
@@ -231,6 +231,10 @@ def _finish(program: Program, ds: Any, train_ds: Dataset, val_ds: Dataset | None
         raise fail("E402", f"batch size {t.batch} is larger than the training split ({len(train_ds)} examples)",
                    program, _stmt_span(program, "batch") or t.data_span, label="too large",
                    help="use a smaller batch, or `batch all` for full-batch gradient descent")
+    if train_ds.weight is not None and not (train_ds.weight > 0).any():
+        raise fail("E401", f"every training example has weight 0 in `{t.sample_weight}`: the loss would weigh nothing",
+                   program, t.sample_weight_span, label="the weight column",
+                   help="give some training examples a weight above 0")
     std = standardizer if not tokens else None
     if t.standardize and std is None and not tokens:
         std = Standardizer.fit(train_ds.x)
@@ -300,8 +304,12 @@ def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
     assert t is not None and program.heads
     try:
         source, column = t.data, None
+        weights = _weight_column(program, base)  # read as a weight, never as a feature
+        if weights is not None:
+            source = weights[0]
         if t.split_column is not None:  # read as a split, never as a feature
-            source, values, lines = read_column(t.data, base, t.split_column)
+            source, values, lines = read_column(t.data, base, t.split_column,
+                                                also=(t.sample_weight,) if t.sample_weight else ())
             column = (values, lines)
         # an autoencoder's targets are its inputs as read: `standardize` rescales what the
         # model is fed, never a target, so outputs (and predictions) are in the data's units
@@ -314,6 +322,8 @@ def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
             ds = (load_inputs(source, seed=t.seed, base_dir=base, shape=shape) if t.target == "input"
                   else load(source, seed=t.seed, base_dir=base, task=program.loss.task,  # type: ignore[union-attr]
                             positions=class_positions(program), columns=t.columns, shape=shape))
+        if weights is not None:
+            ds = _weighted(program, ds, weights[1], weights[2])
         if column is not None:
             values, lines = column
             if ds.dropped and ds.lines is not None:  # `missing drop` left rows out: so does the split column
@@ -332,6 +342,55 @@ def load_source(program: Program, base: Path) -> tuple[Dataset, Rows]:
         raise fail("E401", f"cannot use the data: {exc.message}", program, t.data_span, label="this data",
                    notes=tuple(n for n in (_where(exc),) if n), help=exc.help) from None
     return ds, rows
+
+
+def _weight_column(program: Program, base: Path) -> tuple[Any, list[str], list[int]] | None:
+    """`sample_weight "COLUMN"`: (the source without that column among its features, the
+    column's cells, their lines); a problem with the column is E401 at the `sample_weight` line."""
+    t = program.train
+    assert t is not None
+    if t.sample_weight is None:
+        return None
+    try:
+        return read_column(t.data, base, t.sample_weight, role="weight column",
+                           also=(t.split_column,) if t.split_column else ())
+    except DataError as exc:  # (a SplitColumnError too: the column's own problem)
+        raise _weight_error(program, exc) from None
+
+
+def _weight_error(program: Program, exc: DataError) -> NNSpecError:
+    t = program.train
+    assert t is not None
+    return fail("E401", f"cannot use the weight column: {exc.message}", program, t.sample_weight_span,
+                label="the weight column", notes=tuple(n for n in (_where(exc),) if n), help=exc.help,
+                secondary=[(t.data_span, "in this data")])
+
+
+def _weighted(program: Program, ds: Dataset, values: list[str], lines: list[int]) -> Dataset:
+    """`ds` with each example's sample weight: a number ≥ 0 in its row of the column."""
+    t = program.train
+    assert t is not None and t.sample_weight is not None
+    path, name = t.data.params["path"], t.sample_weight
+    if ds.lines is not None:  # `missing drop` left rows out: their weights go too
+        at = {n: i for i, n in enumerate(lines)}
+        if any(n not in at for n in ds.lines.tolist()):
+            raise _weight_error(program, DataError("the weight column's rows are not the examples read", path=path,
+                                                   column=name))
+        values = [values[at[n]] for n in ds.lines.tolist()]
+        lines = ds.lines.tolist()
+    out = np.empty(len(values), np.float32)
+    for i, (cell, line) in enumerate(zip(values, lines)):
+        try:
+            w = data_module._number(cell)
+        except data_module._CellError as exc:
+            raise _weight_error(program, DataError(exc.message, path=path, row=line, column=name,
+                                                   help="each row needs its weight, a number ≥ 0")) from None
+        if w < 0:
+            raise _weight_error(program, DataError(f"the weight `{cell.strip()}` is negative", path=path, row=line,
+                                                   column=name, help="a sample weight is a number ≥ 0 (0 leaves the "
+                                                                     "example out of the loss)"))
+        out[i] = w
+    return dataclasses.replace(ds, weight=out)
 
 
 def split_rows(program: Program, ds: Dataset) -> Rows:

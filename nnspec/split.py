@@ -202,9 +202,11 @@ def column_rows(values: list[str], lines: list[int], *, path: str, column: str) 
     return Rows(len(values), "column", *(np.asarray(where[p], dtype=np.int64) for p in PARTS))
 
 
-def read_column(source: DataSource, base_dir: Path, column: str) -> tuple[DataSource, list[str], list[int]]:
-    """A CSV source's split column: (the source reading every other column but the
-    targets as features, the column's value on each data row, each row's first line)."""
+def read_column(source: DataSource, base_dir: Path, column: str, *, role: str = "split column",
+                also: tuple[str, ...] = ()) -> tuple[DataSource, list[str], list[int]]:
+    """A CSV source's split column (or another `role`: the weight column): (the source
+    reading every other column but the targets and `also` as features, the column's value
+    on each data row, each row's first line)."""
     params = dict(source.params)
     path, delimiter = params["path"], params.get("delimiter", ",")
     full = _resolve(path, base_dir, "CSV")
@@ -215,7 +217,7 @@ def read_column(source: DataSource, base_dir: Path, column: str) -> tuple[DataSo
                         help="the first line must name the columns, as in `x1,x2,label`")
     columns = _header(header, path=path, row=header_row)
     try:
-        at = _lookup((column,), "split column", columns, header, path=path, row=header_row, delimiter=delimiter)[0]
+        at = _lookup((column,), role, columns, header, path=path, row=header_row, delimiter=delimiter)[0]
     except DataError as exc:
         raise SplitColumnError(exc.message, path=exc.path, row=exc.row, column=exc.column, help=exc.help) from None
     target = params.get("target", ())
@@ -224,13 +226,13 @@ def read_column(source: DataSource, base_dir: Path, column: str) -> tuple[DataSo
     if features is not None:
         given = (features,) if isinstance(features, str) else tuple(features)
         if column in given:
-            raise SplitColumnError(f"column `{_excerpt(column)}` is both a feature and the split column", path=path,
+            raise SplitColumnError(f"column `{_excerpt(column)}` is both a feature and the {role}", path=path,
                                    help=f"remove `{_excerpt(column)}` from `features`")
     elif column in targets:
-        raise SplitColumnError(f"column `{_excerpt(column)}` is both a target and the split column", path=path,
-                               help="name another column as the split column")
+        raise SplitColumnError(f"column `{_excerpt(column)}` is both a target and the {role}", path=path,
+                               help=f"name another column as the {role}")
     else:
-        params["features"] = tuple(c for c in columns if c != column and c not in targets)
+        params["features"] = tuple(c for c in columns if c != column and c not in targets and c not in also)
         if not params["features"]:
             raise DataError("no feature columns: every other column is a target", path=path, row=header_row,
                             help="add feature columns to the file")

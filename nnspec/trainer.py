@@ -73,9 +73,11 @@ def budget(steps: int, n: int, batch: int | None, devices: int = 1) -> tuple[int
 
 def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = None, devices: int = 1,
              limit: int | None = None) -> Callable:
-    """(state, x, y, order, base key, epoch, hparams) -> (state, metric sums, per-step
-    losses). `order` is the epoch's permutation of the examples (`shuffle`); the dropout
-    keys are folded from the base key and the epoch on the device. Pure: stacks vmap it.
+    """(state, x, y, order, base key, epoch, hparams, sample weights or None) -> (state,
+    metric sums, per-step losses). `order` is the epoch's permutation of the examples
+    (`shuffle`); the dropout keys are folded from the base key and the epoch on the device.
+    Pure: stacks vmap it. With `sample_weight`, the loss is each batch's weighted mean
+    (Σ w·loss / Σ w), and the epoch's Σ w·loss / Σ w; the metrics are not weighted.
 
     Every example is used once per epoch: the last, partial batch is padded with
     repeated examples whose weight is 0, so all batches have one static shape.
@@ -89,30 +91,42 @@ def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = N
     else:
         seen = n
 
-    def run(state: TrainState, x, y, order, base_key, epoch, hparams):
+    def run(state: TrainState, x, y, order, base_key, epoch, hparams, sw=None):
         key = jax.random.fold_in(base_key, epoch)
         idx = jnp.concatenate([order, order[:pad]]).reshape(steps, b)[:take]
         keys = jax.random.split(key, steps)[:take]
-        body = _step_body(model, split, hparams, lambda i: (rows(x, i), rows(y, i)))
-        (state, stats), losses = jax.lax.scan(body, (state, _zero_stats(model, b, y)), (idx, weights, keys))
-        per_step = losses / (jnp.sum(weights, axis=1) if weights is not None else b)
-        return state, {"loss": jnp.sum(losses) / seen, **model.finalize(stats)}, per_step
+        body = _step_body(model, split, hparams, lambda i: (rows(x, i), rows(y, i), None if sw is None else sw[i]))
+        (state, stats), (losses, mass) = jax.lax.scan(body, (state, _zero_stats(model, b, y)), (idx, weights, keys))
+        per_step = losses / _step_mass(mass, weights, b)
+        total = jnp.sum(mass) if sw is not None else seen
+        return state, {"loss": jnp.sum(losses) / total, **model.finalize(stats)}, per_step
 
     return run
 
 
 def _step_body(model: Model, split: Callable | None, hparams: Any, batch_of: Callable) -> Callable:
-    """One gradient step as a `lax.scan` body over (what `batch_of` makes the batch of,
-    its examples' weights or None, its dropout key); the carry is (state, metric statistics)."""
+    """One gradient step as a `lax.scan` body over (what `batch_of` makes the batch of:
+    (x, y, sample weights or None), its examples' padding weights or None, its dropout
+    key); the carry is (state, metric statistics); each step gives (its loss sum, its
+    examples' total loss weight)."""
     def body(carry, inp):
         state, acc = carry
         what, w, k = inp
-        xb, yb = batch_of(what)
+        xb, yb, swb = batch_of(what)
+        lw = swb if w is None or swb is None else swb * w  # each example's weight in the loss
         if split is not None:
-            xb, yb, w = split((xb, yb, w))
-        state, sums = model.step(state, xb, yb, key=k, hparams=hparams, weights=w)
-        return (state, model.merge_stats(acc, sums["metrics"])), sums["loss"]
+            xb, yb, w, lw = split((xb, yb, w, lw))
+        state, sums = model.step(state, xb, yb, key=k, hparams=hparams, weights=w, loss_weights=lw)
+        mass = jnp.sum(lw) if lw is not None else jnp.zeros((), jnp.float32)
+        return (state, model.merge_stats(acc, sums["metrics"])), (sums["loss"], mass)
     return body
+
+
+def _step_mass(mass: jax.Array, weights: jax.Array | None, b: int) -> Any:
+    """What each step's loss sum is divided by for its mean: its total sample weight
+    (with `sample_weight`: `mass` is nonzero then), else its real examples."""
+    count = jnp.sum(weights, axis=1) if weights is not None else b
+    return jnp.where(mass > 0, mass, count) if mass is not None else count
 
 
 def _zero_stats(model: Model, b: int, y: Any) -> Any:
@@ -123,7 +137,7 @@ def _zero_stats(model: Model, b: int, y: Any) -> Any:
 
 
 def window_fns(model: Model, n: int, batch: int, y: Any, split: Callable | None = None,
-               devices: int = 1) -> tuple[Callable, ...]:
+               devices: int = 1, weighted: bool = False) -> tuple[Callable, ...]:
     """The epoch of `epoch_fn` cut into windows of steps whose examples come from the host
     (`stream`: nnspec/stream.py): (begin, window, end, keys).
     begin(hparams) -> (metric statistics, loss sum) before the first step;
@@ -136,16 +150,17 @@ def window_fns(model: Model, n: int, batch: int, y: Any, split: Callable | None 
     b, steps, _, _ = _batches(n, batch, devices)
 
     def begin(hparams):
-        return _zero_stats(model, b, y), jnp.zeros((), jnp.float32)
+        return _zero_stats(model, b, y), jnp.zeros((2,), jnp.float32)  # (Σ loss, Σ loss weight)
 
-    def window(state, stats, total, xw, y, idx, w, keys, hparams):
-        body = _step_body(model, split, hparams, lambda p: (p[0], rows(y, p[1])))
-        (state, stats), losses = jax.lax.scan(body, (state, stats), ((xw, idx), w, keys))
-        per_step = losses / (jnp.sum(w, axis=1) if w is not None else b)
-        return state, stats, total + jnp.sum(losses), per_step
+    def window(state, stats, total, xw, y, sw, idx, w, keys, hparams):
+        body = _step_body(model, split, hparams,
+                          lambda p: (p[0], rows(y, p[1]), None if sw is None else sw[p[1]]))
+        (state, stats), (losses, mass) = jax.lax.scan(body, (state, stats), ((xw, idx), w, keys))
+        per_step = losses / _step_mass(mass, w, b)
+        return state, stats, total + jnp.stack([jnp.sum(losses), jnp.sum(mass)]), per_step
 
     def end(stats, total):
-        return {"loss": total / n, **model.finalize(stats)}
+        return {"loss": total[0] / (total[1] if weighted else n), **model.finalize(stats)}
 
     def keys(base_key, epoch):
         return jax.random.split(jax.random.fold_in(base_key, epoch), steps)
@@ -179,14 +194,15 @@ def eval_sums_fn(model: Model, split: Callable | None = None, extra: Mapping[str
     """(params, x, y, weights, hparams) -> {"loss": the weighted sum of the loss, "metrics":
     every metric's statistics}; with `split`, each chunk's examples spread over the devices.
     `extra` (key -> metrics.Metric) adds statistics of its own, as `eval`'s confusion counts."""
-    def run(params, x, y, w, hparams):
+    def run(params, x, y, w, lw, hparams):
         if split is not None:
-            x, y, w = split((x, y, w))
+            x, y, w, lw = split((x, y, w, lw))
         pred, per, added = model.scored(params, x, y, hparams=hparams)
         stats = model.metric_stats(pred, y, w, added)
         if extra:
             stats.update(metric_lib.stats_of(extra, pred, y, w))
-        return {"loss": jnp.sum(jnp.where(w > 0, per, 0.0) * w), "metrics": stats}
+        lw = w if lw is None else lw  # `sample_weight`: the loss weighted, the metrics not
+        return {"loss": jnp.sum(jnp.where(w > 0, per, 0.0) * lw), "mass": jnp.sum(lw), "metrics": stats}
     return run
 
 
@@ -194,22 +210,23 @@ def eval_sums_fn(model: Model, split: Callable | None = None, extra: Mapping[str
 class Chunks:
     """A dataset as equal pieces on the device (x, y, weights); `n` real examples. The
     parts are a tuple, or (for streamed data) `_Pieces` that reads each as it is reached."""
-    parts: Sequence[tuple[jax.Array, jax.Array, jax.Array]] | _Pieces
+    parts: Sequence[tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]] | _Pieces
     n: int
+    weighted: bool = False  # the fourth of each part: the examples' sample weights (else None)
 
 
 class _Pieces:
     """The chunks of streamed features (stream.Rows), read from their file one at a time."""
 
-    def __init__(self, x: Rows, y: Any, size: int) -> None:
-        self.x, self.y, self.size = x, y, size
+    def __init__(self, x: Rows, y: Any, size: int, sw: np.ndarray | None = None) -> None:
+        self.x, self.y, self.size, self.sw = x, y, size, sw
 
     def __len__(self) -> int:
         return -(-len(self.x) // self.size)
 
     def __iter__(self):
         for start in range(0, len(self.x), self.size):
-            yield _piece(self.x, self.y, start, self.size)
+            yield _piece(self.x, self.y, start, self.size, self.sw)
 
 
 def rows(tree: Any, index: Any) -> Any:
@@ -222,19 +239,19 @@ def n_examples(tree: Any) -> int:
     return int(jax.tree_util.tree_leaves(tree)[0].shape[0])
 
 
-def chunks(x: Any, y: Any, size: int) -> Chunks:
+def chunks(x: Any, y: Any, size: int, sw: np.ndarray | None = None) -> Chunks:
     """`x`, `y` (arrays, or dicts of them) cut into pieces of `size` examples, the last
     padded with its first examples at weight 0 (so they are real, finite inputs that count
-    for nothing)."""
+    for nothing); `sw`: each example's sample weight, in the loss."""
     y = jax.tree_util.tree_map(np.asarray, y)
     if isinstance(x, Rows):  # streamed: each chunk read from the file when its turn comes
-        return Chunks(_Pieces(x, y, size), len(x))
+        return Chunks(_Pieces(x, y, size, sw), len(x), sw is not None)
     x = jax.tree_util.tree_map(np.asarray, x)
     n = n_examples(x)
-    return Chunks(tuple(_piece(x, y, start, size) for start in range(0, n, size)), n)
+    return Chunks(tuple(_piece(x, y, start, size, sw) for start in range(0, n, size)), n, sw is not None)
 
 
-def _piece(x: Any, y: Any, start: int, size: int) -> tuple[Any, Any, jax.Array]:
+def _piece(x: Any, y: Any, start: int, size: int, sw: np.ndarray | None = None) -> tuple[Any, Any, jax.Array, Any]:
     """The chunk of `size` examples from `start`, padded with its first examples at weight 0."""
     n = len(x) if isinstance(x, Rows) else n_examples(x)
     piece = slice(start, start + size)
@@ -243,10 +260,15 @@ def _piece(x: Any, y: Any, start: int, size: int) -> tuple[Any, Any, jax.Array]:
     m = min(size, n - start)
     w = np.zeros(size, np.float32)
     w[:m] = 1.0
+    lw = None
+    if sw is not None:
+        lw = np.zeros(size, np.float32)
+        lw[:m] = sw[piece]
     if m < size:
         fill = np.concatenate([np.arange(m), np.resize(np.arange(m), size - m)])
         xs, ys = rows(xs, fill), rows(ys, fill)
-    return jax.tree_util.tree_map(jnp.asarray, xs), jax.tree_util.tree_map(jnp.asarray, ys), jnp.asarray(w)
+    return (jax.tree_util.tree_map(jnp.asarray, xs), jax.tree_util.tree_map(jnp.asarray, ys), jnp.asarray(w),
+            None if lw is None else jnp.asarray(lw))
 
 
 def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any, model: Model,
@@ -259,13 +281,17 @@ def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any, model: Mod
     loss, stats = None, None
     metrics = {**model._metrics, **(extra or {})}
     streamed = isinstance(data.parts, _Pieces)
-    for x, y, w in data.parts:
+    mass = None
+    for x, y, w, lw in data.parts:
         if streamed and loss is not None:  # a chunk read from the file at a time, not all queued
             jax.block_until_ready(loss)
-        got = run(params, x, y, w, hparams)
+        got = run(params, x, y, w, lw, hparams)
         loss = got["loss"] if loss is None else loss + got["loss"]
+        mass = got["mass"] if mass is None else mass + got["mass"]
         stats = got["metrics"] if stats is None else metric_lib.merge(metrics, stats, got["metrics"])
-    out = {"loss": np.asarray(loss, np.float64) / max(data.n, 1)}
+    # the mean loss: over the examples, or (`sample_weight`) weighted by theirs
+    total = np.asarray(mass, np.float64) if data.weighted else max(data.n, 1)
+    out = {"loss": np.asarray(loss, np.float64) / np.where(total > 0, total, 1.0)}
     host = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), stats)
     out.update({k: np.asarray(v) for k, v in metric_lib.finalize(metrics, host, np).items()})
     return out
@@ -346,7 +372,7 @@ def over_models(fn: Callable, count: int, in_axes: Sequence[int | None], spmd_ax
 
 
 def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, hparams, batch: int | None,
-           steps_done: int, devices: int = 1):
+           steps_done: int, devices: int = 1, sw: Any = None):
     """The state after the first `steps_done` steps of an epoch, one step at a time, with
     the batches and keys of `epoch_fn` (a test holds the two together); and the epoch's
     (batch indices, weights or None, step keys)."""
@@ -354,7 +380,10 @@ def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, h
     b, steps, pad, weights = _batches(n, batch, devices)
     idx = jnp.concatenate([jnp.asarray(order), jnp.asarray(order)[:pad]]).reshape(steps, b)
     keys = jax.random.split(jax.random.fold_in(base_key, epoch), steps)
-    one = jax.jit(lambda s, xb, i, w, k: model.step(s, xb, rows(y, i), key=k, hparams=hparams, weights=w)[0])
+    def one_step(s, xb, i, w, k):
+        lw = None if sw is None else (sw[i] if w is None else sw[i] * w)
+        return model.step(s, xb, rows(y, i), key=k, hparams=hparams, weights=w, loss_weights=lw)[0]
+    one = jax.jit(one_step)
     for j in range(steps_done):
         state = one(state, batch_rows(x, idx[j]), idx[j], None if weights is None else weights[j], keys[j])
     return state, (idx, weights, keys)
@@ -485,15 +514,18 @@ class Trainer:
         self.x = splits.train.x if self.streamed else self.devices.replicated(
             jax.tree_util.tree_map(jnp.asarray, splits.train.x))
         self.y = self.devices.replicated(jax.tree_util.tree_map(jnp.asarray, _labels(first, splits.train.y)))
+        # `sample_weight`: each training example's weight in the loss (None: every example 1)
+        w = splits.train.weight
+        self.sw = None if w is None else self.devices.replicated(jnp.asarray(w, jnp.float32))
         self.chunk = eval_chunk([len(d) for d in (splits.train, splits.val, splits.test) if d is not None],
                                 self.devices.count)
         self.val = None
         if splits.val is not None:
-            self.val = chunks(splits.val.x, _labels(first, splits.val.y), self.chunk)
+            self.val = chunks(splits.val.x, _labels(first, splits.val.y), self.chunk, splits.val.weight)
         self.n = len(splits.train)
         # Models with the same seed see the examples in the same order: one shared permutation.
         self.shared = len(set(self.seeds)) == 1
-        axes = (0, None, None, None if self.shared else 0, 0, None, 0)
+        axes = (0, None, None, None if self.shared else 0, 0, None, 0, None)  # the last: sample weights
         if self.streamed:
             self._windows(t.batch, t.stream, split, spmd)
         else:
@@ -506,7 +538,7 @@ class Trainer:
         if self.last_steps is not None:
             self._last_epoch = compiled(over_models(epoch_fn(self.model, self.n, t.batch, split, self.devices.count,
                                                              self.last_steps), self.count, axes, spmd))
-        self._evaluate = compiled(over_models(eval_sums_fn(self.model, split), self.count, (0, None, None, None, 0),
+        self._evaluate = compiled(over_models(eval_sums_fn(self.model, split), self.count, (0, None, None, None, None, 0),
                                               spmd))
         self._select = jax.jit(_select)
         self.names = ("loss", *self.model.metric_names)  # a history row's order
@@ -531,9 +563,10 @@ class Trainer:
         end step, the steps' example weights or None)."""
         assert batch is not None and isinstance(self.x, Rows)  # `stream` needs mini-batches (E327)
         per = None if self.shared else 0  # one shared order's examples, or each model's own
-        begin, window, end, keys = window_fns(self.model, self.n, batch, self.y, split, self.devices.count)
+        begin, window, end, keys = window_fns(self.model, self.n, batch, self.y, split, self.devices.count,
+                                              weighted=self.sw is not None)
         self._begin = compiled(over_models(begin, self.count, (0,), spmd))
-        self._window = compiled(over_models(window, self.count, (0, 0, 0, per, None, per, None, 0, 0), spmd))
+        self._window = compiled(over_models(window, self.count, (0, 0, 0, per, None, None, per, None, 0, 0), spmd))
         self._end = compiled(over_models(end, self.count, (0, 0), spmd))
         self._keys = compiled(over_models(keys, self.count, (0, None), spmd))
         b, steps, self.pad, weights = _batches(self.n, batch, self.devices.count)
@@ -565,7 +598,7 @@ class Trainer:
         ahead = read(*self.windows[0][:2])
         for j, (s0, s1, w) in enumerate(self.windows):
             xw = ahead
-            state, stats, total, per_step = self._window(state, stats, total, xw, self.y, idx[..., s0:s1, :], w,
+            state, stats, total, per_step = self._window(state, stats, total, xw, self.y, self.sw, idx[..., s0:s1, :], w,
                                                          keys[:, s0:s1], self.hparams)
             if losses:  # at most two windows in flight: the one running and the one being read
                 losses[-1].block_until_ready()
@@ -632,7 +665,7 @@ class Trainer:
 
     def chunks_of(self, ds: Any) -> Chunks:
         """A split of the data, ready for `evaluate`."""
-        return chunks(ds.x, _labels(self.programs[0], ds.y), self.chunk)
+        return chunks(ds.x, _labels(self.programs[0], ds.y), self.chunk, ds.weight)
 
     # -- the epochs
     def order(self, epoch: int) -> np.ndarray:
@@ -665,7 +698,8 @@ class Trainer:
             else:
                 short = self.last_steps is not None and epoch == self.epochs - 1
                 new, sums, per_step = (self._last_epoch if short else self._epoch)(
-                    snap.state, self.x, self.y, self.order(epoch), self.epoch_keys, np.int32(epoch), self.hparams)
+                    snap.state, self.x, self.y, self.order(epoch), self.epoch_keys, np.int32(epoch), self.hparams,
+                    self.sw)
             sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
             kept_steps = np.asarray(per_step, np.float32) if self.record_steps else None
             losses = sums["loss"]

@@ -234,4 +234,4 @@ def test_the_ablation_still_finds_what_it_patches():
     import nnspec.trainer as nfit
     import inspect
     assert list(inspect.signature(nfit.epoch_fn(None, 64, 32)).parameters) == [
-        "state", "x", "y", "order", "base_key", "epoch", "hparams"]
+        "state", "x", "y", "order", "base_key", "epoch", "hparams", "sw"]

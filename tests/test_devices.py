@@ -122,7 +122,7 @@ WORKER = textwrap.dedent("""
     splits = prepare(program)
     tr = Trainer([program], splits, devices=Devices(4))
     snap = tr.fresh()
-    args = (snap.state, tr.x, tr.y, tr.order(0), tr.epoch_keys, np.int32(0), tr.hparams)
+    args = (snap.state, tr.x, tr.y, tr.order(0), tr.epoch_keys, np.int32(0), tr.hparams, tr.sw)
     report["all_reduce"] = "all-reduce" in tr._epoch.jitted.lower(*args).compile().as_text()
 
     # resume on another number of devices: 4, then 2, against 1 throughout

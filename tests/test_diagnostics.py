@@ -621,6 +621,8 @@ def _site(kind: str, text: str, name: str = "") -> str:
         train = ("" if name == "split" else train) + f"    {text}\n"
         if name in ("categorical", "missing"):  # they encode a table's cells: a CSV file's
             data = 'data csv("t.csv", target="y")'
+        if name == "sample_weight":  # it reads a column of a CSV file
+            data = 'data csv("t.csv", target="y")'
         if name == "stream":  # it reads `.npy` files, a window of whole batches at a time
             data, train = 'data npy(x="x.npy", y="y.npy")', "    batch 1\n" + train
     out = "dense 2 sigmoid" if name == "target" else "dense 1 sigmoid"  # `target input`: an autoencoder

@@ -397,6 +397,7 @@ def gen_train_defaults() -> str:
         "target": "the data's targets" if t.target == "data" else "?",
         "devices": "one device" if t.devices is None else f"`devices {t.devices}`",
         "precision": f"`precision {t.precision}`",
+        "sample_weight": "every example weighs 1 in the loss" if t.sample_weight is None else "?",
         "stream": "the data is loaded whole" if t.stream is None else "?",
         "history": f"`history {t.history}`: one row an epoch",
         "categorical": "every feature column holds numbers" if t.columns is None else "?",

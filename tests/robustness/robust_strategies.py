@@ -149,8 +149,10 @@ def checkable_specs(draw) -> str:
             if draw(st.booleans()):
                 parts.append(call_text(draw, ACTIVATIONS, entry=draw(st.sampled_from(_HIDDEN_ACTS))))
             parts += keyword_args(draw, LAYERS.get("dense"), skip=("units", "activation"))
-            if "trainable=false" in parts:  # a frozen layer's own penalty is refused (E108)
-                parts = [p for p in parts if not p.startswith(("l1=", "l2="))]
+            if "trainable=false" in parts:  # a frozen layer's own penalty or rate is refused (E108)
+                parts = [p for p in parts if not p.startswith(("l1=", "l2=", "lr_mult=", "bias_lr_mult="))]
+            # `lr_mult=0` is refused for `trainable=false` (E117)
+            parts = [p for p in parts if not (p.startswith("lr_mult=") and _is_zero(p.split("=", 1)[1]))]
             if draw(st.integers(0, 3)) == 0:
                 parts = [p for p in parts if not p.startswith("init=")] + ["init=" + call_text(draw, INITIALIZERS)]
             layers.append(label() + "dense " + " ".join(parts))
@@ -317,3 +319,10 @@ def mutated_bytes(draw) -> bytes:
         else:
             data[at:at] = chunk
     return bytes(data)
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return float(text) == 0
+    except ValueError:
+        return False
