@@ -139,13 +139,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     everything = []
     sarif = Sarif() if args.format == "sarif" else None
     for spec in _inputs(args, args.files):
-        program, diags, src = load(spec.path, name=spec.name)
-        if program is not None:  # the files of `weights="x.npy"`, which training reads
-            from nnspec import pretrained
-            weight_diags = pretrained.check(program, Path(spec.path).resolve().parent if spec.path != "-" else Path.cwd())
-            diags = list(diags) + weight_diags
-            if any(d.is_error for d in weight_diags):
-                program = None
+        program, diags, src = _load_with_files(spec)
         data_note = ""
         if args.data and program is not None and program.train is not None:
             data_diags, data_note = _check_data(program, spec.path)
@@ -204,9 +198,23 @@ def _check_data(program, path: str) -> tuple[list[Diagnostic], str]:
     return diags, words
 
 
+def _load_with_files(spec: Any) -> tuple[Any, list, Any]:
+    """`load`, and the files of `weights="x.npy"` that training reads, checked as `check`
+    and `compile` both report them (the checker alone does not read files)."""
+    program, diags, src = load(spec.path, name=spec.name)
+    diags = list(diags)
+    if program is not None:
+        from nnspec import pretrained
+        weight_diags = pretrained.check(program, Path(spec.path).resolve().parent if spec.path != "-" else Path.cwd())
+        diags += weight_diags
+        if any(d.is_error for d in weight_diags):
+            program = None
+    return program, diags, src
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     (spec,) = _inputs(args, [args.file], folders=False)
-    program, diags, src = load(spec.path, name=spec.name)
+    program, diags, src = _load_with_files(spec)
     if args.format == "json" and diags:
         print(render_json(diags, src), file=sys.stderr)
     else:

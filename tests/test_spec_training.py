@@ -86,6 +86,7 @@ EXPECTED = {
     "digits_transformer.nn": ("test_accuracy", lambda v: v >= 0.93),  # rows as steps: attention
     "residual_mlp.nn": ("val_accuracy", lambda v: v >= 0.95),     # skip connections: `add`
     "digits_cnn.nn": ("val_accuracy", lambda v: v >= 0.93),
+    "digits_lenet.nn": ("val_accuracy", lambda v: v >= 0.93),     # Caffe's recipe: bias_lr_mult, inv, lr_in_velocity
     "lr_small.nn": ("val_accuracy", lambda v: v < 0.9),            # too small: still slow
     "lr_good.nn": ("val_accuracy", lambda v: v >= 0.93),
     "lr_large.nn": ("val_accuracy", lambda v: v < 0.9),            # too large: bounces
