@@ -105,7 +105,7 @@ class Rows:
         else:  # the file is read in its own order (sequential I/O), then put in ours, a block at a time
             order = np.argsort(rows, kind="stable")
             got = np.empty((len(rows), *self.base.shape[1:]), self.dtype)
-            block = rows_per_piece(self.base, PIECE_BYTES)
+            block = rows_per_piece(self.base)
             # scattered rows: without MADV_RANDOM each one maps its neighbours too (the
             # kernel's fault-around), 16 pages for every row read
             advise(self.base, "MADV_RANDOM")
@@ -146,10 +146,11 @@ def advise(a: Any, flag: str) -> None:
             pass
 
 
-def rows_per_piece(a: Any, budget: int = PIECE_BYTES) -> int:
-    """How many rows of `a` fit in `budget` bytes (at least one)."""
+def rows_per_piece(a: Any, budget: int | None = None) -> int:
+    """How many rows of `a` fit in `budget` bytes (default PIECE_BYTES, read when called);
+    at least one."""
     per = max(1, int(np.prod(a.shape[1:])) * np.dtype(a.dtype).itemsize)
-    return max(1, budget // per)
+    return max(1, (PIECE_BYTES if budget is None else budget) // per)
 
 
 def window(batch: int, steps: int, example_bytes: int, asked: int | None) -> int:

@@ -126,7 +126,7 @@ def _step_mass(mass: jax.Array, weights: jax.Array | None, b: int) -> Any:
     """What each step's loss sum is divided by for its mean: its total sample weight
     (with `sample_weight`: `mass` is nonzero then), else its real examples."""
     count = jnp.sum(weights, axis=1) if weights is not None else b
-    return jnp.where(mass > 0, mass, count) if mass is not None else count
+    return jnp.where(mass > 0, mass, count)
 
 
 def _zero_stats(model: Model, b: int, y: Any) -> Any:

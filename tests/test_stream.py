@@ -122,14 +122,13 @@ def test_training_never_reads_more_than_a_window_or_an_evaluation_chunk(tmp_path
 
     monkeypatch.setattr(stream.Rows, "read", counted)
     monkeypatch.setattr("nnspec.trainer.EVAL_CHUNK", 256)
+    monkeypatch.setattr(stream, "PIECE_BYTES", 48 * 64)  # the checks and statistics: 64 rows of 48 bytes
     nnspec.train(spec(tmp_path, "s.nn", stream_line="stream 100"), out=tmp_path / "s")
-    training = 3000 - 600 - 300
     assert reads, "nothing was read from the file"
-    # windows of 100, evaluation chunks of 256; the data checks and statistics read pieces
-    # of stream.PIECE_BYTES (far more rows than these at 48 bytes a row, but never all)
-    piece = stream.rows_per_piece(np.zeros((1, 12), np.float32))
-    assert max(reads) <= max(256, min(piece, 3000)) and max(reads) < training or piece >= 3000
-    assert 100 in reads and 256 in reads
+    # windows of 100, evaluation chunks of 256, check and statistics pieces of 64: never
+    # more than one of those at a time, of 3,000 examples (2,100 for training)
+    assert max(reads) == 256
+    assert 100 in reads and 64 in reads
 
 
 def test_rows_read_what_numpy_indexing_gives(tmp_path) -> None:
@@ -194,20 +193,29 @@ def test_the_window_fix_in_E328s_help_checks_clean(tmp_path) -> None:
         nnspec.check_text(bad.read_text().replace("stream 120", fix))
 
 
+# In a fresh process whose XLA pretends to have N CPU devices: train the spec, print its
+# weights (a sweep's: each member's) as JSON.
+ON_DEVICES = """
+import sys, json, numpy as np, jax, nnspec
+r = nnspec.train(sys.argv[1], out=sys.argv[2])
+def leaves(p): return [np.asarray(v).tolist() for v in jax.tree_util.tree_leaves(p)]
+print(json.dumps([leaves(m.params) for m in r.members] if hasattr(r, "members") else leaves(r.params)))
+"""
+
+
+def trained_on_devices(path: Path, out: Path, devices: int):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "NNSPEC_NO_CACHE": "1"}
+    done = subprocess.run([sys.executable, "-c", ON_DEVICES, str(path), str(out)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_a_streamed_run_over_two_devices_equals_one_device(tmp_path) -> None:
     write_data(tmp_path)
     one = spec(tmp_path, "one.nn", stream_line="stream 100")
     two = spec(tmp_path, "two.nn", stream_line="stream 100", extra="    devices 2\n")
-    code = ("import sys, json, numpy as np, jax, nnspec\n"
-            "r = nnspec.train(sys.argv[1], out=sys.argv[2])\n"
-            "print(json.dumps([np.asarray(v).tolist() for v in jax.tree_util.tree_leaves(r.params)]))\n")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "NNSPEC_NO_CACHE": "1"}
-    got = []
-    for path in (one, two):
-        done = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / path.stem)], env=env,
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        got.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    got = [trained_on_devices(path, tmp_path / path.stem, 2) for path in (one, two)]
     for a, b in zip(*got):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
@@ -248,16 +256,7 @@ def test_a_streamed_sweep_split_over_four_devices_equals_one_device(tmp_path) ->
     for path in (one, four):  # a batch that four devices split
         path.write_text(path.read_text().replace("batch 50", "batch 52"))
     four.write_text(four.read_text().replace("    stream 104\n", "    stream 104\n    devices 4\n"))
-    code = ("import sys, json, numpy as np, jax, nnspec\n"
-            "r = nnspec.train(sys.argv[1], out=sys.argv[2])\n"
-            "print(json.dumps([[np.asarray(v).tolist() for v in jax.tree_util.tree_leaves(m.params)] for m in r.members]))\n")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "NNSPEC_NO_CACHE": "1"}
-    got = []
-    for path in (one, four):
-        done = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / path.stem)], env=env,
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        got.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    got = [trained_on_devices(path, tmp_path / path.stem, 4) for path in (one, four)]
     assert len(got[0]) == len(got[1]) == 4
     for ma, mb in zip(*got):
         for a, b in zip(ma, mb):
