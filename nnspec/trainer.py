@@ -276,8 +276,15 @@ def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any, model: Mod
     """The mean loss and every metric of `model` over `data`, by `run` (an `eval_sums_fn`;
     with `extra`, the same `extra`'s values too): the chunks' statistics are merged on the
     device, then finalized on the host in float64."""
+    return finish_mean(sums_over(run, params, data, hparams, model, extra), data, model, extra)
+
+
+def sums_over(run: Callable, params: Any, data: Chunks, hparams: Any, model: Model,
+              extra: Mapping[str, Any] | None = None) -> tuple[Any, Any, Any] | None:
+    """`mean_over`'s device half: (loss sum, loss weight, merged statistics) over `data`, as
+    device arrays still being computed (None without data): the host may go on meanwhile."""
     if not data.parts:
-        return {}
+        return None
     loss, stats = None, None
     metrics = {**model._metrics, **(extra or {})}
     streamed = isinstance(data.parts, _Pieces)
@@ -289,6 +296,16 @@ def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any, model: Mod
         loss = got["loss"] if loss is None else loss + got["loss"]
         mass = got["mass"] if mass is None else mass + got["mass"]
         stats = got["metrics"] if stats is None else metric_lib.merge(metrics, stats, got["metrics"])
+    return loss, mass, stats
+
+
+def finish_mean(sums: tuple[Any, Any, Any] | None, data: Chunks, model: Model,
+                extra: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """`mean_over`'s host half: `sums_over`'s sums as the mean loss and every metric."""
+    if sums is None:
+        return {}
+    loss, mass, stats = sums
+    metrics = {**model._metrics, **(extra or {})}
     # the mean loss: over the examples, or (`sample_weight`) weighted by theirs
     total = np.asarray(mass, np.float64) if data.weighted else max(data.n, 1)
     out = {"loss": np.asarray(loss, np.float64) / np.where(total > 0, total, 1.0)}
@@ -338,6 +355,13 @@ _MAX_PROGRAMS = 64
 # nothing. Its numbers may differ from an optimized build's in the last bit (6e-8 in 4% of
 # a glorot draw), the same on every run.
 RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+# An epoch shorter than this (seconds, the last one measured) has the next one dispatched
+# before its results are read (`Trainer.run`): on small models the host's work per epoch
+# is a large part of it. Longer epochs gain nothing from it, and an early stop would waste
+# the one trained ahead.
+RUN_AHEAD_SECONDS = 0.05
 
 
 def compiled(fn: Callable, options: dict[str, Any] | None = None) -> Callable:
@@ -688,18 +712,28 @@ class Trainer:
         `self.snapshot` is always the last one, for a caller interrupted mid-epoch."""
         self.snapshot = snap
         done = 0
+        # A short epoch's next epoch (and its validation) is dispatched before this one's
+        # results are read, from this one's new state, so the device trains while the host
+        # reads the sums, writes the history and saves: the same programs on the same
+        # inputs, so the same numbers. It is used only if that state is the one kept (no
+        # model stopped, diverged or had its rate changed), else dropped.
+        ahead: tuple[Any, ...] | None = None
+        last_seconds = math.inf
         for epoch in range(snap.epoch, epochs):
             active = np.array([tr.active for tr in snap.tracks])
             if not active.any() or (stop_after is not None and done >= stop_after):
                 break
             t0 = time.perf_counter()
-            if self.streamed:
-                new, sums, per_step = self._streamed_epoch(snap.state, self.order(epoch), epoch)
+            if ahead is not None and ahead[0] == epoch and ahead[1] is snap.state:
+                new, sums, per_step, val_sums = ahead[2:]
             else:
-                short = self.last_steps is not None and epoch == self.epochs - 1
-                new, sums, per_step = (self._last_epoch if short else self._epoch)(
-                    snap.state, self.x, self.y, self.order(epoch), self.epoch_keys, np.int32(epoch), self.hparams,
-                    self.sw)
+                new, sums, per_step = self._epoch_of(snap.state, epoch)
+                val_sums = self._val_sums(new)
+            ahead = None
+            if (active.all() and not self.streamed and self.plateau is None and last_seconds < RUN_AHEAD_SECONDS
+                    and epoch + 1 < epochs and (stop_after is None or done + 1 < stop_after)):
+                following = self._epoch_of(new, epoch + 1)
+                ahead = (epoch + 1, new, *following, self._val_sums(following[0]))
             sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
             kept_steps = np.asarray(per_step, np.float32) if self.record_steps else None
             losses = sums["loss"]
@@ -708,8 +742,10 @@ class Trainer:
             good = np.isfinite(losses) & ~exploded
             keep = active & good
             state = new if keep.all() else self._select(jnp.asarray(keep), new, snap.state)
-            vals = self.evaluate(state.params, self.val) if self.val is not None and keep.any() else {}
-            elapsed = time.perf_counter() - t0
+            vals: dict[str, np.ndarray] = {}
+            if self.val is not None and keep.any():  # the validation dispatched with the epoch, if its state is kept
+                vals = finish_mean(val_sums if state is new else self._val_sums(state.params), self.val, self.model)
+            elapsed = last_seconds = time.perf_counter() - t0
             tracks = list(snap.tracks)
             improved = np.zeros(self.count, bool)
             # the rate the plateau rule had set for this epoch
@@ -747,6 +783,23 @@ class Trainer:
             if on_epoch is not None:
                 on_epoch(snap)
         return snap
+
+    def _epoch_of(self, state: TrainState, epoch: int) -> tuple[TrainState, Any, Any]:
+        """Every model's `epoch` from `state`: (new state, metric sums, per-step losses), as
+        device arrays still being computed (but a streamed epoch's, which reads its file)."""
+        if self.streamed:
+            return self._streamed_epoch(state, self.order(epoch), epoch)
+        short = self.last_steps is not None and epoch == self.epochs - 1
+        return (self._last_epoch if short else self._epoch)(
+            state, self.x, self.y, self.order(epoch), self.epoch_keys, np.int32(epoch), self.hparams, self.sw)
+
+    def _val_sums(self, state: TrainState | Any) -> Any:
+        """The validation split's sums for `state` (or its parameters), dispatched (None
+        without a validation split)."""
+        if self.val is None:
+            return None
+        params = state.params if isinstance(state, TrainState) else state
+        return sums_over(self._evaluate, params, self.val, self.hparams, self.model)
 
     def _divergence(self, i: int, epoch: int, loss: float, steps: np.ndarray, exploded: bool) -> Divergence:
         with np.errstate(invalid="ignore"):
