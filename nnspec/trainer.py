@@ -728,12 +728,12 @@ class Trainer:
                 new, sums, per_step, val_sums = ahead[2:]
             else:
                 new, sums, per_step = self._epoch_of(snap.state, epoch)
-                val_sums = self._val_sums(new)
+                val_sums = self._val_sums(new.params)
             ahead = None
             if (active.all() and not self.streamed and self.plateau is None and last_seconds < RUN_AHEAD_SECONDS
                     and epoch + 1 < epochs and (stop_after is None or done + 1 < stop_after)):
                 following = self._epoch_of(new, epoch + 1)
-                ahead = (epoch + 1, new, *following, self._val_sums(following[0]))
+                ahead = (epoch + 1, new, *following, self._val_sums(following[0].params))
             sums = {k: np.asarray(v) for k, v in sums.items()}  # one transfer, not one per model
             kept_steps = np.asarray(per_step, np.float32) if self.record_steps else None
             losses = sums["loss"]
@@ -793,12 +793,11 @@ class Trainer:
         return (self._last_epoch if short else self._epoch)(
             state, self.x, self.y, self.order(epoch), self.epoch_keys, np.int32(epoch), self.hparams, self.sw)
 
-    def _val_sums(self, state: TrainState | Any) -> Any:
-        """The validation split's sums for `state` (or its parameters), dispatched (None
-        without a validation split)."""
+    def _val_sums(self, params: Any) -> Any:
+        """The validation split's sums for every model's `params`, dispatched (None without
+        a validation split)."""
         if self.val is None:
             return None
-        params = state.params if isinstance(state, TrainState) else state
         return sums_over(self._evaluate, params, self.val, self.hparams, self.model)
 
     def _divergence(self, i: int, epoch: int, loss: float, steps: np.ndarray, exploded: bool) -> Divergence:
