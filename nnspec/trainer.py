@@ -96,10 +96,10 @@ def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = N
         idx = jnp.concatenate([order, order[:pad]]).reshape(steps, b)[:take]
         keys = jax.random.split(key, steps)[:take]
         body = _step_body(model, split, hparams, lambda i: (rows(x, i), rows(y, i), None if sw is None else sw[i]))
-        (state, stats), (losses, mass) = jax.lax.scan(body, (state, _zero_stats(model, b, y)), (idx, weights, keys))
+        (state, stats, total), (losses, mass) = jax.lax.scan(body, (state, _zero_stats(model, b, y), _NO_LOSS),
+                                                             (idx, weights, keys))
         per_step = losses / _step_mass(mass, weights, b)
-        total = jnp.sum(mass) if sw is not None else seen
-        return state, {"loss": jnp.sum(losses) / total, **model.finalize(stats)}, per_step
+        return state, {"loss": total[0] / (total[1] if sw is not None else seen), **model.finalize(stats)}, per_step
 
     return run
 
@@ -107,10 +107,13 @@ def epoch_fn(model: Model, n: int, batch: int | None, split: Callable | None = N
 def _step_body(model: Model, split: Callable | None, hparams: Any, batch_of: Callable) -> Callable:
     """One gradient step as a `lax.scan` body over (what `batch_of` makes the batch of:
     (x, y, sample weights or None), its examples' padding weights or None, its dropout
-    key); the carry is (state, metric statistics); each step gives (its loss sum, its
-    examples' total loss weight)."""
+    key); the carry is (state, metric statistics, (Σ loss, Σ loss weight) so far); each
+    step gives (its loss sum, its examples' total loss weight). The epoch's sums are added
+    in the carry one step at a time, so a streamed epoch, whose windows continue the same
+    carry, adds the same numbers in the same order and gets the same float32 result (a sum
+    of the per-step losses, window by window, differed in the last bits)."""
     def body(carry, inp):
-        state, acc = carry
+        state, acc, total = carry
         what, w, k = inp
         xb, yb, swb = batch_of(what)
         lw = swb if w is None or swb is None else swb * w  # each example's weight in the loss
@@ -118,8 +121,12 @@ def _step_body(model: Model, split: Callable | None, hparams: Any, batch_of: Cal
             xb, yb, w, lw = split((xb, yb, w, lw))
         state, sums = model.step(state, xb, yb, key=k, hparams=hparams, weights=w, loss_weights=lw)
         mass = jnp.sum(lw) if lw is not None else jnp.zeros((), jnp.float32)
-        return (state, model.merge_stats(acc, sums["metrics"])), (sums["loss"], mass)
+        total = total + jnp.stack([sums["loss"], mass])
+        return (state, model.merge_stats(acc, sums["metrics"]), total), (sums["loss"], mass)
     return body
+
+
+_NO_LOSS = np.zeros((2,), np.float32)  # (Σ loss, Σ loss weight) before an epoch's first step
 
 
 def _step_mass(mass: jax.Array, weights: jax.Array | None, b: int) -> Any:
@@ -150,14 +157,13 @@ def window_fns(model: Model, n: int, batch: int, y: Any, split: Callable | None 
     b, steps, _, _ = _batches(n, batch, devices)
 
     def begin(hparams):
-        return _zero_stats(model, b, y), jnp.zeros((2,), jnp.float32)  # (Σ loss, Σ loss weight)
+        return _zero_stats(model, b, y), jnp.asarray(_NO_LOSS)
 
     def window(state, stats, total, xw, y, sw, idx, w, keys, hparams):
         body = _step_body(model, split, hparams,
                           lambda p: (p[0], rows(y, p[1]), None if sw is None else sw[p[1]]))
-        (state, stats), (losses, mass) = jax.lax.scan(body, (state, stats), ((xw, idx), w, keys))
-        per_step = losses / _step_mass(mass, w, b)
-        return state, stats, total + jnp.stack([jnp.sum(losses), jnp.sum(mass)]), per_step
+        (state, stats, total), (losses, mass) = jax.lax.scan(body, (state, stats, total), ((xw, idx), w, keys))
+        return state, stats, total, losses / _step_mass(mass, w, b)
 
     def end(stats, total):
         return {"loss": total[0] / (total[1] if weighted else n), **model.finalize(stats)}

@@ -62,7 +62,7 @@ def leaves(tree) -> list[np.ndarray]:
     return [np.asarray(v) for v in jax.tree_util.tree_leaves(tree)]
 
 
-@pytest.mark.parametrize("line", ["stream 250", "stream"])
+@pytest.mark.parametrize("line", ["stream 250", "stream 150", "stream"])
 def test_a_streamed_run_equals_the_same_run_loaded_whole(tmp_path, line) -> None:
     # 864 training examples in batches of 50: 18 steps, the last padded; windows of 5
     # steps leave a last window of 3
