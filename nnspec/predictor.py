@@ -134,8 +134,10 @@ class Predictor:
         import jax.numpy as jnp
         x = self._as_array(x)
         if self._fn is None:
+            from nnspec.xla_options import compile_options
             self._fn = jax.jit(inference_fn(self.model, self.params, self.standardizer,
-                                            ensemble=bool(self.meta.get("ensemble"))))
+                                            ensemble=bool(self.meta.get("ensemble"))),
+                               compiler_options=compile_options() or None)
         return np.asarray(self._fn(jnp.asarray(x)))
 
     def evaluate(self, split: str | None = None, *, data: Any = None, val_data: Any = None,

@@ -31,6 +31,7 @@ from nnspec.devices import Devices
 from nnspec.lower import PLATEAU, Model, TrainState, plateau_update, with_hparams
 from nnspec.prepare import Splits, _labels
 from nnspec.stream import Rows, window as stream_window
+from nnspec.xla_options import compile_options
 
 # ------------------------------------------------------------------------------ programs
 
@@ -330,7 +331,8 @@ class _Compiled:
     out, names included, are the same too), at jax.jit's own speed from then on."""
 
     def __init__(self, fn: Callable, options: dict[str, Any] | None = None) -> None:
-        self.jitted = jax.jit(fn)
+        self.base = compile_options()  # nnspec's own, for every program (xla_options.py)
+        self.jitted = jax.jit(fn, compiler_options=self.base or None)
         self.options = options
         self.fast: Callable | None = None
 
@@ -340,14 +342,14 @@ class _Compiled:
             # the text, and the names in and out: two models that differ only in their layers'
             # names compile to one text, but each must get its own names back
             key = hashlib.sha256("\n".join([lowered.as_text(), str(lowered.in_tree), str(lowered.out_tree),
-                                             repr(self.options)]).encode()).hexdigest()
+                                             repr(self.options), repr(self.base)]).encode()).hexdigest()
             self.fast = _PROGRAMS.get(key)
             if self.fast is None:
                 if len(_PROGRAMS) >= _MAX_PROGRAMS:
                     _PROGRAMS.pop(next(iter(_PROGRAMS)))  # the oldest: a bounded cache
                 # with options, the compiled program itself (for programs that run once:
                 # its slower call does not matter)
-                self.fast = self.jitted if self.options is None else lowered.compile(self.options)
+                self.fast = self.jitted if self.options is None else lowered.compile({**self.base, **self.options})
                 _PROGRAMS[key] = self.fast
         return self.fast(*args)
 
@@ -413,7 +415,7 @@ def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, h
     def one_step(s, xb, i, w, k):
         lw = None if sw is None else (sw[i] if w is None else sw[i] * w)
         return model.step(s, xb, rows(y, i), key=k, hparams=hparams, weights=w, loss_weights=lw)[0]
-    one = jax.jit(one_step)
+    one = jax.jit(one_step, compiler_options=compile_options() or None)
     for j in range(steps_done):
         state = one(state, batch_rows(x, idx[j]), idx[j], None if weights is None else weights[j], keys[j])
     return state, (idx, weights, keys)

@@ -235,3 +235,13 @@ def test_the_ablation_still_finds_what_it_patches():
     import inspect
     assert list(inspect.signature(nfit.epoch_fn(None, 64, 32)).parameters) == [
         "state", "x", "y", "order", "base_key", "epoch", "hparams", "sw"]
+
+
+def test_the_options_benchmark_still_finds_what_it_patches():
+    """`benchmarks.xla_options` swaps nnspec's options through their cache: fail here when it moves."""
+    from nnspec import xla_options
+    import jax
+    xla_options._known.clear()
+    assert xla_options.compile_options() == xla_options.CPU_OPTIONS
+    assert set(xla_options._known) == {jax.default_backend()}
+    xla_options._known.clear()
