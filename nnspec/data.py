@@ -1512,7 +1512,6 @@ def load_parquet(path: str, *, base_dir: Path, target: tuple[str, ...],
     n = len(cols[feature_names[0]])
     xa = np.column_stack([cols[f] for f in feature_names]) if n else np.zeros((0, len(feature_names)))
     if not target_names:
-        _check_parquet_targets(cols, target_names, task, path)
         ds = _from_arrays(xa, xa, "features", "features", paths={"features": path}, task=REGRESSION,
                           noun="column")
         return dataclasses.replace(ds, feature_names=feature_names, target_names=())
@@ -1598,6 +1597,8 @@ def _streamed_parquet(full: Path, path: str, feature_names: tuple[str, ...], tar
                 out[start:start + k] = part  # float32, as the whole read's `astype` makes it
                 stream.release(out)
             start += k
+            if features[0] in missing:  # no later column's missing value is reported first
+                return False
         if start != rows:
             raise DataError(f"the file's metadata counts {rows:,} rows, but {start:,} were read", path=path,
                             help="the file is damaged: write it again")

@@ -403,14 +403,19 @@ def parquet_kinds(full: Path, columns: list[str]) -> tuple[int, dict[str, str]]:
     return rows, kinds
 
 
+PARQUET_BUFFER = 1 << 20  # what `parquet_pieces` reads of a column chunk at a time
+
+
 def parquet_pieces(full: Path, columns: list[str], rows: int) -> Iterator[dict[str, np.ndarray]]:
     """The `columns` of a Parquet file, at most `rows` rows at a time (pyarrow's
-    `iter_batches`, a row group after another), each as `read_parquet` converts it: the
-    file is never read whole, only a row group's compressed pages and one piece."""
+    `iter_batches`), each as `read_parquet` converts it. Each column chunk is read through
+    a buffer of PARQUET_BUFFER bytes, not pre-buffered: the memory held is a piece and a
+    page of each column, not a row group (which a writer may make as large as the file)."""
     pq = _pyarrow()
     import pyarrow as pa
     try:
-        batches = pq.ParquetFile(full).iter_batches(batch_size=max(1, rows), columns=columns, use_threads=False)
+        f = pq.ParquetFile(full, buffer_size=PARQUET_BUFFER, pre_buffer=False)
+        batches = f.iter_batches(batch_size=max(1, rows), columns=columns, use_threads=False)
         for batch in batches:
             yield {name: _column_array(batch.column(name), name) for name in columns}
     except (pa.ArrowException, OSError, ValueError) as exc:

@@ -17,8 +17,8 @@ groups. `spool` writes the feature columns once, a bounded piece at a time (data
 them with formats.parquet_pieces), as a float32 `.npy` file in the cache folder
 (`$XDG_CACHE_HOME/nnspec/stream`, else `~/.cache/nnspec/stream`), and `Rows` maps that
 file as it maps a `.npy` source. The spool's name is a hash of the file's absolute path,
-the columns (in order), and the file's size and modification time: a later run of the same
-file reuses it, a changed file gets a new one (and the old one is removed).
+the columns (in order), and the file's size, modification time and inode: a later run of
+the same file reuses it, a changed file gets a new one (and the old one is removed).
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def spool_path(source: Path, columns: Sequence[str]) -> Path:
     """The spool of `columns` (in that order) of the file `source` as it is now."""
     st = source.stat()
     who = hashlib.sha256(repr((SPOOL_VERSION, str(source.resolve()), tuple(columns))).encode()).hexdigest()[:20]
-    when = hashlib.sha256(repr((st.st_size, st.st_mtime_ns)).encode()).hexdigest()[:12]
+    when = hashlib.sha256(repr((st.st_size, st.st_mtime_ns, st.st_ino)).encode()).hexdigest()[:12]
     return spool_folder() / f"{who}-{when}.npy"
 
 
@@ -260,7 +260,7 @@ def spool(source: Path, columns: Sequence[str], shape: tuple[int, ...],
         _discard(tmp)
         raise
     after = source.stat()
-    if keep and (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+    if keep and (after.st_size, after.st_mtime_ns, after.st_ino) != (before.st_size, before.st_mtime_ns, before.st_ino):
         _discard(tmp)
         raise SpoolError("the file changed while its features were read", help="train again once it is written")
     if not keep:
