@@ -403,20 +403,24 @@ def parquet_kinds(full: Path, columns: list[str]) -> tuple[int, dict[str, str]]:
     return rows, kinds
 
 
-PARQUET_BUFFER = 1 << 20  # what `parquet_pieces` reads of a column chunk at a time
+PARQUET_BUFFER = 8 << 20  # what `parquet_pieces` reads ahead of its columns' chunks, in all
 
 
 def parquet_pieces(full: Path, columns: list[str], rows: int) -> Iterator[dict[str, np.ndarray]]:
     """The `columns` of a Parquet file, at most `rows` rows at a time (pyarrow's
     `iter_batches`), each as `read_parquet` converts it. Each column chunk is read through
-    a buffer of PARQUET_BUFFER bytes, not pre-buffered: the memory held is a piece and a
-    page of each column, not a row group (which a writer may make as large as the file)."""
+    a buffer (PARQUET_BUFFER bytes shared among the columns, 64 KiB each at least), not
+    pre-buffered: the memory held is a piece and a page of each column, not a row group
+    (which a writer may make as large as the file)."""
     pq = _pyarrow()
     import pyarrow as pa
     try:
-        f = pq.ParquetFile(full, buffer_size=PARQUET_BUFFER, pre_buffer=False)
+        buffer = min(1 << 20, max(64 << 10, PARQUET_BUFFER // max(1, len(columns))))
+        f = pq.ParquetFile(full, buffer_size=buffer, pre_buffer=False)
         batches = f.iter_batches(batch_size=max(1, rows), columns=columns, use_threads=False)
         for batch in batches:
             yield {name: _column_array(batch.column(name), name) for name in columns}
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _unreadable(exc) from None
+    finally:  # the pages and buffers go back to the OS, not to pyarrow's pool for later
+        pa.default_memory_pool().release_unused()
