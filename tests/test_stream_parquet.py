@@ -274,3 +274,49 @@ def test_an_unwritable_cache_folder_is_a_located_error(tmp_path, monkeypatch, ca
     assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error[E401]" in err and "cannot write the stream spool" in err
+
+
+def test_a_streamed_parquet_run_resumes_and_evaluates_as_it_trained(tmp_path, cache, capsys) -> None:
+    import json
+
+    from nnspec.cli import main
+    write_table(tmp_path / "t.parquet")
+    straight = nnspec.train(spec(tmp_path, "a.nn", stream_line="stream 250"), out=tmp_path / "a")
+    b = spec(tmp_path, "b.nn", stream_line="stream 250")
+    nnspec.train(b, out=tmp_path / "b", epochs=1)  # stopped after one epoch
+    resumed = nnspec.train(b, out=tmp_path / "b", resume=True, epochs=3)
+    assert len(resumed.history) == 3
+    for x, y in zip(leaves(straight.params), leaves(resumed.params), strict=True):
+        np.testing.assert_array_equal(x, y)
+    capsys.readouterr()
+    assert main(["eval", str(b), "--run", str(tmp_path / "b"), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["metrics"]["accuracy"] == pytest.approx(resumed.kept["metrics"]["test"]["accuracy"], rel=1e-6)
+    assert len(spools(cache)) == 1  # one copy for all of it
+
+
+def test_several_target_columns_stream_as_they_load_whole(tmp_path, cache) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(900, 12))
+    cols = {name: x[:, i] for i, name in enumerate(FEATURES)}
+    cols["count"] = rng.integers(0, 9, size=900)  # integers among the features
+    cols["u"], cols["v"] = x[:, :3].sum(axis=1), x[:, 3] - x[:, 4]
+    pq.write_table(pa.table(cols), tmp_path / "r.parquet", row_group_size=128)
+    results = []
+    for name, line in (("whole.nn", ""), ("streamed.nn", "stream 250")):  # 13 steps: windows of 5, 5, 3
+        path = spec(tmp_path, name, stream_line=line, data='parquet("r.parquet", target=["u", "v"])')
+        path.write_text(path.read_text().replace("dense 1 sigmoid", "dense 2").replace("binary_crossentropy", "mse")
+                        .replace("    metrics accuracy\n", ""))
+        results.append(nnspec.train(path, out=tmp_path / name.removesuffix(".nn")))
+    assert isinstance(results[1].splits.train.x, stream.Rows)
+    assert results[1].splits.train.target_names == ("u", "v")
+    same_run(*results)
+
+
+def test_the_spool_is_named_by_the_columns_in_their_order(tmp_path) -> None:
+    write_table(tmp_path / "t.parquet")
+    here = stream.spool_path(tmp_path / "t.parquet", ["f0", "f1"])
+    assert here == stream.spool_path(tmp_path / "t.parquet", ["f0", "f1"])
+    assert here != stream.spool_path(tmp_path / "t.parquet", ["f1", "f0"])
+    assert here != stream.spool_path(tmp_path / "t.parquet", ["f0"])
+    assert here.parent == tmp_path / "cache" / "nnspec" / "stream"
