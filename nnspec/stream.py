@@ -199,9 +199,10 @@ def spool_folder() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nnspec" / "stream"
 
 
-def spool_path(source: Path, columns: Sequence[str]) -> Path:
-    """The spool of `columns` (in that order) of the file `source` as it is now."""
-    st = source.stat()
+def spool_path(source: Path, columns: Sequence[str], st: os.stat_result | None = None) -> Path:
+    """The spool of `columns` (in that order) of the file `source` as it is now (as `st`,
+    its `os.stat`, says)."""
+    st = st or source.stat()
     who = hashlib.sha256(repr((SPOOL_VERSION, str(source.resolve()), tuple(columns))).encode()).hexdigest()[:20]
     when = hashlib.sha256(repr((st.st_size, st.st_mtime_ns, st.st_ino)).encode()).hexdigest()[:12]
     return spool_folder() / f"{who}-{when}.npy"
@@ -225,14 +226,18 @@ def spool(source: Path, columns: Sequence[str], shape: tuple[int, ...],
     writes (`out` a writable float32 memory map) and keeps only if it returns True (None
     then: `fill` found something wrong). Written under a temporary name and renamed into
     place, so a reader never maps half a spool; SpoolError if it cannot be written."""
-    target = spool_path(source, columns)
+    try:
+        before = source.stat()
+    except OSError as exc:
+        raise SpoolError(f"cannot read the file ({exc.strerror or exc})") from None
+    target = spool_path(source, columns, before)
     found = _open_spool(target, shape)
     if found is not None:
         return found
-    before = source.stat()
     folder = target.parent
     who = target.name.split("-")[0]
     tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    changed = False
     try:
         folder.mkdir(parents=True, exist_ok=True)
         _remove_stale(folder, who)
@@ -254,6 +259,11 @@ def spool(source: Path, columns: Sequence[str], shape: tuple[int, ...],
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
+            after = source.stat()
+            changed = (after.st_size, after.st_mtime_ns, after.st_ino) != (before.st_size, before.st_mtime_ns,
+                                                                             before.st_ino)
+            if not changed:
+                os.replace(tmp, target)
     except OSError as exc:
         _discard(tmp)
         need = int(np.prod(shape)) * 4
@@ -264,18 +274,20 @@ def spool(source: Path, columns: Sequence[str], shape: tuple[int, ...],
     except BaseException:
         _discard(tmp)
         raise
-    after = source.stat()
-    if keep and (after.st_size, after.st_mtime_ns, after.st_ino) != (before.st_size, before.st_mtime_ns, before.st_ino):
+    if changed:
         _discard(tmp)
         raise SpoolError("the file changed while its features were read", help="train again once it is written")
     if not keep:
         _discard(tmp)
         return None
-    os.replace(tmp, target)
     for old in folder.glob(f"{who}-*.npy"):  # the spools of this file as it was before
         if old != target:
-            old.unlink(missing_ok=True)
-    return _open_spool(target, shape)
+            _discard(old)
+    got = _open_spool(target, shape)
+    if got is None:
+        raise SpoolError(f"the stream spool `{target.name}` in `{folder}` was removed as soon as it was written "
+                         "(by another run, of a changed file?)", help="train again")
+    return got
 
 
 def _remove_stale(folder: Path, who: str) -> None:

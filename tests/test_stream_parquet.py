@@ -320,3 +320,24 @@ def test_the_spool_is_named_by_the_columns_in_their_order(tmp_path) -> None:
     assert here != stream.spool_path(tmp_path / "t.parquet", ["f1", "f0"])
     assert here != stream.spool_path(tmp_path / "t.parquet", ["f0"])
     assert here.parent == tmp_path / "cache" / "nnspec" / "stream"
+
+
+def test_a_file_that_changes_while_it_is_copied_leaves_no_spool(tmp_path, cache, monkeypatch) -> None:
+    from nnspec import formats
+    write_table(tmp_path / "t.parquet")
+    original = formats.parquet_pieces
+
+    def touching(full, columns, rows):
+        for i, piece in enumerate(original(full, columns, rows)):
+            if i == 1:  # another program writes the file meanwhile
+                st = os.stat(full)
+                os.utime(full, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+            yield piece
+
+    monkeypatch.setattr(formats, "parquet_pieces", touching)
+    monkeypatch.setattr(stream, "PIECE_BYTES", 8 * 12 * 100)
+    with pytest.raises(nnspec.NNSpecError) as err:
+        nnspec.train(spec(tmp_path, "s.nn", stream_line="stream 100"), out=tmp_path / "s")
+    (diag,) = err.value.diagnostics
+    assert diag.code == "E401" and "the file changed while its features were read" in diag.message
+    assert spools(cache) == [] and not list(cache.glob(".*.tmp"))
