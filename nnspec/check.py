@@ -1242,19 +1242,23 @@ class _Checker:
         ok = True
         sources = [(k, bound.get("data", {}).get(k)) for k in ("source", "val", "test")]
         for key, source in sources:
-            if source is not None and source.kind != "npy":
+            if source is not None and source.kind not in ("npy", "parquet"):
                 arg = d.keyword_span
-                self.err("E327", f"`stream` reads `npy` files, not `{source.kind}` data", arg, "needs `npy` data",
+                self.err("E327", f"`stream` reads `npy` or `parquet` files, not `{source.kind}` data", arg,
+                         "needs `npy` or `parquet` data",
                          secondary=[(_arg_span(seen["data"], key) or seen["data"].span,
                                      f"`{source.kind}` data is read whole")],
-                         help='save the examples with `numpy.save` and read them with `data npy(x="X.npy", y="Y.npy")`'
-                              if source.kind != "builtin" else "remove `stream`: a built-in dataset fits in memory")
+                         help="remove `stream`: a built-in dataset fits in memory" if source.kind == "builtin" else
+                              "save the table as Parquet (`pandas.DataFrame.to_parquet`) and read it with "
+                              '`data parquet("FILE.parquet", target="COLUMN")`' if source.kind in ("csv", "jsonl") else
+                              'save the examples with `numpy.save` and read them with `data npy(x="X.npy", y="Y.npy")`')
                 ok = False
                 break
         if ok and target == "input":
             self.err("E327", "`stream` needs a targets file, but an autoencoder's targets are its inputs",
                      d.keyword_span, "cannot stream", secondary=[(seen["target"].span, "the targets are the inputs")],
-                     help="remove `stream`, or give the targets as their own file with `npy(x=..., y=...)`")
+                     help="remove `stream`, or give the targets as their own file with `npy(x=..., y=...)` "
+                          "or as a column of a Parquet file (`target=\"COLUMN\"`)")
             ok = False
         if ok and batch == "all":
             self.err("E327", "`stream` reads a window of mini-batches at a time, but `batch all` needs every "

@@ -544,16 +544,18 @@ column of a CSV file; other sources (an `.npz` archive, a built-in dataset) have
 such column. Give those parts as separate files (`data ... val=... test=...`), or
 split by fractions."""),
     "E327": ("stream that cannot stream", """
-`stream` trains on data larger than memory: the examples stay in their `.npy` file, and
-each window of mini-batches is read from it as the epoch reaches it. So it needs data
-that is a file of arrays (`data npy(x="X.npy", y="Y.npy")`, and `val=`/`test=` files
-of `npy` too), its own targets file (an autoencoder's targets are its inputs, which
-would have to be loaded whole), and mini-batches (`batch all` is every example at once).
-Other sources are parsed into memory anyway: for them, `stream` would change nothing.
+`stream` trains on data larger than memory: the examples stay in a file, and each window
+of mini-batches is read from it as the epoch reaches it. So it needs data that is a file
+of arrays (`data npy(x="X.npy", y="Y.npy")`, memory-mapped) or a Parquet table
+(`data parquet("T.parquet", target="y")`, whose feature columns are copied once, a piece
+at a time, into a float32 file in the cache folder), with `val=`/`test=` files of either
+kind too; its own targets (an autoencoder's targets are its inputs, which would have to
+be loaded whole); and mini-batches (`batch all` is every example at once). Other
+sources are parsed into memory anyway: for them, `stream` would change nothing.
 
     train {
         data csv("houses.csv", target="price")
-        stream                  # a CSV file is parsed whole: save it with numpy.save
+        stream                  # a CSV file is parsed whole: save it as Parquet
     }"""),
     "E328": ("stream window of partial batches", """
 `stream N` reads N examples at a time, which the epoch consumes as whole mini-batches:

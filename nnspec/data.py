@@ -1495,6 +1495,8 @@ def load_parquet(path: str, *, base_dir: Path, target: tuple[str, ...],
                             help=f"remove `{both[0]}` from `features`")
     feature_names = tuple(header[i] for i in feature_idx)
     target_names = tuple(header[i] for i in target_idx)
+    if STREAMING.get() and target_names:  # the features spooled to a `.npy` file, never held whole
+        return _streamed_parquet(full, path, feature_names, target_names, task)
     try:
         _, cols = formats.read_parquet(full, list(feature_names + target_names))
     except formats.FormatError as exc:
@@ -1504,24 +1506,44 @@ def load_parquet(path: str, *, base_dir: Path, target: tuple[str, ...],
             raise DataError("holds text; features must be numbers", path=path, column=name,
                             help=_text_feature_help(name, feature_names))
     for name in feature_names + target_names:
-        col = cols[name]
-        # numpy's stubs take no None, which np.equal compares an object column's values with
-        missing = np.flatnonzero(np.equal(col, None) if col.dtype == object else np.isnan(col))  # type: ignore[call-overload]
+        missing = _missing_rows(cols[name])
         if len(missing):
-            raise DataError(f"missing value in row {missing[0] + 1}", path=path, column=name,
-                            help="fill in the value or remove the row")
-    if len(target_names) > 1 and any(cols[t].dtype == object for t in target_names):
-        raise DataError("only a single target column can hold class names", path=path,
-                        column=next(t for t in target_names if cols[t].dtype == object))
-    if task == MULTICLASS and len(target_names) > 1:
-        raise DataError(f"a multiclass target is one column, found {len(target_names)} "
-                        f"({_listing(target_names)})", path=path, help="name one column in `target`")
+            raise _missing_value(int(missing[0]), name, path)
     n = len(cols[feature_names[0]])
     xa = np.column_stack([cols[f] for f in feature_names]) if n else np.zeros((0, len(feature_names)))
     if not target_names:
         ds = _from_arrays(xa, xa, "features", "features", paths={"features": path}, task=REGRESSION,
                           noun="column")
         return dataclasses.replace(ds, feature_names=feature_names, target_names=())
+    return _parquet_dataset(xa, cols, feature_names, target_names, task, path)
+
+
+def _missing_rows(col: np.ndarray) -> np.ndarray:
+    """The indices of a Parquet column's missing values (null, or NaN)."""
+    # numpy's stubs take no None, which np.equal compares an object column's values with
+    return np.flatnonzero(np.equal(col, None) if col.dtype == object else np.isnan(col))  # type: ignore[call-overload]
+
+
+def _missing_value(index: int, name: str, path: str) -> DataError:
+    return DataError(f"missing value in row {index + 1}", path=path, column=name,
+                     help="fill in the value or remove the row")
+
+
+def _check_parquet_targets(cols: Mapping[str, np.ndarray], target_names: tuple[str, ...], task: str | None,
+                           path: str) -> None:
+    if len(target_names) > 1 and any(cols[t].dtype == object for t in target_names):
+        raise DataError("only a single target column can hold class names", path=path,
+                        column=next(t for t in target_names if cols[t].dtype == object))
+    if task == MULTICLASS and len(target_names) > 1:
+        raise DataError(f"a multiclass target is one column, found {len(target_names)} "
+                        f"({_listing(target_names)})", path=path, help="name one column in `target`")
+
+
+def _parquet_dataset(xa: Any, cols: Mapping[str, np.ndarray], feature_names: tuple[str, ...],
+                     target_names: tuple[str, ...], task: str | None, path: str) -> Dataset:
+    """The examples of a Parquet file's features `xa` (an array, or the spool's `Rows`) and
+    its target columns `cols`, checked and encoded as any table's."""
+    _check_parquet_targets(cols, target_names, task, path)
     ys = [cols[t] for t in target_names]
     if ys[0].dtype == object:
         ya = np.asarray(ys[0], dtype=str)
@@ -1530,6 +1552,81 @@ def load_parquet(path: str, *, base_dir: Path, target: tuple[str, ...],
     key = target_names[0] if len(target_names) == 1 else "target"
     ds = _from_arrays(xa, ya, "features", key, paths={"features": path, key: path}, task=task, noun="column")
     return dataclasses.replace(ds, feature_names=feature_names, target_names=target_names)
+
+
+def _streamed_parquet(full: Path, path: str, feature_names: tuple[str, ...], target_names: tuple[str, ...],
+                      task: str | None) -> Dataset:
+    """`load_parquet` under `stream`: the feature columns read a bounded piece of rows at a
+    time into a float32 spool (stream.spool, reused while the file is unchanged) that the
+    training maps as it maps a `.npy` file; the targets, a column or a few, read whole.
+    What the whole read refuses is refused here, with the same message, in the same order:
+    a column of another type, a text feature, a missing value (the first column's, in
+    order), then the targets' problems, then a value no float32 holds."""
+    from nnspec import stream
+    features = list(feature_names)
+    try:
+        rows, kinds = formats.parquet_kinds(full, features + list(target_names))
+    except formats.FormatError as exc:
+        raise _located(exc, path) from None
+    for name in feature_names:
+        if kinds[name] == "text":
+            raise DataError("holds text; features must be numbers", path=path, column=name,
+                            help=_text_feature_help(name, feature_names))
+    missing: dict[str, int] = {}  # each feature column's first missing value
+    bad: list[DataError] = []  # the first value no float32 holds, in the order of the rows
+
+    def fill(out: np.ndarray) -> bool:
+        start = 0
+        # int64 or float64 values, as the whole read holds them, a piece at a time
+        for piece in formats.parquet_pieces(full, features, max(1, stream.PIECE_BYTES // (8 * len(features)))):
+            k = len(piece[features[0]])
+            if start + k > rows:
+                raise DataError(f"the file's metadata counts {rows:,} rows, but it holds more", path=path,
+                                help="the file is damaged: write it again")
+            for name in features:
+                if name not in missing:
+                    at = _missing_rows(piece[name])
+                    if len(at):
+                        missing[name] = start + int(at[0])
+            part = np.column_stack([piece[f] for f in features])
+            if not missing and not bad:
+                problem = _non_finite(part, start, "features", path, "column")
+                if problem is not None:
+                    bad.append(problem)
+            if not missing and not bad:
+                out[start:start + k] = part  # float32, as the whole read's `astype` makes it
+                stream.release(out)
+            start += k
+            if features[0] in missing:  # no later column's missing value is reported first
+                return False
+        if start != rows:
+            raise DataError(f"the file's metadata counts {rows:,} rows, but {start:,} were read", path=path,
+                            help="the file is damaged: write it again")
+        return not missing and not bad
+
+    try:
+        spooled = stream.spool(full, features, (rows, len(features)), fill) if rows else \
+            np.zeros((0, len(features)), np.float32)
+    except formats.FormatError as exc:
+        raise _located(exc, path) from None
+    except stream.SpoolError as exc:
+        raise DataError(exc.message, path=path, help=exc.help) from None
+    for name in feature_names:
+        if name in missing:
+            raise _missing_value(missing[name], name, path)
+    try:
+        _, cols = formats.read_parquet(full, list(target_names))
+    except formats.FormatError as exc:
+        raise _located(exc, path) from None
+    for name in target_names:
+        at = _missing_rows(cols[name])
+        if len(at):
+            raise _missing_value(int(at[0]), name, path)
+    if bad:
+        _check_parquet_targets(cols, target_names, task, path)
+        raise bad[0]
+    assert spooled is not None
+    return _parquet_dataset(stream.Rows(spooled) if rows else spooled, cols, feature_names, target_names, task, path)
 
 
 def _located(exc: formats.FormatError, path: str) -> DataError:
@@ -1652,18 +1749,29 @@ def _finite(a: Any, key: str, path: str, noun: str = "array") -> None:
     step = rows_per_piece(a) if a.ndim else 1
     for start in range(0, max(len(a), 1) if a.ndim else 1, step):
         part = np.asarray(a[start:start + step] if a.ndim else a)
-        bad = np.argwhere(~np.isfinite(part))
-        if len(bad):
-            where = (int(bad[0][0]) + start, *(int(i) for i in bad[0][1:])) if a.ndim else ()
-            raise DataError(f"{noun} `{key}` has a non-finite value `{_scalar(part[tuple(bad[0])])}` at index "
-                            f"{_index(where)}", path=path,
-                            help="replace or drop the examples with missing values")
-        big = np.argwhere(np.abs(part) > _F32_MAX)
-        if len(big):
-            where = (int(big[0][0]) + start, *(int(i) for i in big[0][1:])) if a.ndim else ()
-            raise DataError(f"{noun} `{key}` has `{_scalar(part[tuple(big[0])])}` at index {_index(where)}, "
-                            f"too large for a 32-bit float", path=path)
+        problem = _non_finite(part, start if a.ndim else None, key, path, noun)
+        if problem is not None:
+            raise problem
         release(a)
+
+
+def _non_finite(part: np.ndarray, start: int | None, key: str, path: str, noun: str) -> DataError | None:
+    """What `_finite` says of the rows `part` (the first of them row `start`; None: `part`
+    is a scalar), or None if every value is finite and fits in a float32."""
+    if part.dtype.kind != "f":
+        return None
+    bad = np.argwhere(~np.isfinite(part))
+    if len(bad):
+        where = (int(bad[0][0]) + start, *(int(i) for i in bad[0][1:])) if start is not None else ()
+        return DataError(f"{noun} `{key}` has a non-finite value `{_scalar(part[tuple(bad[0])])}` at index "
+                         f"{_index(where)}", path=path,
+                         help="replace or drop the examples with missing values")
+    big = np.argwhere(np.abs(part) > _F32_MAX)
+    if len(big):
+        where = (int(big[0][0]) + start, *(int(i) for i in big[0][1:])) if start is not None else ()
+        return DataError(f"{noun} `{key}` has `{_scalar(part[tuple(big[0])])}` at index {_index(where)}, "
+                         f"too large for a 32-bit float", path=path)
+    return None
 
 
 def _listing(names: Any, limit: int = 12) -> str:

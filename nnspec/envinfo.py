@@ -97,8 +97,15 @@ def caches() -> dict[str, Any]:
     if xla is not None and xla.is_dir():
         compile_cache["exists"] = True
         compile_cache["files"], compile_cache["bytes"] = _size(xla)
+    from nnspec.stream import spool_folder
+    spools = spool_folder()
+    stream_cache: dict[str, Any] = {"path": str(spools), "exists": spools.is_dir(), "files": 0, "bytes": 0}
+    if spools.is_dir():
+        stream_cache["files"], stream_cache["bytes"] = _size(spools)
     return {
         "compile": compile_cache,
+        # `stream` of a Parquet file: its features copied as float32 `.npy` files (nnspec/stream.py)
+        "stream": stream_cache,
         # the built-in datasets are generated in memory; `digits` ships inside scikit-learn
         "datasets": {"path": None, "why": "nothing is downloaded: built-in datasets are generated in memory "
                                           "(`digits` is read from scikit-learn's package)"},
@@ -127,8 +134,11 @@ def cache_lines(c: dict[str, Any]) -> list[str]:
         compile_text = f"{comp['path']} ({comp['files']} files, {_bytes(comp['bytes'])})"
     else:
         compile_text = f"{comp['path']} (empty: created by the first `train`)"
-    runs = c["runs"]
+    runs, spools = c["runs"], c["stream"]
+    spool_text = (f"{spools['path']} ({spools['files']} files, {_bytes(spools['bytes'])})" if spools["exists"] else
+                  f"{spools['path']} (empty: `stream` of a Parquet file copies its features there)")
     return [f"compile cache  {compile_text}",
+            f"stream spools  {spool_text}",
             f"datasets       none ({c['datasets']['why']})",
             f"runs           {runs['path']}/ ({runs['why']}: {runs['absolute']}"
             + ("" if runs["exists"] else ", none yet") + ")"]

@@ -337,15 +337,39 @@ def _idx_size(shape: tuple[int, ...], dtype: np.dtype, need: int, have: int) -> 
 # ---------------------------------------------------------------------------------------
 # Parquet (pyarrow, an optional extra)
 
-def read_parquet(full: Path, columns: list[str] | None) -> tuple[list[str], dict[str, np.ndarray]]:
-    """The file's column names, and the `columns` asked for (all by default) as NumPy
-    arrays: whole numbers as int64 (float64 with NaN where some are null), other numbers
-    as float64 with NaN for nulls, text as an object array with None for nulls."""
+def _pyarrow() -> Any:
+    """pyarrow.parquet, or a FormatError saying how to install it."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise FormatError("reading Parquet files needs pyarrow, which is not installed",
                           help="install it with `pip install 'nnspec[parquet]'`") from None
+    return pq
+
+
+def _unreadable(exc: BaseException) -> FormatError:
+    return FormatError(f"cannot read the file as Parquet ({str(exc).splitlines()[0][:200] if str(exc) else exc!r})",
+                       help="write it with `pandas.DataFrame.to_parquet` or `pyarrow.parquet.write_table`")
+
+
+def _column_array(col: Any, name: str) -> np.ndarray:
+    """One Parquet column (a whole one, or a piece of one) as `read_parquet` gives it."""
+    import pyarrow as pa
+    t = col.type
+    if (pa.types.is_integer(t) or pa.types.is_boolean(t)) and col.null_count == 0:
+        return col.cast(pa.int64()).to_numpy(zero_copy_only=False)  # class indices stay whole
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        return col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        return np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+    raise FormatError(f"has type `{t}`; nnspec reads numbers and text", column=name)
+
+
+def read_parquet(full: Path, columns: list[str] | None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The file's column names, and the `columns` asked for (all by default) as NumPy
+    arrays: whole numbers as int64 (float64 with NaN where some are null), other numbers
+    as float64 with NaN for nulls, text as an object array with None for nulls."""
+    pq = _pyarrow()
     import pyarrow as pa
     try:
         schema = pq.read_schema(full)
@@ -353,19 +377,50 @@ def read_parquet(full: Path, columns: list[str] | None) -> tuple[list[str], dict
         wanted = names if columns is None else [c for c in columns if c in names]
         table = pq.read_table(full, columns=wanted)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise FormatError(f"cannot read the file as Parquet ({str(exc).splitlines()[0][:200]})",
-                          help="write it with `pandas.DataFrame.to_parquet` or `pyarrow.parquet.write_table`"
-                          ) from None
-    out: dict[str, np.ndarray] = {}
-    for name in wanted:
-        col = table.column(name)
-        t = col.type
-        if (pa.types.is_integer(t) or pa.types.is_boolean(t)) and col.null_count == 0:
-            out[name] = col.cast(pa.int64()).to_numpy(zero_copy_only=False)  # class indices stay whole
-        elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-            out[name] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        raise _unreadable(exc) from None
+    return names, {name: _column_array(table.column(name), name) for name in wanted}
+
+
+def parquet_kinds(full: Path, columns: list[str]) -> tuple[int, dict[str, str]]:
+    """(the file's rows, `number` or `text` for each of `columns`), from its metadata
+    alone; FormatError for a column `read_parquet` could not read, the first in `columns`."""
+    pq = _pyarrow()
+    import pyarrow as pa
+    try:
+        meta = pq.ParquetFile(full)
+        schema, rows = meta.schema_arrow, int(meta.metadata.num_rows)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _unreadable(exc) from None
+    kinds: dict[str, str] = {}
+    for name in columns:
+        t = schema.field(name).type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+            kinds[name] = "number"
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
-            out[name] = np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+            kinds[name] = "text"
         else:
             raise FormatError(f"has type `{t}`; nnspec reads numbers and text", column=name)
-    return names, out
+    return rows, kinds
+
+
+PARQUET_BUFFER = 8 << 20  # what `parquet_pieces` reads ahead of its columns' chunks, in all
+
+
+def parquet_pieces(full: Path, columns: list[str], rows: int) -> Iterator[dict[str, np.ndarray]]:
+    """The `columns` of a Parquet file, at most `rows` rows at a time (pyarrow's
+    `iter_batches`), each as `read_parquet` converts it. Each column chunk is read through
+    a buffer (PARQUET_BUFFER bytes shared among the columns, 64 KiB each at least), not
+    pre-buffered: the memory held is a piece and a page of each column, not a row group
+    (which a writer may make as large as the file)."""
+    pq = _pyarrow()
+    import pyarrow as pa
+    try:
+        buffer = min(1 << 20, max(64 << 10, PARQUET_BUFFER // max(1, len(columns))))
+        f = pq.ParquetFile(full, buffer_size=buffer, pre_buffer=False)
+        batches = f.iter_batches(batch_size=max(1, rows), columns=columns, use_threads=False)
+        for batch in batches:
+            yield {name: _column_array(batch.column(name), name) for name in columns}
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _unreadable(exc) from None
+    finally:  # the pages and buffers go back to the OS, not to pyarrow's pool for later
+        pa.default_memory_pool().release_unused()

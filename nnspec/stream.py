@@ -11,12 +11,26 @@ not the data set, and peak memory stays bounded by the window, whatever the file
 The examples a window holds are the ones the in-memory epoch would use at those steps (the
 same shuffle of (seed, epoch), the same padded last batch), so a streamed run trains on
 the same batches in the same order as an unstreamed one, and resumes the same way.
+
+A Parquet file cannot be memory-mapped as an array: its columns are compressed, in row
+groups. `spool` writes the feature columns once, a bounded piece at a time (data.py reads
+them with formats.parquet_pieces), as a float32 `.npy` file in the cache folder
+(`$XDG_CACHE_HOME/nnspec/stream`, else `~/.cache/nnspec/stream`), and `Rows` maps that
+file as it maps a `.npy` source. The spool's name is a hash of the file's absolute path,
+the columns (in order), and the file's size, modification time and inode: a later run of
+the same file reuses it, a changed file gets a new one (and the old one is removed).
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import mmap
-from typing import Any, Iterator
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -162,3 +176,148 @@ def window(batch: int, steps: int, example_bytes: int, asked: int | None) -> int
 
 def is_lazy(a: Any) -> bool:
     return isinstance(a, Rows)
+
+
+# ---------------------------------------------------------------------------------------
+# Spools: a Parquet file's feature columns, written once as a float32 `.npy` file
+
+SPOOL_VERSION = 1  # part of every spool's name: a change to what a spool holds bumps it
+STALE_SECONDS = 3600  # a temporary spool not written to for this long was left by a killed run
+
+
+class SpoolError(Exception):
+    """The spool cannot be written (data.py turns it into a located DataError)."""
+
+    def __init__(self, message: str, help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+
+def spool_folder() -> Path:
+    """Where spools are kept: `$XDG_CACHE_HOME/nnspec/stream`, else `~/.cache/nnspec/stream`."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nnspec" / "stream"
+
+
+def spool_path(source: Path, columns: Sequence[str], st: os.stat_result | None = None) -> Path:
+    """The spool of `columns` (in that order) of the file `source` as it is now (as `st`,
+    its `os.stat`, says)."""
+    st = st or source.stat()
+    who = hashlib.sha256(repr((SPOOL_VERSION, str(source.resolve()), tuple(columns))).encode()).hexdigest()[:20]
+    when = hashlib.sha256(repr((st.st_size, st.st_mtime_ns, st.st_ino)).encode()).hexdigest()[:12]
+    return spool_folder() / f"{who}-{when}.npy"
+
+
+def _open_spool(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The spool at `path`, memory-mapped, if it is one of `shape` (None: write it)."""
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != np.float32:
+        return None
+    return a
+
+
+def spool(source: Path, columns: Sequence[str], shape: tuple[int, ...],
+          fill: Callable[[np.ndarray], bool]) -> np.ndarray | None:
+    """The spool of `columns` of `source` (`shape`: (rows, columns)), memory-mapped: the
+    one a previous run wrote when the file is unchanged, else a new one that `fill(out)`
+    writes (`out` a writable float32 memory map) and keeps only if it returns True (None
+    then: `fill` found something wrong). Written under a temporary name and renamed into
+    place, so a reader never maps half a spool; SpoolError if it cannot be written."""
+    try:
+        before = source.stat()
+    except OSError as exc:
+        raise SpoolError(f"cannot read the file ({exc.strerror or exc})") from None
+    target = spool_path(source, columns, before)
+    found = _open_spool(target, shape)
+    if found is not None:
+        return found
+    folder = target.parent
+    who = target.name.split("-")[0]
+    tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    changed = False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale(folder, who)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        _allocate(tmp)
+        try:
+            keep = fill(out)
+            out.flush()
+        finally:
+            del out
+        if keep:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                # the pages its memory map wrote are evicted, clean: a window read later maps
+                # what readahead brings in, as from any file, not the larger folios written
+                # (measured: twice the peak memory of reading the same bytes from a copy)
+                if hasattr(os, "posix_fadvise"):
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+            after = source.stat()
+            changed = (after.st_size, after.st_mtime_ns, after.st_ino) != (before.st_size, before.st_mtime_ns,
+                                                                             before.st_ino)
+            if not changed:
+                os.replace(tmp, target)
+    except OSError as exc:
+        _discard(tmp)
+        need = int(np.prod(shape)) * 4
+        raise SpoolError(f"cannot write the stream spool `{tmp.name}` in `{folder}` "
+                         f"({exc.strerror or exc}; it takes {need:,} bytes)",
+                         help="`stream` writes a Parquet file's features there once; free some space, or point "
+                              "XDG_CACHE_HOME at a disk with room") from None
+    except BaseException:
+        _discard(tmp)
+        raise
+    if changed:
+        _discard(tmp)
+        raise SpoolError("the file changed while its features were read", help="train again once it is written")
+    if not keep:
+        _discard(tmp)
+        return None
+    for old in folder.glob(f"{who}-*.npy"):  # the spools of this file as it was before
+        if old != target:
+            _discard(old)
+    got = _open_spool(target, shape)
+    if got is None:
+        raise SpoolError(f"the stream spool `{target.name}` in `{folder}` was removed as soon as it was written "
+                         "(by another run, of a changed file?)", help="train again")
+    return got
+
+
+def _remove_stale(folder: Path, who: str) -> None:
+    """Remove this file's temporary spools that a killed run left (not written for an hour)."""
+    now = time.time()
+    for old in folder.glob(f".{who}-*.tmp"):
+        try:
+            if now - old.stat().st_mtime > STALE_SECONDS:
+                old.unlink()
+        except OSError:
+            pass
+
+
+def _allocate(path: Path) -> None:
+    """Reserve the disk blocks of the (sparse) file at `path` now: a full disk is then an
+    OSError here, not a SIGBUS when a page of its memory map is first written."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # a file system that cannot
+            raise
+    finally:
+        os.close(fd)
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # a folder that never was (a file where it would be): nothing was written
+        pass

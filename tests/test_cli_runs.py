@@ -289,6 +289,8 @@ def test_env_shows_the_caches_and_the_extras(tmp_path: Path, monkeypatch: pytest
     lines = out.splitlines()
     assert f"compile cache  {tmp_path / 'cache' / 'nnspec' / 'xla'} (1 files, 1.5 KB)" in lines
     assert any(line.startswith("datasets       none (nothing is downloaded") for line in lines)
+    assert f"stream spools  {tmp_path / 'cache' / 'nnspec' / 'stream'} (empty: `stream` of a Parquet file copies " \
+           "its features there)" in lines
     assert f"runs           runs/ (relative to the current folder: {tmp_path / 'runs'}, none yet)" in lines
     code, out, err = run_cli("env", "--format", "json")
     assert code == 0, err

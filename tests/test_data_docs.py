@@ -76,6 +76,7 @@ def test_every_example_in_docs_data_runs(tmp_path: Path, monkeypatch: pytest.Mon
     make_examples().write_all(copy_specs(tmp_path) / "data")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a streamed Parquet file's spool
     doc = DOC.read_text(encoding="utf-8")
     files = _files(doc)
     ran = 0
