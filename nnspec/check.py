@@ -144,7 +144,7 @@ TRAIN = Registry("train setting", [
           doc="weigh each example's loss by a column of the data (Keras's `sample_weight`); the metrics "
               "count every example alike"),
     Entry("stream", (P("window", Union((Int(min=1), Choice(("auto",)))), "auto", positional=True,
-                       doc="examples read at once, a multiple of the batch size; `auto`: about 64 MiB of them"),),
+                       doc="the most examples read at once, a multiple of the batch size (three batches at least); `auto`: up to 32 MiB of them"),),
           doc="read the training examples from their `.npy` file a window at a time, for data larger than "
               "memory (docs/data.md)"),
     Entry("history", (P("of", Choice(("epochs", "steps")), required=True, positional=True,
@@ -1268,12 +1268,20 @@ class _Checker:
             ok = False
         if ok and isinstance(window, int) and isinstance(batch, int) and window % batch:
             below = window // batch * batch
-            sizes = [s for s in (below, below + batch) if s > 0]
+            sizes = [s for s in (below, below + batch) if s >= 3 * batch] or [3 * batch]  # E332: three at least
             span = d.args[0].span if d.args else d.span
             self.err("E328", f"a window of {window} examples is not a whole number of batches of {batch}", span,
                      f"{window // batch} batches and {window % batch} examples",
                      secondary=[(seen["batch"].span, f"batches of {batch}")] if "batch" in seen else [],
                      help=" or ".join(f"`stream {s}`" for s in sizes) + " holds whole batches")
+            ok = False
+        if ok and isinstance(window, int) and isinstance(batch, int) and window < 3 * batch:
+            span = d.args[0].span if d.args else d.span
+            words = "one batch" if window == batch else "two batches"
+            self.err("E332", f"a window of {window} examples is {words} of {batch}: a window holds three batches "
+                             f"at least", span, words,
+                     secondary=[(seen["batch"].span, f"batches of {batch}")] if "batch" in seen else [],
+                     help=f"`stream {3 * batch}` holds three batches")
             ok = False
         return window if ok else False
 

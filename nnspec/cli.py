@@ -416,14 +416,16 @@ def _header(spec_path: str, program, out: Path | None, note: str | None, quiet: 
         if p.train is not None and p.train.stream is not None and p.train.batch:  # the windows the trainer reads
             import math
 
-            from nnspec.stream import window
+            from nnspec.stream import windows
             x = s.train.x
             example = int(math.prod(x.shape[1:])) * x.dtype.itemsize
             steps = -(-len(s.train) // p.train.batch)
-            w = window(p.train.batch, steps, example, p.train.stream if isinstance(p.train.stream, int) else None)
+            bounds = windows(p.train.batch, steps, example, p.train.stream if isinstance(p.train.stream, int) else None)
+            w = max(s1 - s0 for s0, s1 in bounds)
             from nnspec.check import show_bytes
-            text += row("stream", f"windows of {w * p.train.batch:,} examples ({show_bytes(w * p.train.batch * example)} "
-                                  f"of features), read from the file as the epoch reaches them")
+            text += row("stream", f"{len(bounds)} window{'s' * (len(bounds) != 1)} of up to {w * p.train.batch:,} "
+                                  f"examples ({show_bytes(w * p.train.batch * example)} of features), read from the "
+                                  f"file as the epoch reaches them")
         if s.train.weight is not None:  # `sample_weight`: what the loss weighs the examples by
             w = s.train.weight
             text += row("weights", f"sample_weight `{p.train.sample_weight}`: {float(w.min()):.4g} to "

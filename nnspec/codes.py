@@ -560,7 +560,7 @@ sources are parsed into memory anyway: for them, `stream` would change nothing.
     "E328": ("stream window of partial batches", """
 `stream N` reads N examples at a time, which the epoch consumes as whole mini-batches:
 N must be a multiple of the batch size. The help names the nearest windows that are;
-`stream` alone picks one of about 64 MiB."""),
+`stream` alone picks windows of up to 32 MiB."""),
     "E329": ("weights file that cannot be read", """
 `weights="FILE.npy"` starts a layer's array at the values of a NumPy `.npy` file
 (pretrained vectors, as `embedding 100 weights="glove.npy"`), and that file is missing,
@@ -586,6 +586,13 @@ no separate `val=` or `test=` files (split them off the file instead, by fractio
 split column), one output (a `loss { }` block weighs its outputs with `weight=`), and the
 data's own targets (not `target input`). The weights themselves, numbers ≥ 0 on every row,
 are checked when the data is read (E401, with the file, line and column)."""),
+    "E332": ("stream window of fewer than three mini-batches", """
+`stream N` reads at most N examples at a time, and N is one or two mini-batches. The
+epoch's windows are evened out (their lengths differ by one step at most) so that none
+is a single step: a step alone is compiled differently from the same step among others,
+and its weights would differ from the unstreamed run's in the last bits. With windows of
+two batches, an odd number of steps would leave one alone; with three or more, none is.
+With `batch 64`, `stream 192` is the smallest window."""),
     "E401": ("data cannot be used", """
 Training could not read or split the data the `data` line names: a missing file, a
 bad cell, a missing column, too few examples for the split. The note gives the file,

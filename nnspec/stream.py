@@ -167,11 +167,24 @@ def rows_per_piece(a: Any, budget: int | None = None) -> int:
     return max(1, (PIECE_BYTES if budget is None else budget) // per)
 
 
-def window(batch: int, steps: int, example_bytes: int, asked: int | None) -> int:
-    """Mini-batches per window: `asked` examples (a multiple of the batch, checked), else
-    as many as fit in WINDOW_BYTES; never more than the epoch has."""
-    per = asked // batch if asked else max(1, WINDOW_BYTES // max(1, example_bytes * batch))
-    return max(1, min(steps, per))
+def windows(batch: int, steps: int, example_bytes: int, asked: int | None) -> list[tuple[int, int]]:
+    """The epoch's windows, as (first step, end step): at most `asked` examples each (a
+    multiple of the batch, of three batches at least: checked, E328 and E332), else at
+    most as many as fit in WINDOW_BYTES (three batches at least). Their lengths are evened
+    out (they differ by one step at most), which with windows of three steps or more
+    leaves none of a single step unless the epoch is one: XLA inlines a loop of one trip
+    into the program around it, and the step then computed its weights differently in the
+    last bits from the same step inside the loop of the epoch loaded whole."""
+    most = asked // batch if asked else max(3, WINDOW_BYTES // max(1, example_bytes * batch))
+    most = max(1, min(steps, most))
+    count = -(-steps // most)
+    base, extra = divmod(steps, count)  # `extra` windows of base + 1 steps, then base-step ones
+    bounds, start = [], 0
+    for j in range(count):
+        end = start + base + (j < extra)
+        bounds.append((start, end))
+        start = end
+    return bounds
 
 
 def is_lazy(a: Any) -> bool:

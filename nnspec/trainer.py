@@ -30,7 +30,7 @@ from nnspec.checked import Fn, Program
 from nnspec.devices import Devices
 from nnspec.lower import PLATEAU, Model, TrainState, plateau_update, with_hparams
 from nnspec.prepare import Splits, _labels
-from nnspec.stream import Rows, window as stream_window
+from nnspec.stream import Rows, windows as stream_windows
 from nnspec.xla_options import compile_options
 
 # ------------------------------------------------------------------------------ programs
@@ -603,10 +603,9 @@ class Trainer:
         self._keys = compiled(over_models(keys, self.count, (0, None), spmd))
         b, steps, self.pad, weights = _batches(self.n, batch, self.devices.count)
         example = int(np.prod(self.x.shape[1:])) * self.x.dtype.itemsize
-        w = stream_window(b, steps, example, asked if isinstance(asked, int) else None)
-        self.windows = [(s0, min(s0 + w, steps), None if weights is None else weights[s0:s0 + w])
-                        for s0 in range(0, steps, w)]
-        self.window_examples, self.stream_batch = w * b, b
+        bounds = stream_windows(b, steps, example, asked if isinstance(asked, int) else None)
+        self.windows = [(s0, s1, None if weights is None else weights[s0:s1]) for s0, s1 in bounds]
+        self.window_examples, self.stream_batch = max(s1 - s0 for s0, s1 in bounds) * b, b
 
     def _streamed_epoch(self, state: TrainState, order: np.ndarray, epoch: int) -> tuple[TrainState, Any, Any]:
         """`_epoch` of streamed data: each window's examples read from the file (while the

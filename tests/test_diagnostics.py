@@ -573,7 +573,7 @@ from nnspec.datasets import DATASETS, SOURCES  # noqa: E402
 from nnspec.layers import ACTIVATIONS, INITIALIZERS, LAYERS  # noqa: E402
 from nnspec.losses import LOSSES, METRICS  # noqa: E402
 from nnspec.optim import OPTIMIZERS, SCHEDULES  # noqa: E402
-from nnspec.params import Choice, Entry  # noqa: E402
+from nnspec.params import Choice, Entry, Union  # noqa: E402
 
 _KINDS = {"layer": LAYERS, "activation": ACTIVATIONS, "initializer": INITIALIZERS, "loss": LOSSES,
           "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "metric": METRICS, "dataset": DATASETS,
@@ -709,7 +709,10 @@ def _fill(snippet: str, kind: str, e: Entry) -> str:
     for p in e.params:
         if p.name.upper() in values:
             continue
-        words = p.type.options if isinstance(p.type, Choice) else ()  # `precision bf16`: a word it names
+        # `precision bf16`: a word it names; `stream auto`: one of a union's (a number may
+        # need to fit other settings of the site, as `stream 2` its batch: E332)
+        choices = p.type.options if isinstance(p.type, Union) else (p.type,)
+        words = tuple(w for c in choices if isinstance(c, Choice) for w in c.options)
         for text in (*words, "2", "1.5", "0.5", "true", '"moons"', 'builtin("moons")',
                      *(f"{n}" for n in ("relu", "zeros", "accuracy"))):
             checker = _Checker(parse("", "x.nn"), None, None)

@@ -19,6 +19,7 @@ import pytest
 
 import nnspec
 from nnspec import stream
+from nnspec.check import check_source
 from nnspec.data import DataError, Standardizer, load_npy, STREAMING
 
 SPEC = """\
@@ -62,10 +63,11 @@ def leaves(tree) -> list[np.ndarray]:
     return [np.asarray(v) for v in jax.tree_util.tree_leaves(tree)]
 
 
-@pytest.mark.parametrize("line", ["stream 250", "stream 150", "stream"])
+@pytest.mark.parametrize("line", ["stream 250", "stream 150", "stream 850", "stream"])
 def test_a_streamed_run_equals_the_same_run_loaded_whole(tmp_path, line) -> None:
-    # 864 training examples in batches of 50: 18 steps, the last padded; windows of 5
-    # steps leave a last window of 3
+    # 864 training examples in batches of 50: 18 steps, the last padded; windows of at
+    # most 5 steps are evened out to 5, 5, 4, 4 (at most 17: 9 and 9, not 17 and 1; at
+    # most 3: six windows of 3)
     write_data(tmp_path)
     whole = nnspec.train(spec(tmp_path, "whole.nn"), out=tmp_path / "w")
     streamed = nnspec.train(spec(tmp_path, "streamed.nn", stream_line=line), out=tmp_path / "s")
@@ -84,7 +86,7 @@ def test_a_streamed_run_equals_the_same_run_loaded_whole(tmp_path, line) -> None
 def test_a_sweep_of_seeds_streams_each_models_own_order(tmp_path) -> None:
     write_data(tmp_path)
     whole = nnspec.train(_with_sweep(tmp_path, "w.nn", ""), out=tmp_path / "w")
-    streamed = nnspec.train(_with_sweep(tmp_path, "s.nn", "stream 100"), out=tmp_path / "s")
+    streamed = nnspec.train(_with_sweep(tmp_path, "s.nn", "stream 150"), out=tmp_path / "s")
     assert len(whole.members) == len(streamed.members) == 4
     for a, b in zip(whole.members, streamed.members):
         assert a.setting == b.setting
@@ -101,8 +103,8 @@ def _with_sweep(folder: Path, name: str, line: str) -> Path:
 
 def test_a_streamed_run_resumes_to_the_uninterrupted_result(tmp_path) -> None:
     write_data(tmp_path)
-    straight = nnspec.train(spec(tmp_path, "a.nn", stream_line="stream 100", epochs=4), out=tmp_path / "a")
-    b = spec(tmp_path, "b.nn", stream_line="stream 100", epochs=4)
+    straight = nnspec.train(spec(tmp_path, "a.nn", stream_line="stream 150", epochs=4), out=tmp_path / "a")
+    b = spec(tmp_path, "b.nn", stream_line="stream 150", epochs=4)
     nnspec.train(b, out=tmp_path / "b", epochs=2)  # stopped after two epochs
     resumed = nnspec.train(b, out=tmp_path / "b", resume=True, epochs=4)
     assert len(resumed.history) == 4
@@ -123,12 +125,12 @@ def test_training_never_reads_more_than_a_window_or_an_evaluation_chunk(tmp_path
     monkeypatch.setattr(stream.Rows, "read", counted)
     monkeypatch.setattr("nnspec.trainer.EVAL_CHUNK", 256)
     monkeypatch.setattr(stream, "PIECE_BYTES", 48 * 64)  # the checks and statistics: 64 rows of 48 bytes
-    nnspec.train(spec(tmp_path, "s.nn", stream_line="stream 100"), out=tmp_path / "s")
+    nnspec.train(spec(tmp_path, "s.nn", stream_line="stream 150"), out=tmp_path / "s")
     assert reads, "nothing was read from the file"
-    # windows of 100, evaluation chunks of 256, check and statistics pieces of 64: never
+    # windows of 150, evaluation chunks of 256, check and statistics pieces of 64: never
     # more than one of those at a time, of 3,000 examples (2,100 for training)
     assert max(reads) == 256
-    assert 100 in reads and 64 in reads
+    assert 150 in reads and 64 in reads
 
 
 def test_rows_read_what_numpy_indexing_gives(tmp_path) -> None:
@@ -184,13 +186,14 @@ def test_streaming_a_file_larger_than_the_memory_budget_is_allowed(tmp_path, mon
 
 def test_the_window_fix_in_E328s_help_checks_clean(tmp_path) -> None:
     write_data(tmp_path)
-    bad = spec(tmp_path, "bad.nn", stream_line="stream 120")
-    with pytest.raises(nnspec.NNSpecError) as err:
-        nnspec.check_text(bad.read_text())
-    (diag,) = err.value.diagnostics
-    assert diag.code == "E328" and "`stream 100` or `stream 150`" in (diag.help or "")
-    for fix in ("stream 100", "stream 150"):
-        nnspec.check_text(bad.read_text().replace("stream 120", fix))
+    for window, fixes in ((170, ("stream 150", "stream 200")), (120, ("stream 150",))):
+        bad = spec(tmp_path, "bad.nn", stream_line=f"stream {window}")
+        with pytest.raises(nnspec.NNSpecError) as err:
+            nnspec.check_text(bad.read_text())
+        (diag,) = err.value.diagnostics
+        assert diag.code == "E328" and diag.help == " or ".join(f"`{f}`" for f in fixes) + " holds whole batches"
+        for fix in fixes:  # each fix checks clean (two batches would not: E332)
+            nnspec.check_text(bad.read_text().replace(f"stream {window}", fix))
 
 
 # In a fresh process whose XLA pretends to have N CPU devices: train the spec, print its
@@ -213,8 +216,8 @@ def trained_on_devices(path: Path, out: Path, devices: int):
 
 def test_a_streamed_run_over_two_devices_equals_one_device(tmp_path) -> None:
     write_data(tmp_path)
-    one = spec(tmp_path, "one.nn", stream_line="stream 100")
-    two = spec(tmp_path, "two.nn", stream_line="stream 100", extra="    devices 2\n")
+    one = spec(tmp_path, "one.nn", stream_line="stream 150")
+    two = spec(tmp_path, "two.nn", stream_line="stream 150", extra="    devices 2\n")
     got = [trained_on_devices(path, tmp_path / path.stem, 2) for path in (one, two)]
     for a, b in zip(*got):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
@@ -224,7 +227,7 @@ def test_a_streamed_divergence_is_diagnosed_as_the_whole_runs_is(tmp_path) -> No
     # the step-by-step replay that names the layer reads its batches from the file too
     write_data(tmp_path)
     errors = []
-    for name, line in (("whole.nn", ""), ("streamed.nn", "stream 100")):
+    for name, line in (("whole.nn", ""), ("streamed.nn", "stream 150")):
         path = spec(tmp_path, name, stream_line=line, extra="    divergence off\n")
         path.write_text(path.read_text().replace("optimizer adam lr=0.01", "optimizer sgd lr=1e30"))
         with pytest.raises(nnspec.NNSpecError) as err:
@@ -238,7 +241,7 @@ def test_a_streamed_divergence_is_diagnosed_as_the_whole_runs_is(tmp_path) -> No
 def test_eval_of_a_streamed_run_reports_what_training_kept(tmp_path, capsys) -> None:
     from nnspec.cli import main
     write_data(tmp_path)
-    path = spec(tmp_path, "s.nn", stream_line="stream 100")
+    path = spec(tmp_path, "s.nn", stream_line="stream 150")
     result = nnspec.train(path, out=tmp_path / "run")
     capsys.readouterr()
     assert main(["eval", str(path), "--run", str(tmp_path / "run"), "--format", "json"]) == 0
@@ -251,11 +254,11 @@ def test_a_streamed_sweep_split_over_four_devices_equals_one_device(tmp_path) ->
     # four models with two shuffles on a 2 (models) x 2 (data) mesh: each window is read
     # as each device's share of its models' batches
     write_data(tmp_path)
-    one = _with_sweep(tmp_path, "one.nn", "stream 104")
-    four = _with_sweep(tmp_path, "four.nn", "stream 104")
+    one = _with_sweep(tmp_path, "one.nn", "stream 156")
+    four = _with_sweep(tmp_path, "four.nn", "stream 156")
     for path in (one, four):  # a batch that four devices split
         path.write_text(path.read_text().replace("batch 50", "batch 52"))
-    four.write_text(four.read_text().replace("    stream 104\n", "    stream 104\n    devices 4\n"))
+    four.write_text(four.read_text().replace("    stream 156\n", "    stream 156\n    devices 4\n"))
     got = [trained_on_devices(path, tmp_path / path.stem, 4) for path in (one, four)]
     assert len(got[0]) == len(got[1]) == 4
     for ma, mb in zip(*got):
@@ -263,10 +266,32 @@ def test_a_streamed_sweep_split_over_four_devices_equals_one_device(tmp_path) ->
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
+def test_windows_are_evened_out_so_that_none_is_a_single_step() -> None:
+    for steps in range(1, 40):
+        for most in range(3, 12):
+            bounds = stream.windows(10, steps, 4, most * 10)
+            assert bounds[0][0] == 0 and bounds[-1][1] == steps
+            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # contiguous, in order
+            lengths = [e - s for s, e in bounds]
+            assert max(lengths) <= most and max(lengths) - min(lengths) <= 1
+            assert len(bounds) == -(-steps // most)  # as few windows as the bound allows
+            assert min(lengths) >= 2 or steps == 1
+    # `stream` alone: three batches at least, whatever their size
+    assert stream.windows(1000, 10, 1 << 20, None) == [(0, 3), (3, 6), (6, 8), (8, 10)]
+
+
+@pytest.mark.parametrize("window", [50, 100])
+def test_a_window_of_fewer_than_three_batches_is_refused(window) -> None:
+    program, diags, _ = check_source(SPEC.format(epochs=1, seed=0, extra=f"    stream {window}\n"), "m.nn")
+    assert program is None and [d.code for d in diags] == ["E332"]
+    assert diags[0].help == "`stream 150` holds three batches"
+
+
 def test_the_train_header_says_how_large_a_window_is(tmp_path, capsys) -> None:
     from nnspec.cli import main
     write_data(tmp_path)
-    path = spec(tmp_path, "s.nn", stream_line="stream 100", epochs=1)
+    path = spec(tmp_path, "s.nn", stream_line="stream 150", epochs=1)
     assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 0
-    # 100 examples of 12 float32 features
-    assert "stream      windows of 100 examples (4.7 KiB of features), read from the file" in capsys.readouterr().err
+    # 864 training examples in 18 batches of 50: six windows of 150 examples of 12 float32 features
+    assert "stream      6 windows of up to 150 examples (7.0 KiB of features), read from the file" in \
+        capsys.readouterr().err

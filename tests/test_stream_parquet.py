@@ -82,12 +82,8 @@ def leaves(tree) -> list[np.ndarray]:
 def same_run(whole, streamed) -> None:
     for a, b in zip(leaves(whole.params), leaves(streamed.params), strict=True):
         np.testing.assert_array_equal(a, b)
-    # the epoch's mean training loss is summed window by window when streamed, so its last
-    # bits may differ (as they do for a `.npy` file of these examples); all else is equal
     for a, b in zip(whole.history, streamed.history, strict=True):
-        assert {k: v for k, v in a.items() if k not in ("time", "loss")} == \
-               {k: v for k, v in b.items() if k not in ("time", "loss")}
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+        assert {k: v for k, v in a.items() if k != "time"} == {k: v for k, v in b.items() if k != "time"}
     assert whole.kept == streamed.kept
 
 
@@ -129,7 +125,7 @@ def test_separate_parquet_validation_and_test_files_stream_too(tmp_path, cache) 
     data = 'parquet("t.parquet", target="label") val=parquet("v.parquet", target="label") ' \
            'test=parquet("e.parquet", target="label")'
     whole = nnspec.train(spec(tmp_path, "whole.nn", data=data, split="val=0 test=0"), out=tmp_path / "w")
-    # 25 steps of 50 in windows of 5 (a window of a single step rounds differently: see the report)
+    # 25 steps of 50 in windows of 5
     streamed = nnspec.train(spec(tmp_path, "streamed.nn", data=data, split="val=0 test=0", stream_line="stream 250"),
                             out=tmp_path / "s")
     assert all(isinstance(d.x, stream.Rows) for d in (streamed.splits.train, streamed.splits.val, streamed.splits.test))
@@ -139,7 +135,7 @@ def test_separate_parquet_validation_and_test_files_stream_too(tmp_path, cache) 
 
 def test_the_spool_is_reused_until_the_file_changes(tmp_path, cache, monkeypatch) -> None:
     write_table(tmp_path / "t.parquet")
-    path = spec(tmp_path, "s.nn", stream_line="stream 100")
+    path = spec(tmp_path, "s.nn", stream_line="stream 150")
     first = nnspec.train(path, out=tmp_path / "a")
     (written,) = spools(cache)
     stamp = written.stat()
@@ -163,7 +159,7 @@ def test_the_spool_is_reused_until_the_file_changes(tmp_path, cache, monkeypatch
 
 def test_a_damaged_spool_is_written_again(tmp_path, cache) -> None:
     x = write_table(tmp_path / "t.parquet")
-    path = spec(tmp_path, "s.nn", stream_line="stream 100")
+    path = spec(tmp_path, "s.nn", stream_line="stream 150")
     nnspec.train(path, out=tmp_path / "a")
     (written,) = spools(cache)
     written.write_bytes(written.read_bytes()[:1000])  # cut short
@@ -185,13 +181,13 @@ def test_the_file_is_read_in_pieces_that_piece_bytes_bounds(tmp_path, cache, mon
 
     monkeypatch.setattr(stream.Rows, "read", counted)
     monkeypatch.setattr("nnspec.trainer.EVAL_CHUNK", 256)
-    result = nnspec.train(spec(tmp_path, "s.nn", stream_line="stream 100"), out=tmp_path / "s")
+    result = nnspec.train(spec(tmp_path, "s.nn", stream_line="stream 150"), out=tmp_path / "s")
     assert sum(sizes) == 3000, "the features were not read from the file in pieces"
     assert max(sizes) == 64 and len(sizes) > 3000 // 64
     (written,) = spools(cache)
     np.testing.assert_array_equal(np.load(written), x.astype(np.float32))
     # and training read the spool as it reads a `.npy` file: a window or a chunk at a time
-    assert reads and max(reads) <= 256 and 100 in reads
+    assert reads and max(reads) <= 256 and 150 in reads
     assert isinstance(result.splits.train.x, stream.Rows)
 
 
@@ -208,7 +204,7 @@ def test_a_bad_value_deep_in_the_file_is_refused_as_the_whole_read_refuses_it(tm
     pq.write_table(table, tmp_path / "t.parquet", row_group_size=300)
     monkeypatch.setattr(stream, "PIECE_BYTES", 8 * 12 * 100)  # the bad value is in the eighth piece
     errors = []
-    for name, line in (("whole.nn", ""), ("streamed.nn", "stream 100")):
+    for name, line in (("whole.nn", ""), ("streamed.nn", "stream 150")):
         with pytest.raises(nnspec.NNSpecError) as err:
             nnspec.train(spec(tmp_path, name, stream_line=line), out=tmp_path / name.removesuffix(".nn"))
         (diag,) = err.value.diagnostics
@@ -229,7 +225,7 @@ def test_a_text_feature_is_refused_streamed_as_loaded_whole(tmp_path, cache, cap
     words = pa.array(np.where(np.arange(table.num_rows) % 2, "a", "b")).dictionary_encode()
     pq.write_table(table.append_column("colour", words), tmp_path / "t.parquet")
     outputs = []
-    for name, line in (("whole.nn", ""), ("streamed.nn", "stream 100")):
+    for name, line in (("whole.nn", ""), ("streamed.nn", "stream 150")):
         path = spec(tmp_path, name, stream_line=line)
         path.write_text(path.read_text().replace("input x[12]", "input x[13]"))
         capsys.readouterr()
@@ -269,7 +265,7 @@ def test_an_unwritable_cache_folder_is_a_located_error(tmp_path, monkeypatch, ca
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
-    path = spec(tmp_path, "s.nn", stream_line="stream 100")
+    path = spec(tmp_path, "s.nn", stream_line="stream 150")
     capsys.readouterr()
     assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
@@ -303,7 +299,7 @@ def test_several_target_columns_stream_as_they_load_whole(tmp_path, cache) -> No
     cols["u"], cols["v"] = x[:, :3].sum(axis=1), x[:, 3] - x[:, 4]
     pq.write_table(pa.table(cols), tmp_path / "r.parquet", row_group_size=128)
     results = []
-    for name, line in (("whole.nn", ""), ("streamed.nn", "stream 250")):  # 13 steps: windows of 5, 5, 3
+    for name, line in (("whole.nn", ""), ("streamed.nn", "stream 250")):  # 13 steps: windows of 5, 4, 4
         path = spec(tmp_path, name, stream_line=line, data='parquet("r.parquet", target=["u", "v"])')
         path.write_text(path.read_text().replace("dense 1 sigmoid", "dense 2").replace("binary_crossentropy", "mse")
                         .replace("    metrics accuracy\n", ""))
@@ -337,7 +333,7 @@ def test_a_file_that_changes_while_it_is_copied_leaves_no_spool(tmp_path, cache,
     monkeypatch.setattr(formats, "parquet_pieces", touching)
     monkeypatch.setattr(stream, "PIECE_BYTES", 8 * 12 * 100)
     with pytest.raises(nnspec.NNSpecError) as err:
-        nnspec.train(spec(tmp_path, "s.nn", stream_line="stream 100"), out=tmp_path / "s")
+        nnspec.train(spec(tmp_path, "s.nn", stream_line="stream 150"), out=tmp_path / "s")
     (diag,) = err.value.diagnostics
     assert diag.code == "E401" and "the file changed while its features were read" in diag.message
     assert spools(cache) == [] and not list(cache.glob(".*.tmp"))
