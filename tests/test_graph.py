@@ -18,6 +18,7 @@ from nnspec.diagnostics import NNSpecError
 from nnspec.format import format_source
 from nnspec.lower import lower
 from nnspec.summary import summary
+from nnspec.nn.base import keep_mask
 
 KEY = jax.random.key(0)
 
@@ -110,9 +111,9 @@ def test_a_chain_draws_one_key_per_layer_in_order_as_before() -> None:
     params = model.init(KEY)
     x = jnp.ones((2, 6))
     k0, _, k2 = jax.random.split(KEY, 3)
-    keep0 = jax.random.uniform(k0, x.shape) < 0.5
+    keep0 = keep_mask(k0, x.shape, 0.5)
     h = jnp.where(keep0, x / 0.5, 0.0) @ params["d"]["w"] + params["d"]["b"]
-    keep2 = jax.random.uniform(k2, h.shape) < 0.5
+    keep2 = keep_mask(k2, h.shape, 0.5)
     want = jnp.where(keep2, h / 0.5, 0.0)
     got = model.apply(params, x, key=KEY, train=True)
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)

@@ -617,6 +617,22 @@ def test_dropout_statistics(drop_prob: float) -> None:
     assert np.array_equal(np.asarray(model.apply({}, x, key=jax.random.key(3), train=False)), np.asarray(x))
 
 
+@pytest.mark.parametrize("keep", [0.5, 0.8, 0.25, 1e-4])
+def test_the_keep_mask_is_16_bits_of_each_half_word_below_keep_times_65536(keep: float) -> None:
+    # an independent reading of the same random words: the low then the high 16 bits of
+    # each, in order, an element kept when that integer is below keep·65536
+    from nnspec.nn.base import keep_mask
+    shape = (3, 7, 5)  # 105 elements: an odd count leaves the last word's high half unused
+    key = jax.random.key(11)
+    words = np.asarray(jax.random.bits(key, (53,), jnp.uint32)).astype(np.int64)
+    halves = np.stack([words & 0xFFFF, words >> 16], axis=-1).reshape(-1)[:105].reshape(shape)
+    np.testing.assert_array_equal(np.asarray(keep_mask(key, shape, keep)), halves < keep * 65536)
+    # the probability it keeps with: ceil(keep·65536)/65536, within 1/65536 of keep
+    assert abs(math.ceil(keep * 65536) / 65536 - keep) < 1 / 65536
+    big = np.asarray(keep_mask(jax.random.key(5), (400_000,), keep))
+    assert big.mean() == pytest.approx(math.ceil(keep * 65536) / 65536, abs=4 * math.sqrt(keep * (1 - keep) / 4e5) + 1e-6)
+
+
 def test_dropout_probability_is_a_traced_hyperparameter() -> None:
     n = 100_000
     model = compile_spec(f"input x[{n}]\nd: dropout 0.3")

@@ -19,7 +19,7 @@ import optax
 from nnspec.checked import Fn
 from nnspec.nn import attention, augment, conv, graph, norm, recurrent
 from nnspec.nn.base import (ACTIVATIONS, INITIALIZERS, LayerImpl, _act_hparams, _STATIC_ACT_PARAMS,  # noqa: F401 (re-exported)
-                            activate, initializer)
+                            activate, initializer, keep_mask)
 from nnspec.nn.graph import kl  # noqa: F401 (re-exported: the KL a `sample` layer adds to the loss)
 
 Array = jax.Array
@@ -64,8 +64,7 @@ class Dropout(LayerImpl):
         if key is None:
             raise ValueError(f"layer `{self.layer.name}` (dropout) needs a `key` in training")
         keep = 1.0 - hp["drop_prob"]
-        mask = jax.random.uniform(key, x.shape) < keep
-        return jnp.where(mask, x / keep, 0.0)
+        return jnp.where(keep_mask(key, x.shape, keep), x / keep, 0.0)
 
 
 class Flatten(LayerImpl):

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from nnspec.checked import Fn
-from nnspec.nn.base import LayerImpl, _act_hparams, activate, initializer
+from nnspec.nn.base import LayerImpl, _act_hparams, activate, initializer, keep_mask
 
 Array = jax.Array
 
@@ -138,7 +138,7 @@ class Recurrent(LayerImpl):
                 out.append(None)
                 continue
             keep = 1.0 - prob
-            out.append(jnp.where(jax.random.uniform(k, lead + (width,)) < keep, 1.0 / keep, 0.0).astype(x.dtype))
+            out.append(jnp.where(keep_mask(k, lead + (width,), keep), 1.0 / keep, 0.0).astype(x.dtype))
         return out[0], out[1]
 
     def _run(self, params: Mapping[str, Array], x: Array, suffix: str, hp: Mapping[str, Array],
