@@ -152,12 +152,13 @@ def measure(spec: str, impl: str, folder: Path, warm_cache: Path, epochs: int | 
 
 
 def best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round with the shortest whole time, with the earliest first epoch of any round."""
+    """The round with the shortest whole time, with the earliest first epoch of any round
+    (`best_round`: that round alone, every line's time as it came)."""
     ok = [r for r in rounds if r["status"] == "ok"]
     if not ok:
         return rounds[-1]
     top = min(ok, key=lambda r: r["whole_s"])
-    return {**top, "first_epoch_s": min(r["first_epoch_s"] for r in ok),
+    return {**top, "first_epoch_s": min(r["first_epoch_s"] for r in ok), "best_round": top,
             "rounds": [{k: r.get(k) for k in ("whole_s", "first_epoch_s", "others_cores")} for r in ok]}
 
 
@@ -254,7 +255,8 @@ def table(results: dict[str, Any]) -> str:
 
 
 def milestones(results: dict[str, Any]) -> str:
-    """nnspec's runs, line by line: when each stage's line came (best round)."""
+    """nnspec's runs, line by line: when each stage's line came, in the round of the
+    shortest whole time."""
     keys = ("header_s", "compiling_s", "first_epoch_s", "last_epoch_s", "finished_s", "whole_s")
     lines = ["| spec | run | spec checked (header) | compiling… | first epoch | last epoch | summary | exit |"
              " compiled in |", "|---|---|" + "---:|" * 7]
@@ -263,6 +265,7 @@ def milestones(results: dict[str, Any]) -> str:
             res = entry["impls"].get(impl)
             if not res or res["status"] != "ok":
                 continue
+            res = res.get("best_round", res)
             cells = ["—" if res.get(k) is None else f"{res[k]:.2f}" for k in keys]
             comp = res.get("compiled_in_s")
             lines.append(f"| {spec} | {LABELS[impl]} | " + " | ".join(cells)
@@ -283,6 +286,10 @@ BREAKDOWN = [
     ("nnspec check (load pass_class.nn)", "from nnspec.cli import load; load('specs/pass_class.nn')"),
     ("import nnspec.fit", "import nnspec.fit"),
     ("sklearn load_digits()", "from sklearn.datasets import load_digits; load_digits()"),
+    # the same 1797×65 numbers read from scikit-learn's own file, without importing it
+    ("numpy.loadtxt of sklearn's digits.csv.gz", "import importlib.util, os, numpy; numpy.loadtxt(os.path.join("
+                                                 "os.path.dirname(importlib.util.find_spec('sklearn').origin), "
+                                                 "'datasets', 'data', 'digits.csv.gz'), delimiter=',')"),
     ("import keras (jax)", "import keras"),
     ("import torch", "import torch"),
 ]
