@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -99,6 +100,8 @@ def timed_run(cmd: list[str], env: dict[str, str], impl: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
                             bufsize=1)
+    watchdog = threading.Timer(TIMEOUT_S, proc.kill)  # a hung process, printing nothing, is ended too
+    watchdog.start()
     times: dict[str, float] = {}
     accuracy = compiled = None
     tail: list[str] = []
@@ -120,9 +123,8 @@ def timed_run(cmd: list[str], env: dict[str, str], impl: str) -> dict[str, Any]:
         m = TEST_ACCURACY[kind].search(line)
         if m:
             accuracy = float(m.group(1))
-        if now > TIMEOUT_S:
-            proc.kill()
     rc = proc.wait()
+    watchdog.cancel()
     whole = time.perf_counter() - t0
     others = max(0.0, (cpu_busy_s() - busy) - (children_cpu_s() - mine)) / whole
     if rc != 0 or "first_epoch_s" not in times:
