@@ -245,3 +245,31 @@ def test_the_options_benchmark_still_finds_what_it_patches():
     assert xla_options.compile_options() == xla_options.CPU_OPTIONS
     assert set(xla_options._known) == {jax.default_backend()}
     xla_options._known.clear()
+def test_cold_start_runs_nnspec_and_the_baselines_train_nnspecs_arrays(tmp_path, capsys):
+    """`python -m benchmarks.cold` (issue 12): its Keras and PyTorch scripts compile and read
+    the very arrays nnspec trains on (made without nnspec), and one cold `nnspec train`
+    process of 2 epochs is timed line by line, its first epoch and test accuracy found."""
+    import py_compile
+
+    import numpy as np
+    from benchmarks import cold
+    from benchmarks.baselines.cold_data import splits
+    from nnspec.cli import load
+    from nnspec.prepare import prepare
+    for script in ("keras_cold.py", "torch_cold.py"):
+        py_compile.compile(str(cold.BASELINES / script), doraise=True)
+    for name in cold.SPECS:
+        program, _, _ = load(str(ROOT / "specs" / f"{name}.nn"))
+        theirs, mine = prepare(program), splits(name)
+        for part in ("train", "val", "test"):
+            ds, (x, y) = getattr(theirs, part), mine[part]
+            assert ds.x.dtype == x.dtype and np.array_equal(ds.x, x)
+            assert np.array_equal(np.asarray(ds.y).reshape(-1), y)
+    out = tmp_path / "cold.json"
+    assert cold.main(["--specs", "pass_class", "--impls", "nnspec", "--repeat", "1", "--epochs", "2",
+                      "--json", str(out)]) == 0
+    res = json.loads(out.read_text())["specs"]["pass_class"]["impls"]["nnspec"]
+    assert res["status"] == "ok", res.get("note")
+    assert 0 < res["header_s"] < res["first_epoch_s"] <= res["finished_s"] <= res["whole_s"]
+    assert 0 <= res["test_accuracy"] <= 1 and res["compiled_in_s"] is not None
+    assert "| pass_class | nnspec |" in capsys.readouterr().out
