@@ -245,6 +245,8 @@ def test_the_options_benchmark_still_finds_what_it_patches():
     assert xla_options.compile_options() == xla_options.CPU_OPTIONS
     assert set(xla_options._known) == {jax.default_backend()}
     xla_options._known.clear()
+
+
 def test_cold_start_runs_nnspec_and_the_baselines_train_nnspecs_arrays(tmp_path, capsys):
     """`python -m benchmarks.cold` (issue 12): its Keras and PyTorch scripts compile and read
     the very arrays nnspec trains on (made without nnspec), and one cold `nnspec train`
