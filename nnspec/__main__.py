@@ -2,7 +2,7 @@
 
 import sys
 
-from nnspec.cli import main
+from nnspec.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

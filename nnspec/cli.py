@@ -366,10 +366,11 @@ def _compile_cache() -> None:
     except OSError:
         return  # an unwritable cache only costs time
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    # every program worth a disk read: the lecture specs' epoch and evaluation programs
-    # compile in 0.05-0.3 s (JAX's default of 1 s, and our earlier 0.2, left them out), while
-    # single eager operations (about 0.01 s) are left to compile
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
+    # every program: the lecture specs' epoch and evaluation programs compile in 0.05-0.3 s
+    # (JAX's default threshold of 1 s left them out), and the 20-30 single operations of a
+    # run, at about 0.01 s each, were a quarter of a warm start's 0.3 s of compiling, against
+    # a millisecond each to read back (benchmarks/cold.py)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 class Terminated(KeyboardInterrupt):
@@ -1449,6 +1450,26 @@ COLOR_HELP = ("when to colour diagnostics: `auto` colours them on a terminal, un
 def _stdin_filename(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stdin-filename", metavar="NAME",
                    help="the name diagnostics give the spec read from `-` (default `<stdin>`)")
+
+
+def entry() -> int:
+    """The `nnspec` command (the console script and `python -m nnspec`): `main`, then the
+    process ends at once. Python's own exit tears down JAX's runtime and every module,
+    half a second of a short `nnspec train` (measured: benchmarks/cold.py) that produces
+    nothing: by then every file nnspec writes is complete and closed (written atomically),
+    and the output is flushed here. A process that joined others (`jax.distributed`) exits
+    the usual way, so that JAX tells the coordinator it is leaving."""
+    code = main()
+    if "jax" in sys.modules:
+        from nnspec import distributed
+        if distributed.joined():
+            return code
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or EXIT_SPEC  # the output could not be written
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -101,9 +101,19 @@ def wait_for_coordinator(p: Processes) -> None:
             time.sleep(0.2)
 
 
+_JOINED = False
+
+
+def joined() -> bool:
+    """Whether this process joined others (`initialize`)."""
+    return _JOINED
+
+
 def initialize(p: Processes) -> None:
     """In the child: join the other processes (JAX's CPU collectives through gloo)."""
+    global _JOINED
     import jax
+    _JOINED = True
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     beat = int(os.environ.get(HEARTBEAT, "100"))
     if p.auto:
