@@ -123,7 +123,11 @@ TRAIN = Registry("train setting", [
                                "the initial loss; `off` stops only for NaN or infinity"),),
           doc="when a run counts as diverged"),
     Entry("devices", (P("count", Union((Int(min=1), Choice(("all",)))), required=True, positional=True,
-                        doc="how many devices split each batch: `N`, or `all` that JAX sees"),),
+                        doc="how many devices split each batch: `N`, or `all` that JAX sees"),
+                      P("shard", Choice(("none", "params")), "none",
+                        doc="`params`: each weight array and its optimizer state split over the devices too, "
+                            "gathered where a step needs it (for models too large for one device); `none`: "
+                            "a copy on every device")),
           doc="data parallelism: each batch split over several devices (docs/scale.md)"),
     Entry("precision", (P("dtype", Choice(("float32", "bf16")), required=True, positional=True,
                           doc="`bf16`: compute in bfloat16, keeping float32 weights; `float32`: everything in float32"),),
@@ -1162,6 +1166,7 @@ class _Checker:
             standardize=bound.get("standardize", {"enabled": False})["enabled"], early_stop=es,
             data_span=seen["data"].span, divergence=_divergence(bound), target=target, devices=devices,
             devices_span=seen["devices"].span if "devices" in seen else None,
+            shard=bound.get("devices", {"shard": "none"})["shard"],
             precision=bound.get("precision", {"dtype": "float32"})["dtype"],
             history=bound.get("history", {"of": "epochs"})["of"],
             val_data=bound["data"].get("val"), test_data=bound["data"].get("test"),

@@ -225,6 +225,8 @@ class TrainProgram:
     # How many devices split each batch: a number, `all`, or None for one (nnspec/devices.py).
     devices: int | str | None = None
     devices_span: Span | None = None
+    # `params`: the weights and optimizer state split over the devices too (devices.py).
+    shard: str = "none"
     # `bf16`: the forward and backward pass in bfloat16 from float32 master weights (lower.py).
     precision: str = "float32"
     # `steps`: every step's training loss is recorded too (steps.csv, Result.steps).

@@ -622,6 +622,13 @@ compare it with the row positions the run recorded in `split.json`. A split that
 out otherwise (the data file read differently, a NumPy whose permutation changed) would
 measure the model on rows it may have trained on, so nnspec refuses it; the message
 names the part that differs."""),
+    "E408": ("shard=params over several processes", """
+`devices N shard=params` splits every weight array and its optimizer state over the
+devices of the run, where XLA gathers each one as a step needs it. Over several processes
+(`--num-processes`, a cluster scheduler's variables), each process must read the whole
+weights back for the checkpoint and the history, which a split array does not allow
+here: leave `shard=params` out (every device then keeps a copy of the weights, the batch
+is still split), or train in one process."""),
     "W001": ("very large learning rate", """
 A learning rate far above the usual range for this optimizer; training will likely
 diverge (the loss becomes NaN). Try a value ten or a hundred times smaller."""),

@@ -56,13 +56,14 @@ class Devices:
     with no communication between them, and the rest of the devices split each of those
     models' batches. One model (a single run) is all `data`."""
 
-    def __init__(self, count: int, models: int = 1) -> None:
+    def __init__(self, count: int, models: int = 1, shard: bool = False) -> None:
         import math
 
         import jax
         import numpy as np
         from jax.sharding import Mesh
         self.count = count
+        self.shard = shard  # `shard=params`: the weights and optimizer state split over `data` too (`state`)
         self.platform = jax.devices()[0].platform
         # Over several processes every array stays replicated (each process reads whole
         # results back: histories, checkpoints), so models are not split there.
@@ -75,7 +76,7 @@ class Devices:
 
     def for_stack(self, models: int) -> Devices:
         """The same devices, laid out for a stack of `models` models."""
-        return self if models == self.models or self.count == 1 else Devices(self.count, models)
+        return self if models == self.models or self.count == 1 else Devices(self.count, models, self.shard)
 
     @property
     def spmd_axis(self) -> str | None:
@@ -85,6 +86,27 @@ class Devices:
     def per_model(self, tree: Any) -> Any:
         """A stacked tree (a leading model axis on every leaf) split over `models`."""
         return self._put(tree, "models") if self.models > 1 else self.replicated(tree)
+
+    def state(self, tree: Any) -> Any:
+        """A stacked state or weights tree placed for training: as `per_model`, and with
+        `shard=params` each array's largest axis that the `data` devices divide split
+        over them (an array with no such axis, as a scalar count, is copied). XLA's SPMD
+        partitioner then gathers each array where a step needs it whole and keeps the
+        updated state split the same way (ZeRO-3 / FSDP, with no code of ours)."""
+        if not self.shard or self.mesh is None or self.data == 1:
+            return self.per_model(tree)
+        import jax
+        from jax.sharding import NamedSharding, PartitionSpec
+        mesh = self.mesh
+        first = "models" if self.models > 1 else None
+
+        def put(a: Any) -> Any:
+            spec: list[str | None] = [first] + [None] * (a.ndim - 1)
+            fits = [i for i in range(1, a.ndim) if a.shape[i] % self.data == 0]
+            if fits:
+                spec[max(fits, key=lambda i: a.shape[i])] = "data"
+            return jax.device_put(a, NamedSharding(mesh, PartitionSpec(*spec)))
+        return jax.tree_util.tree_map(put, tree)
 
     def replicated(self, tree: Any) -> Any:
         """`tree` on every device (as is, on one)."""
@@ -154,8 +176,15 @@ def for_run(program: Program, requested: int | str | None = None) -> Devices:
         raise fail("E406", f"{by} asks for {count} devices, but JAX sees {have}", program, span,
                    label=f"{have} available", help=f"use `--devices {have}` or fewer"
                    if have > 1 else "train on one device: `--devices 1`, or leave `devices` out")
+    if t.shard == "params" and count > 1:
+        import jax
+        if jax.process_count() > 1:
+            raise fail("E408", f"`shard=params` splits the weights over the devices of one process, but this run "
+                               f"has {jax.process_count()} processes", program, t.devices_span,
+                       label="one process only", help="leave `shard=params` out over several hosts (each then "
+                                                       "keeps a copy of the weights), or train in one process")
     if count > 1 and t.batch is not None and t.batch % count:
         raise fail("E406", f"a batch of {t.batch} does not split evenly over {count} devices ({by})", program,
                    span, label=f"{count} devices",
                    help=f"use {batch_choices(t.batch, count)}, or another number of devices")
-    return Devices(count)
+    return Devices(count, shard=t.shard == "params")

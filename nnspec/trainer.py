@@ -660,7 +660,7 @@ class Trainer:
         (stacked, as `_params0`) replace the initial ones (`start_from`)."""
         params = self._params0 if params is None else params
         opt = self.fresh_opt_state(params) if opt_state is None else opt_state
-        state = self.devices.per_model(TrainState(params, opt))
+        state = self.devices.state(TrainState(params, opt))
         params = state.params
         return Snapshot(0, state, params if self.restore_best else None,
                         tuple(Track(self.new_stopper()) for _ in self.programs))
@@ -676,8 +676,8 @@ class Trainer:
             if st:
                 stopper = replace(stopper, best=st["best"], best_epoch=st["best_epoch"], wait=st["wait"])
             tracks.append(Track(stopper, tuple(hist), stop, steps=tuple(steps[k]) if steps is not None else ()))
-        state = self.devices.per_model(state)
-        best = self.devices.per_model(best)
+        state = self.devices.state(state)
+        best = self.devices.state(best)
         if self.restore_best and best is None:
             best = state.params
         return Snapshot(max((len(h) for h in histories), default=0), state, best, tuple(tracks))
@@ -795,10 +795,15 @@ class Trainer:
         """Every model's `epoch` from `state`: (new state, metric sums, per-step losses), as
         device arrays still being computed (but a streamed epoch's, which reads its file)."""
         if self.streamed:
-            return self._streamed_epoch(state, self.order(epoch), epoch)
-        short = self.last_steps is not None and epoch == self.epochs - 1
-        return (self._last_epoch if short else self._epoch)(
-            state, self.x, self.y, self.order(epoch), self.epoch_keys, np.int32(epoch), self.hparams, self.sw)
+            got = self._streamed_epoch(state, self.order(epoch), epoch)
+        else:
+            short = self.last_steps is not None and epoch == self.epochs - 1
+            got = (self._last_epoch if short else self._epoch)(
+                state, self.x, self.y, self.order(epoch), self.epoch_keys, np.int32(epoch), self.hparams, self.sw)
+        if self.devices.shard:  # XLA writes a split array's sharding its own way: the same
+            # split, spelled as the next call's input expects it, or that call compiles again
+            got = (self.devices.state(got[0]), *got[1:])
+        return got
 
     def _val_sums(self, params: Any) -> Any:
         """The validation split's sums for every model's `params`, dispatched (None without
