@@ -395,9 +395,7 @@ def _digits_table() -> np.ndarray:
         path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
         if path.is_file():
             with gzip.open(path, "rt", encoding="ascii") as f:
-                flat = np.array(f.read().split(), dtype=object)
-            rows = np.char.split(flat.astype(str), ",")
-            table = np.array(rows.tolist(), dtype=np.float64)
+                table = np.array([line.split(",") for line in f.read().split()], dtype=np.float64)
             if table.shape == (1797, 65):
                 return table
     try:

@@ -130,14 +130,12 @@ class Predictor:
         A run with `categorical` or `missing` columns takes them as read (text, numbers,
         None for missing), by name or as an array `(n, columns)`, and encodes them as
         training did."""
-        import jax
         import jax.numpy as jnp
         x = self._as_array(x)
         if self._fn is None:
-            from nnspec.xla_options import compile_options
-            self._fn = jax.jit(inference_fn(self.model, self.params, self.standardizer,
-                                            ensemble=bool(self.meta.get("ensemble"))),
-                               compiler_options=compile_options() or None)
+            from nnspec.xla_options import jit
+            self._fn = jit(inference_fn(self.model, self.params, self.standardizer,
+                                        ensemble=bool(self.meta.get("ensemble"))))
         return np.asarray(self._fn(jnp.asarray(x)))
 
     def evaluate(self, split: str | None = None, *, data: Any = None, val_data: Any = None,

@@ -31,7 +31,7 @@ from nnspec.devices import Devices
 from nnspec.lower import PLATEAU, Model, TrainState, plateau_update, with_hparams
 from nnspec.prepare import Splits, _labels
 from nnspec.stream import Rows, windows as stream_windows
-from nnspec.xla_options import compile_options
+from nnspec.xla_options import compile_options, jit as xla_jit
 
 # ------------------------------------------------------------------------------ programs
 
@@ -415,7 +415,7 @@ def replay(model: Model, state: TrainState, x, y, order, base_key, epoch: int, h
     def one_step(s, xb, i, w, k):
         lw = None if sw is None else (sw[i] if w is None else sw[i] * w)
         return model.step(s, xb, rows(y, i), key=k, hparams=hparams, weights=w, loss_weights=lw)[0]
-    one = jax.jit(one_step, compiler_options=compile_options() or None)
+    one = xla_jit(one_step)
     for j in range(steps_done):
         state = one(state, batch_rows(x, idx[j]), idx[j], None if weights is None else weights[j], keys[j])
     return state, (idx, weights, keys)

@@ -31,6 +31,12 @@ def compile_options() -> dict[str, Any]:
     return dict(_known[backend])
 
 
+def jit(fn: Any) -> Any:
+    """`jax.jit(fn)` with these options (for programs outside `trainer.compiled`)."""
+    import jax
+    return jax.jit(fn, compiler_options=compile_options() or None)
+
+
 def _probe(options: dict[str, Any]) -> dict[str, Any]:
     import jax
     import numpy as np
