@@ -257,7 +257,7 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
                              member(s.best, 0) if s.best is not None and tr.stopper.best_epoch else None,
                              list(tr.history), tr.stopper.record() if es else None, splits, final=final,
                              extra={"run": rec, "initial_loss": initial_loss, "stopped": _stopped(s, total)},
-                             epoch_key=trainer.epoch_key_data[0], steps=_steps(trainer, tr))
+                             epoch_key=np.asarray(trainer.epoch_key_data)[0], steps=_steps(trainer, tr))
         runs.write_history(out, list(tr.history))  # type: ignore[arg-type]
         if trainer.record_steps and (steps_now or time.perf_counter() >= steps_due):
             t0 = time.perf_counter()

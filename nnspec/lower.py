@@ -116,9 +116,9 @@ def plateau_update(opt_state: Any, value: jax.Array, lr: Fn) -> Any:
 
 class ScheduleState(NamedTuple):
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax's states' `count` does
-    schedule: dict[str, jax.Array]  # the schedule's traced constants
+    schedule: dict[str, Any]  # the schedule's traced constants
     inner: Any                      # optax.inject_hyperparams' state
-    plateau: dict[str, jax.Array] = {}  # `reduce_on_plateau`'s state (`_plateau_start`); else empty
+    plateau: dict[str, Any] = {}  # `reduce_on_plateau`'s state (`_plateau_start`); else empty
 
     @property
     def hyperparams(self) -> dict[str, jax.Array]:
@@ -569,14 +569,15 @@ def with_hparams(opt_state: Any, opt: OptimizerProgram, reg: Regularization) -> 
     models of a sweep get their own learning rate, momentum, ... in one shared structure."""
     numbers = optimizer_hparams(opt, reg, with_decay=True)
 
+    # NumPy numbers: `stack` puts them on the device (an eager jnp.asarray compiles)
     def inject(state):
-        hyper = {k: jnp.asarray(numbers[k], v.dtype) for k, v in state.hyperparams.items()}
+        hyper = {k: np.asarray(numbers[k], v.dtype) for k, v in state.hyperparams.items()}
         return state._replace(hyperparams=hyper)
     if isinstance(opt_state, ScheduleState):
         consts = schedule_hparams(opt)
-        plateau = {**opt_state.plateau, **({"lr": jnp.asarray(consts["initial"], jnp.float32)}
+        plateau = {**opt_state.plateau, **({"lr": np.asarray(consts["initial"], np.float32)}
                                             if opt_state.plateau else {})}
-        return opt_state._replace(schedule={k: jnp.asarray(consts[k], jnp.float32) for k in opt_state.schedule},
+        return opt_state._replace(schedule={k: np.asarray(consts[k], np.float32) for k in opt_state.schedule},
                                   inner=inject(opt_state.inner), plateau=plateau)
     return inject(opt_state)
 

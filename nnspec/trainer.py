@@ -51,7 +51,7 @@ def keys_for(seed: int) -> tuple[jax.Array, jax.Array]:
     return jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)
 
 
-def _batches(n: int, batch: int | None, devices: int = 1) -> tuple[int, int, int, jax.Array | None]:
+def _batches(n: int, batch: int | None, devices: int = 1) -> tuple[int, int, int, np.ndarray | None]:
     """(batch size, steps, padding, each step's example weights) of an epoch over n
     examples. Without padding every weight would be 1: the weights are then None, and left
     out of the program entirely. On several devices the one batch of `batch all` grows to
@@ -59,7 +59,8 @@ def _batches(n: int, batch: int | None, devices: int = 1) -> tuple[int, int, int
     b = batch if batch is not None else -(-n // devices) * devices
     steps = math.ceil(n / b)
     pad = steps * b - n
-    weights = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(steps, b) if pad else None
+    # NumPy: a constant of the programs that use it (eager jnp operations compile)
+    weights = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)]).reshape(steps, b) if pad else None
     return b, steps, pad, weights
 
 
@@ -130,7 +131,7 @@ def _step_body(model: Model, split: Callable | None, hparams: Any, batch_of: Cal
 _NO_LOSS = np.zeros((2,), np.float32)  # (Σ loss, Σ loss weight) before an epoch's first step
 
 
-def _step_mass(mass: jax.Array, weights: jax.Array | None, b: int) -> Any:
+def _step_mass(mass: jax.Array, weights: Any, b: int) -> Any:
     """What each step's loss sum is divided by for its mean: its total sample weight
     (with `sample_weight`: `mass` is nonzero then), else its real examples."""
     count = jnp.sum(weights, axis=1) if weights is not None else b
@@ -274,8 +275,7 @@ def _piece(x: Any, y: Any, start: int, size: int, sw: np.ndarray | None = None) 
     if m < size:
         fill = np.concatenate([np.arange(m), np.resize(np.arange(m), size - m)])
         xs, ys = rows(xs, fill), rows(ys, fill)
-    return (jax.tree_util.tree_map(jnp.asarray, xs), jax.tree_util.tree_map(jnp.asarray, ys), jnp.asarray(w),
-            None if lw is None else jnp.asarray(lw))
+    return jax.device_put((xs, ys, w, lw))  # as jnp.asarray would, without its compiled copy
 
 
 def mean_over(run: Callable, params: Any, data: Chunks, hparams: Any, model: Model,
@@ -497,13 +497,30 @@ def _select(mask: jax.Array, new: Any, old: Any) -> Any:
 
 
 def stack(trees: Sequence[Any]) -> Any:
-    """Trees of one structure, stacked on a new leading (model) axis."""
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+    """Trees of one structure, stacked on a new leading (model) axis. Stacked on the host
+    and put on the device: an eager `jnp.stack` compiles a program for each leaf's shape,
+    and with the slices of `member` they were a tenth of a small spec's start-up."""
+    def one(*xs):
+        if all(_on_host(x) for x in xs):
+            return jax.device_put(np.stack([np.asarray(x) for x in xs]))
+        return jnp.stack([jnp.asarray(x) for x in xs])
+    return jax.tree_util.tree_map(one, *trees)
 
 
 def member(tree: Any, i: int) -> Any:
-    """Model `i`'s slice of a stacked tree."""
-    return jax.tree_util.tree_map(lambda a: a[i], tree)
+    """Model `i`'s slice of a stacked tree (sliced on the host where it can be read there,
+    as `stack`; a NumPy copy of a device array is kept by the array, so slicing each model
+    in turn reads it once)."""
+    return jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a)[i]) if _on_host(a) else a[i], tree)
+
+
+def _on_host(a: Any) -> bool:
+    """Whether `a` can be read as a NumPy array here: not a typed key, not split over
+    other processes' devices."""
+    if isinstance(a, jax.Array):
+        return not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) and (a.is_fully_addressable
+                                                                             or a.is_fully_replicated)
+    return not isinstance(a, jax.core.Tracer)
 
 
 # ------------------------------------------------------------------------------ the loop
@@ -543,12 +560,11 @@ class Trainer:
         self.limits = np.array([p.train.divergence or math.inf for p in programs])  # type: ignore[union-attr]
         # `stream`: the features stay in their file (stream.Rows), read a window at a time
         self.streamed = isinstance(splits.train.x, Rows)
-        self.x = splits.train.x if self.streamed else self.devices.replicated(
-            jax.tree_util.tree_map(jnp.asarray, splits.train.x))
-        self.y = self.devices.replicated(jax.tree_util.tree_map(jnp.asarray, _labels(first, splits.train.y)))
+        self.x = splits.train.x if self.streamed else self.devices.replicated(jax.device_put(splits.train.x))
+        self.y = self.devices.replicated(jax.device_put(_labels(first, splits.train.y)))
         # `sample_weight`: each training example's weight in the loss (None: every example 1)
         w = splits.train.weight
-        self.sw = None if w is None else self.devices.replicated(jnp.asarray(w, jnp.float32))
+        self.sw = None if w is None else self.devices.replicated(jax.device_put(np.asarray(w, np.float32)))
         self.chunk = eval_chunk([len(d) for d in (splits.train, splits.val, splits.test) if d is not None],
                                 self.devices.count)
         self.val = None
