@@ -109,14 +109,16 @@ class Devices:
         return jax.tree_util.tree_map(put, tree)
 
     def replicated(self, tree: Any) -> Any:
-        """`tree` on every device (as is, on one)."""
+        """`tree` on every device (on the one device, as `jax.device_put` puts it)."""
         return self._put(tree)
 
     def _put(self, tree: Any, *axes: str) -> Any:
-        """`tree` placed on the mesh, its leading axes split over `axes` (none: copied)."""
-        if self.mesh is None:
-            return tree
+        """`tree` placed on the mesh, its leading axes split over `axes` (none: copied).
+        Host arrays become device arrays with no compilation (an eager `jnp.asarray`
+        compiles a copy for each shape); device arrays stay as they are."""
         import jax
+        if self.mesh is None:
+            return jax.device_put(tree)
         from jax.sharding import NamedSharding, PartitionSpec
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec(*axes)))
 

@@ -253,8 +253,8 @@ def fit(program: Program, *, epochs: int | None = None, out: Path | None = None,
         if ckpt is None or not writes:
             return
         tr = s.tracks[0]
-        runs.save_checkpoint(ckpt, program, member(s.state, 0),
-                             member(s.best, 0) if s.best is not None and tr.stopper.best_epoch else None,
+        runs.save_checkpoint(ckpt, program, member(s.state, 0, host=True),
+                             member(s.best, 0, host=True) if s.best is not None and tr.stopper.best_epoch else None,
                              list(tr.history), tr.stopper.record() if es else None, splits, final=final,
                              extra={"run": rec, "initial_loss": initial_loss, "stopped": _stopped(s, total)},
                              epoch_key=np.asarray(trainer.epoch_key_data)[0], steps=_steps(trainer, tr))

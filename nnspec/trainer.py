@@ -507,11 +507,16 @@ def stack(trees: Sequence[Any]) -> Any:
     return jax.tree_util.tree_map(one, *trees)
 
 
-def member(tree: Any, i: int) -> Any:
+def member(tree: Any, i: int, *, host: bool = False) -> Any:
     """Model `i`'s slice of a stacked tree (sliced on the host where it can be read there,
     as `stack`; a NumPy copy of a device array is kept by the array, so slicing each model
-    in turn reads it once)."""
-    return jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a)[i]) if _on_host(a) else a[i], tree)
+    in turn reads it once). `host`: NumPy slices, not put back on the device (for a file)."""
+    def one(a):
+        if not _on_host(a):
+            return a[i]
+        piece = np.asarray(a)[i]
+        return piece if host else jax.device_put(piece)
+    return jax.tree_util.tree_map(one, tree)
 
 
 def _on_host(a: Any) -> bool:
@@ -560,11 +565,11 @@ class Trainer:
         self.limits = np.array([p.train.divergence or math.inf for p in programs])  # type: ignore[union-attr]
         # `stream`: the features stay in their file (stream.Rows), read a window at a time
         self.streamed = isinstance(splits.train.x, Rows)
-        self.x = splits.train.x if self.streamed else self.devices.replicated(jax.device_put(splits.train.x))
-        self.y = self.devices.replicated(jax.device_put(_labels(first, splits.train.y)))
+        self.x = splits.train.x if self.streamed else self.devices.replicated(splits.train.x)
+        self.y = self.devices.replicated(_labels(first, splits.train.y))
         # `sample_weight`: each training example's weight in the loss (None: every example 1)
         w = splits.train.weight
-        self.sw = None if w is None else self.devices.replicated(jax.device_put(np.asarray(w, np.float32)))
+        self.sw = None if w is None else self.devices.replicated(np.asarray(w, np.float32))
         self.chunk = eval_chunk([len(d) for d in (splits.train, splits.val, splits.test) if d is not None],
                                 self.devices.count)
         self.val = None
