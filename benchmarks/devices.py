@@ -26,8 +26,9 @@ if not os.environ.get("NNSPEC_BENCH_REAL_DEVICES"):
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
 
 
-def measure(spec: Path, devices: int, epochs: int) -> dict:
-    """One layout: collectives, per-device shares, and the median steady epoch time."""
+def measure(spec: Path, devices: int, epochs: int, shard: bool = False) -> dict:
+    """One layout: collectives, per-device shares (of a batch, of the models, of the
+    largest weight), and the median steady epoch time."""
     import jax
     import numpy as np
 
@@ -38,7 +39,7 @@ def measure(spec: Path, devices: int, epochs: int) -> dict:
     program = nnspec.check_text(spec.read_text(), filename=str(spec))
     programs = list(program.sweep.programs) if program.sweep is not None else [program]
     splits = prepare(programs[0], spec.parent)
-    tr = Trainer(programs, splits, devices=Devices(devices))
+    tr = Trainer(programs, splits, devices=Devices(devices, shard=shard))
     snap = tr.fresh()
     args = (snap.state, tr.x, tr.y, tr.order(0), tr.epoch_keys, np.int32(0), tr.hparams, tr.sw)
     text = tr._epoch.jitted.lower(*args).compile().as_text()
@@ -52,8 +53,12 @@ def measure(spec: Path, devices: int, epochs: int) -> dict:
         jax.block_until_ready(sums)
         times.append(time.perf_counter() - t0)
     batch = programs[0].train.batch or len(splits.train)
+    largest = max(jax.tree_util.tree_leaves(snap.state.params), key=lambda a: a.size)
+    held = largest.addressable_shards[0].data.shape
     return {"devices": devices, "layout": tr.devices.describe(), "models": len(programs),
             "models_per_device": len(programs) // tr.devices.models, "examples_per_device": batch // tr.devices.data,
+            "largest": "×".join(map(str, held)) + ("" if held == largest.shape else
+                                                   " of " + "×".join(map(str, largest.shape))),
             "collectives": {k: v for k, v in found.items() if v}, "epoch_ms": 1000 * float(np.median(times))}
 
 
@@ -74,17 +79,21 @@ def main(argv: list[str] | None = None) -> int:
             for d in (1, 2, 4):
                 if d <= have:
                     rows.append((name, measure(spec, d, 3 if args.quick else 10)))
+            # W2's weights split too (`shard=params`); W3's models are already split
+            for d in (2, 4) if name == "W2" else ():
+                if d <= have:
+                    rows.append((name, measure(spec, d, 3 if args.quick else 10, shard=True)))
     print(f"devices: {have} × {jax.devices()[0].platform}"
           + ("" if os.environ.get("NNSPEC_BENCH_REAL_DEVICES") else " (forced: they share this machine's cores)"))
     print("| Workload | Devices | Layout | Examples of a batch per device | Models per device "
-          "| Collectives in the epoch program | Epoch (ms) | ÷ 1 device |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| Largest weight on each device | Collectives in the epoch program | Epoch (ms) | ÷ 1 device |")
+    print("|---|---|---|---|---|---|---|---|---|")
     base: dict[str, float] = {}
     for name, r in rows:
         base.setdefault(name, r["epoch_ms"])
         shown = ", ".join(f"{k} ×{v}" for k, v in r["collectives"].items()) or "none"
         print(f"| {name} | {r['devices']} | {r['layout']} | {r['examples_per_device']} | {r['models_per_device']} "
-              f"| {shown} | {r['epoch_ms']:.1f} | {r['epoch_ms'] / base[name]:.2f} |")
+              f"| {r['largest']} | {shown} | {r['epoch_ms']:.1f} | {r['epoch_ms'] / base[name]:.2f} |")
     return 0
 
 

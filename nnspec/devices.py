@@ -152,14 +152,15 @@ class Devices:
 
     def describe(self) -> str:
         """For the run's header: `cpu`, `4 × cpu, each batch split over them`, or for a stack
-        `8 × cpu: 4 for the models × 2 for each batch`."""
+        `8 × cpu: 4 for the models × 2 for each batch` (`... and its weights` with `shard=params`)."""
         if self.count == 1:
             return self.platform
+        weights = " and its weights" if self.shard else ""  # `shard=params`: split as `state` splits them
         if self.models == 1:
-            return f"{self.count} × {self.platform}, each batch split over them"
+            return f"{self.count} × {self.platform}, each batch{weights} split over them"
         if self.data == 1:
             return f"{self.count} × {self.platform}, the models split over them"
-        return f"{self.count} × {self.platform}: {self.models} for the models × {self.data} for each batch"
+        return f"{self.count} × {self.platform}: {self.models} for the models × {self.data} for each batch{weights}"
 
 
 def for_run(program: Program, requested: int | str | None = None) -> Devices:

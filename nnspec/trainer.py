@@ -769,7 +769,7 @@ class Trainer:
                 exploded = np.isfinite(losses) & (losses > self.limits * self.start_loss)
             good = np.isfinite(losses) & ~exploded
             keep = active & good
-            state = new if keep.all() else self._select(jnp.asarray(keep), new, snap.state)
+            state = new if keep.all() else self._placed(self._select(keep, new, snap.state))
             vals: dict[str, np.ndarray] = {}
             if self.val is not None and keep.any():  # the validation dispatched with the epoch, if its state is kept
                 vals = finish_mean(val_sums if state is new else self._val_sums(state.params), self.val, self.model)
@@ -801,10 +801,11 @@ class Trainer:
                 watched = self.plateau.params["monitor"]
                 values = np.array([tracks[i].history[-1].get(watched, math.nan) if keep[i] else math.nan
                                    for i in range(self.count)], np.float32)
-                state = self._plateau(state, values)
+                state = self._placed(self._plateau(state, values))
             best = snap.best
             if best is not None and improved.any():
-                best = state.params if improved.all() else self._select(jnp.asarray(improved), state.params, best)
+                best = state.params if improved.all() else self._placed(self._select(improved,
+                                                                                     state.params, best))
             snap = Snapshot(epoch + 1, state, best, tuple(tracks))
             self.snapshot = snap
             done += 1
@@ -821,10 +822,14 @@ class Trainer:
             short = self.last_steps is not None and epoch == self.epochs - 1
             got = (self._last_epoch if short else self._epoch)(
                 state, self.x, self.y, self.order(epoch), self.epoch_keys, np.int32(epoch), self.hparams, self.sw)
-        if self.devices.shard:  # XLA writes a split array's sharding its own way: the same
-            # split, spelled as the next call's input expects it, or that call compiles again
-            got = (self.devices.state(got[0]), *got[1:])
-        return got
+        return (self._placed(got[0]), *got[1:])
+
+    def _placed(self, state: Any) -> Any:
+        """A state (or weights) tree that a program returned, placed as the programs' inputs
+        are. With `shard=params` XLA writes a split array's sharding its own way (the same
+        split, spelled P('models', 'data') where the input was P('models', 'data', None)),
+        and the next call would compile again for it; otherwise it is already in place."""
+        return self.devices.state(state) if self.devices.shard else state
 
     def _val_sums(self, params: Any) -> Any:
         """The validation split's sums for every model's `params`, dispatched (None without

@@ -212,8 +212,9 @@ def test_the_device_benchmark_shows_a_sweep_split_over_models_needs_no_communica
                           capture_output=True, text=True, timeout=600, env={**os.environ, "NNSPEC_NO_CACHE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| W3 |")]
-    assert [(r[1].strip(), r[4].strip(), r[5].strip()) for r in rows] == [
+    assert [(r[1].strip(), r[4].strip(), r[6].strip()) for r in rows] == [
         ("1", "16", "none"), ("2", "8", "none"), ("4", "4", "none")], done.stdout
+    assert rows[2][5].strip().startswith("4×") and " of 16×" in rows[2][5], done.stdout  # each holds 4 models' weights
 
 
 def test_env_lists_the_backend_and_every_device(capsys) -> None:

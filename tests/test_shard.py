@@ -125,3 +125,55 @@ def test_several_processes_are_refused_with_E408(monkeypatch) -> None:
     (d,) = err.value.diagnostics
     assert d.code == "E408" and "2 processes" in d.message
     assert d.labels[0].span == program.train.devices_span  # the caret under `devices 4 shard=params`
+
+
+PARTING = textwrap.dedent('''
+    import json, sys
+    import jax, numpy as np
+    import nnspec, nnspec.trainer
+    from nnspec.devices import Devices
+    from nnspec.prepare import prepare
+    from nnspec.trainer import Trainer
+
+    def sizes(tr):
+        programs = [tr._epoch, tr._evaluate] + ([tr._plateau] if tr.plateau is not None else [])
+        return [p.fast._cache_size() for p in programs]
+
+    def run(*texts):
+        nnspec.trainer._PROGRAMS.clear()  # each trainer compiles its own programs: their count is its
+        programs = [nnspec.check_text(t) for t in texts]
+        tr = Trainer(programs, prepare(programs[0]), devices=Devices(4, models=len(programs), shard=True))
+        snap = tr.run(tr.fresh(), 1)
+        first = sizes(tr)
+        snap = tr.run(snap, 6)
+        return first, sizes(tr), [len(t.history) for t in snap.tracks], tr._select._cache_size()
+
+    spec = open(sys.argv[1]).read()
+    report = {}
+    # a stack of two models whose second stops early (its rate is too small to improve
+    # by min_delta) and keeps its best weights, while the first trains on
+    stack = spec.replace("    seed 0\\n", "    seed 0\\n    early_stop patience=1 min_delta=0.001 restore_best\\n")
+    report["stack"] = run(stack.replace("OPT", "0.01"), stack.replace("OPT", "1e-7"))
+    # one model whose rate the plateau rule moves after every epoch
+    plateau = spec.replace("OPT", "reduce_on_plateau(initial=0.01, factor=0.5, patience=1, monitor=val_loss)")
+    report["plateau"] = run(plateau)
+    print(json.dumps(report))
+''')
+
+
+def test_a_stack_that_parts_ways_and_the_plateau_rule_compile_nothing_again(tmp_path) -> None:
+    """`_select` (a model stopped or diverged, the best weights kept) and the plateau rule
+    return the state split as XLA spells it; placed again as the epoch's inputs are, every
+    program compiles once over the whole run."""
+    (tmp_path / "m.nn").write_text(SPEC.replace("epochs 3", "epochs 6"))
+    (tmp_path / "run.py").write_text(PARTING)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "NNSPEC_NO_CACHE": "1"}
+    got = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "m.nn")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert got.returncode == 0, got.stderr[-3000:]
+    report = json.loads(got.stdout.strip().splitlines()[-1])
+    first, last, lengths, selects = report["stack"]
+    assert first == last == [1, 1], report
+    assert lengths[0] > lengths[1] and selects >= 1, report  # the stack did part ways
+    first, last, lengths, _ = report["plateau"]
+    assert first == last == [1, 1, 1] and lengths == [6], report
