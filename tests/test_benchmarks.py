@@ -247,6 +247,18 @@ def test_the_options_benchmark_still_finds_what_it_patches():
     xla_options._known.clear()
 
 
+def test_the_mask_benchmark_times_every_way_and_each_keeps_what_it_should(capsys):
+    """`python -m benchmarks.masks`: one row per way and shape, each drawing masks that keep
+    about 0.8 of the elements (80,000 of them here: within 0.01 of it)."""
+    from benchmarks import masks
+    assert masks.main(["--shapes", "100x100", "--steps", "8", "--rounds", "1"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| 100×100 |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["bernoulli", "bits16", "nnspec"]
+    assert all(abs(float(r.split("|")[7]) - 0.8) < 0.01 for r in rows), rows
+    with pytest.raises(SystemExit):
+        masks.main(["--shapes", "100y"])
+
+
 def test_cold_start_runs_nnspec_and_the_baselines_train_nnspecs_arrays(tmp_path, capsys):
     """`python -m benchmarks.cold` (issue 12): its Keras and PyTorch scripts compile and read
     the very arrays nnspec trains on (made without nnspec), and one cold `nnspec train`

@@ -617,20 +617,50 @@ def test_dropout_statistics(drop_prob: float) -> None:
     assert np.array_equal(np.asarray(model.apply({}, x, key=jax.random.key(3), train=False)), np.asarray(x))
 
 
+def _threefry_2x32(k0: int, k1: int, x0: np.ndarray, x1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Threefry-2x32 with 20 rounds (Salmon et al. 2011, Random123's constants), in NumPy."""
+    u = np.uint32
+    rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
+    ks = (u(k0), u(k1), u(k0) ^ u(k1) ^ u(0x1BD11BDA))
+    x0, x1 = x0.astype(u) + ks[0], x1.astype(u) + ks[1]
+    for group in range(5):
+        for r in rotations[group % 2]:
+            x0 = x0 + x1
+            x1 = ((x1 << u(r)) | (x1 >> u(32 - r))) ^ x0
+        x0, x1 = x0 + ks[(group + 1) % 3], x1 + ks[(group + 2) % 3] + u(group + 1)
+    return x0, x1
+
+
 @pytest.mark.parametrize("keep", [0.5, 0.8, 0.25, 1e-4])
-def test_the_keep_mask_is_16_bits_of_each_half_word_below_keep_times_65536(keep: float) -> None:
-    # an independent reading of the same random words: the low then the high 16 bits of
-    # each, in order, an element kept when that integer is below keep·65536
+def test_the_keep_mask_is_16_bits_of_each_threefry_hash_below_keep_times_65536(keep: float) -> None:
+    # an independent reading: hash j of the key at counter (j, 0) gives the words y0, y1,
+    # whose low then high 16 bits are elements 4j..4j+3, each kept when that integer is
+    # below keep·65536
     from nnspec.nn.base import keep_mask
-    shape = (3, 7, 5)  # 105 elements: an odd count leaves the last word's high half unused
+    shape = (3, 7, 5)  # 105 elements: 27 hashes, the last one's last three halves unused
     key = jax.random.key(11)
-    words = np.asarray(jax.random.bits(key, (53,), jnp.uint32)).astype(np.int64)
+    k0, k1 = (int(v) for v in np.asarray(jax.random.key_data(key)))
+    with np.errstate(over="ignore"):
+        y0, y1 = _threefry_2x32(k0, k1, np.arange(27), np.zeros(27))
+    words = np.stack([y0, y1], axis=-1).reshape(-1).astype(np.int64)
     halves = np.stack([words & 0xFFFF, words >> 16], axis=-1).reshape(-1)[:105].reshape(shape)
     np.testing.assert_array_equal(np.asarray(keep_mask(key, shape, keep)), halves < keep * 65536)
     # the probability it keeps with: ceil(keep·65536)/65536, within 1/65536 of keep
     assert abs(math.ceil(keep * 65536) / 65536 - keep) < 1 / 65536
     big = np.asarray(keep_mask(jax.random.key(5), (400_000,), keep))
     assert big.mean() == pytest.approx(math.ceil(keep * 65536) / 65536, abs=4 * math.sqrt(keep * (1 - keep) / 4e5) + 1e-6)
+
+
+def test_an_elements_keep_mask_does_not_depend_on_the_masks_size() -> None:
+    # a batch padded to split over devices (1437 examples to 1440) keeps the masks of its
+    # real rows; and a key of another generator draws its own mask, of the same rule
+    from nnspec.nn.base import keep_mask
+    key = jax.random.key(2)
+    short, padded = np.asarray(keep_mask(key, (1437, 17), 0.7)), np.asarray(keep_mask(key, (1440, 17), 0.7))
+    np.testing.assert_array_equal(short, padded[:1437])
+    other = np.asarray(keep_mask(jax.random.key(2, impl="rbg"), (1000, 100), 0.7))
+    assert other.shape == (1000, 100) and other.mean() == pytest.approx(0.7, abs=0.01)
+    assert np.mean(other != np.asarray(keep_mask(key, (1000, 100), 0.7))) > 0.1
 
 
 def test_dropout_probability_is_a_traced_hyperparameter() -> None:
